@@ -1,0 +1,30 @@
+// Event time: durations of the rule language and RFC 3339 timestamps.
+//
+// All event times are int64 epoch milliseconds. kMaxTime stands for the
+// watermark at the end of a finite input ("+infinity").
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cepheus {
+
+using Millis = int64_t;
+inline constexpr Millis kMaxTime = std::numeric_limits<int64_t>::max() / 4;
+inline constexpr Millis kMinTime = std::numeric_limits<int64_t>::min() / 4;
+
+// Parses "<digits><unit>" with unit ms, s, m, h or d. Returns nullopt when the
+// text is not exactly that or the value overflows 100 years.
+std::optional<Millis> ParseDuration(std::string_view text);
+
+// The shortest exact rendering: 120000 -> "2m", 1500 -> "1500ms".
+std::string FormatDuration(Millis ms);
+
+// Parses an RFC 3339 date-time ("2024-01-31T12:00:00.250Z", offsets allowed)
+// to epoch milliseconds. Fractions beyond milliseconds are truncated.
+std::optional<Millis> ParseRfc3339(std::string_view text);
+
+}  // namespace cepheus

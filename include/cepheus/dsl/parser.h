@@ -1,0 +1,38 @@
+// Entry point of the dsl module: rule files in, a checked RuleSet out.
+//
+//   DiagnosticSink diags;
+//   auto set = dsl::LoadRuleSet({"rules/"}, &diags);
+//   if (!set) { std::cerr << diags.FormatAll(); ... }
+//
+// Reading, parsing (Spirit X3), lowering and semantic checks all report into
+// the sink as compiler-style diagnostics; nothing throws.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cepheus/common/source.h"
+#include "cepheus/dsl/rule.h"
+
+namespace cepheus::dsl {
+
+// Limits on rule text, so a hostile or broken file fails cleanly.
+inline constexpr size_t kMaxRuleFileBytes = 1 << 20;  // 1 MiB per file
+inline constexpr int kMaxExprDepth = 64;              // nesting of parentheses and operators
+inline constexpr int kMaxSteps = 32;                  // steps in one pattern
+
+// Parses and checks one in-memory file, appending its rules to `set`.
+// Returns false when the file had errors (diagnostics are in `diags`).
+bool ParseSource(std::shared_ptr<const SourceFile> file, RuleSet* set, DiagnosticSink* diags);
+
+// Loads files and directories (all *.rules inside, sorted by name), then runs
+// the checks that span files (duplicate rule names). Returns nullopt when any
+// error was reported.
+std::optional<RuleSet> LoadRuleSet(const std::vector<std::string>& paths, DiagnosticSink* diags);
+
+// A text dump of the checked rules, one clause per line; used for golden tests.
+std::string DumpRuleSet(const RuleSet& set);
+std::string DumpExpr(const Expr& e);
+
+}  // namespace cepheus::dsl

@@ -1,0 +1,101 @@
+// The checked rule model: what the parser and checker hand to the compiler.
+//
+// This header is Spirit-free. The X3 parse tree (src/dsl/ast.h) is lowered into
+// these plain structs by the checker, which also resolves every name, so the
+// compiler can trust what it is given. Every node carries its Span in the
+// source file for diagnostics.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cepheus/common/source.h"
+#include "cepheus/common/time.h"
+
+namespace cepheus::dsl {
+
+// One expression node. A single struct with a kind keeps the checker and the
+// compiler simple; `args` holds operands, list items or call arguments.
+struct Expr {
+  enum class Kind { kNumber, kString, kBool, kNull, kPath, kList, kCall, kUnary, kBinary };
+  Kind kind = Kind::kNull;
+  Span span;
+  double number = 0;
+  bool boolean = false;
+  std::string text;                // string value, operator, or function name
+  std::vector<std::string> path;   // kPath: segments
+  std::vector<Expr> args;
+};
+
+enum class Arrow { kRelaxed, kStrict };  // "->" and "=>"
+
+inline constexpr int kUnbounded = -1;
+
+struct Step {
+  Span span;
+  bool absent = false;
+  std::string name;                // "" when unnamed
+  Span name_span;
+  std::vector<std::string> types;  // {"any"} accepts every type
+  Span types_span;
+  std::optional<Expr> filter;
+  bool counted = false;            // a quantifier was written: the name is a list
+  int min = 1;
+  int max = 1;                     // kUnbounded for "no upper bound"
+  Span quantifier_span;
+};
+
+struct Pattern {
+  Span span;
+  std::vector<Step> steps;
+  std::vector<Arrow> arrows;  // arrows[i] joins steps[i] and steps[i+1]
+};
+
+// "{expr}" pieces of an emit template; `key` means the key value.
+struct TemplatePart {
+  std::string text;           // literal text (when !expr)
+  std::optional<Expr> expr;
+  bool key = false;
+};
+
+enum class SkipPolicy { kPastLast, kToNext, kNone };
+enum class Severity { kLow, kMedium, kHigh, kCritical };
+
+const char* SeverityName(Severity s);
+const char* SkipPolicyName(SkipPolicy s);
+
+inline constexpr int kDefaultLimit = 1000;
+inline constexpr int kMaxLimit = 1000000;
+
+struct Rule {
+  const SourceFile* file = nullptr;  // owned by the RuleSet
+  Span span;                         // the whole rule, "rule" to its last clause
+  std::string name;
+  Span name_span;
+  std::string description;
+  Severity severity = Severity::kMedium;
+  std::vector<std::string> key;      // key path segments
+  Span key_span;
+  Pattern pattern;
+  std::optional<Expr> where;
+  Millis within = 0;
+  SkipPolicy skip = SkipPolicy::kPastLast;
+  std::optional<Millis> cooldown;
+  int limit = kDefaultLimit;
+  std::vector<TemplatePart> emit;    // empty: the message is the rule name
+  std::vector<std::string> tags;
+  // A stable digest of the rule's own text (comments and spacing included);
+  // persisted state is tied to it.
+  uint64_t fingerprint = 0;
+};
+
+// Parsed and checked rules with the source files they came from.
+struct RuleSet {
+  std::vector<std::shared_ptr<const SourceFile>> files;
+  std::vector<Rule> rules;
+};
+
+}  // namespace cepheus::dsl

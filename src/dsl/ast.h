@@ -1,0 +1,139 @@
+// The X3 parse tree: what the grammar builds, before any check.
+//
+// Shaped for X3's attribute propagation (fusion-adapted structs, x3::variant,
+// forward_ast for recursion), as in the calc and rexpr examples. Every node
+// that derives from Tagged gets its byte span from the annotation handler in
+// grammar_def.h. The checker (checker.cc) lowers this into dsl::Rule.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <boost/optional.hpp>
+#include <boost/spirit/home/x3/support/ast/variant.hpp>
+
+namespace cepheus::dsl::ast {
+
+namespace x3 = boost::spirit::x3;
+
+struct Tagged {
+  uint32_t begin = 0;
+  uint32_t end = 0;
+};
+
+struct Ident : Tagged {
+  std::string name;
+};
+struct NumberLit : Tagged {
+  double value = 0;
+};
+struct StringLit : Tagged {
+  std::string value;
+};
+struct WordLit : Tagged {  // true, false, null
+  std::string word;
+};
+struct Path : Tagged {
+  std::vector<std::string> parts;
+};
+// A raw word where a duration, severity, skip policy or count is expected;
+// validated by the checker so the message can name the bad text.
+struct Word : Tagged {
+  std::string text;
+};
+
+struct Call;
+struct Unary;
+struct Chain;
+struct List;
+
+struct Operand : x3::variant<NumberLit, StringLit, WordLit, Path, x3::forward_ast<Call>,
+                             x3::forward_ast<Unary>, x3::forward_ast<List>,
+                             x3::forward_ast<Chain>> {
+  using base_type::base_type;
+  using base_type::operator=;
+};
+
+struct Operation : Tagged {
+  std::string op;
+  Operand operand;
+};
+
+// first op1 x1 op2 x2 ... at one precedence level, folded left by the checker.
+struct Chain : Tagged {
+  Operand first;
+  std::vector<Operation> rest;
+};
+
+struct Unary : Tagged {
+  std::string op;
+  Operand operand;
+};
+
+struct Call : Tagged {
+  std::string name;
+  std::vector<Chain> args;
+};
+
+struct List : Tagged {
+  std::vector<Chain> items;
+};
+
+struct Quantifier : Tagged {
+  int min = 1;
+  int max = 1;  // -1: unbounded
+};
+
+struct Types : Tagged {
+  std::vector<std::string> names;
+};
+
+struct Step : Tagged {
+  boost::optional<std::string> absent;
+  boost::optional<Ident> name;
+  Types types;
+  boost::optional<Chain> filter;
+  boost::optional<Quantifier> quantifier;
+};
+
+struct ArrowStep : Tagged {
+  std::string arrow;
+  Step step;
+};
+
+struct Pattern : Tagged {
+  Step first;
+  std::vector<ArrowStep> rest;
+};
+
+struct TemplatePart : x3::variant<std::string, Chain> {
+  using base_type::base_type;
+  using base_type::operator=;
+};
+
+struct Template : Tagged {
+  std::vector<TemplatePart> parts;
+};
+
+struct StringList : Tagged {
+  std::vector<StringLit> items;
+};
+
+struct ClauseValue
+    : x3::variant<StringLit, Word, Path, Pattern, Chain, Template, StringList> {
+  using base_type::base_type;
+  using base_type::operator=;
+};
+
+struct Clause : Tagged {
+  std::string keyword;
+  ClauseValue value;
+};
+
+struct Rule : Tagged {
+  Ident name;
+  std::vector<Clause> clauses;
+};
+
+}  // namespace cepheus::dsl::ast

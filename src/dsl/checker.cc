@@ -1,0 +1,531 @@
+// Lowering and semantic checks: X3 parse tree -> checked dsl::Rule.
+//
+// One pass per rule. Clauses are collected first (each at most once, the
+// required ones present), then the pattern is checked step by step with a
+// scope of the names bound so far, then `where` and `emit` with every name in
+// scope. Expressions are given a static type (number, string, bool, null,
+// list, or any for event fields whose type is only known at run time) so the
+// checker can refuse what can never work ("x" + 1) and warn about what is
+// always false (a string compared with a number).
+#include <xxhash.h>
+
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "cepheus/dsl/parser.h"
+#include "dsl/ast.h"
+#include "dsl/checker.h"
+
+namespace cepheus::dsl {
+namespace {
+
+enum class Type { kAny, kNumber, kString, kBool, kNull, kList, kNames };
+
+const char* TypeName(Type t) {
+  switch (t) {
+    case Type::kNumber: return "a number";
+    case Type::kString: return "a string";
+    case Type::kBool: return "true/false";
+    case Type::kNull: return "null";
+    case Type::kList: return "a list";
+    case Type::kNames: return "a name of events";
+    case Type::kAny: break;
+  }
+  return "a value";
+}
+
+struct Binding {
+  int step;
+  bool counted;
+  bool absent;
+};
+
+enum class Where { kFilter, kWhere, kEmit };
+
+struct FunctionInfo {
+  const char* name;
+  bool aggregate;
+  Type result;
+};
+
+const FunctionInfo kFunctions[] = {
+    {"count", true, Type::kNumber}, {"sum", true, Type::kNumber},   {"avg", true, Type::kNumber},
+    {"min", true, Type::kAny},      {"max", true, Type::kAny},      {"distinct", true, Type::kNumber},
+    {"first", true, Type::kAny},    {"last", true, Type::kAny},     {"abs", false, Type::kNumber},
+    {"lower", false, Type::kString}, {"upper", false, Type::kString}, {"len", false, Type::kNumber},
+};
+
+class RuleChecker {
+ public:
+  RuleChecker(const SourceFile& file, DiagnosticSink* diags) : file_(file), diags_(diags) {}
+
+  std::optional<Rule> Check(const ast::Rule& in);
+
+ private:
+  void Error(Span s, std::string msg) {
+    diags_->Error(&file_, s, std::move(msg));
+    ok_ = false;
+  }
+  void Warning(Span s, std::string msg) { diags_->Warning(&file_, s, std::move(msg)); }
+  static Span SpanOf(const ast::Tagged& t) { return {t.begin, t.end}; }
+
+  // Lowering.
+  Expr Lower(const ast::Chain& c, int depth);
+  Expr Lower(const ast::Operand& o, int depth);
+  bool LowerPattern(const ast::Pattern& p, Pattern* out);
+  void LowerStep(const ast::Step& s, Step* out);
+
+  // Typing; `step` is the step whose filter is checked (-1 otherwise).
+  Type TypeOf(const Expr& e, Where where, int step);
+  Type TypeOfPath(const Expr& e, Where where, int step, bool allow_names);
+  Type TypeOfCall(const Expr& e, Where where, int step);
+
+  const SourceFile& file_;
+  DiagnosticSink* diags_;
+  bool ok_ = true;
+  std::map<std::string, Binding> names_;
+  std::string rule_name_;
+};
+
+Expr RuleChecker::Lower(const ast::Chain& c, int depth) {
+  Expr acc = Lower(c.first, depth + 1);
+  for (const auto& op : c.rest) {
+    Expr rhs = Lower(op.operand, depth + 1);
+    Expr bin;
+    bin.kind = Expr::Kind::kBinary;
+    bin.text = op.op;
+    bin.span = {acc.span.begin, rhs.span.end};
+    bin.args.push_back(std::move(acc));
+    bin.args.push_back(std::move(rhs));
+    acc = std::move(bin);
+  }
+  return acc;
+}
+
+Expr RuleChecker::Lower(const ast::Operand& o, int depth) {
+  Expr e;
+  if (depth > kMaxExprDepth * 4) {  // operators nest without brackets, e.g. "not not not ..."
+    return e;
+  }
+  struct Visitor {
+    RuleChecker* self;
+    Expr* e;
+    int depth;
+    void operator()(const ast::NumberLit& n) const {
+      e->kind = Expr::Kind::kNumber, e->number = n.value, e->span = SpanOf(n);
+    }
+    void operator()(const ast::StringLit& s) const {
+      e->kind = Expr::Kind::kString, e->text = s.value, e->span = SpanOf(s);
+    }
+    void operator()(const ast::WordLit& w) const {
+      e->span = SpanOf(w);
+      if (w.word == "null") {
+        e->kind = Expr::Kind::kNull;
+      } else {
+        e->kind = Expr::Kind::kBool, e->boolean = w.word == "true";
+      }
+    }
+    void operator()(const ast::Path& p) const {
+      e->kind = Expr::Kind::kPath, e->path = p.parts, e->span = SpanOf(p);
+    }
+    void operator()(const ast::Call& c) const {
+      e->kind = Expr::Kind::kCall, e->text = c.name, e->span = SpanOf(c);
+      for (const auto& a : c.args) e->args.push_back(self->Lower(a, depth + 1));
+    }
+    void operator()(const ast::Unary& u) const {
+      e->kind = Expr::Kind::kUnary, e->text = u.op, e->span = SpanOf(u);
+      e->args.push_back(self->Lower(u.operand, depth + 1));
+    }
+    void operator()(const ast::List& l) const {
+      e->kind = Expr::Kind::kList, e->span = SpanOf(l);
+      for (const auto& a : l.items) e->args.push_back(self->Lower(a, depth + 1));
+    }
+    void operator()(const ast::Chain& c) const {
+      // A parenthesised expression keeps the span of its brackets' content.
+      *e = self->Lower(c, depth + 1);
+    }
+  };
+  boost::apply_visitor(Visitor{this, &e, depth}, o);
+  return e;
+}
+
+void RuleChecker::LowerStep(const ast::Step& s, Step* out) {
+  out->span = SpanOf(s);
+  out->absent = s.absent.has_value();
+  if (s.name) {
+    out->name = s.name->name;
+    out->name_span = SpanOf(*s.name);
+  }
+  out->types = s.types.names;
+  out->types_span = SpanOf(s.types);
+  if (s.filter) out->filter = Lower(*s.filter, 0);
+  if (s.quantifier) {
+    out->counted = true;
+    out->min = s.quantifier->min;
+    out->max = s.quantifier->max;
+    out->quantifier_span = SpanOf(*s.quantifier);
+  }
+}
+
+bool RuleChecker::LowerPattern(const ast::Pattern& p, Pattern* out) {
+  out->span = SpanOf(p);
+  out->steps.emplace_back();
+  LowerStep(p.first, &out->steps.back());
+  for (const auto& as : p.rest) {
+    out->arrows.push_back(as.arrow == "=>" ? Arrow::kStrict : Arrow::kRelaxed);
+    out->steps.emplace_back();
+    LowerStep(as.step, &out->steps.back());
+  }
+  if (out->steps.size() > static_cast<size_t>(kMaxSteps)) {
+    Error(out->span, fmt::format("a pattern may have at most {} steps, this one has {}", kMaxSteps,
+                                 out->steps.size()));
+    return false;
+  }
+  // Per-step checks, in source order, with the scope growing as we go.
+  for (size_t i = 0; i < out->steps.size(); ++i) {
+    Step& s = out->steps[i];
+    if (s.counted) {
+      if (s.absent) {
+        Error(s.quantifier_span, "an absent step cannot have a quantifier");
+      } else if (s.max != kUnbounded && s.max == 0) {
+        Error(s.quantifier_span, "a quantifier's upper bound must be at least 1");
+      } else if (s.min < 0) {
+        Error(s.quantifier_span, "a quantifier's count cannot be negative");
+      } else if (s.max != kUnbounded && s.max < s.min) {
+        Error(s.quantifier_span,
+              fmt::format("a quantifier's upper bound ({}) is below its lower bound ({})", s.max,
+                          s.min));
+      }
+    }
+    if (i == 0 && s.absent) Error(s.span, "a pattern cannot start with an absent step");
+    if (i == 0 && !s.absent && s.min == 0) {
+      Error(s.quantifier_span, "a pattern cannot start with an optional step (a step that may match "
+                               "no event)");
+    }
+    for (const auto& t : s.types) {
+      if (t == "any" && s.types.size() > 1) {
+        Error(s.types_span, "'any' already accepts every type; it cannot be combined with others");
+      }
+    }
+    if (!s.name.empty()) {
+      if (auto it = names_.find(s.name); it != names_.end()) {
+        Error(s.name_span, fmt::format("the name '{}' is already bound by step {}", s.name,
+                                       it->second.step + 1));
+      } else {
+        names_[s.name] = Binding{static_cast<int>(i), s.counted, s.absent};
+      }
+    }
+  }
+  for (size_t i = 0; i < out->steps.size(); ++i) {
+    if (out->steps[i].filter) TypeOf(*out->steps[i].filter, Where::kFilter, static_cast<int>(i));
+  }
+  // A trailing optional step can never bind: the match completes before it.
+  const Step& last = out->steps.back();
+  if (out->steps.size() > 1 && !last.absent && last.min == 0) {
+    Warning(last.span, "a trailing optional step never binds an event: the match completes "
+                       "as soon as the steps before it are met");
+  }
+  return true;
+}
+
+Type RuleChecker::TypeOfPath(const Expr& e, Where where, int step, bool allow_names) {
+  const std::string& head = e.path[0];
+  auto it = names_.find(head);
+  if (it == names_.end()) {
+    if (where == Where::kFilter) return Type::kAny;  // a field of the current event
+    if (where == Where::kEmit && e.path.size() == 1 && head == "key") return Type::kString;
+    Error(e.span, fmt::format("'{}' does not start with a bound name; in '{}', write name.field "
+                              "(for example o.amount)",
+                              fmt::join(e.path, "."), where == Where::kWhere ? "where" : "emit"));
+    return Type::kAny;
+  }
+  const Binding& b = it->second;
+  if (where == Where::kFilter && b.step > step) {
+    Error(e.span, fmt::format("'{}' is bound later in the pattern (step {}); a filter can only use "
+                              "names bound by earlier steps",
+                              head, b.step + 1));
+    return Type::kAny;
+  }
+  if (b.absent && !(where == Where::kFilter && b.step == step)) {
+    Error(e.span, fmt::format("'{}' names an absent step, which binds no event", head));
+    return Type::kAny;
+  }
+  if (where == Where::kFilter && b.step == step && !b.counted) {
+    Error(e.span, fmt::format("inside its own filter '{}' has no event yet; write the field alone "
+                              "(for example {})",
+                              head, e.path.size() > 1 ? e.path[1] : "amount"));
+    return Type::kAny;
+  }
+  if (where == Where::kFilter && b.step == step && b.absent) {
+    Error(e.span, fmt::format("inside its own filter '{}' has no event; write the field alone",
+                              head));
+    return Type::kAny;
+  }
+  if (e.path.size() == 1) {
+    if (allow_names) return Type::kNames;
+    Error(e.span, fmt::format("'{}' names events; use one of their fields (for example {}.amount) "
+                              "or a function such as count({})",
+                              head, head, head));
+    return Type::kAny;
+  }
+  return b.counted ? Type::kList : Type::kAny;
+}
+
+Type RuleChecker::TypeOfCall(const Expr& e, Where where, int step) {
+  const FunctionInfo* fn = nullptr;
+  for (const auto& f : kFunctions) {
+    if (e.text == f.name) fn = &f;
+  }
+  if (fn == nullptr) {
+    Error(e.span, fmt::format("unknown function '{}' (known: count, sum, avg, min, max, distinct, "
+                              "first, last, abs, lower, upper, len)",
+                              e.text));
+    return Type::kAny;
+  }
+  if (e.args.size() != 1) {
+    Error(e.span, fmt::format("{}() takes 1 argument, {} given", e.text, e.args.size()));
+    return fn->result;
+  }
+  const Expr& a = e.args[0];
+  if (fn->aggregate) {
+    bool is_count = e.text == "count";
+    if (a.kind != Expr::Kind::kPath || names_.find(a.path[0]) == names_.end()) {
+      Error(a.span, fmt::format("{}() needs {} of a bound name, for example {}", e.text,
+                                is_count ? "the events" : "a field",
+                                is_count ? "count(o)" : fmt::format("{}(o.amount)", e.text)));
+      return fn->result;
+    }
+    Type t = TypeOfPath(a, where, step, /*allow_names=*/is_count);
+    if (!is_count && a.path.size() < 2) {
+      Error(a.span, fmt::format("{}() needs a field of '{}', for example {}({}.amount)", e.text,
+                                a.path[0], e.text, a.path[0]));
+    }
+    (void)t;
+    return fn->result;
+  }
+  Type t = TypeOf(a, where, step);
+  if (e.text == "abs" && t != Type::kAny && t != Type::kNumber && t != Type::kNull) {
+    Error(a.span, fmt::format("abs() needs a number, not {}", TypeName(t)));
+  }
+  if ((e.text == "lower" || e.text == "upper") && t != Type::kAny && t != Type::kString &&
+      t != Type::kNull) {
+    Error(a.span, fmt::format("{}() needs a string, not {}", e.text, TypeName(t)));
+  }
+  return fn->result;
+}
+
+Type RuleChecker::TypeOf(const Expr& e, Where where, int step) {
+  using K = Expr::Kind;
+  switch (e.kind) {
+    case K::kNumber: return Type::kNumber;
+    case K::kString: return Type::kString;
+    case K::kBool: return Type::kBool;
+    case K::kNull: return Type::kNull;
+    case K::kPath: return TypeOfPath(e, where, step, false);
+    case K::kList:
+      for (const auto& a : e.args) {
+        Type t = TypeOf(a, where, step);
+        if (t == Type::kList) Error(a.span, "a list cannot contain a list");
+      }
+      return Type::kList;
+    case K::kCall: return TypeOfCall(e, where, step);
+    case K::kUnary: {
+      Type t = TypeOf(e.args[0], where, step);
+      if (e.text == "-") {
+        if (t != Type::kAny && t != Type::kNumber && t != Type::kNull) {
+          Error(e.span, fmt::format("cannot negate {}", TypeName(t)));
+        }
+        return Type::kNumber;
+      }
+      if (t != Type::kAny && t != Type::kBool && t != Type::kNull) {
+        Error(e.span, fmt::format("'not' needs true/false, not {}", TypeName(t)));
+      }
+      return Type::kBool;
+    }
+    case K::kBinary: {
+      Type l = TypeOf(e.args[0], where, step);
+      Type r = TypeOf(e.args[1], where, step);
+      const std::string& op = e.text;
+      auto known = [](Type t) { return t != Type::kAny && t != Type::kNull; };
+      if (op == "and" || op == "or") {
+        for (const Expr* side : {&e.args[0], &e.args[1]}) {
+          Type t = side == &e.args[0] ? l : r;
+          if (known(t) && t != Type::kBool) {
+            Error(side->span, fmt::format("'{}' needs true/false on both sides, not {}", op,
+                                          TypeName(t)));
+          }
+        }
+        return Type::kBool;
+      }
+      if (op == "+" || op == "-" || op == "*" || op == "/") {
+        if ((known(l) && l != Type::kNumber) || (known(r) && r != Type::kNumber)) {
+          Error(e.span, fmt::format("cannot apply '{}' to {} and {}", op, TypeName(l), TypeName(r)));
+        }
+        return Type::kNumber;
+      }
+      if (op == "in" || op == "not in") {
+        if (known(r) && r != Type::kList) {
+          Error(e.args[1].span, fmt::format("'{}' needs a list on its right (for example [\"FR\", "
+                                            "\"DE\"] or o.country), not {}",
+                                            op, TypeName(r)));
+        }
+        if (l == Type::kList) Error(e.args[0].span, fmt::format("the left side of '{}' is a list", op));
+        return Type::kBool;
+      }
+      // Comparisons.
+      if (l == Type::kList || r == Type::kList) {
+        Error(e.span, fmt::format("cannot compare a list with '{}'; use 'in' or an aggregate such as "
+                                  "count() or sum()",
+                                  op));
+      } else if ((l == Type::kString && r == Type::kNumber) ||
+                 (l == Type::kNumber && r == Type::kString)) {
+        Warning(e.span, "comparing a string with a number is always false");
+      } else if ((op != "==" && op != "!=") && (l == Type::kNull || r == Type::kNull)) {
+        Warning(e.span, fmt::format("'{}' with null is always false; only == null and != null test "
+                                    "for a missing field",
+                                    op));
+      }
+      return Type::kBool;
+    }
+  }
+  return Type::kAny;
+}
+
+std::optional<Rule> RuleChecker::Check(const ast::Rule& in) {
+  Rule rule;
+  rule.file = &file_;
+  rule.span = SpanOf(in);
+  rule.name = in.name.name;
+  rule.name_span = SpanOf(in.name);
+  rule_name_ = rule.name;
+  std::map<std::string, const ast::Clause*> seen;
+  for (const auto& c : in.clauses) {
+    auto [it, fresh] = seen.emplace(c.keyword, &c);
+    if (!fresh) {
+      Error(SpanOf(c), fmt::format("'{}' is given twice in rule '{}' (first at line {})", c.keyword,
+                                   rule.name, file_.Locate(it->second->begin).line));
+    }
+  }
+  for (const char* required : {"key", "match", "within"}) {
+    if (!seen.count(required)) {
+      Error(rule.name_span,
+            fmt::format("rule '{}' has no '{}' clause (key, match and within are required)",
+                        rule.name, required));
+    }
+  }
+  auto word = [&](const char* kw) -> const ast::Word* {
+    auto it = seen.find(kw);
+    return it == seen.end() ? nullptr : &boost::get<ast::Word>(it->second->value);
+  };
+  auto duration = [&](const ast::Word* w, const char* what) -> std::optional<Millis> {
+    auto d = ParseDuration(w->text);
+    if (!d) {
+      Error(SpanOf(*w), fmt::format("bad duration '{}' for {}: write a whole number followed by ms, "
+                                    "s, m, h or d (for example 90s or 2m)",
+                                    w->text, what));
+    } else if (*d <= 0) {
+      Error(SpanOf(*w), fmt::format("{} must be longer than 0", what));
+      d.reset();
+    }
+    return d;
+  };
+  if (auto it = seen.find("description"); it != seen.end()) {
+    rule.description = boost::get<ast::StringLit>(it->second->value).value;
+  }
+  if (const ast::Word* w = word("severity")) {
+    static const std::pair<const char*, Severity> kSev[] = {{"low", Severity::kLow},
+                                                           {"medium", Severity::kMedium},
+                                                           {"high", Severity::kHigh},
+                                                           {"critical", Severity::kCritical}};
+    bool found = false;
+    for (auto& [n, s] : kSev) {
+      if (w->text == n) rule.severity = s, found = true;
+    }
+    if (!found) {
+      Error(SpanOf(*w), fmt::format("unknown severity '{}' (expected low, medium, high or critical)",
+                                    w->text));
+    }
+  }
+  if (auto it = seen.find("key"); it != seen.end()) {
+    const auto& p = boost::get<ast::Path>(it->second->value);
+    rule.key = p.parts;
+    rule.key_span = SpanOf(p);
+  }
+  if (const ast::Word* w = word("within")) {
+    if (auto d = duration(w, "'within'")) rule.within = *d;
+  }
+  if (const ast::Word* w = word("cooldown")) rule.cooldown = duration(w, "'cooldown'");
+  if (const ast::Word* w = word("skip")) {
+    if (w->text == "past_last") rule.skip = SkipPolicy::kPastLast;
+    else if (w->text == "to_next") rule.skip = SkipPolicy::kToNext;
+    else if (w->text == "none") rule.skip = SkipPolicy::kNone;
+    else Error(SpanOf(*w), fmt::format("unknown skip policy '{}' (expected past_last, to_next or none)", w->text));
+  }
+  if (const ast::Word* w = word("limit")) {
+    const std::string& t = w->text;
+    bool digits = !t.empty() && t.size() <= 9 &&
+                  std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+    int n = digits ? std::stoi(t) : 0;
+    if (!digits || n < 1 || n > kMaxLimit) {
+      Error(SpanOf(*w), fmt::format("bad limit '{}': write a whole number from 1 to {}", t, kMaxLimit));
+    } else {
+      rule.limit = n;
+    }
+  }
+  if (auto it = seen.find("tags"); it != seen.end()) {
+    for (const auto& s : boost::get<ast::StringList>(it->second->value).items) rule.tags.push_back(s.value);
+  }
+  if (auto it = seen.find("match"); it != seen.end()) {
+    LowerPattern(boost::get<ast::Pattern>(it->second->value), &rule.pattern);
+  }
+  if (auto it = seen.find("where"); it != seen.end()) {
+    rule.where = Lower(boost::get<ast::Chain>(it->second->value), 0);
+    Type t = TypeOf(*rule.where, Where::kWhere, -1);
+    if (t != Type::kAny && t != Type::kBool && t != Type::kNull) {
+      Error(rule.where->span, fmt::format("'where' needs a true/false condition, not {}", TypeName(t)));
+    }
+  }
+  if (auto it = seen.find("emit"); it != seen.end()) {
+    for (const auto& part : boost::get<ast::Template>(it->second->value).parts) {
+      TemplatePart tp;
+      if (const auto* s = boost::get<std::string>(&part)) {
+        tp.text = *s;
+      } else {
+        Expr e = Lower(boost::get<ast::Chain>(part), 0);
+        if (e.kind == Expr::Kind::kPath && e.path.size() == 1 && e.path[0] == "key" &&
+            !names_.count("key")) {
+          tp.key = true;
+        } else {
+          TypeOf(e, Where::kEmit, -1);
+          tp.expr = std::move(e);
+        }
+      }
+      rule.emit.push_back(std::move(tp));
+    }
+  }
+  std::string_view text(file_.text().data() + rule.span.begin, rule.span.end - rule.span.begin);
+  rule.fingerprint = XXH3_64bits(text.data(), text.size());
+  if (!ok_) return std::nullopt;
+  return rule;
+}
+
+}  // namespace
+
+bool CheckRules(const SourceFile& file, const std::vector<ast::Rule>& parsed, RuleSet* set,
+                DiagnosticSink* diags) {
+  bool ok = true;
+  for (const auto& r : parsed) {
+    RuleChecker checker(file, diags);
+    auto rule = checker.Check(r);
+    if (!rule) {
+      ok = false;
+      continue;
+    }
+    set->rules.push_back(std::move(*rule));
+  }
+  return ok;
+}
+
+}  // namespace cepheus::dsl

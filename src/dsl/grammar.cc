@@ -1,0 +1,172 @@
+// Instantiates the X3 grammar and drives it over one file.
+//
+// The driver parses one `rule` at a time so it can recover: after a syntax
+// error it reports it and jumps to the next line whose first word is `rule`.
+// X3 on Boost 1.74 reports expectation failures by exception; they are caught
+// here, once, and turned into diagnostics. Before parsing, a linear pre-scan
+// bounds the nesting of brackets (kMaxExprDepth) so a hostile file cannot
+// exhaust the stack of the recursive-descent parser.
+#include <cctype>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "cepheus/dsl/parser.h"
+#include "dsl/grammar.h"
+#include "dsl/grammar_def.h"
+
+namespace cepheus::dsl {
+namespace {
+
+namespace x3 = boost::spirit::x3;
+
+bool IsWordChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// The token at `p`, for "found '...'" in messages.
+std::string TokenAt(const char* p, const char* end) {
+  if (p >= end) return "end of file";
+  const char* q = p;
+  if (IsWordChar(*q)) {
+    while (q < end && IsWordChar(*q) && q - p < 40) ++q;
+  } else if (*q == '\n' || *q == '\r') {
+    return "end of line";
+  } else {
+    ++q;
+  }
+  return fmt::format("'{}'", std::string(p, q));
+}
+
+bool AtWord(const char* p, const char* end, std::string_view w) {
+  if (static_cast<size_t>(end - p) < w.size() || std::string_view(p, w.size()) != w) return false;
+  return p + w.size() == end || !IsWordChar(p[w.size()]);
+}
+
+const char* SkipSpace(const char* p, const char* end) {
+  x3::parse(p, end, *grammar::skipper);
+  return p;
+}
+
+constexpr std::string_view kClauseWords[] = {"description", "severity", "key",   "match",
+                                            "where",       "within",   "skip",  "cooldown",
+                                            "limit",       "emit",     "tags"};
+
+bool AtClause(const char* p, const char* end) {
+  for (auto w : kClauseWords) {
+    if (AtWord(p, end, w)) return true;
+  }
+  return false;
+}
+
+// The first word of the next line that starts with `rule` (or, when
+// `clauses` is set, with a clause keyword), or `end`.
+const char* NextLine(const char* p, const char* end, bool clauses) {
+  while (p < end) {
+    while (p < end && *p != '\n') ++p;
+    if (p < end) ++p;
+    const char* q = p;
+    while (q < end && (*q == ' ' || *q == '\t')) ++q;
+    if (AtWord(q, end, "rule") || (clauses && AtClause(q, end))) return q;
+  }
+  return end;
+}
+
+// Finds the first place where brackets nest deeper than the limit, skipping
+// strings and comments. Returns nullptr when the file is within the limit.
+const char* TooDeep(const char* p, const char* end) {
+  int depth = 0;
+  bool in_string = false;
+  for (; p < end; ++p) {
+    char c = *p;
+    if (in_string) {
+      if (c == '\\' && p + 1 < end) ++p;
+      else if (c == '"' || c == '\n') in_string = false;
+      continue;
+    }
+    if (c == '#') {
+      while (p < end && *p != '\n') ++p;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '(' || c == '[' || c == '{') {
+      if (++depth > kMaxExprDepth) return p;
+    } else if (c == ')' || c == ']' || c == '}') {
+      if (depth > 0) --depth;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::vector<ast::Rule> ParseRules(const SourceFile& file, DiagnosticSink* diags) {
+  std::vector<ast::Rule> rules;
+  const char* base = file.text().data();
+  const char* end = base + file.text().size();
+  auto offset = [&](const char* p) { return static_cast<uint32_t>(p - base); };
+  auto error_at = [&](const char* p, std::string msg) {
+    const char* q = p;
+    while (q < end && IsWordChar(*q)) ++q;
+    diags->Error(&file, {offset(p), offset(q == p ? p + 1 : q)}, std::move(msg));
+  };
+
+  if (const char* deep = TooDeep(base, end)) {
+    error_at(deep, fmt::format("brackets nest deeper than {} levels", kMaxExprDepth));
+    return rules;
+  }
+
+  auto report = [&](const x3::expectation_failure<grammar::iterator_type>& e) {
+    const std::string& which = e.which();
+    if (!which.empty() && which[0] == '!') {
+      error_at(e.where(), which.substr(1));  // points at the opening quote
+    } else {
+      const char* at = SkipSpace(e.where(), end);
+      error_at(at, fmt::format("expected {}, found {}", which, TokenAt(at, end)));
+    }
+  };
+  const auto rule_parser = x3::with<grammar::source_base_tag>(base)[grammar::rule_];
+  const auto clauses_parser = x3::with<grammar::source_base_tag>(base)[*grammar::clause];
+  const char* p = SkipSpace(base, end);
+  while (p < end) {
+    if (!AtWord(p, end, "rule")) {
+      error_at(p, fmt::format("expected 'rule', found {}", TokenAt(p, end)));
+      p = NextLine(p, end, false);
+      continue;
+    }
+    ast::Rule rule;
+    bool broken = false;  // a clause failed to parse: do not check the rule
+    const char* it = p;
+    try {
+      x3::phrase_parse(it, end, rule_parser, grammar::skipper, rule);
+    } catch (const x3::expectation_failure<grammar::iterator_type>& e) {
+      report(e);
+      broken = true;
+      it = NextLine(e.where(), end, true);
+    }
+    // Resume after errors at the next clause of the same rule.
+    for (it = SkipSpace(it, end); it < end && !AtWord(it, end, "rule"); it = SkipSpace(it, end)) {
+      if (AtClause(it, end)) {
+        try {
+          x3::phrase_parse(it, end, clauses_parser, grammar::skipper, rule.clauses);
+        } catch (const x3::expectation_failure<grammar::iterator_type>& e) {
+          report(e);
+          broken = true;
+          it = NextLine(e.where(), end, true);
+        }
+        continue;
+      }
+      if (IsWordChar(*it)) {
+        error_at(it, fmt::format("unknown clause {} (expected description, severity, key, match, "
+                                 "where, within, skip, cooldown, limit, emit or tags)",
+                                 TokenAt(it, end)));
+      } else {
+        error_at(it, fmt::format("unexpected {} after a clause", TokenAt(it, end)));
+      }
+      it = NextLine(it, end, true);
+    }
+    if (!broken) rules.push_back(std::move(rule));
+    p = it;
+  }
+  return rules;
+}
+
+}  // namespace cepheus::dsl

@@ -1,0 +1,286 @@
+// The rule grammar, section 1-3 of the rule-language spec, in X3.
+//
+// Keywords are matched as whole words (`kw`), and reserved only where the
+// grammar expects them: a clause keyword only at clause position, `and`/`or`/
+// `not`/`in`/`true`/`false`/`null` only inside expressions. Expectation points
+// (`>`) turn a wrong token into an error at that token; rule names read as the
+// words of the message ("expected a duration such as 90s or 2m"). A rule name
+// that starts with '!' is a complete message (used for unterminated strings,
+// where the error belongs at the opening quote).
+//
+// Expressions use one Chain node per precedence level (calc9's approach):
+//   or < and < not < comparison < + - < * / < unary minus < primary
+#pragma once
+
+#include <string>
+
+#include "dsl/ast.h"
+#include "dsl/ast_adapted.h"
+#include "dsl/config.h"
+
+namespace cepheus::dsl::grammar {
+
+using x3::alnum;
+using x3::alpha;
+using x3::char_;
+using x3::lexeme;
+using x3::lit;
+
+// Stores each Tagged node's byte span.
+struct annotate {
+  template <typename Iterator, typename T, typename Context>
+  void on_success(Iterator const& first, Iterator const& last, T& node, Context const& ctx) const {
+    if constexpr (std::is_base_of_v<ast::Tagged, T>) {
+      const char* base = x3::get<source_base_tag>(ctx);
+      node.begin = static_cast<uint32_t>(first - base);
+      node.end = static_cast<uint32_t>(last - base);
+    }
+  }
+};
+
+inline auto kw(char const* s) { return lexeme[lit(s) >> !(alnum | '_')]; }
+inline auto kw_str(char const* s) { return lexeme[x3::string(s) >> !(alnum | '_')]; }
+
+// Semantic actions for single-member nodes (X3 does not unwrap those well).
+inline const auto set_name = [](auto& ctx) { x3::_val(ctx).name = x3::_attr(ctx); };
+inline const auto set_value = [](auto& ctx) { x3::_val(ctx).value = x3::_attr(ctx); };
+inline const auto set_word = [](auto& ctx) { x3::_val(ctx).word = x3::_attr(ctx); };
+inline const auto set_text = [](auto& ctx) { x3::_val(ctx).text = x3::_attr(ctx); };
+inline const auto set_parts = [](auto& ctx) { x3::_val(ctx).parts = x3::_attr(ctx); };
+inline const auto set_names = [](auto& ctx) { x3::_val(ctx).names = x3::_attr(ctx); };
+inline const auto set_items = [](auto& ctx) { x3::_val(ctx).items = x3::_attr(ctx); };
+inline const auto set_min = [](auto& ctx) { x3::_val(ctx).min = x3::_val(ctx).max = x3::_attr(ctx); };
+inline const auto set_open = [](auto& ctx) { x3::_val(ctx).max = -1; };
+inline const auto set_max = [](auto& ctx) { x3::_val(ctx).max = x3::_attr(ctx); };
+inline const auto set_plus = [](auto& ctx) { x3::_val(ctx).min = 1, x3::_val(ctx).max = -1; };
+inline const auto set_star = [](auto& ctx) { x3::_val(ctx).min = 0, x3::_val(ctx).max = -1; };
+inline const auto set_opt = [](auto& ctx) { x3::_val(ctx).min = 0, x3::_val(ctx).max = 1; };
+
+// ---- rule declarations ------------------------------------------------------
+struct name_str_class;
+struct ident_class : annotate {};
+struct number_class : annotate {};
+struct escape_class;
+struct string_body_class;
+struct unterminated_class;
+struct string_lit_class : annotate {};
+struct word_lit_class : annotate {};
+struct path_parts_class;
+struct path_class : annotate {};
+struct call_class : annotate {};
+struct list_items_class;
+struct list_class : annotate {};
+struct primary_class;
+struct unary_minus_class : annotate {};
+struct neg_class;
+struct mul_op_class : annotate {};
+struct mul_class : annotate {};
+struct add_op_class : annotate {};
+struct add_class : annotate {};
+struct cmp_op_class : annotate {};
+struct cmp_class : annotate {};
+struct not_class;
+struct unary_not_class : annotate {};
+struct and_op_class : annotate {};
+struct and_class : annotate {};
+struct or_op_class : annotate {};
+struct expr_class : annotate {};
+struct types_list_class;
+struct types_class : annotate {};
+struct quantifier_class : annotate {};
+struct step_class : annotate {};
+struct arrow_step_class : annotate {};
+struct pattern_class : annotate {};
+struct template_text_class;
+struct template_expr_class;
+struct template_parts_class;
+struct template_class : annotate {};
+struct string_list_class : annotate {};
+struct duration_class : annotate {};
+struct severity_class : annotate {};
+struct skip_class : annotate {};
+struct count_class : annotate {};
+struct word_text_class;
+struct absent_kw_class;
+struct word_lit_text_class;
+struct clause_class : annotate {};
+struct rule_class : annotate {};
+
+const x3::rule<name_str_class, std::string> name_str = "a name";
+const x3::rule<ident_class, ast::Ident> ident = "a name";
+const x3::rule<number_class, ast::NumberLit> number = "a number";
+const x3::rule<escape_class, char> escape = "one of \\\" \\\\ \\n \\t after a backslash";
+const x3::rule<string_body_class, std::string> string_body = "a string";
+const x3::rule<unterminated_class> unterminated = "!unterminated string (no closing '\"' on this line)";
+const x3::rule<string_lit_class, ast::StringLit> string_lit = "a string in double quotes";
+const x3::rule<word_lit_class, ast::WordLit> word_lit = "true, false or null";
+const x3::rule<path_parts_class, std::vector<std::string>> path_parts = "a field path";
+const x3::rule<path_class, ast::Path> path = "a field path";
+const x3::rule<call_class, ast::Call> call = "a function call";
+const x3::rule<list_items_class, std::vector<ast::Chain>> list_items = "list items";
+const x3::rule<list_class, ast::List> list = "a list";
+const x3::rule<primary_class, ast::Operand> primary = "a value, a field path or '('";
+const x3::rule<unary_minus_class, ast::Unary> unary_minus = "a negation";
+const x3::rule<neg_class, ast::Operand> neg_expr = "an operand";
+const x3::rule<mul_op_class, ast::Operation> mul_operation = "an operand";
+const x3::rule<mul_class, ast::Chain> mul_expr = "an operand";
+const x3::rule<add_op_class, ast::Operation> add_operation = "an operand";
+const x3::rule<add_class, ast::Chain> add_expr = "an operand";
+const x3::rule<cmp_op_class, ast::Operation> cmp_operation = "an operand";
+const x3::rule<cmp_class, ast::Chain> cmp_expr = "an operand";
+const x3::rule<not_class, ast::Operand> not_expr = "an operand";
+const x3::rule<unary_not_class, ast::Unary> unary_not = "an operand";
+const x3::rule<and_op_class, ast::Operation> and_operation = "an operand";
+const x3::rule<and_class, ast::Chain> and_expr = "an operand";
+const x3::rule<or_op_class, ast::Operation> or_operation = "an operand";
+const x3::rule<expr_class, ast::Chain> expr = "an expression";
+const x3::rule<types_list_class, std::vector<std::string>> types_list = "an event type";
+const x3::rule<types_class, ast::Types> types = "an event type, '(' or any";
+const x3::rule<quantifier_class, ast::Quantifier> quantifier = "a quantifier";
+const x3::rule<step_class, ast::Step> step = "a pattern step";
+const x3::rule<arrow_step_class, ast::ArrowStep> arrow_step = "a pattern step";
+const x3::rule<pattern_class, ast::Pattern> pattern = "a pattern";
+const x3::rule<template_text_class, std::string> template_text = "text";
+const x3::rule<template_expr_class, ast::Chain> template_expr = "an expression";
+const x3::rule<template_parts_class, std::vector<ast::TemplatePart>> template_parts = "text";
+const x3::rule<template_class, ast::Template> template_lit = "a message in double quotes";
+const x3::rule<string_list_class, ast::StringList> string_list = "a string in double quotes";
+const x3::rule<duration_class, ast::Word> duration = "a duration such as 90s or 2m";
+const x3::rule<severity_class, ast::Word> severity = "a severity (low, medium, high or critical)";
+const x3::rule<skip_class, ast::Word> skip_policy = "past_last, to_next or none";
+const x3::rule<count_class, ast::Word> count_word = "a whole number";
+const x3::rule<word_text_class, std::string> word_text = "a word";
+const x3::rule<absent_kw_class, std::string> absent_kw = "absent";
+const x3::rule<word_lit_text_class, std::string> word_lit_text = "true, false or null";
+const x3::rule<clause_class, ast::Clause> clause = "a clause";
+const x3::rule<rule_class, ast::Rule> rule_ = "a rule";
+
+// X3 passes no attribute to on_success when a rule's right-hand side has a
+// semantic action, so each action rule (`x_raw`) is wrapped by an annotated
+// rule without one (`x`).
+struct ident_raw_class;
+const x3::rule<ident_raw_class, ast::Ident> ident_raw = "a name";
+struct number_raw_class;
+const x3::rule<number_raw_class, ast::NumberLit> number_raw = "a number";
+struct string_lit_raw_class;
+const x3::rule<string_lit_raw_class, ast::StringLit> string_lit_raw = "a string in double quotes";
+struct word_lit_raw_class;
+const x3::rule<word_lit_raw_class, ast::WordLit> word_lit_raw = "true, false or null";
+struct path_raw_class;
+const x3::rule<path_raw_class, ast::Path> path_raw = "a field path";
+struct list_raw_class;
+const x3::rule<list_raw_class, ast::List> list_raw = "a list";
+struct types_raw_class;
+const x3::rule<types_raw_class, ast::Types> types_raw = "an event type, '(' or any";
+struct template_lit_raw_class;
+const x3::rule<template_lit_raw_class, ast::Template> template_lit_raw = "a message in double quotes";
+struct string_list_raw_class;
+const x3::rule<string_list_raw_class, ast::StringList> string_list_raw = "a string in double quotes";
+struct duration_raw_class;
+const x3::rule<duration_raw_class, ast::Word> duration_raw = "a duration such as 90s or 2m";
+struct severity_raw_class;
+const x3::rule<severity_raw_class, ast::Word> severity_raw = "a severity (low, medium, high or critical)";
+struct skip_policy_raw_class;
+const x3::rule<skip_policy_raw_class, ast::Word> skip_policy_raw = "past_last, to_next or none";
+struct count_word_raw_class;
+const x3::rule<count_word_raw_class, ast::Word> count_word_raw = "a whole number";
+
+struct quantifier_raw_class;
+const x3::rule<quantifier_raw_class, ast::Quantifier> quantifier_raw = "a quantifier";
+
+// ---- definitions ---------------------------------------------------------------
+inline const auto reserved =
+    kw("and") | kw("or") | kw("not") | kw("in") | kw("true") | kw("false") | kw("null");
+
+const auto name_str_def = lexeme[(alpha | char_('_')) >> *(alnum | char_('_'))];
+const auto ident_def = ident_raw;
+const auto ident_raw_def = name_str[set_name];
+const auto number_def = number_raw;
+const auto number_raw_def =
+    lexeme[&(x3::digit | ('-' >> x3::digit) | ('.' >> x3::digit)) >> x3::double_][set_value];
+
+const auto escape_def = char_('"') | char_('\\') | (lit('n') >> x3::attr('\n')) |
+                        (lit('t') >> x3::attr('\t'));
+const auto string_body_def = lexeme['"' >> *(('\\' > escape) | ~char_("\"\\\n")) >> '"'];
+const auto unterminated_def = x3::eps(false);
+const auto string_lit_def = string_lit_raw;
+const auto string_lit_raw_def = string_body[set_value] | (&lit('"') > unterminated);
+const auto word_lit_text_def = kw_str("true") | kw_str("false") | kw_str("null");
+const auto word_lit_def = word_lit_raw;
+const auto word_lit_raw_def = word_lit_text[set_word];
+
+const auto path_parts_def = (!reserved >> name_str) >> *('.' >> name_str);
+const auto path_def = path_raw;
+const auto path_raw_def = path_parts[set_parts];
+const auto call_def = name_str >> '(' > -(expr % ',') > ')';
+const auto list_items_def = -(expr % ',');
+const auto list_def = list_raw;
+const auto list_raw_def = ('[' > list_items > ']')[set_items];
+const auto primary_def = number | string_lit | word_lit | list | call | path | ('(' > expr > ')');
+const auto unary_minus_def = x3::string("-") > neg_expr;
+const auto neg_expr_def = primary | unary_minus;
+const auto mul_operation_def = (x3::string("*") | x3::string("/")) > neg_expr;
+const auto mul_expr_def = neg_expr >> *mul_operation;
+const auto add_operation_def = (x3::string("+") | (x3::string("-") >> !lit('>'))) > mul_expr;
+const auto add_expr_def = mul_expr >> *add_operation;
+const auto cmp_operation_def =
+    (x3::string("==") | x3::string("!=") | x3::string("<=") | x3::string(">=") |
+     x3::string("<") | x3::string(">") | (kw("not") >> kw("in") >> x3::attr(std::string("not in"))) |
+     kw_str("in")) > add_expr;
+const auto cmp_expr_def = add_expr >> x3::repeat(0, 1)[cmp_operation];
+const auto unary_not_def = kw_str("not") > not_expr;
+const auto not_expr_def = unary_not | cmp_expr;
+const auto and_operation_def = kw_str("and") > not_expr;
+const auto and_expr_def = not_expr >> *and_operation;
+const auto or_operation_def = kw_str("or") > and_expr;
+const auto expr_def = and_expr >> *or_operation;
+
+const auto types_list_def = ('(' > (name_str % '|') > ')') | x3::repeat(1)[name_str];
+const auto types_def = types_raw;
+const auto types_raw_def = types_list[set_names];
+const auto quantifier_def = quantifier_raw;
+const auto quantifier_raw_def = ('{' > x3::int_[set_min] > -(lit(',')[set_open] >> -x3::int_[set_max]) > '}') |
+                            lit('+')[set_plus] | lit('*')[set_star] | lit('?')[set_opt];
+const auto absent_kw_def = kw_str("absent") >> &(name_str | '(');
+const auto step_def = -absent_kw >> -(ident >> ':') >> types >>
+                      -('[' > expr > ']') >> -quantifier;
+const auto arrow_step_def = (x3::string("->") | x3::string("=>")) > step;
+const auto pattern_def = step >> *arrow_step;
+
+const auto template_text_def = +((lit("{{") >> x3::attr('{')) | (lit("}}") >> x3::attr('}')) |
+                                 ('\\' > escape) | ~char_("\"\\\n{"));
+const auto template_expr_def = '{' > x3::skip(x3::blank)[expr] > '}';
+const auto template_parts_def = *(template_text | template_expr);
+const auto template_lit_def = template_lit_raw;
+const auto template_lit_raw_def = lexeme['"' >> template_parts >> '"'][set_parts] | (&lit('"') > unterminated);
+const auto string_list_def = string_list_raw;
+const auto string_list_raw_def = (string_lit % ',')[set_items];
+
+const auto word_text_def = lexeme[+(alnum | char_('.') | char_('_') | char_('-'))];
+const auto duration_def = duration_raw;
+const auto duration_raw_def = word_text[set_text];
+const auto severity_def = severity_raw;
+const auto severity_raw_def = word_text[set_text];
+const auto skip_policy_def = skip_policy_raw;
+const auto skip_policy_raw_def = word_text[set_text];
+const auto count_word_def = count_word_raw;
+const auto count_word_raw_def = word_text[set_text];
+
+const auto clause_def = (kw_str("description") > string_lit) | (kw_str("severity") > severity) |
+                        (kw_str("key") > path) | (kw_str("match") > pattern) |
+                        (kw_str("where") > expr) | (kw_str("within") > duration) |
+                        (kw_str("skip") > skip_policy) | (kw_str("cooldown") > duration) |
+                        (kw_str("limit") > count_word) | (kw_str("emit") > template_lit) |
+                        (kw_str("tags") > string_list);
+const auto rule__def = kw("rule") > ident > *clause;
+
+BOOST_SPIRIT_DEFINE(quantifier_raw, ident_raw, number_raw, string_lit_raw, word_lit_raw, path_raw, list_raw, types_raw, template_lit_raw, string_list_raw, duration_raw, severity_raw, skip_policy_raw, count_word_raw,
+                    name_str, ident, number, escape, string_body, unterminated, string_lit,
+                    word_lit, path_parts, path, call, list_items, list, primary, unary_minus,
+                    neg_expr, mul_operation, mul_expr, add_operation, add_expr, cmp_operation,
+                    cmp_expr, unary_not, not_expr, and_operation, and_expr, or_operation, expr,
+                    types_list, types, quantifier, step, arrow_step, pattern, template_text,
+                    template_expr, template_parts, template_lit, string_list, duration, severity,
+                    skip_policy, count_word, word_text, word_lit_text, absent_kw, clause, rule_)
+
+}  // namespace cepheus::dsl::grammar
