@@ -119,7 +119,8 @@ std::vector<ast::Rule> ParseRules(const SourceFile& file, DiagnosticSink* diags)
     if (!which.empty() && which[0] == '!') {
       error_at(e.where(), which.substr(1));  // points at the opening quote
     } else {
-      const char* at = SkipSpace(e.where(), end);
+      const char* at = e.where();
+      while (at < end && (*at == ' ' || *at == '\t')) ++at;
       error_at(at, fmt::format("expected {}, found {}", which, TokenAt(at, end)));
     }
   };

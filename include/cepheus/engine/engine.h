@@ -1,0 +1,127 @@
+// The engine: decoded events in arrival order -> alerts, in event time.
+//
+// Owns the reorder buffer and watermark of one ordered input (a replay file,
+// or one Kafka partition in the daemon), and for every rule the KeyRuns of
+// each key. Events at or before the watermark are released in (time, arrival)
+// order; before each one, every window that closed before its time is closed
+// (absence alerts fire here); late events go to AlertSink::Late. Keys whose
+// runs are all gone are forgotten, so state is bounded by the live windows.
+//
+// Thread-safety: none; one Engine per input, driven from one thread.
+#pragma once
+
+#include <memory>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cepheus/engine/event_decoder.h"
+#include "cepheus/engine/seams.h"
+#include "cepheus/nfa/matcher.h"
+
+namespace cepheus::engine {
+
+struct EngineOptions {
+  Millis out_of_order = 0;  // allowed out-of-orderness D: watermark = max ts - D
+};
+
+struct RuleStats {
+  uint64_t alerts = 0;
+  uint64_t suppressed = 0;
+  uint64_t evicted = 0;
+  int64_t runs = 0;  // live runs now
+  int64_t keys = 0;  // keys with state now
+};
+
+struct EngineStats {
+  uint64_t received = 0;
+  uint64_t evaluated = 0;
+  uint64_t late = 0;
+  uint64_t alerts = 0;
+  std::vector<RuleStats> rules;  // by rule index
+};
+
+class Engine {
+ public:
+  // `sink` is not owned and must outlive the engine.
+  Engine(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions options, AlertSink* sink);
+  ~Engine();
+
+  // Takes one event in arrival order.
+  void Push(nfa::EventRef e);
+  // Raises the watermark to `w` if it is higher (idle timeout in the daemon).
+  void AdvanceWatermark(Millis w);
+  // End of a finite input: the watermark moves to +infinity.
+  void Finish() { AdvanceWatermark(kMaxTime); }
+
+  Millis watermark() const { return watermark_; }
+  const EngineStats& stats() const { return stats_; }
+  int64_t active_keys() const;
+  int64_t active_runs() const;
+  size_t buffered() const { return buffer_.size(); }
+
+  // Writes the whole state (runs of every key, watermark, buffered events) to
+  // `store`, replacing what was there under the "engine/" prefix.
+  Status Save(StateStore* store) const;
+  // Replaces this engine's state with what Save wrote. Rules whose text
+  // changed since (different fingerprint) start empty; their state is counted
+  // in `dropped`. Events are re-decoded with `decoder`.
+  Status Load(const StateStore& store, EventDecoder* decoder, uint64_t* dropped = nullptr);
+
+ private:
+  struct KeyState {
+    nfa::KeyRuns runs;
+    Millis timer_at = kMaxTime;  // the live timer, if any
+    uint32_t pending = 0;        // timers in the heap (live or stale)
+    const std::string* key = nullptr;
+  };
+  struct StrHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  struct RuleState {
+    const nfa::Program* program;
+    nfa::Matcher matcher;
+    std::unordered_map<std::string, KeyState, StrHash, std::equal_to<>> keys;
+  };
+  struct Timer {
+    Millis at;
+    uint64_t order;
+    uint32_t rule;
+    KeyState* ks;
+    bool operator>(const Timer& o) const { return at != o.at ? at > o.at : order > o.order; }
+  };
+  struct Buffered {
+    nfa::EventRef e;
+    bool operator>(const Buffered& o) const {
+      return e->ts != o.e->ts ? e->ts > o.e->ts : e->arrival > o.e->arrival;
+    }
+  };
+
+  void Drain();
+  void CloseUntil(Millis t);
+  void Evaluate(const nfa::EventRef& e);
+  void Settle(uint32_t rule, KeyState* ks, Millis now);
+  void Publish(uint32_t rule, const std::string& key, std::vector<nfa::Match>* matches);
+
+  std::shared_ptr<const nfa::CompiledRuleSet> rules_;
+  EngineOptions options_;
+  AlertSink* sink_;
+  std::vector<RuleState> states_;
+  std::priority_queue<Buffered, std::vector<Buffered>, std::greater<>> buffer_;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
+  Millis max_ts_ = kMinTime;
+  Millis watermark_ = kMinTime;
+  uint64_t arrival_ = 0;
+  uint64_t seq_ = 0;
+  uint64_t timer_order_ = 0;
+  EngineStats stats_;
+  std::vector<nfa::Match> matches_;  // reused
+  std::string key_;                  // reused
+};
+
+// Formats a match as the alert of section 5 (JSON, deterministic alert_id).
+Alert MakeAlert(const nfa::Program& p, const std::string& key, const nfa::Match& m);
+
+}  // namespace cepheus::engine

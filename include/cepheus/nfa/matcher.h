@@ -1,0 +1,104 @@
+// The matcher: section 4.2 of the rule-language spec, for one rule and key.
+//
+// KeyRuns is the whole state of one (rule, key): its live runs, oldest first,
+// and the time of its last alert (for cooldown). The Matcher holds no state of
+// its own; it applies one event, or one window closing, to a KeyRuns and
+// reports the matches. The engine decides which events and closings reach
+// which KeyRuns and in what order; persisting a KeyRuns is engine/state_codec.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cepheus/nfa/program.h"
+#include "cepheus/nfa/value.h"
+
+namespace cepheus::nfa {
+
+// An aggregate of one field over the events bound at one step, kept as
+// events are bound (never recomputed from them).
+struct AggState {
+  int64_t numbers = 0;  // how many values were numbers
+  double sum = 0;
+  Value min, max, first, last;
+  std::vector<Value> values;  // every value, when the AggSpec keeps them
+  int64_t distinct = 0;       // distinct non-null values (needs `values`)
+
+  void Add(const Value& v, bool keep_values);
+};
+
+struct Run {
+  uint64_t start_seq = 0;  // evaluation seq of the first event
+  int32_t step = 0;        // the step the run is at
+  int32_t count = 0;       // events taken at `step`
+  bool contiguous = true;  // no event of the key was skipped since the last one taken
+  Millis first_ts = 0;
+  Millis last_ts = 0;
+  uint64_t last_seq = 0;
+  std::vector<std::vector<EventRef>> bound;  // per step
+  std::vector<AggState> aggs;                // per Program::aggs
+};
+
+struct KeyRuns {
+  std::vector<Run> runs;  // oldest first, so first_ts never decreases along it
+  bool alerted = false;
+  Millis last_alert = 0;  // detected_at of the last alert not suppressed
+};
+
+struct Match {
+  Run run;
+  bool absence = false;
+  Millis detected_at = 0;
+  bool suppressed = false;  // inside the cooldown of an earlier alert
+};
+
+struct MatchStats {
+  uint64_t evicted = 0;  // runs dropped because the key was at its limit
+};
+
+class Matcher {
+ public:
+  explicit Matcher(const Program* program) : p_(program) {}
+
+  // Evaluates `e` (of this rule's key) against `k`. Appends the matches, in
+  // order, to `out`. REQUIRES: every window that closed before e->ts has been
+  // closed with CloseWindows.
+  void OnEvent(KeyRuns& k, const EventRef& e, std::vector<Match>* out, MatchStats* stats) const;
+
+  // Closes every run whose window ended before `t` (first_ts + within < t):
+  // runs waiting only on a trailing absent step complete with reason
+  // "absence"; the others are dropped.
+  void CloseWindows(KeyRuns& k, Millis t, std::vector<Match>* out) const;
+
+  // The end of the earliest open window, or kMaxTime when there are no runs.
+  Millis NextDeadline(const KeyRuns& k) const {
+    return k.runs.empty() ? kMaxTime : k.runs.front().first_ts + p_->within;
+  }
+
+  // Rebuilds the aggregates of a run from its bound events (used on restore).
+  void RebuildAggregates(Run* run) const;
+
+  // True when `e` could start a run (fits the first step).
+  bool Starts(const Event& e) const { return Fits(0, e, nullptr); }
+
+  // True when `e` is of a type this rule reads.
+  bool Relevant(const Event& e) const {
+    return p_->needs_all_types || (e.type_id >= 0 && p_->relevant[e.type_id]);
+  }
+
+ private:
+  bool Fits(int step, const Event& e, const Run* run) const;
+  bool Complete(const Run& r) const;
+  bool WhereHolds(const Run& r) const;
+  bool Killed(const Run& run, const Event& e) const;
+  bool CanIterate(const Run& r) const {
+    int max = p_->steps[r.step].max;
+    return max == dsl::kUnbounded || r.count < max;
+  }
+  void Take(Run* r, int step, const EventRef& e) const;
+  void Finish(KeyRuns& k, Match m, std::vector<Match>* out) const;
+
+  const Program* p_;
+};
+
+}  // namespace cepheus::nfa

@@ -1,0 +1,146 @@
+// Compiled rules: the automaton program the matcher runs.
+//
+// A Program is the checked rule with every name resolved to a step index and
+// every field path to a slot of the rule set's FieldTable, so the matcher
+// never looks at a string. Expressions are flattened into a vector of nodes
+// (children by index). `cepheus explain` prints a Program (DumpProgram) and
+// draws it (DumpProgramDot).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cepheus/common/status.h"
+#include "cepheus/dsl/rule.h"
+#include "cepheus/nfa/value.h"
+
+namespace cepheus::nfa {
+
+// Every field path any rule reads, by slot. Shared by all rules of a set so an
+// event is decoded once.
+class FieldTable {
+ public:
+  int Intern(const std::vector<std::string>& path);
+  const std::vector<std::vector<std::string>>& paths() const { return paths_; }
+  size_t size() const { return paths_.size(); }
+
+ private:
+  std::vector<std::vector<std::string>> paths_;
+  std::map<std::vector<std::string>, int> index_;
+};
+
+enum class Op : uint8_t {
+  kConst,       // constant
+  kList,        // list literal of `items`
+  kField,       // current event's field `slot`
+  kBoundField,  // field `slot` of the one event bound at `step`
+  kBoundList,   // values of field `slot` of the events bound at counted `step` (agg `agg`)
+  kCount,       // number of events bound at `step`
+  kSum, kAvg, kMin, kMax, kDistinct, kFirst, kLast,  // aggregate `agg`
+  kAbs, kLower, kUpper, kLen,
+  kNot, kNeg, kAnd, kOr,
+  kEq, kNe, kLt, kLe, kGt, kGe, kIn, kNotIn,
+  kAdd, kSub, kMul, kDiv,
+};
+
+struct Node {
+  Op op = Op::kConst;
+  int32_t a = -1, b = -1;  // children
+  int32_t step = -1;
+  int32_t slot = -1;
+  int32_t agg = -1;
+  Value constant;
+  std::vector<int32_t> items;
+};
+
+struct CompiledExpr {
+  std::vector<Node> nodes;
+  int32_t root = -1;
+  std::vector<std::vector<Value>> const_lists;  // storage for list literals
+  bool empty() const { return root < 0; }
+};
+
+// An aggregate kept incrementally per run: field `slot` of the events bound at
+// `step`. `values` is kept only when `in`, distinct() or a message needs it.
+struct AggSpec {
+  int32_t step;
+  int32_t slot;
+  bool keep_values;
+};
+
+struct StepProgram {
+  bool absent = false;
+  std::string name;
+  bool any_type = false;
+  std::vector<std::string> types;
+  std::vector<int32_t> type_ids;  // TypeTable ids of `types`
+  CompiledExpr filter;  // empty: always true
+  bool counted = false;
+  int min = 1;
+  int max = 1;  // dsl::kUnbounded for no upper bound
+  dsl::Arrow arrow_in = dsl::Arrow::kRelaxed;  // arrow from the previous step
+};
+
+struct EmitPart {
+  std::string text;
+  CompiledExpr expr;  // empty for text
+  bool key = false;
+};
+
+struct Program {
+  std::string name;
+  const dsl::Rule* rule = nullptr;  // owned by the RuleSet the program was compiled from
+  int key_slot = -1;
+  std::vector<StepProgram> steps;
+  CompiledExpr where;
+  Millis within = 0;
+  dsl::SkipPolicy skip = dsl::SkipPolicy::kPastLast;
+  Millis cooldown = 0;  // 0: none
+  int limit = dsl::kDefaultLimit;
+  std::vector<EmitPart> emit;
+  std::vector<AggSpec> aggs;
+  // Steps after the last non-absent step are all absent: the pattern can only
+  // complete when its window closes (reason "absence").
+  bool trailing_absent = false;
+  // Some arrow is "=>" or some step accepts any type: every event of the key
+  // matters, not only those of the types below.
+  bool needs_all_types = false;
+  std::vector<bool> relevant;  // by TypeTable id (when !needs_all_types)
+  uint64_t fingerprint = 0;
+  std::vector<std::unique_ptr<std::string>> strings;  // storage for string constants
+};
+
+// Limits on a compiled rule (re2's max_mem, in spirit).
+inline constexpr size_t kMaxNodesPerRule = 4096;
+
+// Event types named by any rule, by id, so a step tests an int, not a string.
+class TypeTable {
+ public:
+  int32_t Intern(const std::string& type);
+  // -1 when no rule names the type.
+  int32_t Find(std::string_view type) const;
+  size_t size() const { return names_.size(); }
+
+ private:
+  std::vector<std::string> names_;
+  std::map<std::string, int32_t, std::less<>> index_;
+};
+
+struct CompiledRuleSet {
+  std::shared_ptr<const dsl::RuleSet> source;
+  FieldTable fields;
+  TypeTable types;
+  std::vector<std::unique_ptr<Program>> programs;
+};
+
+// Compiles every rule of a checked set. Fails only on a limit (the checker has
+// already refused everything else).
+Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl::RuleSet> set);
+
+std::string DumpProgram(const Program& p, const FieldTable& fields);
+std::string DumpProgramDot(const Program& p, const FieldTable& fields);
+
+}  // namespace cepheus::nfa

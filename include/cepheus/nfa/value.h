@@ -1,0 +1,71 @@
+// Values and decoded events: what compiled programs read.
+//
+// An Event is decoded once (engine/event_decoder) into the fields the rule set
+// uses, indexed by slot in the rule set's FieldTable. String values are views
+// into the event's own storage, so an Event is never copied or moved after it
+// is built: it lives behind an EventRef and is shared by every run that binds
+// it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cepheus/common/time.h"
+
+namespace cepheus::nfa {
+
+struct Value {
+  enum class Kind : uint8_t { kNull, kBool, kNumber, kString, kList };
+  Kind kind = Kind::kNull;
+  bool boolean = false;
+  double number = 0;
+  std::string_view str;
+  const std::vector<Value>* list = nullptr;  // not owned
+
+  static Value Null() { return {}; }
+  static Value Bool(bool b) { Value v; v.kind = Kind::kBool, v.boolean = b; return v; }
+  static Value Number(double d) { Value v; v.kind = Kind::kNumber, v.number = d; return v; }
+  static Value String(std::string_view s) { Value v; v.kind = Kind::kString, v.str = s; return v; }
+  static Value List(const std::vector<Value>* l) { Value v; v.kind = Kind::kList, v.list = l; return v; }
+
+  bool is_null() const { return kind == Kind::kNull; }
+  bool truthy() const { return kind == Kind::kBool && boolean; }
+};
+
+// Equality as the rule language defines it: same kind and same value; a
+// string never equals a number.
+bool Equal(const Value& a, const Value& b);
+// Text for alert messages: numbers in shortest form, lists as "a, b, c".
+std::string ToText(const Value& v);
+
+// Where an event came from; its identity in alert ids.
+struct Position {
+  std::string topic;  // "" in replay
+  int32_t partition = 0;
+  int64_t offset = 0;  // Kafka offset, or 1-based line number in replay
+};
+
+struct Event {
+  std::string raw;   // the JSON object exactly as received
+  std::string type;
+  int32_t type_id = -1;  // TypeTable id, -1 when no rule names the type
+  Millis ts = 0;
+  std::string id;    // "" when the event has none
+  Position pos;
+  uint64_t arrival = 0;  // order of arrival at the engine
+  uint64_t seq = 0;      // order of evaluation (event time, ties by arrival); set by the engine
+  std::vector<Value> fields;                 // by FieldTable slot
+  std::string text;                          // storage for string field values
+  std::vector<std::vector<Value>> lists;     // storage for array field values (sized once)
+
+  Event() = default;
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+};
+
+using EventRef = std::shared_ptr<Event>;
+
+}  // namespace cepheus::nfa

@@ -1,0 +1,43 @@
+// Synthetic e-commerce events for demos, tests and benchmarks (`cepheus gen`).
+//
+// Users are drawn from a Zipf distribution (a few users are very active, most
+// are not). Each user has a home country and a card. Normal traffic: logins,
+// logouts, orders (country, amount, category, order_id) and their payments,
+// occasional refunds. Fraud incidents are planted at `fraud_rate` (the
+// probability that a generated event starts an incident): multi-country
+// order bursts, account takeover (login from a new country, password or
+// payment-method change, large order), card testing (tiny payments then a
+// large one), unpaid orders, spend velocity. Everything is a pure function of
+// the options: the same seed gives the same bytes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "cepheus/common/time.h"
+
+namespace cepheus::daemon {
+
+struct GenOptions {
+  int64_t users = 1000;
+  int64_t events = 10000;
+  uint64_t seed = 1;
+  double fraud_rate = 0.01;
+  Millis out_of_order = 0;           // emit some events up to this much late
+  Millis start = 1700000000000;      // event time of the first event
+  Millis mean_gap = 50;              // mean event-time gap between events
+};
+
+struct GenStats {
+  int64_t events = 0;
+  int64_t incidents = 0;  // fraud incidents planted
+};
+
+// Calls `emit` once per event, with one JSON object (no newline), in emission
+// order. Every event has "id" (e1, e2, ...), "type", "ts", "user_id",
+// "card_id", "country" and type-specific fields.
+GenStats GenerateEvents(const GenOptions& options, const std::function<void(std::string_view)>& emit);
+
+}  // namespace cepheus::daemon

@@ -1,0 +1,166 @@
+// Event decoding with simdjson's DOM parser.
+//
+// One parse per record into a reused parser (no allocation in the steady
+// state), then a lookup per field path the rule set reads. String values are
+// gathered first and copied into one buffer owned by the Event, then the
+// Values are made to point into it, so an Event costs a few allocations
+// whatever its number of fields.
+#include "cepheus/engine/event_decoder.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "cepheus/common/json_writer.h"
+
+namespace cepheus::engine {
+
+using nfa::Value;
+
+EventDecoder::EventDecoder(std::shared_ptr<const nfa::CompiledRuleSet> rules, EventFieldNames names)
+    : rules_(std::move(rules)), names_(std::move(names)) {}
+
+bool KeyText(const Value& v, std::string* out) {
+  switch (v.kind) {
+    case Value::Kind::kString: out->assign(v.str); return true;
+    case Value::Kind::kNumber: *out = FormatNumber(v.number); return true;
+    case Value::Kind::kBool: *out = v.boolean ? "true" : "false"; return true;
+    default: return false;
+  }
+}
+
+namespace {
+
+std::string_view TrimRight(std::string_view s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// Scalar value of an element; strings are returned as views into the parser
+// and rebased by the caller.
+Value Scalar(simdjson::dom::element el) {
+  using simdjson::dom::element_type;
+  switch (el.type()) {
+    case element_type::STRING: return Value::String(std::string_view(el.get_string().value_unsafe()));
+    case element_type::INT64: return Value::Number(static_cast<double>(el.get_int64().value_unsafe()));
+    case element_type::UINT64: return Value::Number(static_cast<double>(el.get_uint64().value_unsafe()));
+    case element_type::DOUBLE: return Value::Number(el.get_double().value_unsafe());
+    case element_type::BOOL: return Value::Bool(el.get_bool().value_unsafe());
+    default: return Value::Null();
+  }
+}
+
+}  // namespace
+
+Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Position& pos, bool padded) {
+  raw = TrimRight(raw);
+  if (raw.size() > kMaxEventBytes) {
+    return Status::InvalidArgument(fmt::format("event is larger than {} bytes", kMaxEventBytes));
+  }
+  simdjson::dom::element root;
+  auto err = parser_.parse(raw.data(), raw.size(), !padded).get(root);
+  if (err) return Status::InvalidArgument(fmt::format("not valid JSON: {}", simdjson::error_message(err)));
+  simdjson::dom::object obj;
+  if (root.get_object().get(obj)) return Status::InvalidArgument("not a JSON object");
+
+  auto ev = std::make_shared<nfa::Event>();
+  simdjson::dom::element type_el;
+  if (obj.at_key(names_.type).get(type_el)) {
+    return Status::InvalidArgument(fmt::format("no '{}' field (the event type)", names_.type));
+  }
+  std::string_view type;
+  if (type_el.get_string().get(type) || type.empty()) {
+    return Status::InvalidArgument(fmt::format("'{}' is not a non-empty string", names_.type));
+  }
+  simdjson::dom::element ts_el;
+  if (obj.at_key(names_.time).get(ts_el)) {
+    return Status::InvalidArgument(fmt::format("no '{}' field (the event time)", names_.time));
+  }
+  int64_t ts_i;
+  uint64_t ts_u;
+  double ts_d;
+  std::string_view ts_s;
+  if (!ts_el.get_int64().get(ts_i)) {
+    ev->ts = ts_i;
+  } else if (!ts_el.get_uint64().get(ts_u)) {
+    return Status::InvalidArgument(fmt::format("'{}' is out of range", names_.time));
+  } else if (!ts_el.get_double().get(ts_d) && std::isfinite(ts_d) && ts_d == std::floor(ts_d)) {
+    ev->ts = static_cast<Millis>(ts_d);
+  } else if (!ts_el.get_string().get(ts_s)) {
+    auto t = ParseRfc3339(ts_s);
+    if (!t) return Status::InvalidArgument(fmt::format("'{}' is not an RFC 3339 time: \"{}\"", names_.time, ts_s));
+    ev->ts = *t;
+  } else {
+    return Status::InvalidArgument(
+        fmt::format("'{}' is not an integer of epoch milliseconds or an RFC 3339 string", names_.time));
+  }
+  if (ev->ts > kMaxTime / 2 || ev->ts < kMinTime / 2) {
+    return Status::InvalidArgument(fmt::format("'{}' is out of range", names_.time));
+  }
+  ev->type.assign(type);
+  ev->type_id = rules_->types.Find(type);
+  simdjson::dom::element id_el;
+  if (!obj.at_key(names_.id).get(id_el)) {
+    std::string_view id;
+    if (!id_el.get_string().get(id)) {
+      ev->id.assign(id);
+    } else if (id_el.is_number()) {
+      ev->id = simdjson::minify(id_el);
+    }
+  }
+
+  // Fields: gather, size the string buffer, then build views into it.
+  const auto& paths = rules_->fields.paths();
+  ev->fields.resize(paths.size());
+  pending_.clear();
+  size_t text_bytes = 0;
+  for (size_t slot = 0; slot < paths.size(); ++slot) {
+    simdjson::dom::element el = root;
+    bool found = true;
+    for (const auto& part : paths[slot]) {
+      simdjson::dom::object o;
+      if (el.get_object().get(o) || o.at_key(part).get(el)) {
+        found = false;
+        break;
+      }
+    }
+    if (!found) continue;
+    if (el.is_string()) {
+      text_bytes += el.get_string().value_unsafe().size();
+    } else if (el.is_array()) {
+      for (auto item : el.get_array().value_unsafe()) {
+        if (item.is_string()) text_bytes += item.get_string().value_unsafe().size();
+      }
+    }
+    pending_.push_back({static_cast<int>(slot), el});
+  }
+  std::string& text = ev->text;
+  text.reserve(text_bytes);
+  size_t arrays = 0;
+  for (const auto& p : pending_) arrays += p.el.is_array();
+  ev->lists.reserve(arrays);  // Values point at these vectors: no reallocation after this
+  auto rebase = [&](Value v) {
+    if (v.kind == Value::Kind::kString) {
+      size_t at = text.size();
+      text.append(v.str);
+      v.str = std::string_view(text.data() + at, v.str.size());
+    }
+    return v;
+  };
+  for (const auto& p : pending_) {
+    if (p.el.is_array()) {
+      ev->lists.emplace_back();
+      for (auto item : p.el.get_array().value_unsafe()) ev->lists.back().push_back(rebase(Scalar(item)));
+      ev->fields[p.slot] = Value::List(&ev->lists.back());
+    } else {
+      ev->fields[p.slot] = rebase(Scalar(p.el));
+    }
+  }
+  ev->raw.assign(raw);
+  ev->pos = pos;
+  return ev;
+}
+
+}  // namespace cepheus::engine

@@ -1,0 +1,303 @@
+// State encoding: varints, zig-zag, an event table shared by the runs.
+//
+// Runs of one key often share events (forks, `skip none`), so the encoder
+// writes each distinct event once and the runs refer to it by index; the
+// decoder rebuilds the sharing, so memory after a restore matches memory
+// before it.
+#include "cepheus/engine/state_codec.h"
+
+#include <cstring>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "cepheus/engine/engine.h"
+
+namespace cepheus::engine {
+namespace {
+
+void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+void PutSigned(std::string* out, int64_t v) {
+  PutVarint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+}
+void PutString(std::string* out, std::string_view s) {
+  PutVarint(out, s.size());
+  out->append(s);
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view* in) : in_(in) {}
+  bool ok() const { return ok_; }
+  uint64_t Varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (in_->empty()) return Fail();
+      uint8_t b = static_cast<uint8_t>(in_->front());
+      in_->remove_prefix(1);
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    return Fail();
+  }
+  int64_t Signed() {
+    uint64_t u = Varint();
+    return static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1));
+  }
+  std::string_view String() {
+    uint64_t n = Varint();
+    if (!ok_ || n > in_->size()) {
+      Fail();
+      return {};
+    }
+    std::string_view s = in_->substr(0, n);
+    in_->remove_prefix(n);
+    return s;
+  }
+  uint8_t Byte() {
+    if (in_->empty()) return static_cast<uint8_t>(Fail());
+    uint8_t b = static_cast<uint8_t>(in_->front());
+    in_->remove_prefix(1);
+    return b;
+  }
+  uint64_t Fixed64() {
+    if (in_->size() < 8) return Fail();
+    uint64_t v;
+    std::memcpy(&v, in_->data(), 8);
+    in_->remove_prefix(8);
+    return v;
+  }
+
+ private:
+  uint64_t Fail() {
+    ok_ = false;
+    in_->remove_prefix(in_->size());
+    return 0;
+  }
+  std::string_view* in_;
+  bool ok_ = true;
+};
+
+}  // namespace
+
+void EncodeEvent(const nfa::Event& e, std::string* out) {
+  PutSigned(out, e.ts);
+  PutVarint(out, e.seq);
+  PutVarint(out, e.arrival);
+  PutString(out, e.pos.topic);
+  PutSigned(out, e.pos.partition);
+  PutSigned(out, e.pos.offset);
+  PutString(out, e.raw);
+}
+
+Result<nfa::EventRef> DecodeEvent(std::string_view* in, EventDecoder* decoder) {
+  Reader r(in);
+  Millis ts = r.Signed();
+  uint64_t seq = r.Varint();
+  uint64_t arrival = r.Varint();
+  nfa::Position pos;
+  pos.topic = std::string(r.String());
+  pos.partition = static_cast<int32_t>(r.Signed());
+  pos.offset = r.Signed();
+  std::string_view raw = r.String();
+  if (!r.ok()) return Status::Corruption("truncated event in state");
+  auto ev = decoder->Decode(raw, pos);
+  if (!ev.ok()) return Status::Corruption("stored event no longer decodes: " + ev.status().message());
+  (*ev)->ts = ts;
+  (*ev)->seq = seq;
+  (*ev)->arrival = arrival;
+  return ev;
+}
+
+std::string EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k) {
+  std::string out;
+  out.push_back(static_cast<char>(kStateFormatVersion));
+  out.append(reinterpret_cast<const char*>(&p.fingerprint), 8);
+  out.push_back(k.alerted ? 1 : 0);
+  PutSigned(&out, k.last_alert);
+  std::unordered_map<const nfa::Event*, uint64_t> index;
+  std::vector<const nfa::Event*> table;
+  for (const auto& run : k.runs) {
+    for (const auto& step : run.bound) {
+      for (const auto& e : step) {
+        if (index.emplace(e.get(), table.size()).second) table.push_back(e.get());
+      }
+    }
+  }
+  PutVarint(&out, table.size());
+  for (const auto* e : table) EncodeEvent(*e, &out);
+  PutVarint(&out, k.runs.size());
+  for (const auto& run : k.runs) {
+    PutVarint(&out, run.start_seq);
+    PutVarint(&out, static_cast<uint64_t>(run.step));
+    PutVarint(&out, static_cast<uint64_t>(run.count));
+    out.push_back(run.contiguous ? 1 : 0);
+    PutSigned(&out, run.first_ts);
+    PutSigned(&out, run.last_ts);
+    PutVarint(&out, run.last_seq);
+    PutVarint(&out, run.bound.size());
+    for (const auto& step : run.bound) {
+      PutVarint(&out, step.size());
+      for (const auto& e : step) PutVarint(&out, index[e.get()]);
+    }
+  }
+  return out;
+}
+
+Result<nfa::KeyRuns> DecodeKeyRuns(std::string_view bytes, const nfa::Program& p,
+                                   EventDecoder* decoder) {
+  std::string_view in = bytes;
+  Reader r(&in);
+  if (r.Byte() != kStateFormatVersion) return Status::Corruption("unknown state format version");
+  if (r.Fixed64() != p.fingerprint) {
+    return Status::InvalidArgument(fmt::format("state was written for another version of rule '{}'", p.name));
+  }
+  nfa::KeyRuns k;
+  k.alerted = r.Byte() != 0;
+  k.last_alert = r.Signed();
+  uint64_t n_events = r.Varint();
+  if (!r.ok() || n_events > bytes.size()) return Status::Corruption("bad event count in state");
+  std::vector<nfa::EventRef> table;
+  table.reserve(n_events);
+  for (uint64_t i = 0; i < n_events; ++i) {
+    auto ev = DecodeEvent(&in, decoder);
+    if (!ev.ok()) return ev.status();
+    table.push_back(std::move(ev).value());
+  }
+  uint64_t n_runs = r.Varint();
+  if (!r.ok() || n_runs > bytes.size()) return Status::Corruption("bad run count in state");
+  nfa::Matcher matcher(&p);
+  for (uint64_t i = 0; i < n_runs; ++i) {
+    nfa::Run run;
+    run.start_seq = r.Varint();
+    run.step = static_cast<int32_t>(r.Varint());
+    run.count = static_cast<int32_t>(r.Varint());
+    run.contiguous = r.Byte() != 0;
+    run.first_ts = r.Signed();
+    run.last_ts = r.Signed();
+    run.last_seq = r.Varint();
+    uint64_t steps = r.Varint();
+    if (!r.ok() || steps != p.steps.size() || run.step < 0 ||
+        static_cast<size_t>(run.step) >= p.steps.size()) {
+      return Status::Corruption("run does not fit the rule's steps");
+    }
+    run.bound.resize(steps);
+    for (auto& step : run.bound) {
+      uint64_t n = r.Varint();
+      if (!r.ok() || n > table.size() * 64 + 64) return Status::Corruption("bad binding count");
+      for (uint64_t j = 0; j < n; ++j) {
+        uint64_t idx = r.Varint();
+        if (!r.ok() || idx >= table.size()) return Status::Corruption("bad event index in state");
+        step.push_back(table[idx]);
+      }
+    }
+    matcher.RebuildAggregates(&run);
+    k.runs.push_back(std::move(run));
+  }
+  if (!r.ok() || !in.empty()) return Status::Corruption("trailing or truncated bytes in state");
+  return k;
+}
+
+Status Engine::Save(StateStore* store) const {
+  std::vector<std::string> old;
+  Status st = store->Scan("engine/", [&](std::string_view k, std::string_view) { old.emplace_back(k); });
+  if (!st.ok()) return st;
+  for (const auto& k : old) {
+    if (Status d = store->Delete(k); !d.ok()) return d;
+  }
+  std::string meta;
+  PutSigned(&meta, watermark_);
+  PutSigned(&meta, max_ts_);
+  PutVarint(&meta, arrival_);
+  PutVarint(&meta, seq_);
+  if (st = store->Put("engine/meta", meta); !st.ok()) return st;
+  std::string buf;
+  auto copy = buffer_;
+  PutVarint(&buf, copy.size());
+  while (!copy.empty()) {
+    EncodeEvent(*copy.top().e, &buf);
+    copy.pop();
+  }
+  if (st = store->Put("engine/buffer", buf); !st.ok()) return st;
+  for (const auto& rs : states_) {
+    for (const auto& [key, ks] : rs.keys) {
+      if (ks.runs.runs.empty() && !ks.runs.alerted) continue;
+      std::string k = "engine/k/" + rs.program->name;
+      k.push_back('\0');
+      k += key;
+      if (st = store->Put(k, EncodeKeyRuns(*rs.program, ks.runs)); !st.ok()) return st;
+    }
+  }
+  return Status::Ok();
+}
+
+Status Engine::Load(const StateStore& store, EventDecoder* decoder, uint64_t* dropped) {
+  for (auto& rs : states_) rs.keys.clear();
+  timers_ = {};
+  buffer_ = {};
+  for (auto& r : stats_.rules) r.runs = r.keys = 0;
+  Status result;
+  Status st = store.Scan("engine/", [&](std::string_view k, std::string_view v) {
+    if (!result.ok()) return;
+    if (k == "engine/meta") {
+      std::string_view in = v;
+      Reader r(&in);
+      watermark_ = r.Signed();
+      max_ts_ = r.Signed();
+      arrival_ = r.Varint();
+      seq_ = r.Varint();
+      if (!r.ok()) result = Status::Corruption("bad engine/meta");
+    } else if (k == "engine/buffer") {
+      std::string_view in = v;
+      Reader r(&in);
+      uint64_t n = r.Varint();
+      for (uint64_t i = 0; i < n && r.ok(); ++i) {
+        auto ev = DecodeEvent(&in, decoder);
+        if (!ev.ok()) {
+          result = ev.status();
+          return;
+        }
+        buffer_.push(Buffered{std::move(ev).value()});
+      }
+    } else if (k.substr(0, 9) == "engine/k/") {
+      std::string_view rest = k.substr(9);
+      size_t nul = rest.find('\0');
+      if (nul == std::string_view::npos) {
+        result = Status::Corruption("bad state key");
+        return;
+      }
+      std::string_view name = rest.substr(0, nul), key = rest.substr(nul + 1);
+      for (uint32_t r = 0; r < states_.size(); ++r) {
+        RuleState& rs = states_[r];
+        if (rs.program->name != name) continue;
+        auto kr = DecodeKeyRuns(v, *rs.program, decoder);
+        if (!kr.ok()) {
+          if (kr.status().code() == Status::Code::kInvalidArgument) {
+            if (dropped) ++*dropped;  // the rule changed: its partial matches go
+            return;
+          }
+          result = kr.status();
+          return;
+        }
+        auto it = rs.keys.emplace(std::string(key), KeyState{}).first;
+        it->second.key = &it->first;
+        it->second.runs = std::move(kr).value();
+        stats_.rules[r].runs += static_cast<int64_t>(it->second.runs.runs.size());
+        ++stats_.rules[r].keys;
+        Settle(r, &it->second, watermark_);
+        return;
+      }
+      if (dropped) ++*dropped;  // the rule is gone
+    }
+  });
+  if (!st.ok()) return st;
+  return result;
+}
+
+}  // namespace cepheus::engine

@@ -1,0 +1,238 @@
+// The compiler: checked dsl::Rule -> Program.
+//
+// Names become step indices, field paths become FieldTable slots, event types
+// become TypeTable ids, and each expression is flattened into a node vector in
+// post-order (children before parents), so evaluation is a walk over indices.
+// Aggregates over a bound name (sum(o.amount), o.country in a filter, ...)
+// become AggSpecs that the matcher keeps up to date as events are bound, one
+// per (step, field), shared by every expression that reads them.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "cepheus/nfa/program.h"
+
+namespace cepheus::nfa {
+
+int FieldTable::Intern(const std::vector<std::string>& path) {
+  auto [it, fresh] = index_.emplace(path, static_cast<int>(paths_.size()));
+  if (fresh) paths_.push_back(path);
+  return it->second;
+}
+
+int32_t TypeTable::Intern(const std::string& type) {
+  auto [it, fresh] = index_.emplace(type, static_cast<int32_t>(names_.size()));
+  if (fresh) names_.push_back(type);
+  return it->second;
+}
+
+int32_t TypeTable::Find(std::string_view type) const {
+  auto it = index_.find(type);
+  return it == index_.end() ? -1 : it->second;
+}
+
+namespace {
+
+struct NameInfo {
+  int step;
+  bool counted;
+};
+
+class ExprCompiler {
+ public:
+  ExprCompiler(Program* prog, FieldTable* fields, const std::map<std::string, NameInfo>* names)
+      : prog_(prog), fields_(fields), names_(names) {}
+
+  Status Compile(const dsl::Expr& e, CompiledExpr* out) {
+    out_ = out;
+    out->root = Emit(e);
+    if (total_nodes_ > kMaxNodesPerRule) {
+      return Status::LimitExceeded(fmt::format("rule '{}' compiles to more than {} expression nodes",
+                                               prog_->name, kMaxNodesPerRule));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  int32_t Push(Node n) {
+    ++total_nodes_;
+    out_->nodes.push_back(std::move(n));
+    return static_cast<int32_t>(out_->nodes.size() - 1);
+  }
+
+  int32_t AggIndex(int step, int slot, bool keep_values) {
+    for (size_t i = 0; i < prog_->aggs.size(); ++i) {
+      AggSpec& a = prog_->aggs[i];
+      if (a.step == step && a.slot == slot) {
+        a.keep_values |= keep_values;
+        return static_cast<int32_t>(i);
+      }
+    }
+    prog_->aggs.push_back({step, slot, keep_values});
+    return static_cast<int32_t>(prog_->aggs.size() - 1);
+  }
+
+  Value Str(const std::string& s) {
+    prog_->strings.push_back(std::make_unique<std::string>(s));
+    return Value::String(*prog_->strings.back());
+  }
+
+  int32_t Emit(const dsl::Expr& e) {
+    using K = dsl::Expr::Kind;
+    Node n;
+    switch (e.kind) {
+      case K::kNumber: n.constant = Value::Number(e.number); return Push(n);
+      case K::kString: n.constant = Str(e.text); return Push(n);
+      case K::kBool: n.constant = Value::Bool(e.boolean); return Push(n);
+      case K::kNull: return Push(n);
+      case K::kList: {
+        n.op = Op::kList;
+        for (const auto& a : e.args) n.items.push_back(Emit(a));
+        return Push(n);
+      }
+      case K::kPath: return EmitPath(e);
+      case K::kCall: return EmitCall(e);
+      case K::kUnary:
+        n.op = e.text == "not" ? Op::kNot : Op::kNeg;
+        n.a = Emit(e.args[0]);
+        return Push(n);
+      case K::kBinary: {
+        static const std::pair<const char*, Op> kOps[] = {
+            {"and", Op::kAnd}, {"or", Op::kOr},   {"==", Op::kEq},    {"!=", Op::kNe},
+            {"<", Op::kLt},    {"<=", Op::kLe},   {">", Op::kGt},     {">=", Op::kGe},
+            {"in", Op::kIn},   {"not in", Op::kNotIn}, {"+", Op::kAdd}, {"-", Op::kSub},
+            {"*", Op::kMul},   {"/", Op::kDiv}};
+        for (auto& [s, op] : kOps) {
+          if (e.text == s) n.op = op;
+        }
+        n.a = Emit(e.args[0]);
+        n.b = Emit(e.args[1]);
+        return Push(n);
+      }
+    }
+    return Push(n);
+  }
+
+  int32_t EmitPath(const dsl::Expr& e) {
+    Node n;
+    auto it = names_->find(e.path[0]);
+    if (it == names_->end()) {
+      n.op = Op::kField;
+      n.slot = fields_->Intern(e.path);
+      return Push(n);
+    }
+    std::vector<std::string> rest(e.path.begin() + 1, e.path.end());
+    n.step = it->second.step;
+    n.slot = fields_->Intern(rest);
+    if (it->second.counted) {
+      n.op = Op::kBoundList;
+      n.agg = AggIndex(n.step, n.slot, true);
+    } else {
+      n.op = Op::kBoundField;
+    }
+    return Push(n);
+  }
+
+  int32_t EmitCall(const dsl::Expr& e) {
+    static const std::pair<const char*, Op> kFns[] = {
+        {"sum", Op::kSum},   {"avg", Op::kAvg},     {"min", Op::kMin},     {"max", Op::kMax},
+        {"distinct", Op::kDistinct}, {"first", Op::kFirst}, {"last", Op::kLast}, {"abs", Op::kAbs},
+        {"lower", Op::kLower}, {"upper", Op::kUpper}, {"len", Op::kLen}};
+    Node n;
+    const dsl::Expr& arg = e.args[0];
+    if (e.text == "count") {
+      n.op = Op::kCount;
+      n.step = names_->at(arg.path[0]).step;
+      return Push(n);
+    }
+    for (auto& [s, op] : kFns) {
+      if (e.text == s) n.op = op;
+    }
+    if (n.op == Op::kAbs || n.op == Op::kLower || n.op == Op::kUpper || n.op == Op::kLen) {
+      n.a = Emit(arg);
+      return Push(n);
+    }
+    const NameInfo& info = names_->at(arg.path[0]);
+    std::vector<std::string> rest(arg.path.begin() + 1, arg.path.end());
+    n.step = info.step;
+    n.slot = fields_->Intern(rest);
+    n.agg = AggIndex(n.step, n.slot, n.op == Op::kDistinct);
+    return Push(n);
+  }
+
+  Program* prog_;
+  FieldTable* fields_;
+  const std::map<std::string, NameInfo>* names_;
+  CompiledExpr* out_ = nullptr;
+  size_t total_nodes_ = 0;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl::RuleSet> set) {
+  auto out = std::make_shared<CompiledRuleSet>();
+  out->source = set;
+  for (const dsl::Rule& r : set->rules) {
+    auto prog = std::make_unique<Program>();
+    prog->name = r.name;
+    prog->rule = &r;
+    prog->key_slot = out->fields.Intern(r.key);
+    prog->within = r.within;
+    prog->skip = r.skip;
+    prog->cooldown = r.cooldown.value_or(0);
+    prog->limit = r.limit;
+    prog->fingerprint = r.fingerprint;
+    std::map<std::string, NameInfo> names;
+    for (size_t i = 0; i < r.pattern.steps.size(); ++i) {
+      const auto& s = r.pattern.steps[i];
+      if (!s.name.empty()) names[s.name] = {static_cast<int>(i), s.counted};
+    }
+    ExprCompiler ec(prog.get(), &out->fields, &names);
+    for (size_t i = 0; i < r.pattern.steps.size(); ++i) {
+      const auto& s = r.pattern.steps[i];
+      StepProgram sp;
+      sp.absent = s.absent;
+      sp.name = s.name;
+      sp.types = s.types;
+      sp.any_type = s.types.size() == 1 && s.types[0] == "any";
+      if (!sp.any_type) {
+        for (const auto& t : s.types) sp.type_ids.push_back(out->types.Intern(t));
+      }
+      sp.counted = s.counted;
+      sp.min = s.min;
+      sp.max = s.max;
+      if (i > 0) sp.arrow_in = r.pattern.arrows[i - 1];
+      if (s.filter) {
+        Status st = ec.Compile(*s.filter, &sp.filter);
+        if (!st.ok()) return st;
+      }
+      prog->needs_all_types |= sp.any_type || sp.arrow_in == dsl::Arrow::kStrict;
+      prog->steps.push_back(std::move(sp));
+    }
+    prog->trailing_absent = prog->steps.back().absent;
+    if (r.where) {
+      Status st = ec.Compile(*r.where, &prog->where);
+      if (!st.ok()) return st;
+    }
+    for (const auto& part : r.emit) {
+      EmitPart ep;
+      ep.text = part.text;
+      ep.key = part.key;
+      if (part.expr) {
+        Status st = ec.Compile(*part.expr, &ep.expr);
+        if (!st.ok()) return st;
+      }
+      prog->emit.push_back(std::move(ep));
+    }
+    out->programs.push_back(std::move(prog));
+  }
+  for (auto& prog : out->programs) {
+    prog->relevant.assign(out->types.size(), false);
+    for (const auto& s : prog->steps) {
+      for (int32_t id : s.type_ids) prog->relevant[id] = true;
+    }
+  }
+  return std::shared_ptr<const CompiledRuleSet>(std::move(out));
+}
+
+}  // namespace cepheus::nfa

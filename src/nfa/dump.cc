@@ -1,0 +1,163 @@
+// Text and Graphviz renderings of a Program (`cepheus explain`).
+//
+// The text form lists states the way the matcher sees them: one state per
+// step, its accepted types and filter (with slots resolved back to paths), its
+// count bounds, the arrow into it, then the completion condition, the window
+// and the policies. The dot form draws one node per step, an edge per arrow
+// (dashed for "->", bold for "=>"), a self-loop for counted steps and a bypass
+// edge around optional steps; absent steps are red octagons.
+#include <fmt/format.h>
+
+#include "cepheus/common/json_writer.h"
+#include "cepheus/dsl/rule.h"
+#include "cepheus/nfa/program.h"
+
+namespace cepheus::nfa {
+namespace {
+
+std::string Path(const FieldTable& f, int slot) { return fmt::format("{}", fmt::join(f.paths()[slot], ".")); }
+
+std::string Expr(const Program& p, const FieldTable& f, const CompiledExpr& e, int32_t i) {
+  const Node& n = e.nodes[i];
+  auto step_name = [&](int s) { return p.steps[s].name; };
+  auto bin = [&](const char* op) {
+    return fmt::format("({} {} {})", Expr(p, f, e, n.a), op, Expr(p, f, e, n.b));
+  };
+  auto agg = [&](const char* fn) {
+    return fmt::format("{}({}.{})", fn, step_name(n.step), Path(f, n.slot));
+  };
+  switch (n.op) {
+    case Op::kConst:
+      if (n.constant.kind == Value::Kind::kString) {
+        std::string s;
+        AppendJsonString(&s, n.constant.str);
+        return s;
+      }
+      return ToText(n.constant);
+    case Op::kList: {
+      std::vector<std::string> items;
+      for (int32_t it : n.items) items.push_back(Expr(p, f, e, it));
+      return fmt::format("[{}]", fmt::join(items, ", "));
+    }
+    case Op::kField: return fmt::format("event.{}", Path(f, n.slot));
+    case Op::kBoundField: return fmt::format("{}.{}", step_name(n.step), Path(f, n.slot));
+    case Op::kBoundList: return fmt::format("list({}.{})", step_name(n.step), Path(f, n.slot));
+    case Op::kCount: return fmt::format("count({})", step_name(n.step));
+    case Op::kSum: return agg("sum");
+    case Op::kAvg: return agg("avg");
+    case Op::kMin: return agg("min");
+    case Op::kMax: return agg("max");
+    case Op::kDistinct: return agg("distinct");
+    case Op::kFirst: return agg("first");
+    case Op::kLast: return agg("last");
+    case Op::kAbs: return fmt::format("abs({})", Expr(p, f, e, n.a));
+    case Op::kLower: return fmt::format("lower({})", Expr(p, f, e, n.a));
+    case Op::kUpper: return fmt::format("upper({})", Expr(p, f, e, n.a));
+    case Op::kLen: return fmt::format("len({})", Expr(p, f, e, n.a));
+    case Op::kNot: return fmt::format("(not {})", Expr(p, f, e, n.a));
+    case Op::kNeg: return fmt::format("(-{})", Expr(p, f, e, n.a));
+    case Op::kAnd: return bin("and");
+    case Op::kOr: return bin("or");
+    case Op::kEq: return bin("==");
+    case Op::kNe: return bin("!=");
+    case Op::kLt: return bin("<");
+    case Op::kLe: return bin("<=");
+    case Op::kGt: return bin(">");
+    case Op::kGe: return bin(">=");
+    case Op::kIn: return bin("in");
+    case Op::kNotIn: return bin("not in");
+    case Op::kAdd: return bin("+");
+    case Op::kSub: return bin("-");
+    case Op::kMul: return bin("*");
+    case Op::kDiv: return bin("/");
+  }
+  return "?";
+}
+
+std::string ExprText(const Program& p, const FieldTable& f, const CompiledExpr& e) {
+  return e.empty() ? "true" : Expr(p, f, e, e.root);
+}
+
+std::string Bounds(const StepProgram& s) {
+  if (s.max == dsl::kUnbounded) return fmt::format("{}..inf", s.min);
+  return s.min == s.max ? fmt::format("{}", s.min) : fmt::format("{}..{}", s.min, s.max);
+}
+
+std::string Types(const StepProgram& s) {
+  return s.any_type ? "any" : fmt::format("{}", fmt::join(s.types, "|"));
+}
+
+std::string DotEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string DumpProgram(const Program& p, const FieldTable& f) {
+  std::string out = fmt::format("program {} (key {}, within {}, skip {}, limit {}{})\n", p.name,
+                                Path(f, p.key_slot), FormatDuration(p.within),
+                                dsl::SkipPolicyName(p.skip), p.limit,
+                                p.cooldown ? ", cooldown " + FormatDuration(p.cooldown) : "");
+  for (size_t i = 0; i < p.steps.size(); ++i) {
+    const StepProgram& s = p.steps[i];
+    std::string arrow = i == 0 ? "start" : s.arrow_in == dsl::Arrow::kStrict ? "=> strict" : "-> relaxed";
+    out += fmt::format("  s{} {}{}{}: {} [{}] x{}  ({})\n", i, s.absent ? "absent " : "",
+                       s.name.empty() ? "" : s.name, s.name.empty() ? "_" : "", Types(s),
+                       ExprText(p, f, s.filter), s.absent ? "0" : Bounds(s), arrow);
+  }
+  out += fmt::format("  accept: {}\n", p.trailing_absent
+                                           ? "when the window closes with no event of the absent step"
+                                           : "when every step has its minimum and `where` holds");
+  out += fmt::format("  where: {}\n", ExprText(p, f, p.where));
+  for (size_t i = 0; i < p.aggs.size(); ++i) {
+    const AggSpec& a = p.aggs[i];
+    out += fmt::format("  agg{}: {}.{}{}\n", i, p.steps[a.step].name, Path(f, a.slot),
+                       a.keep_values ? " (values kept)" : "");
+  }
+  out += fmt::format("  reads types: {}\n",
+                     p.needs_all_types ? "all (strict arrow or 'any')" : [&] {
+                       std::vector<std::string> t;
+                       for (const auto& s : p.steps) t.insert(t.end(), s.types.begin(), s.types.end());
+                       return fmt::format("{}", fmt::join(t, ", "));
+                     }());
+  return out;
+}
+
+std::string DumpProgramDot(const Program& p, const FieldTable& f) {
+  std::string out = fmt::format("digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n",
+                                DotEscape(p.name));
+  out += "  start [shape=point];\n";
+  for (size_t i = 0; i < p.steps.size(); ++i) {
+    const StepProgram& s = p.steps[i];
+    std::string label = fmt::format("{}{}{}", s.name.empty() ? "" : s.name + ": ", Types(s),
+                                    s.absent ? "" : fmt::format(" x{}", Bounds(s)));
+    if (!s.filter.empty()) label += "\\n[" + DotEscape(ExprText(p, f, s.filter)) + "]";
+    out += fmt::format("  s{} [label=\"{}{}\"{}];\n", i, s.absent ? "absent " : "", label,
+                       s.absent ? ", shape=octagon, color=red" : "");
+    if (s.counted && (s.max == dsl::kUnbounded || s.max > 1)) {
+      out += fmt::format("  s{} -> s{} [label=\"more\", style=dashed];\n", i, i);
+    }
+  }
+  out += fmt::format("  accept [shape=doublecircle, label=\"{}\"];\n",
+                     p.trailing_absent ? "window closes" : "match");
+  out += "  start -> s0;\n";
+  for (size_t i = 1; i < p.steps.size(); ++i) {
+    bool strict = p.steps[i].arrow_in == dsl::Arrow::kStrict;
+    out += fmt::format("  s{} -> s{} [{}];\n", i - 1, i, strict ? "style=bold, label=\"=>\"" : "label=\"->\"");
+    if (!p.steps[i].absent && p.steps[i].min == 0 && i + 1 < p.steps.size()) {
+      out += fmt::format("  s{} -> s{} [style=dotted, label=\"skip\"];\n", i - 1, i + 1);
+    }
+  }
+  std::string where = p.where.empty() ? "" : DotEscape(ExprText(p, f, p.where));
+  out += fmt::format("  s{} -> accept [label=\"{}\"];\n", p.steps.size() - 1,
+                     where.empty() ? "" : "where " + where);
+  out += "}\n";
+  return out;
+}
+
+}  // namespace cepheus::nfa

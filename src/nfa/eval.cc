@@ -1,0 +1,224 @@
+// Expression evaluation: a recursive walk over the flattened node vector.
+//
+// Semantics of section 4.3: a missing field is null; a comparison with null
+// other than == / != null is false; a string never equals or orders against a
+// number; arithmetic on anything but numbers is null; `and`/`or` treat only
+// `true` as true and short-circuit. Aggregates read the run's AggState, which
+// the matcher keeps current as events are bound.
+#include "nfa/eval.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <optional>
+
+#include "cepheus/common/json_writer.h"
+
+namespace cepheus::nfa {
+
+bool Equal(const Value& a, const Value& b) {
+  if (a.kind != b.kind) return false;
+  switch (a.kind) {
+    case Value::Kind::kNull: return true;
+    case Value::Kind::kBool: return a.boolean == b.boolean;
+    case Value::Kind::kNumber: return a.number == b.number;
+    case Value::Kind::kString: return a.str == b.str;
+    case Value::Kind::kList:
+      if (a.list->size() != b.list->size()) return false;
+      for (size_t i = 0; i < a.list->size(); ++i) {
+        if (!Equal((*a.list)[i], (*b.list)[i])) return false;
+      }
+      return true;
+  }
+  return false;
+}
+
+std::string ToText(const Value& v) {
+  switch (v.kind) {
+    case Value::Kind::kNull: return "null";
+    case Value::Kind::kBool: return v.boolean ? "true" : "false";
+    case Value::Kind::kNumber: return FormatNumber(v.number);
+    case Value::Kind::kString: return std::string(v.str);
+    case Value::Kind::kList: {
+      std::string out;
+      for (size_t i = 0; i < v.list->size(); ++i) {
+        if (i) out += ", ";
+        out += ToText((*v.list)[i]);
+      }
+      return out;
+    }
+  }
+  return "";
+}
+
+void AggState::Add(const Value& v, bool keep_values) {
+  if (keep_values) {
+    if (!v.is_null()) {
+      bool seen = std::any_of(values.begin(), values.end(), [&](const Value& x) { return Equal(x, v); });
+      if (!seen) ++distinct;
+    }
+    values.push_back(v);
+  }
+  if (first.is_null() && !v.is_null()) first = v;
+  if (!v.is_null()) last = v;
+  if (v.kind == Value::Kind::kNumber) {
+    if (numbers == 0 || v.number < min.number) min = v;
+    if (numbers == 0 || v.number > max.number) max = v;
+    sum += v.number;
+    ++numbers;
+  } else if (v.kind == Value::Kind::kString) {
+    if (min.is_null() || (min.kind == Value::Kind::kString && v.str < min.str)) min = v;
+    if (max.is_null() || (max.kind == Value::Kind::kString && v.str > max.str)) max = v;
+  }
+}
+
+namespace {
+
+// -1, 0, 1, or 2 when the values do not order (null, mixed kinds).
+int Compare(const Value& a, const Value& b) {
+  if (a.kind == Value::Kind::kNumber && b.kind == Value::Kind::kNumber) {
+    return a.number < b.number ? -1 : a.number > b.number ? 1 : 0;
+  }
+  if (a.kind == Value::Kind::kString && b.kind == Value::Kind::kString) {
+    return a.str < b.str ? -1 : a.str > b.str ? 1 : 0;
+  }
+  return 2;
+}
+
+bool Contains(const Value& list, const Value& v) {
+  if (list.kind != Value::Kind::kList) return false;
+  return std::any_of(list.list->begin(), list.list->end(), [&](const Value& x) { return Equal(x, v); });
+}
+
+class Evaluator {
+ public:
+  Evaluator(const CompiledExpr& e, const EvalContext& ctx) : e_(e), ctx_(ctx) {}
+
+  Value Eval(int32_t i) {
+    const Node& n = e_.nodes[i];
+    switch (n.op) {
+      case Op::kConst: return n.constant;
+      case Op::kList: {
+        // List literals are built once per evaluation into scratch storage.
+        if (!lists_) lists_.emplace();
+        lists_->emplace_back();
+        auto& l = lists_->back();
+        for (int32_t item : n.items) l.push_back(Eval(item));
+        return Value::List(&l);
+      }
+      case Op::kField:
+        return ctx_.current != nullptr && n.slot < static_cast<int>(ctx_.current->fields.size())
+                   ? ctx_.current->fields[n.slot]
+                   : Value::Null();
+      case Op::kBoundField: {
+        if (ctx_.run == nullptr || ctx_.run->bound.size() <= static_cast<size_t>(n.step)) return {};
+        const auto& evs = ctx_.run->bound[n.step];
+        return evs.empty() ? Value::Null() : evs.front()->fields[n.slot];
+      }
+      case Op::kBoundList: {
+        if (ctx_.run == nullptr || ctx_.run->aggs.empty()) return Value::List(&kEmpty);
+        return Value::List(&ctx_.run->aggs[n.agg].values);
+      }
+      case Op::kCount:
+        return Value::Number(ctx_.run == nullptr || ctx_.run->bound.empty()
+                                 ? 0
+                                 : static_cast<double>(ctx_.run->bound[n.step].size()));
+      case Op::kSum: case Op::kAvg: case Op::kMin: case Op::kMax:
+      case Op::kDistinct: case Op::kFirst: case Op::kLast: {
+        static const AggState kNone;
+        const AggState& a = ctx_.run == nullptr || ctx_.run->aggs.empty() ? kNone : ctx_.run->aggs[n.agg];
+        switch (n.op) {
+          case Op::kSum: return Value::Number(a.sum);
+          case Op::kAvg: return a.numbers ? Value::Number(a.sum / a.numbers) : Value::Null();
+          case Op::kMin: return a.min;
+          case Op::kMax: return a.max;
+          case Op::kDistinct: return Value::Number(static_cast<double>(a.distinct));
+          case Op::kFirst: return a.first;
+          default: return a.last;
+        }
+      }
+      case Op::kAbs: {
+        Value v = Eval(n.a);
+        return v.kind == Value::Kind::kNumber ? Value::Number(std::fabs(v.number)) : Value::Null();
+      }
+      case Op::kLower: case Op::kUpper: {
+        Value v = Eval(n.a);
+        if (v.kind != Value::Kind::kString) return Value::Null();
+        std::string s(v.str);
+        for (char& c : s) {
+          c = n.op == Op::kLower ? static_cast<char>(std::tolower(static_cast<unsigned char>(c)))
+                                 : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        }
+        if (!strings_) strings_.emplace();
+        strings_->push_back(std::move(s));
+        return Value::String(strings_->back());
+      }
+      case Op::kLen: {
+        Value v = Eval(n.a);
+        if (v.kind == Value::Kind::kString) return Value::Number(static_cast<double>(v.str.size()));
+        if (v.kind == Value::Kind::kList) return Value::Number(static_cast<double>(v.list->size()));
+        return Value::Null();
+      }
+      case Op::kNot: return Value::Bool(!Eval(n.a).truthy());
+      case Op::kNeg: {
+        Value v = Eval(n.a);
+        return v.kind == Value::Kind::kNumber ? Value::Number(-v.number) : Value::Null();
+      }
+      case Op::kAnd: return Value::Bool(Eval(n.a).truthy() && Eval(n.b).truthy());
+      case Op::kOr: return Value::Bool(Eval(n.a).truthy() || Eval(n.b).truthy());
+      case Op::kEq: return Value::Bool(Equal(Eval(n.a), Eval(n.b)));
+      case Op::kNe: {
+        Value a = Eval(n.a), b = Eval(n.b);
+        // A string and a number are neither equal nor unequal: always false.
+        if (!a.is_null() && !b.is_null() && a.kind != b.kind) return Value::Bool(false);
+        return Value::Bool(!Equal(a, b));
+      }
+      case Op::kLt: { int c = Compare(Eval(n.a), Eval(n.b)); return Value::Bool(c == -1); }
+      case Op::kLe: { int c = Compare(Eval(n.a), Eval(n.b)); return Value::Bool(c == -1 || c == 0); }
+      case Op::kGt: { int c = Compare(Eval(n.a), Eval(n.b)); return Value::Bool(c == 1); }
+      case Op::kGe: { int c = Compare(Eval(n.a), Eval(n.b)); return Value::Bool(c == 1 || c == 0); }
+      case Op::kIn: {
+        Value v = Eval(n.a);
+        return Value::Bool(!v.is_null() && Contains(Eval(n.b), v));
+      }
+      case Op::kNotIn: {
+        Value v = Eval(n.a);
+        Value l = Eval(n.b);
+        return Value::Bool(!v.is_null() && l.kind == Value::Kind::kList && !Contains(l, v));
+      }
+      case Op::kAdd: case Op::kSub: case Op::kMul: case Op::kDiv: {
+        Value a = Eval(n.a), b = Eval(n.b);
+        if (a.kind != Value::Kind::kNumber || b.kind != Value::Kind::kNumber) return Value::Null();
+        switch (n.op) {
+          case Op::kAdd: return Value::Number(a.number + b.number);
+          case Op::kSub: return Value::Number(a.number - b.number);
+          case Op::kMul: return Value::Number(a.number * b.number);
+          default: return b.number == 0 ? Value::Null() : Value::Number(a.number / b.number);
+        }
+      }
+    }
+    return Value::Null();
+  }
+
+ private:
+  static inline const std::vector<Value> kEmpty{};
+  const CompiledExpr& e_;
+  const EvalContext& ctx_;
+  std::optional<std::deque<std::vector<Value>>> lists_;
+  std::optional<std::deque<std::string>> strings_;  // made only by lower() and upper()  // made only when a list literal is met
+};
+
+}  // namespace
+
+bool EvaluateCondition(const CompiledExpr& expr, const EvalContext& ctx) {
+  if (expr.empty()) return true;
+  Evaluator ev(expr, ctx);
+  return ev.Eval(expr.root).truthy();
+}
+
+std::string EvaluateToText(const CompiledExpr& expr, const EvalContext& ctx) {
+  Evaluator ev(expr, ctx);
+  return ToText(ev.Eval(expr.root));
+}
+
+}  // namespace cepheus::nfa

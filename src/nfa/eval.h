@@ -1,0 +1,23 @@
+// Internal: evaluation of compiled expressions.
+#pragma once
+
+#include <deque>
+#include <string>
+
+#include "cepheus/nfa/matcher.h"
+
+namespace cepheus::nfa {
+
+// What an expression can see: the current event (in a filter) and the run's
+// bindings (either may be null).
+struct EvalContext {
+  const Event* current = nullptr;
+  const Run* run = nullptr;
+};
+
+// An empty expression is true; otherwise only a `true` result is.
+bool EvaluateCondition(const CompiledExpr& expr, const EvalContext& ctx);
+// The value as alert-message text ("FR, DE" for a list).
+std::string EvaluateToText(const CompiledExpr& expr, const EvalContext& ctx);
+
+}  // namespace cepheus::nfa

@@ -1,0 +1,225 @@
+// The matcher: runs of one rule for one key, section 4.2 of the spec.
+//
+// A run is a position in the pattern (step, count) plus what it has bound.
+// For each event, every live run (oldest first) collects its candidate moves:
+// one more iteration of its counted step, and a move to each later step it can
+// reach (across absent steps and skippable optional ones, and only while the
+// run is contiguous when a `=>` is crossed). Each candidate becomes a copy of
+// the run that took the event (the fork of the spec); a candidate that would
+// complete the pattern completes only if `where` holds, goes on if its last
+// step can take more, and is dropped otherwise. A run with no candidate skips
+// the event, unless the event fits an absent step it is waiting across or a
+// `=>` demanded this very event: then the run dies. After the live runs, the
+// event may start a new run. The first run to complete is the match (every one
+// under `skip none`); the skip policy then drops runs, cooldown marks
+// suppressed alerts, and the limit evicts the oldest runs.
+//
+// Runs stay ordered by first event, so the earliest window to close is always
+// the first run's: the engine needs only NextDeadline() to schedule closings.
+#include "cepheus/nfa/matcher.h"
+
+#include <algorithm>
+#include <deque>
+
+#include "nfa/eval.h"
+
+namespace cepheus::nfa {
+
+bool Matcher::Fits(int step, const Event& e, const Run* run) const {
+  const StepProgram& s = p_->steps[step];
+  if (!s.any_type) {
+    if (std::find(s.type_ids.begin(), s.type_ids.end(), e.type_id) == s.type_ids.end()) return false;
+  }
+  if (s.filter.empty()) return true;
+  return EvaluateCondition(s.filter, EvalContext{&e, run});
+}
+
+bool Matcher::Complete(const Run& r) const {
+  if (p_->trailing_absent) return false;
+  if (r.count < p_->steps[r.step].min) return false;
+  for (size_t j = r.step + 1; j < p_->steps.size(); ++j) {
+    if (!p_->steps[j].absent && p_->steps[j].min > 0) return false;
+  }
+  return true;
+}
+
+bool Matcher::WhereHolds(const Run& r) const {
+  if (p_->where.empty()) return true;
+  return EvaluateCondition(p_->where, EvalContext{nullptr, &r});
+}
+
+bool Matcher::Killed(const Run& run, const Event& e) const {
+  const StepProgram& s = p_->steps[run.step];
+  if (run.count >= s.min) {
+    for (size_t j = run.step + 1; j < p_->steps.size(); ++j) {
+      const StepProgram& next = p_->steps[j];
+      if (next.absent) {
+        if (Fits(static_cast<int>(j), e, &run)) return true;
+        continue;
+      }
+      if (next.min == 0) continue;
+      break;
+    }
+  }
+  if (!CanIterate(run) && static_cast<size_t>(run.step) + 1 < p_->steps.size() &&
+      p_->steps[run.step + 1].arrow_in == dsl::Arrow::kStrict) {
+    return true;
+  }
+  return false;
+}
+
+void Matcher::Take(Run* r, int step, const EventRef& e) const {
+  if (step != r->step) {
+    r->step = step;
+    r->count = 0;
+  }
+  ++r->count;
+  r->bound[step].push_back(e);
+  for (size_t i = 0; i < p_->aggs.size(); ++i) {
+    const AggSpec& a = p_->aggs[i];
+    if (a.step == step) r->aggs[i].Add(e->fields[a.slot], a.keep_values);
+  }
+  r->last_ts = e->ts;
+  r->last_seq = e->seq;
+  r->contiguous = true;
+}
+
+void Matcher::RebuildAggregates(Run* run) const {
+  run->aggs.assign(p_->aggs.size(), AggState{});
+  for (size_t i = 0; i < p_->aggs.size(); ++i) {
+    const AggSpec& a = p_->aggs[i];
+    for (const auto& e : run->bound[a.step]) run->aggs[i].Add(e->fields[a.slot], a.keep_values);
+  }
+}
+
+void Matcher::Finish(KeyRuns& k, Match m, std::vector<Match>* out) const {
+  if (p_->cooldown > 0 && k.alerted && m.detected_at < k.last_alert + p_->cooldown) {
+    m.suppressed = true;
+  } else {
+    k.alerted = true;
+    k.last_alert = m.detected_at;
+  }
+  // Skip policy: which other runs this match consumes.
+  auto& runs = k.runs;
+  if (p_->skip == dsl::SkipPolicy::kPastLast) {
+    uint64_t last = m.run.last_seq;
+    runs.erase(std::remove_if(runs.begin(), runs.end(),
+                              [&](const Run& r) { return r.start_seq <= last; }),
+               runs.end());
+  } else if (p_->skip == dsl::SkipPolicy::kToNext) {
+    uint64_t first = m.run.start_seq;
+    runs.erase(std::remove_if(runs.begin(), runs.end(),
+                              [&](const Run& r) { return r.start_seq == first; }),
+               runs.end());
+  }
+  out->push_back(std::move(m));
+}
+
+void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
+                      MatchStats* stats) const {
+  const Event& e = *ep;
+  const size_t n = p_->steps.size();
+  std::vector<Run> next;
+  next.reserve(k.runs.size() + 1);
+  std::vector<Run> completed;
+  int candidates[64];
+
+  // Decides what happens to a run that took `e`: completes, goes on, or (when
+  // `where` fails and the step is full) is not taken at all.
+  enum class Outcome { kCompleted, kKept, kRefused };
+  auto settle = [&](Run&& r) {
+    if (!Complete(r)) {
+      next.push_back(std::move(r));
+      return Outcome::kKept;
+    }
+    if (WhereHolds(r)) {
+      completed.push_back(std::move(r));
+      return Outcome::kCompleted;
+    }
+    if (CanIterate(r)) {
+      next.push_back(std::move(r));
+      return Outcome::kKept;
+    }
+    return Outcome::kRefused;
+  };
+
+  for (Run& run : k.runs) {
+    int nc = 0;
+    if (e.ts - run.first_ts <= p_->within) {
+      if (CanIterate(run) && Fits(run.step, e, &run)) candidates[nc++] = run.step;
+      if (run.count >= p_->steps[run.step].min) {
+        bool strict = false;
+        for (size_t j = run.step + 1; j < n; ++j) {
+          const StepProgram& s = p_->steps[j];
+          strict |= s.arrow_in == dsl::Arrow::kStrict;
+          if (s.absent) continue;
+          if ((!strict || run.contiguous) && Fits(static_cast<int>(j), e, &run)) {
+            candidates[nc++] = static_cast<int>(j);
+          }
+          if (s.min > 0) break;
+        }
+      }
+    }
+    bool took = false;
+    for (int c = 0; c < nc; ++c) {
+      // Without `where` no candidate can be refused, so the last may steal the run.
+      Run r = c + 1 == nc && p_->where.empty() ? std::move(run) : run;
+      Take(&r, candidates[c], ep);
+      took |= settle(std::move(r)) != Outcome::kRefused;
+    }
+    if (took) continue;
+    // No way to take e (or every way refused by `where`): the run skips e.
+    if (nc == 0 && Killed(run, e)) continue;
+    run.contiguous = false;
+    next.push_back(std::move(run));
+  }
+
+  // Start a new run with e.
+  if (Fits(0, e, nullptr) && !(p_->skip == dsl::SkipPolicy::kPastLast && !completed.empty())) {
+    Run r;
+    r.start_seq = e.seq;
+    r.first_ts = e.ts;
+    r.bound.resize(n);
+    r.aggs.assign(p_->aggs.size(), AggState{});
+    r.step = 0;
+    r.count = 0;
+    Take(&r, 0, ep);
+    settle(std::move(r));
+  }
+
+  k.runs = std::move(next);
+  if (!completed.empty()) {
+    size_t take = p_->skip == dsl::SkipPolicy::kNone ? completed.size() : 1;
+    for (size_t i = 0; i < take; ++i) {
+      Match m;
+      m.detected_at = e.ts;
+      m.run = std::move(completed[i]);
+      Finish(k, std::move(m), out);
+    }
+  }
+  if (k.runs.size() > static_cast<size_t>(p_->limit)) {
+    size_t drop = k.runs.size() - static_cast<size_t>(p_->limit);
+    k.runs.erase(k.runs.begin(), k.runs.begin() + static_cast<std::ptrdiff_t>(drop));
+    stats->evicted += drop;
+  }
+}
+
+void Matcher::CloseWindows(KeyRuns& k, Millis t, std::vector<Match>* out) const {
+  while (!k.runs.empty() && k.runs.front().first_ts + p_->within < t) {
+    Run r = std::move(k.runs.front());
+    k.runs.erase(k.runs.begin());
+    if (!p_->trailing_absent || r.count < p_->steps[r.step].min) continue;
+    bool waiting_on_absent_only = true;
+    for (size_t j = r.step + 1; j < p_->steps.size(); ++j) {
+      if (!p_->steps[j].absent && p_->steps[j].min > 0) waiting_on_absent_only = false;
+    }
+    if (!waiting_on_absent_only || !WhereHolds(r)) continue;
+    Match m;
+    m.absence = true;
+    m.detected_at = r.first_ts + p_->within;
+    m.run = std::move(r);
+    Finish(k, std::move(m), out);
+  }
+}
+
+}  // namespace cepheus::nfa
