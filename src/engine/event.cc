@@ -130,7 +130,8 @@ Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Posi
     if (el.is_string()) {
       text_bytes += el.get_string().value_unsafe().size();
     } else if (el.is_array()) {
-      for (auto item : el.get_array().value_unsafe()) {
+      simdjson::dom::array arr = el.get_array().value_unsafe();
+      for (auto item : arr) {
         if (item.is_string()) text_bytes += item.get_string().value_unsafe().size();
       }
     }
@@ -152,7 +153,8 @@ Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Posi
   for (const auto& p : pending_) {
     if (p.el.is_array()) {
       ev->lists.emplace_back();
-      for (auto item : p.el.get_array().value_unsafe()) ev->lists.back().push_back(rebase(Scalar(item)));
+      simdjson::dom::array arr = p.el.get_array().value_unsafe();
+      for (auto item : arr) ev->lists.back().push_back(rebase(Scalar(item)));
       ev->fields[p.slot] = Value::List(&ev->lists.back());
     } else {
       ev->fields[p.slot] = rebase(Scalar(p.el));

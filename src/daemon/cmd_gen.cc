@@ -1,0 +1,51 @@
+// `cepheus gen` and `cepheus version`.
+#include <cstdio>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
+#include <simdjson.h>
+#include <yaml-cpp/yaml.h>
+#include <boost/version.hpp>
+
+#include "cepheus/version.h"
+#include "daemon/commands.h"
+#include "daemon/generator.h"
+
+namespace cepheus::daemon {
+
+int RunGen(const GenCommandOptions& o) {
+  GenOptions g;
+  g.users = o.users;
+  g.events = o.events;
+  g.seed = o.seed;
+  g.fraud_rate = o.fraud_rate;
+  auto d = ParseDuration(o.out_of_order);
+  if (!d) {
+    std::cerr << fmt::format("cepheus: error: --out-of-order '{}' is not a duration (e.g. 5s)\n", o.out_of_order);
+    return 2;
+  }
+  g.out_of_order = *d;
+  static char buf[1 << 16];
+  std::setvbuf(stdout, buf, _IOFBF, sizeof buf);
+  GenStats s = GenerateEvents(g, [](std::string_view line) {
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fputc('\n', stdout);
+  });
+  std::fflush(stdout);
+  std::cerr << fmt::format("gen: {} events, {} fraud incidents planted\n", s.events, s.incidents);
+  return 0;
+}
+
+int RunVersion() {
+  std::cout << fmt::format("cepheus {}\n", CEPHEUS_VERSION);
+  std::cout << fmt::format("  boost {}.{}.{} (Spirit X3)\n", BOOST_VERSION / 100000, BOOST_VERSION / 100 % 1000,
+                           BOOST_VERSION % 100);
+  std::cout << fmt::format("  simdjson {}.{}.{} ({} implementation)\n", int(simdjson::SIMDJSON_VERSION_MAJOR), int(simdjson::SIMDJSON_VERSION_MINOR), int(simdjson::SIMDJSON_VERSION_REVISION),
+                           simdjson::get_active_implementation()->name());
+  std::cout << fmt::format("  fmt {}.{}.{}\n", FMT_VERSION / 10000, FMT_VERSION / 100 % 100, FMT_VERSION % 100);
+  std::cout << fmt::format("  librdkafka {}\n", rd_kafka_version_str());
+  return 0;
+}
+
+}  // namespace cepheus::daemon

@@ -1,0 +1,46 @@
+// The subcommands of `cepheus`, one function each; main.cc wires them to CLI11.
+//
+// Each returns the process exit code: 0 success, 1 failure of the input
+// (bad rules, failing tests), 2 usage errors.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cepheus/common/time.h"
+
+namespace cepheus::daemon {
+
+int RunCheck(const std::vector<std::string>& paths, bool dump);
+
+struct ExplainOptions {
+  std::vector<std::string> paths;
+  std::string rule;  // "" for all
+  std::string format = "text";
+};
+int RunExplain(const ExplainOptions& o);
+
+struct ReplayOptions {
+  std::vector<std::string> rules;
+  std::string events = "-";
+  std::string out_of_order;  // duration text, "" for the config's or 0
+  std::string config;
+  std::string late_out;      // file for late events, "" for none
+  bool quiet = false;        // no summary
+};
+int RunReplay(const ReplayOptions& o);
+
+int RunTests(const std::vector<std::string>& paths, bool verbose);
+
+struct GenCommandOptions {
+  long long users = 1000;
+  long long events = 10000;
+  unsigned long long seed = 1;
+  double fraud_rate = 0.01;
+  std::string out_of_order = "0ms";
+};
+int RunGen(const GenCommandOptions& o);
+
+int RunVersion();
+
+}  // namespace cepheus::daemon

@@ -1,0 +1,31 @@
+// Replaying JSON lines through an engine: shared by `replay`, `test` and the
+// benchmark.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "cepheus/engine/engine.h"
+
+namespace cepheus::daemon {
+
+struct ReplayCounts {
+  uint64_t lines = 0;
+  uint64_t events = 0;
+  uint64_t malformed = 0;
+  uint64_t late = 0;
+  uint64_t alerts = 0;
+};
+
+// Feeds every non-blank line of `text` to a fresh engine, then finishes it
+// (watermark to +infinity). `text` must be followed by
+// simdjson::SIMDJSON_PADDING readable bytes (use simdjson::padded_string).
+// Malformed lines are reported to `on_malformed` with their 1-based line
+// number and skipped.
+ReplayCounts ReplayText(std::string_view text, std::shared_ptr<const nfa::CompiledRuleSet> rules,
+                        const engine::EngineOptions& options, const engine::EventFieldNames& names,
+                        engine::AlertSink* sink,
+                        const std::function<void(uint64_t, const std::string&)>& on_malformed);
+
+}  // namespace cepheus::daemon

@@ -1,0 +1,271 @@
+// `cepheus test`: rule test files in YAML.
+//
+// A test file names a rule set (relative to itself) and a list of cases; each
+// case gives events (YAML maps, or JSON strings) and the alerts it expects,
+// reduced to rule, key, reason and the ids of the bound events, compared as
+// multisets (the same comparison as shared/examples/check.py). An event
+// without an "id" gets "e1", "e2", ... by position.
+//
+//   rules: ../multi_country.rules
+//   cases:
+//     - name: three countries in two minutes alert once
+//       out_of_order: 0s            # optional
+//       events:
+//         - {type: order, user_id: u1, ts: 0, country: FR}
+//       expect:
+//         - {rule: multi_country_orders, key: u1, events: {o: [e1, e2, e3]}}
+//       late: [e4]                  # optional: ids expected to be late
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <map>
+
+#include <fmt/format.h>
+#include <simdjson.h>
+#include <yaml-cpp/yaml.h>
+
+#include "cepheus/common/json_writer.h"
+#include "daemon/commands.h"
+#include "daemon/replay.h"
+#include "daemon/rules_loader.h"
+
+namespace cepheus::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+
+void ScalarToJson(const YAML::Node& n, std::string* out) {
+  const std::string& s = n.Scalar();
+  if (n.Tag() == "!") {  // quoted in the YAML: always a string
+    AppendJsonString(out, s);
+    return;
+  }
+  if (s == "true" || s == "false") {
+    *out += s;
+    return;
+  }
+  if (s == "null" || s == "~" || s.empty()) {
+    *out += "null";
+    return;
+  }
+  char* end = nullptr;
+  std::strtod(s.c_str(), &end);
+  bool numeric = end == s.c_str() + s.size() && s.find_first_of("0123456789") != std::string::npos &&
+                 s.find_first_not_of("0123456789+-.eE") == std::string::npos;
+  if (numeric) {
+    *out += s;
+  } else {
+    AppendJsonString(out, s);
+  }
+}
+
+void NodeToJson(const YAML::Node& n, std::string* out) {
+  if (n.IsMap()) {
+    *out += '{';
+    bool first = true;
+    for (const auto& kv : n) {
+      if (!first) *out += ',';
+      first = false;
+      AppendJsonString(out, kv.first.as<std::string>());
+      *out += ':';
+      NodeToJson(kv.second, out);
+    }
+    *out += '}';
+  } else if (n.IsSequence()) {
+    *out += '[';
+    for (size_t i = 0; i < n.size(); ++i) {
+      if (i) *out += ',';
+      NodeToJson(n[i], out);
+    }
+    *out += ']';
+  } else if (n.IsScalar()) {
+    ScalarToJson(n, out);
+  } else {
+    *out += "null";
+  }
+}
+
+// rule|key|reason|name=id,id;name=id
+using Reduced = std::string;
+
+Reduced Reduce(const std::string& rule, const std::string& key, const std::string& reason,
+               std::map<std::string, std::vector<std::string>> events) {
+  std::string out = rule + "|" + key + "|" + reason + "|";
+  for (auto& [name, ids] : events) {
+    if (ids.empty()) continue;
+    out += name + "=" + fmt::format("{}", fmt::join(ids, ",")) + ";";
+  }
+  return out;
+}
+
+class CollectSink : public engine::AlertSink {
+ public:
+  void Publish(const engine::Alert& a) override { alerts.push_back(a.json); }
+  void Late(const nfa::Event& e) override { late.push_back(e.id); }
+  std::vector<std::string> alerts;
+  std::vector<std::string> late;
+};
+
+Reduced ReduceAlert(const std::string& json) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element a = parser.parse(json);
+  std::map<std::string, std::vector<std::string>> events;
+  for (auto [name, list] : a["events"].get_object()) {
+    auto& ids = events[std::string(name)];
+    for (auto e : list.get_array()) {
+      std::string_view id;
+      if (!e["id"].get_string().get(id)) ids.emplace_back(id);
+      else ids.push_back(simdjson::minify(e["id"]));
+    }
+  }
+  return Reduce(std::string(a["rule"].get_string().value()), std::string(a["key"].get_string().value()),
+                std::string(a["reason"].get_string().value()), events);
+}
+
+struct FileResult {
+  int passed = 0;
+  int failed = 0;
+};
+
+FileResult RunFile(const fs::path& file, bool verbose) {
+  FileResult r;
+  YAML::Node doc;
+  try {
+    doc = YAML::LoadFile(file.string());
+  } catch (const YAML::Exception& e) {
+    std::cout << fmt::format("FAIL {}: cannot read the test file: {}\n", file.string(), e.what());
+    ++r.failed;
+    return r;
+  }
+  std::vector<std::string> rule_paths;
+  if (doc["rules"]) {
+    auto add = [&](const std::string& p) { rule_paths.push_back((file.parent_path() / p).lexically_normal().string()); };
+    if (doc["rules"].IsSequence()) {
+      for (const auto& p : doc["rules"]) add(p.as<std::string>());
+    } else {
+      add(doc["rules"].as<std::string>());
+    }
+  }
+  if (rule_paths.empty() || !doc["cases"] || !doc["cases"].IsSequence()) {
+    std::cout << fmt::format("FAIL {}: a test file needs 'rules' and a list of 'cases'\n", file.string());
+    ++r.failed;
+    return r;
+  }
+  auto rules = LoadAndCompile(rule_paths, std::cout);
+  if (!rules) {
+    std::cout << fmt::format("FAIL {}: the rules do not check\n", file.string());
+    ++r.failed;
+    return r;
+  }
+  std::string default_ooo = doc["out_of_order"] ? doc["out_of_order"].as<std::string>() : "0ms";
+  int index = 0;
+  for (const auto& c : doc["cases"]) {
+    ++index;
+    std::string name = c["name"] ? c["name"].as<std::string>() : fmt::format("case {}", index);
+    std::string label = fmt::format("{}: {}", file.filename().string(), name);
+    try {
+      engine::EngineOptions options;
+      auto ooo = ParseDuration(c["out_of_order"] ? c["out_of_order"].as<std::string>() : default_ooo);
+      if (!ooo) throw std::runtime_error("out_of_order is not a duration");
+      options.out_of_order = *ooo;
+      std::string lines;
+      int n = 0;
+      for (const auto& e : c["events"]) {
+        ++n;
+        if (e.IsScalar()) {
+          lines += e.as<std::string>();
+        } else {
+          YAML::Node ev = YAML::Clone(e);
+          if (!ev["id"]) ev["id"] = fmt::format("e{}", n);
+          NodeToJson(ev, &lines);
+        }
+        lines += '\n';
+      }
+      simdjson::padded_string input(lines);
+      CollectSink sink;
+      std::vector<std::string> problems;
+      ReplayText(std::string_view(input.data(), input.size()), rules, options, engine::EventFieldNames{}, &sink,
+                 [&](uint64_t line, const std::string& why) {
+                   problems.push_back(fmt::format("event {} is malformed: {}", line, why));
+                 });
+      std::vector<Reduced> got, want;
+      for (const auto& a : sink.alerts) got.push_back(ReduceAlert(a));
+      for (const auto& x : c["expect"]) {
+        std::map<std::string, std::vector<std::string>> evs;
+        if (x["events"]) {
+          for (const auto& kv : x["events"]) {
+            for (const auto& id : kv.second) evs[kv.first.as<std::string>()].push_back(id.as<std::string>());
+          }
+        }
+        want.push_back(Reduce(x["rule"].as<std::string>(), x["key"].as<std::string>(),
+                              x["reason"] ? x["reason"].as<std::string>() : "match", evs));
+      }
+      std::sort(got.begin(), got.end());
+      std::sort(want.begin(), want.end());
+      std::vector<Reduced> missing, extra;
+      std::set_difference(want.begin(), want.end(), got.begin(), got.end(), std::back_inserter(missing));
+      std::set_difference(got.begin(), got.end(), want.begin(), want.end(), std::back_inserter(extra));
+      for (const auto& m : missing) problems.push_back("missing alert " + m);
+      for (const auto& m : extra) problems.push_back("unexpected alert " + m);
+      if (c["late"]) {
+        std::vector<std::string> want_late;
+        for (const auto& id : c["late"]) want_late.push_back(id.as<std::string>());
+        std::vector<std::string> got_late = sink.late;
+        std::sort(want_late.begin(), want_late.end());
+        std::sort(got_late.begin(), got_late.end());
+        if (want_late != got_late) {
+          problems.push_back(fmt::format("late events: expected [{}], got [{}]", fmt::join(want_late, ", "),
+                                         fmt::join(got_late, ", ")));
+        }
+      }
+      if (problems.empty()) {
+        ++r.passed;
+        std::cout << fmt::format("PASS {}\n", label);
+      } else {
+        ++r.failed;
+        std::cout << fmt::format("FAIL {}\n", label);
+        for (const auto& p : problems) std::cout << "     " << p << "\n";
+        if (verbose) {
+          for (const auto& a : sink.alerts) std::cout << "     alert: " << a << "\n";
+        }
+      }
+    } catch (const std::exception& e) {
+      ++r.failed;
+      std::cout << fmt::format("FAIL {}: bad case: {}\n", label, e.what());
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
+int RunTests(const std::vector<std::string>& paths, bool verbose) {
+  std::vector<fs::path> files;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      std::vector<fs::path> found;
+      for (const auto& e : fs::recursive_directory_iterator(p, ec)) {
+        std::string n = e.path().filename().string();
+        if (e.is_regular_file() && (n.ends_with(".test.yaml") || n.ends_with(".test.yml"))) found.push_back(e.path());
+      }
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else if (fs::exists(p, ec)) {
+      files.emplace_back(p);
+    } else {
+      std::cerr << fmt::format("cepheus: error: {}: no such file or directory\n", p);
+      return 2;
+    }
+  }
+  int passed = 0, failed = 0;
+  for (const auto& f : files) {
+    FileResult r = RunFile(f, verbose);
+    passed += r.passed;
+    failed += r.failed;
+  }
+  std::cout << fmt::format("{} passed, {} failed\n", passed, failed);
+  return failed == 0 && passed > 0 ? 0 : 1;
+}
+
+}  // namespace cepheus::daemon
