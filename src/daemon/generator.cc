@@ -241,7 +241,7 @@ class Generator {
       if (Unit() < kNormalPaidRate) {
         Schedule(MakePayment(e, e.ts + Between(1000, 10000), /*normal=*/true));
       }
-    } else if (roll < 960 && !recent_orders_.empty()) {
+    } else if (roll < 960 && !recent_orders_.empty()) {  // nothing to refund yet: fall through
       Event paid = recent_orders_[Below(recent_orders_.size())];
       e.type = Type::kRefund;
       e.user = paid.user;

@@ -121,6 +121,7 @@ std::string EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k) {
   out.append(reinterpret_cast<const char*>(&p.fingerprint), 8);
   out.push_back(k.alerted ? 1 : 0);
   PutSigned(&out, k.last_alert);
+  PutVarint(&out, k.start_barrier);
   std::unordered_map<const nfa::Event*, uint64_t> index;
   std::vector<const nfa::Event*> table;
   for (const auto& run : k.runs) {
@@ -161,6 +162,7 @@ Result<nfa::KeyRuns> DecodeKeyRuns(std::string_view bytes, const nfa::Program& p
   nfa::KeyRuns k;
   k.alerted = r.Byte() != 0;
   k.last_alert = r.Signed();
+  k.start_barrier = r.Varint();
   uint64_t n_events = r.Varint();
   if (!r.ok() || n_events > bytes.size()) return Status::Corruption("bad event count in state");
   std::vector<nfa::EventRef> table;

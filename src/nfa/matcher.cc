@@ -81,10 +81,16 @@ void Matcher::Take(Run* r, int step, const EventRef& e) const {
   }
   r->last_ts = e->ts;
   r->last_seq = e->seq;
+  r->min_arrival = std::min(r->min_arrival, e->arrival);
   r->contiguous = true;
 }
 
 void Matcher::RebuildAggregates(Run* run) const {
+  run->min_arrival = UINT64_MAX;
+  for (const auto& step : run->bound) {
+    if (!step.empty() && step.front()->seq == run->start_seq) run->start_arrival = step.front()->arrival;
+    for (const auto& e : step) run->min_arrival = std::min(run->min_arrival, e->arrival);
+  }
   run->aggs.assign(p_->aggs.size(), AggState{});
   for (size_t i = 0; i < p_->aggs.size(); ++i) {
     const AggSpec& a = p_->aggs[i];
@@ -99,20 +105,33 @@ void Matcher::Finish(KeyRuns& k, Match m, std::vector<Match>* out) const {
     k.alerted = true;
     k.last_alert = m.detected_at;
   }
-  // Skip policy: which other runs this match consumes.
-  auto& runs = k.runs;
-  if (p_->skip == dsl::SkipPolicy::kPastLast) {
-    uint64_t last = m.run.last_seq;
-    runs.erase(std::remove_if(runs.begin(), runs.end(),
-                              [&](const Run& r) { return r.start_seq <= last; }),
-               runs.end());
-  } else if (p_->skip == dsl::SkipPolicy::kToNext) {
-    uint64_t first = m.run.start_seq;
-    runs.erase(std::remove_if(runs.begin(), runs.end(),
-                              [&](const Run& r) { return r.start_seq == first; }),
-               runs.end());
-  }
   out->push_back(std::move(m));
+}
+
+// Skip policy: the runs (live ones, and completed ones not yet taken as
+// matches) that match `m` consumes. "At or before the match's last event" is
+// by arrival: with out-of-order input, an event that arrived before the last
+// event belongs to the incident even when its time is later.
+void Matcher::Consume(const Run& m, KeyRuns& k, std::vector<Run>* completed, size_t from) const {
+  auto drop = [&](auto pred) {
+    k.runs.erase(std::remove_if(k.runs.begin(), k.runs.end(), pred), k.runs.end());
+    if (completed != nullptr) {
+      completed->erase(std::remove_if(completed->begin() + static_cast<std::ptrdiff_t>(from),
+                                      completed->end(), pred),
+                       completed->end());
+    }
+  };
+  if (p_->skip == dsl::SkipPolicy::kPastLast) {
+    uint64_t last = 0;
+    for (const auto& step : m.bound) {
+      if (!step.empty() && step.back()->seq == m.last_seq) last = step.back()->arrival;
+    }
+    k.start_barrier = std::max(k.start_barrier, last);
+    drop([&](const Run& r) { return r.min_arrival <= last; });
+  } else if (p_->skip == dsl::SkipPolicy::kToNext) {
+    uint64_t first = m.start_seq;
+    drop([&](const Run& r) { return r.start_seq == first; });
+  }
 }
 
 void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
@@ -175,9 +194,11 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
   }
 
   // Start a new run with e.
-  if (Fits(0, e, nullptr) && !(p_->skip == dsl::SkipPolicy::kPastLast && !completed.empty())) {
+  if (e.arrival > k.start_barrier && Fits(0, e, nullptr) &&
+      !(p_->skip == dsl::SkipPolicy::kPastLast && !completed.empty())) {
     Run r;
     r.start_seq = e.seq;
+    r.start_arrival = e.arrival;
     r.first_ts = e.ts;
     r.bound.resize(n);
     r.aggs.assign(p_->aggs.size(), AggState{});
@@ -188,14 +209,21 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
   }
 
   k.runs = std::move(next);
-  if (!completed.empty()) {
-    size_t take = p_->skip == dsl::SkipPolicy::kNone ? completed.size() : 1;
-    for (size_t i = 0; i < take; ++i) {
-      Match m;
-      m.detected_at = e.ts;
-      m.run = std::move(completed[i]);
-      Finish(k, std::move(m), out);
-    }
+  // "The run that started first" is the one whose first event arrived first
+  // (with out-of-order input a run can start on an event that arrived later
+  // than another run's first event but has an earlier time).
+  std::stable_sort(completed.begin(), completed.end(), [](const Run& a, const Run& b) {
+    return a.start_arrival < b.start_arrival;
+  });
+  // Completed runs become matches oldest first; each match consumes runs by
+  // the skip policy, completed ones included (so under past_last only the
+  // oldest alerts; under to_next one per first event; under none all).
+  for (size_t i = 0; i < completed.size(); ++i) {
+    Consume(completed[i], k, &completed, i + 1);
+    Match m;
+    m.detected_at = e.ts;
+    m.run = std::move(completed[i]);
+    Finish(k, std::move(m), out);
   }
   if (k.runs.size() > static_cast<size_t>(p_->limit)) {
     size_t drop = k.runs.size() - static_cast<size_t>(p_->limit);
@@ -214,6 +242,7 @@ void Matcher::CloseWindows(KeyRuns& k, Millis t, std::vector<Match>* out) const 
       if (!p_->steps[j].absent && p_->steps[j].min > 0) waiting_on_absent_only = false;
     }
     if (!waiting_on_absent_only || !WhereHolds(r)) continue;
+    Consume(r, k, nullptr, 0);
     Match m;
     m.absence = true;
     m.detected_at = r.first_ts + p_->within;

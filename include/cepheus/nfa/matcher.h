@@ -29,12 +29,14 @@ struct AggState {
 
 struct Run {
   uint64_t start_seq = 0;  // evaluation seq of the first event
+  uint64_t start_arrival = 0;  // arrival order of the first event
   int32_t step = 0;        // the step the run is at
   int32_t count = 0;       // events taken at `step`
   bool contiguous = true;  // no event of the key was skipped since the last one taken
   Millis first_ts = 0;
   Millis last_ts = 0;
   uint64_t last_seq = 0;
+  uint64_t min_arrival = UINT64_MAX;  // earliest arrival among the bound events
   std::vector<std::vector<EventRef>> bound;  // per step
   std::vector<AggState> aggs;                // per Program::aggs
 };
@@ -43,6 +45,9 @@ struct KeyRuns {
   std::vector<Run> runs;  // oldest first, so first_ts never decreases along it
   bool alerted = false;
   Millis last_alert = 0;  // detected_at of the last alert not suppressed
+  // Under `skip past_last`, events that arrived at or before the last event of
+  // the latest match may not start a run.
+  uint64_t start_barrier = 0;
 };
 
 struct Match {
@@ -97,6 +102,7 @@ class Matcher {
   }
   void Take(Run* r, int step, const EventRef& e) const;
   void Finish(KeyRuns& k, Match m, std::vector<Match>* out) const;
+  void Consume(const Run& m, KeyRuns& k, std::vector<Run>* completed, size_t from) const;
 
   const Program* p_;
 };
