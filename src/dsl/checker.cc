@@ -200,7 +200,7 @@ bool RuleChecker::LowerPattern(const ast::Pattern& p, Pattern* out) {
       }
     }
     if (i == 0 && s.absent) Error(s.span, "a pattern cannot start with an absent step");
-    if (i == 0 && !s.absent && s.min == 0) {
+    if (i == 0 && !s.absent && s.min == 0 && s.max != 0) {
       Error(s.quantifier_span, "a pattern cannot start with an optional step (a step that may match "
                                "no event)");
     }

@@ -235,7 +235,13 @@ const auto and_expr_def = not_expr >> *and_operation;
 const auto or_operation_def = kw_str("or") > and_expr;
 const auto expr_def = and_expr >> *or_operation;
 
-const auto types_list_def = ('(' > (name_str % '|') > ')') | x3::repeat(1)[name_str];
+// A bare event type cannot be a clause keyword, so a pattern that stops early
+// ("match a: x ->" then "within 1m") reads as a missing step, not as a step of
+// type "within".
+inline const auto clause_keyword = kw("description") | kw("severity") | kw("key") | kw("match") |
+                                   kw("where") | kw("within") | kw("skip") | kw("cooldown") |
+                                   kw("limit") | kw("emit") | kw("tags") | kw("rule");
+const auto types_list_def = ('(' > (name_str % '|') > ')') | x3::repeat(1)[!clause_keyword >> name_str];
 const auto types_def = types_raw;
 const auto types_raw_def = types_list[set_names];
 const auto quantifier_def = quantifier_raw;

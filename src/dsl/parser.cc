@@ -55,7 +55,21 @@ bool ParseSource(std::shared_ptr<const SourceFile> file, RuleSet* set, Diagnosti
   const SourceFile& f = *file;
   set->files.push_back(std::move(file));
   auto parsed = ParseRules(f, diags);
+  size_t first_new = set->rules.size();
   CheckRules(f, parsed, set, diags);
+  // Names are unique across the whole set, this file's rules included.
+  for (size_t i = first_new; i < set->rules.size(); ++i) {
+    const Rule& r = set->rules[i];
+    for (size_t j = 0; j < i; ++j) {
+      const Rule& prev = set->rules[j];
+      if (prev.name != r.name) continue;
+      auto at = prev.file->Locate(prev.name_span.begin);
+      diags->Error(r.file, r.name_span,
+                   fmt::format("rule name '{}' is already used at {}:{}:{}", r.name, prev.file->name(),
+                               at.line, at.col));
+      break;
+    }
+  }
   return diags->error_count() == errors_before;
 }
 
@@ -92,17 +106,6 @@ std::optional<RuleSet> LoadRuleSet(const std::vector<std::string>& paths, Diagno
     std::ostringstream buf;
     buf << in.rdbuf();
     ParseSource(std::make_shared<const SourceFile>(name, buf.str()), &set, diags);
-  }
-  // Names are unique across the whole set.
-  std::map<std::string, const Rule*> by_name;
-  for (const auto& r : set.rules) {
-    auto [it, fresh] = by_name.emplace(r.name, &r);
-    if (!fresh) {
-      auto first = it->second->file->Locate(it->second->name_span.begin);
-      diags->Error(r.file, r.name_span,
-                   fmt::format("rule name '{}' is already used at {}:{}:{}", r.name,
-                               it->second->file->name(), first.line, first.col));
-    }
   }
   if (diags->has_errors()) return std::nullopt;
   return set;

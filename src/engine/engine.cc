@@ -71,10 +71,11 @@ void Engine::CloseUntil(Millis t) {
   while (!timers_.empty() && timers_.top().at < t) {
     Timer tm = timers_.top();
     timers_.pop();
-    KeyState* ks = tm.ks;
-    --ks->pending;
-    if (ks->timer_at == tm.at) ks->timer_at = kMaxTime;
     RuleState& rs = states_[tm.rule];
+    auto it = rs.keys.find(std::string_view(tm.key));
+    if (it == rs.keys.end() || it->second.timer_at != tm.at) continue;  // stale
+    KeyState* ks = &it->second;
+    ks->timer_at = kMaxTime;
     int64_t before = static_cast<int64_t>(ks->runs.runs.size());
     matches_.clear();
     rs.matcher.CloseWindows(ks->runs, tm.at + 1, &matches_);
@@ -102,7 +103,13 @@ void Engine::Evaluate(const nfa::EventRef& e) {
     int64_t before = static_cast<int64_t>(ks->runs.runs.size());
     matches_.clear();
     nfa::MatchStats ms;
+    uint64_t barrier = ks->runs.start_barrier;
     rs.matcher.OnEvent(ks->runs, e, &matches_, &ms);
+    if (ks->runs.start_barrier != barrier && !buffer_.empty()) {
+      // Events that arrived before the match may still be buffered: they are
+      // all released once the watermark passes the largest time seen now.
+      ks->runs.barrier_until = max_ts_;
+    }
     stats_.rules[r].evicted += ms.evicted;
     stats_.rules[r].runs += static_cast<int64_t>(ks->runs.runs.size()) - before;
     if (!matches_.empty()) Publish(r, *ks->key, &matches_);
@@ -110,28 +117,32 @@ void Engine::Evaluate(const nfa::EventRef& e) {
   }
 }
 
-// Schedules the key's next timer, or forgets the key when nothing is left.
-void Engine::Settle(uint32_t rule, KeyState* ks, Millis now) {
+bool Engine::Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const {
+  if (!k.runs.empty()) return true;
+  if (p.cooldown > 0 && k.alerted && k.last_alert + p.cooldown > now) return true;
+  return k.barrier_until >= now;
+}
+
+bool Engine::Settle(uint32_t rule, KeyState* ks, Millis now) {
   RuleState& rs = states_[rule];
-  Millis wake = rs.matcher.NextDeadline(ks->runs);
   const nfa::Program& p = *rs.program;
-  if (ks->runs.runs.empty() && p.cooldown > 0 && ks->runs.alerted &&
-      ks->runs.last_alert + p.cooldown > now) {
-    wake = ks->runs.last_alert + p.cooldown;  // keep the key while its cooldown lasts
-  }
-  if (wake != kMaxTime) {
-    if (wake < ks->timer_at) {
-      ks->timer_at = wake;
-      ++ks->pending;
-      timers_.push(Timer{wake, ++timer_order_, rule, ks});
-    }
-    return;
-  }
-  if (ks->runs.runs.empty() && ks->pending == 0) {
+  if (!Needed(p, ks->runs, now)) {
     std::string key = *ks->key;
     rs.keys.erase(key);
     --stats_.rules[rule].keys;
+    return false;
   }
+  Millis wake = rs.matcher.NextDeadline(ks->runs);
+  if (ks->runs.runs.empty()) {
+    // Kept only for its cooldown or barrier: wake when that ends.
+    wake = std::max(p.cooldown > 0 && ks->runs.alerted ? ks->runs.last_alert + p.cooldown : kMinTime,
+                    ks->runs.barrier_until);
+  }
+  if (wake < ks->timer_at) {
+    ks->timer_at = wake;
+    timers_.push(Timer{wake, ++timer_order_, rule, *ks->key});
+  }
+  return true;
 }
 
 void Engine::Publish(uint32_t rule, const std::string& key, std::vector<nfa::Match>* matches) {

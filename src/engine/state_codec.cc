@@ -122,6 +122,7 @@ std::string EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k) {
   out.push_back(k.alerted ? 1 : 0);
   PutSigned(&out, k.last_alert);
   PutVarint(&out, k.start_barrier);
+  PutSigned(&out, k.barrier_until);
   std::unordered_map<const nfa::Event*, uint64_t> index;
   std::vector<const nfa::Event*> table;
   for (const auto& run : k.runs) {
@@ -163,6 +164,7 @@ Result<nfa::KeyRuns> DecodeKeyRuns(std::string_view bytes, const nfa::Program& p
   k.alerted = r.Byte() != 0;
   k.last_alert = r.Signed();
   k.start_barrier = r.Varint();
+  k.barrier_until = r.Signed();
   uint64_t n_events = r.Varint();
   if (!r.ok() || n_events > bytes.size()) return Status::Corruption("bad event count in state");
   std::vector<nfa::EventRef> table;
@@ -229,7 +231,7 @@ Status Engine::Save(StateStore* store) const {
   if (st = store->Put("engine/buffer", buf); !st.ok()) return st;
   for (const auto& rs : states_) {
     for (const auto& [key, ks] : rs.keys) {
-      if (ks.runs.runs.empty() && !ks.runs.alerted) continue;
+      if (!Needed(*rs.program, ks.runs, watermark_)) continue;
       std::string k = "engine/k/" + rs.program->name;
       k.push_back('\0');
       k += key;

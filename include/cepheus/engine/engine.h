@@ -72,8 +72,7 @@ class Engine {
  private:
   struct KeyState {
     nfa::KeyRuns runs;
-    Millis timer_at = kMaxTime;  // the live timer, if any
-    uint32_t pending = 0;        // timers in the heap (live or stale)
+    Millis timer_at = kMaxTime;  // the live timer, if any; heap entries at other times are stale
     const std::string* key = nullptr;
   };
   struct StrHash {
@@ -89,7 +88,7 @@ class Engine {
     Millis at;
     uint64_t order;
     uint32_t rule;
-    KeyState* ks;
+    std::string key;  // looked up when the timer fires; the key may be gone
     bool operator>(const Timer& o) const { return at != o.at ? at > o.at : order > o.order; }
   };
   struct Buffered {
@@ -102,7 +101,11 @@ class Engine {
   void Drain();
   void CloseUntil(Millis t);
   void Evaluate(const nfa::EventRef& e);
-  void Settle(uint32_t rule, KeyState* ks, Millis now);
+  // Schedules the key's next timer, or forgets the key when it holds nothing
+  // that matters any more. Returns false when the key was forgotten.
+  bool Settle(uint32_t rule, KeyState* ks, Millis now);
+  // True when the key holds state that must be kept (and saved).
+  bool Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const;
   void Publish(uint32_t rule, const std::string& key, std::vector<nfa::Match>* matches);
 
   std::shared_ptr<const nfa::CompiledRuleSet> rules_;

@@ -48,6 +48,10 @@ struct KeyRuns {
   // Under `skip past_last`, events that arrived at or before the last event of
   // the latest match may not start a run.
   uint64_t start_barrier = 0;
+  // Set by the engine: until the watermark passes this time, events that
+  // arrived before the barrier may still be waiting in the reorder buffer, so
+  // the key (and its barrier) must be kept.
+  Millis barrier_until = kMinTime;
 };
 
 struct Match {

@@ -1,0 +1,30 @@
+// Helpers shared by the unit tests: compile rule text, run events, reduce
+// alerts to what the examples compare (rule, key, reason, ids per name).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <simdjson.h>
+
+#include "cepheus/dsl/parser.h"
+#include "cepheus/engine/engine.h"
+#include "cepheus/nfa/program.h"
+#include "daemon/replay.h"
+
+namespace cepheus::testing {
+
+// Compiles rule text; REQUIREs that it checks.
+std::shared_ptr<const nfa::CompiledRuleSet> CompileRules(const std::string& text);
+
+// "rule|key|reason|o=e1,e2;p=e3" per alert, in publication order.
+std::string Reduce(const engine::Alert& a);
+std::vector<std::string> Reduce(const std::vector<engine::Alert>& alerts);
+
+// Runs JSON lines through a fresh engine and returns the reduced alerts.
+std::vector<std::string> Run(const std::string& rules, const std::vector<std::string>& events,
+                             Millis out_of_order = 0, engine::CollectingSink* sink_out = nullptr);
+
+}  // namespace cepheus::testing
