@@ -30,10 +30,12 @@ std::string AlertId(const nfa::Program& p, const std::string& key, const nfa::Ru
   int64_t version = kRuleVersion;
   XXH3_128bits_update(st, &version, sizeof version);
   HashField(st, key);
-  for (size_t s = 0; s < run.bound.size(); ++s) {
-    for (const auto& e : run.bound[s]) {
-      HashField(st, e->pos.topic);
-      int64_t part = e->pos.partition, off = e->pos.offset;
+  // Pattern order: by step, then in the order each step took its events.
+  for (int32_t s = 0; s < static_cast<int32_t>(p.steps.size()); ++s) {
+    for (const auto& b : run.bound) {
+      if (b.step != s) continue;
+      HashField(st, b.event->pos.topic);
+      int64_t part = b.event->pos.partition, off = b.event->pos.offset;
       XXH3_128bits_update(st, &part, sizeof part);
       XXH3_128bits_update(st, &off, sizeof off);
     }
@@ -90,9 +92,12 @@ Alert MakeAlert(const nfa::Program& p, const std::string& key, const nfa::Match&
     first_name = false;
     AppendJsonString(&j, p.steps[s].name);
     j += ":[";
-    for (size_t i = 0; i < run.bound[s].size(); ++i) {
-      if (i) j += ',';
-      j += run.bound[s][i]->raw;
+    bool first_event = true;
+    for (const auto& b : run.bound) {
+      if (b.step != static_cast<int32_t>(s)) continue;
+      if (!first_event) j += ',';
+      first_event = false;
+      j += b.event->raw;
     }
     j += ']';
   }

@@ -1,13 +1,17 @@
 // The engine: reorder buffer, watermark, timers and per-key dispatch.
 //
 // Events wait in a min-heap keyed by (ts, arrival) until the watermark
-// (largest ts seen minus the allowed out-of-orderness) reaches them. Window
-// closings wait in a second min-heap of (deadline, key): each key has at most
-// one live timer, for the earliest deadline of its runs (runs are ordered by
-// first event, so that is the first run's); stale heap entries are skipped
-// when popped, and counted so a key is only forgotten when no entry points at
-// it. Releasing an event first pops every timer whose deadline is before the
-// event's time, which gives the spec's "windows and events in time order".
+// (largest ts seen minus the allowed out-of-orderness) reaches them. Rules
+// that read the same key field share one index of keys, so an event costs one
+// key lookup per key field, not one per rule; each key is a slab entry holding
+// the KeyRuns of every rule of its group. Window closings wait in a second
+// min-heap of (deadline, entry, generation, rule): each (key, rule) has at
+// most one live timer, for the earliest deadline of its runs (runs are ordered
+// by first event, so that is the first run's); stale heap entries are skipped
+// when popped. Releasing an event first pops every timer whose deadline is
+// before the event's time, which gives the spec's "windows and events in time
+// order". An entry is freed as soon as no rule needs it, so state is bounded
+// by the live windows (plus cooldowns).
 #include "cepheus/engine/engine.h"
 
 #include <fmt/format.h>
@@ -17,7 +21,14 @@ namespace cepheus::engine {
 Engine::Engine(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions options,
                AlertSink* sink)
     : rules_(std::move(rules)), options_(options), sink_(sink) {
-  for (const auto& p : rules_->programs) states_.push_back(RuleState{p.get(), nfa::Matcher(p.get()), {}});
+  for (const auto& p : rules_->programs) {
+    uint32_t g = 0;
+    while (g < groups_.size() && groups_[g].slot != p->key_slot) ++g;
+    if (g == groups_.size()) groups_.push_back(KeyGroup{p->key_slot, {}, {}});
+    uint32_t pos = static_cast<uint32_t>(groups_[g].rules.size());
+    groups_[g].rules.push_back(static_cast<uint32_t>(states_.size()));
+    states_.push_back(RuleState{p.get(), nfa::Matcher(p.get()), g, pos});
+  }
   stats_.rules.resize(states_.size());
 }
 
@@ -25,7 +36,7 @@ Engine::~Engine() = default;
 
 int64_t Engine::active_keys() const {
   int64_t n = 0;
-  for (const auto& s : states_) n += static_cast<int64_t>(s.keys.size());
+  for (const auto& g : groups_) n += static_cast<int64_t>(g.index.size());
   return n;
 }
 
@@ -71,49 +82,81 @@ void Engine::CloseUntil(Millis t) {
   while (!timers_.empty() && timers_.top().at < t) {
     Timer tm = timers_.top();
     timers_.pop();
+    KeyEntry& entry = entries_[tm.entry];
+    if (entry.generation != tm.generation) continue;  // the key is gone
     RuleState& rs = states_[tm.rule];
-    auto it = rs.keys.find(std::string_view(tm.key));
-    if (it == rs.keys.end() || it->second.timer_at != tm.at) continue;  // stale
-    KeyState* ks = &it->second;
-    ks->timer_at = kMaxTime;
-    int64_t before = static_cast<int64_t>(ks->runs.runs.size());
+    KeyState& ks = entry.rules[rs.pos];
+    if (ks.timer_at != tm.at) continue;  // stale
+    ks.timer_at = kMaxTime;
+    int64_t before = static_cast<int64_t>(ks.runs.runs.size());
     matches_.clear();
-    rs.matcher.CloseWindows(ks->runs, tm.at + 1, &matches_);
-    stats_.rules[tm.rule].runs += static_cast<int64_t>(ks->runs.runs.size()) - before;
-    if (!matches_.empty()) Publish(tm.rule, *ks->key, &matches_);
-    Settle(tm.rule, ks, tm.at + 1);
+    rs.matcher.CloseWindows(ks.runs, tm.at + 1, &matches_);
+    stats_.rules[tm.rule].runs += static_cast<int64_t>(ks.runs.runs.size()) - before;
+    if (!matches_.empty()) Publish(tm.rule, entry.key, &matches_);
+    Schedule(tm.entry, tm.rule, tm.at + 1);
+    MaybeForget(tm.entry, tm.at + 1);
   }
+}
+
+uint32_t Engine::NewEntry(uint32_t group, std::string_view key) {
+  uint32_t id;
+  if (!free_entries_.empty()) {
+    id = free_entries_.back();
+    free_entries_.pop_back();
+  } else {
+    id = static_cast<uint32_t>(entries_.size());
+    entries_.emplace_back();
+  }
+  KeyEntry& entry = entries_[id];
+  entry.key.assign(key);
+  entry.group = group;
+  entry.rules.resize(groups_[group].rules.size());
+  groups_[group].index.emplace(entry.key, id);
+  return id;
 }
 
 void Engine::Evaluate(const nfa::EventRef& e) {
   e->seq = ++seq_;
   ++stats_.evaluated;
-  for (uint32_t r = 0; r < states_.size(); ++r) {
-    RuleState& rs = states_[r];
-    if (!rs.matcher.Relevant(*e)) continue;
-    if (!KeyText(e->fields[rs.program->key_slot], &key_)) continue;
-    auto it = rs.keys.find(std::string_view(key_));
-    if (it == rs.keys.end()) {
-      if (!rs.matcher.Starts(*e)) continue;  // nothing to do for a key with no state
-      it = rs.keys.emplace(key_, KeyState{}).first;
-      it->second.key = &it->first;
-      ++stats_.rules[r].keys;
+  for (uint32_t g = 0; g < groups_.size(); ++g) {
+    KeyGroup& group = groups_[g];
+    const nfa::Value& kv = e->fields[group.slot];
+    std::string_view key;
+    if (kv.kind == nfa::Value::Kind::kString) {
+      key = kv.str();
+    } else if (KeyText(kv, &key_)) {
+      key = key_;
+    } else {
+      continue;  // no key: every rule of the group ignores the event
     }
-    KeyState* ks = &it->second;
-    int64_t before = static_cast<int64_t>(ks->runs.runs.size());
-    matches_.clear();
-    nfa::MatchStats ms;
-    uint64_t barrier = ks->runs.start_barrier;
-    rs.matcher.OnEvent(ks->runs, e, &matches_, &ms);
-    if (ks->runs.start_barrier != barrier && !buffer_.empty()) {
-      // Events that arrived before the match may still be buffered: they are
-      // all released once the watermark passes the largest time seen now.
-      ks->runs.barrier_until = max_ts_;
+    uint32_t id = UINT32_MAX;
+    if (auto it = group.index.find(key); it != group.index.end()) id = it->second;
+    for (uint32_t r : group.rules) {
+      RuleState& rs = states_[r];
+      if (!rs.matcher.Relevant(*e)) continue;
+      if (id == UINT32_MAX) {
+        if (!rs.matcher.Starts(*e)) continue;  // nothing to do for a key with no state
+        id = NewEntry(g, key);
+      }
+      KeyEntry& entry = entries_[id];
+      KeyState& ks = entry.rules[rs.pos];
+      if (ks.runs.runs.empty() && !rs.matcher.Starts(*e)) continue;
+      int64_t before = static_cast<int64_t>(ks.runs.runs.size());
+      uint64_t barrier = ks.runs.start_barrier;
+      matches_.clear();
+      nfa::MatchStats ms;
+      rs.matcher.OnEvent(ks.runs, e, &matches_, &ms);
+      if (ks.runs.start_barrier != barrier && !buffer_.empty()) {
+        // Events that arrived before the match may still be buffered: they are
+        // all released once the watermark passes the largest time seen now.
+        ks.runs.barrier_until = max_ts_;
+      }
+      stats_.rules[r].evicted += ms.evicted;
+      stats_.rules[r].runs += static_cast<int64_t>(ks.runs.runs.size()) - before;
+      if (!matches_.empty()) Publish(r, entry.key, &matches_);
+      Schedule(id, r, e->ts);
     }
-    stats_.rules[r].evicted += ms.evicted;
-    stats_.rules[r].runs += static_cast<int64_t>(ks->runs.runs.size()) - before;
-    if (!matches_.empty()) Publish(r, *ks->key, &matches_);
-    Settle(r, ks, e->ts);
+    if (id != UINT32_MAX) MaybeForget(id, e->ts);
   }
 }
 
@@ -123,26 +166,34 @@ bool Engine::Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) co
   return k.barrier_until >= now;
 }
 
-bool Engine::Settle(uint32_t rule, KeyState* ks, Millis now) {
-  RuleState& rs = states_[rule];
+void Engine::Schedule(uint32_t id, uint32_t rule, Millis now) {
+  const RuleState& rs = states_[rule];
+  KeyEntry& entry = entries_[id];
+  KeyState& ks = entry.rules[rs.pos];
   const nfa::Program& p = *rs.program;
-  if (!Needed(p, ks->runs, now)) {
-    std::string key = *ks->key;
-    rs.keys.erase(key);
-    --stats_.rules[rule].keys;
-    return false;
-  }
-  Millis wake = rs.matcher.NextDeadline(ks->runs);
-  if (ks->runs.runs.empty()) {
+  if (!Needed(p, ks.runs, now)) return;
+  Millis wake = rs.matcher.NextDeadline(ks.runs);
+  if (ks.runs.runs.empty()) {
     // Kept only for its cooldown or barrier: wake when that ends.
-    wake = std::max(p.cooldown > 0 && ks->runs.alerted ? ks->runs.last_alert + p.cooldown : kMinTime,
-                    ks->runs.barrier_until);
+    wake = std::max(p.cooldown > 0 && ks.runs.alerted ? ks.runs.last_alert + p.cooldown : kMinTime,
+                    ks.runs.barrier_until);
   }
-  if (wake < ks->timer_at) {
-    ks->timer_at = wake;
-    timers_.push(Timer{wake, ++timer_order_, rule, *ks->key});
+  if (wake < ks.timer_at) {
+    ks.timer_at = wake;
+    timers_.push(Timer{wake, ++timer_order_, id, entry.generation, rule});
   }
-  return true;
+}
+
+void Engine::MaybeForget(uint32_t id, Millis now) {
+  KeyEntry& entry = entries_[id];
+  KeyGroup& group = groups_[entry.group];
+  for (size_t i = 0; i < entry.rules.size(); ++i) {
+    if (Needed(*states_[group.rules[i]].program, entry.rules[i].runs, now)) return;
+  }
+  group.index.erase(entry.key);
+  ++entry.generation;
+  entry.rules.clear();
+  free_entries_.push_back(id);
 }
 
 void Engine::Publish(uint32_t rule, const std::string& key, std::vector<nfa::Match>* matches) {

@@ -22,7 +22,7 @@ EventDecoder::EventDecoder(std::shared_ptr<const nfa::CompiledRuleSet> rules, Ev
 
 bool KeyText(const Value& v, std::string* out) {
   switch (v.kind) {
-    case Value::Kind::kString: out->assign(v.str); return true;
+    case Value::Kind::kString: out->assign(v.str()); return true;
     case Value::Kind::kNumber: *out = FormatNumber(v.number); return true;
     case Value::Kind::kBool: *out = v.boolean ? "true" : "false"; return true;
     default: return false;
@@ -65,7 +65,7 @@ Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Posi
   simdjson::dom::object obj;
   if (root.get_object().get(obj)) return Status::InvalidArgument("not a JSON object");
 
-  auto ev = std::make_shared<nfa::Event>();
+  nfa::EventRef ev(new nfa::Event());
   simdjson::dom::element type_el;
   if (obj.at_key(names_.type).get(type_el)) {
     return Status::InvalidArgument(fmt::format("no '{}' field (the event type)", names_.type));
@@ -145,8 +145,8 @@ Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Posi
   auto rebase = [&](Value v) {
     if (v.kind == Value::Kind::kString) {
       size_t at = text.size();
-      text.append(v.str);
-      v.str = std::string_view(text.data() + at, v.str.size());
+      text.append(v.str());
+      v.chars = text.data() + at;
     }
     return v;
   };

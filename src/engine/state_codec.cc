@@ -126,10 +126,8 @@ std::string EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k) {
   std::unordered_map<const nfa::Event*, uint64_t> index;
   std::vector<const nfa::Event*> table;
   for (const auto& run : k.runs) {
-    for (const auto& step : run.bound) {
-      for (const auto& e : step) {
-        if (index.emplace(e.get(), table.size()).second) table.push_back(e.get());
-      }
+    for (const auto& b : run.bound) {
+      if (index.emplace(b.event.get(), table.size()).second) table.push_back(b.event.get());
     }
   }
   PutVarint(&out, table.size());
@@ -144,9 +142,9 @@ std::string EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k) {
     PutSigned(&out, run.last_ts);
     PutVarint(&out, run.last_seq);
     PutVarint(&out, run.bound.size());
-    for (const auto& step : run.bound) {
-      PutVarint(&out, step.size());
-      for (const auto& e : step) PutVarint(&out, index[e.get()]);
+    for (const auto& b : run.bound) {
+      PutVarint(&out, static_cast<uint64_t>(b.step));
+      PutVarint(&out, index[b.event.get()]);
     }
   }
   return out;
@@ -186,20 +184,18 @@ Result<nfa::KeyRuns> DecodeKeyRuns(std::string_view bytes, const nfa::Program& p
     run.first_ts = r.Signed();
     run.last_ts = r.Signed();
     run.last_seq = r.Varint();
-    uint64_t steps = r.Varint();
-    if (!r.ok() || steps != p.steps.size() || run.step < 0 ||
-        static_cast<size_t>(run.step) >= p.steps.size()) {
+    uint64_t n = r.Varint();
+    if (!r.ok() || run.step < 0 || static_cast<size_t>(run.step) >= p.steps.size() || n == 0 ||
+        n > bytes.size()) {
       return Status::Corruption("run does not fit the rule's steps");
     }
-    run.bound.resize(steps);
-    for (auto& step : run.bound) {
-      uint64_t n = r.Varint();
-      if (!r.ok() || n > table.size() * 64 + 64) return Status::Corruption("bad binding count");
-      for (uint64_t j = 0; j < n; ++j) {
-        uint64_t idx = r.Varint();
-        if (!r.ok() || idx >= table.size()) return Status::Corruption("bad event index in state");
-        step.push_back(table[idx]);
+    for (uint64_t j = 0; j < n; ++j) {
+      uint64_t step = r.Varint();
+      uint64_t idx = r.Varint();
+      if (!r.ok() || idx >= table.size() || step >= p.steps.size()) {
+        return Status::Corruption("bad binding in state");
       }
+      run.bound.push_back(nfa::Bound{table[idx], static_cast<int32_t>(step)});
     }
     matcher.RebuildAggregates(&run);
     k.runs.push_back(std::move(run));
@@ -229,24 +225,31 @@ Status Engine::Save(StateStore* store) const {
     copy.pop();
   }
   if (st = store->Put("engine/buffer", buf); !st.ok()) return st;
-  for (const auto& rs : states_) {
-    for (const auto& [key, ks] : rs.keys) {
-      if (!Needed(*rs.program, ks.runs, watermark_)) continue;
-      std::string k = "engine/k/" + rs.program->name;
-      k.push_back('\0');
-      k += key;
-      if (st = store->Put(k, EncodeKeyRuns(*rs.program, ks.runs)); !st.ok()) return st;
+  for (const auto& group : groups_) {
+    for (const auto& [key, id] : group.index) {
+      const KeyEntry& entry = entries_[id];
+      for (size_t i = 0; i < group.rules.size(); ++i) {
+        const RuleState& rs = states_[group.rules[i]];
+        if (!Needed(*rs.program, entry.rules[i].runs, watermark_)) continue;
+        std::string k = "engine/k/" + rs.program->name;
+        k.push_back('\0');
+        k += key;
+        if (st = store->Put(k, EncodeKeyRuns(*rs.program, entry.rules[i].runs)); !st.ok()) return st;
+      }
     }
   }
   return Status::Ok();
 }
 
 Status Engine::Load(const StateStore& store, EventDecoder* decoder, uint64_t* dropped) {
-  for (auto& rs : states_) rs.keys.clear();
+  for (auto& g : groups_) g.index.clear();
+  entries_.clear();
+  free_entries_.clear();
   timers_ = {};
   buffer_ = {};
-  for (auto& r : stats_.rules) r.runs = r.keys = 0;
+  for (auto& r : stats_.rules) r.runs = 0;
   Status result;
+  std::vector<uint32_t> loaded;
   Status st = store.Scan("engine/", [&](std::string_view k, std::string_view v) {
     if (!result.ok()) return;
     if (k == "engine/meta") {
@@ -289,18 +292,25 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, uint64_t* dr
           result = kr.status();
           return;
         }
-        auto it = rs.keys.emplace(std::string(key), KeyState{}).first;
-        it->second.key = &it->first;
-        it->second.runs = std::move(kr).value();
-        stats_.rules[r].runs += static_cast<int64_t>(it->second.runs.runs.size());
-        ++stats_.rules[r].keys;
-        Settle(r, &it->second, watermark_);
+        KeyGroup& group = groups_[rs.group];
+        uint32_t id;
+        if (auto it = group.index.find(key); it != group.index.end()) {
+          id = it->second;
+        } else {
+          id = NewEntry(rs.group, key);
+          loaded.push_back(id);
+        }
+        KeyState& ks = entries_[id].rules[rs.pos];
+        ks.runs = std::move(kr).value();
+        stats_.rules[r].runs += static_cast<int64_t>(ks.runs.runs.size());
+        Schedule(id, r, watermark_);
         return;
       }
       if (dropped) ++*dropped;  // the rule is gone
     }
   });
   if (!st.ok()) return st;
+  for (uint32_t id : loaded) MaybeForget(id, watermark_);
   return result;
 }
 

@@ -30,7 +30,7 @@ std::string Expr(const Program& p, const FieldTable& f, const CompiledExpr& e, i
     case Op::kConst:
       if (n.constant.kind == Value::Kind::kString) {
         std::string s;
-        AppendJsonString(&s, n.constant.str);
+        AppendJsonString(&s, n.constant.str());
         return s;
       }
       return ToText(n.constant);

@@ -22,7 +22,7 @@ bool Equal(const Value& a, const Value& b) {
     case Value::Kind::kNull: return true;
     case Value::Kind::kBool: return a.boolean == b.boolean;
     case Value::Kind::kNumber: return a.number == b.number;
-    case Value::Kind::kString: return a.str == b.str;
+    case Value::Kind::kString: return a.str() == b.str();
     case Value::Kind::kList:
       if (a.list->size() != b.list->size()) return false;
       for (size_t i = 0; i < a.list->size(); ++i) {
@@ -38,7 +38,7 @@ std::string ToText(const Value& v) {
     case Value::Kind::kNull: return "null";
     case Value::Kind::kBool: return v.boolean ? "true" : "false";
     case Value::Kind::kNumber: return FormatNumber(v.number);
-    case Value::Kind::kString: return std::string(v.str);
+    case Value::Kind::kString: return std::string(v.str());
     case Value::Kind::kList: {
       std::string out;
       for (size_t i = 0; i < v.list->size(); ++i) {
@@ -67,8 +67,8 @@ void AggState::Add(const Value& v, bool keep_values) {
     sum += v.number;
     ++numbers;
   } else if (v.kind == Value::Kind::kString) {
-    if (min.is_null() || (min.kind == Value::Kind::kString && v.str < min.str)) min = v;
-    if (max.is_null() || (max.kind == Value::Kind::kString && v.str > max.str)) max = v;
+    if (min.is_null() || (min.kind == Value::Kind::kString && v.str() < min.str())) min = v;
+    if (max.is_null() || (max.kind == Value::Kind::kString && v.str() > max.str())) max = v;
   }
 }
 
@@ -80,7 +80,7 @@ int Compare(const Value& a, const Value& b) {
     return a.number < b.number ? -1 : a.number > b.number ? 1 : 0;
   }
   if (a.kind == Value::Kind::kString && b.kind == Value::Kind::kString) {
-    return a.str < b.str ? -1 : a.str > b.str ? 1 : 0;
+    return a.str() < b.str() ? -1 : a.str() > b.str() ? 1 : 0;
   }
   return 2;
 }
@@ -111,18 +111,15 @@ class Evaluator {
                    ? ctx_.current->fields[n.slot]
                    : Value::Null();
       case Op::kBoundField: {
-        if (ctx_.run == nullptr || ctx_.run->bound.size() <= static_cast<size_t>(n.step)) return {};
-        const auto& evs = ctx_.run->bound[n.step];
-        return evs.empty() ? Value::Null() : evs.front()->fields[n.slot];
+        const Event* first = ctx_.run == nullptr ? nullptr : ctx_.run->FirstAt(n.step);
+        return first == nullptr ? Value::Null() : first->fields[n.slot];
       }
       case Op::kBoundList: {
         if (ctx_.run == nullptr || ctx_.run->aggs.empty()) return Value::List(&kEmpty);
         return Value::List(&ctx_.run->aggs[n.agg].values);
       }
       case Op::kCount:
-        return Value::Number(ctx_.run == nullptr || ctx_.run->bound.empty()
-                                 ? 0
-                                 : static_cast<double>(ctx_.run->bound[n.step].size()));
+        return Value::Number(ctx_.run == nullptr ? 0 : static_cast<double>(ctx_.run->CountAt(n.step)));
       case Op::kSum: case Op::kAvg: case Op::kMin: case Op::kMax:
       case Op::kDistinct: case Op::kFirst: case Op::kLast: {
         static const AggState kNone;
@@ -144,7 +141,7 @@ class Evaluator {
       case Op::kLower: case Op::kUpper: {
         Value v = Eval(n.a);
         if (v.kind != Value::Kind::kString) return Value::Null();
-        std::string s(v.str);
+        std::string s(v.str());
         for (char& c : s) {
           c = n.op == Op::kLower ? static_cast<char>(std::tolower(static_cast<unsigned char>(c)))
                                  : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -155,7 +152,7 @@ class Evaluator {
       }
       case Op::kLen: {
         Value v = Eval(n.a);
-        if (v.kind == Value::Kind::kString) return Value::Number(static_cast<double>(v.str.size()));
+        if (v.kind == Value::Kind::kString) return Value::Number(static_cast<double>(v.str().size()));
         if (v.kind == Value::Kind::kList) return Value::Number(static_cast<double>(v.list->size()));
         return Value::Null();
       }

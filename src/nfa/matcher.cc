@@ -7,19 +7,21 @@
 // run is contiguous when a `=>` is crossed). Each candidate becomes a copy of
 // the run that took the event (the fork of the spec); a candidate that would
 // complete the pattern completes only if `where` holds, goes on if its last
-// step can take more, and is dropped otherwise. A run with no candidate skips
+// step can take more, and is refused otherwise. A run with no candidate skips
 // the event, unless the event fits an absent step it is waiting across or a
 // `=>` demanded this very event: then the run dies. After the live runs, the
-// event may start a new run. The first run to complete is the match (every one
-// under `skip none`); the skip policy then drops runs, cooldown marks
-// suppressed alerts, and the limit evicts the oldest runs.
+// event may start a new run. Completed runs become matches in the order their
+// first events arrived; each match consumes other runs by the skip policy,
+// cooldown marks suppressed alerts, and the limit evicts the oldest runs.
 //
 // Runs stay ordered by first event, so the earliest window to close is always
 // the first run's: the engine needs only NextDeadline() to schedule closings.
+// The common case (a run with one candidate) moves the run, never copies it;
+// only forks copy. The run lists are rebuilt into reused scratch vectors, so
+// the steady state allocates nothing here.
 #include "cepheus/nfa/matcher.h"
 
 #include <algorithm>
-#include <deque>
 
 #include "nfa/eval.h"
 
@@ -30,8 +32,7 @@ bool Matcher::Fits(int step, const Event& e, const Run* run) const {
   if (!s.any_type) {
     if (std::find(s.type_ids.begin(), s.type_ids.end(), e.type_id) == s.type_ids.end()) return false;
   }
-  if (s.filter.empty()) return true;
-  return EvaluateCondition(s.filter, EvalContext{&e, run});
+  return s.filter.empty() || EvaluateCondition(s.filter, EvalContext{&e, run});
 }
 
 bool Matcher::Complete(const Run& r) const {
@@ -44,8 +45,7 @@ bool Matcher::Complete(const Run& r) const {
 }
 
 bool Matcher::WhereHolds(const Run& r) const {
-  if (p_->where.empty()) return true;
-  return EvaluateCondition(p_->where, EvalContext{nullptr, &r});
+  return p_->where.empty() || EvaluateCondition(p_->where, EvalContext{nullptr, &r});
 }
 
 bool Matcher::Killed(const Run& run, const Event& e) const {
@@ -61,11 +61,8 @@ bool Matcher::Killed(const Run& run, const Event& e) const {
       break;
     }
   }
-  if (!CanIterate(run) && static_cast<size_t>(run.step) + 1 < p_->steps.size() &&
-      p_->steps[run.step + 1].arrow_in == dsl::Arrow::kStrict) {
-    return true;
-  }
-  return false;
+  return !CanIterate(run) && static_cast<size_t>(run.step) + 1 < p_->steps.size() &&
+         p_->steps[run.step + 1].arrow_in == dsl::Arrow::kStrict;
 }
 
 void Matcher::Take(Run* r, int step, const EventRef& e) const {
@@ -74,7 +71,7 @@ void Matcher::Take(Run* r, int step, const EventRef& e) const {
     r->count = 0;
   }
   ++r->count;
-  r->bound[step].push_back(e);
+  r->bound.push_back(Bound{e, step});
   for (size_t i = 0; i < p_->aggs.size(); ++i) {
     const AggSpec& a = p_->aggs[i];
     if (a.step == step) r->aggs[i].Add(e->fields[a.slot], a.keep_values);
@@ -87,14 +84,14 @@ void Matcher::Take(Run* r, int step, const EventRef& e) const {
 
 void Matcher::RebuildAggregates(Run* run) const {
   run->min_arrival = UINT64_MAX;
-  for (const auto& step : run->bound) {
-    if (!step.empty() && step.front()->seq == run->start_seq) run->start_arrival = step.front()->arrival;
-    for (const auto& e : step) run->min_arrival = std::min(run->min_arrival, e->arrival);
-  }
   run->aggs.assign(p_->aggs.size(), AggState{});
-  for (size_t i = 0; i < p_->aggs.size(); ++i) {
-    const AggSpec& a = p_->aggs[i];
-    for (const auto& e : run->bound[a.step]) run->aggs[i].Add(e->fields[a.slot], a.keep_values);
+  for (const auto& b : run->bound) {
+    run->min_arrival = std::min(run->min_arrival, b.event->arrival);
+    if (b.event->seq == run->start_seq) run->start_arrival = b.event->arrival;
+    for (size_t i = 0; i < p_->aggs.size(); ++i) {
+      const AggSpec& a = p_->aggs[i];
+      if (a.step == b.step) run->aggs[i].Add(b.event->fields[a.slot], a.keep_values);
+    }
   }
 }
 
@@ -122,10 +119,7 @@ void Matcher::Consume(const Run& m, KeyRuns& k, std::vector<Run>* completed, siz
     }
   };
   if (p_->skip == dsl::SkipPolicy::kPastLast) {
-    uint64_t last = 0;
-    for (const auto& step : m.bound) {
-      if (!step.empty() && step.back()->seq == m.last_seq) last = step.back()->arrival;
-    }
+    uint64_t last = m.bound.back().event->arrival;
     k.start_barrier = std::max(k.start_barrier, last);
     drop([&](const Run& r) { return r.min_arrival <= last; });
   } else if (p_->skip == dsl::SkipPolicy::kToNext) {
@@ -138,28 +132,28 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
                       MatchStats* stats) const {
   const Event& e = *ep;
   const size_t n = p_->steps.size();
-  std::vector<Run> next;
-  next.reserve(k.runs.size() + 1);
-  std::vector<Run> completed;
+  std::vector<Run>& next = next_;
+  std::vector<Run>& completed = completed_;
+  next.clear();
+  completed.clear();
   int candidates[64];
 
   // Decides what happens to a run that took `e`: completes, goes on, or (when
-  // `where` fails and the step is full) is not taken at all.
-  enum class Outcome { kCompleted, kKept, kRefused };
+  // `where` fails and the step is full) is refused.
   auto settle = [&](Run&& r) {
     if (!Complete(r)) {
       next.push_back(std::move(r));
-      return Outcome::kKept;
+      return true;
     }
     if (WhereHolds(r)) {
       completed.push_back(std::move(r));
-      return Outcome::kCompleted;
+      return true;
     }
     if (CanIterate(r)) {
       next.push_back(std::move(r));
-      return Outcome::kKept;
+      return true;
     }
-    return Outcome::kRefused;
+    return false;
   };
 
   for (Run& run : k.runs) {
@@ -184,7 +178,7 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
       // Without `where` no candidate can be refused, so the last may steal the run.
       Run r = c + 1 == nc && p_->where.empty() ? std::move(run) : run;
       Take(&r, candidates[c], ep);
-      took |= settle(std::move(r)) != Outcome::kRefused;
+      took |= settle(std::move(r));
     }
     if (took) continue;
     // No way to take e (or every way refused by `where`): the run skips e.
@@ -194,27 +188,25 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
   }
 
   // Start a new run with e.
-  if (e.arrival > k.start_barrier && Fits(0, e, nullptr) &&
-      !(p_->skip == dsl::SkipPolicy::kPastLast && !completed.empty())) {
+  if (e.arrival > k.start_barrier &&
+      !(p_->skip == dsl::SkipPolicy::kPastLast && !completed.empty()) && Fits(0, e, nullptr)) {
     Run r;
     r.start_seq = e.seq;
     r.start_arrival = e.arrival;
     r.first_ts = e.ts;
-    r.bound.resize(n);
     r.aggs.assign(p_->aggs.size(), AggState{});
-    r.step = 0;
-    r.count = 0;
     Take(&r, 0, ep);
     settle(std::move(r));
   }
 
-  k.runs = std::move(next);
+  k.runs.swap(next);
   // "The run that started first" is the one whose first event arrived first
   // (with out-of-order input a run can start on an event that arrived later
   // than another run's first event but has an earlier time).
-  std::stable_sort(completed.begin(), completed.end(), [](const Run& a, const Run& b) {
-    return a.start_arrival < b.start_arrival;
-  });
+  if (completed.size() > 1) {
+    std::stable_sort(completed.begin(), completed.end(),
+                     [](const Run& a, const Run& b) { return a.start_arrival < b.start_arrival; });
+  }
   // Completed runs become matches oldest first; each match consumes runs by
   // the skip policy, completed ones included (so under past_last only the
   // oldest alerts; under to_next one per first event; under none all).
@@ -233,16 +225,32 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
 }
 
 void Matcher::CloseWindows(KeyRuns& k, Millis t, std::vector<Match>* out) const {
-  while (!k.runs.empty() && k.runs.front().first_ts + p_->within < t) {
-    Run r = std::move(k.runs.front());
-    k.runs.erase(k.runs.begin());
-    if (!p_->trailing_absent || r.count < p_->steps[r.step].min) continue;
+  size_t closed = 0;
+  while (closed < k.runs.size() && k.runs[closed].first_ts + p_->within < t) ++closed;
+  if (closed == 0) return;
+  // Take the closed runs out first: an absence match may consume later runs.
+  std::vector<Run>& done = completed_;
+  done.clear();
+  std::move(k.runs.begin(), k.runs.begin() + static_cast<std::ptrdiff_t>(closed), std::back_inserter(done));
+  k.runs.erase(k.runs.begin(), k.runs.begin() + static_cast<std::ptrdiff_t>(closed));
+  if (!p_->trailing_absent) return;
+  for (size_t i = 0; i < done.size(); ++i) {
+    Run& r = done[i];
+    if (r.bound.empty() || r.count < p_->steps[r.step].min) continue;  // empty: consumed below
     bool waiting_on_absent_only = true;
     for (size_t j = r.step + 1; j < p_->steps.size(); ++j) {
       if (!p_->steps[j].absent && p_->steps[j].min > 0) waiting_on_absent_only = false;
     }
     if (!waiting_on_absent_only || !WhereHolds(r)) continue;
+    // Consume among the live runs and the closed ones not yet looked at.
     Consume(r, k, nullptr, 0);
+    uint64_t last = r.bound.back().event->arrival;
+    for (size_t j = i + 1; j < done.size(); ++j) {
+      bool gone = p_->skip == dsl::SkipPolicy::kPastLast ? done[j].min_arrival <= last
+                  : p_->skip == dsl::SkipPolicy::kToNext ? done[j].start_seq == r.start_seq
+                                                         : false;
+      if (gone) done[j].bound.clear();
+    }
     Match m;
     m.absence = true;
     m.detected_at = r.first_ts + p_->within;

@@ -31,7 +31,6 @@ struct RuleStats {
   uint64_t suppressed = 0;
   uint64_t evicted = 0;
   int64_t runs = 0;  // live runs now
-  int64_t keys = 0;  // keys with state now
 };
 
 struct EngineStats {
@@ -70,25 +69,42 @@ class Engine {
   Status Load(const StateStore& store, EventDecoder* decoder, uint64_t* dropped = nullptr);
 
  private:
+  // The state of one rule for one key.
   struct KeyState {
     nfa::KeyRuns runs;
-    Millis timer_at = kMaxTime;  // the live timer, if any; heap entries at other times are stale
-    const std::string* key = nullptr;
+    Millis timer_at = kMaxTime;  // the live timer; heap entries at other times are stale
+  };
+  // One key of one key field, with the state of every rule keyed on that field.
+  // Entries live in a slab; a timer names (slot, generation) so a reused slot
+  // cannot be mistaken for the key it held before.
+  struct KeyEntry {
+    std::string key;
+    uint32_t generation = 0;
+    uint32_t group = 0;
+    std::vector<KeyState> rules;  // by position in the group
   };
   struct StrHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
+  // The rules that share a key field, and the index of that field's keys.
+  struct KeyGroup {
+    int32_t slot;
+    std::vector<uint32_t> rules;  // rule indices
+    std::unordered_map<std::string, uint32_t, StrHash, std::equal_to<>> index;  // key -> entry
+  };
   struct RuleState {
     const nfa::Program* program;
     nfa::Matcher matcher;
-    std::unordered_map<std::string, KeyState, StrHash, std::equal_to<>> keys;
+    uint32_t group;
+    uint32_t pos;  // position in the group
   };
   struct Timer {
     Millis at;
     uint64_t order;
+    uint32_t entry;
+    uint32_t generation;
     uint32_t rule;
-    std::string key;  // looked up when the timer fires; the key may be gone
     bool operator>(const Timer& o) const { return at != o.at ? at > o.at : order > o.order; }
   };
   struct Buffered {
@@ -101,9 +117,11 @@ class Engine {
   void Drain();
   void CloseUntil(Millis t);
   void Evaluate(const nfa::EventRef& e);
-  // Schedules the key's next timer, or forgets the key when it holds nothing
-  // that matters any more. Returns false when the key was forgotten.
-  bool Settle(uint32_t rule, KeyState* ks, Millis now);
+  // Schedules the next timer of (entry, rule).
+  void Schedule(uint32_t entry, uint32_t rule, Millis now);
+  // Frees the entry when no rule needs it any more.
+  void MaybeForget(uint32_t entry, Millis now);
+  uint32_t NewEntry(uint32_t group, std::string_view key);
   // True when the key holds state that must be kept (and saved).
   bool Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const;
   void Publish(uint32_t rule, const std::string& key, std::vector<nfa::Match>* matches);
@@ -112,6 +130,9 @@ class Engine {
   EngineOptions options_;
   AlertSink* sink_;
   std::vector<RuleState> states_;
+  std::vector<KeyGroup> groups_;
+  std::vector<KeyEntry> entries_;
+  std::vector<uint32_t> free_entries_;
   std::priority_queue<Buffered, std::vector<Buffered>, std::greater<>> buffer_;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
   Millis max_ts_ = kMinTime;

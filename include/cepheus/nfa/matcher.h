@@ -27,6 +27,12 @@ struct AggState {
   void Add(const Value& v, bool keep_values);
 };
 
+// One bound event and the step that took it.
+struct Bound {
+  EventRef event;
+  int32_t step;
+};
+
 struct Run {
   uint64_t start_seq = 0;  // evaluation seq of the first event
   uint64_t start_arrival = 0;  // arrival order of the first event
@@ -37,8 +43,21 @@ struct Run {
   Millis last_ts = 0;
   uint64_t last_seq = 0;
   uint64_t min_arrival = UINT64_MAX;  // earliest arrival among the bound events
-  std::vector<std::vector<EventRef>> bound;  // per step
-  std::vector<AggState> aggs;                // per Program::aggs
+  std::vector<Bound> bound;    // every bound event, in the order taken
+  std::vector<AggState> aggs;  // per Program::aggs
+
+  // The first event taken at `step`, or null.
+  const Event* FirstAt(int32_t step) const {
+    for (const auto& b : bound) {
+      if (b.step == step) return b.event.get();
+    }
+    return nullptr;
+  }
+  int64_t CountAt(int32_t step) const {
+    int64_t n = 0;
+    for (const auto& b : bound) n += b.step == step;
+    return n;
+  }
 };
 
 struct KeyRuns {
@@ -68,6 +87,7 @@ struct MatchStats {
 class Matcher {
  public:
   explicit Matcher(const Program* program) : p_(program) {}
+  Matcher(const Matcher& o) : p_(o.p_) {}  // scratch buffers are not copied
 
   // Evaluates `e` (of this rule's key) against `k`. Appends the matches, in
   // order, to `out`. REQUIRES: every window that closed before e->ts has been
@@ -109,6 +129,9 @@ class Matcher {
   void Consume(const Run& m, KeyRuns& k, std::vector<Run>* completed, size_t from) const;
 
   const Program* p_;
+  // Scratch reused across calls (a Matcher serves one engine, one thread).
+  mutable std::vector<Run> next_;
+  mutable std::vector<Run> completed_;
 };
 
 }  // namespace cepheus::nfa

@@ -13,27 +13,41 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/smart_ptr/intrusive_ptr.hpp>
+
 #include "cepheus/common/time.h"
 
 namespace cepheus::nfa {
 
+// 16 bytes: a kind, a string length, and one word of payload. Strings and
+// lists are views (not owned).
 struct Value {
   enum class Kind : uint8_t { kNull, kBool, kNumber, kString, kList };
   Kind kind = Kind::kNull;
-  bool boolean = false;
-  double number = 0;
-  std::string_view str;
-  const std::vector<Value>* list = nullptr;  // not owned
+  uint32_t len = 0;  // string length
+  union {
+    bool boolean;
+    double number = 0;
+    const char* chars;
+    const std::vector<Value>* list;
+  };
 
   static Value Null() { return {}; }
   static Value Bool(bool b) { Value v; v.kind = Kind::kBool, v.boolean = b; return v; }
   static Value Number(double d) { Value v; v.kind = Kind::kNumber, v.number = d; return v; }
-  static Value String(std::string_view s) { Value v; v.kind = Kind::kString, v.str = s; return v; }
+  static Value String(std::string_view s) {
+    Value v;
+    v.kind = Kind::kString, v.chars = s.data(), v.len = static_cast<uint32_t>(s.size());
+    return v;
+  }
   static Value List(const std::vector<Value>* l) { Value v; v.kind = Kind::kList, v.list = l; return v; }
 
   bool is_null() const { return kind == Kind::kNull; }
   bool truthy() const { return kind == Kind::kBool && boolean; }
+  // REQUIRES: kind == kString
+  std::string_view str() const { return {chars, len}; }
 };
+static_assert(sizeof(Value) == 16);
 
 // Equality as the rule language defines it: same kind and same value; a
 // string never equals a number.
@@ -64,8 +78,16 @@ struct Event {
   Event() = default;
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
+
+  // Intrusive, non-atomic reference count: an Event is shared by the runs of
+  // one engine, which is driven from one thread.
+  uint32_t refs = 0;
+  friend void intrusive_ptr_add_ref(Event* e) { ++e->refs; }
+  friend void intrusive_ptr_release(Event* e) {
+    if (--e->refs == 0) delete e;
+  }
 };
 
-using EventRef = std::shared_ptr<Event>;
+using EventRef = boost::intrusive_ptr<Event>;
 
 }  // namespace cepheus::nfa

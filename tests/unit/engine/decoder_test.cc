@@ -61,7 +61,7 @@ TEST_CASE("decoding keeps the raw text and extracts nested fields and arrays") {
     if (paths[slot] == std::vector<std::string>{"tags"}) {
       REQUIRE(e.fields[slot].kind == nfa::Value::Kind::kList);
       CHECK(e.fields[slot].list->size() == 2);
-      CHECK((*e.fields[slot].list)[1].str == "b");
+      CHECK((*e.fields[slot].list)[1].str() == "b");
     }
   }
 }

@@ -1,0 +1,136 @@
+// Replay benchmark: how fast the engine runs all rules over a file of events,
+// against the floor of a simdjson parse-only pass over the same file.
+//
+//   cepheus_bench RULES EVENTS.jsonl [--out-of-order MS] [--repeat N]
+//
+// Prints, for the best of N repeats: the parse-only floor (lines/s), the full
+// replay (events/s, alerts), their ratio, and the memory held per live partial
+// match (heap in use while the engine holds its largest state, divided by the
+// live runs then), measured with mallinfo2.
+#include <malloc.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include "cepheus/dsl/parser.h"
+#include "cepheus/engine/engine.h"
+#include "cepheus/nfa/program.h"
+
+using namespace cepheus;
+
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+class CountingSink : public engine::AlertSink {
+ public:
+  void Publish(const engine::Alert& a) override { ++alerts, bytes += a.json.size(); }
+  uint64_t alerts = 0, bytes = 0;
+};
+
+template <typename F>
+void ForEachLine(const simdjson::padded_string& s, F f) {
+  std::string_view text(s.data(), s.size());
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t nl = text.find('\n', at);
+    if (nl == std::string_view::npos) nl = text.size();
+    if (nl > at) f(text.substr(at, nl - at));
+    at = nl + 1;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: cepheus_bench RULES EVENTS.jsonl [--out-of-order MS] [--repeat N]\n");
+    return 2;
+  }
+  Millis out_of_order = 0;
+  int repeat = 3;
+  for (int i = 3; i + 1 < argc; i += 2) {
+    std::string flag = argv[i];
+    if (flag == "--out-of-order") out_of_order = std::atoll(argv[i + 1]);
+    if (flag == "--repeat") repeat = std::atoi(argv[i + 1]);
+  }
+  DiagnosticSink diags;
+  auto set = dsl::LoadRuleSet({argv[1]}, &diags);
+  if (!set) {
+    std::fputs(diags.FormatAll().c_str(), stderr);
+    return 1;
+  }
+  auto rules = nfa::Compile(std::make_shared<const dsl::RuleSet>(std::move(*set))).value();
+  simdjson::padded_string input;
+  if (simdjson::padded_string::load(argv[2]).get(input)) {
+    std::fprintf(stderr, "cannot read %s\n", argv[2]);
+    return 1;
+  }
+
+  double best_floor = 1e9, best_replay = 1e9;
+  uint64_t lines = 0, events = 0, alerts = 0, peak_runs = 0;
+  double bytes_per_run = 0;
+  for (int r = 0; r < repeat; ++r) {
+    // Floor: parse every line with the same simdjson DOM parser, touch nothing.
+    simdjson::dom::parser parser;
+    uint64_t n = 0, sink = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    ForEachLine(input, [&](std::string_view line) {
+      simdjson::dom::element doc;
+      if (!parser.parse(line.data(), line.size(), false).get(doc)) sink += doc.is_object();
+      ++n;
+    });
+    best_floor = std::min(best_floor, Seconds(t0));
+    lines = n;
+    if (sink == 0) std::fprintf(stderr, "no objects parsed\n");
+
+    // Replay: decode, reorder, match, format alerts, with every rule.
+    CountingSink alerts_sink;
+    engine::EventDecoder decoder(rules, {});
+    engine::EngineOptions options;
+    options.out_of_order = out_of_order;
+    struct mallinfo2 before = mallinfo2();
+    auto t1 = std::chrono::steady_clock::now();
+    uint64_t ev = 0, max_runs = 0;
+    size_t heap_at_max = 0;
+    {
+      engine::Engine eng(rules, options, &alerts_sink);
+      nfa::Position pos;
+      ForEachLine(input, [&](std::string_view line) {
+        pos.offset = static_cast<int64_t>(++ev);
+        auto e = decoder.Decode(line, pos, true);
+        if (e.ok()) eng.Push(std::move(e).value());
+        if ((ev & 0xffff) == 0 && static_cast<uint64_t>(eng.active_runs()) > max_runs) {
+          max_runs = static_cast<uint64_t>(eng.active_runs());
+          heap_at_max = mallinfo2().uordblks;
+        }
+      });
+      eng.Finish();
+    }
+    best_replay = std::min(best_replay, Seconds(t1));
+    events = ev;
+    alerts = alerts_sink.alerts;
+    peak_runs = max_runs;
+    if (max_runs > 0 && heap_at_max > before.uordblks) {
+      bytes_per_run = static_cast<double>(heap_at_max - before.uordblks) / static_cast<double>(max_runs);
+    }
+  }
+  double floor_rate = static_cast<double>(lines) / best_floor;
+  double replay_rate = static_cast<double>(events) / best_replay;
+  std::printf("rules:                 %zu\n", rules->programs.size());
+  std::printf("events:                %llu\n", static_cast<unsigned long long>(events));
+  std::printf("alerts:                %llu\n", static_cast<unsigned long long>(alerts));
+  std::printf("parse-only floor:      %.2f M lines/s (%.3f s)\n", floor_rate / 1e6, best_floor);
+  std::printf("replay, all rules:     %.2f M events/s (%.3f s)\n", replay_rate / 1e6, best_replay);
+  std::printf("replay / floor:        %.2f (target >= 0.50)\n", replay_rate / floor_rate);
+  std::printf("peak live runs:        %llu\n", static_cast<unsigned long long>(peak_runs));
+  std::printf("heap per live run:     %.0f bytes (all engine state at the peak / live runs)\n", bytes_per_run);
+  return 0;
+}
