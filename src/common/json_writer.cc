@@ -32,7 +32,9 @@ std::string FormatNumber(double v) {
     return fmt::format("{}", static_cast<long long>(v));
   }
   if (!std::isfinite(v)) return "null";
-  return fmt::format("{}", v);
+  // 15 significant digits: sums like 0.1 + 0.2 print as 0.3, not
+  // 0.30000000000000004 (a double holds 15 decimal digits exactly).
+  return fmt::format("{:.15g}", v);
 }
 
 void AppendJsonNumber(std::string* out, double v) { out->append(FormatNumber(v)); }

@@ -4,7 +4,9 @@
 // parsed in place (the bytes after a line are the next lines or the padding).
 // Alerts are written to stdout as they are published; the summary goes to
 // stderr.
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -107,17 +109,20 @@ int RunReplay(const ReplayOptions& o) {
     }
     options.out_of_order = *d;
   }
-  simdjson::padded_string input;
+  // Read the whole input as a stream (works for files, pipes and FIFOs).
+  std::string all;
   if (o.events == "-") {
-    std::string all((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-    input = simdjson::padded_string(all);
+    all.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   } else {
-    auto err = simdjson::padded_string::load(o.events).get(input);
-    if (err) {
-      std::cerr << fmt::format("cepheus: error: cannot read {}: {}\n", o.events, simdjson::error_message(err));
+    std::ifstream in(o.events, std::ios::binary);
+    if (!in) {
+      std::cerr << fmt::format("cepheus: error: cannot read {}: {}\n", o.events, std::strerror(errno));
       return 2;
     }
+    all.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
+  simdjson::padded_string input(all);
+  all = std::string();
   std::FILE* late = nullptr;
   if (!o.late_out.empty()) {
     late = std::fopen(o.late_out.c_str(), "w");

@@ -94,6 +94,7 @@ struct pattern_class : annotate {};
 struct template_text_class;
 struct template_expr_class;
 struct template_parts_class;
+struct template_hole_class;
 struct template_class : annotate {};
 struct string_list_class : annotate {};
 struct duration_class : annotate {};
@@ -143,6 +144,7 @@ const x3::rule<pattern_class, ast::Pattern> pattern = "a pattern";
 const x3::rule<template_text_class, std::string> template_text = "text";
 const x3::rule<template_expr_class, ast::Chain> template_expr = "an expression";
 const x3::rule<template_parts_class, std::vector<ast::TemplatePart>> template_parts = "text";
+const x3::rule<template_hole_class, ast::Chain> template_hole = "an expression";
 const x3::rule<template_class, ast::Template> template_lit = "a message in double quotes";
 const x3::rule<string_list_class, ast::StringList> string_list = "a string in double quotes";
 const x3::rule<duration_class, ast::Word> duration = "a duration such as 90s or 2m";
@@ -255,7 +257,9 @@ const auto pattern_def = step >> *arrow_step;
 
 const auto template_text_def = +((lit("{{") >> x3::attr('{')) | (lit("}}") >> x3::attr('}')) |
                                  ('\\' > escape) | ~char_("\"\\\n{"));
-const auto template_expr_def = '{' > x3::skip(x3::blank)[expr] > '}';
+// Inside a message the hole's expression may not cross a line end.
+const auto template_hole_def = x3::skip(x3::blank)[expr];
+const auto template_expr_def = '{' > template_hole > '}';
 const auto template_parts_def = *(template_text | template_expr);
 const auto template_lit_def = template_lit_raw;
 const auto template_lit_raw_def = lexeme['"' >> template_parts >> '"'][set_parts] | (&lit('"') > unterminated);
@@ -286,7 +290,7 @@ BOOST_SPIRIT_DEFINE(quantifier_raw, ident_raw, number_raw, string_lit_raw, word_
                     neg_expr, mul_operation, mul_expr, add_operation, add_expr, cmp_operation,
                     cmp_expr, unary_not, not_expr, and_operation, and_expr, or_operation, expr,
                     types_list, types, quantifier, step, arrow_step, pattern, template_text,
-                    template_expr, template_parts, template_lit, string_list, duration, severity,
+                    template_expr, template_hole, template_parts, template_lit, string_list, duration, severity,
                     skip_policy, count_word, word_text, word_lit_text, absent_kw, clause, rule_)
 
 }  // namespace cepheus::dsl::grammar

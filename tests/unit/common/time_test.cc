@@ -45,3 +45,9 @@ TEST_CASE("JSON strings escape quotes, backslashes and control characters") {
   CHECK(FormatNumber(1500.25) == "1500.25");
   CHECK(FormatNumber(-0.5) == "-0.5");
 }
+
+TEST_CASE("numbers print with at most 15 significant digits") {
+  CHECK(FormatNumber(0.1 + 0.2) == "0.3");
+  CHECK(FormatNumber(4514.950000000001) == "4514.95");
+  CHECK(FormatNumber(1e20) == "1e+20");
+}
