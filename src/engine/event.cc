@@ -7,6 +7,7 @@
 // whatever its number of fields.
 #include "cepheus/engine/event_decoder.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -18,7 +19,36 @@ namespace cepheus::engine {
 using nfa::Value;
 
 EventDecoder::EventDecoder(std::shared_ptr<const nfa::CompiledRuleSet> rules, EventFieldNames names)
-    : rules_(std::move(rules)), names_(std::move(names)) {}
+    : rules_(std::move(rules)), names_(std::move(names)) {
+  const auto& paths = rules_->fields.paths();
+  for (size_t slot = 0; slot < paths.size(); ++slot) {
+    std::vector<Node>* level = &trie_;
+    Node* node = nullptr;
+    for (const auto& part : paths[slot]) {
+      auto it = std::find_if(level->begin(), level->end(), [&](const Node& n) { return n.name == part; });
+      if (it == level->end()) {
+        level->push_back(Node{part, -1, {}});
+        it = level->end() - 1;
+      }
+      node = &*it;
+      level = &node->children;
+    }
+    if (node != nullptr) node->slot = static_cast<int>(slot);
+  }
+}
+
+void EventDecoder::Collect(simdjson::dom::object obj, const std::vector<Node>& nodes) {
+  for (auto field : obj) {
+    std::string_view key = field.key;
+    for (const Node& n : nodes) {
+      if (n.name.size() != key.size() || n.name != key) continue;
+      if (n.slot >= 0) pending_.push_back({n.slot, field.value});
+      simdjson::dom::object inner;
+      if (!n.children.empty() && !field.value.get_object().get(inner)) Collect(inner, n.children);
+      break;
+    }
+  }
+}
 
 bool KeyText(const Value& v, std::string* out) {
   switch (v.kind) {
@@ -111,42 +141,34 @@ Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Posi
     }
   }
 
-  // Fields: gather, size the string buffer, then build views into it.
-  const auto& paths = rules_->fields.paths();
-  ev->fields.resize(paths.size());
+  // Fields: gather in one pass over the members, size the buffer, then build
+  // the values with views into it. (JSON allows a repeated member name; the
+  // last one wins, as in most parsers.)
   pending_.clear();
-  size_t text_bytes = 0;
-  for (size_t slot = 0; slot < paths.size(); ++slot) {
-    simdjson::dom::element el = root;
-    bool found = true;
-    for (const auto& part : paths[slot]) {
-      simdjson::dom::object o;
-      if (el.get_object().get(o) || o.at_key(part).get(el)) {
-        found = false;
-        break;
-      }
-    }
-    if (!found) continue;
-    if (el.is_string()) {
-      text_bytes += el.get_string().value_unsafe().size();
-    } else if (el.is_array()) {
-      simdjson::dom::array arr = el.get_array().value_unsafe();
+  Collect(obj, trie_);
+  size_t text_bytes = 0, arrays = 0;
+  for (const auto& p : pending_) {
+    if (p.el.is_string()) {
+      text_bytes += p.el.get_string().value_unsafe().size();
+    } else if (p.el.is_array()) {
+      ++arrays;
+      simdjson::dom::array arr = p.el.get_array().value_unsafe();
       for (auto item : arr) {
         if (item.is_string()) text_bytes += item.get_string().value_unsafe().size();
       }
     }
-    pending_.push_back({static_cast<int>(slot), el});
   }
-  std::string& text = ev->text;
-  text.reserve(text_bytes);
-  size_t arrays = 0;
-  for (const auto& p : pending_) arrays += p.el.is_array();
+  std::string& data = ev->data;
+  data.reserve(raw.size() + text_bytes);  // no reallocation after this: views stay valid
+  data.assign(raw);
+  ev->raw = std::string_view(data.data(), raw.size());
+  ev->fields.resize(rules_->fields.size());
   ev->lists.reserve(arrays);  // Values point at these vectors: no reallocation after this
   auto rebase = [&](Value v) {
     if (v.kind == Value::Kind::kString) {
-      size_t at = text.size();
-      text.append(v.str());
-      v.chars = text.data() + at;
+      size_t at = data.size();
+      data.append(v.str());
+      v.chars = data.data() + at;
     }
     return v;
   };
@@ -155,12 +177,11 @@ Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Posi
       ev->lists.emplace_back();
       simdjson::dom::array arr = p.el.get_array().value_unsafe();
       for (auto item : arr) ev->lists.back().push_back(rebase(Scalar(item)));
-      ev->fields[p.slot] = Value::List(&ev->lists.back());
+      ev->fields[p.slot] = Value::List(ev->lists.back());
     } else {
       ev->fields[p.slot] = rebase(Scalar(p.el));
     }
   }
-  ev->raw.assign(raw);
   ev->pos = pos;
   return ev;
 }

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstring>
 #include <optional>
 
 #include "cepheus/common/json_writer.h"
@@ -22,11 +23,15 @@ bool Equal(const Value& a, const Value& b) {
     case Value::Kind::kNull: return true;
     case Value::Kind::kBool: return a.boolean == b.boolean;
     case Value::Kind::kNumber: return a.number == b.number;
-    case Value::Kind::kString: return a.str() == b.str();
+    case Value::Kind::kString:
+      // Most strings compared here are short codes: test length and first
+      // byte before calling memcmp.
+      return a.len == b.len &&
+             (a.len == 0 || (a.chars[0] == b.chars[0] && std::memcmp(a.chars, b.chars, a.len) == 0));
     case Value::Kind::kList:
-      if (a.list->size() != b.list->size()) return false;
-      for (size_t i = 0; i < a.list->size(); ++i) {
-        if (!Equal((*a.list)[i], (*b.list)[i])) return false;
+      if (a.len != b.len) return false;
+      for (size_t i = 0; i < a.len; ++i) {
+        if (!Equal(a.items[i], b.items[i])) return false;
       }
       return true;
   }
@@ -41,9 +46,9 @@ std::string ToText(const Value& v) {
     case Value::Kind::kString: return std::string(v.str());
     case Value::Kind::kList: {
       std::string out;
-      for (size_t i = 0; i < v.list->size(); ++i) {
+      for (size_t i = 0; i < v.len; ++i) {
         if (i) out += ", ";
-        out += ToText((*v.list)[i]);
+        out += ToText(v.items[i]);
       }
       return out;
     }
@@ -87,7 +92,10 @@ int Compare(const Value& a, const Value& b) {
 
 bool Contains(const Value& list, const Value& v) {
   if (list.kind != Value::Kind::kList) return false;
-  return std::any_of(list.list->begin(), list.list->end(), [&](const Value& x) { return Equal(x, v); });
+  for (const Value& x : list.list()) {
+    if (Equal(x, v)) return true;
+  }
+  return false;
 }
 
 class Evaluator {
@@ -104,7 +112,7 @@ class Evaluator {
         lists_->emplace_back();
         auto& l = lists_->back();
         for (int32_t item : n.items) l.push_back(Eval(item));
-        return Value::List(&l);
+        return Value::List(l);
       }
       case Op::kField:
         return ctx_.current != nullptr && n.slot < static_cast<int>(ctx_.current->fields.size())
@@ -115,8 +123,8 @@ class Evaluator {
         return first == nullptr ? Value::Null() : first->fields[n.slot];
       }
       case Op::kBoundList: {
-        if (ctx_.run == nullptr || ctx_.run->aggs.empty()) return Value::List(&kEmpty);
-        return Value::List(&ctx_.run->aggs[n.agg].values);
+        if (ctx_.run == nullptr || ctx_.run->aggs.empty()) return Value::List(kEmpty);
+        return Value::List(ctx_.run->aggs[n.agg].values);
       }
       case Op::kCount:
         return Value::Number(ctx_.run == nullptr ? 0 : static_cast<double>(ctx_.run->CountAt(n.step)));
@@ -153,7 +161,7 @@ class Evaluator {
       case Op::kLen: {
         Value v = Eval(n.a);
         if (v.kind == Value::Kind::kString) return Value::Number(static_cast<double>(v.str().size()));
-        if (v.kind == Value::Kind::kList) return Value::Number(static_cast<double>(v.list->size()));
+        if (v.kind == Value::Kind::kList) return Value::Number(static_cast<double>(v.len));
         return Value::Null();
       }
       case Op::kNot: return Value::Bool(!Eval(n.a).truthy());

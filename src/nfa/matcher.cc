@@ -16,9 +16,9 @@
 //
 // Runs stay ordered by first event, so the earliest window to close is always
 // the first run's: the engine needs only NextDeadline() to schedule closings.
-// The common case (a run with one candidate) moves the run, never copies it;
-// only forks copy. The run lists are rebuilt into reused scratch vectors, so
-// the steady state allocates nothing here.
+// Runs are updated in place: the common cases (a run skips the event, or takes
+// it without completing) neither copy nor move it. Only forks and candidate
+// completions (which `where` may refuse) copy a run.
 #include "cepheus/nfa/matcher.h"
 
 #include <algorithm>
@@ -27,21 +27,20 @@
 
 namespace cepheus::nfa {
 
+Matcher::Matcher(const Program* program) : p_(program) {
+  size_t hint = 0;
+  for (const auto& s : p_->steps) {
+    if (!s.absent) hint += static_cast<size_t>(std::max(s.min, 1));
+  }
+  bound_hint_ = std::min<size_t>(hint, 16);
+}
+
 bool Matcher::Fits(int step, const Event& e, const Run* run) const {
   const StepProgram& s = p_->steps[step];
   if (!s.any_type) {
     if (std::find(s.type_ids.begin(), s.type_ids.end(), e.type_id) == s.type_ids.end()) return false;
   }
   return s.filter.empty() || EvaluateCondition(s.filter, EvalContext{&e, run});
-}
-
-bool Matcher::Complete(const Run& r) const {
-  if (p_->trailing_absent) return false;
-  if (r.count < p_->steps[r.step].min) return false;
-  for (size_t j = r.step + 1; j < p_->steps.size(); ++j) {
-    if (!p_->steps[j].absent && p_->steps[j].min > 0) return false;
-  }
-  return true;
 }
 
 bool Matcher::WhereHolds(const Run& r) const {
@@ -128,35 +127,33 @@ void Matcher::Consume(const Run& m, KeyRuns& k, std::vector<Run>* completed, siz
   }
 }
 
+bool Matcher::WouldComplete(const Run& r, int step) const {
+  if (p_->trailing_absent) return false;
+  int count = step == r.step ? r.count + 1 : 1;
+  if (count < p_->steps[step].min) return false;
+  for (size_t j = step + 1; j < p_->steps.size(); ++j) {
+    if (!p_->steps[j].absent && p_->steps[j].min > 0) return false;
+  }
+  return true;
+}
+
 void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
                       MatchStats* stats) const {
   const Event& e = *ep;
   const size_t n = p_->steps.size();
-  std::vector<Run>& next = next_;
+  std::vector<Run>& runs = k.runs;
+  std::vector<Run>& extra = next_;  // forks, each placed after `extra_at_[i]` kept runs
   std::vector<Run>& completed = completed_;
-  next.clear();
+  extra.clear();
+  extra_at_.clear();
   completed.clear();
   int candidates[64];
 
-  // Decides what happens to a run that took `e`: completes, goes on, or (when
-  // `where` fails and the step is full) is refused.
-  auto settle = [&](Run&& r) {
-    if (!Complete(r)) {
-      next.push_back(std::move(r));
-      return true;
-    }
-    if (WhereHolds(r)) {
-      completed.push_back(std::move(r));
-      return true;
-    }
-    if (CanIterate(r)) {
-      next.push_back(std::move(r));
-      return true;
-    }
-    return false;
-  };
-
-  for (Run& run : k.runs) {
+  // Runs are rewritten in place (w <= i): a run that skips the event is not
+  // even moved unless an earlier run died. Forks are rare and merged after.
+  size_t w = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    Run& run = runs[i];
     int nc = 0;
     if (e.ts - run.first_ts <= p_->within) {
       if (CanIterate(run) && Fits(run.step, e, &run)) candidates[nc++] = run.step;
@@ -173,19 +170,55 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
         }
       }
     }
+    if (nc == 0) {
+      // The run skips e, or dies.
+      if (Killed(run, e)) continue;
+      run.contiguous = false;
+      if (w != i) runs[w] = std::move(run);
+      ++w;
+      continue;
+    }
+    // Candidates that cannot complete are taken without question; one that
+    // would complete is tried on a copy, since `where` may refuse it.
+    bool kept_original = false;  // `run` itself now holds a successor
     bool took = false;
     for (int c = 0; c < nc; ++c) {
-      // Without `where` no candidate can be refused, so the last may steal the run.
-      Run r = c + 1 == nc && p_->where.empty() ? std::move(run) : run;
-      Take(&r, candidates[c], ep);
-      took |= settle(std::move(r));
+      int step = candidates[c];
+      bool last = c + 1 == nc;
+      if (!WouldComplete(run, step)) {
+        if (last) {
+          Take(&run, step, ep);
+          if (w != i) runs[w] = std::move(run);
+          ++w;
+          kept_original = true;
+        } else {
+          extra.push_back(run);
+          Take(&extra.back(), step, ep);
+          extra_at_.push_back(w);  // placed before the run's own successor
+        }
+        took = true;
+        continue;
+      }
+      Run r = run;
+      Take(&r, step, ep);
+      if (WhereHolds(r)) {
+        completed.push_back(std::move(r));
+        took = true;
+      } else if (CanIterate(r)) {
+        extra.push_back(std::move(r));
+        extra_at_.push_back(w);
+        took = true;
+      }  // else refused
     }
-    if (took) continue;
-    // No way to take e (or every way refused by `where`): the run skips e.
-    if (nc == 0 && Killed(run, e)) continue;
-    run.contiguous = false;
-    next.push_back(std::move(run));
+    if (kept_original) continue;
+    if (!took) {
+      // Every way of taking e was refused by `where`: keep waiting without it.
+      run.contiguous = false;
+      if (w != i) runs[w] = std::move(run);
+      ++w;
+    }
   }
+  runs.resize(w);
 
   // Start a new run with e.
   if (e.arrival > k.start_barrier &&
@@ -195,11 +228,35 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
     r.start_arrival = e.arrival;
     r.first_ts = e.ts;
     r.aggs.assign(p_->aggs.size(), AggState{});
+    r.bound.reserve(bound_hint_);
+    bool completes = WouldComplete(r, 0);
     Take(&r, 0, ep);
-    settle(std::move(r));
+    if (!completes) {
+      extra.push_back(std::move(r));
+      extra_at_.push_back(runs.size());
+    } else if (WhereHolds(r)) {
+      completed.push_back(std::move(r));
+    } else if (CanIterate(r)) {
+      extra.push_back(std::move(r));
+      extra_at_.push_back(runs.size());
+    }
+  }
+  if (!extra.empty()) {
+    // Merge: extra[j] goes before the run at position extra_at_[j].
+    if (extra.size() == 1 && extra_at_[0] == runs.size()) {
+      runs.push_back(std::move(extra[0]));
+    } else {
+      std::vector<Run> merged;
+      merged.reserve(runs.size() + extra.size());
+      size_t j = 0;
+      for (size_t r = 0; r <= runs.size(); ++r) {
+        while (j < extra.size() && extra_at_[j] == r) merged.push_back(std::move(extra[j++]));
+        if (r < runs.size()) merged.push_back(std::move(runs[r]));
+      }
+      runs.swap(merged);
+    }
   }
 
-  k.runs.swap(next);
   // "The run that started first" is the one whose first event arrived first
   // (with out-of-order input a run can start on an event that arrived later
   // than another run's first event but has an earlier time).
@@ -217,9 +274,9 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
     m.run = std::move(completed[i]);
     Finish(k, std::move(m), out);
   }
-  if (k.runs.size() > static_cast<size_t>(p_->limit)) {
-    size_t drop = k.runs.size() - static_cast<size_t>(p_->limit);
-    k.runs.erase(k.runs.begin(), k.runs.begin() + static_cast<std::ptrdiff_t>(drop));
+  if (runs.size() > static_cast<size_t>(p_->limit)) {
+    size_t drop = runs.size() - static_cast<size_t>(p_->limit);
+    runs.erase(runs.begin(), runs.begin() + static_cast<std::ptrdiff_t>(drop));
     stats->evicted += drop;
   }
 }

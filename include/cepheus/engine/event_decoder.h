@@ -41,13 +41,23 @@ class EventDecoder {
   const nfa::CompiledRuleSet& rules() const { return *rules_; }
 
  private:
-  std::shared_ptr<const nfa::CompiledRuleSet> rules_;
-  EventFieldNames names_;
-  simdjson::dom::parser parser_;
+  // The FieldTable as a trie over path segments, so one pass over an event's
+  // members finds every slot (no lookup per path).
+  struct Node {
+    std::string name;
+    int slot = -1;              // a path ends here
+    std::vector<Node> children;
+  };
   struct Pending {
     int slot;
     simdjson::dom::element el;
   };
+  void Collect(simdjson::dom::object obj, const std::vector<Node>& nodes);
+
+  std::shared_ptr<const nfa::CompiledRuleSet> rules_;
+  EventFieldNames names_;
+  std::vector<Node> trie_;
+  simdjson::dom::parser parser_;
   std::vector<Pending> pending_;
 };
 

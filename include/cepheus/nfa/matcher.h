@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "cepheus/nfa/program.h"
 #include "cepheus/nfa/value.h"
 
@@ -43,6 +45,7 @@ struct Run {
   Millis last_ts = 0;
   uint64_t last_seq = 0;
   uint64_t min_arrival = UINT64_MAX;  // earliest arrival among the bound events
+  // Inline capacity covers the common short patterns without allocating.
   std::vector<Bound> bound;    // every bound event, in the order taken
   std::vector<AggState> aggs;  // per Program::aggs
 
@@ -86,8 +89,8 @@ struct MatchStats {
 
 class Matcher {
  public:
-  explicit Matcher(const Program* program) : p_(program) {}
-  Matcher(const Matcher& o) : p_(o.p_) {}  // scratch buffers are not copied
+  explicit Matcher(const Program* program);
+  Matcher(const Matcher& o) : Matcher(o.p_) {}  // scratch buffers are not copied
 
   // Evaluates `e` (of this rule's key) against `k`. Appends the matches, in
   // order, to `out`. REQUIRES: every window that closed before e->ts has been
@@ -117,7 +120,8 @@ class Matcher {
 
  private:
   bool Fits(int step, const Event& e, const Run* run) const;
-  bool Complete(const Run& r) const;
+  // Would taking an event at `step` complete the pattern (before `where`)?
+  bool WouldComplete(const Run& r, int step) const;
   bool WhereHolds(const Run& r) const;
   bool Killed(const Run& run, const Event& e) const;
   bool CanIterate(const Run& r) const {
@@ -129,9 +133,11 @@ class Matcher {
   void Consume(const Run& m, KeyRuns& k, std::vector<Run>* completed, size_t from) const;
 
   const Program* p_;
+  size_t bound_hint_;  // events a match usually binds: reserved when a run starts
   // Scratch reused across calls (a Matcher serves one engine, one thread).
   mutable std::vector<Run> next_;
   mutable std::vector<Run> completed_;
+  mutable std::vector<size_t> extra_at_;
 };
 
 }  // namespace cepheus::nfa

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -19,17 +20,17 @@
 
 namespace cepheus::nfa {
 
-// 16 bytes: a kind, a string length, and one word of payload. Strings and
-// lists are views (not owned).
+// 16 bytes: a kind, a length, and one word of payload. Strings and lists are
+// views (not owned).
 struct Value {
   enum class Kind : uint8_t { kNull, kBool, kNumber, kString, kList };
   Kind kind = Kind::kNull;
-  uint32_t len = 0;  // string length
+  uint32_t len = 0;  // string or list length
   union {
     bool boolean;
     double number = 0;
     const char* chars;
-    const std::vector<Value>* list;
+    const Value* items;
   };
 
   static Value Null() { return {}; }
@@ -40,12 +41,21 @@ struct Value {
     v.kind = Kind::kString, v.chars = s.data(), v.len = static_cast<uint32_t>(s.size());
     return v;
   }
-  static Value List(const std::vector<Value>* l) { Value v; v.kind = Kind::kList, v.list = l; return v; }
+  // A view of `n` values at `p` (the storage must outlive the Value).
+  static Value List(const Value* p, size_t n) {
+    Value v;
+    v.kind = Kind::kList, v.items = p, v.len = static_cast<uint32_t>(n);
+    return v;
+  }
+  template <typename Container>
+  static Value List(const Container& c) { return List(c.data(), c.size()); }
 
   bool is_null() const { return kind == Kind::kNull; }
   bool truthy() const { return kind == Kind::kBool && boolean; }
   // REQUIRES: kind == kString
   std::string_view str() const { return {chars, len}; }
+  // REQUIRES: kind == kList
+  std::span<const Value> list() const { return {items, len}; }
 };
 static_assert(sizeof(Value) == 16);
 
@@ -63,7 +73,8 @@ struct Position {
 };
 
 struct Event {
-  std::string raw;   // the JSON object exactly as received
+  std::string data;       // the raw text, then the string field values (one allocation)
+  std::string_view raw;   // the JSON object exactly as received (a view into `data`)
   std::string type;
   int32_t type_id = -1;  // TypeTable id, -1 when no rule names the type
   Millis ts = 0;
@@ -72,7 +83,6 @@ struct Event {
   uint64_t arrival = 0;  // order of arrival at the engine
   uint64_t seq = 0;      // order of evaluation (event time, ties by arrival); set by the engine
   std::vector<Value> fields;                 // by FieldTable slot
-  std::string text;                          // storage for string field values
   std::vector<std::vector<Value>> lists;     // storage for array field values (sized once)
 
   Event() = default;
