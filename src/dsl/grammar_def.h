@@ -103,6 +103,7 @@ struct skip_class : annotate {};
 struct count_class : annotate {};
 struct word_text_class;
 struct absent_kw_class;
+struct binding_class;
 struct word_lit_text_class;
 struct clause_class : annotate {};
 struct rule_class : annotate {};
@@ -153,6 +154,7 @@ const x3::rule<skip_class, ast::Word> skip_policy = "past_last, to_next or none"
 const x3::rule<count_class, ast::Word> count_word = "a whole number";
 const x3::rule<word_text_class, std::string> word_text = "a word";
 const x3::rule<absent_kw_class, std::string> absent_kw = "absent";
+const x3::rule<binding_class, ast::Ident> binding = "a name and ':'";
 const x3::rule<word_lit_text_class, std::string> word_lit_text = "true, false or null";
 const x3::rule<clause_class, ast::Clause> clause = "a clause";
 const x3::rule<rule_class, ast::Rule> rule_ = "a rule";
@@ -250,7 +252,10 @@ const auto quantifier_def = quantifier_raw;
 const auto quantifier_raw_def = ('{' > x3::int_[set_min] > -(lit(',')[set_open] >> -x3::int_[set_max]) > '}') |
                             lit('+')[set_plus] | lit('*')[set_star] | lit('?')[set_opt];
 const auto absent_kw_def = kw_str("absent") >> &(name_str | '(');
-const auto step_def = -absent_kw >> -(ident >> ':') >> types >>
+// The lookahead makes sure a type name without ':' is never kept as a name
+// (X3 does not roll back a partly parsed optional sequence).
+const auto binding_def = &(name_str >> ':') >> ident >> ':';
+const auto step_def = -absent_kw >> -binding >> types >>
                       -('[' > expr > ']') >> -quantifier;
 const auto arrow_step_def = (x3::string("->") | x3::string("=>")) > step;
 const auto pattern_def = step >> *arrow_step;
@@ -291,6 +296,6 @@ BOOST_SPIRIT_DEFINE(quantifier_raw, ident_raw, number_raw, string_lit_raw, word_
                     cmp_expr, unary_not, not_expr, and_operation, and_expr, or_operation, expr,
                     types_list, types, quantifier, step, arrow_step, pattern, template_text,
                     template_expr, template_hole, template_parts, template_lit, string_list, duration, severity,
-                    skip_policy, count_word, word_text, word_lit_text, absent_kw, clause, rule_)
+                    skip_policy, count_word, word_text, word_lit_text, absent_kw, binding, clause, rule_)
 
 }  // namespace cepheus::dsl::grammar

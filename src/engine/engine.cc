@@ -89,8 +89,10 @@ void Engine::CloseUntil(Millis t) {
     if (ks.timer_at != tm.at) continue;  // stale
     ks.timer_at = kMaxTime;
     int64_t before = static_cast<int64_t>(ks.runs.runs.size());
+    uint64_t barrier = ks.runs.start_barrier;
     matches_.clear();
     rs.matcher.CloseWindows(ks.runs, tm.at + 1, &matches_);
+    KeepBarrier(ks, barrier);
     stats_.rules[tm.rule].runs += static_cast<int64_t>(ks.runs.runs.size()) - before;
     if (!matches_.empty()) Publish(tm.rule, entry.key, &matches_);
     Schedule(tm.entry, tm.rule, tm.at + 1);
@@ -146,17 +148,22 @@ void Engine::Evaluate(const nfa::EventRef& e) {
       matches_.clear();
       nfa::MatchStats ms;
       rs.matcher.OnEvent(ks.runs, e, &matches_, &ms);
-      if (ks.runs.start_barrier != barrier && !buffer_.empty()) {
-        // Events that arrived before the match may still be buffered: they are
-        // all released once the watermark passes the largest time seen now.
-        ks.runs.barrier_until = max_ts_;
-      }
+      KeepBarrier(ks, barrier);
       stats_.rules[r].evicted += ms.evicted;
       stats_.rules[r].runs += static_cast<int64_t>(ks.runs.runs.size()) - before;
       if (!matches_.empty()) Publish(r, entry.key, &matches_);
       Schedule(id, r, e->ts);
     }
     if (id != UINT32_MAX) MaybeForget(id, e->ts);
+  }
+}
+
+void Engine::KeepBarrier(KeyState& ks, uint64_t barrier_before) {
+  if (ks.runs.start_barrier != barrier_before && !buffer_.empty()) {
+    // A match moved the start barrier, and events that arrived before it may
+    // still be buffered: keep the key (and its barrier) until they are all
+    // released, which is once the watermark passes the largest time seen now.
+    ks.runs.barrier_until = std::max(ks.runs.barrier_until, max_ts_);
   }
 }
 

@@ -122,6 +122,7 @@ class Engine {
   // Frees the entry when no rule needs it any more.
   void MaybeForget(uint32_t entry, Millis now);
   uint32_t NewEntry(uint32_t group, std::string_view key);
+  void KeepBarrier(KeyState& ks, uint64_t barrier_before);
   // True when the key holds state that must be kept (and saved).
   bool Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const;
   void Publish(uint32_t rule, const std::string& key, std::vector<nfa::Match>* matches);

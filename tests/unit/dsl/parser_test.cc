@@ -176,3 +176,14 @@ TEST_CASE("the rule fingerprint changes with the rule's text and only with it") 
   CHECK(a.set.rules[0].fingerprint == b.set.rules[0].fingerprint);
   CHECK(a.set.rules[1].fingerprint != b.set.rules[1].fingerprint);
 }
+
+TEST_CASE("a step without a name binds no name (regression: X3 kept a half-parsed binding)") {
+  auto p = Parse("rule r key u match o: order -> payment -> payment within 1m");
+  INFO(p.diagnostics);
+  REQUIRE(p.ok);
+  const auto& steps = p.set.rules[0].pattern.steps;
+  CHECK(steps[0].name == "o");
+  CHECK(steps[1].name.empty());
+  CHECK(steps[2].name.empty());
+  CHECK_FALSE(Parse("rule r key u match o: order -> refund where count(refund) > 0 within 1m").ok);
+}

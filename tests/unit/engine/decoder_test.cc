@@ -60,8 +60,8 @@ TEST_CASE("decoding keeps the raw text and extracts nested fields and arrays") {
     if (paths[slot] == std::vector<std::string>{"card", "bin"}) CHECK(e.fields[slot].number == 4);
     if (paths[slot] == std::vector<std::string>{"tags"}) {
       REQUIRE(e.fields[slot].kind == nfa::Value::Kind::kList);
-      CHECK(e.fields[slot].list->size() == 2);
-      CHECK((*e.fields[slot].list)[1].str() == "b");
+      CHECK(e.fields[slot].list().size() == 2);
+      CHECK(e.fields[slot].list()[1].str() == "b");
     }
   }
 }

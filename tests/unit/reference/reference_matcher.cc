@@ -1,0 +1,757 @@
+// Why this file is slow and dumb on purpose.
+//
+// The engine is fast because it is clever: rules are compiled into automaton
+// programs, field paths into slots, expressions into flat node arrays, and
+// aggregates are kept incrementally per run. Every one of those tricks is a
+// place where the engine can silently disagree with the rule language, and a
+// test that reuses any of them would inherit the same mistake and approve it.
+// re2 is tested the same way: its clever automata are checked against a
+// backtracking matcher too slow to ship but simple enough to trust.
+//
+// So this matcher shares nothing with src/nfa or src/engine. It reads the
+// checked rule model (dsl::Rule) and the raw JSON text of the events, and does
+// what the spec and the engine's semantics notes say, in the most literal way
+// we could write it:
+//
+//   - every event is parsed with the simdjson DOM into a plain value tree, and
+//     fields are looked up by walking that tree by name every time;
+//   - the reorder buffer is a vector scanned for its smallest (ts, arrival)
+//     whenever the watermark moves, and windows are closed by scanning every
+//     run for the earliest deadline, one deadline at a time;
+//   - a run is a plain struct holding the indices of the events bound to each
+//     step; forking copies it;
+//   - expressions are evaluated by walking dsl::Expr, resolving names by
+//     scanning the pattern's steps, and every aggregate (count, sum, avg, min,
+//     max, distinct, first, last, `in` lists) is recomputed from the bound
+//     events each time it is needed.
+//
+// Each function corresponds to one sentence of spec section 4 or one item of
+// the semantics notes, and is written so that it can be checked against that
+// sentence by reading. Nothing here is optimised; if a test gets slow, make
+// the generated inputs smaller, not this code smarter.
+#include "reference/reference_matcher.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include <simdjson.h>
+
+namespace cepheus::reference {
+namespace {
+
+using dsl::Arrow;
+using dsl::Expr;
+using dsl::SkipPolicy;
+using dsl::Step;
+
+constexpr Millis kInfinity = std::numeric_limits<Millis>::max();
+
+// ---- values -------------------------------------------------------------------
+
+// A JSON value, or the value of an expression.
+struct Value {
+  enum class Kind { kNull, kBool, kNumber, kString, kList, kObject };
+  Kind kind = Kind::kNull;
+  bool boolean = false;
+  double number = 0;
+  std::string text;
+  std::vector<Value> items;              // kList; kObject: the field values
+  std::vector<std::string> field_names;  // kObject: the field names, in document order
+};
+
+Value Null() { return Value(); }
+
+Value Bool(bool b) {
+  Value v;
+  v.kind = Value::Kind::kBool;
+  v.boolean = b;
+  return v;
+}
+
+Value Number(double n) {
+  Value v;
+  v.kind = Value::Kind::kNumber;
+  v.number = n;
+  return v;
+}
+
+Value String(std::string s) {
+  Value v;
+  v.kind = Value::Kind::kString;
+  v.text = std::move(s);
+  return v;
+}
+
+Value List(std::vector<Value> items) {
+  Value v;
+  v.kind = Value::Kind::kList;
+  v.items = std::move(items);
+  return v;
+}
+
+bool IsNull(const Value& v) { return v.kind == Value::Kind::kNull; }
+bool IsNumber(const Value& v) { return v.kind == Value::Kind::kNumber; }
+bool IsString(const Value& v) { return v.kind == Value::Kind::kString; }
+// `and`, `or` and `not` treat only true as true.
+bool IsTrue(const Value& v) { return v.kind == Value::Kind::kBool && v.boolean; }
+
+Value FromJson(simdjson::dom::element el) {
+  using simdjson::dom::element_type;
+  Value v;
+  switch (el.type()) {
+    case element_type::ARRAY:
+      v.kind = Value::Kind::kList;
+      for (simdjson::dom::element item : el.get_array()) v.items.push_back(FromJson(item));
+      break;
+    case element_type::OBJECT:
+      v.kind = Value::Kind::kObject;
+      for (simdjson::dom::key_value_pair field : el.get_object()) {
+        v.field_names.emplace_back(field.key);
+        v.items.push_back(FromJson(field.value));
+      }
+      break;
+    case element_type::INT64:
+      v = Number(static_cast<double>(int64_t(el)));
+      break;
+    case element_type::UINT64:
+      v = Number(static_cast<double>(uint64_t(el)));
+      break;
+    case element_type::DOUBLE:
+      v = Number(double(el));
+      break;
+    case element_type::STRING:
+      v = String(std::string(std::string_view(el)));
+      break;
+    case element_type::BOOL:
+      v = Bool(bool(el));
+      break;
+    case element_type::NULL_VALUE:
+      break;
+  }
+  return v;
+}
+
+// The value at `path[from..]` inside `doc`; a missing field is null.
+Value FieldOf(const Value& doc, const std::vector<std::string>& path, size_t from) {
+  const Value* at = &doc;
+  for (size_t i = from; i < path.size(); ++i) {
+    if (at->kind != Value::Kind::kObject) return Null();
+    const Value* next = nullptr;
+    for (size_t f = 0; f < at->field_names.size() && next == nullptr; ++f) {
+      if (at->field_names[f] == path[i]) next = &at->items[f];
+    }
+    if (next == nullptr) return Null();
+    at = next;
+  }
+  return *at;
+}
+
+// `==` on two values that are not null: same kind and same value. A string
+// never equals a number; lists and objects never equal anything.
+bool SameScalar(const Value& a, const Value& b) {
+  if (a.kind != b.kind) return false;
+  switch (a.kind) {
+    case Value::Kind::kBool: return a.boolean == b.boolean;
+    case Value::Kind::kNumber: return a.number == b.number;
+    case Value::Kind::kString: return a.text == b.text;
+    default: return false;
+  }
+}
+
+// ---- events -------------------------------------------------------------------
+
+struct Event {
+  int arrival = 0;  // position in the input (malformed records included)
+  std::string raw;
+  Value doc;
+  Millis ts = 0;
+  std::string type;
+  std::string id;
+};
+
+// Parses one record; nullopt when it is malformed (not an object, no string
+// type, no integer or RFC 3339 time).
+std::optional<Event> ParseEvent(simdjson::dom::parser& parser, const std::string& raw,
+                                int arrival) {
+  simdjson::dom::element root;
+  if (parser.parse(raw).get(root) != simdjson::SUCCESS) return std::nullopt;
+  if (root.type() != simdjson::dom::element_type::OBJECT) return std::nullopt;
+  Event e;
+  e.arrival = arrival;
+  e.raw = raw;
+  e.doc = FromJson(root);
+  Value type = FieldOf(e.doc, {"type"}, 0);
+  if (!IsString(type) || type.text.empty()) return std::nullopt;
+  e.type = type.text;
+  simdjson::dom::element ts;
+  if (root["ts"].get(ts) != simdjson::SUCCESS) return std::nullopt;
+  int64_t ts_int;
+  std::string_view ts_text;
+  if (ts.get_int64().get(ts_int) == simdjson::SUCCESS) {
+    e.ts = ts_int;
+  } else if (ts.get_string().get(ts_text) == simdjson::SUCCESS) {
+    std::optional<Millis> parsed = ParseRfc3339(ts_text);
+    if (!parsed) return std::nullopt;
+    e.ts = *parsed;
+  } else {
+    return std::nullopt;
+  }
+  simdjson::dom::element id;
+  if (root["id"].get(id) == simdjson::SUCCESS) {
+    std::string_view id_text;
+    if (id.get_string().get(id_text) == simdjson::SUCCESS) {
+      e.id = std::string(id_text);
+    } else {
+      e.id = simdjson::minify(id);
+    }
+  }
+  return e;
+}
+
+// ---- runs ---------------------------------------------------------------------
+
+// A partial match: the step it is at, how many events that step has taken,
+// and the events bound to every step (indices into the matcher's events).
+struct Run {
+  int step = 0;
+  int count = 0;
+  std::vector<std::vector<int>> bound;
+  int last = -1;         // the event it took last
+  bool skipped = false;  // it skipped an event of its key since it took `last`
+};
+
+struct KeyState {
+  std::vector<Run> runs;  // oldest first
+  // No run may start with an event that arrived at or before the last event
+  // of any past_last match so far (so this only grows, even when a later
+  // match's last event arrived earlier than an earlier match's).
+  int past_last_boundary = -1;
+  std::optional<Millis> last_published;  // detected_at of the last published alert
+};
+
+class Matcher {
+ public:
+  Matcher(const dsl::Rule& rule, Millis out_of_order)
+      : rule_(rule), steps_(rule.pattern.steps), out_of_order_(out_of_order) {}
+
+  // Section 4.1: an arriving event is late when ts < W; otherwise it is
+  // buffered, and everything at or before the new watermark is released.
+  void Arrive(const std::string& raw, int arrival) {
+    std::optional<Event> e = ParseEvent(parser_, raw, arrival);
+    if (!e) return;
+    if (max_ts_ && e->ts < *max_ts_ - out_of_order_) {
+      result_.late.push_back(e->id);
+      return;
+    }
+    max_ts_ = max_ts_ ? std::max(*max_ts_, e->ts) : e->ts;
+    events_.push_back(std::move(*e));
+    buffer_.push_back(static_cast<int>(events_.size()) - 1);
+    Release(*max_ts_ - out_of_order_);
+  }
+
+  // At the end of a finite input the watermark moves to +infinity.
+  void Finish() { Release(kInfinity); }
+
+  ReferenceResult TakeResult() { return std::move(result_); }
+
+ private:
+  // Releases buffered events with ts <= w in (ts, arrival) order, closing the
+  // windows that closed before each one first, then the windows closed by w.
+  void Release(Millis w) {
+    while (true) {
+      int best = -1;
+      for (size_t b = 0; b < buffer_.size(); ++b) {
+        const Event& e = events_[buffer_[b]];
+        if (e.ts > w) continue;
+        if (best < 0 || e.ts < events_[buffer_[best]].ts ||
+            (e.ts == events_[buffer_[best]].ts && e.arrival < events_[buffer_[best]].arrival)) {
+          best = static_cast<int>(b);
+        }
+      }
+      if (best < 0) break;
+      int index = buffer_[best];
+      buffer_.erase(buffer_.begin() + best);
+      CloseWindowsBefore(events_[index].ts);
+      Evaluate(index);
+    }
+    CloseWindowsBefore(w);
+  }
+
+  Millis FirstTs(const Run& r) const { return events_[r.bound[0][0]].ts; }
+  int FirstArrival(const Run& r) const { return events_[r.bound[0][0]].arrival; }
+  Millis Deadline(const Run& r) const { return FirstTs(r) + rule_.within; }
+  int StepCount() const { return static_cast<int>(steps_.size()); }
+  bool EndsWithAbsent() const { return steps_.back().absent; }
+  bool CanIterate(const Run& r) const {
+    return steps_[r.step].max == dsl::kUnbounded || r.count < steps_[r.step].max;
+  }
+
+  // Closes, in deadline order, every window whose deadline is before `limit`
+  // (W > first_ts + within). A run waiting only on a trailing absent step
+  // completes with reason "absence"; every other run is dropped.
+  void CloseWindowsBefore(Millis limit) {
+    for (auto& [key, ks] : keys_) {
+      while (true) {
+        std::optional<Millis> earliest;
+        for (const Run& r : ks.runs) {
+          Millis d = Deadline(r);
+          if (d < limit && (!earliest || d < *earliest)) earliest = d;
+        }
+        if (!earliest) break;
+        size_t i = 0;
+        while (i < ks.runs.size()) {
+          if (Deadline(ks.runs[i]) != *earliest) {
+            ++i;
+            continue;
+          }
+          Run r = ks.runs[i];
+          ks.runs.erase(ks.runs.begin() + static_cast<std::ptrdiff_t>(i));
+          if (WaitsOnlyOnTrailingAbsent(r) && WhereHolds(r)) {
+            std::vector<Run> none;
+            std::vector<bool> none_consumed;
+            Match(key, &ks, r, "absence", *earliest, events_[r.last].arrival, &none,
+                  &none_consumed);
+            i = 0;  // the match may have consumed runs before i
+          }
+        }
+      }
+    }
+  }
+
+  bool WaitsOnlyOnTrailingAbsent(const Run& r) const {
+    if (!EndsWithAbsent()) return false;
+    if (r.count < steps_[r.step].min) return false;
+    for (int j = r.step + 1; j < StepCount(); ++j) {
+      if (!steps_[j].absent && steps_[j].min > 0) return false;
+    }
+    return true;
+  }
+
+  // Completion (4.2 step 2): every step has reached its minimum and the
+  // pattern does not wait on a trailing absent step.
+  bool WouldComplete(const Run& r) const {
+    if (EndsWithAbsent()) return false;
+    if (r.count < steps_[r.step].min) return false;
+    for (int j = r.step + 1; j < StepCount(); ++j) {
+      if (!steps_[j].absent && steps_[j].min > 0) return false;
+    }
+    return true;
+  }
+
+  std::optional<std::string> KeyOf(const Event& e) {
+    Value v = FieldOf(e.doc, rule_.key, 0);
+    switch (v.kind) {
+      case Value::Kind::kString: return v.text;
+      case Value::Kind::kBool: return std::string(v.boolean ? "true" : "false");
+      case Value::Kind::kNumber: {
+        // Its JSON text: re-parse the raw event and print the element.
+        simdjson::dom::element el;
+        if (parser_.parse(e.raw).get(el) != simdjson::SUCCESS) return std::nullopt;
+        for (const std::string& part : rule_.key) {
+          if (el[part].get(el) != simdjson::SUCCESS) return std::nullopt;
+        }
+        return simdjson::minify(el);
+      }
+      default: return std::nullopt;
+    }
+  }
+
+  // ---- one evaluated event (4.2) ----
+
+  void Evaluate(int index) {
+    const Event& e = events_[index];
+    std::optional<std::string> key = KeyOf(e);
+    if (!key) return;  // the rule ignores events without a usable key
+    KeyState& ks = keys_[*key];
+
+    std::vector<Run> live;       // the runs after e
+    std::vector<Run> completed;  // runs that completed on e
+    // 1. Advance every live run, oldest first.
+    for (const Run& r : ks.runs) {
+      std::vector<int> targets = Candidates(r, e);
+      if (targets.empty()) {
+        if (DiesOn(r, e)) continue;
+        Run waiting = r;
+        waiting.skipped = true;
+        live.push_back(std::move(waiting));
+        continue;
+      }
+      bool took = false;
+      for (int j : targets) {
+        Run next = Take(r, j, index);
+        // 2. Complete, if `where` holds; otherwise go on only if the step can
+        // take more.
+        if (!WouldComplete(next)) {
+          live.push_back(std::move(next));
+          took = true;
+        } else if (WhereHolds(next)) {
+          completed.push_back(std::move(next));
+          took = true;
+        } else if (CanIterate(next)) {
+          live.push_back(std::move(next));
+          took = true;
+        }
+      }
+      if (!took) {
+        // Every candidate was refused by `where`: the run keeps waiting as it
+        // was, but it did not take e, so e counts as skipped: a later `=>`
+        // cannot follow it ("b is the very next event after a's last event").
+        Run waiting = r;
+        waiting.skipped = true;
+        live.push_back(std::move(waiting));
+      }
+    }
+    // 3. Start.
+    bool blocked = rule_.skip == SkipPolicy::kPastLast &&
+                   (!completed.empty() || e.arrival <= ks.past_last_boundary);
+    Run fresh;
+    fresh.bound.resize(steps_.size());
+    if (!blocked && Fits(0, e, fresh)) {
+      Run next = Take(fresh, 0, index);
+      if (!WouldComplete(next)) {
+        live.push_back(std::move(next));
+      } else if (WhereHolds(next)) {
+        completed.push_back(std::move(next));
+      } else if (CanIterate(next)) {
+        live.push_back(std::move(next));
+      }
+    }
+    ks.runs = std::move(live);
+
+    // Matches: in the order their first events arrived.
+    std::stable_sort(completed.begin(), completed.end(), [&](const Run& a, const Run& b) {
+      return FirstArrival(a) < FirstArrival(b);
+    });
+    std::vector<bool> consumed(completed.size(), false);
+    for (size_t c = 0; c < completed.size(); ++c) {
+      if (consumed[c]) continue;
+      consumed[c] = true;
+      Match(*key, &ks, completed[c], "match", e.ts, e.arrival, &completed, &consumed);
+    }
+
+    // limit: the oldest runs are evicted.
+    while (static_cast<int>(ks.runs.size()) > rule_.limit) ks.runs.erase(ks.runs.begin());
+  }
+
+  // The steps at which run r can take e (semantics 3): one more iteration of
+  // its step, then, once its minimum is met, each later step up to the first
+  // required one, crossing absent steps and skipping optional ones.
+  std::vector<int> Candidates(const Run& r, const Event& e) {
+    std::vector<int> targets;
+    if (e.ts - FirstTs(r) > rule_.within) return targets;
+    if (CanIterate(r) && Fits(r.step, e, r)) targets.push_back(r.step);
+    if (r.count >= steps_[r.step].min) {
+      bool strict = false;
+      for (int j = r.step + 1; j < StepCount(); ++j) {
+        if (rule_.pattern.arrows[j - 1] == Arrow::kStrict) strict = true;
+        if (steps_[j].absent) continue;
+        if (Fits(j, e, r) && !(strict && r.skipped)) targets.push_back(j);
+        if (steps_[j].min > 0) break;
+      }
+    }
+    return targets;
+  }
+
+  // Semantics 5: a run that cannot take e dies when e fits an absent step it
+  // waits across, or when it cannot iterate and `=>` follows its step.
+  bool DiesOn(const Run& r, const Event& e) {
+    if (r.count >= steps_[r.step].min) {
+      for (int j = r.step + 1; j < StepCount(); ++j) {
+        if (steps_[j].absent) {
+          if (Fits(j, e, r)) return true;
+          continue;
+        }
+        if (steps_[j].min > 0) break;
+      }
+    }
+    return !CanIterate(r) && r.step + 1 < StepCount() &&
+           rule_.pattern.arrows[r.step] == Arrow::kStrict;
+  }
+
+  Run Take(const Run& r, int step, int index) const {
+    Run next = r;
+    if (step == r.step && !r.bound[step].empty()) {
+      ++next.count;
+    } else {
+      next.step = step;
+      next.count = 1;
+    }
+    next.bound[step].push_back(index);
+    next.last = index;
+    next.skipped = false;
+    return next;
+  }
+
+  // e fits step j of run r: its type is accepted and the filter is true.
+  bool Fits(int j, const Event& e, const Run& r) {
+    const Step& step = steps_[j];
+    bool type_ok = false;
+    for (const std::string& t : step.types) type_ok = type_ok || t == "any" || t == e.type;
+    if (!type_ok) return false;
+    if (!step.filter) return true;
+    return IsTrue(Eval(*step.filter, &e, r));
+  }
+
+  bool WhereHolds(const Run& r) {
+    if (!rule_.where) return true;
+    return IsTrue(Eval(*rule_.where, nullptr, r));
+  }
+
+  // ---- a match (4.5, semantics 7-9) ----
+
+  void Match(const std::string& key, KeyState* ks, const Run& run, const char* reason,
+             Millis detected_at, int last_arrival, std::vector<Run>* completed,
+             std::vector<bool>* consumed) {
+    bool suppressed = rule_.cooldown && ks->last_published &&
+                      detected_at < *ks->last_published + *rule_.cooldown;
+    if (!suppressed) {
+      result_.alerts.push_back(Reduce(key, run, reason));
+      ks->last_published = detected_at;
+    }
+    auto consumes = [&](const Run& other) {
+      switch (rule_.skip) {
+        case SkipPolicy::kPastLast:
+          for (const auto& events : other.bound) {
+            for (int i : events) {
+              if (events_[i].arrival <= last_arrival) return true;
+            }
+          }
+          return false;
+        case SkipPolicy::kToNext:
+          return other.bound[0][0] == run.bound[0][0];
+        case SkipPolicy::kNone:
+          return false;
+      }
+      return false;
+    };
+    std::vector<Run> kept;
+    for (const Run& r : ks->runs) {
+      if (!consumes(r)) kept.push_back(r);
+    }
+    ks->runs = std::move(kept);
+    for (size_t c = 0; c < completed->size(); ++c) {
+      if (consumes((*completed)[c])) (*consumed)[c] = true;
+    }
+    if (rule_.skip == SkipPolicy::kPastLast) {
+      ks->past_last_boundary = std::max(ks->past_last_boundary, last_arrival);
+    }
+  }
+
+  ReducedAlert Reduce(const std::string& key, const Run& run, const char* reason) const {
+    ReducedAlert a;
+    a.rule = rule_.name;
+    a.key = key;
+    a.reason = reason;
+    for (int s = 0; s < StepCount(); ++s) {
+      if (steps_[s].absent || steps_[s].name.empty() || run.bound[s].empty()) continue;
+      std::vector<std::string>& ids = a.events[steps_[s].name];
+      for (int i : run.bound[s]) ids.push_back(events_[i].id);
+    }
+    return a;
+  }
+
+  // ---- expressions (4.3, semantics 11) ----
+
+  int StepNamed(const std::string& name) const {
+    for (int s = 0; s < StepCount(); ++s) {
+      if (!name.empty() && steps_[s].name == name) return s;
+    }
+    return -1;
+  }
+
+  // A path: a field of the current event, or of a bound name's events (a
+  // list for a counted step).
+  Value PathValue(const std::vector<std::string>& path, const Event* current, const Run& r) {
+    int s = StepNamed(path[0]);
+    if (s < 0) return current ? FieldOf(current->doc, path, 0) : Null();
+    if (steps_[s].counted) {
+      std::vector<Value> values;
+      for (int i : r.bound[s]) values.push_back(FieldOf(events_[i].doc, path, 1));
+      return List(std::move(values));
+    }
+    if (r.bound[s].empty()) return Null();
+    return FieldOf(events_[r.bound[s][0]].doc, path, 1);
+  }
+
+  Value Call(const Expr& e, const Event* current, const Run& r) {
+    const std::string& fn = e.text;
+    const Expr& arg = e.args[0];
+    if (fn == "count") {
+      int s = StepNamed(arg.path[0]);
+      return Number(static_cast<double>(r.bound[s].size()));
+    }
+    if (fn == "sum" || fn == "avg" || fn == "min" || fn == "max" || fn == "distinct" ||
+        fn == "first" || fn == "last") {
+      Value v = Eval(arg, current, r);
+      std::vector<Value> values = v.kind == Value::Kind::kList ? v.items : std::vector<Value>{v};
+      std::vector<double> numbers;
+      std::vector<std::string> strings;
+      std::vector<Value> non_null;
+      for (const Value& x : values) {
+        if (IsNumber(x)) numbers.push_back(x.number);
+        if (IsString(x)) strings.push_back(x.text);
+        if (!IsNull(x)) non_null.push_back(x);
+      }
+      if (fn == "sum") {
+        double total = 0;
+        for (double n : numbers) total += n;
+        return Number(total);
+      }
+      if (fn == "avg") {
+        if (numbers.empty()) return Null();
+        double total = 0;
+        for (double n : numbers) total += n;
+        return Number(total / static_cast<double>(numbers.size()));
+      }
+      if (fn == "min" || fn == "max") {
+        bool want_min = fn == "min";
+        if (!numbers.empty()) {
+          double best = numbers[0];
+          for (double n : numbers) best = want_min ? std::min(best, n) : std::max(best, n);
+          return Number(best);
+        }
+        if (!strings.empty()) {
+          std::string best = strings[0];
+          for (const std::string& s : strings) {
+            best = want_min ? std::min(best, s) : std::max(best, s);
+          }
+          return String(best);
+        }
+        return Null();
+      }
+      if (fn == "distinct") {
+        std::vector<Value> seen;
+        for (const Value& x : non_null) {
+          bool found = false;
+          for (const Value& y : seen) found = found || SameScalar(x, y);
+          if (!found) seen.push_back(x);
+        }
+        return Number(static_cast<double>(seen.size()));
+      }
+      if (fn == "first") return non_null.empty() ? Null() : non_null.front();
+      return non_null.empty() ? Null() : non_null.back();  // last
+    }
+    Value v = Eval(arg, current, r);
+    if (fn == "abs") return IsNumber(v) ? Number(std::fabs(v.number)) : Null();
+    if (fn == "lower" || fn == "upper") {
+      if (!IsString(v)) return Null();
+      std::string s = v.text;
+      for (char& c : s) {
+        if (fn == "lower" && c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        if (fn == "upper" && c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+      }
+      return String(s);
+    }
+    if (fn == "len") {
+      if (IsString(v)) return Number(static_cast<double>(v.text.size()));
+      if (v.kind == Value::Kind::kList) return Number(static_cast<double>(v.items.size()));
+      return Null();
+    }
+    return Null();
+  }
+
+  Value Binary(const std::string& op, const Value& a, const Value& b) {
+    if (op == "and") return Bool(IsTrue(a) && IsTrue(b));
+    if (op == "or") return Bool(IsTrue(a) || IsTrue(b));
+    if (op == "==") {
+      if (IsNull(a) || IsNull(b)) return Bool(IsNull(a) && IsNull(b));
+      return Bool(SameScalar(a, b));
+    }
+    if (op == "!=") {
+      if (IsNull(a) || IsNull(b)) return Bool(IsNull(a) != IsNull(b));
+      if (a.kind != b.kind) return Bool(false);  // a string never equals nor differs from a number
+      return Bool(!SameScalar(a, b));
+    }
+    if (op == "<" || op == "<=" || op == ">" || op == ">=") {
+      int order;
+      if (IsNumber(a) && IsNumber(b)) {
+        order = a.number < b.number ? -1 : (a.number > b.number ? 1 : 0);
+      } else if (IsString(a) && IsString(b)) {
+        order = a.text < b.text ? -1 : (a.text > b.text ? 1 : 0);
+      } else {
+        return Bool(false);
+      }
+      if (op == "<") return Bool(order < 0);
+      if (op == "<=") return Bool(order <= 0);
+      if (op == ">") return Bool(order > 0);
+      return Bool(order >= 0);
+    }
+    if (op == "in" || op == "not in") {
+      if (IsNull(a) || b.kind != Value::Kind::kList) return Bool(false);
+      bool found = false;
+      for (const Value& item : b.items) found = found || (!IsNull(item) && SameScalar(a, item));
+      return Bool(op == "in" ? found : !found);
+    }
+    // Arithmetic: null unless both sides are numbers; x / 0 is null.
+    if (!IsNumber(a) || !IsNumber(b)) return Null();
+    if (op == "+") return Number(a.number + b.number);
+    if (op == "-") return Number(a.number - b.number);
+    if (op == "*") return Number(a.number * b.number);
+    if (op == "/") return b.number == 0 ? Null() : Number(a.number / b.number);
+    return Null();
+  }
+
+  // `current` is the event being tested by a filter (null in `where`).
+  Value Eval(const Expr& e, const Event* current, const Run& r) {
+    switch (e.kind) {
+      case Expr::Kind::kNumber: return Number(e.number);
+      case Expr::Kind::kString: return String(e.text);
+      case Expr::Kind::kBool: return Bool(e.boolean);
+      case Expr::Kind::kNull: return Null();
+      case Expr::Kind::kPath: return PathValue(e.path, current, r);
+      case Expr::Kind::kList: {
+        std::vector<Value> items;
+        for (const Expr& item : e.args) items.push_back(Eval(item, current, r));
+        return List(std::move(items));
+      }
+      case Expr::Kind::kCall: return Call(e, current, r);
+      case Expr::Kind::kUnary: {
+        Value v = Eval(e.args[0], current, r);
+        if (e.text == "not") return Bool(!IsTrue(v));
+        return IsNumber(v) ? Number(-v.number) : Null();  // "-"
+      }
+      case Expr::Kind::kBinary:
+        return Binary(e.text, Eval(e.args[0], current, r), Eval(e.args[1], current, r));
+    }
+    return Null();
+  }
+
+  const dsl::Rule& rule_;
+  const std::vector<Step>& steps_;
+  Millis out_of_order_;
+  simdjson::dom::parser parser_;
+  std::vector<Event> events_;  // every evaluated or buffered event, by index
+  std::vector<int> buffer_;    // indices of buffered events
+  std::optional<Millis> max_ts_;
+  std::map<std::string, KeyState> keys_;
+  ReferenceResult result_;
+};
+
+}  // namespace
+
+ReferenceResult RunReference(const dsl::Rule& rule, const std::vector<std::string>& events,
+                             Millis out_of_order) {
+  Matcher m(rule, out_of_order);
+  for (size_t i = 0; i < events.size(); ++i) m.Arrive(events[i], static_cast<int>(i));
+  m.Finish();
+  return m.TakeResult();
+}
+
+std::string Describe(const ReducedAlert& alert) {
+  std::string out = "rule " + alert.rule + " key=" + alert.key + " " + alert.reason + " {";
+  bool first_name = true;
+  for (const auto& [name, ids] : alert.events) {
+    if (!first_name) out += ", ";
+    first_name = false;
+    out += name + ": [";
+    for (size_t i = 0; i < ids.size(); ++i) out += (i ? ", " : "") + ids[i];
+    out += "]";
+  }
+  return out + "}";
+}
+
+}  // namespace cepheus::reference
