@@ -4,14 +4,16 @@
 // (largest ts seen minus the allowed out-of-orderness) reaches them. Rules
 // that read the same key field share one index of keys, so an event costs one
 // key lookup per key field, not one per rule; each key is a slab entry holding
-// the KeyRuns of every rule of its group. Window closings wait in a second
-// min-heap of (deadline, entry, generation, rule): each (key, rule) has at
-// most one live timer, for the earliest deadline of its runs (runs are ordered
-// by first event, so that is the first run's); stale heap entries are skipped
-// when popped. Releasing an event first pops every timer whose deadline is
-// before the event's time, which gives the spec's "windows and events in time
-// order". An entry is freed as soon as no rule needs it, so state is bounded
-// by the live windows (plus cooldowns).
+// the KeyRuns of every rule of its group. Runs of one rule start in event-time
+// order and share one `within`, so their window closings come in order too: a
+// FIFO per rule holds one (deadline, entry, generation) per run, O(1) each,
+// and the engine pops the earliest front across rules. Keys kept only for a
+// cooldown or a start barrier wake up from a small heap instead. Entries that
+// name a freed key (older generation) or a run already gone are skipped.
+// Releasing an event first fires every closing before the event's time, which
+// gives the spec's "windows and events in time order". An entry is freed as
+// soon as no rule needs it, so state is bounded by the live windows (plus
+// cooldowns).
 #include "cepheus/engine/engine.h"
 
 #include <fmt/format.h>
@@ -30,6 +32,7 @@ Engine::Engine(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions 
     states_.push_back(RuleState{p.get(), nfa::Matcher(p.get()), g, pos});
   }
   stats_.rules.resize(states_.size());
+  deadlines_.resize(states_.size());
 }
 
 Engine::~Engine() = default;
@@ -79,25 +82,49 @@ void Engine::Drain() {
 }
 
 void Engine::CloseUntil(Millis t) {
-  while (!timers_.empty() && timers_.top().at < t) {
-    Timer tm = timers_.top();
-    timers_.pop();
-    KeyEntry& entry = entries_[tm.entry];
-    if (entry.generation != tm.generation) continue;  // the key is gone
-    RuleState& rs = states_[tm.rule];
-    KeyState& ks = entry.rules[rs.pos];
-    if (ks.timer_at != tm.at) continue;  // stale
-    ks.timer_at = kMaxTime;
-    int64_t before = static_cast<int64_t>(ks.runs.runs.size());
-    uint64_t barrier = ks.runs.start_barrier;
-    matches_.clear();
-    rs.matcher.CloseWindows(ks.runs, tm.at + 1, &matches_);
-    KeepBarrier(ks, barrier);
-    stats_.rules[tm.rule].runs += static_cast<int64_t>(ks.runs.runs.size()) - before;
-    if (!matches_.empty()) Publish(tm.rule, entry.key, &matches_);
-    Schedule(tm.entry, tm.rule, tm.at + 1);
-    MaybeForget(tm.entry, tm.at + 1);
+  for (;;) {
+    // The earliest pending closing: the fronts of the per-rule FIFOs, then the
+    // wake-up heap (ties: rule order, deadlines before wake-ups).
+    uint32_t best = UINT32_MAX;
+    Millis at = t;
+    for (uint32_t r = 0; r < deadlines_.size(); ++r) {
+      if (!deadlines_[r].empty() && deadlines_[r].front().at < at) {
+        at = deadlines_[r].front().at;
+        best = r;
+      }
+    }
+    if (!timers_.empty() && timers_.top().at < at) {
+      Timer tm = timers_.top();
+      timers_.pop();
+      KeyEntry& entry = entries_[tm.entry];
+      if (entry.generation != tm.generation) continue;  // the key is gone
+      KeyState& ks = entry.rules[states_[tm.rule].pos];
+      if (ks.timer_at != tm.at) continue;  // stale
+      ks.timer_at = kMaxTime;
+      Fire(tm.entry, tm.generation, tm.rule, tm.at);
+      continue;
+    }
+    if (best == UINT32_MAX) return;
+    Deadline d = deadlines_[best].front();
+    deadlines_[best].pop_front();
+    Fire(d.entry, d.generation, best, d.at);
   }
+}
+
+void Engine::Fire(uint32_t id, uint32_t generation, uint32_t rule, Millis at) {
+  KeyEntry& entry = entries_[id];
+  if (entry.generation != generation) return;  // the key is gone
+  RuleState& rs = states_[rule];
+  KeyState& ks = entry.rules[rs.pos];
+  int64_t before = static_cast<int64_t>(ks.runs.runs.size());
+  uint64_t barrier = ks.runs.start_barrier;
+  matches_.clear();
+  rs.matcher.CloseWindows(ks.runs, at + 1, &matches_);
+  KeepBarrier(ks, barrier);
+  stats_.rules[rule].runs += static_cast<int64_t>(ks.runs.runs.size()) - before;
+  if (!matches_.empty()) Publish(rule, entry.key, &matches_);
+  Schedule(id, rule, at + 1);
+  MaybeForget(id, at + 1);
 }
 
 uint32_t Engine::NewEntry(uint32_t group, std::string_view key) {
@@ -149,6 +176,10 @@ void Engine::Evaluate(const nfa::EventRef& e) {
       nfa::MatchStats ms;
       rs.matcher.OnEvent(ks.runs, e, &matches_, &ms);
       KeepBarrier(ks, barrier);
+      if (!ks.runs.runs.empty() && ks.runs.runs.back().start_seq == e->seq) {
+        // A run started with e: its window closes at e.ts + within.
+        deadlines_[r].push_back(Deadline{e->ts + rs.program->within, id, entry.generation});
+      }
       stats_.rules[r].evicted += ms.evicted;
       stats_.rules[r].runs += static_cast<int64_t>(ks.runs.runs.size()) - before;
       if (!matches_.empty()) Publish(r, entry.key, &matches_);
@@ -178,13 +209,11 @@ void Engine::Schedule(uint32_t id, uint32_t rule, Millis now) {
   KeyEntry& entry = entries_[id];
   KeyState& ks = entry.rules[rs.pos];
   const nfa::Program& p = *rs.program;
-  if (!Needed(p, ks.runs, now)) return;
-  Millis wake = rs.matcher.NextDeadline(ks.runs);
-  if (ks.runs.runs.empty()) {
-    // Kept only for its cooldown or barrier: wake when that ends.
-    wake = std::max(p.cooldown > 0 && ks.runs.alerted ? ks.runs.last_alert + p.cooldown : kMinTime,
-                    ks.runs.barrier_until);
-  }
+  // Runs have their deadlines in the FIFO; only a key kept for its cooldown
+  // or barrier needs a wake-up, when that ends.
+  if (!ks.runs.runs.empty() || !Needed(p, ks.runs, now)) return;
+  Millis wake = std::max(p.cooldown > 0 && ks.runs.alerted ? ks.runs.last_alert + p.cooldown : kMinTime,
+                         ks.runs.barrier_until);
   if (wake < ks.timer_at) {
     ks.timer_at = wake;
     timers_.push(Timer{wake, ++timer_order_, id, entry.generation, rule});

@@ -246,6 +246,7 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, uint64_t* dr
   entries_.clear();
   free_entries_.clear();
   timers_ = {};
+  for (auto& d : deadlines_) d.clear();
   buffer_ = {};
   for (auto& r : stats_.rules) r.runs = 0;
   Status result;
@@ -303,6 +304,9 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, uint64_t* dr
         KeyState& ks = entries_[id].rules[rs.pos];
         ks.runs = std::move(kr).value();
         stats_.rules[r].runs += static_cast<int64_t>(ks.runs.runs.size());
+        for (const auto& run : ks.runs.runs) {
+          deadlines_[r].push_back(Deadline{run.first_ts + rs.program->within, id, entries_[id].generation});
+        }
         Schedule(id, r, watermark_);
         return;
       }
@@ -310,6 +314,10 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, uint64_t* dr
     }
   });
   if (!st.ok()) return st;
+  // Keys load in key order; closings must come in deadline order.
+  for (auto& d : deadlines_) {
+    std::stable_sort(d.begin(), d.end(), [](const Deadline& a, const Deadline& b) { return a.at < b.at; });
+  }
   for (uint32_t id : loaded) MaybeForget(id, watermark_);
   return result;
 }

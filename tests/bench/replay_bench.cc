@@ -1,7 +1,7 @@
 // Replay benchmark: how fast the engine runs all rules over a file of events,
 // against the floor of a simdjson parse-only pass over the same file.
 //
-//   cepheus_bench RULES EVENTS.jsonl [--out-of-order MS] [--repeat N]
+//   cepheus_bench RULES EVENTS.jsonl [--out-of-order MS] [--repeat N] [--per-rule]
 //
 // Prints, for the best of N repeats: the parse-only floor (lines/s), the full
 // replay (events/s, alerts), their ratio, and the memory held per live partial
@@ -56,10 +56,13 @@ int main(int argc, char** argv) {
   }
   Millis out_of_order = 0;
   int repeat = 3;
-  for (int i = 3; i + 1 < argc; i += 2) {
+  bool per_rule = false;
+  for (int i = 3; i < argc; ++i) {
     std::string flag = argv[i];
-    if (flag == "--out-of-order") out_of_order = std::atoll(argv[i + 1]);
-    if (flag == "--repeat") repeat = std::atoi(argv[i + 1]);
+    if (flag == "--per-rule") per_rule = true;
+    if (i + 1 >= argc) break;
+    if (flag == "--out-of-order") out_of_order = std::atoll(argv[++i]);
+    else if (flag == "--repeat") repeat = std::atoi(argv[++i]);
   }
   DiagnosticSink diags;
   auto set = dsl::LoadRuleSet({argv[1]}, &diags);
@@ -67,7 +70,8 @@ int main(int argc, char** argv) {
     std::fputs(diags.FormatAll().c_str(), stderr);
     return 1;
   }
-  auto rules = nfa::Compile(std::make_shared<const dsl::RuleSet>(std::move(*set))).value();
+  auto full_set = std::make_shared<const dsl::RuleSet>(std::move(*set));
+  auto rules = nfa::Compile(full_set).value();
   simdjson::padded_string input;
   if (simdjson::padded_string::load(argv[2]).get(input)) {
     std::fprintf(stderr, "cannot read %s\n", argv[2]);
@@ -132,5 +136,37 @@ int main(int argc, char** argv) {
   std::printf("replay / floor:        %.2f (target >= 0.50)\n", replay_rate / floor_rate);
   std::printf("peak live runs:        %llu\n", static_cast<unsigned long long>(peak_runs));
   std::printf("heap per live run:     %.0f bytes (all engine state at the peak / live runs)\n", bytes_per_run);
+
+  if (per_rule) {
+    // Each rule alone, to show where the time goes.
+    std::printf("per rule (alone, best of %d):\n", repeat);
+    for (const auto& rule : full_set->rules) {
+      auto one = std::make_shared<dsl::RuleSet>();
+      one->files = full_set->files;
+      one->rules.push_back(rule);
+      auto compiled = nfa::Compile(one).value();
+      double best = 1e9;
+      uint64_t n_alerts = 0;
+      for (int r = 0; r < repeat; ++r) {
+        CountingSink sink;
+        engine::EventDecoder decoder(compiled, {});
+        engine::EngineOptions options;
+        options.out_of_order = out_of_order;
+        auto t = std::chrono::steady_clock::now();
+        engine::Engine eng(compiled, options, &sink);
+        nfa::Position pos;
+        ForEachLine(input, [&](std::string_view line) {
+          ++pos.offset;
+          auto e = decoder.Decode(line, pos, true);
+          if (e.ok()) eng.Push(std::move(e).value());
+        });
+        eng.Finish();
+        best = std::min(best, Seconds(t));
+        n_alerts = sink.alerts;
+      }
+      std::printf("  %-24s %6.2f M events/s  %6llu alerts\n", rule.name.c_str(),
+                  static_cast<double>(events) / best / 1e6, static_cast<unsigned long long>(n_alerts));
+    }
+  }
   return 0;
 }

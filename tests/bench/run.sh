@@ -12,4 +12,4 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$build/cepheus" gen --events "$n" --users 100000 --seed 42 --fraud-rate 0.002 --out-of-order 2s >"$work/events.jsonl"
 echo "input: $n events, $(du -h "$work/events.jsonl" | cut -f1), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-"$build/tests/cepheus_bench" "$root/rules" "$work/events.jsonl" --out-of-order 2000 --repeat 3
+"$build/tests/cepheus_bench" "$root/rules" "$work/events.jsonl" --out-of-order 2000 --repeat 3 --per-rule

@@ -10,6 +10,7 @@
 // Thread-safety: none; one Engine per input, driven from one thread.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <queue>
 #include <string>
@@ -72,7 +73,7 @@ class Engine {
   // The state of one rule for one key.
   struct KeyState {
     nfa::KeyRuns runs;
-    Millis timer_at = kMaxTime;  // the live timer; heap entries at other times are stale
+    Millis timer_at = kMaxTime;  // the live wake-up; heap entries at other times are stale
   };
   // One key of one key field, with the state of every rule keyed on that field.
   // Entries live in a slab; a timer names (slot, generation) so a reused slot
@@ -99,6 +100,14 @@ class Engine {
     uint32_t group;
     uint32_t pos;  // position in the group
   };
+  // A run's window closing. Runs of a rule start in event-time order and share
+  // one `within`, so their deadlines come in order: a FIFO per rule suffices.
+  struct Deadline {
+    Millis at;
+    uint32_t entry;
+    uint32_t generation;
+  };
+  // A key kept only for its cooldown or start barrier; rare, so a heap.
   struct Timer {
     Millis at;
     uint64_t order;
@@ -117,8 +126,11 @@ class Engine {
   void Drain();
   void CloseUntil(Millis t);
   void Evaluate(const nfa::EventRef& e);
-  // Schedules the next timer of (entry, rule).
+  // Schedules the wake-up of (entry, rule) when it holds no run but must be
+  // kept (cooldown, start barrier).
   void Schedule(uint32_t entry, uint32_t rule, Millis now);
+  // Closes the windows of (entry, rule) that ended at or before `at`.
+  void Fire(uint32_t entry, uint32_t generation, uint32_t rule, Millis at);
   // Frees the entry when no rule needs it any more.
   void MaybeForget(uint32_t entry, Millis now);
   uint32_t NewEntry(uint32_t group, std::string_view key);
@@ -135,6 +147,7 @@ class Engine {
   std::vector<KeyEntry> entries_;
   std::vector<uint32_t> free_entries_;
   std::priority_queue<Buffered, std::vector<Buffered>, std::greater<>> buffer_;
+  std::vector<std::deque<Deadline>> deadlines_;  // by rule
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
   Millis max_ts_ = kMinTime;
   Millis watermark_ = kMinTime;
