@@ -130,7 +130,7 @@ class Evaluator {
         return Value::Number(ctx_.run == nullptr ? 0 : static_cast<double>(ctx_.run->CountAt(n.step)));
       case Op::kSum: case Op::kAvg: case Op::kMin: case Op::kMax:
       case Op::kDistinct: case Op::kFirst: case Op::kLast: {
-        static const AggState kNone;
+        static const AggState kNone{};
         const AggState& a = ctx_.run == nullptr || ctx_.run->aggs.empty() ? kNone : ctx_.run->aggs[n.agg];
         switch (n.op) {
           case Op::kSum: return Value::Number(a.sum);
