@@ -13,9 +13,9 @@
 
 #include <fmt/format.h>
 #include <simdjson.h>
-#include <yaml-cpp/yaml.h>
 
 #include "daemon/commands.h"
+#include "daemon/config.h"
 #include "daemon/replay.h"
 #include "daemon/rules_loader.h"
 
@@ -80,25 +80,13 @@ int RunReplay(const ReplayOptions& o) {
   engine::EngineOptions options;
   engine::EventFieldNames names;
   if (!o.config.empty()) {
-    try {
-      YAML::Node cfg = YAML::LoadFile(o.config);
-      if (auto ev = cfg["events"]) {
-        if (ev["type_field"]) names.type = ev["type_field"].as<std::string>();
-        if (ev["time_field"]) names.time = ev["time_field"].as<std::string>();
-        if (ev["id_field"]) names.id = ev["id_field"].as<std::string>();
-        if (ev["out_of_order"]) {
-          auto d = ParseDuration(ev["out_of_order"].as<std::string>());
-          if (!d) {
-            std::cerr << fmt::format("cepheus: error: {}: events.out_of_order is not a duration\n", o.config);
-            return 2;
-          }
-          options.out_of_order = *d;
-        }
-      }
-    } catch (const YAML::Exception& e) {
-      std::cerr << fmt::format("cepheus: error: {}: {}\n", o.config, e.what());
+    auto config = LoadConfig(o.config);
+    if (!config.ok()) {
+      std::cerr << "cepheus: error: " << config.status().message() << "\n";
       return 2;
     }
+    names = config.value().events;
+    options.out_of_order = config.value().out_of_order;
   }
   if (!o.out_of_order.empty()) {
     auto d = ParseDuration(o.out_of_order);

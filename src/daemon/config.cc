@@ -1,0 +1,390 @@
+// Configuration loading: schema table, YAML walk, environment overrides.
+//
+// The YAML document is walked as a tree of maps; each leaf's dotted path must
+// name a schema key (else "unknown key", with the closest known key as a
+// hint), and its scalar goes through the key's setter, which parses and
+// checks it. Defaults are applied first from the same table, so a key's
+// default, its check and its description live in one place. librdkafka
+// pass-through properties are checked by handing them to a scratch
+// rd_kafka_conf_t, so a misspelt property fails at load time, not at connect.
+#include "daemon/config.h"
+
+#include <librdkafka/rdkafka.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <set>
+
+#include <fmt/format.h>
+
+extern char** environ;
+
+namespace cepheus::daemon {
+namespace {
+
+std::string NotEmpty(const std::string& v) { return v.empty() ? "must not be empty" : ""; }
+
+std::string SetDuration(Millis* out, const std::string& v, bool allow_zero) {
+  auto d = ParseDuration(v);
+  if (!d) return fmt::format("'{}' is not a duration (a whole number and ms, s, m, h or d)", v);
+  if (!allow_zero && *d == 0) return "must be longer than 0";
+  *out = *d;
+  return "";
+}
+
+std::string SetBytes(uint64_t* out, const std::string& v) {
+  size_t i = 0;
+  uint64_t n = 0;
+  while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i]))) {
+    n = n * 10 + static_cast<uint64_t>(v[i] - '0');
+    if (n > (1ULL << 50)) return fmt::format("'{}' is too large", v);
+    ++i;
+  }
+  std::string unit = v.substr(i);
+  uint64_t mult = unit.empty() || unit == "B" ? 1
+                  : unit == "KiB"            ? 1ULL << 10
+                  : unit == "MiB"            ? 1ULL << 20
+                  : unit == "GiB"            ? 1ULL << 30
+                  : unit == "TiB"            ? 1ULL << 40
+                                             : 0;
+  if (i == 0 || mult == 0) return fmt::format("'{}' is not a size (e.g. 512MiB, 4GiB)", v);
+  *out = n * mult;
+  return "";
+}
+
+std::vector<std::string> SplitList(const std::string& v) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at <= v.size()) {
+    size_t comma = v.find(',', at);
+    if (comma == std::string::npos) comma = v.size();
+    std::string item = v.substr(at, comma - at);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(item);
+    at = comma + 1;
+  }
+  return out;
+}
+
+const std::vector<ConfigKey> kSchema = {
+    {"rules.path", ConfigKind::kString, "/etc/cepheus/rules",
+     "Rule file or directory (every *.rules file in it, in name order).",
+     [](Config* c, const std::string& v) { c->rules_path = v; return NotEmpty(v); }},
+    {"events.type_field", ConfigKind::kString, "type", "Field that holds the event type.",
+     [](Config* c, const std::string& v) { c->events.type = v; return NotEmpty(v); }},
+    {"events.time_field", ConfigKind::kString, "ts",
+     "Field that holds the event time: epoch milliseconds or an RFC 3339 string.",
+     [](Config* c, const std::string& v) { c->events.time = v; return NotEmpty(v); }},
+    {"events.id_field", ConfigKind::kString, "id", "Field that holds the optional event id.",
+     [](Config* c, const std::string& v) { c->events.id = v; return NotEmpty(v); }},
+    {"events.out_of_order", ConfigKind::kDuration, "0s",
+     "Allowed out-of-orderness: watermark = largest time seen - this. Older events are late.",
+     [](Config* c, const std::string& v) { return SetDuration(&c->out_of_order, v, true); }},
+    {"events.idle_timeout", ConfigKind::kDuration, "30s",
+     "A partition with no event for this long (wall clock) has its watermark advanced by the "
+     "wall clock, so absence rules still fire.",
+     [](Config* c, const std::string& v) { return SetDuration(&c->idle_timeout, v, false); }},
+    {"events.max_future_skew", ConfigKind::kDuration, "1h",
+     "Events timed further than this ahead of the wall clock are malformed (they would push the "
+     "watermark into the future and make every later event late).",
+     [](Config* c, const std::string& v) { return SetDuration(&c->max_future_skew, v, false); }},
+    {"kafka.brokers", ConfigKind::kString, "127.0.0.1:9092", "Bootstrap brokers, host:port[,...].",
+     [](Config* c, const std::string& v) { c->kafka.brokers = v; return NotEmpty(v); }},
+    {"kafka.group_id", ConfigKind::kString, "cepheus",
+     "Consumer group; daemons with the same group share the input partitions.",
+     [](Config* c, const std::string& v) { c->kafka.group_id = v; return NotEmpty(v); }},
+    {"kafka.input_topics", ConfigKind::kStringList, "[events]", "Topics of events to read.",
+     [](Config* c, const std::string& v) {
+       c->kafka.input_topics = SplitList(v);
+       return c->kafka.input_topics.empty() ? std::string("needs at least one topic") : std::string();
+     }},
+    {"kafka.partition_key", ConfigKind::kString, "user_id",
+     "The event field the input topics are partitioned by; `cepheus check --config` warns about "
+     "rules keyed on another field.",
+     [](Config* c, const std::string& v) { c->kafka.partition_key = v; return NotEmpty(v); }},
+    {"kafka.alerts_topic", ConfigKind::kString, "alerts", "Topic the alerts are published to.",
+     [](Config* c, const std::string& v) { c->kafka.alerts_topic = v; return NotEmpty(v); }},
+    {"kafka.late_topic", ConfigKind::kString, "\"\"",
+     "Topic for late events; empty: late events are counted and dropped.",
+     [](Config* c, const std::string& v) { c->kafka.late_topic = v; return std::string(); }},
+    {"kafka.dead_letter_topic", ConfigKind::kString, "events.dead-letter",
+     "Topic for malformed records, with the reason and origin in headers.",
+     [](Config* c, const std::string& v) { c->kafka.dead_letter_topic = v; return NotEmpty(v); }},
+    {"kafka.transactional_id", ConfigKind::kString, "cepheus",
+     "Prefix of the producer's transactional id; unique per daemon.",
+     [](Config* c, const std::string& v) { c->kafka.transactional_id = v; return NotEmpty(v); }},
+    {"kafka.consumer", ConfigKind::kPassThrough, "{}",
+     "Extra librdkafka consumer properties (TLS, SASL, ...), passed through as given.", nullptr},
+    {"kafka.producer", ConfigKind::kPassThrough, "{}",
+     "Extra librdkafka producer properties (TLS, SASL, ...), passed through as given.", nullptr},
+    {"state.directory", ConfigKind::kString, "/var/lib/cepheus",
+     "Directory of the LMDB state (partial matches, timers, offsets).",
+     [](Config* c, const std::string& v) { c->state.directory = v; return NotEmpty(v); }},
+    {"state.map_size", ConfigKind::kBytes, "1GiB",
+     "Initial LMDB map size; it grows when full.",
+     [](Config* c, const std::string& v) {
+       std::string err = SetBytes(&c->state.map_size, v);
+       if (err.empty() && c->state.map_size < (1ULL << 20)) err = "must be at least 1MiB";
+       return err;
+     }},
+    {"state.commit_interval", ConfigKind::kDuration, "100ms",
+     "How often state and consumed offsets are committed together (one Kafka transaction).",
+     [](Config* c, const std::string& v) { return SetDuration(&c->state.commit_interval, v, false); }},
+    {"metrics.listen", ConfigKind::kString, "127.0.0.1:9464",
+     "Address of the Prometheus endpoint (/metrics, /healthz); loopback by default.",
+     [](Config* c, const std::string& v) {
+       c->metrics.listen = v;
+       return v.find(':') == std::string::npos ? std::string("must be host:port") : std::string();
+     }},
+    {"log.level", ConfigKind::kString, "info", "error, warning, info or debug.",
+     [](Config* c, const std::string& v) {
+       c->log.level = v;
+       return v == "error" || v == "warning" || v == "info" || v == "debug"
+                  ? std::string()
+                  : std::string("must be error, warning, info or debug");
+     }},
+};
+
+const ConfigKey* FindKey(const std::string& name) {
+  for (const auto& k : kSchema) {
+    if (name == k.name) return &k;
+  }
+  return nullptr;
+}
+
+bool IsSection(const std::string& prefix) {
+  return std::any_of(kSchema.begin(), kSchema.end(), [&](const ConfigKey& k) {
+    return std::string_view(k.name).substr(0, prefix.size() + 1) == prefix + ".";
+  });
+}
+
+size_t Distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t prev = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t cur = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] != b[j - 1])});
+      prev = cur;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string Hint(const std::string& name) {
+  const ConfigKey* best = nullptr;
+  size_t best_d = 4;
+  for (const auto& k : kSchema) {
+    size_t d = Distance(name, k.name);
+    if (d < best_d) best = &k, best_d = d;
+  }
+  return best ? fmt::format(" (did you mean '{}'?)", best->name) : "";
+}
+
+std::string CheckRdkafka(const char* which, const std::map<std::string, std::string>& props) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::string err;
+  char buf[512];
+  for (const auto& [k, v] : props) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), buf, sizeof buf) != RD_KAFKA_CONF_OK) {
+      err = fmt::format("kafka.{}.{}: {}", which, k, buf);
+      break;
+    }
+  }
+  rd_kafka_conf_destroy(conf);
+  return err;
+}
+
+class Loader {
+ public:
+  Loader(std::string name, Config* config) : name_(std::move(name)), config_(config) {}
+
+  Status Walk(const YAML::Node& node, const std::string& prefix) {
+    if (!node.IsMap()) {
+      return Error(node, fmt::format("{} must be a map of keys", prefix.empty() ? "the file" : prefix));
+    }
+    for (const auto& kv : node) {
+      std::string key = kv.first.as<std::string>();
+      std::string path = prefix.empty() ? key : prefix + "." + key;
+      const ConfigKey* k = FindKey(path);
+      if (k == nullptr) {
+        if (IsSection(path)) {
+          if (Status st = Walk(kv.second, path); !st.ok()) return st;
+          continue;
+        }
+        return Error(kv.first, fmt::format("unknown key '{}'{}", path, Hint(path)));
+      }
+      if (Status st = Set(*k, kv.second); !st.ok()) return st;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  Status Error(const YAML::Node& at, const std::string& msg) {
+    YAML::Mark m = at.Mark();
+    return Status::InvalidArgument(fmt::format("{}:{}:{}: {}", name_, m.line + 1, m.column + 1, msg));
+  }
+
+  Status Set(const ConfigKey& k, const YAML::Node& v) {
+    if (k.kind == ConfigKind::kPassThrough) {
+      if (!v.IsMap() && !v.IsNull()) return Error(v, fmt::format("{} must be a map of librdkafka properties", k.name));
+      auto& dest = std::string(k.name) == "kafka.consumer" ? config_->kafka.consumer : config_->kafka.producer;
+      if (v.IsMap()) {
+        for (const auto& p : v) dest[p.first.as<std::string>()] = p.second.as<std::string>();
+      }
+      std::string err = CheckRdkafka(std::string(k.name) == "kafka.consumer" ? "consumer" : "producer", dest);
+      if (!err.empty()) return Error(v, err);
+      return Status::Ok();
+    }
+    std::string text;
+    if (k.kind == ConfigKind::kStringList && v.IsSequence()) {
+      for (const auto& item : v) text += (text.empty() ? "" : ",") + item.as<std::string>();
+    } else if (v.IsScalar() || v.IsNull()) {
+      text = v.IsNull() ? "" : v.as<std::string>();
+    } else {
+      return Error(v, fmt::format("{} must be a single value", k.name));
+    }
+    std::string err = k.set(config_, text);
+    if (!err.empty()) return Error(v, fmt::format("{}: {}", k.name, err));
+    return Status::Ok();
+  }
+
+  std::string name_;
+  Config* config_;
+};
+
+std::string EnvName(const std::string& key) {
+  std::string out = "CEPHEUS_";
+  for (char c : key) out.push_back(c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  return out;
+}
+
+Status ApplyEnvironment(Config* config, const std::map<std::string, std::string>* environment) {
+  std::map<std::string, std::string> env;
+  if (environment != nullptr) {
+    env = *environment;
+  } else {
+    for (char** e = environ; e && *e; ++e) {
+      std::string kv = *e;
+      size_t eq = kv.find('=');
+      if (eq != std::string::npos && kv.compare(0, 8, "CEPHEUS_") == 0) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+  }
+  std::set<std::string> known;
+  for (const auto& k : kSchema) {
+    if (k.kind == ConfigKind::kPassThrough) continue;
+    std::string name = EnvName(k.name);
+    known.insert(name);
+    auto it = env.find(name);
+    if (it == env.end()) continue;
+    std::string err = k.set(config, it->second);
+    if (!err.empty()) return Status::InvalidArgument(fmt::format("{} (for {}): {}", name, k.name, err));
+  }
+  for (const auto& [name, value] : env) {
+    if (name.compare(0, 8, "CEPHEUS_") == 0 && !known.count(name) && name != "CEPHEUS_CONFIG") {
+      return Status::InvalidArgument(fmt::format("unknown environment override {}", name));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+const std::vector<ConfigKey>& ConfigSchema() { return kSchema; }
+
+bool IsSecretProperty(const std::string& name) {
+  static const char* kSecret[] = {"password", "secret", "sasl.oauthbearer.config", "ssl.key.pem",
+                                  "ssl_key", "token", "private"};
+  for (const char* s : kSecret) {
+    if (name.find(s) != std::string::npos) return true;
+  }
+  return false;
+}
+
+Config DefaultConfig() {
+  Config c;
+  for (const auto& k : kSchema) {
+    if (k.kind == ConfigKind::kPassThrough) continue;
+    YAML::Node n = YAML::Load(k.default_yaml);
+    std::string text;
+    if (n.IsSequence()) {
+      for (const auto& item : n) text += (text.empty() ? "" : ",") + item.as<std::string>();
+    } else if (n.IsScalar()) {
+      text = n.as<std::string>();
+    }
+    k.set(&c, text);
+  }
+  return c;
+}
+
+Result<Config> ParseConfig(const std::string& yaml, const std::string& name,
+                           const std::map<std::string, std::string>* environment) {
+  Config config = DefaultConfig();
+  try {
+    YAML::Node doc = YAML::Load(yaml);
+    if (!doc.IsNull()) {
+      Loader loader(name, &config);
+      if (Status st = loader.Walk(doc, ""); !st.ok()) return st;
+    }
+  } catch (const YAML::Exception& e) {
+    return Status::InvalidArgument(
+        fmt::format("{}:{}:{}: {}", name, e.mark.line + 1, e.mark.column + 1, e.msg));
+  }
+  if (Status st = ApplyEnvironment(&config, environment); !st.ok()) return st;
+  return config;
+}
+
+Result<Config> LoadConfig(const std::string& path, const std::map<std::string, std::string>* environment) {
+  std::string text;
+  try {
+    YAML::Node probe = YAML::LoadFile(path);  // also reports unreadable files
+    (void)probe;
+  } catch (const YAML::BadFile&) {
+    return Status::IoError(fmt::format("{}: cannot read the file", path));
+  } catch (const YAML::Exception&) {
+    // Parse errors are reported with their position by ParseConfig below.
+  }
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return Status::IoError(fmt::format("{}: cannot read the file", path));
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  std::fclose(f);
+  return ParseConfig(text, path, environment);
+}
+
+std::string DumpConfig(const Config& c) {
+  auto q = [](const std::string& s) { return fmt::format("\"{}\"", s); };
+  auto props = [&](const std::map<std::string, std::string>& m) {
+    if (m.empty()) return std::string(" {}\n");
+    std::string out = "\n";
+    for (const auto& [k, v] : m) out += fmt::format("    {}: {}\n", k, IsSecretProperty(k) ? "<redacted>" : q(v));
+    return out;
+  };
+  std::string out;
+  out += fmt::format("rules:\n  path: {}\n", q(c.rules_path));
+  out += fmt::format("events:\n  type_field: {}\n  time_field: {}\n  id_field: {}\n  out_of_order: {}\n"
+                     "  idle_timeout: {}\n  max_future_skew: {}\n",
+                     q(c.events.type), q(c.events.time), q(c.events.id), FormatDuration(c.out_of_order),
+                     FormatDuration(c.idle_timeout), FormatDuration(c.max_future_skew));
+  std::string topics;
+  for (const auto& t : c.kafka.input_topics) topics += (topics.empty() ? "" : ", ") + q(t);
+  out += fmt::format("kafka:\n  brokers: {}\n  group_id: {}\n  input_topics: [{}]\n  partition_key: {}\n"
+                     "  alerts_topic: {}\n  late_topic: {}\n  dead_letter_topic: {}\n  transactional_id: {}\n",
+                     q(c.kafka.brokers), q(c.kafka.group_id), topics, q(c.kafka.partition_key),
+                     q(c.kafka.alerts_topic), q(c.kafka.late_topic), q(c.kafka.dead_letter_topic),
+                     q(c.kafka.transactional_id));
+  out += "  consumer:" + props(c.kafka.consumer);
+  out += "  producer:" + props(c.kafka.producer);
+  out += fmt::format("state:\n  directory: {}\n  map_size: {}\n  commit_interval: {}\n", q(c.state.directory),
+                     c.state.map_size, FormatDuration(c.state.commit_interval));
+  out += fmt::format("metrics:\n  listen: {}\nlog:\n  level: {}\n", q(c.metrics.listen), q(c.log.level));
+  return out;
+}
+
+}  // namespace cepheus::daemon

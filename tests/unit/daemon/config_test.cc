@@ -1,0 +1,90 @@
+// The configuration schema: defaults, the shipped file, refusals with the key
+// named and its position, environment overrides, librdkafka pass-through and
+// secret redaction.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "daemon/config.h"
+
+using namespace cepheus;
+using daemon::Config;
+
+namespace {
+
+const std::map<std::string, std::string> kNoEnv;
+
+std::string Error(const std::string& yaml, const std::map<std::string, std::string>& env = kNoEnv) {
+  auto r = daemon::ParseConfig(yaml, "c.yaml", &env);
+  return r.ok() ? "" : r.status().message();
+}
+
+}  // namespace
+
+TEST_CASE("the shipped config file lists every key of the schema at its default") {
+  std::ifstream in(std::string(CEPHEUS_SOURCE_DIR) + "/config/cepheus.yaml");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto parsed = daemon::ParseConfig(text.str(), "cepheus.yaml", &kNoEnv);
+  INFO((parsed.ok() ? "" : parsed.status().message()));
+  REQUIRE(parsed.ok());
+  CHECK(daemon::DumpConfig(parsed.value()) == daemon::DumpConfig(daemon::DefaultConfig()));
+  for (const auto& key : daemon::ConfigSchema()) {
+    std::string leaf = std::string(key.name).substr(std::string(key.name).find('.') + 1);
+    CAPTURE(key.name);
+    CHECK(text.str().find("  " + leaf + ":") != std::string::npos);
+  }
+}
+
+TEST_CASE("an unknown key is refused with its position and the closest known key") {
+  std::string err = Error("kafka:\n  bokers: x:1\n");
+  CHECK(err == "c.yaml:2:3: unknown key 'kafka.bokers' (did you mean 'kafka.brokers'?)");
+  CHECK(Error("nonsense: 1\n") == "c.yaml:1:1: unknown key 'nonsense'");
+}
+
+TEST_CASE("bad values are refused with the key named") {
+  CHECK(Error("events:\n  out_of_order: soon\n").find("events.out_of_order: 'soon' is not a duration") != std::string::npos);
+  CHECK(Error("kafka:\n  group_id: \"\"\n").find("c.yaml:2:13: kafka.group_id: must not be empty") != std::string::npos);
+  CHECK(Error("state:\n  map_size: 12 parsecs\n").find("state.map_size: '12 parsecs' is not a size") != std::string::npos);
+  CHECK(Error("log:\n  level: chatty\n").find("log.level: must be error, warning, info or debug") != std::string::npos);
+  CHECK(Error("kafka: [1, 2]\n").find("kafka must be a map of keys") != std::string::npos);
+  CHECK(Error("kafka:\n  brokers: [a, b]\n").find("kafka.brokers must be a single value") != std::string::npos);
+  CHECK(Error("events: {out_of_order: 1s\n").find("c.yaml:") == 0);  // YAML syntax, with position
+}
+
+TEST_CASE("environment variables override single values and unknown ones are refused") {
+  std::map<std::string, std::string> env = {{"CEPHEUS_KAFKA_BROKERS", "b1:9092,b2:9092"},
+                                            {"CEPHEUS_KAFKA_INPUT_TOPICS", "orders, logins"},
+                                            {"CEPHEUS_EVENTS_OUT_OF_ORDER", "5s"}};
+  auto r = daemon::ParseConfig("kafka:\n  brokers: ignored:1\n", "c.yaml", &env);
+  REQUIRE(r.ok());
+  CHECK(r.value().kafka.brokers == "b1:9092,b2:9092");
+  CHECK(r.value().kafka.input_topics == std::vector<std::string>{"orders", "logins"});
+  CHECK(r.value().out_of_order == 5000);
+  CHECK(Error("", {{"CEPHEUS_KAFKA_BROKRES", "x"}}) == "unknown environment override CEPHEUS_KAFKA_BROKRES");
+  CHECK(Error("", {{"CEPHEUS_STATE_MAP_SIZE", "1KiB"}}).find("must be at least 1MiB") != std::string::npos);
+}
+
+TEST_CASE("librdkafka properties pass through and a misspelt one is refused at load") {
+  auto r = daemon::ParseConfig("kafka:\n  consumer:\n    security.protocol: sasl_ssl\n    sasl.mechanisms: PLAIN\n",
+                               "c.yaml", &kNoEnv);
+  REQUIRE(r.ok());
+  CHECK(r.value().kafka.consumer.at("security.protocol") == "sasl_ssl");
+  std::string err = Error("kafka:\n  producer:\n    linger.msx: 5\n");
+  CHECK(err.find("kafka.producer.linger.msx") != std::string::npos);
+  CHECK(err.find("No such configuration property") != std::string::npos);
+}
+
+TEST_CASE("secret values never appear in the printed configuration") {
+  auto r = daemon::ParseConfig(
+      "kafka:\n  consumer:\n    sasl.username: alice\n    sasl.password: hunter2\n"
+      "  producer:\n    ssl.key.password: s3cr3t\n",
+      "c.yaml", &kNoEnv);
+  REQUIRE(r.ok());
+  std::string dump = daemon::DumpConfig(r.value());
+  CHECK(dump.find("hunter2") == std::string::npos);
+  CHECK(dump.find("s3cr3t") == std::string::npos);
+  CHECK(dump.find("alice") != std::string::npos);
+  CHECK(dump.find("sasl.password: <redacted>") != std::string::npos);
+}
