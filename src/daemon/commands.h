@@ -41,6 +41,17 @@ struct GenCommandOptions {
 };
 int RunGen(const GenCommandOptions& o);
 
+struct DemoOptions {
+  std::string rules = "rules";
+  int seconds = 0;  // 0: until Ctrl-C
+  int rate = 500;   // events per second
+  int partitions = 4;
+  unsigned long long seed = 7;
+  std::string metrics = "127.0.0.1:9464";
+  bool quiet = false;  // no alerts on stdout
+};
+int RunDemo(const DemoOptions& o);
+
 int RunVersion();
 
 }  // namespace cepheus::daemon

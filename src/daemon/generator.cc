@@ -175,6 +175,7 @@ class Generator {
   GenStats Run() {
     const int64_t total = std::max<int64_t>(options_.events, 0);
     for (int64_t produced = 0; produced < total; ++produced) {
+      if (options_.stop != nullptr && options_.stop->load(std::memory_order_relaxed)) break;
       Event event;
       if (!scheduled_.empty() && scheduled_.top().key <= clock_) {
         event = scheduled_.top().event;

@@ -11,6 +11,7 @@
 // the options: the same seed gives the same bytes.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -28,6 +29,8 @@ struct GenOptions {
   Millis out_of_order = 0;           // emit some events up to this much late
   Millis start = 1700000000000;      // event time of the first event
   Millis mean_gap = 50;              // mean event-time gap between events
+  // When set and true, generation stops early (checked before each event).
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct GenStats {

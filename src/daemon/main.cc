@@ -47,6 +47,19 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   gen->add_option("--out-of-order", g.out_of_order, "Emit some events up to this late, e.g. 5s");
 
+  DemoOptions demo_opts;
+  auto* demo = app.add_subcommand(
+      "demo", "Run the whole pipeline on an in-process Kafka cluster with generated events");
+  demo->add_option("--seconds", demo_opts.seconds, "Stop after this many seconds (0: until Ctrl-C)")
+      ->check(CLI::Range(0, 86400));
+  demo->add_option("--rules", demo_opts.rules, "Rule file or directory");
+  demo->add_option("--rate", demo_opts.rate, "Events per second")->check(CLI::Range(1, 1000000));
+  demo->add_option("--partitions", demo_opts.partitions, "Partitions of the events topic")
+      ->check(CLI::Range(1, 64));
+  demo->add_option("--seed", demo_opts.seed, "Seed of the event generator");
+  demo->add_option("--metrics", demo_opts.metrics, "Metrics address (port 0 picks a free one)");
+  demo->add_flag("--quiet", demo_opts.quiet, "Do not print the alerts");
+
   auto* version = app.add_subcommand("version", "Print the version and the linked libraries");
 
   try {
@@ -60,6 +73,7 @@ int main(int argc, char** argv) {
   if (*replay) return RunReplay(rp);
   if (*test) return RunTests(test_paths, verbose);
   if (*gen) return RunGen(g);
+  if (*demo) return RunDemo(demo_opts);
   if (*version) return RunVersion();
   return 2;
 }

@@ -1,0 +1,86 @@
+// Kafka: the consumer that feeds engines and the producer that publishes
+// alerts and dead letters (librdkafka's C++ API), and librdkafka's in-process
+// mock cluster for `cepheus demo` and the fast tests.
+//
+// Thread-safety: a KafkaConsumer is driven from one thread; a KafkaProducer's
+// Produce may be called from any thread (librdkafka's own guarantee).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "cepheus/common/status.h"
+#include "cepheus/engine/seams.h"
+
+namespace RdKafka {
+class KafkaConsumer;
+class Producer;
+}  // namespace RdKafka
+
+struct rd_kafka_s;
+struct rd_kafka_mock_cluster_s;
+
+namespace cepheus::io {
+
+using Properties = std::map<std::string, std::string>;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// An in-process Kafka cluster (librdkafka's mock). Not a real broker: it is
+// for demos and fast tests only (no exactly-once guarantees).
+class MockCluster {
+ public:
+  static Result<std::unique_ptr<MockCluster>> Create(int brokers);
+  ~MockCluster();
+  const std::string& bootstraps() const { return bootstraps_; }
+  Status CreateTopic(const std::string& name, int partitions);
+
+ private:
+  MockCluster() = default;
+  rd_kafka_s* handle_ = nullptr;  // the client handle the cluster lives in
+  rd_kafka_mock_cluster_s* cluster_ = nullptr;
+  std::string bootstraps_;
+};
+
+class KafkaProducer {
+ public:
+  static Result<std::unique_ptr<KafkaProducer>> Create(const std::string& brokers, const Properties& extra);
+  ~KafkaProducer();
+  // Queues one message; the partition follows the key (librdkafka's default
+  // partitioner). Fails when the local queue is full after waiting for it.
+  Status Produce(const std::string& topic, std::string_view key, std::string_view value,
+                 const Headers& headers = {});
+  // Serves delivery reports; returns the number of failed deliveries seen.
+  int Poll(int timeout_ms);
+  Status Flush(int timeout_ms);
+  uint64_t delivery_failures() const;
+
+ private:
+  KafkaProducer() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class KafkaConsumer {
+ public:
+  // Subscribes `group` to `topics` (cooperative-sticky assignment).
+  static Result<std::unique_ptr<KafkaConsumer>> Create(const std::string& brokers, const std::string& group,
+                                                       const std::vector<std::string>& topics,
+                                                       const Properties& extra);
+  ~KafkaConsumer();
+  // The next record, nullopt when none came within the timeout; a non-OK
+  // status for errors that need the caller's attention (others are logged).
+  Result<std::optional<engine::RawRecord>> Poll(int timeout_ms);
+  void Close();
+
+ private:
+  KafkaConsumer() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cepheus::io

@@ -1,0 +1,45 @@
+// Prometheus metrics (prometheus-cpp): the registry, the HTTP exposer
+// (/metrics and a liveness answer at /healthz), and the engine probe.
+//
+// Label values are rule names, severities, outcomes and partition numbers
+// only: never a user, card or account id, so the series count does not grow
+// with the number of keys.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "cepheus/common/status.h"
+#include "cepheus/engine/engine.h"
+
+namespace prometheus {
+class Registry;
+class Exposer;
+}  // namespace prometheus
+
+namespace cepheus::metrics {
+
+class Metrics {
+ public:
+  // Binds the exposer to `listen` ("127.0.0.1:9464"; port 0 picks a free one).
+  static Result<std::unique_ptr<Metrics>> Start(const std::string& listen, const std::string& version,
+                                                const nfa::CompiledRuleSet& rules);
+  ~Metrics();
+  int port() const;
+
+  // The engine probe: publishes one partition's engine. Counters advance by
+  // what changed since the last call for that partition; gauges are summed
+  // over partitions.
+  void UpdateEngine(int32_t partition, const engine::Engine& engine, Millis wall_now_ms);
+  void CountMalformed(uint64_t n);
+  void ObserveEventToAlert(double seconds);
+
+ private:
+  Metrics() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cepheus::metrics
