@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 #include <boost/version.hpp>
 
+#include "cepheus/io/kafka.h"
 #include "cepheus/version.h"
 #include "daemon/commands.h"
 #include "daemon/generator.h"
@@ -26,6 +27,32 @@ int RunGen(const GenCommandOptions& o) {
     return 2;
   }
   g.out_of_order = *d;
+  if (!o.kafka.empty()) {
+    auto producer = io::KafkaProducer::Create(o.kafka, {});
+    if (!producer.ok()) {
+      std::cerr << "cepheus: error: " << producer.status().message() << "\n";
+      return 1;
+    }
+    simdjson::dom::parser parser;
+    Status failed;
+    GenStats s = GenerateEvents(g, [&](std::string_view line) {
+      if (!failed.ok()) return;
+      std::string key;
+      simdjson::dom::element doc;
+      std::string_view k;
+      if (!parser.parse(line.data(), line.size()).get(doc) && !doc[o.key_field].get_string().get(k)) key = k;
+      failed = producer.value()->Produce(o.topic, key, line);
+    });
+    if (failed.ok()) failed = producer.value()->Flush(30000);
+    if (!failed.ok() || producer.value()->delivery_failures() > 0) {
+      std::cerr << "cepheus: error: " << (failed.ok() ? "some messages were not delivered" : failed.message())
+                << "\n";
+      return 1;
+    }
+    std::cerr << fmt::format("gen: {} events produced to {}, {} fraud incidents planted\n", s.events, o.topic,
+                             s.incidents);
+    return 0;
+  }
   static char buf[1 << 16];
   std::setvbuf(stdout, buf, _IOFBF, sizeof buf);
   GenStats s = GenerateEvents(g, [](std::string_view line) {

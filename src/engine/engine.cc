@@ -245,4 +245,25 @@ void Engine::Publish(uint32_t rule, const std::string& key, std::vector<nfa::Mat
   }
 }
 
+Result<PumpCounts> Pump(EventSource* source, EventDecoder* decoder, Engine* engine,
+                        const std::function<void(const RawRecord&, const Status&)>& on_malformed) {
+  PumpCounts counts;
+  for (;;) {
+    auto next = source->Next();
+    if (!next.ok()) return next.status();
+    if (!next.value()) break;
+    const RawRecord& r = *next.value();
+    ++counts.records;
+    auto ev = decoder->Decode(r.payload, r.pos);
+    if (!ev.ok()) {
+      ++counts.malformed;
+      if (on_malformed) on_malformed(r, ev.status());
+      continue;
+    }
+    engine->Push(std::move(ev).value());
+  }
+  engine->Finish();
+  return counts;
+}
+
 }  // namespace cepheus::engine

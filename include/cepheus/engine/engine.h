@@ -11,6 +11,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <queue>
 #include <string>
@@ -158,6 +159,18 @@ class Engine {
   std::vector<nfa::Match> matches_;  // reused
   std::string key_;                  // reused
 };
+
+struct PumpCounts {
+  uint64_t records = 0;
+  uint64_t malformed = 0;
+};
+
+// Drains a finite source into an engine: decodes each record (malformed ones
+// go to `on_malformed` with the reason and are skipped), pushes it, and
+// finishes the engine at the end of the source. Stops at the first source
+// error and returns it.
+Result<PumpCounts> Pump(EventSource* source, EventDecoder* decoder, Engine* engine,
+                        const std::function<void(const RawRecord&, const Status&)>& on_malformed);
 
 // Formats a match as the alert of section 5 (JSON, deterministic alert_id).
 Alert MakeAlert(const nfa::Program& p, const std::string& key, const nfa::Match& m);
