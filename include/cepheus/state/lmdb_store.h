@@ -1,0 +1,70 @@
+// The engine's StateStore on LMDB: partial matches and timers on disk.
+//
+// Writes are staged and applied by Commit() in one LMDB write transaction, so
+// a batch (the state after some input, and the input offsets it reflects) is
+// on disk entirely or not at all. When the map is full, the transaction is
+// aborted, the map is doubled (no transaction is open then) and the batch is
+// redone. Scan sees committed data with the staged changes on top.
+//
+// One process per state directory: Open takes an exclusive lock on
+// DIR/cepheus.lock and refuses a directory another process holds. Stale
+// reader slots left by killed processes are cleared at open
+// (mdb_reader_check). Not thread-safe: one thread drives a store.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cepheus/common/status.h"
+#include "cepheus/engine/seams.h"
+
+struct MDB_env;
+
+namespace cepheus::state {
+
+struct LmdbOptions {
+  std::string directory;
+  uint64_t map_size = 1ULL << 30;  // initial; doubled when full
+  uint64_t max_map_size = 1ULL << 40;
+};
+
+class LmdbStore : public engine::StateStore {
+ public:
+  // Creates the directory if needed. Fails with a message that names the
+  // directory: in use by another process, not writable, corrupted.
+  static Result<std::unique_ptr<LmdbStore>> Open(const LmdbOptions& options);
+  ~LmdbStore() override;
+
+  Status Put(std::string_view key, std::string_view value) override;
+  Status Delete(std::string_view key) override;
+  Status Scan(std::string_view prefix,
+              const std::function<void(std::string_view, std::string_view)>& fn) const override;
+
+  // Applies the staged writes atomically and durably (fsync on commit).
+  Status Commit();
+  // Drops the staged writes.
+  void Rollback() { staged_.clear(); }
+
+  uint64_t map_size() const { return map_size_; }
+  // Bytes of the map in use (pages in use times the page size).
+  uint64_t used_bytes() const;
+  size_t staged() const { return staged_.size(); }
+  int map_resizes() const { return resizes_; }
+
+ private:
+  LmdbStore() = default;
+  Status Grow();
+
+  LmdbOptions options_;
+  MDB_env* env_ = nullptr;
+  unsigned int dbi_ = 0;
+  int lock_fd_ = -1;
+  uint64_t map_size_ = 0;
+  int resizes_ = 0;
+  std::map<std::string, std::optional<std::string>, std::less<>> staged_;  // nullopt: delete
+};
+
+}  // namespace cepheus::state

@@ -1,0 +1,176 @@
+// LMDB behind the StateStore seam.
+//
+// Staging: Put/Delete go to an ordered map; Commit opens one write
+// transaction, applies every staged change in key order and commits it. LMDB's
+// copy-on-write B+tree makes the commit atomic: after a crash the file holds
+// either the previous batch or this one. MDB_MAP_FULL (on a put or on the
+// commit) aborts the transaction; the map is then doubled with
+// mdb_env_set_mapsize, which LMDB allows only with no transaction open in the
+// process, and the whole batch is redone from the staging map, which is why
+// the staging map is kept until the commit succeeds.
+//
+// Scan merges a read transaction's cursor over the prefix with the staged
+// changes, so the engine can Save (delete all, put all) before Commit.
+#include "cepheus/state/lmdb_store.h"
+
+#include <lmdb.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fcntl.h>
+
+#include <fmt/format.h>
+
+namespace cepheus::state {
+namespace {
+
+Status LmdbError(const std::string& dir, const char* what, int rc) {
+  return Status::IoError(fmt::format("state directory {}: {}: {}", dir, what, mdb_strerror(rc)));
+}
+
+MDB_val Val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
+std::string_view View(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
+
+}  // namespace
+
+Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(const LmdbOptions& options) {
+  std::unique_ptr<LmdbStore> s(new LmdbStore());
+  s->options_ = options;
+  const std::string& dir = options.directory;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IoError(fmt::format("state directory {}: cannot create it: {}", dir, ec.message()));
+  std::string lock = dir + "/cepheus.lock";
+  s->lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (s->lock_fd_ < 0) return Status::IoError(fmt::format("state directory {}: {}", dir, std::strerror(errno)));
+  if (::flock(s->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return Status::IoError(fmt::format("state directory {} is in use by another cepheus process", dir));
+  }
+  int rc = mdb_env_create(&s->env_);
+  if (rc) return LmdbError(dir, "mdb_env_create", rc);
+  s->map_size_ = options.map_size;
+  // A map size of 0 keeps the size an existing file was written with.
+  MDB_envinfo info{};
+  if ((rc = mdb_env_set_mapsize(s->env_, s->map_size_)) ||
+      (rc = mdb_env_open(s->env_, dir.c_str(), MDB_NOTLS, 0640))) {
+    return LmdbError(dir, "cannot open the LMDB environment", rc);
+  }
+  mdb_env_info(s->env_, &info);
+  s->map_size_ = info.me_mapsize;  // a larger existing map wins
+  int dead = 0;
+  mdb_reader_check(s->env_, &dead);  // clear reader slots of killed processes
+  MDB_txn* txn = nullptr;
+  if ((rc = mdb_txn_begin(s->env_, nullptr, 0, &txn))) return LmdbError(dir, "mdb_txn_begin", rc);
+  if ((rc = mdb_dbi_open(txn, nullptr, 0, &s->dbi_))) {
+    mdb_txn_abort(txn);
+    return LmdbError(dir, "mdb_dbi_open", rc);
+  }
+  if ((rc = mdb_txn_commit(txn))) return LmdbError(dir, "mdb_txn_commit", rc);
+  return s;
+}
+
+LmdbStore::~LmdbStore() {
+  if (env_ != nullptr) mdb_env_close(env_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+Status LmdbStore::Put(std::string_view key, std::string_view value) {
+  if (key.empty() || key.size() > 511) return Status::InvalidArgument("state keys are 1 to 511 bytes");
+  staged_.insert_or_assign(std::string(key), std::string(value));
+  return Status::Ok();
+}
+
+Status LmdbStore::Delete(std::string_view key) {
+  staged_.insert_or_assign(std::string(key), std::nullopt);
+  return Status::Ok();
+}
+
+Status LmdbStore::Grow() {
+  uint64_t next = map_size_ * 2;
+  if (next > options_.max_map_size) {
+    return Status::LimitExceeded(fmt::format("state directory {}: the map would pass its limit of {} bytes",
+                                             options_.directory, options_.max_map_size));
+  }
+  int rc = mdb_env_set_mapsize(env_, next);
+  if (rc) return LmdbError(options_.directory, "cannot grow the map", rc);
+  map_size_ = next;
+  ++resizes_;
+  return Status::Ok();
+}
+
+Status LmdbStore::Commit() {
+  if (staged_.empty()) return Status::Ok();
+  for (;;) {
+    MDB_txn* txn = nullptr;
+    int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+    if (rc) return LmdbError(options_.directory, "mdb_txn_begin", rc);
+    for (const auto& [k, v] : staged_) {
+      MDB_val key = Val(k);
+      if (v) {
+        MDB_val val = Val(*v);
+        rc = mdb_put(txn, dbi_, &key, &val, 0);
+      } else {
+        rc = mdb_del(txn, dbi_, &key, nullptr);
+        if (rc == MDB_NOTFOUND) rc = 0;
+      }
+      if (rc) break;
+    }
+    if (rc == 0) rc = mdb_txn_commit(txn);
+    else mdb_txn_abort(txn);
+    if (rc == 0) {
+      staged_.clear();
+      return Status::Ok();
+    }
+    if (rc != MDB_MAP_FULL) return LmdbError(options_.directory, "commit failed", rc);
+    if (Status st = Grow(); !st.ok()) return st;  // then redo the whole batch
+  }
+}
+
+Status LmdbStore::Scan(std::string_view prefix,
+                       const std::function<void(std::string_view, std::string_view)>& fn) const {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
+  if (rc) return LmdbError(options_.directory, "mdb_txn_begin", rc);
+  MDB_cursor* cur = nullptr;
+  if ((rc = mdb_cursor_open(txn, dbi_, &cur))) {
+    mdb_txn_abort(txn);
+    return LmdbError(options_.directory, "mdb_cursor_open", rc);
+  }
+  MDB_val k = Val(prefix), v{};
+  rc = mdb_cursor_get(cur, &k, &v, prefix.empty() ? MDB_FIRST : MDB_SET_RANGE);
+  auto staged = staged_.lower_bound(prefix);
+  auto in_prefix = [&](std::string_view key) { return key.substr(0, prefix.size()) == prefix; };
+  // Merge the committed keys with the staged changes, in key order.
+  for (;;) {
+    bool have_db = rc == 0 && in_prefix(View(k));
+    bool have_staged = staged != staged_.end() && in_prefix(staged->first);
+    if (!have_db && !have_staged) break;
+    if (have_staged && (!have_db || staged->first <= View(k))) {
+      bool same = have_db && staged->first == View(k);
+      if (staged->second) fn(staged->first, *staged->second);
+      ++staged;
+      if (same) rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+      continue;
+    }
+    fn(View(k), View(v));
+    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cur);
+  mdb_txn_abort(txn);
+  if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError(options_.directory, "scan failed", rc);
+  return Status::Ok();
+}
+
+uint64_t LmdbStore::used_bytes() const {
+  MDB_envinfo info{};
+  MDB_stat st{};
+  mdb_env_info(env_, &info);
+  mdb_env_stat(env_, &st);
+  return static_cast<uint64_t>(info.me_last_pgno + 1) * st.ms_psize;
+}
+
+}  // namespace cepheus::state

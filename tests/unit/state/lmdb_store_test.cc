@@ -1,0 +1,112 @@
+// The LMDB store on real files in a temporary directory: atomic batches,
+// reopening, map growth from a tiny map, one process per directory, and the
+// engine's own state through it.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+
+#include "cepheus/state/lmdb_store.h"
+#include "test_util.h"
+
+using namespace cepheus;
+
+namespace {
+
+struct TempDir {
+  TempDir() {
+    path = std::filesystem::temp_directory_path() /
+           ("cepheus-lmdb-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::filesystem::path path;
+};
+
+std::unique_ptr<state::LmdbStore> Open(const TempDir& d, uint64_t map = 1ULL << 20) {
+  auto s = state::LmdbStore::Open({d.path.string(), map, 1ULL << 32});
+  INFO((s.ok() ? "" : s.status().message()));
+  REQUIRE(s.ok());
+  return std::move(s).value();
+}
+
+std::vector<std::pair<std::string, std::string>> All(const engine::StateStore& s, std::string_view prefix = "") {
+  std::vector<std::pair<std::string, std::string>> out;
+  REQUIRE(s.Scan(prefix, [&](std::string_view k, std::string_view v) { out.emplace_back(k, v); }).ok());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a committed batch survives closing and reopening the store") {
+  TempDir dir;
+  {
+    auto s = Open(dir);
+    REQUIRE(s->Put("a/1", "one").ok());
+    REQUIRE(s->Put("a/2", "two").ok());
+    REQUIRE(s->Put("b/1", "other").ok());
+    REQUIRE(s->Commit().ok());
+    REQUIRE(s->Put("a/3", "never committed").ok());
+  }
+  auto s = Open(dir);
+  using P = std::pair<std::string, std::string>;
+  CHECK(All(*s, "a/") == std::vector<P>{{"a/1", "one"}, {"a/2", "two"}});
+  CHECK(All(*s).size() == 3);
+}
+
+TEST_CASE("scan shows staged puts and deletes on top of committed data") {
+  TempDir dir;
+  auto s = Open(dir);
+  REQUIRE(s->Put("k/1", "a").ok());
+  REQUIRE(s->Put("k/2", "b").ok());
+  REQUIRE(s->Commit().ok());
+  REQUIRE(s->Delete("k/1").ok());
+  REQUIRE(s->Put("k/2", "B").ok());
+  REQUIRE(s->Put("k/0", "new").ok());
+  using P = std::pair<std::string, std::string>;
+  CHECK(All(*s, "k/") == std::vector<P>{{"k/0", "new"}, {"k/2", "B"}});
+  s->Rollback();
+  CHECK(All(*s, "k/") == std::vector<P>{{"k/1", "a"}, {"k/2", "b"}});
+}
+
+TEST_CASE("a full map is grown and the batch redone, from a 1 MiB start") {
+  TempDir dir;
+  auto s = Open(dir, 1ULL << 20);
+  std::string value(1000, 'x');
+  for (int i = 0; i < 20000; ++i) REQUIRE(s->Put("key/" + std::to_string(i), value).ok());
+  REQUIRE(s->Commit().ok());
+  CHECK(s->map_resizes() >= 4);
+  CHECK(s->map_size() >= (16ULL << 20));
+  CHECK(All(*s, "key/").size() == 20000);
+  CHECK(s->used_bytes() > 20000ULL * 1000);
+}
+
+TEST_CASE("a second store on the same directory is refused") {
+  TempDir dir;
+  auto first = Open(dir);
+  auto second = state::LmdbStore::Open({dir.path.string(), 1ULL << 20, 1ULL << 32});
+  CHECK_FALSE(second.ok());
+  CHECK(second.status().message().find("in use by another cepheus process") != std::string::npos);
+}
+
+TEST_CASE("the engine's state round-trips through LMDB files") {
+  auto rules = testing::CompileRules("rule r key user_id match o: order{3} within 1m");
+  TempDir dir;
+  engine::CollectingSink sink;
+  engine::EventDecoder dec(rules, {});
+  {
+    engine::Engine a(rules, {}, &sink);
+    a.Push(dec.Decode(R"({"id":"e1","type":"order","ts":1,"user_id":"u"})", {}).value());
+    a.Push(dec.Decode(R"({"id":"e2","type":"order","ts":2,"user_id":"u"})", {}).value());
+    auto s = Open(dir);
+    REQUIRE(a.Save(s.get()).ok());
+    REQUIRE(s->Commit().ok());
+  }
+  auto s = Open(dir);
+  engine::Engine b(rules, {}, &sink);
+  REQUIRE(b.Load(*s, &dec).ok());
+  CHECK(b.active_runs() == 2);
+  b.Push(dec.Decode(R"({"id":"e3","type":"order","ts":3,"user_id":"u"})", {}).value());
+  CHECK(testing::Reduce(sink.alerts) == std::vector<std::string>{"r|u|match|o=e1,e2,e3"});
+}
