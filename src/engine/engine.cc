@@ -123,8 +123,16 @@ void Engine::Fire(uint32_t id, uint32_t generation, uint32_t rule, Millis at) {
   KeepBarrier(ks, barrier);
   stats_.rules[rule].runs += static_cast<int64_t>(ks.runs.runs.size()) - before;
   if (!matches_.empty()) Publish(rule, entry.key, &matches_);
+  MarkDirty(id);
   Schedule(id, rule, at + 1);
   MaybeForget(id, at + 1);
+}
+
+void Engine::MarkDirty(uint32_t id) {
+  KeyEntry& entry = entries_[id];
+  if (entry.dirty) return;
+  entry.dirty = true;
+  dirty_.emplace_back(id, entry.generation);
 }
 
 uint32_t Engine::NewEntry(uint32_t group, std::string_view key) {
@@ -183,6 +191,7 @@ void Engine::Evaluate(const nfa::EventRef& e) {
       stats_.rules[r].evicted += ms.evicted;
       stats_.rules[r].runs += static_cast<int64_t>(ks.runs.runs.size()) - before;
       if (!matches_.empty()) Publish(r, entry.key, &matches_);
+      MarkDirty(id);
       Schedule(id, r, e->ts);
     }
     if (id != UINT32_MAX) MaybeForget(id, e->ts);
@@ -226,8 +235,10 @@ void Engine::MaybeForget(uint32_t id, Millis now) {
   for (size_t i = 0; i < entry.rules.size(); ++i) {
     if (Needed(*states_[group.rules[i]].program, entry.rules[i].runs, now)) return;
   }
+  forgotten_.emplace_back(entry.group, entry.key);
   group.index.erase(entry.key);
   ++entry.generation;
+  entry.dirty = false;
   entry.rules.clear();
   free_entries_.push_back(id);
 }

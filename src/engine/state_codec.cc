@@ -204,19 +204,13 @@ Result<nfa::KeyRuns> DecodeKeyRuns(std::string_view bytes, const nfa::Program& p
   return k;
 }
 
-Status Engine::Save(StateStore* store) const {
-  std::vector<std::string> old;
-  Status st = store->Scan("engine/", [&](std::string_view k, std::string_view) { old.emplace_back(k); });
-  if (!st.ok()) return st;
-  for (const auto& k : old) {
-    if (Status d = store->Delete(k); !d.ok()) return d;
-  }
+Status Engine::PutMeta(StateStore* store) const {
   std::string meta;
   PutSigned(&meta, watermark_);
   PutSigned(&meta, max_ts_);
   PutVarint(&meta, arrival_);
   PutVarint(&meta, seq_);
-  if (st = store->Put("engine/meta", meta); !st.ok()) return st;
+  if (Status st = store->Put("engine/meta", meta); !st.ok()) return st;
   std::string buf;
   auto copy = buffer_;
   PutVarint(&buf, copy.size());
@@ -224,20 +218,63 @@ Status Engine::Save(StateStore* store) const {
     EncodeEvent(*copy.top().e, &buf);
     copy.pop();
   }
-  if (st = store->Put("engine/buffer", buf); !st.ok()) return st;
+  return store->Put("engine/buffer", buf);
+}
+
+// Writes (or, with null `runs` or runs that are no longer needed, deletes)
+// the record of one rule and key.
+Status Engine::PutKey(StateStore* store, uint32_t rule, const std::string& key, const nfa::KeyRuns* runs) const {
+  const nfa::Program& p = *states_[rule].program;
+  std::string k = "engine/k/" + p.name;
+  k.push_back('\0');
+  k += key;
+  if (runs == nullptr || !Needed(p, *runs, watermark_)) return store->Delete(k);
+  return store->Put(k, EncodeKeyRuns(p, *runs));
+}
+
+Status Engine::Save(StateStore* store) {
+  std::vector<std::string> old;
+  Status st = store->Scan("engine/", [&](std::string_view k, std::string_view) { old.emplace_back(k); });
+  if (!st.ok()) return st;
+  for (const auto& k : old) {
+    if (Status d = store->Delete(k); !d.ok()) return d;
+  }
+  if (st = PutMeta(store); !st.ok()) return st;
   for (const auto& group : groups_) {
     for (const auto& [key, id] : group.index) {
       const KeyEntry& entry = entries_[id];
       for (size_t i = 0; i < group.rules.size(); ++i) {
-        const RuleState& rs = states_[group.rules[i]];
-        if (!Needed(*rs.program, entry.rules[i].runs, watermark_)) continue;
-        std::string k = "engine/k/" + rs.program->name;
-        k.push_back('\0');
-        k += key;
-        if (st = store->Put(k, EncodeKeyRuns(*rs.program, entry.rules[i].runs)); !st.ok()) return st;
+        if (!Needed(*states_[group.rules[i]].program, entry.rules[i].runs, watermark_)) continue;
+        if (st = PutKey(store, group.rules[i], key, &entry.rules[i].runs); !st.ok()) return st;
       }
     }
   }
+  for (auto [id, gen] : dirty_) {
+    if (entries_[id].generation == gen) entries_[id].dirty = false;
+  }
+  dirty_.clear();
+  forgotten_.clear();
+  return Status::Ok();
+}
+
+Status Engine::SaveChanges(StateStore* store) {
+  if (Status st = PutMeta(store); !st.ok()) return st;
+  for (const auto& [group, key] : forgotten_) {
+    for (uint32_t r : groups_[group].rules) {
+      if (Status st = PutKey(store, r, key, nullptr); !st.ok()) return st;
+    }
+  }
+  forgotten_.clear();
+  for (auto [id, gen] : dirty_) {
+    KeyEntry& entry = entries_[id];
+    if (entry.generation != gen) continue;  // forgotten since, deleted above
+    entry.dirty = false;
+    const KeyGroup& group = groups_[entry.group];
+    for (size_t i = 0; i < group.rules.size(); ++i) {
+      if (Status st = PutKey(store, group.rules[i], entry.key, &entry.rules[i].runs); !st.ok()) return st;
+    }
+  }
+  dirty_.clear();
   return Status::Ok();
 }
 
@@ -245,6 +282,8 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, uint64_t* dr
   for (auto& g : groups_) g.index.clear();
   entries_.clear();
   free_entries_.clear();
+  dirty_.clear();
+  forgotten_.clear();
   timers_ = {};
   for (auto& d : deadlines_) d.clear();
   buffer_ = {};

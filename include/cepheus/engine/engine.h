@@ -64,7 +64,12 @@ class Engine {
 
   // Writes the whole state (runs of every key, watermark, buffered events) to
   // `store`, replacing what was there under the "engine/" prefix.
-  Status Save(StateStore* store) const;
+  Status Save(StateStore* store);
+  // Writes only what changed since the last Save or SaveChanges: the meta and
+  // buffer records, the keys touched since (or their deletion when they no
+  // longer hold state). The daemon calls it at every commit, so a commit costs
+  // what changed, not the whole state.
+  Status SaveChanges(StateStore* store);
   // Replaces this engine's state with what Save wrote. Rules whose text
   // changed since (different fingerprint) start empty; their state is counted
   // in `dropped`. Events are re-decoded with `decoder`.
@@ -83,6 +88,7 @@ class Engine {
     std::string key;
     uint32_t generation = 0;
     uint32_t group = 0;
+    bool dirty = false;  // changed since the last save
     std::vector<KeyState> rules;  // by position in the group
   };
   struct StrHash {
@@ -135,6 +141,9 @@ class Engine {
   // Frees the entry when no rule needs it any more.
   void MaybeForget(uint32_t entry, Millis now);
   uint32_t NewEntry(uint32_t group, std::string_view key);
+  void MarkDirty(uint32_t entry);
+  Status PutMeta(StateStore* store) const;
+  Status PutKey(StateStore* store, uint32_t rule, const std::string& key, const nfa::KeyRuns* runs) const;
   void KeepBarrier(KeyState& ks, uint64_t barrier_before);
   // True when the key holds state that must be kept (and saved).
   bool Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const;
@@ -156,6 +165,8 @@ class Engine {
   uint64_t seq_ = 0;
   uint64_t timer_order_ = 0;
   EngineStats stats_;
+  std::vector<std::pair<uint32_t, uint32_t>> dirty_;        // (entry, generation)
+  std::vector<std::pair<uint32_t, std::string>> forgotten_;  // (group, key) freed since the last save
   std::vector<nfa::Match> matches_;  // reused
   std::string key_;                  // reused
 };
