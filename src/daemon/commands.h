@@ -55,6 +55,12 @@ struct DemoOptions {
 };
 int RunDemo(const DemoOptions& o);
 
+struct RunOptions {
+  std::string config = "/etc/cepheus/cepheus.yaml";
+  bool print_config = false;
+};
+int RunDaemon(const RunOptions& o);
+
 int RunVersion();
 
 }  // namespace cepheus::daemon

@@ -63,6 +63,11 @@ int main(int argc, char** argv) {
   demo->add_option("--metrics", demo_opts.metrics, "Metrics address (port 0 picks a free one)");
   demo->add_flag("--quiet", demo_opts.quiet, "Do not print the alerts");
 
+  RunOptions run_opts;
+  auto* run = app.add_subcommand("run", "The daemon: Kafka in, alerts out, state in LMDB");
+  run->add_option("--config", run_opts.config, "Configuration file (YAML)");
+  run->add_flag("--print-config", run_opts.print_config, "Print the effective configuration and exit");
+
   auto* version = app.add_subcommand("version", "Print the version and the linked libraries");
 
   try {
@@ -77,6 +82,7 @@ int main(int argc, char** argv) {
   if (*test) return RunTests(test_paths, verbose);
   if (*gen) return RunGen(g);
   if (*demo) return RunDemo(demo_opts);
+  if (*run) return RunDaemon(run_opts);
   if (*version) return RunVersion();
   return 2;
 }

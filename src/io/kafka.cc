@@ -38,9 +38,29 @@ class DeliveryCounter : public RdKafka::DeliveryReportCb {
 
 class Rebalance : public RdKafka::RebalanceCb {
  public:
+  RebalanceListener* listener = nullptr;
+
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
     bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
+    if (listener != nullptr) {
+      std::vector<TopicOffset> tps;
+      for (auto* tp : partitions) tps.push_back({tp->topic(), tp->partition(), -1});
+      if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+        if (consumer->committed(partitions, 10000) == RdKafka::ERR_NO_ERROR) {
+          for (size_t i = 0; i < partitions.size(); ++i) {
+            tps[i].offset = partitions[i]->offset() >= 0 ? partitions[i]->offset() : -1;
+          }
+        }
+        std::vector<int64_t> start = listener->OnAssigned(tps);
+        for (size_t i = 0; i < partitions.size() && i < start.size(); ++i) {
+          partitions[i]->set_offset(start[i] >= 0 ? start[i] : tps[i].offset >= 0 ? tps[i].offset
+                                                                                      : RdKafka::Topic::OFFSET_INVALID);
+        }
+      } else {
+        listener->OnRevoked(tps, consumer->assignment_lost());
+      }
+    }
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       if (cooperative) {
         if (RdKafka::Error* e = consumer->incremental_assign(partitions)) {
@@ -142,6 +162,57 @@ Status KafkaProducer::Produce(const std::string& topic, std::string_view key, st
   }
 }
 
+Result<std::unique_ptr<KafkaProducer>> KafkaProducer::CreateTransactional(const std::string& brokers,
+                                                                          const std::string& transactional_id,
+                                                                          const Properties& extra) {
+  Properties props = extra;
+  props["transactional.id"] = transactional_id;
+  props["enable.idempotence"] = "true";
+  props["acks"] = "all";
+  return Create(brokers, props);
+}
+
+namespace {
+
+TxnResult Classify(RdKafka::Error* e) {
+  if (e == nullptr) return {};
+  TxnResult r;
+  r.message = e->str();
+  r.outcome = e->is_fatal()              ? TxnOutcome::kFatal
+              : e->txn_requires_abort()  ? TxnOutcome::kAbort
+              : e->is_retriable()        ? TxnOutcome::kRetry
+                                         : TxnOutcome::kAbort;
+  delete e;
+  return r;
+}
+
+}  // namespace
+
+TxnResult KafkaProducer::InitTransactions(int timeout_ms) {
+  return Classify(impl_->producer->init_transactions(timeout_ms));
+}
+
+TxnResult KafkaProducer::BeginTransaction() { return Classify(impl_->producer->begin_transaction()); }
+
+TxnResult KafkaProducer::SendOffsets(const std::vector<TopicOffset>& offsets, KafkaConsumer* consumer,
+                                     int timeout_ms) {
+  std::vector<RdKafka::TopicPartition*> tps;
+  for (const auto& o : offsets) tps.push_back(RdKafka::TopicPartition::create(o.topic, o.partition, o.offset));
+  std::unique_ptr<RdKafka::ConsumerGroupMetadata> meta(
+      static_cast<RdKafka::ConsumerGroupMetadata*>(consumer->group_metadata_handle()));
+  TxnResult r = Classify(impl_->producer->send_offsets_to_transaction(tps, meta.get(), timeout_ms));
+  RdKafka::TopicPartition::destroy(tps);
+  return r;
+}
+
+TxnResult KafkaProducer::CommitTransaction(int timeout_ms) {
+  return Classify(impl_->producer->commit_transaction(timeout_ms));
+}
+
+TxnResult KafkaProducer::AbortTransaction(int timeout_ms) {
+  return Classify(impl_->producer->abort_transaction(timeout_ms));
+}
+
 int KafkaProducer::Poll(int timeout_ms) { return impl_->producer->poll(timeout_ms); }
 
 Status KafkaProducer::Flush(int timeout_ms) {
@@ -162,9 +233,10 @@ struct KafkaConsumer::Impl {
 
 Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const std::string& brokers, const std::string& group,
                                                              const std::vector<std::string>& topics,
-                                                             const Properties& extra) {
+                                                             const Properties& extra, RebalanceListener* listener) {
   std::unique_ptr<KafkaConsumer> out(new KafkaConsumer());
   out->impl_ = std::make_unique<Impl>();
+  out->impl_->rebalance.listener = listener;
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   std::string err;
   if (Status st = ApplyAll(conf.get(), extra); !st.ok()) return st;
@@ -184,6 +256,15 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const std::string& 
 }
 
 KafkaConsumer::~KafkaConsumer() { Close(); }
+
+Status KafkaConsumer::Seek(const TopicOffset& to, int timeout_ms) {
+  std::unique_ptr<RdKafka::TopicPartition> tp(RdKafka::TopicPartition::create(to.topic, to.partition, to.offset));
+  RdKafka::ErrorCode err = impl_->consumer->seek(*tp, timeout_ms);
+  if (err != RdKafka::ERR_NO_ERROR) return Status::IoError(fmt::format("seek: {}", RdKafka::err2str(err)));
+  return Status::Ok();
+}
+
+void* KafkaConsumer::group_metadata_handle() { return impl_->consumer->groupMetadata(); }
 
 void KafkaConsumer::Close() {
   if (impl_ && impl_->consumer && !impl_->closed) {

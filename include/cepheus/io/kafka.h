@@ -46,9 +46,40 @@ class MockCluster {
   std::string bootstraps_;
 };
 
+// What to do after a transactional call failed, as librdkafka's transactions
+// example classifies errors.
+enum class TxnOutcome { kOk, kRetry, kAbort, kFatal };
+
+struct TxnResult {
+  TxnOutcome outcome = TxnOutcome::kOk;
+  std::string message;
+  bool ok() const { return outcome == TxnOutcome::kOk; }
+};
+
+// A consumed position to commit: the next offset to read.
+struct TopicOffset {
+  std::string topic;
+  int32_t partition;
+  int64_t offset;
+};
+
+class KafkaConsumer;
+
 class KafkaProducer {
  public:
   static Result<std::unique_ptr<KafkaProducer>> Create(const std::string& brokers, const Properties& extra);
+  // A transactional producer (idempotent, acks=all); InitTransactions fences
+  // older instances with the same id.
+  static Result<std::unique_ptr<KafkaProducer>> CreateTransactional(const std::string& brokers,
+                                                                    const std::string& transactional_id,
+                                                                    const Properties& extra);
+  TxnResult InitTransactions(int timeout_ms);
+  TxnResult BeginTransaction();
+  // Adds the consumed offsets to the open transaction (KIP-447: fenced by the
+  // consumer's group generation).
+  TxnResult SendOffsets(const std::vector<TopicOffset>& offsets, KafkaConsumer* consumer, int timeout_ms);
+  TxnResult CommitTransaction(int timeout_ms);
+  TxnResult AbortTransaction(int timeout_ms);
   ~KafkaProducer();
   // Queues one message; the partition follows the key (librdkafka's default
   // partitioner). Fails when the local queue is full after waiting for it.
@@ -65,12 +96,30 @@ class KafkaProducer {
   std::unique_ptr<Impl> impl_;
 };
 
+// Told about partitions as the group assigns and revokes them; called from
+// inside KafkaConsumer::Poll, on the polling thread.
+class RebalanceListener {
+ public:
+  virtual ~RebalanceListener() = default;
+  // Returns, per partition, the offset to start from (or -1 for the group's
+  // committed offset). `committed` holds the group's committed offsets (-1
+  // when none).
+  virtual std::vector<int64_t> OnAssigned(const std::vector<TopicOffset>& committed) = 0;
+  // Called before the partitions are taken away; `lost` when the assignment
+  // was lost (session timeout) and nothing may be committed for them.
+  virtual void OnRevoked(const std::vector<TopicOffset>& partitions, bool lost) = 0;
+};
+
 class KafkaConsumer {
  public:
   // Subscribes `group` to `topics` (cooperative-sticky assignment).
   static Result<std::unique_ptr<KafkaConsumer>> Create(const std::string& brokers, const std::string& group,
                                                        const std::vector<std::string>& topics,
-                                                       const Properties& extra);
+                                                       const Properties& extra,
+                                                       RebalanceListener* listener = nullptr);
+  // Moves the read position of an assigned partition.
+  Status Seek(const TopicOffset& to, int timeout_ms);
+  void* group_metadata_handle();  // RdKafka::ConsumerGroupMetadata*, owned by the caller
   ~KafkaConsumer();
   // The next record, nullopt when none came within the timeout; a non-OK
   // status for errors that need the caller's attention (others are logged).

@@ -1,0 +1,318 @@
+// The daemon's loop, as a list of steps (redpanda's application::run).
+//
+// Start: open the LMDB state, serve metrics, create the transactional
+// producer (InitTransactions fences an older instance with the same id),
+// subscribe the consumer, begin the first transaction. Loop: poll a record,
+// decode it (malformed records go to the dead-letter topic with the reason and
+// origin in headers), push it into its partition's engine, produce what the
+// engine published inside the transaction; every commit interval, commit.
+// A quiet partition's watermark follows the wall clock after the idle timeout.
+//
+// Commit order is the heart of exactly-once: (1) stage each engine's changes
+// and its next offset in LMDB, (2) add the consumed offsets to the Kafka
+// transaction and commit it, (3) commit the LMDB batch. Errors follow
+// librdkafka's classes: retriable calls are retried, an abortable error aborts
+// the transaction and rolls every engine back to LMDB and the consumer back
+// to LMDB's offsets, a fatal error (fenced) stops the daemon with exit 1.
+#include "daemon/daemon.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "cepheus/state/prefix_store.h"
+#include "cepheus/version.h"
+
+namespace cepheus::daemon {
+namespace {
+
+Millis WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr int kTxnTimeoutMs = 30000;
+
+// Collects what one engine call produced.
+class Collect : public engine::AlertSink {
+ public:
+  void Publish(const engine::Alert& a) override { alerts.push_back(a); }
+  void Late(const nfa::Event& e) override { late.emplace_back(e.raw); }
+  std::vector<engine::Alert> alerts;
+  std::vector<std::string> late;
+};
+
+}  // namespace
+
+struct Daemon::Part {
+  std::string topic;
+  int32_t partition = 0;
+  Collect sink;
+  std::unique_ptr<engine::EventDecoder> decoder;
+  std::unique_ptr<engine::Engine> engine;
+  int64_t next_offset = -1;     // after the last record handled
+  int64_t suppress_until = -1;  // records below were published before a crash
+  Millis last_wall = 0;
+};
+
+Daemon::Daemon(Config config, std::shared_ptr<const nfa::CompiledRuleSet> rules)
+    : config_(std::move(config)), rules_(std::move(rules)) {}
+
+Daemon::~Daemon() {
+  consumer_.reset();  // close the consumer first: its revoke callback may commit
+}
+
+void Daemon::Log(const std::string& line) const { std::fprintf(stderr, "cepheus: %s\n", line.c_str()); }
+
+std::string Daemon::Prefix(const std::string& topic, int32_t partition) const {
+  return fmt::format("p/{}/{}/", topic, partition);
+}
+
+Status Daemon::Start() {
+  Log(fmt::format("opening state in {}", config_.state.directory));
+  auto store = state::LmdbStore::Open({config_.state.directory, config_.state.map_size, 1ULL << 40});
+  if (!store.ok()) return store.status();
+  store_ = std::move(store).value();
+
+  Log(fmt::format("serving metrics on {}", config_.metrics.listen));
+  auto m = metrics::Metrics::Start(config_.metrics.listen, CEPHEUS_VERSION, *rules_);
+  if (!m.ok()) return m.status();
+  metrics_ = std::move(m).value();
+
+  Log(fmt::format("connecting the transactional producer ({}) to {}", config_.kafka.transactional_id,
+                  config_.kafka.brokers));
+  auto p = io::KafkaProducer::CreateTransactional(config_.kafka.brokers, config_.kafka.transactional_id,
+                                                  config_.kafka.producer);
+  if (!p.ok()) return p.status();
+  producer_ = std::move(p).value();
+  for (int attempt = 0;; ++attempt) {
+    io::TxnResult r = producer_->InitTransactions(kTxnTimeoutMs);
+    if (r.ok()) break;
+    if (r.outcome != io::TxnOutcome::kRetry || attempt >= 5) {
+      return Status::IoError("init_transactions: " + r.message);
+    }
+  }
+  if (io::TxnResult r = producer_->BeginTransaction(); !r.ok()) return Status::IoError("begin: " + r.message);
+
+  Log(fmt::format("joining group {} on {}", config_.kafka.group_id, fmt::join(config_.kafka.input_topics, ", ")));
+  auto c = io::KafkaConsumer::Create(config_.kafka.brokers, config_.kafka.group_id, config_.kafka.input_topics,
+                                     config_.kafka.consumer, this);
+  if (!c.ok()) return c.status();
+  consumer_ = std::move(c).value();
+  return Status::Ok();
+}
+
+Status Daemon::Restore(Part& p, int64_t* lmdb_offset) {
+  p.decoder = std::make_unique<engine::EventDecoder>(rules_, config_.events);
+  engine::EngineOptions eo;
+  eo.out_of_order = config_.out_of_order;
+  p.engine = std::make_unique<engine::Engine>(rules_, eo, &p.sink);
+  state::PrefixStore view(store_.get(), Prefix(p.topic, p.partition));
+  uint64_t dropped = 0;
+  if (Status st = p.engine->Load(view, p.decoder.get(), &dropped); !st.ok()) return st;
+  if (dropped > 0) Log(fmt::format("{}/{}: dropped the state of {} keys of changed or removed rules", p.topic, p.partition, dropped));
+  *lmdb_offset = -1;
+  Status st = view.Scan("offset", [&](std::string_view k, std::string_view v) {
+    if (k == "offset") *lmdb_offset = std::stoll(std::string(v));
+  });
+  return st;
+}
+
+std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& committed) {
+  std::vector<int64_t> start;
+  for (const auto& tp : committed) {
+    auto part = std::make_unique<Part>();
+    part->topic = tp.topic;
+    part->partition = tp.partition;
+    part->last_wall = WallMs();
+    int64_t lmdb_offset = -1;
+    if (Status st = Restore(*part, &lmdb_offset); !st.ok()) {
+      Log(fmt::format("{}/{}: cannot restore its state: {}", tp.topic, tp.partition, st.message()));
+      fatal_ = true;
+    }
+    int64_t from = lmdb_offset >= 0 ? lmdb_offset : tp.offset;
+    if (lmdb_offset >= 0 && tp.offset > lmdb_offset) part->suppress_until = tp.offset;  // crash between commits
+    part->next_offset = from;
+    Log(fmt::format("assigned {}/{}: {} runs restored, reading from offset {}{}", tp.topic, tp.partition,
+                    part->engine->active_runs(), from,
+                    part->suppress_until >= 0 ? fmt::format(" (alerts before {} were already published)", part->suppress_until) : ""));
+    start.push_back(from);
+    parts_[{tp.topic, tp.partition}] = std::move(part);
+  }
+  return start;
+}
+
+void Daemon::OnRevoked(const std::vector<io::TopicOffset>& partitions, bool lost) {
+  if (lost) {
+    Abort("the assignment was lost");
+  } else if (!fatal_) {
+    if (!Commit()) fatal_ = true;
+  }
+  for (const auto& tp : partitions) {
+    Log(fmt::format("revoked {}/{}", tp.topic, tp.partition));
+    parts_.erase({tp.topic, tp.partition});
+  }
+}
+
+void Daemon::Publish(Part& p, int64_t offset, Millis source_time) {
+  bool replaying = offset >= 0 && offset < p.suppress_until;
+  for (const auto& a : p.sink.alerts) {
+    if (replaying) continue;
+    if (Status st = producer_->Produce(config_.kafka.alerts_topic, a.key, a.json); !st.ok()) {
+      Abort(st.message());
+      return;
+    }
+    ++alerts_published_;
+    if (source_time > 0) metrics_->ObserveEventToAlert(static_cast<double>(WallMs() - source_time) / 1000.0);
+  }
+  if (!config_.kafka.late_topic.empty() && !replaying) {
+    for (const auto& l : p.sink.late) (void)producer_->Produce(config_.kafka.late_topic, "", l);
+  }
+  p.sink.alerts.clear();
+  p.sink.late.clear();
+}
+
+void Daemon::Handle(engine::RawRecord& r) {
+  auto it = parts_.find({r.pos.topic, r.pos.partition});
+  if (it == parts_.end()) return;  // not ours any more
+  Part& p = *it->second;
+  p.next_offset = r.pos.offset + 1;
+  ++records_handled_;
+  p.last_wall = WallMs();
+  dirty_ = true;
+  auto ev = p.decoder->Decode(r.payload, r.pos);
+  std::string reason;
+  if (!ev.ok()) {
+    reason = ev.status().message();
+  } else if (ev.value()->ts > p.last_wall + config_.max_future_skew) {
+    reason = fmt::format("time {} is more than {} ahead of the wall clock", ev.value()->ts,
+                         FormatDuration(config_.max_future_skew));
+  }
+  if (!reason.empty()) {
+    metrics_->CountMalformed(1);
+    if (r.pos.offset < p.suppress_until) return;
+    Status st = producer_->Produce(config_.kafka.dead_letter_topic, "", r.payload,
+                                   {{"cepheus.error", reason},
+                                    {"cepheus.origin.topic", r.pos.topic},
+                                    {"cepheus.origin.partition", std::to_string(r.pos.partition)},
+                                    {"cepheus.origin.offset", std::to_string(r.pos.offset)}});
+    if (!st.ok()) Abort(st.message());
+    return;
+  }
+  p.engine->Push(std::move(ev).value());
+  Publish(p, r.pos.offset, r.source_time);
+}
+
+bool Daemon::Commit() {
+  if (!dirty_) return true;
+  std::vector<io::TopicOffset> offsets;
+  for (auto& [key, p] : parts_) {
+    state::PrefixStore view(store_.get(), Prefix(p->topic, p->partition));
+    if (Status st = p->engine->SaveChanges(&view); !st.ok()) return Abort(st.message());
+    if (p->next_offset >= 0) {
+      (void)view.Put("offset", std::to_string(p->next_offset));
+      offsets.push_back({p->topic, p->partition, p->next_offset});
+    }
+  }
+  io::TxnResult r;
+  if (!offsets.empty()) r = producer_->SendOffsets(offsets, consumer_.get(), kTxnTimeoutMs);
+  for (int attempt = 0; r.ok() || r.outcome == io::TxnOutcome::kRetry; ++attempt) {
+    if (r.ok()) r = producer_->CommitTransaction(kTxnTimeoutMs);
+    if (r.ok() || r.outcome != io::TxnOutcome::kRetry || attempt >= 5) break;
+  }
+  if (r.outcome == io::TxnOutcome::kFatal) {
+    Log("fatal Kafka error, stopping: " + r.message);
+    return false;
+  }
+  if (!r.ok()) return Abort(r.message);
+  // Kafka has the alerts and the offsets: now the state that reflects them.
+  if (Status st = store_->Commit(); !st.ok()) {
+    Log("cannot commit the state (the next start catches up from the last good batch): " + st.message());
+    return false;
+  }
+  ++commits_;
+  dirty_ = false;
+  if (io::TxnResult b = producer_->BeginTransaction(); !b.ok()) {
+    Log("cannot begin a transaction: " + b.message);
+    return false;
+  }
+  return true;
+}
+
+bool Daemon::Abort(const std::string& why) {
+  ++aborts_;
+  Log("aborting the transaction: " + why);
+  io::TxnResult r = producer_->AbortTransaction(kTxnTimeoutMs);
+  if (r.outcome == io::TxnOutcome::kFatal) {
+    Log("fatal Kafka error, stopping: " + r.message);
+    fatal_ = true;
+    return false;
+  }
+  store_->Rollback();
+  for (auto& [key, p] : parts_) {
+    int64_t lmdb_offset = -1;
+    if (Status st = Restore(*p, &lmdb_offset); !st.ok()) {
+      fatal_ = true;
+      return false;
+    }
+    if (lmdb_offset >= 0) {
+      p->next_offset = lmdb_offset;
+      (void)consumer_->Seek({p->topic, p->partition, lmdb_offset}, 10000);
+    }
+  }
+  dirty_ = false;
+  if (io::TxnResult b = producer_->BeginTransaction(); !b.ok()) {
+    fatal_ = true;
+    return false;
+  }
+  return true;
+}
+
+int Daemon::Run(const std::atomic<bool>& stop) {
+  if (Status st = Start(); !st.ok()) {
+    Log("cannot start: " + st.message());
+    return 1;
+  }
+  Log("running");
+  auto next_commit = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.state.commit_interval);
+  auto next_tick = std::chrono::steady_clock::now();
+  while (!stop && !fatal_) {
+    auto rec = consumer_->Poll(50);
+    if (!rec.ok()) {
+      Log(rec.status().message());
+      fatal_ = true;
+      break;
+    }
+    if (rec.value()) Handle(*rec.value());
+    auto now = std::chrono::steady_clock::now();
+    if (now >= next_tick) {
+      next_tick = now + std::chrono::milliseconds(500);
+      Millis wall = WallMs();
+      for (auto& [key, p] : parts_) {
+        if (wall - p->last_wall >= config_.idle_timeout) {
+          Millis before = p->engine->watermark();
+          p->engine->AdvanceWatermark(wall - config_.out_of_order);  // a quiet partition follows the clock
+          if (p->engine->watermark() != before) dirty_ = true;
+          Publish(*p, -1, 0);
+        }
+        metrics_->UpdateEngine(p->partition, *p->engine, wall);
+      }
+    }
+    if (now >= next_commit) {
+      next_commit = now + std::chrono::milliseconds(config_.state.commit_interval);
+      if (!Commit()) fatal_ = true;
+    }
+    producer_->Poll(0);
+  }
+  if (!fatal_) {
+    Log("stopping: committing the last batch");
+    if (!Commit()) fatal_ = true;
+  }
+  consumer_->Close();  // revokes: commits nothing new (not dirty)
+  (void)producer_->Flush(10000);
+  Log(fatal_ ? "stopped after a fatal error" : "stopped");
+  return fatal_ ? 1 : 0;
+}
+
+}  // namespace cepheus::daemon

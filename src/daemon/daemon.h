@@ -1,0 +1,74 @@
+// `cepheus run`: Kafka in, alerts out, state in LMDB, exactly once.
+//
+// One engine per assigned input partition. Alerts, dead letters and late
+// events are produced inside a Kafka transaction together with the consumed
+// offsets; every commit interval the engines' changes and the offsets they
+// reflect are staged in LMDB, the Kafka transaction is committed, and only
+// then the LMDB batch. A crash between the two commits leaves LMDB one batch
+// behind Kafka: at restart the partition is re-read from LMDB's offset with
+// the engines restored from LMDB, and the alerts of records below the group's
+// committed offset (already published) are not published again.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "cepheus/engine/engine.h"
+#include "cepheus/io/kafka.h"
+#include "cepheus/metrics/metrics.h"
+#include "cepheus/state/lmdb_store.h"
+#include "daemon/config.h"
+
+namespace cepheus::daemon {
+
+class Daemon : public io::RebalanceListener {
+ public:
+  Daemon(Config config, std::shared_ptr<const nfa::CompiledRuleSet> rules);
+  ~Daemon() override;
+
+  // Runs until `stop` becomes true or a fatal error. Returns the process exit
+  // code: 0 after a clean stop, 1 on a fatal error.
+  int Run(const std::atomic<bool>& stop);
+
+  std::vector<int64_t> OnAssigned(const std::vector<io::TopicOffset>& committed) override;
+  void OnRevoked(const std::vector<io::TopicOffset>& partitions, bool lost) override;
+
+  // For tests.
+  uint64_t alerts_published() const { return alerts_published_; }
+  uint64_t records_handled() const { return records_handled_.load(); }
+  uint64_t commits() const { return commits_; }
+  uint64_t aborts() const { return aborts_; }
+
+ private:
+  struct Part;
+  Status Start();
+  void Handle(engine::RawRecord& r);
+  void Publish(Part& p, int64_t offset, Millis source_time);
+  // Commits the open transaction and the LMDB batch. Returns false on a
+  // fatal error (the daemon must stop).
+  bool Commit();
+  // Aborts the open transaction, puts every engine back to its LMDB state and
+  // rewinds the consumer there.
+  bool Abort(const std::string& why);
+  Status Restore(Part& p, int64_t* lmdb_offset);
+  std::string Prefix(const std::string& topic, int32_t partition) const;
+  void Log(const std::string& line) const;
+
+  Config config_;
+  std::shared_ptr<const nfa::CompiledRuleSet> rules_;
+  std::unique_ptr<state::LmdbStore> store_;
+  std::unique_ptr<metrics::Metrics> metrics_;
+  std::unique_ptr<io::KafkaProducer> producer_;
+  std::unique_ptr<io::KafkaConsumer> consumer_;
+  std::map<std::pair<std::string, int32_t>, std::unique_ptr<Part>> parts_;
+  bool fatal_ = false;
+  bool dirty_ = false;  // records handled since the last commit
+  uint64_t alerts_published_ = 0;
+  std::atomic<uint64_t> records_handled_{0};
+  uint64_t commits_ = 0;
+  uint64_t aborts_ = 0;
+};
+
+}  // namespace cepheus::daemon
