@@ -131,11 +131,12 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
       Log(fmt::format("{}/{}: cannot restore its state: {}", tp.topic, tp.partition, st.message()));
       fatal_ = true;
     }
+    restored_runs_ += static_cast<uint64_t>(part->engine->active_runs());
     int64_t from = lmdb_offset >= 0 ? lmdb_offset : tp.offset;
     if (lmdb_offset >= 0 && tp.offset > lmdb_offset) part->suppress_until = tp.offset;  // crash between commits
     part->next_offset = from;
-    Log(fmt::format("assigned {}/{}: {} runs restored, reading from offset {}{}", tp.topic, tp.partition,
-                    part->engine->active_runs(), from,
+    Log(fmt::format("assigned {}/{}: {} runs restored, reading from {}{}", tp.topic, tp.partition,
+                    part->engine->active_runs(), from >= 0 ? fmt::format("offset {}", from) : "the group's position",
                     part->suppress_until >= 0 ? fmt::format(" (alerts before {} were already published)", part->suppress_until) : ""));
     start.push_back(from);
     parts_[{tp.topic, tp.partition}] = std::move(part);

@@ -38,6 +38,7 @@ class Daemon : public io::RebalanceListener {
   // For tests.
   uint64_t alerts_published() const { return alerts_published_; }
   uint64_t records_handled() const { return records_handled_.load(); }
+  uint64_t restored_runs() const { return restored_runs_; }
   uint64_t commits() const { return commits_; }
   uint64_t aborts() const { return aborts_; }
 
@@ -67,6 +68,7 @@ class Daemon : public io::RebalanceListener {
   bool dirty_ = false;  // records handled since the last commit
   uint64_t alerts_published_ = 0;
   std::atomic<uint64_t> records_handled_{0};
+  uint64_t restored_runs_ = 0;
   uint64_t commits_ = 0;
   uint64_t aborts_ = 0;
 };

@@ -10,11 +10,13 @@
 #                                            values of the first N messages, one a line
 #
 # Environment:
-#   CEPHEUS_KAFKA_VERSION        Kafka version (default below)
+#   CEPHEUS_KAFKA_VERSION        Kafka version (default 4.4.0)
 #   CEPHEUS_KAFKA_JARS           jar directory (default
 #                                ${XDG_CACHE_HOME:-$HOME/.cache}/cepheus/kafka-VERSION/jars)
 #   CEPHEUS_KAFKA_START_TIMEOUT  seconds to wait for the broker (default 60)
 #   CEPHEUS_KAFKA_HEAP           broker heap (default 512m)
+#   CEPHEUS_KAFKA_CONSUME_TIMEOUT  consume gives up after this many seconds
+#                                without a message (default 30)
 #
 # DIR holds server.properties, log4j2.properties, data/, broker.log, broker.pid
 # and bootstrap (the address start printed). Brokers in different DIRs are
@@ -26,6 +28,7 @@ version=${CEPHEUS_KAFKA_VERSION:-4.4.0}
 jars=${CEPHEUS_KAFKA_JARS:-${XDG_CACHE_HOME:-$HOME/.cache}/cepheus/kafka-$version/jars}
 start_timeout=${CEPHEUS_KAFKA_START_TIMEOUT:-60}
 heap=${CEPHEUS_KAFKA_HEAP:-512m}
+consume_timeout=${CEPHEUS_KAFKA_CONSUME_TIMEOUT:-30}
 
 # Short-lived tools: quick start-up matters more than peak speed.
 tool_jvm=(-Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto
@@ -56,16 +59,16 @@ do_fetch() {
   command -v mvn >/dev/null || die "mvn not found (needed once to fetch the Kafka jars)"
   mkdir -p "$jars"
   # Two starts at once share one cache: the second waits for the first.
-  exec 8>"$jars/../.fetch.lock"
+  exec 8>"$jars/.fetch.lock"
   flock 8
   if ! { [ -f "$marker" ] && [ "$(cat "$marker")" = "$stamp" ]; }; then
     rm -f "$marker" "$jars"/*.jar
     echo "broker.sh: fetching Kafka $version jars into $jars" >&2
     if ! mvn -B -q -Dstyle.color=never -f "$here/pom.xml" \
         -Dkafka.version="$version" -Dkafka.jars.dir="$jars" \
-        dependency:copy-dependencies >&2; then
-      flock -u 8
-      die "mvn could not fetch Kafka $version"
+        dependency:copy-dependencies >"$jars/.fetch.log" 2>&1; then
+      cat "$jars/.fetch.log" >&2
+      die "mvn could not fetch Kafka $version (log: $jars/.fetch.log)"
     fi
     [ -f "$jars/kafka_2.13-$version.jar" ] || die "kafka_2.13-$version.jar missing in $jars"
     echo "$stamp" >"$marker"
@@ -82,8 +85,10 @@ need_dir() {
   cd "$1" && pwd
 }
 
+# The address of the broker of DIR, which must be running.
 bootstrap_of() {
   [ -s "$1/bootstrap" ] || die "$1: no broker was started here (no $1/bootstrap)"
+  live_pid "$1" >/dev/null || die "$1: the broker is not running (see $1/broker.log)"
   cat "$1/bootstrap"
 }
 
@@ -136,7 +141,7 @@ metadata_ok() {
   set -- $out
   [ $# -eq 16 ] || return 1
   [ "$5$6$7$8" = "0001" ] || return 1
-  local brokers=$(( ($13 << 24) | ($14 << 16) | ($15 << 8) | $16 ))
+  local brokers=$(( (${13} << 24) | (${14} << 16) | (${15} << 8) | ${16} ))
   [ "$brokers" -ge 1 ]
 }
 
@@ -316,7 +321,8 @@ do_topic() {
   dir=$(need_dir "$1")
   bootstrap=$(bootstrap_of "$dir")
   do_fetch
-  run_tool "$dir" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
+  timeout 90 java "${tool_jvm[@]}" -Dlog4j2.configurationFile="$dir/log4j2-tools.properties" \
+    -cp "$jars/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
     --create --topic "$2" --partitions "$3" --replication-factor 1 >&2
 }
 
@@ -331,11 +337,12 @@ do_consume() {
   bootstrap=$(bootstrap_of "$dir")
   do_fetch
   err=$(mktemp "$dir/consume.XXXXXX.log")
-  # --timeout-ms ends it when no message came for 30 s; timeout(1) bounds it all.
-  timeout 60 java "${tool_jvm[@]}" -Dlog4j2.configurationFile="$dir/log4j2-tools.properties" \
+  # --timeout-ms ends it when no message came for that long; timeout(1) also
+  # bounds the consumer's close (it once sat there past its poll timeout).
+  timeout $((consume_timeout + 15)) java "${tool_jvm[@]}" -Dlog4j2.configurationFile="$dir/log4j2-tools.properties" \
     -cp "$jars/*" org.apache.kafka.tools.consumer.ConsoleConsumer \
     --bootstrap-server "$bootstrap" --topic "$topic" --from-beginning \
-    --max-messages "$n" --timeout-ms 30000 --isolation-level "$isolation" \
+    --max-messages "$n" --timeout-ms "$((consume_timeout * 1000))" --isolation-level "$isolation" \
     2>"$err" || rc=$?
   got=$(sed -n 's/^Processed a total of \([0-9]*\) messages.*/\1/p' "$err" | tail -n 1)
   if [ "$rc" -ne 0 ] || [ "${got:-0}" -lt "$n" ]; then

@@ -14,6 +14,7 @@
 #include "cepheus/io/kafka.h"
 #include "daemon/commands.h"
 #include "daemon/daemon.h"
+#include "daemon/generator.h"
 #include "test_util.h"
 
 using namespace cepheus;
@@ -41,6 +42,99 @@ std::vector<engine::RawRecord> ReadAll(const std::string& brokers, const std::st
 }
 
 }  // namespace
+
+std::multiset<std::string> ExpectedAlerts(const std::vector<engine::RawRecord>& records,
+                                          const std::shared_ptr<const nfa::CompiledRuleSet>& rules) {
+  std::map<int32_t, std::vector<engine::RawRecord>> by_partition;
+  for (const auto& r : records) by_partition[r.pos.partition].push_back(r);
+  std::multiset<std::string> want;
+  for (auto& [p, recs] : by_partition) {
+    std::sort(recs.begin(), recs.end(), [](const auto& a, const auto& b) { return a.pos.offset < b.pos.offset; });
+    engine::CollectingSink sink;
+    engine::EventDecoder dec(rules, {});
+    engine::Engine eng(rules, {}, &sink);
+    for (const auto& r : recs) eng.Push(dec.Decode(r.payload, r.pos).value());
+    for (const auto& a : sink.alerts) want.insert(a.json);
+  }
+  return want;
+}
+
+TEST_CASE("a daemon stopped and started again publishes every alert once, patterns spanning the restart included") {
+  auto cluster = io::MockCluster::Create(1);
+  REQUIRE(cluster.ok());
+  std::string brokers = cluster.value()->bootstraps();
+  for (auto [t, n] : {std::pair{"events", 2}, {"alerts", 1}, {"dead", 1}}) REQUIRE(cluster.value()->CreateTopic(t, n).ok());
+  // 3000 generated events, produced in two halves: the daemon is stopped
+  // after the first and a new one started for the second.
+  std::vector<std::string> lines;
+  daemon::GenOptions g;
+  g.events = 3000;
+  g.users = 20;
+  g.fraud_rate = 0.05;
+  g.seed = 11;
+  daemon::GenerateEvents(g, [&](std::string_view l) { lines.emplace_back(l); });
+  auto producer = io::KafkaProducer::Create(brokers, {});
+  REQUIRE(producer.ok());
+  auto produce = [&](size_t from, size_t to) {
+    for (size_t i = from; i < to; ++i) {
+      auto at = lines[i].find("\"user_id\":\"") + 11;
+      REQUIRE(producer.value()->Produce("events", lines[i].substr(at, lines[i].find('"', at) - at), lines[i]).ok());
+    }
+    REQUIRE(producer.value()->Flush(10000).ok());
+  };
+
+  auto config = daemon::DefaultConfig();
+  config.rules_path = std::string(CEPHEUS_SOURCE_DIR) + "/rules";
+  config.kafka.brokers = brokers;
+  config.kafka.group_id = "cepheus-restart";
+  // The mock cluster keeps a closed member until its session times out.
+  config.kafka.consumer = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+  config.kafka.input_topics = {"events"};
+  config.kafka.alerts_topic = "alerts";
+  config.kafka.dead_letter_topic = "dead";
+  config.kafka.transactional_id = "cepheus-restart-" + std::to_string(::getpid());
+  config.metrics.listen = "127.0.0.1:0";
+  config.idle_timeout = 3600000;
+  config.max_future_skew = 100LL * 365 * 86400000;
+  auto dir = std::filesystem::temp_directory_path() / ("cepheus-restart-" + std::to_string(::getpid()));
+  config.state.directory = dir.string();
+  DiagnosticSink diags;
+  auto set = dsl::LoadRuleSet({config.rules_path}, &diags);
+  REQUIRE(set.has_value());
+  auto rules = nfa::Compile(std::make_shared<const dsl::RuleSet>(std::move(*set))).value();
+
+  uint64_t handled = 0, published = 0, restored_runs_seen = 0;
+  for (uint64_t stop_after : {1500ULL, 3000ULL}) {
+    produce(stop_after - 1500, stop_after);
+    std::atomic<bool> stop{false};
+    daemon::Daemon d(config, rules);
+    int exit_code = -1;
+    std::thread t([&] { exit_code = d.Run(stop); });
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (handled + d.records_handled() < stop_after && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    stop = true;
+    t.join();
+    CHECK(exit_code == 0);
+    handled += d.records_handled();
+    published += d.alerts_published();
+    restored_runs_seen += d.restored_runs();
+  }
+  CHECK(handled == 3000);      // nothing read twice, nothing skipped
+  CHECK(restored_runs_seen > 0);  // the second daemon started from the first one's runs
+
+  auto records = ReadAll(brokers, "events", 3000);
+  REQUIRE(records.size() == 3000);
+  auto want = ExpectedAlerts(records, rules);
+  auto alerts = ReadAll(brokers, "alerts", want.size());
+  std::multiset<std::string> got;
+  for (const auto& a : alerts) got.insert(a.payload);
+  CHECK(got.size() == want.size());
+  CHECK(got == want);
+  CHECK(published == want.size());
+  std::filesystem::remove_all(dir);
+}
 
 TEST_CASE("the daemon's alerts equal a per-partition replay of the same records") {
   auto cluster = io::MockCluster::Create(1);
@@ -95,17 +189,7 @@ TEST_CASE("the daemon's alerts equal a per-partition replay of the same records"
   // engine of its own (the watermark is per partition, and never finished).
   auto records = ReadAll(brokers, "events", 4000);
   REQUIRE(records.size() == 4000);
-  std::map<int32_t, std::vector<engine::RawRecord>> by_partition;
-  for (auto& r : records) by_partition[r.pos.partition].push_back(r);
-  std::multiset<std::string> want;
-  for (auto& [p, recs] : by_partition) {
-    std::sort(recs.begin(), recs.end(), [](const auto& a, const auto& b) { return a.pos.offset < b.pos.offset; });
-    engine::CollectingSink sink;
-    engine::EventDecoder dec(rules, {});
-    engine::Engine eng(rules, {}, &sink);
-    for (const auto& r : recs) eng.Push(dec.Decode(r.payload, r.pos).value());
-    for (const auto& a : sink.alerts) want.insert(a.json);
-  }
+  auto want = ExpectedAlerts(records, rules);
   REQUIRE(want.size() >= 20);
   auto alerts = ReadAll(brokers, "alerts", want.size());
   std::multiset<std::string> got;
