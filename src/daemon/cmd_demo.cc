@@ -164,6 +164,7 @@ int RunDemo(const DemoOptions& o) {
         dec = std::make_unique<engine::EventDecoder>(rules, engine::EventFieldNames{});
       }
       last_seen[r.pos.partition] = now;
+      metrics.value()->CountRecord();
       auto ev = dec->Decode(r.payload, r.pos);
       if (!ev.ok()) {
         ++malformed;

@@ -180,6 +180,7 @@ void Daemon::Handle(engine::RawRecord& r) {
   Part& p = *it->second;
   p.next_offset = r.pos.offset + 1;
   ++records_handled_;
+  metrics_->CountRecord();
   p.last_wall = WallMs();
   dirty_ = true;
   auto ev = p.decoder->Decode(r.payload, r.pos);

@@ -30,6 +30,7 @@ struct Metrics::Impl {
   prometheus::Counter* evaluated = nullptr;
   prometheus::Counter* late = nullptr;
   prometheus::Counter* malformed = nullptr;
+  prometheus::Counter* records = nullptr;
   std::vector<prometheus::Counter*> alerts;      // by rule
   std::vector<prometheus::Counter*> suppressed;  // by rule
   std::vector<prometheus::Counter*> evicted;     // by rule
@@ -56,6 +57,11 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
   i.evaluated = &events.Add({{"outcome", "evaluated"}});
   i.late = &events.Add({{"outcome", "late"}});
   i.malformed = &events.Add({{"outcome", "malformed"}});
+  i.records = &BuildCounter()
+                   .Name("cepheus_records_read_total")
+                   .Help("Records read from the input topics (evaluated, late, malformed or still buffered).")
+                   .Register(reg)
+                   .Add({});
   auto& alerts = BuildCounter().Name("cepheus_alerts_total").Help("Alerts published, by rule.").Register(reg);
   auto& suppressed = BuildCounter()
                          .Name("cepheus_alerts_suppressed_total")
@@ -127,6 +133,8 @@ void Metrics::UpdateEngine(int32_t partition, const engine::Engine& eng, Millis 
 }
 
 void Metrics::CountMalformed(uint64_t n) { impl_->malformed->Increment(static_cast<double>(n)); }
+
+void Metrics::CountRecord() { impl_->records->Increment(); }
 
 void Metrics::ObserveEventToAlert(double seconds) { impl_->event_to_alert->Observe(seconds); }
 

@@ -34,6 +34,7 @@ class Metrics {
   // over partitions.
   void UpdateEngine(int32_t partition, const engine::Engine& engine, Millis wall_now_ms);
   void CountMalformed(uint64_t n);
+  void CountRecord();  // a record read from Kafka, whatever became of it
   void ObserveEventToAlert(double seconds);
 
  private:
