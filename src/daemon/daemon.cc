@@ -217,6 +217,7 @@ bool Daemon::Commit() {
       offsets.push_back({p->topic, p->partition, p->next_offset});
     }
   }
+  auto started = std::chrono::steady_clock::now();
   io::TxnResult r;
   if (!offsets.empty()) r = producer_->SendOffsets(offsets, consumer_.get(), kTxnTimeoutMs);
   for (int attempt = 0; r.ok() || r.outcome == io::TxnOutcome::kRetry; ++attempt) {
@@ -235,6 +236,8 @@ bool Daemon::Commit() {
   }
   ++commits_;
   dirty_ = false;
+  metrics_->ObserveStateCommit(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  metrics_->SetStateBytes(store_->used_bytes());
   if (io::TxnResult b = producer_->BeginTransaction(); !b.ok()) {
     Log("cannot begin a transaction: " + b.message);
     return false;
@@ -244,6 +247,7 @@ bool Daemon::Commit() {
 
 bool Daemon::Abort(const std::string& why) {
   ++aborts_;
+  metrics_->CountTransactionAbort();
   Log("aborting the transaction: " + why);
   io::TxnResult r = producer_->AbortTransaction(kTxnTimeoutMs);
   if (r.outcome == io::TxnOutcome::kFatal) {
@@ -299,6 +303,8 @@ int Daemon::Run(const std::atomic<bool>& stop) {
           Publish(*p, -1, 0);
         }
         metrics_->UpdateEngine(p->partition, *p->engine, wall);
+        int64_t high = consumer_->HighWatermark(p->topic, p->partition);
+        if (high >= 0 && p->next_offset >= 0) metrics_->SetConsumerLag(p->partition, high - p->next_offset);
       }
     }
     if (now >= next_commit) {

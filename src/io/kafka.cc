@@ -264,6 +264,12 @@ Status KafkaConsumer::Seek(const TopicOffset& to, int timeout_ms) {
   return Status::Ok();
 }
 
+int64_t KafkaConsumer::HighWatermark(const std::string& topic, int32_t partition) {
+  int64_t low = -1, high = -1;
+  if (impl_->consumer->get_watermark_offsets(topic, partition, &low, &high) != RdKafka::ERR_NO_ERROR) return -1;
+  return high;
+}
+
 void* KafkaConsumer::group_metadata_handle() { return impl_->consumer->groupMetadata(); }
 
 void KafkaConsumer::Close() {

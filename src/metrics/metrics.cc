@@ -38,6 +38,10 @@ struct Metrics::Impl {
   prometheus::Gauge* keys = nullptr;
   prometheus::Histogram* event_to_alert = nullptr;
   prometheus::Family<prometheus::Gauge>* watermark_lag = nullptr;
+  prometheus::Family<prometheus::Gauge>* consumer_lag = nullptr;
+  prometheus::Histogram* state_commit = nullptr;
+  prometheus::Gauge* state_bytes = nullptr;
+  prometheus::Counter* aborts = nullptr;
 
   struct Last {
     engine::EngineStats stats;
@@ -90,6 +94,28 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
                          .Name("cepheus_watermark_lag_seconds")
                          .Help("Wall clock minus the partition's watermark.")
                          .Register(reg);
+  i.consumer_lag = &BuildGauge()
+                        .Name("cepheus_consumer_lag")
+                        .Help("Records between the partition's end and the next one to read.")
+                        .Register(reg);
+  i.state_commit = &BuildHistogram()
+                        .Name("cepheus_state_commit_seconds")
+                        .Help("Time to commit one batch: Kafka transaction, then LMDB.")
+                        .Register(reg)
+                        .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                                         0.1, 0.25, 0.5, 1, 2.5});
+  i.state_bytes = &BuildGauge().Name("cepheus_state_bytes").Help("Bytes of the LMDB map in use.").Register(reg).Add({});
+  i.aborts = &BuildCounter()
+                  .Name("cepheus_kafka_transaction_aborts_total")
+                  .Help("Kafka transactions aborted (their batch is redone).")
+                  .Register(reg)
+                  .Add({});
+  auto& reloads = BuildCounter()
+                      .Name("cepheus_rule_reloads_total")
+                      .Help("Rule set reloads, by outcome.")
+                      .Register(reg);
+  reloads.Add({{"outcome", "success"}});
+  reloads.Add({{"outcome", "error"}});
   BuildGauge().Name("cepheus_build_info").Help("Build information.").Register(reg).Add({{"version", version}}).Set(1);
   BuildGauge().Name("cepheus_up").Help("1 while the process serves.").Register(*i.health).Add({}).Set(1);
   try {
@@ -133,6 +159,13 @@ void Metrics::UpdateEngine(int32_t partition, const engine::Engine& eng, Millis 
 }
 
 void Metrics::CountMalformed(uint64_t n) { impl_->malformed->Increment(static_cast<double>(n)); }
+
+void Metrics::ObserveStateCommit(double seconds) { impl_->state_commit->Observe(seconds); }
+void Metrics::SetStateBytes(uint64_t bytes) { impl_->state_bytes->Set(static_cast<double>(bytes)); }
+void Metrics::CountTransactionAbort() { impl_->aborts->Increment(); }
+void Metrics::SetConsumerLag(int32_t partition, int64_t lag) {
+  impl_->consumer_lag->Add({{"partition", std::to_string(partition)}}).Set(static_cast<double>(lag));
+}
 
 void Metrics::CountRecord() { impl_->records->Increment(); }
 

@@ -2,7 +2,7 @@
 """`cepheus demo` end to end, on librdkafka's mock cluster: events flow from the
 generator through Kafka into the engines, alerts come out on stdout as JSON,
 malformed records are counted, and a real HTTP scrape of /metrics and /healthz
-answers while it runs.
+answers while it runs; `promtool check metrics` finds nothing to say about it.
 
     demo_test.py PATH/TO/cepheus RULES_DIR
 """
@@ -50,6 +50,14 @@ def main():
     for name in values:
         if "user_id" in name or 'key="' in name or '"u1"' in name:
             failures.append(f"a label carries an entity id: {name}")
+    lint = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True, text=True)
+    if lint.returncode != 0 or lint.stdout.strip() or lint.stderr.strip():
+        failures.append(f"promtool check metrics: {lint.stdout}{lint.stderr}")
+    for name in ("cepheus_events_total", "cepheus_alerts_total", "cepheus_alerts_suppressed_total",
+                 "cepheus_runs_active", "cepheus_runs_evicted_total", "cepheus_keys_active",
+                 "cepheus_event_to_alert_seconds", "cepheus_watermark_lag_seconds", "cepheus_build_info"):
+        if f"# TYPE {name} " not in metrics:
+            failures.append(f"{name} is not exported")
     alerts = [json.loads(l) for l in out.splitlines() if l.strip()]
     if not alerts:
         failures.append("no alert printed")

@@ -90,7 +90,23 @@ def start(cepheus, config, log):
     return subprocess.Popen([cepheus, "run", "--config", config], stdout=log, stderr=log)
 
 
-def run_until_idle(cepheus, config, port, log, expected, timeout=300):
+METRICS = ("cepheus_events_total", "cepheus_alerts_total", "cepheus_alerts_suppressed_total",
+           "cepheus_runs_active", "cepheus_runs_evicted_total", "cepheus_keys_active",
+           "cepheus_event_to_alert_seconds", "cepheus_watermark_lag_seconds", "cepheus_consumer_lag",
+           "cepheus_state_commit_seconds", "cepheus_state_bytes", "cepheus_rule_reloads_total",
+           "cepheus_kafka_transaction_aborts_total", "cepheus_build_info")
+
+
+def lint_metrics(port):
+    """Problems with the daemon's /metrics: promtool's findings and missing names."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    problems = [l for l in (lint.stdout + lint.stderr).splitlines() if l.strip()]
+    problems += [f"{m} is not exported" for m in METRICS if f"# TYPE {m} " not in text]
+    return problems
+
+
+def run_until_idle(cepheus, config, port, log, expected, timeout=300, lint=None):
     """Runs a daemon until it has read `expected` events (or nothing moves for 20 s), then SIGTERM."""
     proc = start(cepheus, config, log)
     deadline = time.time() + timeout
@@ -101,9 +117,12 @@ def run_until_idle(cepheus, config, port, log, expected, timeout=300):
         if n is not None and n != last:
             last, last_change = n, time.time()
         if n is not None and n >= expected:
+            time.sleep(1.5)  # a commit and a metrics update after the last record
             break
         if time.time() - last_change > 20 and last >= 0:
             break
+    if lint is not None:
+        lint.extend(lint_metrics(port))
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(timeout=60)
     return code, last
@@ -142,10 +161,13 @@ def main():
             write_config(f"{work}/{name}.yaml", work, name, brokers, rules, ports[name])
 
         t1 = time.time()
-        code, seen = run_until_idle(cepheus, f"{work}/golden.yaml", ports["golden"], log, n_events)
+        problems = []
+        code, seen = run_until_idle(cepheus, f"{work}/golden.yaml", ports["golden"], log, n_events, lint=problems)
         print(f"eos: golden run read {seen:.0f} events in {time.time() - t1:.1f} s, exit {code}", flush=True)
         if code != 0 or seen < n_events:
             raise SystemExit("the golden run did not finish cleanly")
+        for p in problems:
+            print(f"eos: metrics: {p}")
 
         t2 = time.time()
         for k in range(kills):
@@ -170,7 +192,8 @@ def main():
         caught_up = len(re.findall(r"already published", text))
         print(f"eos: restarts restored runs on {restored} partitions; {caught_up} partitions caught up after a "
               "crash between the Kafka and the LMDB commit")
-        ok = code == 0 and len(golden) > 0 and missing == 0 and duplicates == 0 and restored > 0
+        ok = (code == 0 and len(golden) > 0 and missing == 0 and duplicates == 0 and restored > 0
+              and not problems)
     finally:
         subprocess.run([BROKER, "stop", f"{work}/broker"], capture_output=True)
         if ok:

@@ -117,6 +117,9 @@ class KafkaConsumer {
                                                        const std::vector<std::string>& topics,
                                                        const Properties& extra,
                                                        RebalanceListener* listener = nullptr);
+  // The partition's end offset as last seen by the fetcher (no request), or
+  // -1 when unknown.
+  int64_t HighWatermark(const std::string& topic, int32_t partition);
   // Moves the read position of an assigned partition.
   Status Seek(const TopicOffset& to, int timeout_ms);
   void* group_metadata_handle();  // RdKafka::ConsumerGroupMetadata*, owned by the caller

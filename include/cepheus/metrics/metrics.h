@@ -36,6 +36,11 @@ class Metrics {
   void CountMalformed(uint64_t n);
   void CountRecord();  // a record read from Kafka, whatever became of it
   void ObserveEventToAlert(double seconds);
+  // Daemon probes.
+  void ObserveStateCommit(double seconds);
+  void SetStateBytes(uint64_t bytes);
+  void CountTransactionAbort();
+  void SetConsumerLag(int32_t partition, int64_t lag);
 
  private:
   Metrics() = default;
