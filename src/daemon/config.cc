@@ -116,6 +116,11 @@ const std::vector<ConfigKey> kSchema = {
     {"kafka.transactional_id", ConfigKind::kString, "cepheus",
      "Prefix of the producer's transactional id; unique per daemon.",
      [](Config* c, const std::string& v) { c->kafka.transactional_id = v; return NotEmpty(v); }},
+    {"kafka.changelog_topic", ConfigKind::kString, "\"\"",
+     "Compacted topic that receives every state change in the same transaction as the alerts, so "
+     "a partition's partial matches follow it to another daemon; empty: <group_id>-changelog. "
+     "Needs at least as many partitions as the input topics.",
+     [](Config* c, const std::string& v) { c->kafka.changelog_topic = v; return std::string(); }},
     {"kafka.consumer", ConfigKind::kPassThrough, "{}",
      "Extra librdkafka consumer properties (TLS, SASL, ...), passed through as given.", nullptr},
     {"kafka.producer", ConfigKind::kPassThrough, "{}",
@@ -379,6 +384,7 @@ std::string DumpConfig(const Config& c) {
                      q(c.kafka.brokers), q(c.kafka.group_id), topics, q(c.kafka.partition_key),
                      q(c.kafka.alerts_topic), q(c.kafka.late_topic), q(c.kafka.dead_letter_topic),
                      q(c.kafka.transactional_id));
+  out += fmt::format("  changelog_topic: {}\n", q(c.kafka.changelog_topic));
   out += "  consumer:" + props(c.kafka.consumer);
   out += "  producer:" + props(c.kafka.producer);
   out += fmt::format("state:\n  directory: {}\n  map_size: {}\n  commit_interval: {}\n", q(c.state.directory),

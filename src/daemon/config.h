@@ -36,6 +36,7 @@ struct Config {
     std::string late_topic;
     std::string dead_letter_topic;
     std::string transactional_id;
+    std::string changelog_topic;  // "" until resolved: <group_id>-changelog
     std::map<std::string, std::string> consumer;  // librdkafka properties
     std::map<std::string, std::string> producer;
   } kafka;

@@ -43,6 +43,30 @@ class Collect : public engine::AlertSink {
   std::vector<std::string> late;
 };
 
+// Forwards writes to a store and remembers them, so a commit can send the
+// same changes to the changelog topic.
+class TeeStore : public engine::StateStore {
+ public:
+  TeeStore(engine::StateStore* base, std::string prefix) : base_(base), prefix_(std::move(prefix)) {}
+  Status Put(std::string_view key, std::string_view value) override {
+    ops.emplace_back(prefix_ + std::string(key), std::string(value));
+    return base_->Put(key, value);
+  }
+  Status Delete(std::string_view key) override {
+    ops.emplace_back(prefix_ + std::string(key), std::nullopt);
+    return base_->Delete(key);
+  }
+  Status Scan(std::string_view prefix,
+              const std::function<void(std::string_view, std::string_view)>& fn) const override {
+    return base_->Scan(prefix, fn);
+  }
+  std::vector<std::pair<std::string, std::optional<std::string>>> ops;  // full keys
+
+ private:
+  engine::StateStore* base_;
+  std::string prefix_;
+};
+
 }  // namespace
 
 struct Daemon::Part {
@@ -57,7 +81,9 @@ struct Daemon::Part {
 };
 
 Daemon::Daemon(Config config, std::shared_ptr<const nfa::CompiledRuleSet> rules)
-    : config_(std::move(config)), rules_(std::move(rules)) {}
+    : config_(std::move(config)), rules_(std::move(rules)) {
+  if (config_.kafka.changelog_topic.empty()) config_.kafka.changelog_topic = config_.kafka.group_id + "-changelog";
+}
 
 Daemon::~Daemon() {
   consumer_.reset();  // close the consumer first: its revoke callback may commit
@@ -119,9 +145,50 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset) {
   return st;
 }
 
+// Brings LMDB's copy of a partition up to the changelog: when the changelog
+// holds a newer offset record than LMDB (the partition was processed by
+// another daemon, or this one crashed between the Kafka and the LMDB commit),
+// the partition's keys in LMDB are replaced by the changelog's.
+Status Daemon::CatchUpFromChangelog(const std::string& topic, int32_t partition) {
+  std::string prefix = Prefix(topic, partition);
+  auto log = io::ReadCompacted(config_.kafka.brokers, config_.kafka.changelog_topic, partition,
+                               config_.kafka.consumer, 120000);
+  if (!log.ok()) return log.status();
+  auto offset_of = [](const std::string& v) { return v.empty() ? -1LL : std::stoll(v); };
+  auto in_log = log.value().find(prefix + "offset");
+  if (in_log == log.value().end()) return Status::Ok();  // the changelog knows nothing newer
+  int64_t log_offset = offset_of(in_log->second);
+  int64_t local_offset = -1;
+  std::vector<std::string> local_keys;
+  Status st = store_->Scan(prefix, [&](std::string_view k, std::string_view v) {
+    local_keys.emplace_back(k);
+    if (k == prefix + "offset") local_offset = offset_of(std::string(v));
+  });
+  if (!st.ok()) return st;
+  if (local_offset >= log_offset) return Status::Ok();
+  for (const auto& k : local_keys) (void)store_->Delete(k);
+  size_t n = 0;
+  for (const auto& [k, v] : log.value()) {
+    if (k.compare(0, prefix.size(), prefix) != 0) continue;
+    (void)store_->Put(k, v);
+    ++n;
+  }
+  if (st = store_->Commit(); !st.ok()) return st;
+  Log(fmt::format("{}/{}: state restored from the changelog ({} records, offset {} -> {})", topic, partition, n,
+                  local_offset, log_offset));
+  return Status::Ok();
+}
+
 std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& committed) {
+  // LMDB may hold staged changes of partitions we keep: commit them first, so
+  // a restore below commits nothing but itself (Kafka Streams does the same).
+  if (dirty_ && !fatal_ && !Commit()) fatal_ = true;
   std::vector<int64_t> start;
   for (const auto& tp : committed) {
+    if (Status st = CatchUpFromChangelog(tp.topic, tp.partition); !st.ok()) {
+      Log(fmt::format("{}/{}: cannot restore from the changelog: {}", tp.topic, tp.partition, st.message()));
+      fatal_ = true;
+    }
     auto part = std::make_unique<Part>();
     part->topic = tp.topic;
     part->partition = tp.partition;
@@ -210,11 +277,21 @@ bool Daemon::Commit() {
   if (!dirty_) return true;
   std::vector<io::TopicOffset> offsets;
   for (auto& [key, p] : parts_) {
-    state::PrefixStore view(store_.get(), Prefix(p->topic, p->partition));
-    if (Status st = p->engine->SaveChanges(&view); !st.ok()) return Abort(st.message());
+    std::string prefix = Prefix(p->topic, p->partition);
+    state::PrefixStore view(store_.get(), prefix);
+    TeeStore tee(&view, prefix);
+    if (Status st = p->engine->SaveChanges(&tee); !st.ok()) return Abort(st.message());
     if (p->next_offset >= 0) {
-      (void)view.Put("offset", std::to_string(p->next_offset));
+      (void)tee.Put("offset", std::to_string(p->next_offset));
       offsets.push_back({p->topic, p->partition, p->next_offset});
+    }
+    // The same changes go to the changelog, in this transaction.
+    for (const auto& [k, v] : tee.ops) {
+      std::optional<std::string_view> value;
+      if (v) value = *v;
+      if (Status st = producer_->ProduceTo(config_.kafka.changelog_topic, p->partition, k, value); !st.ok()) {
+        return Abort(st.message());
+      }
     }
   }
   auto started = std::chrono::steady_clock::now();

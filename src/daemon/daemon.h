@@ -7,7 +7,10 @@
 // then the LMDB batch. A crash between the two commits leaves LMDB one batch
 // behind Kafka: at restart the partition is re-read from LMDB's offset with
 // the engines restored from LMDB, and the alerts of records below the group's
-// committed offset (already published) are not published again.
+// committed offset (already published) are not published again. Every state
+// change also goes to a changelog topic in the same transaction, so when a
+// partition moves to another daemon (or LMDB lags Kafka), its state is
+// rebuilt from the changelog before the partition is read.
 #pragma once
 
 #include <atomic>
@@ -54,6 +57,7 @@ class Daemon : public io::RebalanceListener {
   // rewinds the consumer there.
   bool Abort(const std::string& why);
   Status Restore(Part& p, int64_t* lmdb_offset);
+  Status CatchUpFromChangelog(const std::string& topic, int32_t partition);
   std::string Prefix(const std::string& topic, int32_t partition) const;
   void Log(const std::string& line) const;
 

@@ -10,6 +10,7 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -211,6 +212,63 @@ TxnResult KafkaProducer::CommitTransaction(int timeout_ms) {
 
 TxnResult KafkaProducer::AbortTransaction(int timeout_ms) {
   return Classify(impl_->producer->abort_transaction(timeout_ms));
+}
+
+Status KafkaProducer::ProduceTo(const std::string& topic, int32_t partition, std::string_view key,
+                                std::optional<std::string_view> value) {
+  for (int attempt = 0;; ++attempt) {
+    RdKafka::ErrorCode err = impl_->producer->produce(
+        topic, partition, RdKafka::Producer::RK_MSG_COPY, value ? const_cast<char*>(value->data()) : nullptr,
+        value ? value->size() : 0, key.data(), key.size(), 0, nullptr, nullptr);
+    if (err == RdKafka::ERR_NO_ERROR) return Status::Ok();
+    if (err == RdKafka::ERR__QUEUE_FULL && attempt < 100) {
+      impl_->producer->poll(10);
+      continue;
+    }
+    return Status::IoError(fmt::format("produce to {}/{} failed: {}", topic, partition, RdKafka::err2str(err)));
+  }
+}
+
+Result<std::map<std::string, std::string>> ReadCompacted(const std::string& brokers, const std::string& topic,
+                                                         int32_t partition, const Properties& extra,
+                                                         int timeout_ms) {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  if (Status st = ApplyAll(conf.get(), extra); !st.ok()) return st;
+  Properties own = {{"bootstrap.servers", brokers},       {"group.id", "cepheus-restore"},
+                    {"enable.auto.commit", "false"},      {"enable.partition.eof", "true"},
+                    {"isolation.level", "read_committed"}, {"auto.offset.reset", "earliest"}};
+  if (Status st = ApplyAll(conf.get(), own); !st.ok()) return st;
+  std::string err;
+  std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf.get(), err));
+  if (!c) return Status::IoError(fmt::format("cannot create the restore consumer: {}", err));
+  std::vector<RdKafka::TopicPartition*> tps{
+      RdKafka::TopicPartition::create(topic, partition, RdKafka::Topic::OFFSET_BEGINNING)};
+  c->assign(tps);
+  RdKafka::TopicPartition::destroy(tps);
+  std::map<std::string, std::string> out;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      c->close();
+      return Status::IoError(fmt::format("restoring from {}/{} timed out", topic, partition));
+    }
+    std::unique_ptr<RdKafka::Message> m(c->consume(200));
+    if (m->err() == RdKafka::ERR__PARTITION_EOF) break;
+    if (m->err() == RdKafka::ERR__TIMED_OUT) continue;
+    if (m->err() != RdKafka::ERR_NO_ERROR) {
+      std::string why = m->errstr();
+      c->close();
+      return Status::IoError(fmt::format("restoring from {}/{}: {}", topic, partition, why));
+    }
+    std::string key = m->key() ? *m->key() : std::string();
+    if (m->payload() == nullptr) {
+      out.erase(key);
+    } else {
+      out[key] = std::string(static_cast<const char*>(m->payload()), m->len());
+    }
+  }
+  c->close();
+  return out;
 }
 
 int KafkaProducer::Poll(int timeout_ms) { return impl_->producer->poll(timeout_ms); }

@@ -149,7 +149,8 @@ def main():
         os.makedirs(f"{work}/broker")
         brokers = sh(BROKER, "start", f"{work}/broker").strip()
         for topic, parts in (("events", 4), ("alerts-golden", 1), ("alerts-faulty", 1),
-                             ("dead-golden", 1), ("dead-faulty", 1)):
+                             ("dead-golden", 1), ("dead-faulty", 1), ("golden-changelog", 4),
+                             ("faulty-changelog", 4)):
             sh(BROKER, "topic", f"{work}/broker", topic, str(parts))
         sh(cepheus, "gen", "--kafka", brokers, "--topic", "events", "--events", str(n_events), "--users", "2000",
            "--seed", str(seed), "--fraud-rate", "0.01", "--out-of-order", "2s")

@@ -85,6 +85,10 @@ class KafkaProducer {
   // partitioner). Fails when the local queue is full after waiting for it.
   Status Produce(const std::string& topic, std::string_view key, std::string_view value,
                  const Headers& headers = {});
+  // Queues one message to an explicit partition; a null value is a tombstone
+  // (a compacted topic's delete).
+  Status ProduceTo(const std::string& topic, int32_t partition, std::string_view key,
+                   std::optional<std::string_view> value);
   // Serves delivery reports; returns the number of failed deliveries seen.
   int Poll(int timeout_ms);
   Status Flush(int timeout_ms);
@@ -134,5 +138,13 @@ class KafkaConsumer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Reads one partition of a compacted topic from its start to its end
+// (read_committed: the end is the last stable offset), keeping the last value
+// of each key; tombstones remove the key. For restoring state from a
+// changelog.
+Result<std::map<std::string, std::string>> ReadCompacted(const std::string& brokers, const std::string& topic,
+                                                         int32_t partition, const Properties& extra,
+                                                         int timeout_ms);
 
 }  // namespace cepheus::io

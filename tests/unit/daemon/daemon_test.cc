@@ -59,11 +59,17 @@ std::multiset<std::string> ExpectedAlerts(const std::vector<engine::RawRecord>& 
   return want;
 }
 
-TEST_CASE("a daemon stopped and started again publishes every alert once, patterns spanning the restart included") {
+// Runs the generated events through a daemon stopped halfway and a second
+// one started after it; with `move`, the second has an empty state directory
+// of its own (another machine), so the state can only come from the changelog.
+void StopAndStartAgain(bool move) {
+  std::string name = move ? "cepheus-move" : "cepheus-restart";
   auto cluster = io::MockCluster::Create(1);
   REQUIRE(cluster.ok());
   std::string brokers = cluster.value()->bootstraps();
-  for (auto [t, n] : {std::pair{"events", 2}, {"alerts", 1}, {"dead", 1}}) REQUIRE(cluster.value()->CreateTopic(t, n).ok());
+  for (auto [t, n] : {std::pair<std::string, int>{"events", 2}, {"alerts", 1}, {"dead", 1}, {name + "-changelog", 2}}) {
+    REQUIRE(cluster.value()->CreateTopic(t, n).ok());
+  }
   // 3000 generated events, produced in two halves: the daemon is stopped
   // after the first and a new one started for the second.
   std::vector<std::string> lines;
@@ -86,18 +92,18 @@ TEST_CASE("a daemon stopped and started again publishes every alert once, patter
   auto config = daemon::DefaultConfig();
   config.rules_path = std::string(CEPHEUS_SOURCE_DIR) + "/rules";
   config.kafka.brokers = brokers;
-  config.kafka.group_id = "cepheus-restart";
+  config.kafka.group_id = name;
   // The mock cluster keeps a closed member until its session times out.
   config.kafka.consumer = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
   config.kafka.input_topics = {"events"};
   config.kafka.alerts_topic = "alerts";
   config.kafka.dead_letter_topic = "dead";
-  config.kafka.transactional_id = "cepheus-restart-" + std::to_string(::getpid());
+  config.kafka.transactional_id = name + "-" + std::to_string(::getpid());
   config.metrics.listen = "127.0.0.1:0";
   config.idle_timeout = 3600000;
   config.max_future_skew = 100LL * 365 * 86400000;
-  auto dir = std::filesystem::temp_directory_path() / ("cepheus-restart-" + std::to_string(::getpid()));
-  config.state.directory = dir.string();
+  auto dir = std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()));
+  config.state.directory = (dir / "first").string();
   DiagnosticSink diags;
   auto set = dsl::LoadRuleSet({config.rules_path}, &diags);
   REQUIRE(set.has_value());
@@ -106,6 +112,7 @@ TEST_CASE("a daemon stopped and started again publishes every alert once, patter
   uint64_t handled = 0, published = 0, restored_runs_seen = 0;
   for (uint64_t stop_after : {1500ULL, 3000ULL}) {
     produce(stop_after - 1500, stop_after);
+    if (stop_after == 3000 && move) config.state.directory = (dir / "second").string();
     std::atomic<bool> stop{false};
     daemon::Daemon d(config, rules);
     int exit_code = -1;
@@ -136,11 +143,21 @@ TEST_CASE("a daemon stopped and started again publishes every alert once, patter
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("a daemon stopped and started again publishes every alert once, patterns spanning the restart included") {
+  StopAndStartAgain(false);
+}
+
+TEST_CASE("a partition's partial matches follow it to a daemon with an empty state directory") {
+  StopAndStartAgain(true);
+}
+
 TEST_CASE("the daemon's alerts equal a per-partition replay of the same records") {
   auto cluster = io::MockCluster::Create(1);
   REQUIRE(cluster.ok());
   std::string brokers = cluster.value()->bootstraps();
-  for (auto [t, n] : {std::pair{"events", 3}, {"alerts", 1}, {"dead", 1}}) REQUIRE(cluster.value()->CreateTopic(t, n).ok());
+  for (auto [t, n] : {std::pair{"events", 3}, {"alerts", 1}, {"dead", 1}, {"cepheus-test-changelog", 3}}) {
+    REQUIRE(cluster.value()->CreateTopic(t, n).ok());
+  }
 
   daemon::GenCommandOptions g;
   g.events = 4000;
