@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Exactly-once under kill -9, against a real Kafka broker.
 
-    eos_kill_test.py CEPHEUS RULES [--events N] [--kills K] [--seed S]
+    eos_kill_test.py CEPHEUS RULES [--events N] [--kills K] [--seed S] [--two-daemons]
 
 Starts a broker (tests/kafka/broker.sh), produces N generated events, and runs
 `cepheus run` twice over them, each with its own consumer group, alerts topic
@@ -11,6 +11,11 @@ and state directory:
   faulty: a daemon killed with SIGKILL K times at random moments (mid-batch,
           mid-transaction, wherever the clock falls), restarted each time,
           then left to finish.
+
+With --two-daemons the faulty run is instead two daemons in one consumer
+group, each with its own state directory: A starts, B joins (partitions move to
+it with their partial matches, through the changelog), then A is killed with
+SIGKILL and B takes every partition, restoring A's from the changelog.
 
 Then it reads both alerts topics with isolation.level=read_committed and
 compares them as multisets of alert ids: 0 missing and 0 duplicates, or fail.
@@ -57,7 +62,9 @@ def evaluated(port):
     return None
 
 
-def write_config(path, work, name, brokers, rules, port):
+def write_config(path, work, name, brokers, rules, port, group=None, member=None):
+    group = group or name
+    member = member or name
     with open(path, "w") as f:
         f.write(f"""rules:
   path: {rules}
@@ -67,14 +74,16 @@ events:
   max_future_skew: 36500d
 kafka:
   brokers: {brokers}
-  group_id: {name}
+  group_id: {group}
   input_topics: [events]
-  alerts_topic: alerts-{name}
-  dead_letter_topic: dead-{name}
-  transactional_id: {name}
+  alerts_topic: alerts-{group}
+  dead_letter_topic: dead-{group}
+  transactional_id: {member}
   consumer:
-    group.instance.id: {name}-1   # static membership: a restarted daemon takes its partitions back at once
+    group.instance.id: {member}-1   # static membership: a restarted daemon takes its partitions back at once
     session.timeout.ms: "10000"
+  producer:
+    transaction.timeout.ms: "10000"   # a killed daemon's open transaction is aborted within 10 s
 state:
   directory: {work}/state-{name}
   map_size: 64MiB
@@ -171,13 +180,35 @@ def main():
             print(f"eos: metrics: {p}")
 
         t2 = time.time()
+        if "--two-daemons" in args:
+            ports["b"] = free_port()
+            write_config(f"{work}/a.yaml", work, "faulty-a", brokers, rules, ports["faulty"], "faulty", "faulty-a")
+            write_config(f"{work}/b.yaml", work, "faulty-b", brokers, rules, ports["b"], "faulty", "faulty-b")
+            a = start(cepheus, f"{work}/a.yaml", log)
+            time.sleep(rng.uniform(3.0, 5.0))
+            b = start(cepheus, f"{work}/b.yaml", log)
+            print(f"eos: daemon B joined after {time.time() - t2:.1f} s", flush=True)
+            time.sleep(rng.uniform(3.0, 5.0))
+            a.kill()
+            a.wait()
+            print(f"eos: daemon A killed with SIGKILL after {time.time() - t2:.1f} s", flush=True)
+            last, last_change = -1, time.time()
+            while time.time() - last_change < 25 and time.time() - t2 < 300:
+                time.sleep(1)
+                n = evaluated(ports["b"])
+                if n is not None and n != last:
+                    last, last_change = n, time.time()
+            b.send_signal(signal.SIGTERM)
+            code = b.wait(timeout=60)
+            kills = 0
         for k in range(kills):
             proc = start(cepheus, f"{work}/faulty.yaml", log)
             time.sleep(rng.uniform(1.0, 4.0))
             proc.kill()  # SIGKILL: no commit, no flush, no close
             proc.wait()
             print(f"eos: kill -9 #{k + 1} after {time.time() - t2:.1f} s", flush=True)
-        code, _ = run_until_idle(cepheus, f"{work}/faulty.yaml", ports["faulty"], log, 10 ** 12, timeout=300)
+        if kills > 0:
+            code, _ = run_until_idle(cepheus, f"{work}/faulty.yaml", ports["faulty"], log, 10 ** 12, timeout=300)
         print(f"eos: faulty run finished in {time.time() - t2:.1f} s, exit {code}", flush=True)
 
         golden = read_alerts(work, "alerts-golden")
@@ -190,11 +221,13 @@ def main():
         log.close()
         text = open(f"{work}/daemons.log").read()
         restored = len(re.findall(r"assigned events/\d+: [1-9]\d* runs restored", text))
+        from_log = len(re.findall(r"state restored from the changelog", text))
+        print(f"eos: {from_log} partition restores from the changelog")
         caught_up = len(re.findall(r"already published", text))
         print(f"eos: restarts restored runs on {restored} partitions; {caught_up} partitions caught up after a "
               "crash between the Kafka and the LMDB commit")
         ok = (code == 0 and len(golden) > 0 and missing == 0 and duplicates == 0 and restored > 0
-              and not problems)
+              and not problems and ("--two-daemons" not in args or from_log > 0))
     finally:
         subprocess.run([BROKER, "stop", f"{work}/broker"], capture_output=True)
         if ok:
