@@ -27,6 +27,7 @@ int RunGen(const GenCommandOptions& o) {
     return 2;
   }
   g.out_of_order = *d;
+  g.malformed_rate = o.malformed;
   if (!o.kafka.empty()) {
     auto producer = io::KafkaProducer::Create(o.kafka, {});
     if (!producer.ok()) {
@@ -49,8 +50,8 @@ int RunGen(const GenCommandOptions& o) {
                 << "\n";
       return 1;
     }
-    std::cerr << fmt::format("gen: {} events produced to {}, {} fraud incidents planted\n", s.events, o.topic,
-                             s.incidents);
+    std::cerr << fmt::format("gen: {} events produced to {}, {} fraud incidents planted, {} malformed records\n",
+                             s.events, o.topic, s.incidents, s.malformed);
     return 0;
   }
   static char buf[1 << 16];
@@ -60,7 +61,8 @@ int RunGen(const GenCommandOptions& o) {
     std::fputc('\n', stdout);
   });
   std::fflush(stdout);
-  std::cerr << fmt::format("gen: {} events, {} fraud incidents planted\n", s.events, s.incidents);
+  std::cerr << fmt::format("gen: {} events, {} fraud incidents planted, {} malformed records\n", s.events,
+                           s.incidents, s.malformed);
   return 0;
 }
 

@@ -38,6 +38,7 @@ struct GenCommandOptions {
   unsigned long long seed = 1;
   double fraud_rate = 0.01;
   std::string out_of_order = "0ms";
+  double malformed = 0;
   std::string kafka;  // brokers: produce to `topic` instead of printing
   std::string topic = "events";
   std::string key_field = "user_id";

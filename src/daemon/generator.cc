@@ -425,6 +425,25 @@ class Generator {
     out.push_back('}');
     if (e.normal_payment) Remember(e);
     emit_(out);
+    if (options_.malformed_rate > 0) MaybeMalformed(out);
+  }
+
+  // Bad input for tests: drawn from its own generator, so the good events do
+  // not change with the rate.
+  void MaybeMalformed(const std::string& last) {
+    auto unit = [&] { return static_cast<double>(bad_rng_() >> 11) * 0x1.0p-53; };
+    if (unit() >= options_.malformed_rate) return;
+    ++stats_.malformed;
+    std::string bad;
+    switch (bad_rng_() % 6) {
+      case 0: bad = last.substr(0, last.size() / 2); break;                     // truncated
+      case 1: bad = "[" + last + "]"; break;                                     // not an object
+      case 2: bad = R"({"ts":1700000000000,"user_id":"u1"})"; break;            // no type
+      case 3: bad = R"({"type":"order","ts":"yesterday","user_id":"u1"})"; break;  // bad time
+      case 4: bad = std::string("{\"type\":\"order\",\"ts\":1,\"user_id\":\"u\xff\xfe\"}"); break;  // bad UTF-8
+      default: bad = std::string("{\"type\":\"order\",\0\"ts\":1}", 21); break;  // NUL byte
+    }
+    emit_(bad);
   }
 
   void Remember(const Event& payment) {
@@ -438,6 +457,7 @@ class Generator {
 
   const GenOptions& options_;
   const std::function<void(std::string_view)>& emit_;
+  std::mt19937_64 bad_rng_{options_.seed ^ 0x6d616c666f726d65ULL};
   std::mt19937_64 rng_;
   int64_t users_ = 1;
   Millis mean_gap_ = 0;

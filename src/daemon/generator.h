@@ -29,6 +29,10 @@ struct GenOptions {
   Millis out_of_order = 0;           // emit some events up to this much late
   Millis start = 1700000000000;      // event time of the first event
   Millis mean_gap = 50;              // mean event-time gap between events
+  // After each event, with this probability, one malformed record is emitted
+  // too (truncated JSON, not an object, no type, a bad time, invalid UTF-8,
+  // a NUL byte). The events themselves are the same as without it.
+  double malformed_rate = 0;
   // When set and true, generation stops early (checked before each event).
   const std::atomic<bool>* stop = nullptr;
 };
@@ -36,6 +40,7 @@ struct GenOptions {
 struct GenStats {
   int64_t events = 0;
   int64_t incidents = 0;  // fraud incidents planted
+  int64_t malformed = 0;  // malformed records emitted (not counted in events)
 };
 
 // Calls `emit` once per event, with one JSON object (no newline), in emission

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Exactly-once under kill -9, against a real Kafka broker.
 
-    eos_kill_test.py CEPHEUS RULES [--events N] [--kills K] [--seed S] [--two-daemons]
+    eos_kill_test.py CEPHEUS RULES [--events N] [--kills K] [--seed S] [--two-daemons] [--malformed]
 
 Starts a broker (tests/kafka/broker.sh), produces N generated events, and runs
 `cepheus run` twice over them, each with its own consumer group, alerts topic
@@ -16,6 +16,12 @@ With --two-daemons the faulty run is instead two daemons in one consumer
 group, each with its own state directory: A starts, B joins (partitions move to
 it with their partial matches, through the changelog), then A is killed with
 SIGKILL and B takes every partition, restoring A's from the changelog.
+
+With --malformed the faulty run reads another topic holding the same events
+plus 1 % malformed records between them (no kill): every malformed record must
+land in the dead-letter topic and the alerts must be those of the clean run
+(compared by rule, key, reason and bound event ids, since the records' offsets
+differ).
 
 Then it reads both alerts topics with isolation.level=read_committed and
 compares them as multisets of alert ids: 0 missing and 0 duplicates, or fail.
@@ -62,7 +68,7 @@ def evaluated(port):
     return None
 
 
-def write_config(path, work, name, brokers, rules, port, group=None, member=None):
+def write_config(path, work, name, brokers, rules, port, group=None, member=None, topic="events"):
     group = group or name
     member = member or name
     with open(path, "w") as f:
@@ -75,7 +81,7 @@ events:
 kafka:
   brokers: {brokers}
   group_id: {group}
-  input_topics: [events]
+  input_topics: [{topic}]
   alerts_topic: alerts-{group}
   dead_letter_topic: dead-{group}
   transactional_id: {member}
@@ -137,12 +143,25 @@ def run_until_idle(cepheus, config, port, log, expected, timeout=300, lint=None)
     return code, last
 
 
-def read_alerts(work, topic):
-    """Every committed alert of `topic` (the consumer stops after 10 s without a message)."""
+def read_topic(work, topic):
+    """Every committed record of `topic` (the consumer stops after 10 s without a message)."""
     env = dict(os.environ, CEPHEUS_KAFKA_CONSUME_TIMEOUT="10")
     p = subprocess.run([BROKER, "consume", f"{work}/broker", topic, str(10 ** 9), "--read-committed"],
-                       capture_output=True, text=True, env=env)
-    return [json.loads(l)["alert_id"] for l in p.stdout.splitlines() if l.strip()]
+                       capture_output=True, env=env)
+    return [l for l in p.stdout.split(b"\n") if l.strip()]
+
+
+def read_alerts(work, topic, by_content=False):
+    """Alert ids, or (rule, key, reason, bound event ids) with `by_content`."""
+    out = []
+    for line in read_topic(work, topic):
+        a = json.loads(line)
+        if by_content:
+            out.append((a["rule"], a["key"], a["reason"],
+                        tuple(sorted((n, tuple(e.get("id") for e in evs)) for n, evs in a["events"].items()))))
+        else:
+            out.append(a["alert_id"])
+    return out
 
 
 def main():
@@ -157,12 +176,19 @@ def main():
         t0 = time.time()
         os.makedirs(f"{work}/broker")
         brokers = sh(BROKER, "start", f"{work}/broker").strip()
-        for topic, parts in (("events", 4), ("alerts-golden", 1), ("alerts-faulty", 1),
+        for topic, parts in (("events", 4), ("events-dirty", 4), ("alerts-golden", 1), ("alerts-faulty", 1),
                              ("dead-golden", 1), ("dead-faulty", 1), ("golden-changelog", 4),
                              ("faulty-changelog", 4)):
             sh(BROKER, "topic", f"{work}/broker", topic, str(parts))
         sh(cepheus, "gen", "--kafka", brokers, "--topic", "events", "--events", str(n_events), "--users", "2000",
            "--seed", str(seed), "--fraud-rate", "0.01", "--out-of-order", "2s")
+        malformed = 0
+        if "--malformed" in args:
+            p = subprocess.run([cepheus, "gen", "--kafka", brokers, "--topic", "events-dirty", "--events",
+                                str(n_events), "--users", "2000", "--seed", str(seed), "--fraud-rate", "0.01",
+                                "--out-of-order", "2s", "--malformed", "0.01"],
+                               check=True, capture_output=True, text=True)
+            malformed = int(re.search(r"(\d+) malformed records", p.stderr).group(1))
         print(f"eos: broker up and {n_events} events produced in {time.time() - t0:.1f} s", flush=True)
 
         log = open(f"{work}/daemons.log", "w")
@@ -180,6 +206,12 @@ def main():
             print(f"eos: metrics: {p}")
 
         t2 = time.time()
+        if "--malformed" in args:
+            write_config(f"{work}/faulty.yaml", work, "faulty", brokers, rules, ports["faulty"],
+                         topic="events-dirty")
+            code, _ = run_until_idle(cepheus, f"{work}/faulty.yaml", ports["faulty"], log,
+                                     n_events + malformed, timeout=300)
+            kills = 0
         if "--two-daemons" in args:
             ports["b"] = free_port()
             write_config(f"{work}/a.yaml", work, "faulty-a", brokers, rules, ports["faulty"], "faulty", "faulty-a")
@@ -211,8 +243,12 @@ def main():
             code, _ = run_until_idle(cepheus, f"{work}/faulty.yaml", ports["faulty"], log, 10 ** 12, timeout=300)
         print(f"eos: faulty run finished in {time.time() - t2:.1f} s, exit {code}", flush=True)
 
-        golden = read_alerts(work, "alerts-golden")
-        faulty = read_alerts(work, "alerts-faulty")
+        by_content = "--malformed" in args
+        golden = read_alerts(work, "alerts-golden", by_content)
+        faulty = read_alerts(work, "alerts-faulty", by_content)
+        dead = len(read_topic(work, "dead-faulty")) if by_content else 0
+        if by_content:
+            print(f"eos: {malformed} malformed records produced, {dead} in the dead-letter topic")
         from collections import Counter
         g, f = Counter(golden), Counter(faulty)
         missing = sum((g - f).values())
@@ -227,7 +263,11 @@ def main():
         print(f"eos: restarts restored runs on {restored} partitions; {caught_up} partitions caught up after a "
               "crash between the Kafka and the LMDB commit")
         ok = (code == 0 and len(golden) > 0 and missing == 0 and duplicates == 0 and restored > 0
-              and not problems and ("--two-daemons" not in args or from_log > 0))
+              and not problems and ("--two-daemons" not in args or from_log > 0)
+              and dead == malformed)
+        if by_content:
+            ok = ok or (code == 0 and len(golden) > 0 and missing == 0 and duplicates == 0 and not problems
+                        and dead == malformed)
     finally:
         subprocess.run([BROKER, "stop", f"{work}/broker"], capture_output=True)
         if ok:
