@@ -2,6 +2,7 @@
 """Exactly-once under kill -9, against a real Kafka broker.
 
     eos_kill_test.py CEPHEUS RULES [--events N] [--kills K] [--seed S] [--two-daemons] [--malformed]
+    eos_kill_test.py CEPHEUS RULES --vs-replay [--events N] [--seed S]
 
 Starts a broker (tests/kafka/broker.sh), produces N generated events, and runs
 `cepheus run` twice over them, each with its own consumer group, alerts topic
@@ -22,6 +23,12 @@ plus 1 % malformed records between them (no kill): every malformed record must
 land in the dead-letter topic and the alerts must be those of the clean run
 (compared by rule, key, reason and bound event ids, since the records' offsets
 differ).
+
+With --vs-replay there is no fault: the daemon reads a one-partition topic
+(so its watermark is replay's), with a short idle timeout so the windows still
+open at the end close as replay's end of input closes them, and its alerts
+must equal `cepheus replay` over the same generated file (by rule, key,
+reason and bound event ids: positions, hence alert ids, differ).
 
 Then it reads both alerts topics with isolation.level=read_committed and
 compares them as multisets of alert ids: 0 missing and 0 duplicates, or fail.
@@ -68,7 +75,8 @@ def evaluated(port):
     return None
 
 
-def write_config(path, work, name, brokers, rules, port, group=None, member=None, topic="events"):
+def write_config(path, work, name, brokers, rules, port, group=None, member=None, topic="events",
+                 idle="1d"):
     group = group or name
     member = member or name
     with open(path, "w") as f:
@@ -76,7 +84,7 @@ def write_config(path, work, name, brokers, rules, port, group=None, member=None
   path: {rules}
 events:
   out_of_order: 2s
-  idle_timeout: 1d          # no wall-clock watermark: the output depends on the input only
+  idle_timeout: {idle}          # 1d: no wall-clock watermark, the output depends on the input only
   max_future_skew: 36500d
 kafka:
   brokers: {brokers}
@@ -151,17 +159,14 @@ def read_topic(work, topic):
     return [l for l in p.stdout.split(b"\n") if l.strip()]
 
 
+def reduce_alert(a):
+    return (a["rule"], a["key"], a["reason"],
+            tuple(sorted((n, tuple(e.get("id") for e in evs)) for n, evs in a["events"].items())))
+
+
 def read_alerts(work, topic, by_content=False):
     """Alert ids, or (rule, key, reason, bound event ids) with `by_content`."""
-    out = []
-    for line in read_topic(work, topic):
-        a = json.loads(line)
-        if by_content:
-            out.append((a["rule"], a["key"], a["reason"],
-                        tuple(sorted((n, tuple(e.get("id") for e in evs)) for n, evs in a["events"].items()))))
-        else:
-            out.append(a["alert_id"])
-    return out
+    return [reduce_alert(json.loads(l)) if by_content else json.loads(l)["alert_id"] for l in read_topic(work, topic)]
 
 
 def main():
@@ -176,12 +181,22 @@ def main():
         t0 = time.time()
         os.makedirs(f"{work}/broker")
         brokers = sh(BROKER, "start", f"{work}/broker").strip()
-        for topic, parts in (("events", 4), ("events-dirty", 4), ("alerts-golden", 1), ("alerts-faulty", 1),
+        for topic, parts in (("events", 4), ("events-dirty", 4), ("events-one", 1), ("alerts-golden", 1), ("alerts-faulty", 1),
                              ("dead-golden", 1), ("dead-faulty", 1), ("golden-changelog", 4),
                              ("faulty-changelog", 4)):
             sh(BROKER, "topic", f"{work}/broker", topic, str(parts))
         sh(cepheus, "gen", "--kafka", brokers, "--topic", "events", "--events", str(n_events), "--users", "2000",
            "--seed", str(seed), "--fraud-rate", "0.01", "--out-of-order", "2s")
+        if "--vs-replay" in args:
+            gen_args = [cepheus, "gen", "--events", str(n_events), "--users", "2000", "--seed", str(seed),
+                        "--fraud-rate", "0.01", "--out-of-order", "2s"]
+            subprocess.run(gen_args[:1] + ["gen", "--kafka", brokers, "--topic", "events-one"] + gen_args[2:],
+                           check=True, capture_output=True)
+            with open(f"{work}/events.jsonl", "w") as f:
+                subprocess.run(gen_args, check=True, stdout=f, stderr=subprocess.DEVNULL)
+            replay = subprocess.run([cepheus, "replay", "--rules", rules, "--events", f"{work}/events.jsonl",
+                                     "--out-of-order", "2s", "--quiet"], check=True, capture_output=True)
+            replayed = [l for l in replay.stdout.split(b"\n") if l.strip()]
         malformed = 0
         if "--malformed" in args:
             p = subprocess.run([cepheus, "gen", "--kafka", brokers, "--topic", "events-dirty", "--events",
@@ -206,6 +221,17 @@ def main():
             print(f"eos: metrics: {p}")
 
         t2 = time.time()
+        if "--vs-replay" in args:
+            write_config(f"{work}/faulty.yaml", work, "faulty", brokers, rules, ports["faulty"],
+                         topic="events-one", idle="2s")
+            proc = start(cepheus, f"{work}/faulty.yaml", log)
+            deadline = time.time() + 300
+            while time.time() < deadline and (evaluated(ports["faulty"]) or 0) < n_events:
+                time.sleep(1)
+            time.sleep(8)  # the idle timeout moves the watermark to the wall clock: every window closes
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=60)
+            kills = 0
         if "--malformed" in args:
             write_config(f"{work}/faulty.yaml", work, "faulty", brokers, rules, ports["faulty"],
                          topic="events-dirty")
@@ -243,8 +269,10 @@ def main():
             code, _ = run_until_idle(cepheus, f"{work}/faulty.yaml", ports["faulty"], log, 10 ** 12, timeout=300)
         print(f"eos: faulty run finished in {time.time() - t2:.1f} s, exit {code}", flush=True)
 
-        by_content = "--malformed" in args
+        by_content = "--malformed" in args or "--vs-replay" in args
         golden = read_alerts(work, "alerts-golden", by_content)
+        if "--vs-replay" in args:
+            golden = [reduce_alert(json.loads(l)) for l in replayed]  # the reference is replay, not a daemon
         faulty = read_alerts(work, "alerts-faulty", by_content)
         dead = len(read_topic(work, "dead-faulty")) if by_content else 0
         if by_content:
@@ -265,6 +293,9 @@ def main():
         ok = (code == 0 and len(golden) > 0 and missing == 0 and duplicates == 0 and restored > 0
               and not problems and ("--two-daemons" not in args or from_log > 0)
               and dead == malformed)
+        if "--vs-replay" in args:
+            absences = sum(1 for a in golden if a[2] == "absence")
+            print(f"eos: replay gave {len(golden)} alerts ({absences} by absence)")
         if by_content:
             ok = ok or (code == 0 and len(golden) > 0 and missing == 0 and duplicates == 0 and not problems
                         and dead == malformed)
