@@ -1,5 +1,7 @@
 // `cepheus gen` and `cepheus version`.
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -36,8 +38,14 @@ int RunGen(const GenCommandOptions& o) {
     }
     simdjson::dom::parser parser;
     Status failed;
+    auto started = std::chrono::steady_clock::now();
+    uint64_t n = 0;
     GenStats s = GenerateEvents(g, [&](std::string_view line) {
       if (!failed.ok()) return;
+      if (o.rate > 0) {
+        std::this_thread::sleep_until(started + std::chrono::microseconds(++n * 1000000 / o.rate));
+        producer.value()->Poll(0);
+      }
       std::string key;
       simdjson::dom::element doc;
       std::string_view k;

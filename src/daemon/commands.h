@@ -39,6 +39,7 @@ struct GenCommandOptions {
   double fraud_rate = 0.01;
   std::string out_of_order = "0ms";
   double malformed = 0;
+  int rate = 0;  // with --kafka: events per second, 0 for as fast as possible
   std::string kafka;  // brokers: produce to `topic` instead of printing
   std::string topic = "events";
   std::string key_field = "user_id";

@@ -232,7 +232,7 @@ void Daemon::Publish(Part& p, int64_t offset, Millis source_time) {
       return;
     }
     ++alerts_published_;
-    if (source_time > 0) metrics_->ObserveEventToAlert(static_cast<double>(WallMs() - source_time) / 1000.0);
+    if (source_time > 0) uncommitted_alert_times_.push_back(source_time);
   }
   if (!config_.kafka.late_topic.empty() && !replaying) {
     for (const auto& l : p.sink.late) (void)producer_->Produce(config_.kafka.late_topic, "", l);
@@ -313,6 +313,10 @@ bool Daemon::Commit() {
   }
   ++commits_;
   dirty_ = false;
+  // An alert counts from its record's Kafka time to its commit.
+  Millis now = WallMs();
+  for (Millis t : uncommitted_alert_times_) metrics_->ObserveEventToAlert(static_cast<double>(now - t) / 1000.0);
+  uncommitted_alert_times_.clear();
   metrics_->ObserveStateCommit(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   metrics_->SetStateBytes(store_->used_bytes());
   if (io::TxnResult b = producer_->BeginTransaction(); !b.ok()) {
@@ -333,6 +337,7 @@ bool Daemon::Abort(const std::string& why) {
     return false;
   }
   store_->Rollback();
+  uncommitted_alert_times_.clear();
   for (auto& [key, p] : parts_) {
     int64_t lmdb_offset = -1;
     if (Status st = Restore(*p, &lmdb_offset); !st.ok()) {

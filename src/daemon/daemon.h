@@ -73,6 +73,7 @@ class Daemon : public io::RebalanceListener {
   uint64_t alerts_published_ = 0;
   std::atomic<uint64_t> records_handled_{0};
   uint64_t restored_runs_ = 0;
+  std::vector<Millis> uncommitted_alert_times_;  // Kafka times of the records behind this batch's alerts
   uint64_t commits_ = 0;
   uint64_t aborts_ = 0;
 };

@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
   gen->add_option("--out-of-order", g.out_of_order, "Emit some events up to this late, e.g. 5s");
   gen->add_option("--malformed", g.malformed, "Also emit this fraction of malformed records (for tests)")
       ->check(CLI::Range(0.0, 1.0));
+  gen->add_option("--rate", g.rate, "With --kafka: events per second (0: as fast as possible)")
+      ->check(CLI::Range(0, 10000000));
   gen->add_option("--kafka", g.kafka, "Produce to Kafka at these brokers instead of printing");
   gen->add_option("--topic", g.topic, "Topic to produce to (with --kafka)");
   gen->add_option("--key", g.key_field, "Event field used as the message key (with --kafka)");

@@ -86,10 +86,11 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
   i.keys = &BuildGauge().Name("cepheus_keys_active").Help("Keys holding state.").Register(reg).Add({});
   i.event_to_alert = &BuildHistogram()
                           .Name("cepheus_event_to_alert_seconds")
-                          .Help("From a message's Kafka time to its alert being published.")
+                          .Help("From a message's Kafka time to its alert being committed (published).")
                           .Register(reg)
-                          .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                                           0.25, 0.5, 1, 2.5, 5, 10});
+                          .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.002, 0.005, 0.01, 0.02, 0.035,
+                                                                           0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5,
+                                                                           1, 2, 5, 10});
   i.watermark_lag = &BuildGauge()
                          .Name("cepheus_watermark_lag_seconds")
                          .Help("Wall clock minus the partition's watermark.")

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Daemon benchmark against a real Kafka broker (tests/kafka/broker.sh).
+
+    tests/bench/daemon_bench.py CEPHEUS RULES [--events N]
+
+Full speed: N events are produced first, then one daemon reads them all with
+every rule in RULES; the figure is events per second of daemon CPU time
+(user + system, from /proc, between its first and its last record).
+Half load: the events are produced at half the full-speed rate while the
+daemon runs; the figures are the p50 and p99 of cepheus_event_to_alert_seconds
+(a record's Kafka time to its alert's commit), read from the daemon's
+histogram like Prometheus' histogram_quantile does. Full-speed latencies are
+printed too (they include the time the records waited in the topic).
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BROKER = os.path.join(HERE, "..", "kafka", "broker.sh")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def scrape(port):
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return ""
+
+
+def records(text):
+    m = re.search(r"^cepheus_records_read_total (\S+)", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def quantile(text, q):
+    buckets = [(float("inf") if le == "+Inf" else float(le), float(v)) for le, v in
+               re.findall(r'^cepheus_event_to_alert_seconds_bucket\{le="([^"]+)"\} (\S+)', text, re.M)]
+    buckets.sort()
+    if not buckets or buckets[-1][1] == 0:
+        return float("nan")
+    rank, prev_le, prev_n = q * buckets[-1][1], 0.0, 0.0
+    for le, n in buckets:
+        if n >= rank:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * (rank - prev_n) / max(n - prev_n, 1e-9)
+        prev_le, prev_n = le, n
+    return prev_le
+
+
+def config(work, name, brokers, rules, port, topic):
+    path = f"{work}/{name}.yaml"
+    with open(path, "w") as f:
+        f.write(f"""rules: {{path: {rules}}}
+events: {{out_of_order: 2s, idle_timeout: 1d, max_future_skew: 36500d}}
+kafka:
+  brokers: {brokers}
+  group_id: {name}
+  input_topics: [{topic}]
+  alerts_topic: alerts
+  dead_letter_topic: dead
+  transactional_id: {name}
+state: {{directory: {work}/state-{name}, commit_interval: 100ms}}
+metrics: {{listen: "127.0.0.1:{port}"}}
+""")
+    return path
+
+
+def run(cepheus, cfg, port, expected, producer=None):
+    proc = subprocess.Popen([cepheus, "run", "--config", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = last = None
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        time.sleep(0.2)
+        n = records(scrape(port))
+        if first is None and n > 0:
+            first = (time.time(), cpu_seconds(proc.pid), n)
+        if n >= expected:
+            last = (time.time(), cpu_seconds(proc.pid), n)
+            break
+    time.sleep(1.0)  # one more commit, one more metrics update
+    text = scrape(port)
+    if producer is not None:
+        producer.wait()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    return first, last, text
+
+
+def main():
+    args = sys.argv[1:]
+    cepheus, rules = os.path.abspath(args[0]), os.path.abspath(args[1])
+    n = int(args[args.index("--events") + 1]) if "--events" in args else 200000
+    work = tempfile.mkdtemp(prefix="cepheus-bench-")
+    try:
+        os.makedirs(f"{work}/broker")
+        brokers = subprocess.run([BROKER, "start", f"{work}/broker"], check=True, capture_output=True,
+                                 text=True).stdout.strip()
+        for topic, parts in (("events", 4), ("events-half", 4), ("alerts", 1), ("dead", 1),
+                             ("full-changelog", 4), ("half-changelog", 4)):
+            subprocess.run([BROKER, "topic", f"{work}/broker", topic, str(parts)], check=True, capture_output=True)
+        gen = [cepheus, "gen", "--events", str(n), "--users", "100000", "--seed", "42", "--fraud-rate", "0.002",
+               "--out-of-order", "2s", "--kafka", brokers]
+        subprocess.run(gen + ["--topic", "events"], check=True, capture_output=True)
+
+        port = free_port()
+        first, last, text = run(cepheus, config(work, "full", brokers, rules, port, "events"), port, n)
+        if first is None or last is None:
+            raise SystemExit("the full-speed run did not read every event")
+        cpu = last[1] - first[1]
+        wall = last[0] - first[0]
+        per_cpu = (last[2] - first[2]) / max(cpu, 1e-9)
+        per_wall = (last[2] - first[2]) / max(wall, 1e-9)
+        print(f"full speed:  {per_cpu:,.0f} events per daemon CPU-second; {per_wall:,.0f} events/s wall; "
+              f"latency p50 {quantile(text, 0.5) * 1000:.0f} ms, p99 {quantile(text, 0.99) * 1000:.0f} ms "
+              "(backlog included)")
+
+        rate = max(1, int(per_wall / 2))
+        port = free_port()
+        producer = subprocess.Popen(gen + ["--topic", "events-half", "--rate", str(rate)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        first, last, text = run(cepheus, config(work, "half", brokers, rules, port, "events-half"), port, n,
+                                producer)
+        print(f"half load:   {rate:,} events/s produced; latency p50 {quantile(text, 0.5) * 1000:.1f} ms, "
+              f"p99 {quantile(text, 0.99) * 1000:.1f} ms (record's Kafka time to its alert's commit)")
+    finally:
+        subprocess.run([BROKER, "stop", f"{work}/broker"], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
