@@ -126,6 +126,7 @@ Status Daemon::Start() {
                                      config_.kafka.consumer, this);
   if (!c.ok()) return c.status();
   consumer_ = std::move(c).value();
+  started_ = true;
   return Status::Ok();
 }
 
@@ -149,14 +150,12 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset) {
 // holds a newer offset record than LMDB (the partition was processed by
 // another daemon, or this one crashed between the Kafka and the LMDB commit),
 // the partition's keys in LMDB are replaced by the changelog's.
-Status Daemon::CatchUpFromChangelog(const std::string& topic, int32_t partition) {
+Status Daemon::CatchUpFromChangelog(const std::string& topic, int32_t partition,
+                                    const std::map<std::string, std::string>& log) {
   std::string prefix = Prefix(topic, partition);
-  auto log = io::ReadCompacted(config_.kafka.brokers, config_.kafka.changelog_topic, partition,
-                               config_.kafka.consumer, 120000);
-  if (!log.ok()) return log.status();
   auto offset_of = [](const std::string& v) { return v.empty() ? -1LL : std::stoll(v); };
-  auto in_log = log.value().find(prefix + "offset");
-  if (in_log == log.value().end()) return Status::Ok();  // the changelog knows nothing newer
+  auto in_log = log.find(prefix + "offset");
+  if (in_log == log.end()) return Status::Ok();  // the changelog knows nothing newer
   int64_t log_offset = offset_of(in_log->second);
   int64_t local_offset = -1;
   std::vector<std::string> local_keys;
@@ -168,7 +167,7 @@ Status Daemon::CatchUpFromChangelog(const std::string& topic, int32_t partition)
   if (local_offset >= log_offset) return Status::Ok();
   for (const auto& k : local_keys) (void)store_->Delete(k);
   size_t n = 0;
-  for (const auto& [k, v] : log.value()) {
+  for (const auto& [k, v] : log) {
     if (k.compare(0, prefix.size(), prefix) != 0) continue;
     (void)store_->Put(k, v);
     ++n;
@@ -183,9 +182,19 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
   // LMDB may hold staged changes of partitions we keep: commit them first, so
   // a restore below commits nothing but itself (Kafka Streams does the same).
   if (dirty_ && !fatal_ && !Commit()) fatal_ = true;
+  std::vector<int32_t> numbers;
+  for (const auto& tp : committed) numbers.push_back(tp.partition);
+  auto logs = io::ReadCompacted(config_.kafka.brokers, config_.kafka.changelog_topic, numbers,
+                                config_.kafka.consumer, 120000);
+  if (!logs.ok()) {
+    Log("cannot read the changelog: " + logs.status().message());
+    fatal_ = true;
+  }
   std::vector<int64_t> start;
   for (const auto& tp : committed) {
-    if (Status st = CatchUpFromChangelog(tp.topic, tp.partition); !st.ok()) {
+    static const std::map<std::string, std::string> kNone;
+    const auto& log = logs.ok() ? logs.value()[tp.partition] : kNone;
+    if (Status st = CatchUpFromChangelog(tp.topic, tp.partition, log); !st.ok()) {
       Log(fmt::format("{}/{}: cannot restore from the changelog: {}", tp.topic, tp.partition, st.message()));
       fatal_ = true;
     }
@@ -233,6 +242,7 @@ void Daemon::Publish(Part& p, int64_t offset, Millis source_time) {
     }
     ++alerts_published_;
     if (source_time > 0) uncommitted_alert_times_.push_back(source_time);
+    if (on_alert_) on_alert_(a);
   }
   if (!config_.kafka.late_topic.empty() && !replaying) {
     for (const auto& l : p.sink.late) (void)producer_->Produce(config_.kafka.late_topic, "", l);
@@ -260,6 +270,7 @@ void Daemon::Handle(engine::RawRecord& r) {
   }
   if (!reason.empty()) {
     metrics_->CountMalformed(1);
+    ++malformed_;
     if (r.pos.offset < p.suppress_until) return;
     Status st = producer_->Produce(config_.kafka.dead_letter_topic, "", r.payload,
                                    {{"cepheus.error", reason},
@@ -358,9 +369,11 @@ bool Daemon::Abort(const std::string& why) {
 }
 
 int Daemon::Run(const std::atomic<bool>& stop) {
-  if (Status st = Start(); !st.ok()) {
-    Log("cannot start: " + st.message());
-    return 1;
+  if (!started_) {
+    if (Status st = Start(); !st.ok()) {
+      Log("cannot start: " + st.message());
+      return 1;
+    }
   }
   Log("running");
   auto next_commit = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.state.commit_interval);

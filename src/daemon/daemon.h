@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,8 +33,16 @@ class Daemon : public io::RebalanceListener {
   ~Daemon() override;
 
   // Runs until `stop` becomes true or a fatal error. Returns the process exit
-  // code: 0 after a clean stop, 1 on a fatal error.
+  // code: 0 after a clean stop, 1 on a fatal error. Calls Start() first unless
+  // it was called already.
   int Run(const std::atomic<bool>& stop);
+  // The start-up steps: state, metrics, producer, consumer. On failure the
+  // daemon must not Run.
+  Status Start();
+  // Called with every alert once it is produced (inside its transaction).
+  void set_on_alert(std::function<void(const engine::Alert&)> f) { on_alert_ = std::move(f); }
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+  uint64_t malformed() const { return malformed_; }
 
   std::vector<int64_t> OnAssigned(const std::vector<io::TopicOffset>& committed) override;
   void OnRevoked(const std::vector<io::TopicOffset>& partitions, bool lost) override;
@@ -47,7 +56,6 @@ class Daemon : public io::RebalanceListener {
 
  private:
   struct Part;
-  Status Start();
   void Handle(engine::RawRecord& r);
   void Publish(Part& p, int64_t offset, Millis source_time);
   // Commits the open transaction and the LMDB batch. Returns false on a
@@ -57,7 +65,8 @@ class Daemon : public io::RebalanceListener {
   // rewinds the consumer there.
   bool Abort(const std::string& why);
   Status Restore(Part& p, int64_t* lmdb_offset);
-  Status CatchUpFromChangelog(const std::string& topic, int32_t partition);
+  Status CatchUpFromChangelog(const std::string& topic, int32_t partition,
+                              const std::map<std::string, std::string>& log);
   std::string Prefix(const std::string& topic, int32_t partition) const;
   void Log(const std::string& line) const;
 
@@ -69,6 +78,9 @@ class Daemon : public io::RebalanceListener {
   std::unique_ptr<io::KafkaConsumer> consumer_;
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<Part>> parts_;
   bool fatal_ = false;
+  bool started_ = false;
+  uint64_t malformed_ = 0;
+  std::function<void(const engine::Alert&)> on_alert_;
   bool dirty_ = false;  // records handled since the last commit
   uint64_t alerts_published_ = 0;
   std::atomic<uint64_t> records_handled_{0};

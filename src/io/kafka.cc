@@ -229,9 +229,10 @@ Status KafkaProducer::ProduceTo(const std::string& topic, int32_t partition, std
   }
 }
 
-Result<std::map<std::string, std::string>> ReadCompacted(const std::string& brokers, const std::string& topic,
-                                                         int32_t partition, const Properties& extra,
-                                                         int timeout_ms) {
+Result<std::map<int32_t, std::map<std::string, std::string>>> ReadCompacted(
+    const std::string& brokers, const std::string& topic, const std::vector<int32_t>& partitions,
+    const Properties& extra, int timeout_ms) {
+  std::map<int32_t, std::map<std::string, std::string>> out;
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   if (Status st = ApplyAll(conf.get(), extra); !st.ok()) return st;
   Properties own = {{"bootstrap.servers", brokers},       {"group.id", "cepheus-restore"},
@@ -241,30 +242,44 @@ Result<std::map<std::string, std::string>> ReadCompacted(const std::string& brok
   std::string err;
   std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf.get(), err));
   if (!c) return Status::IoError(fmt::format("cannot create the restore consumer: {}", err));
-  std::vector<RdKafka::TopicPartition*> tps{
-      RdKafka::TopicPartition::create(topic, partition, RdKafka::Topic::OFFSET_BEGINNING)};
-  c->assign(tps);
+  std::vector<RdKafka::TopicPartition*> tps;
+  for (int32_t p : partitions) {
+    out[p];  // present even when empty
+    int64_t low = 0, high = 0;
+    RdKafka::ErrorCode e = c->query_watermark_offsets(topic, p, &low, &high, 10000);
+    if (e != RdKafka::ERR_NO_ERROR) {
+      RdKafka::TopicPartition::destroy(tps);
+      c->close();
+      return Status::IoError(fmt::format("{}/{}: {}", topic, p, RdKafka::err2str(e)));
+    }
+    if (high > low) tps.push_back(RdKafka::TopicPartition::create(topic, p, RdKafka::Topic::OFFSET_BEGINNING));
+  }
+  size_t pending = tps.size();
+  if (pending > 0) c->assign(tps);
   RdKafka::TopicPartition::destroy(tps);
-  std::map<std::string, std::string> out;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
+  while (pending > 0) {
     if (std::chrono::steady_clock::now() > deadline) {
       c->close();
-      return Status::IoError(fmt::format("restoring from {}/{} timed out", topic, partition));
+      return Status::IoError(fmt::format("restoring from {} timed out", topic));
     }
     std::unique_ptr<RdKafka::Message> m(c->consume(200));
-    if (m->err() == RdKafka::ERR__PARTITION_EOF) break;
+    if (m->err() == RdKafka::ERR__PARTITION_EOF) {
+      --pending;
+      continue;
+    }
     if (m->err() == RdKafka::ERR__TIMED_OUT) continue;
     if (m->err() != RdKafka::ERR_NO_ERROR) {
       std::string why = m->errstr();
       c->close();
-      return Status::IoError(fmt::format("restoring from {}/{}: {}", topic, partition, why));
+      return Status::IoError(fmt::format("restoring from {}: {}", topic, why));
     }
+    auto& kv = out[m->partition()];
     std::string key = m->key() ? *m->key() : std::string();
     if (m->payload() == nullptr) {
-      out.erase(key);
+      kv.erase(key);
     } else {
-      out[key] = std::string(static_cast<const char*>(m->payload()), m->len());
+      kv[key] = std::string(static_cast<const char*>(m->payload()), m->len());
     }
   }
   c->close();

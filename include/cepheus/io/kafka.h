@@ -139,12 +139,12 @@ class KafkaConsumer {
   std::unique_ptr<Impl> impl_;
 };
 
-// Reads one partition of a compacted topic from its start to its end
-// (read_committed: the end is the last stable offset), keeping the last value
-// of each key; tombstones remove the key. For restoring state from a
-// changelog.
-Result<std::map<std::string, std::string>> ReadCompacted(const std::string& brokers, const std::string& topic,
-                                                         int32_t partition, const Properties& extra,
-                                                         int timeout_ms);
+// Reads partitions of a compacted topic from their start to their end
+// (read_committed: the end is the last stable offset) with one consumer,
+// keeping the last value of each key; tombstones remove the key. Empty
+// partitions cost one metadata request. For restoring state from a changelog.
+Result<std::map<int32_t, std::map<std::string, std::string>>> ReadCompacted(
+    const std::string& brokers, const std::string& topic, const std::vector<int32_t>& partitions,
+    const Properties& extra, int timeout_ms);
 
 }  // namespace cepheus::io
