@@ -261,7 +261,17 @@ def main():
             kills = 0
         for k in range(kills):
             proc = start(cepheus, f"{work}/faulty.yaml", log)
-            time.sleep(rng.uniform(1.0, 4.0))
+            # Kill it while it works: once it has read records, after a random delay.
+            before = None
+            wait_until = time.time() + 8  # or nothing is left to read
+            while time.time() < wait_until:
+                n = evaluated(ports["faulty"])
+                if before is None and n is not None:
+                    before = n
+                if n is not None and n > 0 and n != before:
+                    break
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.1, 1.5))
             proc.kill()  # SIGKILL: no commit, no flush, no close
             proc.wait()
             print(f"eos: kill -9 #{k + 1} after {time.time() - t2:.1f} s", flush=True)
