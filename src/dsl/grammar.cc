@@ -8,6 +8,7 @@
 // exhaust the stack of the recursive-descent parser.
 #include <cctype>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -70,27 +71,60 @@ const char* NextLine(const char* p, const char* end, bool clauses) {
   return end;
 }
 
-// Finds the first place where brackets nest deeper than the limit, skipping
-// strings and comments. Returns nullptr when the file is within the limit.
+// Finds the first place where the recursive-descent parser would recurse
+// deeper than the limit: brackets nested too deep (counting the `{...}` holes
+// of messages and the brackets inside them), or too many prefix operators in a
+// row (`- - - x`, `not not x`), which the grammar also parses by recursion.
+// Returns nullptr when the file is within the limit.
 const char* TooDeep(const char* p, const char* end) {
+  // Each frame is a code context; `hole` frames were opened by '{' in a string
+  // and close back into that string.
+  struct Frame {
+    bool hole;
+  };
+  std::vector<Frame> stack;
   int depth = 0;
+  int prefix_run = 0;
   bool in_string = false;
   for (; p < end; ++p) {
     char c = *p;
     if (in_string) {
-      if (c == '\\' && p + 1 < end) ++p;
-      else if (c == '"' || c == '\n') in_string = false;
+      if (c == '\\' && p + 1 < end) {
+        ++p;
+      } else if (c == '"' || c == '\n') {
+        in_string = false;
+      } else if (c == '{' && p + 1 < end && p[1] == '{') {
+        ++p;  // a literal brace
+      } else if (c == '{') {
+        in_string = false;
+        stack.push_back({true});
+        if (++depth > kMaxExprDepth) return p;
+      }
       continue;
     }
     if (c == '#') {
       while (p < end && *p != '\n') ++p;
       continue;
     }
-    if (c == '"') in_string = true;
-    else if (c == '(' || c == '[' || c == '{') {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
+    if (c == '-' || (c == 'n' && AtWord(p, end, "not"))) {
+      if (++prefix_run > kMaxExprDepth) return p;
+      if (c == 'n') p += 2;
+      continue;
+    }
+    prefix_run = 0;
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '(' || c == '[' || c == '{') {
+      stack.push_back({false});
       if (++depth > kMaxExprDepth) return p;
     } else if (c == ')' || c == ']' || c == '}') {
-      if (depth > 0) --depth;
+      if (!stack.empty()) {
+        bool hole = stack.back().hole;
+        stack.pop_back();
+        --depth;
+        if (hole && c == '}') in_string = true;  // back into the message
+      }
     }
   }
   return nullptr;
@@ -110,7 +144,9 @@ std::vector<ast::Rule> ParseRules(const SourceFile& file, DiagnosticSink* diags)
   };
 
   if (const char* deep = TooDeep(base, end)) {
-    error_at(deep, fmt::format("brackets nest deeper than {} levels", kMaxExprDepth));
+    error_at(deep, fmt::format("expressions nest deeper than {} levels (brackets, or prefix operators "
+                               "such as - and not in a row)",
+                               kMaxExprDepth));
     return rules;
   }
 

@@ -2,6 +2,9 @@
 // grammar that the golden files do not already pin down.
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "cepheus/dsl/parser.h"
 
 using namespace cepheus;
@@ -186,4 +189,32 @@ TEST_CASE("a step without a name binds no name (regression: X3 kept a half-parse
   CHECK(steps[1].name.empty());
   CHECK(steps[2].name.empty());
   CHECK_FALSE(Parse("rule r key u match o: order -> refund where count(refund) > 0 within 1m").ok);
+}
+
+TEST_CASE("deep nesting inside a message's holes and long runs of prefix operators are refused") {
+  // Found by the fuzzer: brackets inside an emit hole were not counted.
+  std::string hole = "rule r key u match o: x within 1m emit \"total {sum(" + std::string(200, '(') + "\"";
+  auto a = Parse(hole);
+  CHECK_FALSE(a.ok);
+  CHECK(a.diagnostics.find("nest deeper than 64") != std::string::npos);
+  std::string minus = "rule r key u match o: x[" + std::string(100000, '-') + "1 > 0] within 1m";
+  CHECK(Parse(minus).diagnostics.find("prefix operators") != std::string::npos);
+  std::string nots = "rule r key u match o: x[";
+  for (int i = 0; i < 100; ++i) nots += "not ";
+  nots += "true] within 1m";
+  CHECK_FALSE(Parse(nots).ok);
+  // Within the limits all of these are fine, and brackets in message text are text.
+  CHECK(Parse("rule r key u match o: x[a - -1 > not_a and not (b)] within 1m "
+              "emit \"(((( {count(o)} {{((\"").ok);
+}
+
+TEST_CASE("the fuzzer's crash inputs are rejected cleanly") {
+  for (const char* name : {"regression-template-nesting.rules"}) {
+    std::ifstream in(std::string(CEPHEUS_SOURCE_DIR) + "/tests/fuzz/corpus/" + name, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    REQUIRE_FALSE(text.str().empty());
+    auto p = Parse(text.str());
+    CHECK_FALSE(p.ok);
+  }
 }
