@@ -6,6 +6,7 @@
 #include "cepheus/dsl/parser.h"
 #include "cepheus/nfa/program.h"
 #include "daemon/commands.h"
+#include "daemon/config.h"
 #include "daemon/rules_loader.h"
 
 namespace cepheus::daemon {
@@ -27,9 +28,26 @@ std::shared_ptr<const nfa::CompiledRuleSet> LoadAndCompile(const std::vector<std
   return compiled.value();
 }
 
-int RunCheck(const std::vector<std::string>& paths, bool dump) {
+int RunCheck(const std::vector<std::string>& paths, bool dump, const std::string& config_path) {
   auto rules = LoadAndCompile(paths, std::cerr);
   if (!rules) return 1;
+  if (!config_path.empty()) {
+    auto config = LoadConfig(config_path);
+    if (!config.ok()) {
+      std::cerr << "cepheus: error: " << config.status().message() << "\n";
+      return 1;
+    }
+    const std::string& partition_key = config.value().kafka.partition_key;
+    for (const auto& r : rules->source->rules) {
+      std::string key = fmt::format("{}", fmt::join(r.key, "."));
+      if (key == partition_key) continue;
+      Diagnostic d{Severity::kWarning, r.file, r.key_span,
+                   fmt::format("rule '{}' keys on '{}' but the input topics are partitioned by '{}': the events "
+                               "of one {} can land on several partitions, each with its own state and order",
+                               r.name, key, partition_key, key)};
+      std::cerr << FormatDiagnostic(d);
+    }
+  }
   if (dump) std::cout << dsl::DumpRuleSet(*rules->source);
   std::cerr << fmt::format("{} rule{} OK\n", rules->programs.size(),
                            rules->programs.size() == 1 ? "" : "s");

@@ -11,7 +11,9 @@
 
 namespace cepheus::daemon {
 
-int RunCheck(const std::vector<std::string>& paths, bool dump);
+// With `config` (a cepheus.yaml), also warns about rules keyed on another field
+// than the input topics' declared partition key.
+int RunCheck(const std::vector<std::string>& paths, bool dump, const std::string& config = "");
 
 struct ExplainOptions {
   std::vector<std::string> paths;

@@ -15,6 +15,9 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check", "Parse, check and compile rule files or directories");
   check->add_option("RULES", check_paths, "Rule files or directories")->required();
   check->add_flag("--dump", dump, "Print the checked rules in canonical form");
+  std::string check_config;
+  check->add_option("--config", check_config,
+                    "cepheus.yaml: also warn about rules keyed on another field than the partition key");
 
   ExplainOptions ex;
   auto* explain = app.add_subcommand("explain", "Print each rule's compiled automaton");
@@ -80,7 +83,7 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
-  if (*check) return RunCheck(check_paths, dump);
+  if (*check) return RunCheck(check_paths, dump, check_config);
   if (*explain) return RunExplain(ex);
   if (*replay) return RunReplay(rp);
   if (*test) return RunTests(test_paths, verbose);
