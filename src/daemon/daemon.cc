@@ -34,15 +34,6 @@ Millis WallMs() {
 
 constexpr int kTxnTimeoutMs = 30000;
 
-// Collects what one engine call produced.
-class Collect : public engine::AlertSink {
- public:
-  void Publish(const engine::Alert& a) override { alerts.push_back(a); }
-  void Late(const nfa::Event& e) override { late.emplace_back(e.raw); }
-  std::vector<engine::Alert> alerts;
-  std::vector<std::string> late;
-};
-
 // Forwards writes to a store and remembers them, so a commit can send the
 // same changes to the changelog topic.
 class TeeStore : public engine::StateStore {
@@ -72,7 +63,7 @@ class TeeStore : public engine::StateStore {
 struct Daemon::Part {
   std::string topic;
   int32_t partition = 0;
-  Collect sink;
+  engine::CollectingSink sink;  // what the last engine call produced
   std::unique_ptr<engine::EventDecoder> decoder;
   std::unique_ptr<engine::Engine> engine;
   int64_t next_offset = -1;     // after the last record handled
@@ -245,10 +236,9 @@ void Daemon::Publish(Part& p, int64_t offset, Millis source_time) {
     if (on_alert_) on_alert_(a);
   }
   if (!config_.kafka.late_topic.empty() && !replaying) {
-    for (const auto& l : p.sink.late) (void)producer_->Produce(config_.kafka.late_topic, "", l);
+    for (const auto& l : p.sink.late_events) (void)producer_->Produce(config_.kafka.late_topic, "", l);
   }
-  p.sink.alerts.clear();
-  p.sink.late.clear();
+  p.sink.Clear();
 }
 
 void Daemon::Handle(engine::RawRecord& r) {

@@ -98,14 +98,6 @@ Reduced Reduce(const std::string& rule, const std::string& key, const std::strin
   return out;
 }
 
-class CollectSink : public engine::AlertSink {
- public:
-  void Publish(const engine::Alert& a) override { alerts.push_back(a.json); }
-  void Late(const nfa::Event& e) override { late.push_back(e.id); }
-  std::vector<std::string> alerts;
-  std::vector<std::string> late;
-};
-
 Reduced ReduceAlert(const std::string& json) {
   simdjson::dom::parser parser;
   simdjson::dom::element a = parser.parse(json);
@@ -182,14 +174,14 @@ FileResult RunFile(const fs::path& file, bool verbose) {
         lines += '\n';
       }
       simdjson::padded_string input(lines);
-      CollectSink sink;
+      engine::CollectingSink sink;
       std::vector<std::string> problems;
       ReplayText(std::string_view(input.data(), input.size()), rules, options, engine::EventFieldNames{}, &sink,
                  [&](uint64_t line, const std::string& why) {
                    problems.push_back(fmt::format("event {} is malformed: {}", line, why));
                  });
       std::vector<Reduced> got, want;
-      for (const auto& a : sink.alerts) got.push_back(ReduceAlert(a));
+      for (const auto& a : sink.alerts) got.push_back(ReduceAlert(a.json));
       for (const auto& x : c["expect"]) {
         std::map<std::string, std::vector<std::string>> evs;
         if (x["events"]) {
@@ -226,7 +218,7 @@ FileResult RunFile(const fs::path& file, bool verbose) {
         std::cout << fmt::format("FAIL {}\n", label);
         for (const auto& p : problems) std::cout << "     " << p << "\n";
         if (verbose) {
-          for (const auto& a : sink.alerts) std::cout << "     alert: " << a << "\n";
+          for (const auto& a : sink.alerts) std::cout << "     alert: " << a.json << "\n";
         }
       }
     } catch (const std::exception& e) {

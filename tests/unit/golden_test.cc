@@ -62,6 +62,17 @@ std::optional<dsl::RuleSet> Load(const fs::path& p, DiagnosticSink* diags) {
   return set;
 }
 
+// Loads and compiles one golden input; REQUIREs that both succeed.
+std::shared_ptr<const nfa::CompiledRuleSet> Compiled(const fs::path& p) {
+  DiagnosticSink diags;
+  auto set = Load(p, &diags);
+  INFO(p.string() << "\n" << diags.FormatAll());
+  REQUIRE(set.has_value());
+  auto compiled = nfa::Compile(std::make_shared<const dsl::RuleSet>(std::move(*set)));
+  REQUIRE(compiled.ok());
+  return compiled.value();
+}
+
 }  // namespace
 
 TEST_CASE("parse dumps match their golden files") {
@@ -93,15 +104,11 @@ TEST_CASE("compiled programs match their golden files") {
   auto inputs = Inputs("programs", ".rules");
   REQUIRE(inputs.size() >= 3);
   for (const auto& p : inputs) {
-    DiagnosticSink diags;
-    auto set = Load(p, &diags);
-    REQUIRE(set.has_value());
-    auto compiled = nfa::Compile(std::make_shared<const dsl::RuleSet>(std::move(*set)));
-    REQUIRE(compiled.ok());
+    auto compiled = Compiled(p);
     std::string out;
-    for (const auto& prog : compiled.value()->programs) {
-      out += nfa::DumpProgram(*prog, compiled.value()->fields);
-      out += nfa::DumpProgramDot(*prog, compiled.value()->fields);
+    for (const auto& prog : compiled->programs) {
+      out += nfa::DumpProgram(*prog, compiled->fields);
+      out += nfa::DumpProgramDot(*prog, compiled->fields);
     }
     Compare(p, out);
   }
@@ -111,14 +118,10 @@ TEST_CASE("alerts match their golden files byte for byte") {
   auto inputs = Inputs("alerts", ".rules");
   REQUIRE(inputs.size() >= 2);
   for (const auto& p : inputs) {
-    DiagnosticSink diags;
-    auto set = Load(p, &diags);
-    REQUIRE(set.has_value());
-    auto compiled = nfa::Compile(std::make_shared<const dsl::RuleSet>(std::move(*set)));
-    REQUIRE(compiled.ok());
+    auto compiled = Compiled(p);
     simdjson::padded_string events(Read(fs::path(p).replace_extension(".jsonl")));
     engine::CollectingSink sink;
-    daemon::ReplayText(std::string_view(events.data(), events.size()), compiled.value(), {}, {}, &sink,
+    daemon::ReplayText(std::string_view(events.data(), events.size()), compiled, {}, {}, &sink,
                        nullptr);
     std::string out;
     for (const auto& a : sink.alerts) out += a.json + "\n";

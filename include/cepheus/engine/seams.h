@@ -78,9 +78,18 @@ class VectorSource : public EventSource {
 class CollectingSink : public AlertSink {
  public:
   void Publish(const Alert& alert) override { alerts.push_back(alert); }
-  void Late(const nfa::Event& event) override { late.push_back(event.id); }
+  void Late(const nfa::Event& event) override {
+    late.push_back(event.id);
+    late_events.emplace_back(event.raw);
+  }
+  void Clear() {
+    alerts.clear();
+    late.clear();
+    late_events.clear();
+  }
   std::vector<Alert> alerts;
-  std::vector<std::string> late;  // ids of late events
+  std::vector<std::string> late;         // ids of late events
+  std::vector<std::string> late_events;  // the late events as received
 };
 
 class MemoryStateStore : public StateStore {

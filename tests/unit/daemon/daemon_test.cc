@@ -43,6 +43,31 @@ std::vector<engine::RawRecord> ReadAll(const std::string& brokers, const std::st
 
 }  // namespace
 
+// A daemon configuration for the mock cluster at `brokers`: group and
+// transactional id from `name`, no wall-clock watermark (the output depends on
+// the input only), metrics on a free port.
+daemon::Config TestConfig(const std::string& brokers, const std::string& name) {
+  auto config = daemon::DefaultConfig();
+  config.rules_path = std::string(CEPHEUS_SOURCE_DIR) + "/rules";
+  config.kafka.brokers = brokers;
+  config.kafka.group_id = name;
+  config.kafka.input_topics = {"events"};
+  config.kafka.alerts_topic = "alerts";
+  config.kafka.dead_letter_topic = "dead";
+  config.kafka.transactional_id = name + "-" + std::to_string(::getpid());
+  config.metrics.listen = "127.0.0.1:0";
+  config.idle_timeout = 3600000;
+  config.max_future_skew = 100LL * 365 * 86400000;
+  return config;
+}
+
+std::shared_ptr<const nfa::CompiledRuleSet> ShippedRules() {
+  DiagnosticSink diags;
+  auto set = dsl::LoadRuleSet({std::string(CEPHEUS_SOURCE_DIR) + "/rules"}, &diags);
+  REQUIRE(set.has_value());
+  return nfa::Compile(std::make_shared<const dsl::RuleSet>(std::move(*set))).value();
+}
+
 std::multiset<std::string> ExpectedAlerts(const std::vector<engine::RawRecord>& records,
                                           const std::shared_ptr<const nfa::CompiledRuleSet>& rules) {
   std::map<int32_t, std::vector<engine::RawRecord>> by_partition;
@@ -89,25 +114,12 @@ void StopAndStartAgain(bool move) {
     REQUIRE(producer.value()->Flush(10000).ok());
   };
 
-  auto config = daemon::DefaultConfig();
-  config.rules_path = std::string(CEPHEUS_SOURCE_DIR) + "/rules";
-  config.kafka.brokers = brokers;
-  config.kafka.group_id = name;
+  auto config = TestConfig(brokers, name);
   // The mock cluster keeps a closed member until its session times out.
   config.kafka.consumer = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
-  config.kafka.input_topics = {"events"};
-  config.kafka.alerts_topic = "alerts";
-  config.kafka.dead_letter_topic = "dead";
-  config.kafka.transactional_id = name + "-" + std::to_string(::getpid());
-  config.metrics.listen = "127.0.0.1:0";
-  config.idle_timeout = 3600000;
-  config.max_future_skew = 100LL * 365 * 86400000;
   auto dir = std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()));
   config.state.directory = (dir / "first").string();
-  DiagnosticSink diags;
-  auto set = dsl::LoadRuleSet({config.rules_path}, &diags);
-  REQUIRE(set.has_value());
-  auto rules = nfa::Compile(std::make_shared<const dsl::RuleSet>(std::move(*set))).value();
+  auto rules = ShippedRules();
 
   uint64_t handled = 0, published = 0, restored_runs_seen = 0;
   for (uint64_t stop_after : {1500ULL, 3000ULL}) {
@@ -167,25 +179,12 @@ TEST_CASE("the daemon's alerts equal a per-partition replay of the same records"
   g.topic = "events";
   REQUIRE(daemon::RunGen(g) == 0);
 
-  auto config = daemon::DefaultConfig();
-  config.rules_path = std::string(CEPHEUS_SOURCE_DIR) + "/rules";
-  config.kafka.brokers = brokers;
-  config.kafka.group_id = "cepheus-test";
-  config.kafka.input_topics = {"events"};
-  config.kafka.alerts_topic = "alerts";
-  config.kafka.dead_letter_topic = "dead";
-  config.kafka.transactional_id = "cepheus-test-" + std::to_string(::getpid());
-  config.metrics.listen = "127.0.0.1:0";
-  config.idle_timeout = 3600000;  // no wall-clock watermark in this test
-  config.max_future_skew = 100LL * 365 * 86400000;
+  auto config = TestConfig(brokers, "cepheus-test");
   auto dir = std::filesystem::temp_directory_path() / ("cepheus-daemon-" + std::to_string(::getpid()));
   config.state.directory = dir.string();
   config.state.map_size = 1 << 20;
 
-  DiagnosticSink diags;
-  auto set = dsl::LoadRuleSet({config.rules_path}, &diags);
-  REQUIRE(set.has_value());
-  auto rules = nfa::Compile(std::make_shared<const dsl::RuleSet>(std::move(*set))).value();
+  auto rules = ShippedRules();
 
   std::atomic<bool> stop{false};
   daemon::Daemon d(config, rules);
