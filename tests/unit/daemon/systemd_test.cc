@@ -200,7 +200,7 @@ TEST_CASE("under systemd the daemon reports each start-up step, is ready once it
   for (size_t i = 1; i < pings.size(); ++i) gaps.push_back(std::chrono::duration<double>(pings[i] - pings[i - 1]).count());
   std::sort(gaps.begin(), gaps.end());
   CHECK(gaps.back() >= 2.4);  // the wedged loop sent nothing for 2.5 s
-  CHECK(gaps[gaps.size() - 2] < 0.75);  // every other gap: about half of WatchdogSec=1s
+  CHECK(gaps[gaps.size() - 2] <= 0.5);  // every other gap: at most half of WatchdogSec=1s
   int stopping = systemd.Find("STOPPING=1");
   CHECK(stopping > ready);
   std::filesystem::remove_all(dir);
