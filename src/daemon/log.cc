@@ -13,7 +13,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
-#include <mutex>
 
 #include <fmt/format.h>
 
@@ -24,8 +23,6 @@ namespace {
 
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 std::atomic<int> g_journal{-1};  // -1: not decided yet
-std::mutex g_capture_mu;
-std::function<void(LogLevel, std::string_view)> g_capture;
 
 bool StderrIsJournal() {
   const char* env = std::getenv("JOURNAL_STREAM");
@@ -75,16 +72,7 @@ std::string FormatLogLine(LogLevel level, std::string_view message, bool journal
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, epoch_ms % 1000, LevelName(level), message);
 }
 
-void SetLogCaptureForTesting(std::function<void(LogLevel, std::string_view)> sink) {
-  std::lock_guard<std::mutex> lock(g_capture_mu);
-  g_capture = std::move(sink);
-}
-
 void Log(LogLevel level, std::string_view message) {
-  {
-    std::lock_guard<std::mutex> lock(g_capture_mu);
-    if (g_capture) g_capture(level, message);
-  }
   if (static_cast<int>(level) > g_level.load()) return;
   long long now = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::system_clock::now().time_since_epoch())

@@ -8,7 +8,6 @@
 // Thread-safe: one write(2) per line.
 #pragma once
 
-#include <functional>
 #include <string>
 #include <string_view>
 
@@ -26,10 +25,6 @@ void Log(LogLevel level, std::string_view message);
 inline void LogError(std::string_view m) { Log(LogLevel::kError, m); }
 inline void LogWarning(std::string_view m) { Log(LogLevel::kWarning, m); }
 inline void LogInfo(std::string_view m) { Log(LogLevel::kInfo, m); }
-
-// Tests: every line logged (at any level) is also handed to `sink`; an
-// empty function removes it.
-void SetLogCaptureForTesting(std::function<void(LogLevel, std::string_view)> sink);
 
 // Sends librdkafka's log lines (and the Kafka module's) through Log.
 void RouteKafkaLogs();
