@@ -331,3 +331,40 @@ TEST_CASE("log lines carry a syslog priority and no timestamp under journald, a 
   CHECK(daemon::FormatLogLine(daemon::LogLevel::kWarning, "aborting", false, 1795660000123) ==
         "2026-11-26T02:26:40.123Z warning: aborting");
 }
+
+// (The cooperative protocol calls the rebalance callback with an empty
+// assignment too: that call is the standby's readiness.)
+TEST_CASE("a daemon that the group gives no partition is ready all the same") {
+  FakeSystemd systemd(std::chrono::seconds(10));
+  auto cluster = io::MockCluster::Create(1);
+  REQUIRE(cluster.ok());
+  std::string brokers = cluster.value()->bootstraps();
+  for (auto [t, n] : {std::pair<std::string, int>{"events", 1}, {"alerts", 1}, {"dead", 1}, {"cepheus-idle-changelog", 1}}) {
+    REQUIRE(cluster.value()->CreateTopic(t, n).ok());
+  }
+  auto dir = std::filesystem::temp_directory_path() / ("cepheus-idle-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto rules = daemon::LoadAndCompile({TestConfig(brokers, "x").rules_path}, std::cerr);
+  REQUIRE(rules);
+  std::vector<std::unique_ptr<daemon::Daemon>> daemons;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (const char* member : {"one", "two"}) {
+    auto config = TestConfig(brokers, "cepheus-idle");
+    config.kafka.transactional_id += member;
+    config.kafka.consumer = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+    config.state.directory = (dir / member).string();
+    daemons.push_back(std::make_unique<daemon::Daemon>(config, rules));
+    threads.emplace_back([&, d = daemons.back().get()] { d->Run(stop); });
+    REQUIRE(systemd.WaitFor("READY=1", 0) >= 0);  // the first is ready before the second starts
+  }
+  auto count_ready = [&] {
+    int n = 0;
+    for (const auto& m : systemd.messages()) n += m.text.find("READY=1") != std::string::npos;
+    return n;
+  };
+  CHECK(Eventually([&] { return count_ready() == 2; }, 40));
+  stop = true;
+  for (auto& t : threads) t.join();
+  std::filesystem::remove_all(dir);
+}
