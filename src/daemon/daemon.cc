@@ -79,6 +79,7 @@ struct Daemon::Part {
   std::unique_ptr<engine::Engine> engine;
   int64_t next_offset = -1;     // after the last record handled
   int64_t suppress_until = -1;  // records below were published before a crash
+  int64_t assigned_from = -1;   // where reading started at assignment (-1: the group's position)
   Millis last_wall = 0;
 };
 
@@ -122,13 +123,19 @@ Status Daemon::Start() {
   auto store = state::LmdbStore::Open(lmdb);
   if (!store.ok() && store.status().code() == Status::Code::kCorruption) {
     // Damaged files: set them aside for a post-mortem and start empty; the
-    // partitions' state comes back from the changelog at assignment.
-    std::string aside = fmt::format("{}.corrupt-{}", config_.state.directory, WallMs());
-    LogError(fmt::format("{}; moving it to {} and rebuilding the state from the changelog",
-                         store.status().message(), aside));
+    // partitions' state comes back from the changelog at assignment. They go
+    // to a folder inside the state directory: under the unit's sandbox that
+    // directory is the only place cepheus may write.
+    auto aside = std::filesystem::path(config_.state.directory) / fmt::format("corrupt-{}", WallMs());
+    LogError(fmt::format("{}; moving its files to {} and rebuilding the state from the changelog",
+                         store.status().message(), aside.string()));
     std::error_code ec;
-    std::filesystem::rename(config_.state.directory, aside, ec);
-    if (ec) return Status::IoError(fmt::format("cannot move {} aside: {}", config_.state.directory, ec.message()));
+    std::filesystem::create_directory(aside, ec);
+    for (const char* f : {"data.mdb", "lock.mdb"}) {
+      auto from = std::filesystem::path(config_.state.directory) / f;
+      if (!ec && std::filesystem::exists(from)) std::filesystem::rename(from, aside / f, ec);
+    }
+    if (ec) return Status::IoError(fmt::format("cannot move the damaged state to {}: {}", aside.string(), ec.message()));
     store = state::LmdbStore::Open(lmdb);
   }
   if (!store.ok()) return store.status();
@@ -267,6 +274,7 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
     int64_t from = lmdb_offset >= 0 ? lmdb_offset : tp.offset;
     if (lmdb_offset >= 0 && tp.offset > lmdb_offset) part->suppress_until = tp.offset;  // crash between commits
     part->next_offset = from;
+    part->assigned_from = from;
     Log(fmt::format("assigned {}/{}: {} runs restored, reading from {}{}", tp.topic, tp.partition,
                     part->engine->active_runs(), from >= 0 ? fmt::format("offset {}", from) : "the group's position",
                     part->suppress_until >= 0 ? fmt::format(" (alerts before {} were already published)", part->suppress_until) : ""));
@@ -429,10 +437,18 @@ bool Daemon::Abort(const std::string& why) {
       fatal_ = true;
       return false;
     }
-    if (lmdb_offset >= 0) {
-      p->next_offset = lmdb_offset;
-      (void)consumer_->Seek({p->topic, p->partition, lmdb_offset}, 10000);
+    // Back to what LMDB reflects; with nothing in LMDB yet, back to where
+    // the assignment started (the group's committed offset, or the beginning
+    // of the partition for a new group: auto.offset.reset is earliest).
+    int64_t to = lmdb_offset >= 0 ? lmdb_offset : p->assigned_from >= 0 ? p->assigned_from : io::kOffsetBeginning;
+    p->next_offset = to >= 0 ? to : -1;
+    if (Status st = consumer_->Seek({p->topic, p->partition, to}, 10000); !st.ok()) {
+      LogError(fmt::format("{}/{}: cannot rewind: {}", p->topic, p->partition, st.message()));
+      fatal_ = true;  // going on would skip the aborted records
+      return false;
     }
+    Log(fmt::format("{}/{}: rewound to {}", p->topic, p->partition,
+                    to >= 0 ? fmt::format("offset {}", to) : std::string("the beginning")));
   }
   return true;
 }

@@ -141,6 +141,12 @@ MockCluster::~MockCluster() {
   if (handle_ != nullptr) rd_kafka_destroy(handle_);
 }
 
+void MockCluster::PushRequestErrors(int16_t api_key, const std::vector<int>& errors) {
+  std::vector<rd_kafka_resp_err_t> codes;
+  for (int e : errors) codes.push_back(static_cast<rd_kafka_resp_err_t>(e));
+  rd_kafka_mock_push_request_errors_array(cluster_, api_key, codes.size(), codes.data());
+}
+
 Status MockCluster::CreateTopic(const std::string& name, int partitions) {
   rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, 1);
   if (err) return Status::IoError(fmt::format("cannot create topic {}: {}", name, rd_kafka_err2str(err)));

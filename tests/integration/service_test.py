@@ -92,7 +92,7 @@ def main():
         err_path = os.path.join(work, "stderr")
         err = open(err_path, "w")
         st = os.fstat(err.fileno())
-        env = dict(os.environ, NOTIFY_SOCKET=os.path.join(work, "notify"), WATCHDOG_USEC="2000000",
+        env = dict(os.environ, NOTIFY_SOCKET=os.path.join(work, "notify"), WATCHDOG_USEC="6000000",
                    JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
         port = free_port()
         proc = subprocess.Popen([binary, "demo", "--seconds", "120", "--rate", "1000", "--quiet",
@@ -169,9 +169,11 @@ def main():
         systemd.stop()
         pings = [t for t, m in systemd.messages if m == "WATCHDOG=1"]
         gaps = [b - a for a, b in zip(pings, pings[1:])]
-        if len(pings) < 5 or max(gaps) > 1.0:
+        # WatchdogSec=6s: pings every 2 s, never more than 3 s apart (half of it),
+        # which leaves the loop a second of slack on a loaded 2-core machine.
+        if len(pings) < 3 or max(gaps) > 3.0:
             failures.append(f"watchdog: {len(pings)} pings, largest gap {max(gaps, default=0):.2f} s "
-                            "(WatchdogSec=2s wants one every 1 s)")
+                            "(WatchdogSec=6s wants one at least every 3 s)")
 
         err.close()
         lines = open(err_path).read().splitlines()

@@ -29,6 +29,9 @@ namespace cepheus::io {
 
 using Properties = std::map<std::string, std::string>;
 
+// The logical offset "the partition's first record", for Seek.
+constexpr int64_t kOffsetBeginning = -2;
+
 // Where the log lines of librdkafka and of this module go, with their syslog
 // priority (0 emergency .. 7 debug). Without a handler they go to stderr as
 // librdkafka prints them. Set it once, before any client is created; it is
@@ -45,6 +48,11 @@ class MockCluster {
   ~MockCluster();
   const std::string& bootstraps() const { return bootstraps_; }
   Status CreateTopic(const std::string& name, int partitions);
+  // Fault injection: the next requests of Kafka API `api_key` (0 Produce,
+  // 22 InitProducerId, 24 AddPartitionsToTxn, 25 AddOffsetsToTxn, 26 EndTxn,
+  // 28 TxnOffsetCommit, ...) fail with these Kafka error codes, one each, in
+  // order (librdkafka's rd_kafka_mock_push_request_errors).
+  void PushRequestErrors(int16_t api_key, const std::vector<int>& errors);
 
  private:
   MockCluster() = default;
@@ -131,7 +139,8 @@ class KafkaConsumer {
   // The partition's end offset as last seen by the fetcher (no request), or
   // -1 when unknown.
   int64_t HighWatermark(const std::string& topic, int32_t partition);
-  // Moves the read position of an assigned partition.
+  // Moves the read position of an assigned partition (to.offset may be
+  // kOffsetBeginning).
   Status Seek(const TopicOffset& to, int timeout_ms);
   void* group_metadata_handle();  // RdKafka::ConsumerGroupMetadata*, owned by the caller
   ~KafkaConsumer();

@@ -163,8 +163,8 @@ void StopAndStartAgain(Second second) {
   CHECK(published == want.size());
   if (second == Second::kCorruptedFiles) {
     int aside = 0;
-    for (const auto& e : std::filesystem::directory_iterator(dir)) {
-      aside += e.path().filename().string().rfind("first.corrupt-", 0) == 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir / "first")) {
+      aside += e.path().filename().string().rfind("corrupt-", 0) == 0 && std::filesystem::exists(e.path() / "data.mdb");
     }
     CHECK(aside == 1);  // the damaged files are kept for a post-mortem
   }
