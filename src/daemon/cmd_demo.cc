@@ -29,8 +29,7 @@ namespace cepheus::daemon {
 namespace {
 
 std::atomic<bool> g_stop{false};
-
-void OnSignal(int) { g_stop = true; }
+std::atomic<bool> g_reload{false};
 
 std::string_view KeyOf(std::string_view json, std::string_view field) {
   std::string needle = fmt::format("\"{}\":\"", field);
@@ -46,8 +45,7 @@ std::string_view KeyOf(std::string_view json, std::string_view field) {
 int RunDemo(const DemoOptions& o) {
   auto rules = LoadAndCompile({o.rules}, std::cerr);
   if (!rules) return 1;
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
+  InstallSignalHandlers(&g_stop, &g_reload);  // SIGHUP reloads the rules, as in `cepheus run`
   g_stop = false;
 
   auto cluster = io::MockCluster::Create(3);
@@ -139,7 +137,7 @@ int RunDemo(const DemoOptions& o) {
     }
     g_stop = true;
   });
-  int code = daemon.Run(g_stop);
+  int code = daemon.Run(g_stop, &g_reload);
   g_stop = true;
   timer.join();
   generator.join();

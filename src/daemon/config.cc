@@ -135,6 +135,10 @@ const std::vector<ConfigKey> kSchema = {
        if (err.empty() && c->state.map_size < (1ULL << 20)) err = "must be at least 1MiB";
        return err;
      }},
+    {"state.max_map_size", ConfigKind::kBytes, "64GiB",
+     "Largest the LMDB map may grow to; cepheus_lmdb_map_used_ratio is the state's share of it, and the "
+     "daemon stops with an error rather than grow past it. Keep it below the state directory's free space.",
+     [](Config* c, const std::string& v) { return SetBytes(&c->state.max_map_size, v); }},
     {"state.commit_interval", ConfigKind::kDuration, "100ms",
      "How often state and consumed offsets are committed together (one Kafka transaction).",
      [](Config* c, const std::string& v) { return SetDuration(&c->state.commit_interval, v, false); }},
@@ -341,6 +345,10 @@ Result<Config> ParseConfig(const std::string& yaml, const std::string& name,
         fmt::format("{}:{}:{}: {}", name, e.mark.line + 1, e.mark.column + 1, e.msg));
   }
   if (Status st = ApplyEnvironment(&config, environment); !st.ok()) return st;
+  if (config.state.max_map_size < config.state.map_size) {
+    return Status::InvalidArgument(fmt::format("{}: state.max_map_size ({} bytes) is below state.map_size ({} bytes)",
+                                               name, config.state.max_map_size, config.state.map_size));
+  }
   return config;
 }
 
@@ -387,8 +395,9 @@ std::string DumpConfig(const Config& c) {
   out += fmt::format("  changelog_topic: {}\n", q(c.kafka.changelog_topic));
   out += "  consumer:" + props(c.kafka.consumer);
   out += "  producer:" + props(c.kafka.producer);
-  out += fmt::format("state:\n  directory: {}\n  map_size: {}\n  commit_interval: {}\n", q(c.state.directory),
-                     c.state.map_size, FormatDuration(c.state.commit_interval));
+  out += fmt::format("state:\n  directory: {}\n  map_size: {}\n  max_map_size: {}\n  commit_interval: {}\n",
+                     q(c.state.directory), c.state.map_size, c.state.max_map_size,
+                     FormatDuration(c.state.commit_interval));
   out += fmt::format("metrics:\n  listen: {}\nlog:\n  level: {}\n", q(c.metrics.listen), q(c.log.level));
   return out;
 }

@@ -43,6 +43,7 @@ struct Config {
   struct State {
     std::string directory;
     uint64_t map_size = 0;
+    uint64_t max_map_size = 0;
     Millis commit_interval = 0;
   } state;
   struct Metrics {

@@ -14,15 +14,24 @@
 // librdkafka's classes: retriable calls are retried, an abortable error aborts
 // the transaction and rolls every engine back to LMDB and the consumer back
 // to LMDB's offsets, a fatal error (fenced) stops the daemon with exit 1.
+//
+// systemd hears of each start-up step (STATUS=), of readiness once the first
+// assignment is restored (READY=1), of reloads and of the stop; the loop pings
+// the watchdog. A rule reload (SIGHUP) happens between batches: commit, then
+// rebuild every engine on the new rules from LMDB, where the state of rules
+// whose fingerprint (source text) changed does not load and is deleted.
 #include "daemon/daemon.h"
 
 #include <chrono>
 #include <cstdio>
+#include <set>
+#include <sstream>
 
 #include <fmt/format.h>
 
 #include "cepheus/state/prefix_store.h"
 #include "cepheus/version.h"
+#include "daemon/rules_loader.h"
 
 namespace cepheus::daemon {
 namespace {
@@ -80,25 +89,35 @@ Daemon::~Daemon() {
   consumer_.reset();  // close the consumer first: its revoke callback may commit
 }
 
-void Daemon::Log(const std::string& line) const { std::fprintf(stderr, "cepheus: %s\n", line.c_str()); }
+int64_t Daemon::active_runs() const {
+  int64_t n = 0;
+  for (const auto& [key, p] : parts_) n += p->engine->active_runs();
+  return n;
+}
 
 std::string Daemon::Prefix(const std::string& topic, int32_t partition) const {
   return fmt::format("p/{}/{}/", topic, partition);
 }
 
 Status Daemon::Start() {
-  Log(fmt::format("opening state in {}", config_.state.directory));
-  auto store = state::LmdbStore::Open({config_.state.directory, config_.state.map_size, 1ULL << 40});
+  auto step = [this](const std::string& what) {
+    Log(what);
+    notify_.Status(what);
+  };
+  step(fmt::format("opening state in {}", config_.state.directory));
+  auto store = state::LmdbStore::Open({config_.state.directory, config_.state.map_size, config_.state.max_map_size});
   if (!store.ok()) return store.status();
   store_ = std::move(store).value();
 
-  Log(fmt::format("serving metrics on {}", config_.metrics.listen));
+  step(fmt::format("serving metrics on {}", config_.metrics.listen));
   auto m = metrics::Metrics::Start(config_.metrics.listen, CEPHEUS_VERSION, *rules_);
   if (!m.ok()) return m.status();
   metrics_ = std::move(m).value();
 
-  Log(fmt::format("connecting the transactional producer ({}) to {}", config_.kafka.transactional_id,
-                  config_.kafka.brokers));
+  metrics_->SetStateBytes(store_->used_bytes(), config_.state.max_map_size);
+
+  step(fmt::format("connecting the transactional producer ({}) to {}", config_.kafka.transactional_id,
+                   config_.kafka.brokers));
   auto p = io::KafkaProducer::CreateTransactional(config_.kafka.brokers, config_.kafka.transactional_id,
                                                   config_.kafka.producer);
   if (!p.ok()) return p.status();
@@ -112,24 +131,43 @@ Status Daemon::Start() {
   }
   if (io::TxnResult r = producer_->BeginTransaction(); !r.ok()) return Status::IoError("begin: " + r.message);
 
-  Log(fmt::format("joining group {} on {}", config_.kafka.group_id, fmt::join(config_.kafka.input_topics, ", ")));
+  step(fmt::format("joining group {} on {}", config_.kafka.group_id, fmt::join(config_.kafka.input_topics, ", ")));
   auto c = io::KafkaConsumer::Create(config_.kafka.brokers, config_.kafka.group_id, config_.kafka.input_topics,
                                      config_.kafka.consumer, this);
   if (!c.ok()) return c.status();
   consumer_ = std::move(c).value();
   started_ = true;
+  notify_.Status(fmt::format("waiting for partitions of {} from group {}", fmt::join(config_.kafka.input_topics, ", "),
+                             config_.kafka.group_id));
   return Status::Ok();
 }
 
-Status Daemon::Restore(Part& p, int64_t* lmdb_offset) {
+Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed, uint64_t* dropped_removed) {
+  metrics_->ForgetPartition(p.partition);  // its engine is replaced
   p.decoder = std::make_unique<engine::EventDecoder>(rules_, config_.events);
   engine::EngineOptions eo;
   eo.out_of_order = config_.out_of_order;
   p.engine = std::make_unique<engine::Engine>(rules_, eo, &p.sink);
-  state::PrefixStore view(store_.get(), Prefix(p.topic, p.partition));
-  uint64_t dropped = 0;
-  if (Status st = p.engine->Load(view, p.decoder.get(), &dropped); !st.ok()) return st;
-  if (dropped > 0) Log(fmt::format("{}/{}: dropped the state of {} keys of changed or removed rules", p.topic, p.partition, dropped));
+  std::string prefix = Prefix(p.topic, p.partition);
+  state::PrefixStore view(store_.get(), prefix);
+  engine::Engine::LoadReport report;
+  if (Status st = p.engine->Load(view, p.decoder.get(), &report); !st.ok()) return st;
+  if (report.keys_dropped > 0) {
+    // Never loaded into a mismatched automaton; deleted here and in the
+    // changelog, so neither a restart nor another daemon loads it either.
+    for (const auto& k : report.stale_keys) {
+      if (Status st = view.Delete(k); !st.ok()) return st;
+      if (Status st = producer_->ProduceTo(config_.kafka.changelog_topic, p.partition, prefix + k, std::nullopt);
+          !st.ok()) {
+        return st;
+      }
+    }
+    dirty_ = true;
+    Log(fmt::format("{}/{}: dropped {} partial matches of changed rules and {} of removed rules ({} keys)", p.topic,
+                    p.partition, report.runs_changed, report.runs_removed, report.keys_dropped));
+  }
+  if (dropped_changed) *dropped_changed += report.runs_changed;
+  if (dropped_removed) *dropped_removed += report.runs_removed;
   *lmdb_offset = -1;
   Status st = view.Scan("offset", [&](std::string_view k, std::string_view v) {
     if (k == "offset") *lmdb_offset = std::stoll(std::string(v));
@@ -178,15 +216,17 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
   auto logs = io::ReadCompacted(config_.kafka.brokers, config_.kafka.changelog_topic, numbers,
                                 config_.kafka.consumer, 120000);
   if (!logs.ok()) {
-    Log("cannot read the changelog: " + logs.status().message());
+    LogError("cannot read the changelog: " + logs.status().message());
     fatal_ = true;
   }
   std::vector<int64_t> start;
+  uint64_t dropped_changed = 0, dropped_removed = 0;
   for (const auto& tp : committed) {
+    notify_.MaybePingWatchdog();  // restoring many partitions takes a while
     static const std::map<std::string, std::string> kNone;
     const auto& log = logs.ok() ? logs.value()[tp.partition] : kNone;
     if (Status st = CatchUpFromChangelog(tp.topic, tp.partition, log); !st.ok()) {
-      Log(fmt::format("{}/{}: cannot restore from the changelog: {}", tp.topic, tp.partition, st.message()));
+      LogError(fmt::format("{}/{}: cannot restore from the changelog: {}", tp.topic, tp.partition, st.message()));
       fatal_ = true;
     }
     auto part = std::make_unique<Part>();
@@ -194,8 +234,8 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
     part->partition = tp.partition;
     part->last_wall = WallMs();
     int64_t lmdb_offset = -1;
-    if (Status st = Restore(*part, &lmdb_offset); !st.ok()) {
-      Log(fmt::format("{}/{}: cannot restore its state: {}", tp.topic, tp.partition, st.message()));
+    if (Status st = Restore(*part, &lmdb_offset, &dropped_changed, &dropped_removed); !st.ok()) {
+      LogError(fmt::format("{}/{}: cannot restore its state: {}", tp.topic, tp.partition, st.message()));
       fatal_ = true;
     }
     restored_runs_ += static_cast<uint64_t>(part->engine->active_runs());
@@ -207,6 +247,16 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
                     part->suppress_until >= 0 ? fmt::format(" (alerts before {} were already published)", part->suppress_until) : ""));
     start.push_back(from);
     parts_[{tp.topic, tp.partition}] = std::move(part);
+  }
+  metrics_->CountRuleStateDropped(dropped_changed, dropped_removed);
+  rule_state_dropped_ += dropped_changed + dropped_removed;
+  std::string status = fmt::format("processing {} partitions", parts_.size());
+  if (!ready_ && !fatal_) {
+    ready_ = true;
+    Log("ready: " + status);
+    notify_.Ready(status);
+  } else {
+    notify_.Status(status);
   }
   return start;
 }
@@ -220,7 +270,9 @@ void Daemon::OnRevoked(const std::vector<io::TopicOffset>& partitions, bool lost
   for (const auto& tp : partitions) {
     Log(fmt::format("revoked {}/{}", tp.topic, tp.partition));
     parts_.erase({tp.topic, tp.partition});
+    metrics_->ForgetPartition(tp.partition);
   }
+  notify_.Status(fmt::format("processing {} partitions", parts_.size()));
 }
 
 void Daemon::Publish(Part& p, int64_t offset, Millis source_time) {
@@ -303,13 +355,13 @@ bool Daemon::Commit() {
     if (r.ok() || r.outcome != io::TxnOutcome::kRetry || attempt >= 5) break;
   }
   if (r.outcome == io::TxnOutcome::kFatal) {
-    Log("fatal Kafka error, stopping: " + r.message);
+    LogError("fatal Kafka error, stopping: " + r.message);
     return false;
   }
   if (!r.ok()) return Abort(r.message);
   // Kafka has the alerts and the offsets: now the state that reflects them.
   if (Status st = store_->Commit(); !st.ok()) {
-    Log("cannot commit the state (the next start catches up from the last good batch): " + st.message());
+    LogError("cannot commit the state (the next start catches up from the last good batch): " + st.message());
     return false;
   }
   ++commits_;
@@ -319,9 +371,9 @@ bool Daemon::Commit() {
   for (Millis t : uncommitted_alert_times_) metrics_->ObserveEventToAlert(static_cast<double>(now - t) / 1000.0);
   uncommitted_alert_times_.clear();
   metrics_->ObserveStateCommit(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  metrics_->SetStateBytes(store_->used_bytes());
+  metrics_->SetStateBytes(store_->used_bytes(), config_.state.max_map_size);
   if (io::TxnResult b = producer_->BeginTransaction(); !b.ok()) {
-    Log("cannot begin a transaction: " + b.message);
+    LogError("cannot begin a transaction: " + b.message);
     return false;
   }
   return true;
@@ -330,15 +382,22 @@ bool Daemon::Commit() {
 bool Daemon::Abort(const std::string& why) {
   ++aborts_;
   metrics_->CountTransactionAbort();
-  Log("aborting the transaction: " + why);
+  daemon::Log(LogLevel::kWarning, "aborting the transaction: " + why);
   io::TxnResult r = producer_->AbortTransaction(kTxnTimeoutMs);
   if (r.outcome == io::TxnOutcome::kFatal) {
-    Log("fatal Kafka error, stopping: " + r.message);
+    LogError("fatal Kafka error, stopping: " + r.message);
     fatal_ = true;
     return false;
   }
   store_->Rollback();
   uncommitted_alert_times_.clear();
+  dirty_ = false;
+  // The next transaction opens first: a restore may write to it.
+  if (io::TxnResult b = producer_->BeginTransaction(); !b.ok()) {
+    LogError("cannot begin a transaction: " + b.message);
+    fatal_ = true;
+    return false;
+  }
   for (auto& [key, p] : parts_) {
     int64_t lmdb_offset = -1;
     if (Status st = Restore(*p, &lmdb_offset); !st.ok()) {
@@ -350,18 +409,63 @@ bool Daemon::Abort(const std::string& why) {
       (void)consumer_->Seek({p->topic, p->partition, lmdb_offset}, 10000);
     }
   }
-  dirty_ = false;
-  if (io::TxnResult b = producer_->BeginTransaction(); !b.ok()) {
-    fatal_ = true;
-    return false;
-  }
   return true;
 }
 
-int Daemon::Run(const std::atomic<bool>& stop) {
+bool Daemon::Reload() {
+  notify_.Reloading(fmt::format("reloading the rules from {}", config_.rules_path));
+  Log(fmt::format("reloading the rules from {}", config_.rules_path));
+  std::ostringstream diagnostics;
+  auto next = LoadAndCompile({config_.rules_path}, diagnostics);
+  std::string status = fmt::format("processing {} partitions", parts_.size());
+  if (!next) {
+    std::istringstream lines(diagnostics.str());
+    for (std::string line; std::getline(lines, line);) LogError(line);
+    LogError(fmt::format("rule reload refused: {} does not check; the {} running rules go on", config_.rules_path,
+                         rules_->programs.size()));
+    metrics_->CountReload(false);
+    notify_.Ready(status + "; the last rule reload was refused");
+    return false;
+  }
+  // Make LMDB equal memory, so every engine can be rebuilt from it.
+  if (!Commit()) {
+    fatal_ = true;
+    return false;
+  }
+  std::map<std::string, uint64_t> before;
+  for (const auto& p : rules_->programs) before[p->name] = p->fingerprint;
+  int added = 0, changed = 0, kept = 0;
+  for (const auto& p : next->programs) {
+    auto it = before.find(p->name);
+    (it == before.end() ? added : it->second == p->fingerprint ? kept : changed)++;
+  }
+  int removed = static_cast<int>(rules_->programs.size()) - kept - changed;
+  metrics_->SetRules(*next);  // while the old set is still alive
+  rules_ = next;
+  uint64_t dropped_changed = 0, dropped_removed = 0;
+  for (auto& [key, p] : parts_) {
+    int64_t lmdb_offset = -1;
+    if (Status st = Restore(*p, &lmdb_offset, &dropped_changed, &dropped_removed); !st.ok()) {
+      LogError(fmt::format("{}/{}: cannot rebuild its state on the new rules: {}", p->topic, p->partition,
+                           st.message()));
+      fatal_ = true;
+      return false;
+    }
+  }
+  metrics_->CountRuleStateDropped(dropped_changed, dropped_removed);
+  metrics_->CountReload(true);
+  rule_state_dropped_ += dropped_changed + dropped_removed;
+  Log(fmt::format("rules reloaded: {} rules ({} unchanged, {} changed, {} added, {} removed); {} partial matches "
+                  "of changed or removed rules dropped",
+                  rules_->programs.size(), kept, changed, added, removed, dropped_changed + dropped_removed));
+  notify_.Ready(status);
+  return true;
+}
+
+int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
   if (!started_) {
     if (Status st = Start(); !st.ok()) {
-      Log("cannot start: " + st.message());
+      LogError("cannot start: " + st.message());
       return 1;
     }
   }
@@ -369,6 +473,11 @@ int Daemon::Run(const std::atomic<bool>& stop) {
   auto next_commit = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.state.commit_interval);
   auto next_tick = std::chrono::steady_clock::now();
   while (!stop && !fatal_) {
+    notify_.MaybePingWatchdog();
+    if (reload != nullptr && reload->exchange(false)) {
+      Reload();
+      continue;
+    }
     auto rec = consumer_->Poll(50);
     if (!rec.ok()) {
       Log(rec.status().message());
@@ -398,6 +507,7 @@ int Daemon::Run(const std::atomic<bool>& stop) {
     }
     producer_->Poll(0);
   }
+  notify_.Stopping(fatal_ ? "stopping after a fatal error" : "stopping: committing the last batch");
   if (!fatal_) {
     Log("stopping: committing the last batch");
     if (!Commit()) fatal_ = true;

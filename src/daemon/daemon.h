@@ -24,8 +24,14 @@
 #include "cepheus/metrics/metrics.h"
 #include "cepheus/state/lmdb_store.h"
 #include "daemon/config.h"
+#include "daemon/log.h"
+#include "daemon/systemd.h"
 
 namespace cepheus::daemon {
+
+// SIGTERM and SIGINT set `stop`; SIGHUP sets `reload` (when not null). The
+// flags must live as long as the process.
+void InstallSignalHandlers(std::atomic<bool>* stop, std::atomic<bool>* reload);
 
 class Daemon : public io::RebalanceListener {
  public:
@@ -34,8 +40,9 @@ class Daemon : public io::RebalanceListener {
 
   // Runs until `stop` becomes true or a fatal error. Returns the process exit
   // code: 0 after a clean stop, 1 on a fatal error. Calls Start() first unless
-  // it was called already.
-  int Run(const std::atomic<bool>& stop);
+  // it was called already. When `reload` is given and becomes true (SIGHUP),
+  // the loop resets it and reloads the rules (see Reload).
+  int Run(const std::atomic<bool>& stop, std::atomic<bool>* reload = nullptr);
   // The start-up steps: state, metrics, producer, consumer. On failure the
   // daemon must not Run.
   Status Start();
@@ -47,8 +54,20 @@ class Daemon : public io::RebalanceListener {
   std::vector<int64_t> OnAssigned(const std::vector<io::TopicOffset>& committed) override;
   void OnRevoked(const std::vector<io::TopicOffset>& partitions, bool lost) override;
 
+  // Re-reads the rules from config.rules.path, between two batches. A set
+  // that does not check is refused: its diagnostics are logged, the running
+  // rules go on, and false is returned. A good set is swapped in whole: the
+  // open batch is committed, then every partition's engine is rebuilt on the
+  // new rules from LMDB, so the partial matches of rules whose text did not
+  // change are kept, while those of changed or removed rules are dropped,
+  // counted, and deleted from LMDB and the changelog.
+  bool Reload();
+
   // For tests.
   uint64_t alerts_published() const { return alerts_published_; }
+  const nfa::CompiledRuleSet& rules() const { return *rules_; }
+  uint64_t rule_state_dropped() const { return rule_state_dropped_; }
+  int64_t active_runs() const;
   uint64_t records_handled() const { return records_handled_.load(); }
   uint64_t restored_runs() const { return restored_runs_; }
   uint64_t commits() const { return commits_; }
@@ -64,11 +83,16 @@ class Daemon : public io::RebalanceListener {
   // Aborts the open transaction, puts every engine back to its LMDB state and
   // rewinds the consumer there.
   bool Abort(const std::string& why);
-  Status Restore(Part& p, int64_t* lmdb_offset);
+  // Rebuilds `p`'s decoder and engine on rules_ from LMDB. State of changed
+  // or removed rules is deleted (in LMDB's open batch and, as tombstones, in
+  // the changelog of the open transaction); `dropped` counts its runs.
+  Status Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed = nullptr,
+                 uint64_t* dropped_removed = nullptr);
   Status CatchUpFromChangelog(const std::string& topic, int32_t partition,
                               const std::map<std::string, std::string>& log);
   std::string Prefix(const std::string& topic, int32_t partition) const;
-  void Log(const std::string& line) const;
+  void Log(const std::string& line) const { daemon::Log(LogLevel::kInfo, line); }
+  void LogError(const std::string& line) const { daemon::Log(LogLevel::kError, line); }
 
   Config config_;
   std::shared_ptr<const nfa::CompiledRuleSet> rules_;
@@ -77,8 +101,11 @@ class Daemon : public io::RebalanceListener {
   std::unique_ptr<io::KafkaProducer> producer_;
   std::unique_ptr<io::KafkaConsumer> consumer_;
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<Part>> parts_;
+  Notifier notify_;
   bool fatal_ = false;
   bool started_ = false;
+  bool ready_ = false;  // READY=1 sent
+  uint64_t rule_state_dropped_ = 0;
   uint64_t malformed_ = 0;
   std::function<void(const engine::Alert&)> on_alert_;
   bool dirty_ = false;  // records handled since the last commit

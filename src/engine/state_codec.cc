@@ -115,6 +115,29 @@ Result<nfa::EventRef> DecodeEvent(std::string_view* in, EventDecoder* decoder) {
   return ev;
 }
 
+uint64_t CountStoredRuns(std::string_view bytes) {
+  std::string_view in = bytes;
+  Reader r(&in);
+  if (r.Byte() != kStateFormatVersion) return 0;
+  r.Fixed64();
+  r.Byte();
+  r.Signed();
+  r.Varint();
+  r.Signed();
+  uint64_t n_events = r.Varint();
+  for (uint64_t i = 0; i < n_events && r.ok(); ++i) {
+    r.Signed();
+    r.Varint();
+    r.Varint();
+    r.String();
+    r.Signed();
+    r.Signed();
+    r.String();
+  }
+  uint64_t n_runs = r.Varint();
+  return r.ok() ? n_runs : 0;
+}
+
 std::string EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k) {
   std::string out;
   out.push_back(static_cast<char>(kStateFormatVersion));
@@ -278,7 +301,13 @@ Status Engine::SaveChanges(StateStore* store) {
   return Status::Ok();
 }
 
-Status Engine::Load(const StateStore& store, EventDecoder* decoder, uint64_t* dropped) {
+Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* report) {
+  auto drop = [report](std::string_view k, std::string_view v, bool removed) {
+    if (!report) return;
+    ++report->keys_dropped;
+    (removed ? report->runs_removed : report->runs_changed) += CountStoredRuns(v);
+    report->stale_keys.emplace_back(k);
+  };
   for (auto& g : groups_) g.index.clear();
   entries_.clear();
   free_entries_.clear();
@@ -326,7 +355,7 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, uint64_t* dr
         auto kr = DecodeKeyRuns(v, *rs.program, decoder);
         if (!kr.ok()) {
           if (kr.status().code() == Status::Code::kInvalidArgument) {
-            if (dropped) ++*dropped;  // the rule changed: its partial matches go
+            drop(k, v, false);  // the rule changed: its partial matches go
             return;
           }
           result = kr.status();
@@ -349,7 +378,7 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, uint64_t* dr
         Schedule(id, r, watermark_);
         return;
       }
-      if (dropped) ++*dropped;  // the rule is gone
+      drop(k, v, true);  // the rule is gone
     }
   });
   if (!st.ok()) return st;

@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include <set>
+
 namespace cepheus::metrics {
 
 using prometheus::BuildCounter;
@@ -31,6 +33,10 @@ struct Metrics::Impl {
   prometheus::Counter* late = nullptr;
   prometheus::Counter* malformed = nullptr;
   prometheus::Counter* records = nullptr;
+  prometheus::Family<prometheus::Counter>* alerts_family = nullptr;
+  prometheus::Family<prometheus::Counter>* suppressed_family = nullptr;
+  prometheus::Family<prometheus::Counter>* evicted_family = nullptr;
+  prometheus::Family<prometheus::Gauge>* runs_family = nullptr;
   std::vector<prometheus::Counter*> alerts;      // by rule
   std::vector<prometheus::Counter*> suppressed;  // by rule
   std::vector<prometheus::Counter*> evicted;     // by rule
@@ -42,6 +48,17 @@ struct Metrics::Impl {
   prometheus::Histogram* state_commit = nullptr;
   prometheus::Gauge* state_bytes = nullptr;
   prometheus::Counter* aborts = nullptr;
+  prometheus::Gauge* map_used_ratio = nullptr;
+  prometheus::Counter* reloads_ok = nullptr;
+  prometheus::Counter* reloads_error = nullptr;
+  prometheus::Gauge* last_reload_ok = nullptr;
+  prometheus::Gauge* rules_loaded = nullptr;
+  prometheus::Counter* dropped_changed = nullptr;
+  prometheus::Counter* dropped_removed = nullptr;
+
+  // Points the per-rule series at `set`'s rules; series of rules no longer
+  // in it are removed, those of rules still in it keep their values.
+  void BindRules(const nfa::CompiledRuleSet& set);
 
   struct Last {
     engine::EngineStats stats;
@@ -55,7 +72,6 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
   std::unique_ptr<Metrics> m(new Metrics());
   m->impl_ = std::make_unique<Impl>();
   Impl& i = *m->impl_;
-  i.rules = &rules;
   auto& reg = *i.registry;
   auto& events = BuildCounter().Name("cepheus_events_total").Help("Events read, by outcome.").Register(reg);
   i.evaluated = &events.Add({{"outcome", "evaluated"}});
@@ -76,13 +92,12 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
                       .Name("cepheus_runs_evicted_total")
                       .Help("Partial matches dropped because a key reached the rule's limit.")
                       .Register(reg);
-  for (const auto& p : rules.programs) {
-    std::string severity = dsl::SeverityName(p->rule->severity);
-    i.alerts.push_back(&alerts.Add({{"rule", p->name}, {"severity", severity}}));
-    i.suppressed.push_back(&suppressed.Add({{"rule", p->name}}));
-    i.runs.push_back(&runs.Add({{"rule", p->name}}));
-    i.evicted.push_back(&evicted.Add({{"rule", p->name}}));
-  }
+  i.alerts_family = &alerts;
+  i.suppressed_family = &suppressed;
+  i.runs_family = &runs;
+  i.evicted_family = &evicted;
+  i.rules_loaded = &BuildGauge().Name("cepheus_rules_loaded").Help("Rules running.").Register(reg).Add({});
+  i.BindRules(rules);
   i.keys = &BuildGauge().Name("cepheus_keys_active").Help("Keys holding state.").Register(reg).Add({});
   i.event_to_alert = &BuildHistogram()
                           .Name("cepheus_event_to_alert_seconds")
@@ -115,8 +130,25 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
                       .Name("cepheus_rule_reloads_total")
                       .Help("Rule set reloads, by outcome.")
                       .Register(reg);
-  reloads.Add({{"outcome", "success"}});
-  reloads.Add({{"outcome", "error"}});
+  i.reloads_ok = &reloads.Add({{"outcome", "success"}});
+  i.reloads_error = &reloads.Add({{"outcome", "error"}});
+  i.last_reload_ok = &BuildGauge()
+                          .Name("cepheus_rules_last_reload_successful")
+                          .Help("1 if the last rule reload succeeded (or none was tried), 0 if it was refused.")
+                          .Register(reg)
+                          .Add({});
+  i.last_reload_ok->Set(1);
+  auto& dropped = BuildCounter()
+                      .Name("cepheus_rule_state_dropped_total")
+                      .Help("Partial matches dropped because their rule changed or was removed (reload or restart).")
+                      .Register(reg);
+  i.dropped_changed = &dropped.Add({{"reason", "changed"}});
+  i.dropped_removed = &dropped.Add({{"reason", "removed"}});
+  i.map_used_ratio = &BuildGauge()
+                          .Name("cepheus_lmdb_map_used_ratio")
+                          .Help("Bytes of the LMDB state in use over state.max_map_size.")
+                          .Register(reg)
+                          .Add({});
   BuildGauge().Name("cepheus_build_info").Help("Build information.").Register(reg).Add({{"version", version}}).Set(1);
   BuildGauge().Name("cepheus_up").Help("1 while the process serves.").Register(*i.health).Add({}).Set(1);
   try {
@@ -127,6 +159,72 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
   i.exposer->RegisterCollectable(i.registry, "/metrics");
   i.exposer->RegisterCollectable(i.health, "/healthz");
   return m;
+}
+
+void Metrics::Impl::BindRules(const nfa::CompiledRuleSet& set) {
+  std::set<std::string> names;
+  for (const auto& p : set.programs) names.insert(p->name);
+  // Remove the series of rules that are gone (or whose severity changed).
+  for (size_t r = 0; r < alerts.size() && rules != nullptr && r < rules->programs.size(); ++r) {
+    const auto& old = *rules->programs[r];
+    bool same = false;
+    for (const auto& p : set.programs) {
+      same = same || (p->name == old.name && p->rule->severity == old.rule->severity);
+    }
+    if (!same) alerts_family->Remove(alerts[r]);
+    if (names.count(old.name) == 0) {
+      suppressed_family->Remove(suppressed[r]);
+      runs_family->Remove(runs[r]);
+      evicted_family->Remove(evicted[r]);
+    }
+  }
+  alerts.clear();
+  suppressed.clear();
+  runs.clear();
+  evicted.clear();
+  for (const auto& p : set.programs) {
+    std::string severity = dsl::SeverityName(p->rule->severity);
+    alerts.push_back(&alerts_family->Add({{"rule", p->name}, {"severity", severity}}));
+    suppressed.push_back(&suppressed_family->Add({{"rule", p->name}}));
+    runs.push_back(&runs_family->Add({{"rule", p->name}}));
+    evicted.push_back(&evicted_family->Add({{"rule", p->name}}));
+  }
+  rules = &set;
+  rules_loaded->Set(static_cast<double>(set.programs.size()));
+}
+
+void Metrics::SetRules(const nfa::CompiledRuleSet& rules) {
+  Impl& i = *impl_;
+  i.BindRules(rules);
+  // Every engine is replaced along with its rules: gauges restart from zero
+  // and the next UpdateEngine of each partition publishes it whole.
+  for (auto* g : i.runs) g->Set(0);
+  i.keys->Set(0);
+  i.last.clear();
+}
+
+void Metrics::ForgetPartition(int32_t partition) {
+  Impl& i = *impl_;
+  auto it = i.last.find(partition);
+  if (it == i.last.end()) return;
+  const Impl::Last& last = it->second;
+  for (size_t r = 0; r < last.stats.rules.size() && r < i.runs.size(); ++r) {
+    i.runs[r]->Decrement(static_cast<double>(last.stats.rules[r].runs));
+  }
+  i.keys->Decrement(static_cast<double>(last.keys));
+  i.last.erase(it);
+  i.watermark_lag->Remove(&i.watermark_lag->Add({{"partition", std::to_string(partition)}}));
+  i.consumer_lag->Remove(&i.consumer_lag->Add({{"partition", std::to_string(partition)}}));
+}
+
+void Metrics::CountReload(bool ok) {
+  (ok ? impl_->reloads_ok : impl_->reloads_error)->Increment();
+  impl_->last_reload_ok->Set(ok ? 1 : 0);
+}
+
+void Metrics::CountRuleStateDropped(uint64_t changed, uint64_t removed) {
+  impl_->dropped_changed->Increment(static_cast<double>(changed));
+  impl_->dropped_removed->Increment(static_cast<double>(removed));
 }
 
 Metrics::~Metrics() = default;
@@ -162,7 +260,10 @@ void Metrics::UpdateEngine(int32_t partition, const engine::Engine& eng, Millis 
 void Metrics::CountMalformed(uint64_t n) { impl_->malformed->Increment(static_cast<double>(n)); }
 
 void Metrics::ObserveStateCommit(double seconds) { impl_->state_commit->Observe(seconds); }
-void Metrics::SetStateBytes(uint64_t bytes) { impl_->state_bytes->Set(static_cast<double>(bytes)); }
+void Metrics::SetStateBytes(uint64_t bytes, uint64_t max_bytes) {
+  impl_->state_bytes->Set(static_cast<double>(bytes));
+  if (max_bytes > 0) impl_->map_used_ratio->Set(static_cast<double>(bytes) / static_cast<double>(max_bytes));
+}
 void Metrics::CountTransactionAbort() { impl_->aborts->Increment(); }
 void Metrics::SetConsumerLag(int32_t partition, int64_t lag) {
   impl_->consumer_lag->Add({{"partition", std::to_string(partition)}}).Set(static_cast<double>(lag));

@@ -71,9 +71,17 @@ class Engine {
   // what changed, not the whole state.
   Status SaveChanges(StateStore* store);
   // Replaces this engine's state with what Save wrote. Rules whose text
-  // changed since (different fingerprint) start empty; their state is counted
-  // in `dropped`. Events are re-decoded with `decoder`.
-  Status Load(const StateStore& store, EventDecoder* decoder, uint64_t* dropped = nullptr);
+  // changed since (different fingerprint) or that are no longer in the rule
+  // set start empty: their stored state is not loaded, and `report` (when
+  // given) counts it and lists its store keys, so the caller can delete them.
+  // Events are re-decoded with `decoder`.
+  struct LoadReport {
+    uint64_t keys_dropped = 0;   // (rule, key) states not loaded
+    uint64_t runs_changed = 0;   // their partial matches, rule text changed
+    uint64_t runs_removed = 0;   // their partial matches, rule removed
+    std::vector<std::string> stale_keys;  // store keys of the dropped states
+  };
+  Status Load(const StateStore& store, EventDecoder* decoder, LoadReport* report = nullptr);
 
  private:
   // The state of one rule for one key.

@@ -26,6 +26,11 @@ Result<nfa::KeyRuns> DecodeKeyRuns(std::string_view bytes, const nfa::Program& p
                                    EventDecoder* decoder);
 
 // Events alone (the reorder buffer).
+// The number of partial matches in an encoded KeyRuns, read without decoding
+// its events (so it works for state of a rule that changed); 0 when the bytes
+// do not parse.
+uint64_t CountStoredRuns(std::string_view bytes);
+
 void EncodeEvent(const nfa::Event& e, std::string* out);
 Result<nfa::EventRef> DecodeEvent(std::string_view* in, EventDecoder* decoder);
 

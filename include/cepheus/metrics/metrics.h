@@ -38,9 +38,19 @@ class Metrics {
   void ObserveEventToAlert(double seconds);
   // Daemon probes.
   void ObserveStateCommit(double seconds);
-  void SetStateBytes(uint64_t bytes);
+  // LMDB bytes in use, and their share of `max_bytes` (state.max_map_size).
+  void SetStateBytes(uint64_t bytes, uint64_t max_bytes);
   void CountTransactionAbort();
   void SetConsumerLag(int32_t partition, int64_t lag);
+  // A partition's engine was dropped or replaced (revoked, or rolled back to
+  // LMDB after an abort): its share of the gauges goes, and the next
+  // UpdateEngine for it starts from zero.
+  void ForgetPartition(int32_t partition);
+  // A rule reload: the per-rule series now follow `rules` (which must outlive
+  // this object or the next SetRules). Every engine is assumed replaced.
+  void SetRules(const nfa::CompiledRuleSet& rules);
+  void CountReload(bool ok);
+  void CountRuleStateDropped(uint64_t changed, uint64_t removed);
 
  private:
   Metrics() = default;

@@ -83,9 +83,9 @@ TEST_CASE("an engine restored at any point produces the same alerts as one that 
 
     engine::CollectingSink second;
     engine::Engine b(compiled, options, &second);
-    uint64_t dropped = 0;
-    REQUIRE(b.Load(store, &dec, &dropped).ok());
-    CHECK(dropped == 0);
+    engine::Engine::LoadReport report;
+    REQUIRE(b.Load(store, &dec, &report).ok());
+    CHECK(report.keys_dropped == 0);
     CHECK(b.active_runs() == a.active_runs());
     CHECK(b.buffered() == a.buffered());
 
@@ -108,20 +108,39 @@ TEST_CASE("an engine restored at any point produces the same alerts as one that 
 }
 
 TEST_CASE("state written for another version of a rule is dropped and counted, never loaded") {
-  auto v1 = testing::CompileRules("rule r key user_id match o: order{3} within 1m");
-  auto v2 = testing::CompileRules("rule r key user_id match o: order{2} within 1m");
+  auto v1 = testing::CompileRules(
+      "rule r key user_id match o: order{3} within 1m\n"
+      "rule kept key user_id match l: login => o: order within 1m\n"
+      "rule gone key user_id match o: order => p: payment within 1m");
+  auto v2 = testing::CompileRules(
+      "rule r key user_id match o: order{2} within 1m\n"
+      "rule kept key user_id match l: login => o: order within 1m");
   engine::CollectingSink sink;
   engine::EventDecoder dec1(v1, {});
-  engine::Engine a(v1, {}, &sink);
-  a.Push(dec1.Decode(R"({"type":"order","ts":1,"user_id":"u"})", {}).value());
+  engine::Engine c(v1, {}, &sink);
+  c.Push(dec1.Decode(R"({"type":"login","ts":1,"user_id":"u"})", {}).value());
+  c.Push(dec1.Decode(R"({"type":"order","ts":2,"user_id":"u"})", {}).value());
+  c.Push(dec1.Decode(R"({"type":"order","ts":3,"user_id":"v"})", {}).value());
+  c.Push(dec1.Decode(R"({"type":"login","ts":4,"user_id":"v"})", {}).value());
+  c.AdvanceWatermark(4);
+  // r: u and v hold one run each (order{3} started); kept: u's login run
+  // completed on its order, v's login waits; gone: u's order waits, v's run
+  // died on its login (`=>` is strict).
   engine::MemoryStateStore store;
-  REQUIRE(a.Save(&store).ok());
+  REQUIRE(c.Save(&store).ok());
   engine::EventDecoder dec2(v2, {});
   engine::Engine b(v2, {}, &sink);
-  uint64_t dropped = 0;
-  REQUIRE(b.Load(store, &dec2, &dropped).ok());
-  CHECK(dropped == 1);
-  CHECK(b.active_runs() == 0);
+  engine::Engine::LoadReport report;
+  REQUIRE(b.Load(store, &dec2, &report).ok());
+  CHECK(report.keys_dropped == 3);
+  CHECK(report.runs_changed == 2);
+  CHECK(report.runs_removed == 1);
+  CHECK(report.stale_keys.size() == 3);
+  for (const auto& k : report.stale_keys) {
+    CHECK((k.rfind("engine/k/r", 0) == 0 || k.rfind("engine/k/gone", 0) == 0));
+  }
+  CHECK(c.active_runs() == 4);
+  CHECK(b.active_runs() == 1);  // the unchanged rule's run is kept
 }
 
 TEST_CASE("truncated or corrupted state is reported as corruption") {
