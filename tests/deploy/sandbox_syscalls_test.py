@@ -4,7 +4,10 @@
 on librdkafka's mock cluster, LMDB state, metrics served and scraped) make
 under strace is allowed by the unit's SystemCallFilter=, every socket they
 open is of a family in RestrictAddressFamilies=, and no mapping is writable
-and executable at once (MemoryDenyWriteExecute=).
+and executable at once (MemoryDenyWriteExecute=). The demo runs with
+NOTIFY_SOCKET and WATCHDOG_USEC set, as under the unit, so the sd_notify path
+is traced too, and it must send READY=1 and WATCHDOG=1 (Type=notify and
+WatchdogSec= rely on them).
 
     sandbox_syscalls_test.py UNIT PATH/TO/cepheus RULES_DIR CONFIG
 
@@ -21,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -73,12 +77,17 @@ def free_port():
     return port
 
 
-def trace(argv, out, during=None):
-    proc = subprocess.Popen(["strace", "-f", "-qq", "-o", out] + argv,
+def trace(argv, out, during=None, env=None):
+    proc = subprocess.Popen(["strace", "-f", "-qq", "-o", out] + argv, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if during:
-        during()
-    _, err = proc.communicate(timeout=120)
+    try:
+        if during:
+            during()
+        _, err = proc.communicate(timeout=120)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
     if proc.returncode != 0:
         sys.exit(f"FAIL strace {' '.join(argv)} exited {proc.returncode}:\n{err}")
     with open(out) as f:
@@ -106,11 +115,35 @@ def main():
 
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
+        # Read the notifications as systemd does, all along: an unread socket
+        # fills after a few datagrams and blocks the sender.
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(os.path.join(tmp, "notify"))
+        notify.settimeout(0.2)
+        messages, done = [], threading.Event()
+
+        def receive():
+            while not done.is_set():
+                try:
+                    messages.append(notify.recv(4096).decode(errors="replace"))
+                except socket.timeout:
+                    pass
+
+        reader = threading.Thread(target=receive, daemon=True)
+        reader.start()
+        env = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_PID", "LISTEN_PID")}
+        env.update(NOTIFY_SOCKET=os.path.join(tmp, "notify"), WATCHDOG_USEC="2000000")
         traces = {
             "cepheus check": trace([binary, "check", rules, "--config", config], os.path.join(tmp, "check")),
             "cepheus demo": trace([binary, "demo", "--seconds", "10", "--rules", rules, "--metrics",
-                                   f"127.0.0.1:{port}", "--quiet"], os.path.join(tmp, "demo"), scrape),
+                                   f"127.0.0.1:{port}", "--quiet"], os.path.join(tmp, "demo"), scrape, env),
         }
+        done.set()
+        reader.join()
+        notify.close()
+    for state in ("READY=1", "WATCHDOG=1"):
+        if not any(state in m.split("\n") for m in messages):
+            failures.append(f"the demo never sent {state} to NOTIFY_SOCKET (got {len(messages)} messages)")
     for what, text in traces.items():
         calls = {}
         for m in re.finditer(r"^\d+\s+([a-z_][a-z0-9_]*)\(", text, re.M):
@@ -134,6 +167,7 @@ def main():
                     break
         print(f"{what}: {sum(calls.values())} system calls of {len(calls)} kinds, "
               f"socket families {sorted(used_families)}")
+    print(f"sd_notify: {len(messages)} messages, {sum('WATCHDOG=1' in m for m in messages)} watchdog pings")
     for f in failures:
         print("FAIL", f)
     return 1 if failures else 0
