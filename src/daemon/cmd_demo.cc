@@ -46,6 +46,7 @@ int RunDemo(const DemoOptions& o) {
   auto rules = LoadAndCompile({o.rules}, std::cerr);
   if (!rules) return 1;
   InstallSignalHandlers(&g_stop, &g_reload);  // SIGHUP reloads the rules, as in `cepheus run`
+  RouteKafkaLogs();
   g_stop = false;
 
   auto cluster = io::MockCluster::Create(3);

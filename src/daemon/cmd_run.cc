@@ -50,6 +50,7 @@ int RunDaemon(const RunOptions& o) {
     return 0;
   }
   SetLogLevel(config.value().log.level);
+  RouteKafkaLogs();
   std::ostringstream diagnostics;
   auto rules = LoadAndCompile({config.value().rules_path}, diagnostics);
   if (!rules) {

@@ -16,6 +16,8 @@
 
 #include <fmt/format.h>
 
+#include "cepheus/io/kafka.h"
+
 namespace cepheus::daemon {
 namespace {
 
@@ -79,6 +81,16 @@ void Log(LogLevel level, std::string_view message) {
   line.push_back('\n');
   // One write per line, so lines of several threads do not interleave.
   (void)!::write(STDERR_FILENO, line.data(), line.size());
+}
+
+void RouteKafkaLogs() {
+  io::SetLogHandler([](int priority, std::string_view line) {
+    LogLevel level = priority <= 3 ? LogLevel::kError
+                     : priority == 4 ? LogLevel::kWarning
+                     : priority <= 6 ? LogLevel::kInfo
+                                     : LogLevel::kDebug;
+    Log(level, line);
+  });
 }
 
 }  // namespace cepheus::daemon

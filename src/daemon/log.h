@@ -26,6 +26,9 @@ inline void LogError(std::string_view m) { Log(LogLevel::kError, m); }
 inline void LogWarning(std::string_view m) { Log(LogLevel::kWarning, m); }
 inline void LogInfo(std::string_view m) { Log(LogLevel::kInfo, m); }
 
+// Sends librdkafka's log lines (and the Kafka module's) through Log.
+void RouteKafkaLogs();
+
 // The line `Log` would write, without the newline (for tests).
 std::string FormatLogLine(LogLevel level, std::string_view message, bool journal, long long epoch_ms);
 

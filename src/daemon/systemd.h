@@ -4,7 +4,8 @@
 // partitions are assigned and their state restored; a reload is bracketed by
 // RELOADING=1 and READY=1; a stop starts with STOPPING=1. When the unit sets
 // WatchdogSec, the processing loop calls MaybePingWatchdog on every turn and
-// a WATCHDOG=1 goes out every half interval, so a wedged loop stops the pings
+// a WATCHDOG=1 goes out every third of the interval (so never more than half
+// apart), so a wedged loop stops the pings
 // and systemd restarts the service. Without NOTIFY_SOCKET (not under
 // systemd) every call does nothing. Not thread-safe: the loop's thread only.
 #pragma once
@@ -23,7 +24,7 @@ class Notifier {
   void Ready(std::string_view status);
   void Reloading(std::string_view status);
   void Stopping(std::string_view status);
-  // Sends WATCHDOG=1 if half the watchdog interval has passed since the last.
+  // Sends WATCHDOG=1 if a third of the watchdog interval has passed since the last.
   void MaybePingWatchdog();
 
   // 0 when systemd set no watchdog.

@@ -18,6 +18,36 @@
 namespace cepheus::io {
 namespace {
 
+std::atomic<LogHandler> g_log{nullptr};
+
+void IoLog(int priority, const std::string& line) {
+  if (LogHandler h = g_log.load()) {
+    h(priority, line);
+  } else {
+    std::fprintf(stderr, "cepheus: %s\n", line.c_str());
+  }
+}
+
+// librdkafka's log and error events, to the log handler.
+class LogEvents : public RdKafka::EventCb {
+ public:
+  void event_cb(RdKafka::Event& e) override {
+    if (e.type() == RdKafka::Event::EVENT_LOG) {
+      IoLog(static_cast<int>(e.severity()), fmt::format("kafka: {}: {}", e.fac(), e.str()));
+    } else if (e.type() == RdKafka::Event::EVENT_ERROR) {
+      IoLog(e.fatal() ? 2 : 3, fmt::format("kafka: {}: {}", RdKafka::err2str(e.err()), e.str()));
+    }
+  }
+};
+LogEvents g_log_events;
+
+// Every client's Conf routes its logs to the handler, when there is one.
+void RouteLogs(RdKafka::Conf* conf) {
+  if (g_log.load() == nullptr) return;
+  std::string err;
+  conf->set("event_cb", static_cast<RdKafka::EventCb*>(&g_log_events), err);
+}
+
 Status ApplyAll(RdKafka::Conf* conf, const Properties& props) {
   std::string err;
   for (const auto& [k, v] : props) {
@@ -31,7 +61,7 @@ class DeliveryCounter : public RdKafka::DeliveryReportCb {
   void dr_cb(RdKafka::Message& m) override {
     if (m.err() != RdKafka::ERR_NO_ERROR) {
       ++failures;
-      std::fprintf(stderr, "cepheus: delivery to %s failed: %s\n", m.topic_name().c_str(), m.errstr().c_str());
+      IoLog(3, fmt::format("delivery to {} failed: {}", m.topic_name(), m.errstr()));
     }
   }
   std::atomic<uint64_t> failures{0};
@@ -65,7 +95,7 @@ class Rebalance : public RdKafka::RebalanceCb {
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       if (cooperative) {
         if (RdKafka::Error* e = consumer->incremental_assign(partitions)) {
-          std::fprintf(stderr, "cepheus: incremental assign failed: %s\n", e->str().c_str());
+          IoLog(3, "incremental assign failed: " + e->str());
           delete e;
         }
       } else {
@@ -74,7 +104,7 @@ class Rebalance : public RdKafka::RebalanceCb {
     } else {
       if (cooperative) {
         if (RdKafka::Error* e = consumer->incremental_unassign(partitions)) {
-          std::fprintf(stderr, "cepheus: incremental unassign failed: %s\n", e->str().c_str());
+          IoLog(3, "incremental unassign failed: " + e->str());
           delete e;
         }
       } else {
@@ -117,6 +147,8 @@ Status MockCluster::CreateTopic(const std::string& name, int partitions) {
   return Status::Ok();
 }
 
+void SetLogHandler(LogHandler handler) { g_log = handler; }
+
 // ---- KafkaProducer ---------------------------------------------------------------
 
 struct KafkaProducer::Impl {
@@ -128,6 +160,7 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const std::string& 
   std::unique_ptr<KafkaProducer> out(new KafkaProducer());
   out->impl_ = std::make_unique<Impl>();
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  RouteLogs(conf.get());
   std::string err;
   if (Status st = ApplyAll(conf.get(), extra); !st.ok()) return st;
   Properties own = {{"bootstrap.servers", brokers}, {"enable.idempotence", "true"}, {"linger.ms", "5"}};
@@ -234,6 +267,7 @@ Result<std::map<int32_t, std::map<std::string, std::string>>> ReadCompacted(
     const Properties& extra, int timeout_ms) {
   std::map<int32_t, std::map<std::string, std::string>> out;
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  RouteLogs(conf.get());
   if (Status st = ApplyAll(conf.get(), extra); !st.ok()) return st;
   Properties own = {{"bootstrap.servers", brokers},       {"group.id", "cepheus-restore"},
                     {"enable.auto.commit", "false"},      {"enable.partition.eof", "true"},
@@ -311,6 +345,7 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const std::string& 
   out->impl_ = std::make_unique<Impl>();
   out->impl_->rebalance.listener = listener;
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  RouteLogs(conf.get());
   std::string err;
   if (Status st = ApplyAll(conf.get(), extra); !st.ok()) return st;
   Properties own = {{"bootstrap.servers", brokers},
@@ -370,7 +405,7 @@ Result<std::optional<engine::RawRecord>> KafkaConsumer::Poll(int timeout_ms) {
       return std::optional<engine::RawRecord>();
     default:
       if (m->err() == RdKafka::ERR__FATAL) return Status::IoError(fmt::format("consumer: {}", m->errstr()));
-      std::fprintf(stderr, "cepheus: consumer: %s\n", m->errstr().c_str());
+      IoLog(4, "consumer: " + m->errstr());
       return std::optional<engine::RawRecord>();
   }
 }

@@ -1,5 +1,10 @@
 #include "test_util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -53,6 +58,29 @@ std::vector<std::string> Run(const std::string& rules, const std::vector<std::st
   daemon::ReplayText(std::string_view(input.data(), input.size()), compiled, options, {}, sink,
                      [](uint64_t line, const std::string& why) { FAIL("malformed line " << line << ": " << why); });
   return Reduce(sink->alerts);
+}
+
+std::string Scrape(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  REQUIRE(::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size()));
+  std::string out;
+  char buf[8192];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+double Sample(const std::string& scrape, const std::string& series) {
+  size_t at = scrape.find("\n" + series + " ");
+  return at == std::string::npos ? -1 : std::stod(scrape.substr(at + series.size() + 2));
 }
 
 }  // namespace cepheus::testing

@@ -27,4 +27,10 @@ std::vector<std::string> Reduce(const std::vector<engine::Alert>& alerts);
 std::vector<std::string> Run(const std::string& rules, const std::vector<std::string>& events,
                              Millis out_of_order = 0, engine::CollectingSink* sink_out = nullptr);
 
+// GET http://127.0.0.1:port/metrics: the whole response.
+std::string Scrape(int port);
+// The value of one series in a scrape (`name{labels}` exactly as exposed), or
+// -1 when the series is not there.
+double Sample(const std::string& scrape, const std::string& series);
+
 }  // namespace cepheus::testing

@@ -28,6 +28,13 @@ struct rd_kafka_mock_cluster_s;
 namespace cepheus::io {
 
 using Properties = std::map<std::string, std::string>;
+
+// Where the log lines of librdkafka and of this module go, with their syslog
+// priority (0 emergency .. 7 debug). Without a handler they go to stderr as
+// librdkafka prints them. Set it once, before any client is created; it is
+// called from librdkafka's threads too, so it must be thread-safe.
+using LogHandler = void (*)(int priority, std::string_view line);
+void SetLogHandler(LogHandler handler);
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // An in-process Kafka cluster (librdkafka's mock). Not a real broker: it is

@@ -1,0 +1,91 @@
+// The metrics probe, read back over HTTP as Prometheus would.
+#include <doctest/doctest.h>
+
+#include "cepheus/metrics/metrics.h"
+#include "test_util.h"
+
+using namespace cepheus;
+
+namespace {
+
+void PushOrders(engine::Engine* eng, engine::EventDecoder* dec, int n) {
+  for (int i = 0; i < n; ++i) {
+    eng->Push(dec->Decode(R"({"type":"order","ts":)" + std::to_string(i + 1) + R"(,"user_id":"u)" +
+                              std::to_string(i) + R"("})",
+                          {})
+                  .value());
+  }
+  eng->AdvanceWatermark(n + 1);
+}
+
+}  // namespace
+
+TEST_CASE("a partition whose engine is replaced neither rewinds nor inflates the counters and gauges") {
+  auto rules = testing::CompileRules("rule r key user_id match o: order{2} within 1h");
+  auto m = metrics::Metrics::Start("127.0.0.1:0", "test", *rules);
+  REQUIRE(m.ok());
+  engine::CollectingSink sink;
+  engine::EventDecoder dec(rules, {});
+  auto first = std::make_unique<engine::Engine>(rules, engine::EngineOptions{}, &sink);
+  PushOrders(first.get(), &dec, 5);
+  m.value()->UpdateEngine(0, *first, 0);
+  std::string s = testing::Scrape(m.value()->port());
+  CHECK(testing::Sample(s, "cepheus_events_total{outcome=\"evaluated\"}") == 5);
+  CHECK(testing::Sample(s, "cepheus_runs_active{rule=\"r\"}") == 5);
+  CHECK(testing::Sample(s, "cepheus_keys_active") == 5);
+
+  // Rolled back (an abort) to an engine holding fewer runs, fresh counters.
+  m.value()->ForgetPartition(0);
+  auto second = std::make_unique<engine::Engine>(rules, engine::EngineOptions{}, &sink);
+  PushOrders(second.get(), &dec, 2);
+  m.value()->UpdateEngine(0, *second, 0);
+  s = testing::Scrape(m.value()->port());
+  CHECK(testing::Sample(s, "cepheus_events_total{outcome=\"evaluated\"}") == 7);  // work done, never rewound
+  CHECK(testing::Sample(s, "cepheus_runs_active{rule=\"r\"}") == 2);
+  CHECK(testing::Sample(s, "cepheus_keys_active") == 2);
+}
+
+TEST_CASE("after a rule reload the series of removed rules are gone and those of kept rules keep their counts") {
+  auto v1 = testing::CompileRules(
+      "rule kept key user_id match o: order within 1h\n"
+      "rule gone key user_id match o: order{2} within 1h");
+  auto v2 = testing::CompileRules(
+      "rule kept key user_id match o: order within 1h\n"
+      "rule fresh key user_id match p: payment within 1h");
+  auto m = metrics::Metrics::Start("127.0.0.1:0", "test", *v1);
+  REQUIRE(m.ok());
+  engine::CollectingSink sink;
+  engine::EventDecoder dec(v1, {});
+  engine::Engine eng(v1, {}, &sink);
+  PushOrders(&eng, &dec, 3);
+  m.value()->UpdateEngine(0, eng, 0);
+  std::string s = testing::Scrape(m.value()->port());
+  CHECK(testing::Sample(s, "cepheus_alerts_total{rule=\"kept\",severity=\"medium\"}") == 3);
+  CHECK(testing::Sample(s, "cepheus_runs_active{rule=\"gone\"}") == 3);
+  CHECK(testing::Sample(s, "cepheus_rules_loaded") == 2);
+
+  m.value()->SetRules(*v2);
+  m.value()->CountReload(true);
+  m.value()->CountRuleStateDropped(0, 3);
+  s = testing::Scrape(m.value()->port());
+  CHECK(testing::Sample(s, "cepheus_runs_active{rule=\"gone\"}") == -1);
+  CHECK(testing::Sample(s, "cepheus_alerts_total{rule=\"gone\",severity=\"medium\"}") == -1);
+  CHECK(testing::Sample(s, "cepheus_runs_active{rule=\"fresh\"}") == 0);
+  CHECK(testing::Sample(s, "cepheus_alerts_total{rule=\"kept\",severity=\"medium\"}") == 3);
+  CHECK(testing::Sample(s, "cepheus_rule_reloads_total{outcome=\"success\"}") == 1);
+  CHECK(testing::Sample(s, "cepheus_rule_state_dropped_total{reason=\"removed\"}") == 3);
+  CHECK(testing::Sample(s, "cepheus_rules_last_reload_successful") == 1);
+  m.value()->CountReload(false);
+  s = testing::Scrape(m.value()->port());
+  CHECK(testing::Sample(s, "cepheus_rules_last_reload_successful") == 0);
+}
+
+TEST_CASE("the map-used ratio is the state's bytes over the largest map allowed") {
+  auto rules = testing::CompileRules("rule r key user_id match o: order within 1h");
+  auto m = metrics::Metrics::Start("127.0.0.1:0", "test", *rules);
+  REQUIRE(m.ok());
+  m.value()->SetStateBytes(800, 1000);
+  std::string s = testing::Scrape(m.value()->port());
+  CHECK(testing::Sample(s, "cepheus_state_bytes") == 800);
+  CHECK(testing::Sample(s, "cepheus_lmdb_map_used_ratio") == doctest::Approx(0.8));
+}
