@@ -345,6 +345,19 @@ Result<Config> ParseConfig(const std::string& yaml, const std::string& name,
         fmt::format("{}:{}:{}: {}", name, e.mark.line + 1, e.mark.column + 1, e.msg));
   }
   if (Status st = ApplyEnvironment(&config, environment); !st.ok()) return st;
+  // A message may not outlive its transaction (KIP-664; librdkafka refuses it
+  // later, with a less helpful message): checked where the user can fix it.
+  auto producer_ms = [&](const char* key, long long fallback) {
+    auto it = config.kafka.producer.find(key);
+    return it == config.kafka.producer.end() ? fallback : std::atoll(it->second.c_str());
+  };
+  if (config.kafka.producer.count("message.timeout.ms") > 0 &&
+      producer_ms("message.timeout.ms", 0) >= producer_ms("transaction.timeout.ms", 60000)) {
+    return Status::InvalidArgument(fmt::format(
+        "{}: kafka.producer: message.timeout.ms ({}) must be below transaction.timeout.ms ({}): an alert may not "
+        "outlive the transaction that publishes it",
+        name, producer_ms("message.timeout.ms", 0), producer_ms("transaction.timeout.ms", 60000)));
+  }
   if (config.state.max_map_size < config.state.map_size) {
     return Status::InvalidArgument(fmt::format("{}: state.max_map_size ({} bytes) is below state.map_size ({} bytes)",
                                                name, config.state.max_map_size, config.state.map_size));

@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <set>
 #include <sstream>
 
@@ -42,6 +43,7 @@ Millis WallMs() {
 }
 
 constexpr int kTxnTimeoutMs = 30000;
+constexpr int kExitConfig = 78;  // EX_CONFIG: the set-up is wrong, a restart will not help
 
 // Forwards writes to a store and remembers them, so a commit can send the
 // same changes to the changelog topic.
@@ -89,6 +91,17 @@ Daemon::~Daemon() {
   consumer_.reset();  // close the consumer first: its revoke callback may commit
 }
 
+void Daemon::LogFatalKafka(const std::string& message) const {
+  std::string lower = message;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  bool fenced = lower.find("fenced") != std::string::npos;
+  LogError(fmt::format("fatal Kafka error, stopping: {}{}", message,
+                       fenced ? fmt::format(" (another process uses transactional_id '{}'; each daemon needs its own "
+                                            "kafka.transactional_id)",
+                                            config_.kafka.transactional_id)
+                              : ""));
+}
+
 int64_t Daemon::active_runs() const {
   int64_t n = 0;
   for (const auto& [key, p] : parts_) n += p->engine->active_runs();
@@ -105,7 +118,19 @@ Status Daemon::Start() {
     notify_.Status(what);
   };
   step(fmt::format("opening state in {}", config_.state.directory));
-  auto store = state::LmdbStore::Open({config_.state.directory, config_.state.map_size, config_.state.max_map_size});
+  state::LmdbOptions lmdb{config_.state.directory, config_.state.map_size, config_.state.max_map_size};
+  auto store = state::LmdbStore::Open(lmdb);
+  if (!store.ok() && store.status().code() == Status::Code::kCorruption) {
+    // Damaged files: set them aside for a post-mortem and start empty; the
+    // partitions' state comes back from the changelog at assignment.
+    std::string aside = fmt::format("{}.corrupt-{}", config_.state.directory, WallMs());
+    LogError(fmt::format("{}; moving it to {} and rebuilding the state from the changelog",
+                         store.status().message(), aside));
+    std::error_code ec;
+    std::filesystem::rename(config_.state.directory, aside, ec);
+    if (ec) return Status::IoError(fmt::format("cannot move {} aside: {}", config_.state.directory, ec.message()));
+    store = state::LmdbStore::Open(lmdb);
+  }
   if (!store.ok()) return store.status();
   store_ = std::move(store).value();
 
@@ -355,7 +380,7 @@ bool Daemon::Commit() {
     if (r.ok() || r.outcome != io::TxnOutcome::kRetry || attempt >= 5) break;
   }
   if (r.outcome == io::TxnOutcome::kFatal) {
-    LogError("fatal Kafka error, stopping: " + r.message);
+    LogFatalKafka(r.message);
     return false;
   }
   if (!r.ok()) return Abort(r.message);
@@ -385,7 +410,7 @@ bool Daemon::Abort(const std::string& why) {
   daemon::Log(LogLevel::kWarning, "aborting the transaction: " + why);
   io::TxnResult r = producer_->AbortTransaction(kTxnTimeoutMs);
   if (r.outcome == io::TxnOutcome::kFatal) {
-    LogError("fatal Kafka error, stopping: " + r.message);
+    LogFatalKafka(r.message);
     fatal_ = true;
     return false;
   }
@@ -466,7 +491,9 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
   if (!started_) {
     if (Status st = Start(); !st.ok()) {
       LogError("cannot start: " + st.message());
-      return 1;
+      return st.code() == Status::Code::kFailedPrecondition || st.code() == Status::Code::kInvalidArgument
+                 ? kExitConfig
+                 : 1;
     }
   }
   Log("running");

@@ -93,6 +93,8 @@ class Daemon : public io::RebalanceListener {
   std::string Prefix(const std::string& topic, int32_t partition) const;
   void Log(const std::string& line) const { daemon::Log(LogLevel::kInfo, line); }
   void LogError(const std::string& line) const { daemon::Log(LogLevel::kError, line); }
+  // A fatal librdkafka error; a fencing names the transactional id in conflict.
+  void LogFatalKafka(const std::string& message) const;
 
   Config config_;
   std::shared_ptr<const nfa::CompiledRuleSet> rules_;

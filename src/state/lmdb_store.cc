@@ -29,7 +29,16 @@ namespace cepheus::state {
 namespace {
 
 Status LmdbError(const std::string& dir, const char* what, int rc) {
-  return Status::IoError(fmt::format("state directory {}: {}: {}", dir, what, mdb_strerror(rc)));
+  std::string msg = fmt::format("state directory {}: {}: {}", dir, what, mdb_strerror(rc));
+  switch (rc) {
+    case MDB_INVALID:
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_VERSION_MISMATCH:
+      return Status::Corruption(msg);
+    default:
+      return Status::IoError(msg);
+  }
 }
 
 MDB_val Val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
@@ -48,7 +57,7 @@ Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(const LmdbOptions& options) {
   s->lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
   if (s->lock_fd_ < 0) return Status::IoError(fmt::format("state directory {}: {}", dir, std::strerror(errno)));
   if (::flock(s->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    return Status::IoError(fmt::format("state directory {} is in use by another cepheus process", dir));
+    return Status::FailedPrecondition(fmt::format("state directory {} is in use by another cepheus process", dir));
   }
   int rc = mdb_env_create(&s->env_);
   if (rc) return LmdbError(dir, "mdb_env_create", rc);
@@ -61,6 +70,17 @@ Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(const LmdbOptions& options) {
   }
   mdb_env_info(s->env_, &info);
   s->map_size_ = info.me_mapsize;  // a larger existing map wins
+  // A data file shorter than the pages its meta page counts was truncated:
+  // reading those pages through the map would fault (SIGBUS), so refuse it.
+  MDB_stat env_stat{};
+  mdb_env_stat(s->env_, &env_stat);
+  std::error_code size_ec;
+  uint64_t file_size = std::filesystem::file_size(dir + "/data.mdb", size_ec);
+  uint64_t needed = static_cast<uint64_t>(info.me_last_pgno + 1) * env_stat.ms_psize;
+  if (!size_ec && file_size < needed) {
+    return Status::Corruption(fmt::format("state directory {}: data.mdb is truncated ({} bytes, its pages need {})",
+                                          dir, file_size, needed));
+  }
   int dead = 0;
   mdb_reader_check(s->env_, &dead);  // clear reader slots of killed processes
   MDB_txn* txn = nullptr;
@@ -70,6 +90,9 @@ Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(const LmdbOptions& options) {
     return LmdbError(dir, "mdb_dbi_open", rc);
   }
   if ((rc = mdb_txn_commit(txn))) return LmdbError(dir, "mdb_txn_commit", rc);
+  // Walk every key once: a damaged tree shows here (MDB_CORRUPTED,
+  // MDB_PAGE_NOTFOUND) rather than in the middle of a restore.
+  if (Status st = s->Scan("", [](std::string_view, std::string_view) {}); !st.ok()) return st;
   return s;
 }
 

@@ -14,7 +14,7 @@ namespace cepheus {
 
 class Status {
  public:
-  enum class Code { kOk, kInvalidArgument, kNotFound, kIoError, kCorruption, kLimitExceeded };
+  enum class Code { kOk, kInvalidArgument, kNotFound, kIoError, kCorruption, kLimitExceeded, kFailedPrecondition };
 
   Status() = default;  // OK
   static Status Ok() { return Status(); }
@@ -23,6 +23,9 @@ class Status {
   static Status IoError(std::string msg) { return {Code::kIoError, std::move(msg)}; }
   static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
   static Status LimitExceeded(std::string msg) { return {Code::kLimitExceeded, std::move(msg)}; }
+  // The environment refuses the operation as set up (a directory another
+  // process holds): retrying will not help, the operator must act.
+  static Status FailedPrecondition(std::string msg) { return {Code::kFailedPrecondition, std::move(msg)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

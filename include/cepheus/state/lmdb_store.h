@@ -33,8 +33,10 @@ struct LmdbOptions {
 
 class LmdbStore : public engine::StateStore {
  public:
-  // Creates the directory if needed. Fails with a message that names the
-  // directory: in use by another process, not writable, corrupted.
+  // Creates the directory if needed, and reads every key once to check the
+  // tree. Fails with a message that names the directory: FailedPrecondition
+  // when another process holds it, Corruption when the files are damaged
+  // (bad meta pages, a truncated data.mdb, a broken tree), IoError otherwise.
   static Result<std::unique_ptr<LmdbStore>> Open(const LmdbOptions& options);
   ~LmdbStore() override;
 

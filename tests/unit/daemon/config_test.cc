@@ -53,6 +53,16 @@ TEST_CASE("bad values are refused with the key named") {
   CHECK(Error("events: {out_of_order: 1s\n").find("c.yaml:") == 0);  // YAML syntax, with position
 }
 
+TEST_CASE("limits that contradict each other are refused: a message outliving its transaction, a map above its cap") {
+  CHECK(Error("kafka:\n  producer:\n    message.timeout.ms: \"90000\"\n")
+            .find("message.timeout.ms (90000) must be below transaction.timeout.ms (60000)") != std::string::npos);
+  CHECK(Error("kafka:\n  producer:\n    message.timeout.ms: \"5000\"\n    transaction.timeout.ms: \"5000\"\n")
+            .find("must be below transaction.timeout.ms") != std::string::npos);
+  CHECK(Error("kafka:\n  producer:\n    message.timeout.ms: \"5000\"\n    transaction.timeout.ms: \"10000\"\n")
+            .empty());
+  CHECK(Error("state:\n  map_size: 2GiB\n  max_map_size: 1GiB\n").find("state.max_map_size") != std::string::npos);
+}
+
 TEST_CASE("environment variables override single values and unknown ones are refused") {
   std::map<std::string, std::string> env = {{"CEPHEUS_KAFKA_BROKERS", "b1:9092,b2:9092"},
                                             {"CEPHEUS_KAFKA_INPUT_TOPICS", "orders, logins"},

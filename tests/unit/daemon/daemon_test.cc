@@ -84,11 +84,17 @@ std::multiset<std::string> ExpectedAlerts(const std::vector<engine::RawRecord>& 
   return want;
 }
 
+enum class Second {
+  kSameDirectory,   // a restart
+  kEmptyDirectory,  // another machine: the state can only come from the changelog
+  kCorruptedFiles,  // data.mdb truncated while stopped: set aside, rebuilt from the changelog
+};
+
 // Runs the generated events through a daemon stopped halfway and a second
-// one started after it; with `move`, the second has an empty state directory
-// of its own (another machine), so the state can only come from the changelog.
-void StopAndStartAgain(bool move) {
-  std::string name = move ? "cepheus-move" : "cepheus-restart";
+// one started after it, as `second` says.
+void StopAndStartAgain(Second second) {
+  bool move = second == Second::kEmptyDirectory;
+  std::string name = move ? "cepheus-move" : second == Second::kCorruptedFiles ? "cepheus-corrupt" : "cepheus-restart";
   auto cluster = io::MockCluster::Create(1);
   REQUIRE(cluster.ok());
   std::string brokers = cluster.value()->bootstraps();
@@ -125,6 +131,9 @@ void StopAndStartAgain(bool move) {
   for (uint64_t stop_after : {1500ULL, 3000ULL}) {
     produce(stop_after - 1500, stop_after);
     if (stop_after == 3000 && move) config.state.directory = (dir / "second").string();
+    if (stop_after == 3000 && second == Second::kCorruptedFiles) {
+      std::filesystem::resize_file(dir / "first" / "data.mdb", 8192);
+    }
     std::atomic<bool> stop{false};
     daemon::Daemon d(config, rules);
     int exit_code = -1;
@@ -152,15 +161,26 @@ void StopAndStartAgain(bool move) {
   CHECK(got.size() == want.size());
   CHECK(got == want);
   CHECK(published == want.size());
+  if (second == Second::kCorruptedFiles) {
+    int aside = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      aside += e.path().filename().string().rfind("first.corrupt-", 0) == 0;
+    }
+    CHECK(aside == 1);  // the damaged files are kept for a post-mortem
+  }
   std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("a daemon stopped and started again publishes every alert once, patterns spanning the restart included") {
-  StopAndStartAgain(false);
+  StopAndStartAgain(Second::kSameDirectory);
 }
 
 TEST_CASE("a partition's partial matches follow it to a daemon with an empty state directory") {
-  StopAndStartAgain(true);
+  StopAndStartAgain(Second::kEmptyDirectory);
+}
+
+TEST_CASE("damaged state files are set aside and the state is rebuilt from the changelog, with no alert lost or repeated") {
+  StopAndStartAgain(Second::kCorruptedFiles);
 }
 
 TEST_CASE("the daemon's alerts equal a per-partition replay of the same records") {

@@ -87,7 +87,44 @@ TEST_CASE("a second store on the same directory is refused") {
   auto first = Open(dir);
   auto second = state::LmdbStore::Open({dir.path.string(), 1ULL << 20, 1ULL << 32});
   CHECK_FALSE(second.ok());
+  CHECK(second.status().code() == Status::Code::kFailedPrecondition);
   CHECK(second.status().message().find("in use by another cepheus process") != std::string::npos);
+}
+
+namespace {
+
+// A store with enough keys to span many pages, closed.
+void Fill(const TempDir& dir) {
+  auto s = Open(dir);
+  for (int i = 0; i < 2000; ++i) REQUIRE(s->Put("key" + std::to_string(i), std::string(200, 'v')).ok());
+  REQUIRE(s->Commit().ok());
+}
+
+}  // namespace
+
+TEST_CASE("a truncated data file is reported as corruption, not read past its end") {
+  TempDir dir;
+  Fill(dir);
+  std::filesystem::resize_file(dir.path / "data.mdb", 4 * 4096);
+  auto s = state::LmdbStore::Open({dir.path.string(), 1ULL << 20, 1ULL << 32});
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.status().code() == Status::Code::kCorruption);
+  CHECK(s.status().message().find("truncated") != std::string::npos);
+}
+
+TEST_CASE("overwritten meta pages are reported as corruption") {
+  TempDir dir;
+  Fill(dir);
+  {
+    std::FILE* f = std::fopen((dir.path / "data.mdb").c_str(), "r+b");
+    REQUIRE(f != nullptr);
+    std::string junk(8192, '\x5a');
+    std::fwrite(junk.data(), 1, junk.size(), f);
+    std::fclose(f);
+  }
+  auto s = state::LmdbStore::Open({dir.path.string(), 1ULL << 20, 1ULL << 32});
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.status().code() == Status::Code::kCorruption);
 }
 
 TEST_CASE("the engine's state round-trips through LMDB files") {
