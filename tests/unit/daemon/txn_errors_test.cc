@@ -80,9 +80,18 @@ Outcome RunWithErrors(const std::string& name, const std::function<void(io::Mock
   };
   REQUIRE(wait([&] { return d.records_handled() >= 300; }, 60));
   inject(*cluster.value());
-  wait([&] { return d.records_handled() >= 2000 + (d.aborts() > 0 ? 1 : 0); }, 60);
-  std::this_thread::sleep_for(std::chrono::seconds(1));  // any re-read after a late abort
-  wait([&] { return d.records_handled() >= 2000 + (d.aborts() > 0 ? 1 : 0); }, 60);
+  // Until every record was handled and nothing more comes (a re-read after
+  // an abort is over) for a second and a half.
+  uint64_t seen = 0;
+  auto quiet_since = std::chrono::steady_clock::now();
+  wait([&] {
+    uint64_t n = d.records_handled();
+    if (n != seen) {
+      seen = n;
+      quiet_since = std::chrono::steady_clock::now();
+    }
+    return n >= 2000 && std::chrono::steady_clock::now() - quiet_since > std::chrono::milliseconds(1500);
+  }, 90);
   stop = true;
   t.join();
   out.aborts = d.aborts();
