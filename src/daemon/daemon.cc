@@ -43,30 +43,41 @@ Millis WallMs() {
 }
 
 constexpr int kTxnTimeoutMs = 30000;
+constexpr int kRecordsPerTurn = 1000;  // records handled between two looks at the clocks
 constexpr int kExitConfig = 78;  // EX_CONFIG: the set-up is wrong, a restart will not help
 
-// Forwards writes to a store and remembers them, so a commit can send the
-// same changes to the changelog topic.
+// Forwards writes to a store and sends the same change to the changelog
+// topic (key: the full state key, a tombstone for a delete), in the open
+// transaction.
 class TeeStore : public engine::StateStore {
  public:
-  TeeStore(engine::StateStore* base, std::string prefix) : base_(base), prefix_(std::move(prefix)) {}
+  TeeStore(engine::StateStore* base, std::string prefix, io::KafkaProducer* producer, const std::string* topic,
+           int32_t partition)
+      : base_(base), prefix_(std::move(prefix)), producer_(producer), topic_(topic), partition_(partition) {}
   Status Put(std::string_view key, std::string_view value) override {
-    ops.emplace_back(prefix_ + std::string(key), std::string(value));
+    if (Status st = producer_->ProduceTo(*topic_, partition_, FullKey(key), value); !st.ok()) return st;
     return base_->Put(key, value);
   }
   Status Delete(std::string_view key) override {
-    ops.emplace_back(prefix_ + std::string(key), std::nullopt);
+    if (Status st = producer_->ProduceTo(*topic_, partition_, FullKey(key), std::nullopt); !st.ok()) return st;
     return base_->Delete(key);
   }
   Status Scan(std::string_view prefix,
               const std::function<void(std::string_view, std::string_view)>& fn) const override {
     return base_->Scan(prefix, fn);
   }
-  std::vector<std::pair<std::string, std::optional<std::string>>> ops;  // full keys
 
  private:
+  std::string_view FullKey(std::string_view key) {
+    full_.assign(prefix_).append(key);
+    return full_;
+  }
   engine::StateStore* base_;
   std::string prefix_;
+  io::KafkaProducer* producer_;
+  const std::string* topic_;
+  int32_t partition_;
+  std::string full_;
 };
 
 }  // namespace
@@ -279,6 +290,7 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
                     part->engine->active_runs(), from >= 0 ? fmt::format("offset {}", from) : "the group's position",
                     part->suppress_until >= 0 ? fmt::format(" (alerts before {} were already published)", part->suppress_until) : ""));
     start.push_back(from);
+    last_part_ = nullptr;
     parts_[{tp.topic, tp.partition}] = std::move(part);
   }
   metrics_->CountRuleStateDropped(dropped_changed, dropped_removed);
@@ -302,6 +314,7 @@ void Daemon::OnRevoked(const std::vector<io::TopicOffset>& partitions, bool lost
   }
   for (const auto& tp : partitions) {
     Log(fmt::format("revoked {}/{}", tp.topic, tp.partition));
+    last_part_ = nullptr;
     parts_.erase({tp.topic, tp.partition});
     metrics_->ForgetPartition(tp.partition);
   }
@@ -327,13 +340,16 @@ void Daemon::Publish(Part& p, int64_t offset, Millis source_time) {
 }
 
 void Daemon::Handle(engine::RawRecord& r) {
-  auto it = parts_.find({r.pos.topic, r.pos.partition});
-  if (it == parts_.end()) return;  // not ours any more
-  Part& p = *it->second;
+  if (last_part_ == nullptr || last_part_->partition != r.pos.partition || last_part_->topic != r.pos.topic) {
+    auto it = parts_.find({r.pos.topic, r.pos.partition});
+    if (it == parts_.end()) return;  // not ours any more
+    last_part_ = it->second.get();
+  }
+  Part& p = *last_part_;
   p.next_offset = r.pos.offset + 1;
   ++records_handled_;
   metrics_->CountRecord();
-  p.last_wall = WallMs();
+  p.last_wall = turn_wall_;
   dirty_ = true;
   auto ev = p.decoder->Decode(r.payload, r.pos);
   std::string reason;
@@ -365,19 +381,11 @@ bool Daemon::Commit() {
   for (auto& [key, p] : parts_) {
     std::string prefix = Prefix(p->topic, p->partition);
     state::PrefixStore view(store_.get(), prefix);
-    TeeStore tee(&view, prefix);
+    TeeStore tee(&view, prefix, producer_.get(), &config_.kafka.changelog_topic, p->partition);
     if (Status st = p->engine->SaveChanges(&tee); !st.ok()) return Abort(st.message());
     if (p->next_offset >= 0) {
-      (void)tee.Put("offset", std::to_string(p->next_offset));
+      if (Status st = tee.Put("offset", std::to_string(p->next_offset)); !st.ok()) return Abort(st.message());
       offsets.push_back({p->topic, p->partition, p->next_offset});
-    }
-    // The same changes go to the changelog, in this transaction.
-    for (const auto& [k, v] : tee.ops) {
-      std::optional<std::string_view> value;
-      if (v) value = *v;
-      if (Status st = producer_->ProduceTo(config_.kafka.changelog_topic, p->partition, k, value); !st.ok()) {
-        return Abort(st.message());
-      }
     }
   }
   auto started = std::chrono::steady_clock::now();
@@ -521,13 +529,20 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
       Reload();
       continue;
     }
+    // A turn: wait up to 50 ms for a record, then take what is already
+    // fetched (up to kRecordsPerTurn) before looking at the clocks again.
+    turn_wall_ = WallMs();
     auto rec = consumer_->Poll(50);
+    for (int n = 0; rec.ok() && rec.value() && !fatal_;) {
+      Handle(*rec.value());
+      if (++n == kRecordsPerTurn) break;
+      rec = consumer_->Poll(0);
+    }
     if (!rec.ok()) {
-      Log(rec.status().message());
+      LogError(rec.status().message());
       fatal_ = true;
       break;
     }
-    if (rec.value()) Handle(*rec.value());
     auto now = std::chrono::steady_clock::now();
     if (now >= next_tick) {
       next_tick = now + std::chrono::milliseconds(500);

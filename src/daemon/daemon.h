@@ -103,6 +103,8 @@ class Daemon : public io::RebalanceListener {
   std::unique_ptr<io::KafkaProducer> producer_;
   std::unique_ptr<io::KafkaConsumer> consumer_;
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<Part>> parts_;
+  Part* last_part_ = nullptr;  // the part of the last record handled (records come in runs)
+  Millis turn_wall_ = 0;       // the wall clock at the start of the loop's turn
   Notifier notify_;
   bool fatal_ = false;
   bool started_ = false;
