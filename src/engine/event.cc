@@ -1,10 +1,11 @@
 // Event decoding with simdjson's DOM parser.
 //
 // One parse per record into a reused parser (no allocation in the steady
-// state), then a lookup per field path the rule set reads. String values are
-// gathered first and copied into one buffer owned by the Event, then the
-// Values are made to point into it, so an Event costs a few allocations
-// whatever its number of fields.
+// state), then a lookup per field path the rule set reads. Strings of up to
+// Value::kInline bytes are held in their Values; longer ones are gathered
+// first and copied into one buffer owned by the Event, then the Values are
+// made to point into it, so an Event costs a few allocations whatever its
+// number of fields.
 #include "cepheus/engine/event_decoder.h"
 
 #include <algorithm>
@@ -68,8 +69,9 @@ std::string_view TrimRight(std::string_view s) {
   return s;
 }
 
-// Scalar value of an element; strings are returned as views into the parser
-// and rebased by the caller.
+// Scalar value of an element; strings longer than Value::kInline are
+// returned as views into the parser and rebased by the caller (short ones are
+// held in the Value).
 Value Scalar(simdjson::dom::element el) {
   using simdjson::dom::element_type;
   switch (el.type()) {
@@ -149,12 +151,16 @@ Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Posi
   size_t text_bytes = 0, arrays = 0;
   for (const auto& p : pending_) {
     if (p.el.is_string()) {
-      text_bytes += p.el.get_string().value_unsafe().size();
+      size_t n = p.el.get_string().value_unsafe().size();
+      if (n > Value::kInline) text_bytes += n;
     } else if (p.el.is_array()) {
       ++arrays;
       simdjson::dom::array arr = p.el.get_array().value_unsafe();
       for (auto item : arr) {
-        if (item.is_string()) text_bytes += item.get_string().value_unsafe().size();
+        if (item.is_string()) {
+          size_t n = item.get_string().value_unsafe().size();
+          if (n > Value::kInline) text_bytes += n;
+        }
       }
     }
   }
@@ -165,7 +171,7 @@ Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Posi
   ev->fields.resize(rules_->fields.size());
   ev->lists.reserve(arrays);  // Values point at these vectors: no reallocation after this
   auto rebase = [&](Value v) {
-    if (v.kind == Value::Kind::kString) {
+    if (v.kind == Value::Kind::kString && !v.is_inline_string()) {
       size_t at = data.size();
       data.append(v.str());
       v.chars = data.data() + at;

@@ -1,13 +1,14 @@
 // Values and decoded events: what compiled programs read.
 //
 // An Event is decoded once (engine/event_decoder) into the fields the rule set
-// uses, indexed by slot in the rule set's FieldTable. String values are views
-// into the event's own storage, so an Event is never copied or moved after it
-// is built: it lives behind an EventRef and is shared by every run that binds
+// uses, indexed by slot in the rule set's FieldTable. Long string values are
+// views into the event's own storage, so an Event is never copied or moved
+// after it is built: it lives behind an EventRef and is shared by every run that binds
 // it.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <span>
@@ -20,25 +21,38 @@
 
 namespace cepheus::nfa {
 
-// 16 bytes: a kind, a length, and one word of payload. Strings and lists are
-// views (not owned).
+// 16 bytes: a kind, a length, and one word of payload. Lists are views (not
+// owned). Strings of up to 8 bytes (country codes, types, short ids) are held
+// in the payload itself, zero-padded, so comparing two of them reads no other
+// memory; longer strings are views. A short string's str() is a view into the
+// Value, valid only while that Value lives.
 struct Value {
   enum class Kind : uint8_t { kNull, kBool, kNumber, kString, kList };
+  static constexpr uint32_t kInline = 8;  // longest string held in the Value
   Kind kind = Kind::kNull;
   uint32_t len = 0;  // string or list length
   union {
     bool boolean;
     double number = 0;
-    const char* chars;
+    const char* chars;     // string longer than kInline
+    char inline_chars[kInline];  // string of at most kInline bytes, zero-padded
+    uint64_t inline_word;  // the same bytes as one word
     const Value* items;
   };
 
   static Value Null() { return {}; }
   static Value Bool(bool b) { Value v; v.kind = Kind::kBool, v.boolean = b; return v; }
   static Value Number(double d) { Value v; v.kind = Kind::kNumber, v.number = d; return v; }
+  // Copies `s` when it is short; otherwise `s` must outlive the Value.
   static Value String(std::string_view s) {
     Value v;
-    v.kind = Kind::kString, v.chars = s.data(), v.len = static_cast<uint32_t>(s.size());
+    v.kind = Kind::kString, v.len = static_cast<uint32_t>(s.size());
+    if (s.size() <= kInline) {
+      v.inline_word = 0;
+      if (!s.empty()) std::memcpy(v.inline_chars, s.data(), s.size());
+    } else {
+      v.chars = s.data();
+    }
     return v;
   }
   // A view of `n` values at `p` (the storage must outlive the Value).
@@ -52,8 +66,10 @@ struct Value {
 
   bool is_null() const { return kind == Kind::kNull; }
   bool truthy() const { return kind == Kind::kBool && boolean; }
+  // True for a string held in the Value itself.
+  bool is_inline_string() const { return kind == Kind::kString && len <= kInline; }
   // REQUIRES: kind == kString
-  std::string_view str() const { return {chars, len}; }
+  std::string_view str() const { return {len <= kInline ? inline_chars : chars, len}; }
   // REQUIRES: kind == kList
   std::span<const Value> list() const { return {items, len}; }
 };
