@@ -27,13 +27,7 @@
 
 namespace cepheus::nfa {
 
-Matcher::Matcher(const Program* program) : p_(program) {
-  size_t hint = 0;
-  for (const auto& s : p_->steps) {
-    if (!s.absent) hint += static_cast<size_t>(std::max(s.min, 1));
-  }
-  bound_hint_ = std::min<size_t>(hint, 16);
-}
+Matcher::Matcher(const Program* program) : p_(program) {}
 
 bool Matcher::Fits(int step, const Event& e, const Run* run) const {
   const StepProgram& s = p_->steps[step];
@@ -228,7 +222,6 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
     r.start_arrival = e.arrival;
     r.first_ts = e.ts;
     r.aggs.assign(p_->aggs.size(), AggState{});
-    r.bound.reserve(bound_hint_);
     bool completes = WouldComplete(r, 0);
     Take(&r, 0, ep);
     if (!completes) {
