@@ -4,7 +4,8 @@
 // (largest ts seen minus the allowed out-of-orderness) reaches them. Rules
 // that read the same key field share one index of keys, so an event costs one
 // key lookup per key field, not one per rule; each key is a slab entry holding
-// the KeyRuns of every rule of its group. Runs of one rule start in event-time
+// the KeyRuns of every rule of its group; the index is an open addressing
+// table of entry ids (tsl::robin_set). Runs of one rule start in event-time
 // order and share one `within`, so their window closings come in order too: a
 // FIFO per rule holds one (deadline, entry, generation) per run, O(1) each,
 // and the engine pops the earliest front across rules. Keys kept only for a
@@ -26,7 +27,9 @@ Engine::Engine(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions 
   for (const auto& p : rules_->programs) {
     uint32_t g = 0;
     while (g < groups_.size() && groups_[g].slot != p->key_slot) ++g;
-    if (g == groups_.size()) groups_.push_back(KeyGroup{p->key_slot, {}, {}});
+    if (g == groups_.size()) {
+      groups_.push_back(KeyGroup{p->key_slot, {}, KeyIndex(0, IndexHash{&entries_}, IndexEq{&entries_})});
+    }
     uint32_t pos = static_cast<uint32_t>(groups_[g].rules.size());
     groups_[g].rules.push_back(static_cast<uint32_t>(states_.size()));
     states_.push_back(RuleState{p.get(), nfa::Matcher(p.get()), g, pos});
@@ -148,7 +151,7 @@ uint32_t Engine::NewEntry(uint32_t group, std::string_view key) {
   entry.key.assign(key);
   entry.group = group;
   entry.rules.resize(groups_[group].rules.size());
-  groups_[group].index.emplace(entry.key, id);
+  groups_[group].index.insert(id);
   return id;
 }
 
@@ -167,7 +170,7 @@ void Engine::Evaluate(const nfa::EventRef& e) {
       continue;  // no key: every rule of the group ignores the event
     }
     uint32_t id = UINT32_MAX;
-    if (auto it = group.index.find(key); it != group.index.end()) id = it->second;
+    if (auto it = group.index.find(key); it != group.index.end()) id = *it;
     for (uint32_t r : group.rules) {
       RuleState& rs = states_[r];
       if (!rs.matcher.Relevant(*e)) continue;
@@ -236,7 +239,7 @@ void Engine::MaybeForget(uint32_t id, Millis now) {
     if (Needed(*states_[group.rules[i]].program, entry.rules[i].runs, now)) return;
   }
   forgotten_.emplace_back(entry.group, entry.key);
-  group.index.erase(entry.key);
+  group.index.erase(std::string_view(entry.key));
   ++entry.generation;
   entry.dirty = false;
   entry.rules.clear();

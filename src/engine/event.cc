@@ -1,10 +1,11 @@
 // Event decoding with simdjson's DOM parser.
 //
 // One parse per record into a reused parser (no allocation in the steady
-// state), then a lookup per field path the rule set reads. String values are
-// gathered first and copied into one buffer owned by the Event, then the
-// Values are made to point into it, so an Event costs a few allocations
-// whatever its number of fields.
+// state), then a lookup per field path the rule set reads. Strings of up to
+// Value::kInline bytes are held in their Values; the sizes of the longer ones
+// are gathered first, so the Event, its values and its text (the record, type,
+// id and those strings) are one allocation whatever its number of fields
+// (array fields add one).
 #include "cepheus/engine/event_decoder.h"
 
 #include <algorithm>
@@ -68,8 +69,9 @@ std::string_view TrimRight(std::string_view s) {
   return s;
 }
 
-// Scalar value of an element; strings are returned as views into the parser
-// and rebased by the caller.
+// Scalar value of an element; strings longer than Value::kInline are
+// returned as views into the parser and rebased by the caller (short ones are
+// held in the Value).
 Value Scalar(simdjson::dom::element el) {
   using simdjson::dom::element_type;
   switch (el.type()) {
@@ -95,7 +97,6 @@ Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Posi
   simdjson::dom::object obj;
   if (root.get_object().get(obj)) return Status::InvalidArgument("not a JSON object");
 
-  nfa::EventRef ev(new nfa::Event());
   simdjson::dom::element type_el;
   if (obj.at_key(names_.type).get(type_el)) {
     return Status::InvalidArgument(fmt::format("no '{}' field (the event type)", names_.type));
@@ -108,68 +109,68 @@ Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Posi
   if (obj.at_key(names_.time).get(ts_el)) {
     return Status::InvalidArgument(fmt::format("no '{}' field (the event time)", names_.time));
   }
+  Millis ts;
   int64_t ts_i;
   uint64_t ts_u;
   double ts_d;
   std::string_view ts_s;
   if (!ts_el.get_int64().get(ts_i)) {
-    ev->ts = ts_i;
+    ts = ts_i;
   } else if (!ts_el.get_uint64().get(ts_u)) {
     return Status::InvalidArgument(fmt::format("'{}' is out of range", names_.time));
   } else if (!ts_el.get_double().get(ts_d) && std::isfinite(ts_d) && ts_d == std::floor(ts_d)) {
-    ev->ts = static_cast<Millis>(ts_d);
+    ts = static_cast<Millis>(ts_d);
   } else if (!ts_el.get_string().get(ts_s)) {
     auto t = ParseRfc3339(ts_s);
     if (!t) return Status::InvalidArgument(fmt::format("'{}' is not an RFC 3339 time: \"{}\"", names_.time, ts_s));
-    ev->ts = *t;
+    ts = *t;
   } else {
     return Status::InvalidArgument(
         fmt::format("'{}' is not an integer of epoch milliseconds or an RFC 3339 string", names_.time));
   }
-  if (ev->ts > kMaxTime / 2 || ev->ts < kMinTime / 2) {
+  if (ts > kMaxTime / 2 || ts < kMinTime / 2) {
     return Status::InvalidArgument(fmt::format("'{}' is out of range", names_.time));
   }
-  ev->type.assign(type);
-  ev->type_id = rules_->types.Find(type);
+  std::string_view id;
+  std::string id_number;
   simdjson::dom::element id_el;
   if (!obj.at_key(names_.id).get(id_el)) {
-    std::string_view id;
-    if (!id_el.get_string().get(id)) {
-      ev->id.assign(id);
-    } else if (id_el.is_number()) {
-      ev->id = simdjson::minify(id_el);
+    if (id_el.get_string().get(id) && id_el.is_number()) {
+      id_number = simdjson::minify(id_el);
+      id = id_number;
     }
   }
 
-  // Fields: gather in one pass over the members, size the buffer, then build
-  // the values with views into it. (JSON allows a repeated member name; the
-  // last one wins, as in most parsers.)
+  // Fields: gather in one pass over the members, size the text, then build
+  // the Event (one allocation) and the values with views into its text. (JSON
+  // allows a repeated member name; the last one wins, as in most parsers.)
   pending_.clear();
   Collect(obj, trie_);
-  size_t text_bytes = 0, arrays = 0;
+  size_t text_bytes = raw.size() + type.size() + id.size(), arrays = 0;
   for (const auto& p : pending_) {
     if (p.el.is_string()) {
-      text_bytes += p.el.get_string().value_unsafe().size();
+      size_t n = p.el.get_string().value_unsafe().size();
+      if (n > Value::kInline) text_bytes += n;
     } else if (p.el.is_array()) {
       ++arrays;
       simdjson::dom::array arr = p.el.get_array().value_unsafe();
       for (auto item : arr) {
-        if (item.is_string()) text_bytes += item.get_string().value_unsafe().size();
+        if (item.is_string()) {
+          size_t n = item.get_string().value_unsafe().size();
+          if (n > Value::kInline) text_bytes += n;
+        }
       }
     }
   }
-  std::string& data = ev->data;
-  data.reserve(raw.size() + text_bytes);  // no reallocation after this: views stay valid
-  data.assign(raw);
-  ev->raw = std::string_view(data.data(), raw.size());
-  ev->fields.resize(rules_->fields.size());
+  nfa::EventRef ev(nfa::Event::New(rules_->fields.size(), text_bytes));
+  ev->ts = ts;
+  ev->raw = ev->Keep(raw);
+  ev->type = ev->Keep(type);
+  ev->type_id = rules_->types.Find(type);
+  ev->id = ev->Keep(id);
   ev->lists.reserve(arrays);  // Values point at these vectors: no reallocation after this
   auto rebase = [&](Value v) {
-    if (v.kind == Value::Kind::kString) {
-      size_t at = data.size();
-      data.append(v.str());
-      v.chars = data.data() + at;
-    }
+    if (v.kind == Value::Kind::kString && !v.is_inline_string()) v.chars = ev->Keep(v.str()).data();
     return v;
   };
   for (const auto& p : pending_) {

@@ -264,8 +264,9 @@ Status Engine::Save(StateStore* store) {
   }
   if (st = PutMeta(store); !st.ok()) return st;
   for (const auto& group : groups_) {
-    for (const auto& [key, id] : group.index) {
+    for (uint32_t id : group.index) {
       const KeyEntry& entry = entries_[id];
+      const std::string& key = entry.key;
       for (size_t i = 0; i < group.rules.size(); ++i) {
         if (!Needed(*states_[group.rules[i]].program, entry.rules[i].runs, watermark_)) continue;
         if (st = PutKey(store, group.rules[i], key, &entry.rules[i].runs); !st.ok()) return st;
@@ -364,7 +365,7 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* 
         KeyGroup& group = groups_[rs.group];
         uint32_t id;
         if (auto it = group.index.find(key); it != group.index.end()) {
-          id = it->second;
+          id = *it;
         } else {
           id = NewEntry(rs.group, key);
           loaded.push_back(id);

@@ -24,10 +24,11 @@ bool Equal(const Value& a, const Value& b) {
     case Value::Kind::kBool: return a.boolean == b.boolean;
     case Value::Kind::kNumber: return a.number == b.number;
     case Value::Kind::kString:
-      // Most strings compared here are short codes: test length and first
-      // byte before calling memcmp.
-      return a.len == b.len &&
-             (a.len == 0 || (a.chars[0] == b.chars[0] && std::memcmp(a.chars, b.chars, a.len) == 0));
+      // Most strings compared here are short codes, held in the Values
+      // themselves: one word compare, no other memory read.
+      if (a.len != b.len) return false;
+      if (a.len <= Value::kInline) return a.inline_word == b.inline_word;
+      return a.chars[0] == b.chars[0] && std::memcmp(a.chars, b.chars, a.len) == 0;
     case Value::Kind::kList:
       if (a.len != b.len) return false;
       for (size_t i = 0; i < a.len; ++i) {

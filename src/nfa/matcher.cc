@@ -27,13 +27,7 @@
 
 namespace cepheus::nfa {
 
-Matcher::Matcher(const Program* program) : p_(program) {
-  size_t hint = 0;
-  for (const auto& s : p_->steps) {
-    if (!s.absent) hint += static_cast<size_t>(std::max(s.min, 1));
-  }
-  bound_hint_ = std::min<size_t>(hint, 16);
-}
+Matcher::Matcher(const Program* program) : p_(program) {}
 
 bool Matcher::Fits(int step, const Event& e, const Run* run) const {
   const StepProgram& s = p_->steps[step];
@@ -220,29 +214,30 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
   }
   runs.resize(w);
 
-  // Start a new run with e.
+  // Start a new run with e. It is built in place at the end of `runs` (after
+  // every fork merged below), the common case, and taken out again only when
+  // it completes at once or is refused.
   if (e.arrival > k.start_barrier &&
       !(p_->skip == dsl::SkipPolicy::kPastLast && !completed.empty()) && Fits(0, e, nullptr)) {
-    Run r;
+    Run& r = runs.emplace_back();
     r.start_seq = e.seq;
     r.start_arrival = e.arrival;
     r.first_ts = e.ts;
-    r.aggs.assign(p_->aggs.size(), AggState{});
-    r.bound.reserve(bound_hint_);
+    r.aggs.resize(p_->aggs.size());
     bool completes = WouldComplete(r, 0);
     Take(&r, 0, ep);
-    if (!completes) {
-      extra.push_back(std::move(r));
-      extra_at_.push_back(runs.size());
-    } else if (WhereHolds(r)) {
-      completed.push_back(std::move(r));
-    } else if (CanIterate(r)) {
-      extra.push_back(std::move(r));
-      extra_at_.push_back(runs.size());
+    if (completes) {
+      if (WhereHolds(r)) {
+        completed.push_back(std::move(r));
+        runs.pop_back();
+      } else if (!CanIterate(r)) {
+        runs.pop_back();
+      }
     }
   }
   if (!extra.empty()) {
-    // Merge: extra[j] goes before the run at position extra_at_[j].
+    // Merge: extra[j] goes before the run at position extra_at_[j] (a run
+    // started above is the last, after the forks placed at the end).
     if (extra.size() == 1 && extra_at_[0] == runs.size()) {
       runs.push_back(std::move(extra[0]));
     } else {
@@ -285,12 +280,16 @@ void Matcher::CloseWindows(KeyRuns& k, Millis t, std::vector<Match>* out) const 
   size_t closed = 0;
   while (closed < k.runs.size() && k.runs[closed].first_ts + p_->within < t) ++closed;
   if (closed == 0) return;
+  if (!p_->trailing_absent) {
+    // No run completes when its window closes: they are only dropped.
+    k.runs.erase(k.runs.begin(), k.runs.begin() + static_cast<std::ptrdiff_t>(closed));
+    return;
+  }
   // Take the closed runs out first: an absence match may consume later runs.
   std::vector<Run>& done = completed_;
   done.clear();
   std::move(k.runs.begin(), k.runs.begin() + static_cast<std::ptrdiff_t>(closed), std::back_inserter(done));
   k.runs.erase(k.runs.begin(), k.runs.begin() + static_cast<std::ptrdiff_t>(closed));
-  if (!p_->trailing_absent) return;
   for (size_t i = 0; i < done.size(); ++i) {
     Run& r = done[i];
     if (r.bound.empty() || r.count < p_->steps[r.step].min) continue;  // empty: consumed below

@@ -15,8 +15,9 @@
 #include <memory>
 #include <queue>
 #include <string>
-#include <unordered_map>
 #include <vector>
+
+#include <tsl/robin_set.h>
 
 #include "cepheus/engine/event_decoder.h"
 #include "cepheus/engine/seams.h"
@@ -47,6 +48,8 @@ class Engine {
  public:
   // `sink` is not owned and must outlive the engine.
   Engine(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions options, AlertSink* sink);
+  Engine(const Engine&) = delete;  // the key indexes point into the engine
+  Engine& operator=(const Engine&) = delete;
   ~Engine();
 
   // Takes one event in arrival order.
@@ -99,15 +102,29 @@ class Engine {
     bool dirty = false;  // changed since the last save
     std::vector<KeyState> rules;  // by position in the group
   };
-  struct StrHash {
+  // The index of one key field's keys: the ids of their entries in an open
+  // addressing table (robin hood, with 32 bits of each hash stored beside the
+  // id), looked up by the key's text, which lives in the entry. A lookup
+  // reads one bucket, then the entry it needs anyway.
+  struct IndexHash {
     using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+    const std::vector<KeyEntry>* entries;
+    size_t operator()(std::string_view key) const { return std::hash<std::string_view>()(key); }
+    size_t operator()(uint32_t id) const { return (*this)((*entries)[id].key); }
   };
+  struct IndexEq {
+    using is_transparent = void;
+    const std::vector<KeyEntry>* entries;
+    bool operator()(uint32_t a, uint32_t b) const { return a == b; }
+    bool operator()(std::string_view key, uint32_t id) const { return (*entries)[id].key == key; }
+    bool operator()(uint32_t id, std::string_view key) const { return (*entries)[id].key == key; }
+  };
+  using KeyIndex = tsl::robin_set<uint32_t, IndexHash, IndexEq, std::allocator<uint32_t>, true>;
   // The rules that share a key field, and the index of that field's keys.
   struct KeyGroup {
     int32_t slot;
     std::vector<uint32_t> rules;  // rule indices
-    std::unordered_map<std::string, uint32_t, StrHash, std::equal_to<>> index;  // key -> entry
+    KeyIndex index;               // entry ids, by key
   };
   struct RuleState {
     const nfa::Program* program;

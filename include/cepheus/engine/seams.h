@@ -79,7 +79,7 @@ class CollectingSink : public AlertSink {
  public:
   void Publish(const Alert& alert) override { alerts.push_back(alert); }
   void Late(const nfa::Event& event) override {
-    late.push_back(event.id);
+    late.emplace_back(event.id);
     late_events.emplace_back(event.raw);
   }
   void Clear() {

@@ -23,7 +23,8 @@ struct AggState {
   int64_t numbers = 0;  // how many values were numbers
   double sum = 0;
   Value min, max, first, last;
-  std::vector<Value> values;  // every value, when the AggSpec keeps them
+  // Every value, when the AggSpec keeps them; the first few inline.
+  boost::container::small_vector<Value, 3> values;
   int64_t distinct = 0;       // distinct non-null values (needs `values`)
 
   void Add(const Value& v, bool keep_values);
@@ -45,9 +46,10 @@ struct Run {
   Millis last_ts = 0;
   uint64_t last_seq = 0;
   uint64_t min_arrival = UINT64_MAX;  // earliest arrival among the bound events
-  // Inline capacity covers the common short patterns without allocating.
-  std::vector<Bound> bound;    // every bound event, in the order taken
-  std::vector<AggState> aggs;  // per Program::aggs
+  // Inline capacity covers the common short patterns without allocating, and
+  // keeps a run's state in one block of memory.
+  boost::container::small_vector<Bound, 4> bound;    // every bound event, in the order taken
+  boost::container::small_vector<AggState, 1> aggs;  // per Program::aggs
 
   // The first event taken at `step`, or null.
   const Event* FirstAt(int32_t step) const {
@@ -133,7 +135,6 @@ class Matcher {
   void Consume(const Run& m, KeyRuns& k, std::vector<Run>* completed, size_t from) const;
 
   const Program* p_;
-  size_t bound_hint_;  // events a match usually binds: reserved when a run starts
   // Scratch reused across calls (a Matcher serves one engine, one thread).
   mutable std::vector<Run> next_;
   mutable std::vector<Run> completed_;

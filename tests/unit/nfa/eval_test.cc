@@ -49,6 +49,16 @@ TEST_CASE("expressions evaluate as section 4.3 says") {
       {"n.m.o == true", R"("n":{"m":{"o":true}})", true},
       {"big == 12345678901", R"("big":12345678901)", true},
       {"d == 0.5", R"("d":0.5)", true},
+      // Strings of up to 8 bytes are held in the Value: equality and byte
+      // order must not depend on where a string is held.
+      {"s == \"abcdefgh\" and s != \"abcdefghi\"", R"("s":"abcdefgh")", true},
+      {"s == \"abcdefghi\" and s != \"abcdefgh\"", R"("s":"abcdefghi")", true},
+      {"s < \"abcdefghi\" and s > \"abcdefg\" and s > \"\"", R"("s":"abcdefgh")", true},
+      {"s > \"abcdefgh\" and s < \"abcdefgi\" and s < \"b\"", R"("s":"abcdefghi")", true},
+      {"s > \"a\" and s < \"ab\" and s != \"a\"", R"("s":"a\u0000")", true},
+      {"s > \"z\" and s > \"~\" and s < \"z\"", R"("s":"\u00e9")", false},
+      {"s > \"z\" and s > \"~\"", R"("s":"\u00e9")", true},
+      {"s > \"~\" or s < \"~\"", R"("s":"~")", false},
   };
   for (const auto& row : rows) {
     CAPTURE(row.expr);
