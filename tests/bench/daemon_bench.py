@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Daemon benchmark against a real Kafka broker (tests/kafka/broker.sh).
 
-    tests/bench/daemon_bench.py CEPHEUS RULES [--events N]
+    tests/bench/daemon_bench.py CEPHEUS RULES [--events N] [--latency-rate R] [--commit-interval D]
 
 Full speed: N events are produced first, then one daemon reads them all with
 every rule in RULES; the figure is events per second of daemon CPU time
@@ -69,7 +69,7 @@ def quantile(text, q):
     return prev_le
 
 
-def config(work, name, brokers, rules, port, topic):
+def config(work, name, brokers, rules, port, topic, commit="100ms"):
     path = f"{work}/{name}.yaml"
     with open(path, "w") as f:
         f.write(f"""rules: {{path: {rules}}}
@@ -81,7 +81,7 @@ kafka:
   alerts_topic: alerts
   dead_letter_topic: dead
   transactional_id: {name}
-state: {{directory: {work}/state-{name}, commit_interval: 100ms}}
+state: {{directory: {work}/state-{name}, commit_interval: {commit}}}
 metrics: {{listen: "127.0.0.1:{port}"}}
 """)
     return path
@@ -112,6 +112,7 @@ def main():
     args = sys.argv[1:]
     cepheus, rules = os.path.abspath(args[0]), os.path.abspath(args[1])
     n = int(args[args.index("--events") + 1]) if "--events" in args else 200000
+    commit = args[args.index("--commit-interval") + 1] if "--commit-interval" in args else "100ms"
     work = tempfile.mkdtemp(prefix="cepheus-bench-")
     try:
         os.makedirs(f"{work}/broker")
@@ -125,7 +126,7 @@ def main():
         subprocess.run(gen + ["--topic", "events"], check=True, capture_output=True)
 
         port = free_port()
-        first, last, text = run(cepheus, config(work, "full", brokers, rules, port, "events"), port, n)
+        first, last, text = run(cepheus, config(work, "full", brokers, rules, port, "events", commit), port, n)
         if first is None or last is None:
             raise SystemExit("the full-speed run did not read every event")
         cpu = last[1] - first[1]
@@ -137,10 +138,12 @@ def main():
               "(backlog included)")
 
         rate = max(1, int(per_wall / 2))
+        if "--latency-rate" in args:  # latency at a chosen rate instead of half of full speed
+            rate = int(args[args.index("--latency-rate") + 1])
         port = free_port()
         producer = subprocess.Popen(gen + ["--topic", "events-half", "--rate", str(rate)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        first, last, text = run(cepheus, config(work, "half", brokers, rules, port, "events-half"), port, n,
+        first, last, text = run(cepheus, config(work, "half", brokers, rules, port, "events-half", commit), port, n,
                                 producer)
         print(f"half load:   {rate:,} events/s produced; latency p50 {quantile(text, 0.5) * 1000:.1f} ms, "
               f"p99 {quantile(text, 0.99) * 1000:.1f} ms (record's Kafka time to its alert's commit)")
