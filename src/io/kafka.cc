@@ -147,6 +147,24 @@ void MockCluster::PushRequestErrors(int16_t api_key, const std::vector<int>& err
   rd_kafka_mock_push_request_errors_array(cluster_, api_key, codes.size(), codes.data());
 }
 
+void MockCluster::SetBrokerDown(int32_t broker, bool down) {
+  if (down) {
+    rd_kafka_mock_broker_set_down(cluster_, broker);
+  } else {
+    rd_kafka_mock_broker_set_up(cluster_, broker);
+  }
+}
+
+void MockCluster::SetBrokerRtt(int32_t broker, int rtt_ms) { rd_kafka_mock_broker_set_rtt(cluster_, broker, rtt_ms); }
+
+void MockCluster::SetPartitionLeader(const std::string& topic, int32_t partition, int32_t broker) {
+  rd_kafka_mock_partition_set_leader(cluster_, topic.c_str(), partition, broker);
+}
+
+void MockCluster::SetCoordinator(const std::string& type, const std::string& key, int32_t broker) {
+  rd_kafka_mock_coordinator_set(cluster_, type.c_str(), key.c_str(), broker);
+}
+
 Status MockCluster::CreateTopic(const std::string& name, int partitions) {
   rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, 1);
   if (err) return Status::IoError(fmt::format("cannot create topic {}: {}", name, rd_kafka_err2str(err)));

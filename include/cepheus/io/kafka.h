@@ -53,6 +53,15 @@ class MockCluster {
   // 28 TxnOffsetCommit, ...) fail with these Kafka error codes, one each, in
   // order (librdkafka's rd_kafka_mock_push_request_errors).
   void PushRequestErrors(int16_t api_key, const std::vector<int>& errors);
+  // Network faults (broker ids count from 1; -1 for every broker): a broker
+  // down drops its connections and refuses new ones (leaders do not move);
+  // a round-trip delay slows every answer.
+  void SetBrokerDown(int32_t broker, bool down);
+  void SetBrokerRtt(int32_t broker, int rtt_ms);
+  // Moves a partition's leader, or the coordinator of a group or a
+  // transactional id (`type` "group" or "transaction").
+  void SetPartitionLeader(const std::string& topic, int32_t partition, int32_t broker);
+  void SetCoordinator(const std::string& type, const std::string& key, int32_t broker);
 
  private:
   MockCluster() = default;

@@ -1,10 +1,14 @@
-// Kafka errors injected into the daemon's transactions (reliability test B2),
-// on librdkafka's mock cluster, one class at a time as librdkafka's
-// transactions example sorts them: retriable errors are retried with no
-// abort, abortable ones abort the transaction, roll the engines back to LMDB
-// and rewind the input (and processing goes on), fatal ones stop the daemon
-// with exit 1. (The mock shows aborted records to readers, so the output is
-// compared on a real broker, in tests/kafka; here the branches are.)
+// Kafka faults under a running daemon, on librdkafka's mock cluster.
+//
+// Errors injected into its transactions (reliability test B2), one class at a
+// time as librdkafka's transactions example sorts them: retriable errors are
+// retried with no abort, abortable ones abort the transaction, roll the
+// engines back to LMDB and rewind the input (and processing goes on), fatal
+// ones stop the daemon with exit 1. Broker bounces chasing the partition
+// leaders and the coordinators (B1), and a slow network (B4): processing
+// goes on with no fatal error and every record ends up in the state once.
+// (The mock shows aborted records to readers, so the output itself is
+// compared on a real broker, in tests/kafka.)
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -16,6 +20,7 @@
 #include <thread>
 
 #include "cepheus/io/kafka.h"
+#include "daemon/generator.h"
 #include "daemon/commands.h"
 #include "cepheus/state/lmdb_store.h"
 #include "daemon/daemon.h"
@@ -39,23 +44,32 @@ struct Outcome {
   int64_t committed = 0;  // records the state in LMDB reflects (sum of the partitions' offsets)
 };
 
-// 2000 generated events through a daemon; once it has handled a few hundred,
-// `inject` pushes errors into the mock; the daemon runs until it has handled
-// every record (some twice, after an abort), or until it stops by itself.
-Outcome RunWithErrors(const std::string& name, const std::function<void(io::MockCluster&)>& inject) {
-  auto cluster = io::MockCluster::Create(1);
+// 2000 generated events through a daemon on a mock cluster of `brokers`:
+// 1000 before it starts, 1000 more at 250 a second while `inject` runs (it
+// starts once the daemon has handled a few hundred and may take a while).
+// The daemon runs until it has handled every record (some twice, after an
+// abort) and is quiet, or until it stops by itself.
+Outcome RunWithFaults(const std::string& name, int brokers_n, const std::function<void(io::MockCluster&)>& inject) {
+  auto cluster = io::MockCluster::Create(brokers_n);
   REQUIRE(cluster.ok());
   std::string brokers = cluster.value()->bootstraps();
   for (auto [t, n] : {std::pair<std::string, int>{"events", 2}, {"alerts", 1}, {"dead", 1}, {name + "-changelog", 2}}) {
     REQUIRE(cluster.value()->CreateTopic(t, n).ok());
   }
-  daemon::GenCommandOptions g;
+  std::vector<std::string> lines;
+  daemon::GenOptions g;
   g.events = 2000;
   g.users = 30;
   g.fraud_rate = 0.05;
-  g.kafka = brokers;
-  g.topic = "events";
-  REQUIRE(daemon::RunGen(g) == 0);
+  daemon::GenerateEvents(g, [&](std::string_view l) { lines.emplace_back(l); });
+  auto producer = io::KafkaProducer::Create(brokers, {});
+  REQUIRE(producer.ok());
+  auto produce = [&](size_t i) {
+    auto at = lines[i].find("\"user_id\":\"") + 11;
+    (void)producer.value()->Produce("events", lines[i].substr(at, lines[i].find('"', at) - at), lines[i]);
+  };
+  for (size_t i = 0; i < 1000; ++i) produce(i);
+  REQUIRE(producer.value()->Flush(10000).ok());
 
   auto config = TestConfig(brokers, name);
   auto dir = std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()));
@@ -79,7 +93,15 @@ Outcome RunWithErrors(const std::string& name, const std::function<void(io::Mock
     return f();
   };
   REQUIRE(wait([&] { return d.records_handled() >= 300; }, 60));
+  std::thread feeder([&] {
+    for (size_t i = 1000; i < lines.size(); ++i) {
+      produce(i);
+      std::this_thread::sleep_for(std::chrono::milliseconds(4));
+    }
+    (void)producer.value()->Flush(60000);
+  });
   inject(*cluster.value());
+  feeder.join();
   // Until every record was handled and nothing more comes (a re-read after
   // an abort is over) for a second and a half.
   uint64_t seen = 0;
@@ -109,7 +131,7 @@ Outcome RunWithErrors(const std::string& name, const std::function<void(io::Mock
 }  // namespace
 
 TEST_CASE("retriable transaction errors are retried: no abort, every record handled, a clean stop") {
-  Outcome o = RunWithErrors("cepheus-txn-retry", [](io::MockCluster& m) {
+  Outcome o = RunWithFaults("cepheus-txn-retry", 1, [](io::MockCluster& m) {
     m.PushRequestErrors(kEndTxn, {kCoordinatorLoadInProgress, kNotCoordinator});
     m.PushRequestErrors(kAddOffsetsToTxn, {kCoordinatorNotAvailable});
     m.PushRequestErrors(kTxnOffsetCommit, {kCoordinatorLoadInProgress});
@@ -121,7 +143,7 @@ TEST_CASE("retriable transaction errors are retried: no abort, every record hand
 }
 
 TEST_CASE("an abortable transaction error aborts, rolls back and rewinds, and processing goes on") {
-  Outcome o = RunWithErrors("cepheus-txn-abort", [](io::MockCluster& m) {
+  Outcome o = RunWithFaults("cepheus-txn-abort", 1, [](io::MockCluster& m) {
     m.PushRequestErrors(kAddPartitionsToTxn, {kTopicAuthorizationFailed});
   });
   CHECK(o.exit_code == 0);
@@ -131,9 +153,41 @@ TEST_CASE("an abortable transaction error aborts, rolls back and rewinds, and pr
 }
 
 TEST_CASE("a fatal transaction error (the producer fenced) stops the daemon with exit 1") {
-  Outcome o = RunWithErrors("cepheus-txn-fatal", [](io::MockCluster& m) {
+  Outcome o = RunWithFaults("cepheus-txn-fatal", 1, [](io::MockCluster& m) {
     m.PushRequestErrors(kEndTxn, {kProducerFenced, kInvalidProducerEpoch});
   });
   CHECK(o.exit_code == 1);
   CHECK(o.committed < 2000);  // the fenced batch never reached LMDB
+}
+
+TEST_CASE("brokers bounced five times, chasing the partition leaders and the coordinators: no fatal error, every "
+          "record in the state once") {
+  const std::string name = "cepheus-bounce";
+  Outcome o = RunWithFaults(name, 3, [&](io::MockCluster& m) {
+    for (int bounce = 0; bounce < 5; ++bounce) {
+      int32_t broker = 1 + bounce % 3, next = 1 + (bounce + 1) % 3;
+      // Leaders and coordinators move to the next broker, then this one goes
+      // down for a second (a hard bounce) and comes back.
+      for (int32_t p = 0; p < 2; ++p) m.SetPartitionLeader("events", p, next);
+      m.SetCoordinator("group", name, next);
+      m.SetCoordinator("transaction", TestConfig("", name).kafka.transactional_id, next);
+      m.SetBrokerDown(broker, true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+      m.SetBrokerDown(broker, false);
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+  });
+  CHECK(o.exit_code == 0);
+  CHECK(o.handled >= 2000);
+  CHECK(o.committed == 2000);
+}
+
+TEST_CASE("a 500 ms round trip to every broker for five seconds slows the daemon without an error") {
+  Outcome o = RunWithFaults("cepheus-slow", 1, [](io::MockCluster& m) {
+    m.SetBrokerRtt(-1, 500);
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    m.SetBrokerRtt(-1, 0);
+  });
+  CHECK(o.exit_code == 0);
+  CHECK(o.committed == 2000);
 }
