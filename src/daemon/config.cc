@@ -85,7 +85,8 @@ const std::vector<ConfigKey> kSchema = {
      [](Config* c, const std::string& v) { return SetDuration(&c->out_of_order, v, true); }},
     {"events.idle_timeout", ConfigKind::kDuration, "30s",
      "A partition with no event for this long (wall clock) has its watermark advanced by the "
-     "wall clock, so absence rules still fire.",
+     "wall clock, to (now - idle_timeout - out_of_order), so absence rules still fire; a record "
+     "still on its way when the partition resumes is late only if it took longer than that.",
      [](Config* c, const std::string& v) { return SetDuration(&c->idle_timeout, v, false); }},
     {"events.max_future_skew", ConfigKind::kDuration, "1h",
      "Events timed further than this ahead of the wall clock are malformed (they would push the "

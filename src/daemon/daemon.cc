@@ -333,6 +333,7 @@ void Daemon::Publish(Part& p, int64_t offset, Millis source_time) {
     if (source_time > 0) uncommitted_alert_times_.push_back(source_time);
     if (on_alert_) on_alert_(a);
   }
+  late_events_ += p.sink.late.size();
   if (!config_.kafka.late_topic.empty() && !replaying) {
     for (const auto& l : p.sink.late_events) (void)producer_->Produce(config_.kafka.late_topic, "", l);
   }
@@ -550,7 +551,10 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
       for (auto& [key, p] : parts_) {
         if (wall - p->last_wall >= config_.idle_timeout) {
           Millis before = p->engine->watermark();
-          p->engine->AdvanceWatermark(wall - config_.out_of_order);  // a quiet partition follows the clock
+          // A quiet partition follows the clock, idle_timeout + out_of_order
+          // behind it: a record that was on its way (produced with the time
+          // of its producer's clock) is not late unless it took longer.
+          p->engine->AdvanceWatermark(wall - config_.out_of_order - config_.idle_timeout);
           if (p->engine->watermark() != before) dirty_ = true;
           Publish(*p, -1, 0);
         }

@@ -67,6 +67,8 @@ class Daemon : public io::RebalanceListener {
   uint64_t alerts_published() const { return alerts_published_; }
   const nfa::CompiledRuleSet& rules() const { return *rules_; }
   uint64_t rule_state_dropped() const { return rule_state_dropped_; }
+  uint64_t late_events() const { return late_events_.load(); }
+  bool ready() const { return ready_.load(); }
   int64_t active_runs() const;
   uint64_t records_handled() const { return records_handled_.load(); }
   uint64_t restored_runs() const { return restored_runs_; }
@@ -108,13 +110,14 @@ class Daemon : public io::RebalanceListener {
   Notifier notify_;
   bool fatal_ = false;
   bool started_ = false;
-  bool ready_ = false;  // READY=1 sent
+  std::atomic<bool> ready_{false};  // READY=1 sent
   uint64_t rule_state_dropped_ = 0;
   uint64_t malformed_ = 0;
   std::function<void(const engine::Alert&)> on_alert_;
   bool dirty_ = false;  // records handled since the last commit
   uint64_t alerts_published_ = 0;
   std::atomic<uint64_t> records_handled_{0};
+  std::atomic<uint64_t> late_events_{0};
   uint64_t restored_runs_ = 0;
   std::vector<Millis> uncommitted_alert_times_;  // Kafka times of the records behind this batch's alerts
   uint64_t commits_ = 0;

