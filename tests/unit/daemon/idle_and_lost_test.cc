@@ -128,3 +128,66 @@ TEST_CASE("a quiet partition's absence alert fires by the wall clock, and its ne
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   CHECK(d.late_events() == late_before);
 }
+
+TEST_CASE("a loop stalled past max.poll.interval.ms loses its assignment, aborts, and carries on with every record "
+          "in the state once") {
+  Setup s("cepheus-lost-c2", "rule logins key user_id match l: login{2} within 1h\n");
+  // The consumer leaves the group when the application does not poll for 4 s.
+  s.config.kafka.consumer = {{"max.poll.interval.ms", "4000"},
+                             {"session.timeout.ms", "3000"},
+                             {"heartbeat.interval.ms", "500"}};
+  auto rules = daemon::LoadAndCompile({s.config.rules_path}, std::cerr);
+  REQUIRE(rules);
+  std::atomic<bool> stall{false};
+  auto owned = std::make_unique<daemon::Daemon>(s.config, rules);
+  daemon::Daemon& d = *owned;
+  d.set_on_alert([&](const engine::Alert&) {
+    if (stall.exchange(false)) std::this_thread::sleep_for(std::chrono::milliseconds(6000));
+  });
+  std::atomic<bool> stop{false};
+  std::thread t([&] { d.Run(stop); });
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Joiner() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } joiner{stop, t};
+  REQUIRE(Within(std::chrono::seconds(30), [&] { return d.ready(); }));
+
+  long long ts = 1000;
+  for (int i = 0; i < 50; ++i) s.Send("u" + std::to_string(i % 5), R"({"type":"login","user_id":"u)" + std::to_string(i % 5) + R"(","ts":)" + std::to_string(ts++) + "}");
+  REQUIRE(Within(std::chrono::seconds(20), [&] { return d.records_handled() >= 50; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // committed
+  uint64_t aborts_before = d.aborts();
+
+  // The next alert stalls the loop for 6 s: more than max.poll.interval.ms.
+  stall = true;
+  for (int i = 0; i < 50; ++i) s.Send("u" + std::to_string(i % 5), R"({"type":"login","user_id":"u)" + std::to_string(i % 5) + R"(","ts":)" + std::to_string(ts++) + "}");
+  REQUIRE(Within(std::chrono::seconds(60), [&] { return d.aborts() > aborts_before; }));  // the lost assignment
+  // The group gives the partitions back; what the aborted batch held is read again.
+  for (int i = 0; i < 50; ++i) s.Send("u" + std::to_string(i % 5), R"({"type":"login","user_id":"u)" + std::to_string(i % 5) + R"(","ts":)" + std::to_string(ts++) + "}");
+  uint64_t seen = 0;
+  auto quiet_since = Clock::now();
+  bool settled = Within(std::chrono::seconds(60), [&] {
+    uint64_t n = d.records_handled();
+    if (n != seen) {
+      seen = n;
+      quiet_since = Clock::now();
+    }
+    return n >= 150 && Clock::now() - quiet_since > std::chrono::milliseconds(1500);
+  });
+  CHECK(settled);
+  stop = true;
+  t.join();
+  CHECK(d.aborts() > aborts_before);
+  owned.reset();
+  auto store = state::LmdbStore::Open({s.config.state.directory, s.config.state.map_size, s.config.state.max_map_size});
+  REQUIRE(store.ok());
+  int64_t committed = 0;
+  REQUIRE(store.value()->Scan("p/", [&](std::string_view k, std::string_view v) {
+    if (k.size() > 7 && k.substr(k.size() - 7) == "/offset") committed += std::stoll(std::string(v));
+  }).ok());
+  CHECK(committed == 150);
+}
