@@ -15,9 +15,12 @@
 #include "daemon/commands.h"
 #include "daemon/daemon.h"
 #include "daemon/generator.h"
+#include "harness.h"
 #include "test_util.h"
 
 using namespace cepheus;
+using testing::ShippedRules;
+using testing::TestConfig;
 
 namespace {
 
@@ -42,31 +45,6 @@ std::vector<engine::RawRecord> ReadAll(const std::string& brokers, const std::st
 }
 
 }  // namespace
-
-// A daemon configuration for the mock cluster at `brokers`: group and
-// transactional id from `name`, no wall-clock watermark (the output depends on
-// the input only), metrics on a free port.
-daemon::Config TestConfig(const std::string& brokers, const std::string& name) {
-  auto config = daemon::DefaultConfig();
-  config.rules_path = std::string(CEPHEUS_SOURCE_DIR) + "/rules";
-  config.kafka.brokers = brokers;
-  config.kafka.group_id = name;
-  config.kafka.input_topics = {"events"};
-  config.kafka.alerts_topic = "alerts";
-  config.kafka.dead_letter_topic = "dead";
-  config.kafka.transactional_id = name + "-" + std::to_string(::getpid());
-  config.metrics.listen = "127.0.0.1:0";
-  config.idle_timeout = 3600000;
-  config.max_future_skew = 100LL * 365 * 86400000;
-  return config;
-}
-
-std::shared_ptr<const nfa::CompiledRuleSet> ShippedRules() {
-  DiagnosticSink diags;
-  auto set = dsl::LoadRuleSet({std::string(CEPHEUS_SOURCE_DIR) + "/rules"}, &diags);
-  REQUIRE(set.has_value());
-  return nfa::Compile(std::make_shared<const dsl::RuleSet>(std::move(*set))).value();
-}
 
 std::multiset<std::string> ExpectedAlerts(const std::vector<engine::RawRecord>& records,
                                           const std::shared_ptr<const nfa::CompiledRuleSet>& rules) {
@@ -114,8 +92,7 @@ void StopAndStartAgain(Second second) {
   REQUIRE(producer.ok());
   auto produce = [&](size_t from, size_t to) {
     for (size_t i = from; i < to; ++i) {
-      auto at = lines[i].find("\"user_id\":\"") + 11;
-      REQUIRE(producer.value()->Produce("events", lines[i].substr(at, lines[i].find('"', at) - at), lines[i]).ok());
+      REQUIRE(producer.value()->Produce("events", testing::UserOf(lines[i]), lines[i]).ok());
     }
     REQUIRE(producer.value()->Flush(10000).ok());
   };
@@ -134,17 +111,10 @@ void StopAndStartAgain(Second second) {
     if (stop_after == 3000 && second == Second::kCorruptedFiles) {
       std::filesystem::resize_file(dir / "first" / "data.mdb", 8192);
     }
-    std::atomic<bool> stop{false};
     daemon::Daemon d(config, rules);
-    int exit_code = -1;
-    std::thread t([&] { exit_code = d.Run(stop); });
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (handled + d.records_handled() < stop_after && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    stop = true;
-    t.join();
-    CHECK(exit_code == 0);
+    testing::DaemonThread running(d);
+    testing::Eventually([&] { return handled + d.records_handled() >= stop_after; }, std::chrono::seconds(60));
+    CHECK(running.Stop() == 0);
     handled += d.records_handled();
     published += d.alerts_published();
     restored_runs_seen += d.restored_runs();
@@ -206,17 +176,10 @@ TEST_CASE("the daemon's alerts equal a per-partition replay of the same records"
 
   auto rules = ShippedRules();
 
-  std::atomic<bool> stop{false};
   daemon::Daemon d(config, rules);
-  int exit_code = -1;
-  std::thread t([&] { exit_code = d.Run(stop); });
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (d.records_handled() < 4000 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  stop = true;
-  t.join();
-  CHECK(exit_code == 0);
+  testing::DaemonThread running(d);
+  testing::Eventually([&] { return d.records_handled() >= 4000; }, std::chrono::seconds(60));
+  CHECK(running.Stop() == 0);
   CHECK(d.records_handled() == 4000);
   CHECK(d.commits() > 0);
   CHECK(d.aborts() == 0);

@@ -17,14 +17,15 @@
 #include <thread>
 
 #include "cepheus/io/kafka.h"
-#include "cepheus/state/lmdb_store.h"
 #include "daemon/daemon.h"
 #include "daemon/rules_loader.h"
+#include "harness.h"
 
 using namespace cepheus;
 using Clock = std::chrono::steady_clock;
 
-daemon::Config TestConfig(const std::string& brokers, const std::string& name);  // daemon_test.cc
+using testing::Eventually;
+using testing::TestConfig;
 
 namespace {
 
@@ -33,15 +34,6 @@ long long NowMs() {
       .count();
 }
 
-template <typename F>
-bool Within(std::chrono::milliseconds limit, F f) {
-  auto deadline = Clock::now() + limit;
-  while (!f()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
-}
 
 struct Setup {
   std::unique_ptr<io::MockCluster> cluster;
@@ -91,25 +83,16 @@ TEST_CASE("a quiet partition's absence alert fires by the wall clock, and its ne
     std::lock_guard<std::mutex> lock(mu);
     alerts.emplace_back(a.json, Clock::now());
   });
-  std::atomic<bool> stop{false};
-  std::thread t([&] { d.Run(stop); });
-  struct Joiner {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Joiner() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } joiner{stop, t};
-  REQUIRE(Within(std::chrono::seconds(30), [&] { return d.ready(); }));  // partitions assigned
+  testing::DaemonThread running(d);
+  REQUIRE(Eventually([&] { return d.ready(); }, std::chrono::seconds(30)));  // partitions assigned
 
   // One order, then the partition falls silent.
   auto sent = Clock::now();  // the order's time is the clock now
   s.Send("u1", R"({"type":"order","order_id":"o1","user_id":"u1","ts":)" + std::to_string(NowMs()) + "}");
-  bool fired = Within(std::chrono::seconds(15), [&] {
+  bool fired = Eventually([&] {
     std::lock_guard<std::mutex> lock(mu);
     return !alerts.empty();
-  });
+  }, std::chrono::seconds(15));
   INFO("records handled: " << d.records_handled() << ", late: " << d.late_events());
   REQUIRE(fired);
   double after = std::chrono::duration<double>(alerts[0].second - sent).count();
@@ -124,7 +107,7 @@ TEST_CASE("a quiet partition's absence alert fires by the wall clock, and its ne
   // The partition resumes with a record of now: evaluated, not late.
   uint64_t late_before = d.late_events();
   s.Send("u1", R"({"type":"login","user_id":"u1","ts":)" + std::to_string(NowMs()) + "}");
-  REQUIRE(Within(std::chrono::seconds(10), [&] { return d.records_handled() == 2; }));
+  REQUIRE(Eventually([&] { return d.records_handled() == 2; }, std::chrono::seconds(10)));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   CHECK(d.late_events() == late_before);
 }
@@ -144,50 +127,25 @@ TEST_CASE("a loop stalled past max.poll.interval.ms loses its assignment, aborts
   d.set_on_alert([&](const engine::Alert&) {
     if (stall.exchange(false)) std::this_thread::sleep_for(std::chrono::milliseconds(6000));
   });
-  std::atomic<bool> stop{false};
-  std::thread t([&] { d.Run(stop); });
-  struct Joiner {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Joiner() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } joiner{stop, t};
-  REQUIRE(Within(std::chrono::seconds(30), [&] { return d.ready(); }));
+  testing::DaemonThread running(d);
+  REQUIRE(Eventually([&] { return d.ready(); }, std::chrono::seconds(30)));
 
   long long ts = 1000;
   for (int i = 0; i < 50; ++i) s.Send("u" + std::to_string(i % 5), R"({"type":"login","user_id":"u)" + std::to_string(i % 5) + R"(","ts":)" + std::to_string(ts++) + "}");
-  REQUIRE(Within(std::chrono::seconds(20), [&] { return d.records_handled() >= 50; }));
+  REQUIRE(Eventually([&] { return d.records_handled() >= 50; }, std::chrono::seconds(20)));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // committed
   uint64_t aborts_before = d.aborts();
 
   // The next alert stalls the loop for 6 s: more than max.poll.interval.ms.
   stall = true;
   for (int i = 0; i < 50; ++i) s.Send("u" + std::to_string(i % 5), R"({"type":"login","user_id":"u)" + std::to_string(i % 5) + R"(","ts":)" + std::to_string(ts++) + "}");
-  REQUIRE(Within(std::chrono::seconds(60), [&] { return d.aborts() > aborts_before; }));  // the lost assignment
+  REQUIRE(Eventually([&] { return d.aborts() > aborts_before; }, std::chrono::seconds(60)));  // the lost assignment
   // The group gives the partitions back; what the aborted batch held is read again.
   for (int i = 0; i < 50; ++i) s.Send("u" + std::to_string(i % 5), R"({"type":"login","user_id":"u)" + std::to_string(i % 5) + R"(","ts":)" + std::to_string(ts++) + "}");
-  uint64_t seen = 0;
-  auto quiet_since = Clock::now();
-  bool settled = Within(std::chrono::seconds(60), [&] {
-    uint64_t n = d.records_handled();
-    if (n != seen) {
-      seen = n;
-      quiet_since = Clock::now();
-    }
-    return n >= 150 && Clock::now() - quiet_since > std::chrono::milliseconds(1500);
-  });
-  CHECK(settled);
-  stop = true;
-  t.join();
+  CHECK(testing::EventuallyQuiet([&] { return d.records_handled(); }, 150));
+  running.Stop();
   CHECK(d.aborts() > aborts_before);
   owned.reset();
-  auto store = state::LmdbStore::Open({s.config.state.directory, s.config.state.map_size, s.config.state.max_map_size});
-  REQUIRE(store.ok());
-  int64_t committed = 0;
-  REQUIRE(store.value()->Scan("p/", [&](std::string_view k, std::string_view v) {
-    if (k.size() > 7 && k.substr(k.size() - 7) == "/offset") committed += std::stoll(std::string(v));
-  }).ok());
+  int64_t committed = testing::CommittedRecords(s.config);
   CHECK(committed == 150);
 }

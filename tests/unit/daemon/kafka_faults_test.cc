@@ -22,13 +22,13 @@
 #include "cepheus/io/kafka.h"
 #include "daemon/generator.h"
 #include "daemon/commands.h"
-#include "cepheus/state/lmdb_store.h"
 #include "daemon/daemon.h"
+#include "harness.h"
 
 using namespace cepheus;
 
-daemon::Config TestConfig(const std::string& brokers, const std::string& name);  // daemon_test.cc
-std::shared_ptr<const nfa::CompiledRuleSet> ShippedRules();                      // daemon_test.cc
+using testing::ShippedRules;
+using testing::TestConfig;
 
 namespace {
 
@@ -64,10 +64,7 @@ Outcome RunWithFaults(const std::string& name, int brokers_n, const std::functio
   daemon::GenerateEvents(g, [&](std::string_view l) { lines.emplace_back(l); });
   auto producer = io::KafkaProducer::Create(brokers, {});
   REQUIRE(producer.ok());
-  auto produce = [&](size_t i) {
-    auto at = lines[i].find("\"user_id\":\"") + 11;
-    (void)producer.value()->Produce("events", lines[i].substr(at, lines[i].find('"', at) - at), lines[i]);
-  };
+  auto produce = [&](size_t i) { (void)producer.value()->Produce("events", testing::UserOf(lines[i]), lines[i]); };
   for (size_t i = 0; i < 1000; ++i) produce(i);
   REQUIRE(producer.value()->Flush(10000).ok());
 
@@ -78,21 +75,11 @@ Outcome RunWithFaults(const std::string& name, int brokers_n, const std::functio
   config.state.commit_interval = 50;
   auto owned = std::make_unique<daemon::Daemon>(config, ShippedRules());
   daemon::Daemon& d = *owned;
-  std::atomic<bool> stop{false};
   Outcome out;
-  std::atomic<bool> done{false};
-  std::thread t([&] {
-    out.exit_code = d.Run(stop);
-    done = true;
-  });
-  auto wait = [&](const std::function<bool()>& f, int seconds) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-    while (!f() && !done && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return f();
-  };
-  REQUIRE(wait([&] { return d.records_handled() >= 300; }, 60));
+  testing::DaemonThread running(d);
+  REQUIRE(testing::Eventually([&] { return d.records_handled() >= 300 || running.finished(); },
+                              std::chrono::seconds(60)));
+  REQUIRE(d.records_handled() >= 300);
   std::thread feeder([&] {
     for (size_t i = 1000; i < lines.size(); ++i) {
       produce(i);
@@ -102,28 +89,12 @@ Outcome RunWithFaults(const std::string& name, int brokers_n, const std::functio
   });
   inject(*cluster.value());
   feeder.join();
-  // Until every record was handled and nothing more comes (a re-read after
-  // an abort is over) for a second and a half.
-  uint64_t seen = 0;
-  auto quiet_since = std::chrono::steady_clock::now();
-  wait([&] {
-    uint64_t n = d.records_handled();
-    if (n != seen) {
-      seen = n;
-      quiet_since = std::chrono::steady_clock::now();
-    }
-    return n >= 2000 && std::chrono::steady_clock::now() - quiet_since > std::chrono::milliseconds(1500);
-  }, 90);
-  stop = true;
-  t.join();
+  testing::EventuallyQuiet([&] { return running.finished() ? UINT64_MAX : d.records_handled(); }, 2000);
+  out.exit_code = running.Stop();
   out.aborts = d.aborts();
   out.handled = d.records_handled();
   owned.reset();  // closes LMDB
-  auto store = state::LmdbStore::Open({config.state.directory, config.state.map_size, config.state.max_map_size});
-  REQUIRE(store.ok());
-  REQUIRE(store.value()->Scan("p/", [&](std::string_view k, std::string_view v) {
-    if (k.size() > 7 && k.substr(k.size() - 7) == "/offset") out.committed += std::stoll(std::string(v));
-  }).ok());
+  out.committed = testing::CommittedRecords(config);
   std::filesystem::remove_all(dir);
   return out;
 }

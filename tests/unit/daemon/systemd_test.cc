@@ -24,12 +24,14 @@
 #include "daemon/log.h"
 #include "cepheus/state/lmdb_store.h"
 #include "daemon/rules_loader.h"
+#include "harness.h"
 #include "test_util.h"
 
 using namespace cepheus;
 using Clock = std::chrono::steady_clock;
 
-daemon::Config TestConfig(const std::string& brokers, const std::string& name);  // daemon_test.cc
+using testing::Eventually;
+using testing::TestConfig;
 
 namespace {
 
@@ -131,15 +133,6 @@ void WriteFile(const std::filesystem::path& p, const std::string& text) {
   std::ofstream(p) << text;
 }
 
-template <typename F>
-bool Eventually(F f, int seconds = 30) {
-  auto deadline = Clock::now() + std::chrono::seconds(seconds);
-  while (!f()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -157,14 +150,12 @@ TEST_CASE("under systemd the daemon reports each start-up step, is ready once it
   REQUIRE(rules);
 
   std::atomic<bool> wedge{false};
-  std::atomic<bool> stop{false};
   daemon::Daemon d(config, rules);
   d.set_on_alert([&](const engine::Alert&) {
     // An alert sink that hangs: the processing loop is wedged for 3.5 s.
     if (wedge.exchange(false)) std::this_thread::sleep_for(std::chrono::milliseconds(3500));
   });
-  int exit_code = -1;
-  std::thread t([&] { exit_code = d.Run(stop); });
+  testing::DaemonThread running(d);
 
   int ready = systemd.WaitFor("READY=1");
   REQUIRE(ready >= 0);
@@ -187,9 +178,7 @@ TEST_CASE("under systemd the daemon reports each start-up step, is ready once it
   cluster.Send("u1", "login", 1000);
   REQUIRE(Eventually([&] { return d.alerts_published() == 1; }));
   std::this_thread::sleep_for(std::chrono::milliseconds(5000));  // 3.5 s wedged, then pings resume
-  stop = true;
-  t.join();
-  CHECK(exit_code == 0);
+  CHECK(running.Stop() == 0);
 
   std::vector<Clock::time_point> pings;
   for (const auto& m : systemd.messages()) {
@@ -225,15 +214,14 @@ TEST_CASE("a reload refuses a rule set that does not check and keeps the running
 
   std::vector<std::string> fired;
   std::mutex fired_mu;
-  std::atomic<bool> stop{false}, reload{false};
+  std::atomic<bool> reload{false};
   auto owned = std::make_unique<daemon::Daemon>(config, rules);
   daemon::Daemon& d = *owned;
   d.set_on_alert([&](const engine::Alert& a) {
     std::lock_guard<std::mutex> lock(fired_mu);
     fired.push_back(a.json);
   });
-  int exit_code = -1;
-  std::thread t([&] { exit_code = d.Run(stop, &reload); });
+  testing::DaemonThread running(d, &reload);
   REQUIRE(systemd.WaitFor("READY=1") >= 0);
 
   // u1 logs in (kept: one run), u2 orders twice (changed: runs; removed: runs).
@@ -300,9 +288,7 @@ TEST_CASE("a reload refuses a rule set that does not check and keeps the running
     CHECK(fired.size() == 1);
     CHECK(fired[0].find("\"rule\":\"kept\"") != std::string::npos);
   }
-  stop = true;
-  t.join();
-  CHECK(exit_code == 0);
+  CHECK(running.Stop() == 0);
 
   owned.reset();  // closes LMDB
 
@@ -363,7 +349,7 @@ TEST_CASE("a daemon that the group gives no partition is ready all the same") {
     for (const auto& m : systemd.messages()) n += m.text.find("READY=1") != std::string::npos;
     return n;
   };
-  CHECK(Eventually([&] { return count_ready() == 2; }, 40));
+  CHECK(Eventually([&] { return count_ready() == 2; }, std::chrono::seconds(40)));
   stop = true;
   for (auto& t : threads) t.join();
   std::filesystem::remove_all(dir);
