@@ -16,36 +16,22 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import free_port, scrape  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BROKER = os.path.join(HERE, "..", "kafka", "broker.sh")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def cpu_seconds(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def scrape(port):
-    try:
-        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-    except OSError:
-        return ""
 
 
 def records(text):
@@ -93,14 +79,14 @@ def run(cepheus, cfg, port, expected, producer=None):
     deadline = time.time() + 600
     while time.time() < deadline:
         time.sleep(0.2)
-        n = records(scrape(port))
+        n = records(scrape(port, timeout=2))
         if first is None and n > 0:
             first = (time.time(), cpu_seconds(proc.pid), n)
         if n >= expected:
             last = (time.time(), cpu_seconds(proc.pid), n)
             break
     time.sleep(1.0)  # one more commit, one more metrics update
-    text = scrape(port)
+    text = scrape(port, timeout=2)
     if producer is not None:
         producer.wait()
     proc.send_signal(signal.SIGTERM)

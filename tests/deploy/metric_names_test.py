@@ -14,7 +14,6 @@ fails. Needs python3-yaml (Debian package) and promtool.
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,9 @@ import urllib.request
 
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import free_port  # noqa: E402
+
 PROMETHEUS_SERIES = {"up"}             # made by Prometheus for every target
 PROMETHEUS_LABELS = {"job", "instance"}  # added by Prometheus at scrape time
 KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
@@ -30,14 +32,6 @@ KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_lef
 # Grafana's variables, replaced by values a real query would see.
 GRAFANA_VARS = [("$__rate_interval", "5m"), ("$__interval", "1m"), ("$__range", "1h"),
                 ("$job", "cepheus"), ("$instance", ".*")]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def dashboard_queries(path):

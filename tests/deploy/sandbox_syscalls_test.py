@@ -28,6 +28,9 @@ import threading
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import free_port  # noqa: E402
+
 
 @functools.lru_cache(maxsize=None)
 def expand(group):
@@ -67,14 +70,6 @@ def sandbox(unit):
             elif line.startswith("MemoryDenyWriteExecute="):
                 mdwx = line.split("=", 1)[1] in ("yes", "true", "1", "on")
     return allowed, denied, families, mdwx
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def trace(argv, out, during=None, env=None):

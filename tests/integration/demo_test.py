@@ -7,19 +7,14 @@ answers while it runs; `promtool check metrics` finds nothing to say about it.
     demo_test.py PATH/TO/cepheus RULES_DIR
 """
 import json
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import os
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import free_port  # noqa: E402
 
 
 def main():

@@ -25,25 +25,9 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def scrape(port):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    values = {}
-    for line in text.splitlines():
-        if line.startswith("cepheus_") and " " in line:
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import free_port, samples, scrape  # noqa: E402
 
 
 class FakeSystemd:
@@ -80,6 +64,10 @@ class FakeSystemd:
         return -1
 
 
+def scrape_samples(port):
+    return samples(scrape(port))
+
+
 def main():
     binary, rules = sys.argv[1], sys.argv[2]
     failures = []
@@ -112,7 +100,7 @@ def main():
             broken = os.path.join(rules_dir, "broken.rules")
             with open(broken, "w") as f:
                 f.write("rule broken\n  key user_id\n  match o: order{3\n  within 2m\n")
-            alerts_before = scrape(port)
+            alerts_before = scrape_samples(port)
             mark = len(systemd.messages)
             proc.send_signal(signal.SIGHUP)
             reloading = systemd.wait_for("RELOADING=1", mark)
@@ -120,7 +108,7 @@ def main():
             if reloading < 0 or ready2 < reloading:
                 failures.append("SIGHUP: expected RELOADING=1 then READY=1")
             time.sleep(2)
-            m = scrape(port)
+            m = scrape_samples(port)
             errors = m.get('cepheus_rule_reloads_total{outcome="error"}')
             if errors != 1:
                 failures.append(f"the refused reload is not counted: {errors}")
@@ -141,7 +129,7 @@ def main():
             if reloading < 0 or systemd.wait_for("READY=1", reloading) < 0:
                 failures.append("second SIGHUP: expected RELOADING=1 then READY=1")
             time.sleep(1)
-            m = scrape(port)
+            m = scrape_samples(port)
             if m.get('cepheus_rule_reloads_total{outcome="success"}') != 1:
                 failures.append("the good reload is not counted as a success")
             if m.get("cepheus_rules_last_reload_successful") != 1:
