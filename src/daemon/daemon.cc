@@ -2,11 +2,13 @@
 //
 // Start: open the LMDB state, serve metrics, create the transactional
 // producer (InitTransactions fences an older instance with the same id),
-// subscribe the consumer, begin the first transaction. Loop: poll a record,
-// decode it (malformed records go to the dead-letter topic with the reason and
-// origin in headers), push it into its partition's engine, produce what the
-// engine published inside the transaction; every commit interval, commit.
-// A quiet partition's watermark follows the wall clock after the idle timeout.
+// subscribe the consumer, begin the first transaction. Loop, in turns of up
+// to kRecordsPerTurn records: decode each (malformed records go to the
+// dead-letter topic with the reason and origin in headers), push it into its
+// partition's engine, produce what the engine published inside the
+// transaction; every commit interval, commit. After the idle timeout a quiet
+// partition's watermark follows the wall clock, idle_timeout + out_of_order
+// behind it.
 //
 // Commit order is the heart of exactly-once: (1) stage each engine's changes
 // and its next offset in LMDB, (2) add the consumed offsets to the Kafka
@@ -25,7 +27,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
