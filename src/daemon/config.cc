@@ -149,6 +149,14 @@ const std::vector<ConfigKey> kSchema = {
        c->metrics.listen = v;
        return v.find(':') == std::string::npos ? std::string("must be host:port") : std::string();
      }},
+    {"metrics.username", ConfigKind::kString, "",
+     "With metrics.password: HTTP basic auth required on /metrics (/healthz stays open for liveness "
+     "probes). Empty: no auth. Put it behind TLS (a reverse proxy) if the network is not trusted.",
+     [](Config* c, const std::string& v) { c->metrics.username = v; return std::string(); }},
+    {"metrics.password", ConfigKind::kString, "",
+     "The basic-auth password (secret: never logged or printed); set it with CEPHEUS_METRICS_PASSWORD "
+     "to keep it out of the file.",
+     [](Config* c, const std::string& v) { c->metrics.password = v; return std::string(); }},
     {"log.level", ConfigKind::kString, "info", "error, warning, info or debug.",
      [](Config* c, const std::string& v) {
        c->log.level = v;
@@ -359,6 +367,10 @@ Result<Config> ParseConfig(const std::string& yaml, const std::string& name,
         "outlive the transaction that publishes it",
         name, producer_ms("message.timeout.ms", 0), producer_ms("transaction.timeout.ms", 60000)));
   }
+  if (config.metrics.username.empty() != config.metrics.password.empty()) {
+    return Status::InvalidArgument(
+        fmt::format("{}: metrics.username and metrics.password go together (both set, or both empty)", name));
+  }
   if (config.state.max_map_size < config.state.map_size) {
     return Status::InvalidArgument(fmt::format("{}: state.max_map_size ({} bytes) is below state.map_size ({} bytes)",
                                                name, config.state.max_map_size, config.state.map_size));
@@ -412,7 +424,9 @@ std::string DumpConfig(const Config& c) {
   out += fmt::format("state:\n  directory: {}\n  map_size: {}\n  max_map_size: {}\n  commit_interval: {}\n",
                      q(c.state.directory), c.state.map_size, c.state.max_map_size,
                      FormatDuration(c.state.commit_interval));
-  out += fmt::format("metrics:\n  listen: {}\nlog:\n  level: {}\n", q(c.metrics.listen), q(c.log.level));
+  out += fmt::format("metrics:\n  listen: {}\n  username: {}\n  password: {}\nlog:\n  level: {}\n",
+                     q(c.metrics.listen), q(c.metrics.username),
+                     c.metrics.password.empty() ? q("") : std::string("<redacted>"), q(c.log.level));
   return out;
 }
 

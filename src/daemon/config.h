@@ -48,6 +48,8 @@ struct Config {
   } state;
   struct Metrics {
     std::string listen;
+    std::string username;  // HTTP basic auth on /metrics; "" for none
+    std::string password;  // secret: never printed
   } metrics;
   struct Log {
     std::string level;

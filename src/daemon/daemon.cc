@@ -154,7 +154,8 @@ Status Daemon::Start() {
   store_ = std::move(store).value();
 
   step(fmt::format("serving metrics on {}", config_.metrics.listen));
-  auto m = metrics::Metrics::Start(config_.metrics.listen, CEPHEUS_VERSION, *rules_);
+  auto m = metrics::Metrics::Start(config_.metrics.listen, CEPHEUS_VERSION, *rules_, config_.metrics.username,
+                                   config_.metrics.password);
   if (!m.ok()) return m.status();
   metrics_ = std::move(m).value();
 

@@ -67,8 +67,20 @@ struct Metrics::Impl {
   std::map<int32_t, Last> last;
 };
 
+namespace {
+
+// Compares in time independent of where the texts differ.
+bool SameSecret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
+  return diff == 0 && !b.empty();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const std::string& version,
-                                                const nfa::CompiledRuleSet& rules) {
+                                                const nfa::CompiledRuleSet& rules, const std::string& username,
+                                                const std::string& password) {
   std::unique_ptr<Metrics> m(new Metrics());
   m->impl_ = std::make_unique<Impl>();
   Impl& i = *m->impl_;
@@ -155,6 +167,13 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
     i.exposer = std::make_unique<prometheus::Exposer>(listen);
   } catch (const std::exception& e) {
     return Status::IoError(fmt::format("cannot serve metrics on {}: {}", listen, e.what()));
+  }
+  if (!username.empty()) {
+    i.exposer->RegisterAuth(
+        [username, password](const std::string& user, const std::string& pass) {
+          return SameSecret(user, username) & SameSecret(pass, password);
+        },
+        "cepheus", "/metrics");
   }
   i.exposer->RegisterCollectable(i.registry, "/metrics");
   i.exposer->RegisterCollectable(i.health, "/healthz");

@@ -60,7 +60,7 @@ std::vector<std::string> Run(const std::string& rules, const std::vector<std::st
   return Reduce(sink->alerts);
 }
 
-std::string Scrape(int port) {
+std::string Scrape(int port, const std::string& authorization) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   REQUIRE(fd >= 0);
   sockaddr_in addr{};
@@ -68,7 +68,9 @@ std::string Scrape(int port) {
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n";
+  if (!authorization.empty()) req += "Authorization: " + authorization + "\r\n";
+  req += "\r\n";
   REQUIRE(::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size()));
   std::string out;
   char buf[8192];

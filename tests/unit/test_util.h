@@ -27,8 +27,9 @@ std::vector<std::string> Reduce(const std::vector<engine::Alert>& alerts);
 std::vector<std::string> Run(const std::string& rules, const std::vector<std::string>& events,
                              Millis out_of_order = 0, engine::CollectingSink* sink_out = nullptr);
 
-// GET http://127.0.0.1:port/metrics: the whole response.
-std::string Scrape(int port);
+// GET http://127.0.0.1:port/metrics: the whole response (status line,
+// headers, body). `authorization`: an Authorization header value, or "".
+std::string Scrape(int port, const std::string& authorization = "");
 // The value of one series in a scrape (`name{labels}` exactly as exposed), or
 // -1 when the series is not there.
 double Sample(const std::string& scrape, const std::string& series);

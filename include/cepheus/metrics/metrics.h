@@ -24,8 +24,11 @@ namespace cepheus::metrics {
 class Metrics {
  public:
   // Binds the exposer to `listen` ("127.0.0.1:9464"; port 0 picks a free one).
+  // With a non-empty `username`, /metrics answers 401 to requests without
+  // those basic-auth credentials; /healthz stays open.
   static Result<std::unique_ptr<Metrics>> Start(const std::string& listen, const std::string& version,
-                                                const nfa::CompiledRuleSet& rules);
+                                                const nfa::CompiledRuleSet& rules, const std::string& username = "",
+                                                const std::string& password = "");
   ~Metrics();
   int port() const;
 

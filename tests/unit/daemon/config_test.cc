@@ -61,6 +61,7 @@ TEST_CASE("limits that contradict each other are refused: a message outliving it
   CHECK(Error("kafka:\n  producer:\n    message.timeout.ms: \"5000\"\n    transaction.timeout.ms: \"10000\"\n")
             .empty());
   CHECK(Error("state:\n  map_size: 2GiB\n  max_map_size: 1GiB\n").find("state.max_map_size") != std::string::npos);
+  CHECK(Error("metrics:\n  username: prom\n").find("go together") != std::string::npos);
 }
 
 TEST_CASE("environment variables override single values and unknown ones are refused") {
@@ -89,7 +90,8 @@ TEST_CASE("librdkafka properties pass through and a misspelt one is refused at l
 TEST_CASE("secret values never appear in the printed configuration") {
   auto r = daemon::ParseConfig(
       "kafka:\n  consumer:\n    sasl.username: alice\n    sasl.password: hunter2\n"
-      "  producer:\n    ssl.key.password: s3cr3t\n",
+      "  producer:\n    ssl.key.password: s3cr3t\n"
+      "metrics:\n  username: prom\n  password: pr0m-pass\n",
       "c.yaml", &kNoEnv);
   REQUIRE(r.ok());
   std::string dump = daemon::DumpConfig(r.value());
@@ -97,4 +99,6 @@ TEST_CASE("secret values never appear in the printed configuration") {
   CHECK(dump.find("s3cr3t") == std::string::npos);
   CHECK(dump.find("alice") != std::string::npos);
   CHECK(dump.find("sasl.password: <redacted>") != std::string::npos);
+  CHECK(dump.find("pr0m-pass") == std::string::npos);
+  CHECK(dump.find("password: <redacted>\nlog:") != std::string::npos);
 }

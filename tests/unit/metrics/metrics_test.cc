@@ -89,3 +89,17 @@ TEST_CASE("the map-used ratio is the state's bytes over the largest map allowed"
   CHECK(testing::Sample(s, "cepheus_state_bytes") == 800);
   CHECK(testing::Sample(s, "cepheus_lmdb_map_used_ratio") == doctest::Approx(0.8));
 }
+
+TEST_CASE("with credentials configured, /metrics answers 401 without them and the metrics with them") {
+  auto rules = testing::CompileRules("rule r key user_id match o: order within 1h");
+  auto m = metrics::Metrics::Start("127.0.0.1:0", "test", *rules, "prom", "s3cret");
+  REQUIRE(m.ok());
+  std::string none = testing::Scrape(m.value()->port());
+  CHECK(none.rfind("HTTP/1.1 401", 0) == 0);
+  CHECK(none.find("cepheus_") == std::string::npos);
+  std::string wrong = testing::Scrape(m.value()->port(), "Basic cHJvbTp3cm9uZw==");  // prom:wrong
+  CHECK(wrong.rfind("HTTP/1.1 401", 0) == 0);
+  std::string right = testing::Scrape(m.value()->port(), "Basic cHJvbTpzM2NyZXQ=");  // prom:s3cret
+  CHECK(right.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(testing::Sample(right, "cepheus_rules_loaded") == 1);
+}
