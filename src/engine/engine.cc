@@ -119,12 +119,12 @@ void Engine::Fire(uint32_t id, uint32_t generation, uint32_t rule, Millis at) {
   if (entry.generation != generation) return;  // the key is gone
   RuleState& rs = states_[rule];
   KeyState& ks = entry.rules[rs.pos];
-  int64_t before = static_cast<int64_t>(ks.runs.runs.size());
+  int64_t before = static_cast<int64_t>(ks.runs.size());
   uint64_t barrier = ks.runs.start_barrier;
   matches_.clear();
   rs.matcher.CloseWindows(ks.runs, at + 1, &matches_);
   KeepBarrier(ks, barrier);
-  stats_.rules[rule].runs += static_cast<int64_t>(ks.runs.runs.size()) - before;
+  stats_.rules[rule].runs += static_cast<int64_t>(ks.runs.size()) - before;
   if (!matches_.empty()) Publish(rule, entry.key, &matches_);
   MarkDirty(id);
   Schedule(id, rule, at + 1);
@@ -180,19 +180,19 @@ void Engine::Evaluate(const nfa::EventRef& e) {
       }
       KeyEntry& entry = entries_[id];
       KeyState& ks = entry.rules[rs.pos];
-      if (ks.runs.runs.empty() && !rs.matcher.Starts(*e)) continue;
-      int64_t before = static_cast<int64_t>(ks.runs.runs.size());
+      if (ks.runs.empty() && !rs.matcher.Starts(*e)) continue;
+      int64_t before = static_cast<int64_t>(ks.runs.size());
       uint64_t barrier = ks.runs.start_barrier;
       matches_.clear();
       nfa::MatchStats ms;
       rs.matcher.OnEvent(ks.runs, e, &matches_, &ms);
       KeepBarrier(ks, barrier);
-      if (!ks.runs.runs.empty() && ks.runs.runs.back().start_seq == e->seq) {
+      if (ks.runs.newest_start() == e->seq) {
         // A run started with e: its window closes at e.ts + within.
         deadlines_[r].push_back(Deadline{e->ts + rs.program->within, id, entry.generation});
       }
       stats_.rules[r].evicted += ms.evicted;
-      stats_.rules[r].runs += static_cast<int64_t>(ks.runs.runs.size()) - before;
+      stats_.rules[r].runs += static_cast<int64_t>(ks.runs.size()) - before;
       if (!matches_.empty()) Publish(r, entry.key, &matches_);
       MarkDirty(id);
       Schedule(id, r, e->ts);
@@ -211,7 +211,7 @@ void Engine::KeepBarrier(KeyState& ks, uint64_t barrier_before) {
 }
 
 bool Engine::Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const {
-  if (!k.runs.empty()) return true;
+  if (!k.empty()) return true;
   if (p.cooldown > 0 && k.alerted && k.last_alert + p.cooldown > now) return true;
   return k.barrier_until >= now;
 }
@@ -223,7 +223,7 @@ void Engine::Schedule(uint32_t id, uint32_t rule, Millis now) {
   const nfa::Program& p = *rs.program;
   // Runs have their deadlines in the FIFO; only a key kept for its cooldown
   // or barrier needs a wake-up, when that ends.
-  if (!ks.runs.runs.empty() || !Needed(p, ks.runs, now)) return;
+  if (!ks.runs.empty() || !Needed(p, ks.runs, now)) return;
   Millis wake = std::max(p.cooldown > 0 && ks.runs.alerted ? ks.runs.last_alert + p.cooldown : kMinTime,
                          ks.runs.barrier_until);
   if (wake < ks.timer_at) {

@@ -148,15 +148,17 @@ std::string EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k) {
   PutSigned(&out, k.barrier_until);
   std::unordered_map<const nfa::Event*, uint64_t> index;
   std::vector<const nfa::Event*> table;
-  for (const auto& run : k.runs) {
+  // The runs a prefix holds implicitly are written as the Runs they stand for.
+  nfa::Matcher matcher(&p);
+  matcher.ForEachRun(k, [&](const nfa::Run& run) {
     for (const auto& b : run.bound) {
       if (index.emplace(b.event.get(), table.size()).second) table.push_back(b.event.get());
     }
-  }
+  });
   PutVarint(&out, table.size());
   for (const auto* e : table) EncodeEvent(*e, &out);
-  PutVarint(&out, k.runs.size());
-  for (const auto& run : k.runs) {
+  PutVarint(&out, k.size());
+  matcher.ForEachRun(k, [&](const nfa::Run& run) {
     PutVarint(&out, run.start_seq);
     PutVarint(&out, static_cast<uint64_t>(run.step));
     PutVarint(&out, static_cast<uint64_t>(run.count));
@@ -169,7 +171,7 @@ std::string EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k) {
       PutVarint(&out, static_cast<uint64_t>(b.step));
       PutVarint(&out, index[b.event.get()]);
     }
-  }
+  });
   return out;
 }
 

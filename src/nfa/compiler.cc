@@ -169,7 +169,8 @@ class ExprCompiler {
 
 }  // namespace
 
-Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl::RuleSet> set) {
+Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl::RuleSet> set,
+                                                       CompileOptions options) {
   auto out = std::make_shared<CompiledRuleSet>();
   out->source = set;
   for (const dsl::Rule& r : set->rules) {
@@ -210,6 +211,14 @@ Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl
       prog->steps.push_back(std::move(sp));
     }
     prog->trailing_absent = prog->steps.back().absent;
+    if (options.implicit_prefix && prog->steps.size() >= 2) {
+      const StepProgram& s0 = prog->steps[0];
+      const StepProgram& s1 = prog->steps[1];
+      if (!s0.absent && s0.any_type && s0.filter.empty() && s0.min == s0.max && s0.min >= 1 &&
+          s0.min <= kMaxPrefix && !s1.absent && s1.min >= 1 && s1.arrow_in == dsl::Arrow::kStrict) {
+        prog->prefix = s0.min;
+      }
+    }
     if (r.where) {
       Status st = ec.Compile(*r.where, &prog->where);
       if (!st.ok()) return st;

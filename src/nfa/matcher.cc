@@ -29,6 +29,74 @@ namespace cepheus::nfa {
 
 Matcher::Matcher(const Program* program) : p_(program) {}
 
+void PrefixRuns::PopFront() {
+  for (int i = 1; i < n; ++i) events[i - 1] = std::move(events[i]);
+  events[--n].reset();
+  alive >>= 1;
+}
+
+void PrefixRuns::TrimDead() {
+  while (n > 0 && !(alive & 1)) PopFront();
+}
+
+void PrefixRuns::Push(const EventRef& e, bool starts) {
+  events[n] = e;
+  if (starts) alive |= static_cast<uint8_t>(1u << n);
+  ++n;
+}
+
+void PrefixRuns::Clear() {
+  for (int i = 0; i < n; ++i) events[i].reset();
+  n = 0;
+  alive = 0;
+}
+
+uint64_t KeyRuns::newest_start() const {
+  if (prefix.alive) return prefix.events[31 - __builtin_clz(prefix.alive)]->seq;
+  return runs.empty() ? 0 : runs.back().start_seq;
+}
+
+void Matcher::Materialize(const PrefixRuns& pr, int i, Run* r) const {
+  const Event& first = *pr.events[i];
+  r->start_seq = first.seq;
+  r->start_arrival = first.arrival;
+  r->first_ts = first.ts;
+  r->aggs.resize(p_->aggs.size());
+  for (int j = i; j < pr.n; ++j) Take(r, 0, pr.events[j]);
+}
+
+// The prefix runs, oldest first, hold events[i..n-1] and wait at step 0. A run
+// with fewer than k events takes any event inside its window, in place: that
+// is the prefix pushing e below. The others become Runs here, and the general
+// loop of OnEvent decides their fate exactly as for any run: a run outside its
+// window for e (it would skip e, or die); a full run (k events) when e could
+// take step 1 (else it dies: its next arrow is `=>`). To keep the order of
+// runs, every prefix run older than one made a Run is made a Run too.
+void Matcher::PrefixBefore(KeyRuns& k, const Event& e) const {
+  PrefixRuns& pr = k.prefix;
+  if (pr.n == 0) return;
+  int upto = 0;  // make Runs of events[0..upto-1]
+  for (int i = 0; i < pr.n; ++i) {
+    if (e.ts - pr.events[i]->ts > p_->within) upto = i + 1;
+  }
+  const StepProgram& s1 = p_->steps[1];
+  bool full = pr.n == p_->prefix;  // events[0] started a live run (TrimDead)
+  if (upto == 0 && full) {
+    if (s1.any_type || std::find(s1.type_ids.begin(), s1.type_ids.end(), e.type_id) != s1.type_ids.end()) {
+      upto = 1;
+    } else {
+      pr.PopFront();  // it cannot take e, and `=>` kills it
+      pr.TrimDead();
+      return;
+    }
+  }
+  for (int i = 0; i < upto; ++i) {
+    if (pr.alive & 1) Materialize(pr, 0, &k.runs.emplace_back());
+    pr.PopFront();
+  }
+  pr.TrimDead();
+}
+
 bool Matcher::Fits(int step, const Event& e, const Run* run) const {
   const StepProgram& s = p_->steps[step];
   if (!s.any_type) {
@@ -111,13 +179,25 @@ void Matcher::Consume(const Run& m, KeyRuns& k, std::vector<Run>* completed, siz
                        completed->end());
     }
   };
+  PrefixRuns& pr = k.prefix;
   if (p_->skip == dsl::SkipPolicy::kPastLast) {
     uint64_t last = m.bound.back().event->arrival;
     k.start_barrier = std::max(k.start_barrier, last);
     drop([&](const Run& r) { return r.min_arrival <= last; });
+    // A prefix run's min_arrival is the least arrival of events[i..n-1].
+    uint64_t min_arrival = UINT64_MAX;
+    for (int i = pr.n - 1; i >= 0; --i) {
+      min_arrival = std::min(min_arrival, pr.events[i]->arrival);
+      if (min_arrival <= last) pr.alive &= static_cast<uint8_t>(~(1u << i));
+    }
+    pr.TrimDead();
   } else if (p_->skip == dsl::SkipPolicy::kToNext) {
     uint64_t first = m.start_seq;
     drop([&](const Run& r) { return r.start_seq == first; });
+    for (int i = 0; i < pr.n; ++i) {
+      if (pr.events[i]->seq == first) pr.alive &= static_cast<uint8_t>(~(1u << i));
+    }
+    pr.TrimDead();
   }
 }
 
@@ -142,6 +222,7 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
   extra_at_.clear();
   completed.clear();
   int candidates[64];
+  if (p_->prefix > 0) PrefixBefore(k, e);
 
   // Runs are rewritten in place (w <= i): a run that skips the event is not
   // even moved unless an earlier run died. Forks are rare and merged after.
@@ -217,8 +298,13 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
   // Start a new run with e. It is built in place at the end of `runs` (after
   // every fork merged below), the common case, and taken out again only when
   // it completes at once or is refused.
-  if (e.arrival > k.start_barrier &&
-      !(p_->skip == dsl::SkipPolicy::kPastLast && !completed.empty()) && Fits(0, e, nullptr)) {
+  bool starts = e.arrival > k.start_barrier &&
+                !(p_->skip == dsl::SkipPolicy::kPastLast && !completed.empty()) && Fits(0, e, nullptr);
+  if (p_->prefix > 0) {
+    // Every prefix run left takes e (PrefixBefore), and e starts one.
+    if (k.prefix.n > 0 || starts) k.prefix.Push(ep, starts);
+    k.prefix.TrimDead();
+  } else if (starts) {
     Run& r = runs.emplace_back();
     r.start_seq = e.seq;
     r.start_arrival = e.arrival;
@@ -269,16 +355,29 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
     m.run = std::move(completed[i]);
     Finish(k, std::move(m), out);
   }
-  if (runs.size() > static_cast<size_t>(p_->limit)) {
-    size_t drop = runs.size() - static_cast<size_t>(p_->limit);
-    runs.erase(runs.begin(), runs.begin() + static_cast<std::ptrdiff_t>(drop));
+  if (k.size() > static_cast<size_t>(p_->limit)) {
+    size_t drop = k.size() - static_cast<size_t>(p_->limit);
     stats->evicted += drop;
+    size_t from_runs = std::min(drop, runs.size());
+    runs.erase(runs.begin(), runs.begin() + static_cast<std::ptrdiff_t>(from_runs));
+    for (size_t d = from_runs; d < drop; ++d) {
+      k.prefix.alive &= static_cast<uint8_t>(k.prefix.alive - 1);  // the oldest live one
+    }
+    k.prefix.TrimDead();
   }
 }
 
 void Matcher::CloseWindows(KeyRuns& k, Millis t, std::vector<Match>* out) const {
   size_t closed = 0;
   while (closed < k.runs.size() && k.runs[closed].first_ts + p_->within < t) ++closed;
+  if (closed == k.runs.size()) {
+    // Then the prefix runs (never complete by absence: step 1 is required).
+    PrefixRuns& pr = k.prefix;
+    while (pr.n > 0 && pr.events[0]->ts + p_->within < t) {
+      pr.PopFront();
+      pr.TrimDead();
+    }
+  }
   if (closed == 0) return;
   if (!p_->trailing_absent) {
     // No run completes when its window closes: they are only dropped.

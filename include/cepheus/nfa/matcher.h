@@ -65,8 +65,30 @@ struct Run {
   }
 };
 
+// The runs of a leading `any{k} =>` prefix that are still at their first step
+// (Program::prefix == k > 0). Every event of the key starts one, and it takes
+// each following event until it holds k, so they are not kept as Runs: the run
+// started by events[i] holds exactly events[i..n-1] (step 0, contiguous), and
+// the last events of the key with one bit per event (did it start a run that
+// is still alive?) say everything about them. A prefix run becomes a real Run
+// (Matcher::Materialize) only when it has k events and the next event could
+// take the step after the prefix, or when it must skip an event. Prefix runs
+// are newer than every run in KeyRuns::runs and come after them in its order.
+struct PrefixRuns {
+  EventRef events[kMaxPrefix];  // oldest first; events[0] started a live run
+  uint8_t n = 0;
+  uint8_t alive = 0;  // bit i: the run started by events[i] is alive
+
+  int live() const { return __builtin_popcount(alive); }
+  void PopFront();
+  void TrimDead();  // drops leading events that no live run holds
+  void Push(const EventRef& e, bool starts);
+  void Clear();
+};
+
 struct KeyRuns {
   std::vector<Run> runs;  // oldest first, so first_ts never decreases along it
+  PrefixRuns prefix;      // newer than every run in `runs`
   bool alerted = false;
   Millis last_alert = 0;  // detected_at of the last alert not suppressed
   // Under `skip past_last`, events that arrived at or before the last event of
@@ -76,6 +98,12 @@ struct KeyRuns {
   // arrived before the barrier may still be waiting in the reorder buffer, so
   // the key (and its barrier) must be kept.
   Millis barrier_until = kMinTime;
+
+  // Every live run, those held as a prefix included.
+  size_t size() const { return runs.size() + static_cast<size_t>(prefix.live()); }
+  bool empty() const { return runs.empty() && prefix.alive == 0; }
+  // The start_seq of the newest live run (0 when none).
+  uint64_t newest_start() const;
 };
 
 struct Match {
@@ -106,8 +134,25 @@ class Matcher {
 
   // The end of the earliest open window, or kMaxTime when there are no runs.
   Millis NextDeadline(const KeyRuns& k) const {
-    return k.runs.empty() ? kMaxTime : k.runs.front().first_ts + p_->within;
+    if (!k.runs.empty()) return k.runs.front().first_ts + p_->within;
+    return k.prefix.alive ? k.prefix.events[0]->ts + p_->within : kMaxTime;
   }
+
+  // Every live run as a Run, oldest first: `k.runs`, then the prefix runs
+  // built as Runs (for encoding). `f` takes a const Run&.
+  template <typename F>
+  void ForEachRun(const KeyRuns& k, F f) const {
+    for (const auto& r : k.runs) f(r);
+    for (int i = 0; i < k.prefix.n; ++i) {
+      if (k.prefix.alive >> i & 1) {
+        Run r;
+        Materialize(k.prefix, i, &r);
+        f(static_cast<const Run&>(r));
+      }
+    }
+  }
+  // Builds the prefix run started by k.prefix.events[i] as a Run.
+  void Materialize(const PrefixRuns& pr, int i, Run* r) const;
 
   // Rebuilds the aggregates of a run from its bound events (used on restore).
   void RebuildAggregates(Run* run) const;
@@ -133,6 +178,9 @@ class Matcher {
   void Take(Run* r, int step, const EventRef& e) const;
   void Finish(KeyRuns& k, Match m, std::vector<Match>* out) const;
   void Consume(const Run& m, KeyRuns& k, std::vector<Run>* completed, size_t from) const;
+  // Before the runs take `e`: turns into Runs (appended to k.runs) the prefix
+  // runs that will not simply take e, or drops them when they die.
+  void PrefixBefore(KeyRuns& k, const Event& e) const;
 
   const Program* p_;
   // Scratch reused across calls (a Matcher serves one engine, one thread).

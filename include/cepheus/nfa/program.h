@@ -108,10 +108,17 @@ struct Program {
   // Some arrow is "=>" or some step accepts any type: every event of the key
   // matters, not only those of the types below.
   bool needs_all_types = false;
+  // k > 0 when the pattern starts `any{k} =>` (step 0: any type, no filter,
+  // exactly k; step 1: required, not absent, reached by `=>`), k <= kMaxPrefix:
+  // the runs still in that prefix are kept implicitly (see nfa::PrefixRuns).
+  int prefix = 0;
   std::vector<bool> relevant;  // by TypeTable id (when !needs_all_types)
   uint64_t fingerprint = 0;
   std::vector<std::unique_ptr<std::string>> strings;  // storage for string constants
 };
+
+// The longest `any{k} =>` prefix whose runs are kept implicitly.
+inline constexpr int kMaxPrefix = 4;
 
 // Limits on a compiled rule (re2's max_mem, in spirit).
 inline constexpr size_t kMaxNodesPerRule = 4096;
@@ -138,7 +145,13 @@ struct CompiledRuleSet {
 
 // Compiles every rule of a checked set. Fails only on a limit (the checker has
 // already refused everything else).
-Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl::RuleSet> set);
+struct CompileOptions {
+  // Keep the runs of a leading `any{k} =>` prefix implicitly (Program::prefix).
+  // Off only in tests that compare both ways.
+  bool implicit_prefix = true;
+};
+Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl::RuleSet> set,
+                                                       CompileOptions options = {});
 
 std::string DumpProgram(const Program& p, const FieldTable& fields);
 std::string DumpProgramDot(const Program& p, const FieldTable& fields);
