@@ -26,9 +26,35 @@ void PutVarint(std::string* out, uint64_t v) {
 void PutSigned(std::string* out, int64_t v) {
   PutVarint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
 }
-void PutString(std::string* out, std::string_view s) {
-  PutVarint(out, s.size());
-  out->append(s);
+
+// Writing into room reserved beforehand: no capacity check per byte.
+char* PutVarint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+char* PutSigned(char* p, int64_t v) {
+  return PutVarint(p, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+}
+char* PutString(char* p, std::string_view s) {
+  p = PutVarint(p, s.size());
+  if (!s.empty()) std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+constexpr size_t kMaxVarint = 10;
+// The most bytes EncodeEvent writes for `e`.
+size_t EventBound(const nfa::Event& e) { return 7 * kMaxVarint + e.pos.topic.size() + e.raw.size(); }
+char* EncodeEventAt(const nfa::Event& e, char* p) {
+  p = PutSigned(p, e.ts);
+  p = PutVarint(p, e.seq);
+  p = PutVarint(p, e.arrival);
+  p = PutString(p, e.pos.topic);
+  p = PutSigned(p, e.pos.partition);
+  p = PutSigned(p, e.pos.offset);
+  return PutString(p, e.raw);
 }
 
 class Reader {
@@ -87,13 +113,10 @@ class Reader {
 }  // namespace
 
 void EncodeEvent(const nfa::Event& e, std::string* out) {
-  PutSigned(out, e.ts);
-  PutVarint(out, e.seq);
-  PutVarint(out, e.arrival);
-  PutString(out, e.pos.topic);
-  PutSigned(out, e.pos.partition);
-  PutSigned(out, e.pos.offset);
-  PutString(out, e.raw);
+  size_t at = out->size();
+  out->resize(at + EventBound(e));
+  char* end = EncodeEventAt(e, out->data() + at);
+  out->resize(static_cast<size_t>(end - out->data()));
 }
 
 Result<nfa::EventRef> DecodeEvent(std::string_view* in, EventDecoder* decoder) {
@@ -158,7 +181,8 @@ void EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k, std::string* ou
   sc.table.clear();
   sc.refs.clear();
   sc.index.clear();
-  size_t raw_bytes = 0;
+  // The most bytes the record takes: header, events, runs.
+  size_t bound = 3 + 8 + 5 * kMaxVarint;
   for (const auto& run : k.runs) {
     for (const auto& b : run.bound) {
       const nfa::Event* e = b.event.get();
@@ -178,37 +202,42 @@ void EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k, std::string* ou
       }
       if (idx == sc.table.size()) {
         sc.table.push_back(e);
-        raw_bytes += e->raw.size() + e->pos.topic.size();
+        bound += EventBound(*e);
         if (sc.table.size() > kLinear) sc.index.emplace(e, idx);
       }
       sc.refs.push_back(idx);
     }
+    bound += 1 + 7 * kMaxVarint + 2 * kMaxVarint * run.bound.size();
   }
-  out->reserve(out->size() + 32 + raw_bytes + 40 * sc.table.size() + 48 * k.runs.size() + 4 * sc.refs.size());
-  out->push_back(static_cast<char>(kStateFormatVersion));
-  out->append(reinterpret_cast<const char*>(&p.fingerprint), 8);
-  out->push_back(k.alerted ? 1 : 0);
-  PutSigned(out, k.last_alert);
-  PutVarint(out, k.start_barrier);
-  PutSigned(out, k.barrier_until);
-  PutVarint(out, sc.table.size());
-  for (const auto* e : sc.table) EncodeEvent(*e, out);
-  PutVarint(out, k.runs.size());
+  size_t at = out->size();
+  out->resize(at + bound);
+  char* w = out->data() + at;
+  *w++ = static_cast<char>(kStateFormatVersion);
+  std::memcpy(w, &p.fingerprint, 8);
+  w += 8;
+  *w++ = k.alerted ? 1 : 0;
+  w = PutSigned(w, k.last_alert);
+  w = PutVarint(w, k.start_barrier);
+  w = PutSigned(w, k.barrier_until);
+  w = PutVarint(w, sc.table.size());
+  for (const auto* e : sc.table) w = EncodeEventAt(*e, w);
+  w = PutVarint(w, k.runs.size());
   size_t ref = 0;
   for (const auto& run : k.runs) {
-    PutVarint(out, run.start_seq);
-    PutVarint(out, static_cast<uint64_t>(run.step));
-    PutVarint(out, static_cast<uint64_t>(run.count));
-    out->push_back(run.contiguous ? 1 : 0);
-    PutSigned(out, run.first_ts);
-    PutSigned(out, run.last_ts);
-    PutVarint(out, run.last_seq);
-    PutVarint(out, run.bound.size());
+    w = PutVarint(w, run.start_seq);
+    w = PutVarint(w, static_cast<uint64_t>(run.step));
+    w = PutVarint(w, static_cast<uint64_t>(run.count));
+    *w++ = run.contiguous ? 1 : 0;
+    w = PutSigned(w, run.first_ts);
+    w = PutSigned(w, run.last_ts);
+    w = PutVarint(w, run.last_seq);
+    w = PutVarint(w, run.bound.size());
     for (const auto& b : run.bound) {
-      PutVarint(out, static_cast<uint64_t>(b.step));
-      PutVarint(out, sc.refs[ref++]);
+      w = PutVarint(w, static_cast<uint64_t>(b.step));
+      w = PutVarint(w, sc.refs[ref++]);
     }
   }
+  out->resize(static_cast<size_t>(w - out->data()));
 }
 
 Result<nfa::KeyRuns> DecodeKeyRuns(std::string_view bytes, const nfa::Program& p,
