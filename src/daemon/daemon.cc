@@ -47,38 +47,46 @@ constexpr int kTxnTimeoutMs = 30000;
 constexpr int kRecordsPerTurn = 1000;  // records handled between two looks at the clocks
 constexpr int kExitConfig = 78;  // EX_CONFIG: the set-up is wrong, a restart will not help
 
-// Forwards writes to a store and sends the same change to the changelog
-// topic (key: the full state key, a tombstone for a delete), in the open
-// transaction.
+// The state of one partition at a commit: each write goes to the store under
+// the partition's prefix and, as the same change, to the changelog topic
+// (key: the full state key, a tombstone for a delete), in the open
+// transaction. The full key is built once per write, in a reused buffer.
 class TeeStore : public engine::StateStore {
  public:
   TeeStore(engine::StateStore* base, std::string prefix, io::KafkaProducer* producer, const std::string* topic,
            int32_t partition)
-      : base_(base), prefix_(std::move(prefix)), producer_(producer), topic_(topic), partition_(partition) {}
+      : base_(base), prefix_size_(prefix.size()), full_(std::move(prefix)), producer_(producer), topic_(topic),
+        partition_(partition) {}
   Status Put(std::string_view key, std::string_view value) override {
-    if (Status st = producer_->ProduceTo(*topic_, partition_, FullKey(key), value); !st.ok()) return st;
-    return base_->Put(key, value);
+    std::string_view full = FullKey(key);
+    if (Status st = producer_->ProduceTo(*topic_, partition_, full, value); !st.ok()) return st;
+    return base_->Put(full, value);
   }
   Status Delete(std::string_view key) override {
-    if (Status st = producer_->ProduceTo(*topic_, partition_, FullKey(key), std::nullopt); !st.ok()) return st;
-    return base_->Delete(key);
+    std::string_view full = FullKey(key);
+    if (Status st = producer_->ProduceTo(*topic_, partition_, full, std::nullopt); !st.ok()) return st;
+    return base_->Delete(full);
   }
   Status Scan(std::string_view prefix,
               const std::function<void(std::string_view, std::string_view)>& fn) const override {
-    return base_->Scan(prefix, fn);
+    std::string from = full_.substr(0, prefix_size_);
+    from.append(prefix);
+    size_t n = prefix_size_;
+    return base_->Scan(from, [&](std::string_view k, std::string_view v) { fn(k.substr(n), v); });
   }
 
  private:
   std::string_view FullKey(std::string_view key) {
-    full_.assign(prefix_).append(key);
+    full_.resize(prefix_size_);
+    full_.append(key);
     return full_;
   }
   engine::StateStore* base_;
-  std::string prefix_;
+  size_t prefix_size_;
+  std::string full_;  // the prefix, then the key of the write at hand
   io::KafkaProducer* producer_;
   const std::string* topic_;
   int32_t partition_;
-  std::string full_;
 };
 
 }  // namespace
@@ -382,9 +390,8 @@ bool Daemon::Commit() {
   if (!dirty_) return true;
   std::vector<io::TopicOffset> offsets;
   for (auto& [key, p] : parts_) {
-    std::string prefix = Prefix(p->topic, p->partition);
-    state::PrefixStore view(store_.get(), prefix);
-    TeeStore tee(&view, prefix, producer_.get(), &config_.kafka.changelog_topic, p->partition);
+    TeeStore tee(store_.get(), Prefix(p->topic, p->partition), producer_.get(), &config_.kafka.changelog_topic,
+                 p->partition);
     if (Status st = p->engine->SaveChanges(&tee); !st.ok()) return Abort(st.message());
     if (p->next_offset >= 0) {
       if (Status st = tee.Put("offset", std::to_string(p->next_offset)); !st.ok()) return Abort(st.message());
@@ -535,11 +542,11 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     // A turn: wait up to 50 ms for a record, then take what is already
     // fetched (up to kRecordsPerTurn) before looking at the clocks again.
     turn_wall_ = WallMs();
-    auto rec = consumer_->Poll(50);
+    auto rec = consumer_->Poll(50, &record_);
     for (int n = 0; rec.ok() && rec.value() && !fatal_;) {
-      Handle(*rec.value());
+      Handle(record_);
       if (++n == kRecordsPerTurn) break;
-      rec = consumer_->Poll(0);
+      rec = consumer_->Poll(0, &record_);
     }
     if (!rec.ok()) {
       LogError(rec.status().message());

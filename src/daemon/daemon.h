@@ -107,6 +107,7 @@ class Daemon : public io::RebalanceListener {
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<Part>> parts_;
   Part* last_part_ = nullptr;  // the part of the last record handled (records come in runs)
   Millis turn_wall_ = 0;       // the wall clock at the start of the loop's turn
+  engine::RawRecord record_;   // the record at hand (its buffers are reused)
   Notifier notify_;
   bool fatal_ = false;
   bool started_ = false;

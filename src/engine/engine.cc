@@ -238,7 +238,9 @@ void Engine::MaybeForget(uint32_t id, Millis now) {
   for (size_t i = 0; i < entry.rules.size(); ++i) {
     if (Needed(*states_[group.rules[i]].program, entry.rules[i].runs, now)) return;
   }
-  forgotten_.emplace_back(entry.group, entry.key);
+  for (size_t i = 0; i < entry.rules.size(); ++i) {
+    if (entry.rules[i].stored) forgotten_.emplace_back(group.rules[i], entry.key);  // deleted at the next save
+  }
   group.index.erase(std::string_view(entry.key));
   ++entry.generation;
   entry.dirty = false;

@@ -26,9 +26,35 @@ void PutVarint(std::string* out, uint64_t v) {
 void PutSigned(std::string* out, int64_t v) {
   PutVarint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
 }
-void PutString(std::string* out, std::string_view s) {
-  PutVarint(out, s.size());
-  out->append(s);
+
+// Writing into room reserved beforehand: no capacity check per byte.
+char* PutVarint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+char* PutSigned(char* p, int64_t v) {
+  return PutVarint(p, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+}
+char* PutString(char* p, std::string_view s) {
+  p = PutVarint(p, s.size());
+  if (!s.empty()) std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+constexpr size_t kMaxVarint = 10;
+// The most bytes EncodeEvent writes for `e`.
+size_t EventBound(const nfa::Event& e) { return 7 * kMaxVarint + e.pos.topic.size() + e.raw.size(); }
+char* EncodeEventAt(const nfa::Event& e, char* p) {
+  p = PutSigned(p, e.ts);
+  p = PutVarint(p, e.seq);
+  p = PutVarint(p, e.arrival);
+  p = PutString(p, e.pos.topic);
+  p = PutSigned(p, e.pos.partition);
+  p = PutSigned(p, e.pos.offset);
+  return PutString(p, e.raw);
 }
 
 class Reader {
@@ -87,13 +113,10 @@ class Reader {
 }  // namespace
 
 void EncodeEvent(const nfa::Event& e, std::string* out) {
-  PutSigned(out, e.ts);
-  PutVarint(out, e.seq);
-  PutVarint(out, e.arrival);
-  PutString(out, e.pos.topic);
-  PutSigned(out, e.pos.partition);
-  PutSigned(out, e.pos.offset);
-  PutString(out, e.raw);
+  size_t at = out->size();
+  out->resize(at + EventBound(e));
+  char* end = EncodeEventAt(e, out->data() + at);
+  out->resize(static_cast<size_t>(end - out->data()));
 }
 
 Result<nfa::EventRef> DecodeEvent(std::string_view* in, EventDecoder* decoder) {
@@ -140,39 +163,83 @@ uint64_t CountStoredRuns(std::string_view bytes) {
 
 std::string EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k) {
   std::string out;
-  out.push_back(static_cast<char>(kStateFormatVersion));
-  out.append(reinterpret_cast<const char*>(&p.fingerprint), 8);
-  out.push_back(k.alerted ? 1 : 0);
-  PutSigned(&out, k.last_alert);
-  PutVarint(&out, k.start_barrier);
-  PutSigned(&out, k.barrier_until);
-  std::unordered_map<const nfa::Event*, uint64_t> index;
-  std::vector<const nfa::Event*> table;
+  EncodeKeyRuns(p, k, &out);
+  return out;
+}
+
+void EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k, std::string* out) {
+  // The event table: runs share events (a fork, or runs of `any{3}` that
+  // overlap), mostly with the run just before, so a small table is searched
+  // from its end; a large one gets a hash index. Reused between calls.
+  struct Scratch {
+    std::vector<const nfa::Event*> table;
+    std::vector<uint32_t> refs;  // the table index of every binding, in order
+    std::unordered_map<const nfa::Event*, uint32_t> index;
+  };
+  constexpr size_t kLinear = 32;
+  thread_local Scratch sc;
+  sc.table.clear();
+  sc.refs.clear();
+  sc.index.clear();
+  // The most bytes the record takes: header, events, runs.
+  size_t bound = 3 + 8 + 5 * kMaxVarint;
   // The runs a prefix holds implicitly are written as the Runs they stand for.
   nfa::Matcher matcher(&p);
   matcher.ForEachRun(k, [&](const nfa::Run& run) {
     for (const auto& b : run.bound) {
-      if (index.emplace(b.event.get(), table.size()).second) table.push_back(b.event.get());
+      const nfa::Event* e = b.event.get();
+      uint32_t idx = static_cast<uint32_t>(sc.table.size());
+      if (sc.table.size() <= kLinear) {
+        for (size_t i = sc.table.size(); i-- > 0;) {
+          if (sc.table[i] == e) {
+            idx = static_cast<uint32_t>(i);
+            break;
+          }
+        }
+        if (idx == sc.table.size() && sc.table.size() == kLinear) {
+          for (uint32_t i = 0; i < sc.table.size(); ++i) sc.index.emplace(sc.table[i], i);
+        }
+      } else {
+        idx = sc.index.emplace(e, idx).first->second;
+      }
+      if (idx == sc.table.size()) {
+        sc.table.push_back(e);
+        bound += EventBound(*e);
+        if (sc.table.size() > kLinear) sc.index.emplace(e, idx);
+      }
+      sc.refs.push_back(idx);
     }
+    bound += 1 + 7 * kMaxVarint + 2 * kMaxVarint * run.bound.size();
   });
-  PutVarint(&out, table.size());
-  for (const auto* e : table) EncodeEvent(*e, &out);
-  PutVarint(&out, k.size());
+  size_t at = out->size();
+  out->resize(at + bound);
+  char* w = out->data() + at;
+  *w++ = static_cast<char>(kStateFormatVersion);
+  std::memcpy(w, &p.fingerprint, 8);
+  w += 8;
+  *w++ = k.alerted ? 1 : 0;
+  w = PutSigned(w, k.last_alert);
+  w = PutVarint(w, k.start_barrier);
+  w = PutSigned(w, k.barrier_until);
+  w = PutVarint(w, sc.table.size());
+  for (const auto* e : sc.table) w = EncodeEventAt(*e, w);
+  w = PutVarint(w, k.size());
+  size_t ref = 0;
   matcher.ForEachRun(k, [&](const nfa::Run& run) {
-    PutVarint(&out, run.start_seq);
-    PutVarint(&out, static_cast<uint64_t>(run.step));
-    PutVarint(&out, static_cast<uint64_t>(run.count));
-    out.push_back(run.contiguous ? 1 : 0);
-    PutSigned(&out, run.first_ts);
-    PutSigned(&out, run.last_ts);
-    PutVarint(&out, run.last_seq);
-    PutVarint(&out, run.bound.size());
+    w = PutVarint(w, run.start_seq);
+    w = PutVarint(w, static_cast<uint64_t>(run.step));
+    w = PutVarint(w, static_cast<uint64_t>(run.count));
+    *w++ = run.contiguous ? 1 : 0;
+    w = PutSigned(w, run.first_ts);
+    w = PutSigned(w, run.last_ts);
+    w = PutVarint(w, run.last_seq);
+    w = PutVarint(w, run.bound.size());
     for (const auto& b : run.bound) {
-      PutVarint(&out, static_cast<uint64_t>(b.step));
-      PutVarint(&out, index[b.event.get()]);
+      w = PutVarint(w, static_cast<uint64_t>(b.step));
+      w = PutVarint(w, sc.refs[ref++]);
     }
   });
-  return out;
+  out->resize(static_cast<size_t>(w - out->data()));
 }
 
 Result<nfa::KeyRuns> DecodeKeyRuns(std::string_view bytes, const nfa::Program& p,
@@ -246,15 +313,18 @@ Status Engine::PutMeta(StateStore* store) const {
   return store->Put("engine/buffer", buf);
 }
 
-// Writes (or, with null `runs` or runs that are no longer needed, deletes)
-// the record of one rule and key.
-Status Engine::PutKey(StateStore* store, uint32_t rule, const std::string& key, const nfa::KeyRuns* runs) const {
+// Writes the record of one rule and key, or deletes it when `runs` is null.
+// The key and the value are built in buffers kept by the engine.
+Status Engine::PutKey(StateStore* store, uint32_t rule, std::string_view key, const nfa::KeyRuns* runs) {
   const nfa::Program& p = *states_[rule].program;
-  std::string k = "engine/k/" + p.name;
-  k.push_back('\0');
-  k += key;
-  if (runs == nullptr || !Needed(p, *runs, watermark_)) return store->Delete(k);
-  return store->Put(k, EncodeKeyRuns(p, *runs));
+  save_key_.assign("engine/k/");
+  save_key_.append(p.name);
+  save_key_.push_back('\0');
+  save_key_.append(key);
+  if (runs == nullptr) return store->Delete(save_key_);
+  save_value_.clear();
+  EncodeKeyRuns(p, *runs, &save_value_);
+  return store->Put(save_key_, save_value_);
 }
 
 Status Engine::Save(StateStore* store) {
@@ -267,11 +337,13 @@ Status Engine::Save(StateStore* store) {
   if (st = PutMeta(store); !st.ok()) return st;
   for (const auto& group : groups_) {
     for (uint32_t id : group.index) {
-      const KeyEntry& entry = entries_[id];
-      const std::string& key = entry.key;
+      KeyEntry& entry = entries_[id];
       for (size_t i = 0; i < group.rules.size(); ++i) {
-        if (!Needed(*states_[group.rules[i]].program, entry.rules[i].runs, watermark_)) continue;
-        if (st = PutKey(store, group.rules[i], key, &entry.rules[i].runs); !st.ok()) return st;
+        KeyState& ks = entry.rules[i];
+        ks.stored = false;
+        if (!Needed(*states_[group.rules[i]].program, ks.runs, watermark_)) continue;
+        if (st = PutKey(store, group.rules[i], entry.key, &ks.runs); !st.ok()) return st;
+        ks.stored = true;
       }
     }
   }
@@ -283,12 +355,15 @@ Status Engine::Save(StateStore* store) {
   return Status::Ok();
 }
 
+// Only what changed: the records of keys freed since the last save are
+// deleted, those of touched keys written, or deleted when the rule no longer
+// needs them. A (rule, key) the store holds no record of is not deleted, so a
+// key that only some rules of its group keep costs no delete (and no
+// changelog tombstone) for the others.
 Status Engine::SaveChanges(StateStore* store) {
   if (Status st = PutMeta(store); !st.ok()) return st;
-  for (const auto& [group, key] : forgotten_) {
-    for (uint32_t r : groups_[group].rules) {
-      if (Status st = PutKey(store, r, key, nullptr); !st.ok()) return st;
-    }
+  for (const auto& [rule, key] : forgotten_) {
+    if (Status st = PutKey(store, rule, key, nullptr); !st.ok()) return st;
   }
   forgotten_.clear();
   for (auto [id, gen] : dirty_) {
@@ -297,7 +372,15 @@ Status Engine::SaveChanges(StateStore* store) {
     entry.dirty = false;
     const KeyGroup& group = groups_[entry.group];
     for (size_t i = 0; i < group.rules.size(); ++i) {
-      if (Status st = PutKey(store, group.rules[i], entry.key, &entry.rules[i].runs); !st.ok()) return st;
+      KeyState& ks = entry.rules[i];
+      uint32_t rule = group.rules[i];
+      if (Needed(*states_[rule].program, ks.runs, watermark_)) {
+        if (Status st = PutKey(store, rule, entry.key, &ks.runs); !st.ok()) return st;
+        ks.stored = true;
+      } else if (ks.stored) {
+        if (Status st = PutKey(store, rule, entry.key, nullptr); !st.ok()) return st;
+        ks.stored = false;
+      }
     }
   }
   dirty_.clear();
@@ -374,6 +457,7 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* 
         }
         KeyState& ks = entries_[id].rules[rs.pos];
         ks.runs = std::move(kr).value();
+        ks.stored = true;
         stats_.rules[r].runs += static_cast<int64_t>(ks.runs.runs.size());
         for (const auto& run : ks.runs.runs) {
           deadlines_[r].push_back(Deadline{run.first_ts + rs.program->within, id, entries_[id].generation});

@@ -178,6 +178,18 @@ void SetLogHandler(LogHandler handler) { g_log = handler; }
 struct KafkaProducer::Impl {
   DeliveryCounter delivery;
   std::unique_ptr<RdKafka::Producer> producer;
+  // Topic handles for ProduceTo, so a message does not look its topic up by
+  // name (declared after the producer: destroyed before it).
+  std::vector<std::pair<std::string, std::unique_ptr<RdKafka::Topic>>> topics;
+
+  RdKafka::Topic* TopicHandle(const std::string& name, std::string* err) {
+    for (auto& [n, t] : topics) {
+      if (n == name) return t.get();
+    }
+    RdKafka::Topic* t = RdKafka::Topic::create(producer.get(), name, nullptr, *err);
+    if (t != nullptr) topics.emplace_back(name, t);
+    return t;
+  }
 };
 
 Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const std::string& brokers, const Properties& extra) {
@@ -273,10 +285,13 @@ TxnResult KafkaProducer::AbortTransaction(int timeout_ms) {
 
 Status KafkaProducer::ProduceTo(const std::string& topic, int32_t partition, std::string_view key,
                                 std::optional<std::string_view> value) {
+  std::string why;
+  RdKafka::Topic* handle = impl_->TopicHandle(topic, &why);
+  if (handle == nullptr) return Status::IoError(fmt::format("produce to {}/{} failed: {}", topic, partition, why));
   for (int attempt = 0;; ++attempt) {
     RdKafka::ErrorCode err = impl_->producer->produce(
-        topic, partition, RdKafka::Producer::RK_MSG_COPY, value ? const_cast<char*>(value->data()) : nullptr,
-        value ? value->size() : 0, key.data(), key.size(), 0, nullptr, nullptr);
+        handle, partition, RdKafka::Producer::RK_MSG_COPY, value ? const_cast<char*>(value->data()) : nullptr,
+        value ? value->size() : 0, key.data(), key.size(), nullptr);
     if (err == RdKafka::ERR_NO_ERROR) return Status::Ok();
     if (err == RdKafka::ERR__QUEUE_FULL && attempt < 100) {
       impl_->producer->poll(10);
@@ -411,27 +426,40 @@ void KafkaConsumer::Close() {
   }
 }
 
-Result<std::optional<engine::RawRecord>> KafkaConsumer::Poll(int timeout_ms) {
+Result<bool> KafkaConsumer::Poll(int timeout_ms, engine::RawRecord* out) {
   std::unique_ptr<RdKafka::Message> m(impl_->consumer->consume(timeout_ms));
   switch (m->err()) {
     case RdKafka::ERR_NO_ERROR: {
-      engine::RawRecord r;
-      r.payload.assign(static_cast<const char*>(m->payload()), m->len());
-      r.pos.topic = m->topic_name();
-      r.pos.partition = m->partition();
-      r.pos.offset = m->offset();
-      RdKafka::MessageTimestamp ts = m->timestamp();
-      r.source_time = ts.type == RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE ? 0 : ts.timestamp;
-      return std::optional<engine::RawRecord>(std::move(r));
+      // Straight from the C message: the payload into the record's buffer
+      // (its room is kept from record to record), the topic name copied only
+      // when it differs from the last record's.
+      const rd_kafka_message_t* c = static_cast<const rd_kafka_message_t*>(m->c_ptr());
+      out->payload.assign(static_cast<const char*>(c->payload), c->payload ? c->len : 0);
+      const char* topic = rd_kafka_topic_name(c->rkt);
+      if (out->pos.topic != topic) out->pos.topic.assign(topic);
+      out->pos.partition = c->partition;
+      out->pos.offset = c->offset;
+      rd_kafka_timestamp_type_t type;
+      int64_t ts = rd_kafka_message_timestamp(c, &type);
+      out->source_time = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? 0 : ts;
+      return true;
     }
     case RdKafka::ERR__TIMED_OUT:
     case RdKafka::ERR__PARTITION_EOF:
-      return std::optional<engine::RawRecord>();
+      return false;
     default:
       if (m->err() == RdKafka::ERR__FATAL) return Status::IoError(fmt::format("consumer: {}", m->errstr()));
       IoLog(4, "consumer: " + m->errstr());
-      return std::optional<engine::RawRecord>();
+      return false;
   }
+}
+
+Result<std::optional<engine::RawRecord>> KafkaConsumer::Poll(int timeout_ms) {
+  engine::RawRecord r;
+  auto got = Poll(timeout_ms, &r);
+  if (!got.ok()) return got.status();
+  if (!got.value()) return std::optional<engine::RawRecord>();
+  return std::optional<engine::RawRecord>(std::move(r));
 }
 
 }  // namespace cepheus::io

@@ -1,22 +1,28 @@
 // LMDB behind the StateStore seam.
 //
-// Staging: Put/Delete go to an ordered map; Commit opens one write
-// transaction, applies every staged change in key order and commits it. LMDB's
-// copy-on-write B+tree makes the commit atomic: after a crash the file holds
-// either the previous batch or this one. MDB_MAP_FULL (on a put or on the
-// commit) aborts the transaction; the map is then doubled with
-// mdb_env_set_mapsize, which LMDB allows only with no transaction open in the
-// process, and the whole batch is redone from the staging map, which is why
-// the staging map is kept until the commit succeeds.
+// Staging: Put/Delete append to a log (the bytes in one arena, an entry per
+// write in a vector: no allocation per write once they have grown). Commit
+// sorts the log by key, keeping the last write of each key, opens one write
+// transaction, applies every staged change in key order through one cursor
+// (consecutive keys mostly land on the page the cursor is on, so LMDB skips
+// the descent from the root) and commits it. LMDB's copy-on-write B+tree
+// makes the commit atomic: after a crash the file holds either the previous
+// batch or this one. MDB_MAP_FULL (on a put or on the commit) aborts the
+// transaction; the map is then doubled with mdb_env_set_mapsize, which LMDB
+// allows only with no transaction open in the process, and the whole batch is
+// redone from the log, which is why the log is kept until the commit
+// succeeds.
 //
 // Scan merges a read transaction's cursor over the prefix with the staged
-// changes, so the engine can Save (delete all, put all) before Commit.
+// changes (sorted first), so the engine can Save (delete all, put all) before
+// Commit. Its callback must not write to the store.
 #include "cepheus/state/lmdb_store.h"
 
 #include <lmdb.h>
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -103,13 +109,50 @@ LmdbStore::~LmdbStore() {
 
 Status LmdbStore::Put(std::string_view key, std::string_view value) {
   if (key.empty() || key.size() > 511) return Status::InvalidArgument("state keys are 1 to 511 bytes");
-  staged_.insert_or_assign(std::string(key), std::string(value));
+  if (value.size() > UINT32_MAX) return Status::InvalidArgument("state values are under 4 GiB");
+  Stage(key, value, false);
   return Status::Ok();
 }
 
 Status LmdbStore::Delete(std::string_view key) {
-  staged_.insert_or_assign(std::string(key), std::nullopt);
+  if (key.size() > UINT32_MAX) return Status::InvalidArgument("state keys are 1 to 511 bytes");
+  Stage(key, {}, true);
   return Status::Ok();
+}
+
+void LmdbStore::Stage(std::string_view key, std::string_view value, bool del) {
+  Op op{arena_.size(), arena_.size() + key.size(), static_cast<uint32_t>(key.size()),
+        static_cast<uint32_t>(value.size()), del};
+  arena_.append(key);
+  arena_.append(value);
+  ops_.push_back(op);
+}
+
+void LmdbStore::Normalize() const {
+  if (sorted_ == ops_.size()) return;
+  // Stable: of two writes of one key, the later stays after the earlier.
+  std::stable_sort(ops_.begin(), ops_.end(), [this](const Op& a, const Op& b) { return KeyOf(a) < KeyOf(b); });
+  size_t w = 0;
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    if (w > 0 && KeyOf(ops_[w - 1]) == KeyOf(ops_[i])) {
+      ops_[w - 1] = ops_[i];  // the last write wins
+    } else {
+      ops_[w++] = ops_[i];
+    }
+  }
+  ops_.resize(w);
+  sorted_ = w;
+}
+
+void LmdbStore::Rollback() {
+  ops_.clear();
+  arena_.clear();
+  sorted_ = 0;
+}
+
+size_t LmdbStore::staged() const {
+  Normalize();
+  return ops_.size();
 }
 
 Status LmdbStore::Grow() {
@@ -126,26 +169,32 @@ Status LmdbStore::Grow() {
 }
 
 Status LmdbStore::Commit() {
-  if (staged_.empty()) return Status::Ok();
+  if (ops_.empty()) return Status::Ok();
+  Normalize();
   for (;;) {
     MDB_txn* txn = nullptr;
     int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
     if (rc) return LmdbError(options_.directory, "mdb_txn_begin", rc);
-    for (const auto& [k, v] : staged_) {
-      MDB_val key = Val(k);
-      if (v) {
-        MDB_val val = Val(*v);
-        rc = mdb_put(txn, dbi_, &key, &val, 0);
+    MDB_cursor* cur = nullptr;
+    rc = mdb_cursor_open(txn, dbi_, &cur);
+    for (size_t i = 0; rc == 0 && i < ops_.size(); ++i) {
+      const Op& op = ops_[i];
+      MDB_val key = Val(KeyOf(op));
+      if (!op.del) {
+        MDB_val val = Val(ValueOf(op));
+        rc = mdb_cursor_put(cur, &key, &val, 0);
       } else {
-        rc = mdb_del(txn, dbi_, &key, nullptr);
+        MDB_val found{};
+        rc = mdb_cursor_get(cur, &key, &found, MDB_SET);
+        if (rc == 0) rc = mdb_cursor_del(cur, 0);
         if (rc == MDB_NOTFOUND) rc = 0;
       }
-      if (rc) break;
     }
+    if (cur != nullptr) mdb_cursor_close(cur);
     if (rc == 0) rc = mdb_txn_commit(txn);
     else mdb_txn_abort(txn);
     if (rc == 0) {
-      staged_.clear();
+      Rollback();  // applied: the log starts again (its buffers are kept)
       return Status::Ok();
     }
     if (rc != MDB_MAP_FULL) return LmdbError(options_.directory, "commit failed", rc);
@@ -165,16 +214,18 @@ Status LmdbStore::Scan(std::string_view prefix,
   }
   MDB_val k = Val(prefix), v{};
   rc = mdb_cursor_get(cur, &k, &v, prefix.empty() ? MDB_FIRST : MDB_SET_RANGE);
-  auto staged = staged_.lower_bound(prefix);
+  Normalize();
+  auto staged = std::lower_bound(ops_.begin(), ops_.end(), prefix,
+                                 [this](const Op& op, std::string_view p) { return KeyOf(op) < p; });
   auto in_prefix = [&](std::string_view key) { return key.substr(0, prefix.size()) == prefix; };
   // Merge the committed keys with the staged changes, in key order.
   for (;;) {
     bool have_db = rc == 0 && in_prefix(View(k));
-    bool have_staged = staged != staged_.end() && in_prefix(staged->first);
+    bool have_staged = staged != ops_.end() && in_prefix(KeyOf(*staged));
     if (!have_db && !have_staged) break;
-    if (have_staged && (!have_db || staged->first <= View(k))) {
-      bool same = have_db && staged->first == View(k);
-      if (staged->second) fn(staged->first, *staged->second);
+    if (have_staged && (!have_db || KeyOf(*staged) <= View(k))) {
+      bool same = have_db && KeyOf(*staged) == View(k);
+      if (!staged->del) fn(KeyOf(*staged), ValueOf(*staged));
       ++staged;
       if (same) rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
       continue;

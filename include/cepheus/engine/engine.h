@@ -91,6 +91,7 @@ class Engine {
   struct KeyState {
     nfa::KeyRuns runs;
     Millis timer_at = kMaxTime;  // the live wake-up; heap entries at other times are stale
+    bool stored = false;         // the store holds a record of it (as of the last save)
   };
   // One key of one key field, with the state of every rule keyed on that field.
   // Entries live in a slab; a timer names (slot, generation) so a reused slot
@@ -168,7 +169,8 @@ class Engine {
   uint32_t NewEntry(uint32_t group, std::string_view key);
   void MarkDirty(uint32_t entry);
   Status PutMeta(StateStore* store) const;
-  Status PutKey(StateStore* store, uint32_t rule, const std::string& key, const nfa::KeyRuns* runs) const;
+  // Writes the record of (rule, key), or deletes it when `runs` is null.
+  Status PutKey(StateStore* store, uint32_t rule, std::string_view key, const nfa::KeyRuns* runs);
   void KeepBarrier(KeyState& ks, uint64_t barrier_before);
   // True when the key holds state that must be kept (and saved).
   bool Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const;
@@ -191,7 +193,9 @@ class Engine {
   uint64_t timer_order_ = 0;
   EngineStats stats_;
   std::vector<std::pair<uint32_t, uint32_t>> dirty_;        // (entry, generation)
-  std::vector<std::pair<uint32_t, std::string>> forgotten_;  // (group, key) freed since the last save
+  // (rule, key) freed since the last save while the store held a record of it
+  std::vector<std::pair<uint32_t, std::string>> forgotten_;
+  std::string save_key_, save_value_;  // reused by PutKey
   std::vector<nfa::Match> matches_;  // reused
   std::string key_;                  // reused
 };

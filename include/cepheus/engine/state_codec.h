@@ -18,6 +18,8 @@ namespace cepheus::engine {
 inline constexpr uint8_t kStateFormatVersion = 1;
 
 std::string EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k);
+// The same bytes, appended to `out`.
+void EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k, std::string* out);
 
 // Fails with Corruption on malformed bytes, and with InvalidArgument when the
 // bytes were written for another version of the rule (fingerprint mismatch):

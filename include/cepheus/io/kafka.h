@@ -156,6 +156,8 @@ class KafkaConsumer {
   // The next record, nullopt when none came within the timeout; a non-OK
   // status for errors that need the caller's attention (others are logged).
   Result<std::optional<engine::RawRecord>> Poll(int timeout_ms);
+  // The same into `out`, whose buffers are reused: true when a record came.
+  Result<bool> Poll(int timeout_ms, engine::RawRecord* out);
   void Close();
 
  private:

@@ -166,6 +166,46 @@ TEST_CASE("truncated or corrupted state is reported as corruption") {
   CHECK(engine::DecodeKeyRuns(extra, p, &dec).status().code() == Status::Code::kCorruption);
 }
 
+namespace {
+
+// Counts deletes of keys it does not hold: each one would be a changelog
+// tombstone for nothing.
+class StrictStore : public engine::MemoryStateStore {
+ public:
+  Status Delete(std::string_view key) override {
+    bool held = false;
+    (void)Scan(key, [&](std::string_view k, std::string_view) { held = held || k == key; });
+    if (!held) ++needless_deletes;
+    ++deletes;
+    return MemoryStateStore::Delete(key);
+  }
+  int needless_deletes = 0;
+  int deletes = 0;
+};
+
+}  // namespace
+
+TEST_CASE("saving the changes deletes only records the store holds") {
+  auto compiled = testing::CompileRules(kRules);
+  auto events = Stream();
+  engine::EngineOptions options;
+  options.out_of_order = 3000;
+  engine::EventDecoder dec(compiled, {});
+  engine::Engine eng(compiled, options, nullptr);
+  StrictStore store;
+  for (size_t i = 0; i < events.size(); ++i) {
+    eng.Push(dec.Decode(events[i], {"in", 0, int64_t(i)}).value());
+    if (i % 3 == 2) REQUIRE(eng.SaveChanges(&store).ok());
+  }
+  eng.Finish();
+  REQUIRE(eng.SaveChanges(&store).ok());
+  CHECK(store.needless_deletes == 0);
+  CHECK(store.deletes > 0);
+  std::vector<std::string> keys;
+  store.Scan("engine/k/", [&](std::string_view k, std::string_view) { keys.emplace_back(k); });
+  CHECK(keys.empty());
+}
+
 TEST_CASE("saving only the changes leaves the store equal to a full save, at every step") {
   auto compiled = testing::CompileRules(kRules);
   auto events = Stream();

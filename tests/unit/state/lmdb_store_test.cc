@@ -70,6 +70,36 @@ TEST_CASE("scan shows staged puts and deletes on top of committed data") {
   CHECK(All(*s, "k/") == std::vector<P>{{"k/1", "a"}, {"k/2", "b"}});
 }
 
+TEST_CASE("the last staged write of a key wins, in scans and after the commit") {
+  TempDir dir;
+  auto s = Open(dir);
+  REQUIRE(s->Put("k/1", "old").ok());
+  REQUIRE(s->Put("k/3", "kept").ok());
+  REQUIRE(s->Commit().ok());
+  REQUIRE(s->Put("k/2", "first").ok());
+  REQUIRE(s->Delete("k/1").ok());
+  REQUIRE(s->Put("k/1", "again").ok());
+  REQUIRE(s->Put("k/2", "second").ok());
+  REQUIRE(s->Delete("k/2").ok());
+  REQUIRE(s->Delete("k/never").ok());
+  REQUIRE(s->Put("k/0", "x").ok());
+  using P = std::pair<std::string, std::string>;
+  std::vector<P> want{{"k/0", "x"}, {"k/1", "again"}, {"k/3", "kept"}};
+  CHECK(All(*s, "k/") == want);
+  REQUIRE(s->Put("k/4", "after a scan").ok());
+  REQUIRE(s->Put("k/0", "y").ok());
+  want = {{"k/0", "y"}, {"k/1", "again"}, {"k/3", "kept"}, {"k/4", "after a scan"}};
+  CHECK(All(*s, "k/") == want);
+  CHECK(s->staged() == 5);
+  REQUIRE(s->Commit().ok());
+  CHECK(s->staged() == 0);
+  CHECK(All(*s, "k/") == want);
+  REQUIRE(s->Delete("k/3").ok());
+  REQUIRE(s->Commit().ok());
+  want = {{"k/0", "y"}, {"k/1", "again"}, {"k/4", "after a scan"}};
+  CHECK(All(*s, "k/") == want);
+}
+
 TEST_CASE("a full map is grown and the batch redone, from a 1 MiB start") {
   TempDir dir;
   auto s = Open(dir, 1ULL << 20);
