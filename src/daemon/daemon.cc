@@ -115,7 +115,10 @@ Daemon::~Daemon() {
 void Daemon::LogFatalKafka(const std::string& message) const {
   std::string lower = message;
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  bool fenced = lower.find("fenced") != std::string::npos;
+  // librdkafka words it "fenced by a newer instance", or, when the broker
+  // refuses an offset commit, "an old epoch": both mean another producer took
+  // this transactional id.
+  bool fenced = lower.find("fenced") != std::string::npos || lower.find("old epoch") != std::string::npos;
   LogError(fmt::format("fatal Kafka error, stopping: {}{}", message,
                        fenced ? fmt::format(" (another process uses transactional_id '{}'; each daemon needs its own "
                                             "kafka.transactional_id)",
