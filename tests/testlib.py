@@ -1,9 +1,11 @@
 """Helpers shared by the Python tests and benchmarks (integration/, deploy/,
-kafka/, bench/): a free port on the loopback, and a scrape of /metrics.
+kafka/, bench/): a free port on the loopback, a scrape of /metrics, and the
+settings of a systemd unit file.
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     from testlib import free_port, scrape, samples
 """
+import re
 import socket
 import urllib.request
 
@@ -33,3 +35,14 @@ def samples(text):
             name, value = line.rsplit(" ", 1)
             values[name] = float(value)
     return values
+
+
+def unit_settings(path):
+    """{'Key': [values, in order]} of a systemd unit file's Key=value lines."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"^([A-Za-z]+)=(.*)$", line.strip())
+            if m:
+                out.setdefault(m.group(1), []).append(m.group(2))
+    return out

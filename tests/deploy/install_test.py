@@ -23,6 +23,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import unit_settings  # noqa: E402
+
 
 def install(cmake, build, destdir, prefix):
     env = dict(os.environ, DESTDIR=destdir)
@@ -37,16 +40,6 @@ def files_under(root):
     for d, _, names in os.walk(root):
         for n in names:
             out.add("/" + os.path.relpath(os.path.join(d, n), root))
-    return out
-
-
-def unit_settings(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            m = re.match(r"^([A-Za-z]+)=(.*)$", line.strip())
-            if m:
-                out.setdefault(m.group(1), []).append(m.group(2))
     return out
 
 

@@ -19,15 +19,8 @@ import subprocess
 import sys
 import tempfile
 
-
-def unit_settings(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            m = re.match(r"^([A-Za-z]+)=(.*)$", line.strip())
-            if m:
-                out.setdefault(m.group(1), []).append(m.group(2))
-    return out
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from testlib import unit_settings  # noqa: E402
 
 
 def main():
