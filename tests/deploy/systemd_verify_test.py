@@ -13,7 +13,6 @@ key or a bad value is "ignoring" on stderr), so any output is a failure too.
 User=/Group= must name what it created.
 """
 import os
-import re
 import shutil
 import subprocess
 import sys
