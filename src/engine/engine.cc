@@ -28,10 +28,14 @@ Engine::Engine(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions 
     uint32_t g = 0;
     while (g < groups_.size() && groups_[g].slot != p->key_slot) ++g;
     if (g == groups_.size()) {
-      groups_.push_back(KeyGroup{p->key_slot, {}, KeyIndex(0, IndexHash{&entries_}, IndexEq{&entries_})});
+      groups_.push_back(KeyGroup{p->key_slot, {}, KeyIndex(0, IndexHash{&entries_}, IndexEq{&entries_}), {}});
     }
     uint32_t pos = static_cast<uint32_t>(groups_[g].rules.size());
     groups_[g].rules.push_back(static_cast<uint32_t>(states_.size()));
+    auto& reads = groups_[g].reads;
+    reads.resize(rules_->types.size() + 1, 0);
+    for (size_t t = 0; t < rules_->types.size(); ++t) reads[t] |= p->needs_all_types || p->relevant[t];
+    reads.back() |= p->needs_all_types;
     states_.push_back(RuleState{p.get(), nfa::Matcher(p.get()), g, pos});
   }
   stats_.rules.resize(states_.size());
@@ -160,6 +164,7 @@ void Engine::Evaluate(const nfa::EventRef& e) {
   ++stats_.evaluated;
   for (uint32_t g = 0; g < groups_.size(); ++g) {
     KeyGroup& group = groups_[g];
+    if (!group.reads[e->type_id >= 0 ? static_cast<size_t>(e->type_id) : group.reads.size() - 1]) continue;
     const nfa::Value& kv = e->fields[group.slot];
     std::string_view key;
     if (kv.kind == nfa::Value::Kind::kString) {

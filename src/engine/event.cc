@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -38,17 +39,28 @@ EventDecoder::EventDecoder(std::shared_ptr<const nfa::CompiledRuleSet> rules, Ev
   }
 }
 
-void EventDecoder::Collect(simdjson::dom::object obj, const std::vector<Node>& nodes) {
-  for (auto field : obj) {
-    std::string_view key = field.key;
-    for (const Node& n : nodes) {
-      if (n.name.size() != key.size() || n.name != key) continue;
-      if (n.slot >= 0) pending_.push_back({n.slot, field.value});
-      simdjson::dom::object inner;
-      if (!n.children.empty() && !field.value.get_object().get(inner)) Collect(inner, n.children);
-      break;
-    }
+namespace {
+
+// Member names are short and mostly differ in length or first byte: test
+// those before comparing the bytes.
+inline bool SameName(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && (a.empty() || (a[0] == b[0] && std::memcmp(a.data(), b.data(), a.size()) == 0));
+}
+
+}  // namespace
+
+void EventDecoder::Match(std::string_view key, simdjson::dom::element value, const std::vector<Node>& nodes) {
+  for (const Node& n : nodes) {
+    if (!SameName(n.name, key)) continue;
+    if (n.slot >= 0) pending_.push_back({n.slot, value});
+    simdjson::dom::object inner;
+    if (!n.children.empty() && !value.get_object().get(inner)) Collect(inner, n.children);
+    return;
   }
+}
+
+void EventDecoder::Collect(simdjson::dom::object obj, const std::vector<Node>& nodes) {
+  for (auto field : obj) Match(field.key, field.value, nodes);
 }
 
 bool KeyText(const Value& v, std::string* out) {
@@ -97,16 +109,34 @@ Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Posi
   simdjson::dom::object obj;
   if (root.get_object().get(obj)) return Status::InvalidArgument("not a JSON object");
 
-  simdjson::dom::element type_el;
-  if (obj.at_key(names_.type).get(type_el)) {
+  // One pass over the members: the three roles (the first of a repeated
+  // name, as at_key would find) and every field path the rules read (the
+  // last of a repeated name wins, as in most parsers).
+  pending_.clear();
+  simdjson::dom::element type_el, ts_el, id_el;
+  bool has_type = false, has_ts = false, has_id = false;
+  for (auto field : obj) {
+    std::string_view key = field.key;
+    if (!has_type && SameName(key, names_.type)) {
+      type_el = field.value;
+      has_type = true;
+    } else if (!has_ts && SameName(key, names_.time)) {
+      ts_el = field.value;
+      has_ts = true;
+    } else if (!has_id && SameName(key, names_.id)) {
+      id_el = field.value;
+      has_id = true;
+    }
+    Match(key, field.value, trie_);
+  }
+  if (!has_type) {
     return Status::InvalidArgument(fmt::format("no '{}' field (the event type)", names_.type));
   }
   std::string_view type;
   if (type_el.get_string().get(type) || type.empty()) {
     return Status::InvalidArgument(fmt::format("'{}' is not a non-empty string", names_.type));
   }
-  simdjson::dom::element ts_el;
-  if (obj.at_key(names_.time).get(ts_el)) {
+  if (!has_ts) {
     return Status::InvalidArgument(fmt::format("no '{}' field (the event time)", names_.time));
   }
   Millis ts;
@@ -133,19 +163,15 @@ Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Posi
   }
   std::string_view id;
   std::string id_number;
-  simdjson::dom::element id_el;
-  if (!obj.at_key(names_.id).get(id_el)) {
+  if (has_id) {
     if (id_el.get_string().get(id) && id_el.is_number()) {
       id_number = simdjson::minify(id_el);
       id = id_number;
     }
   }
 
-  // Fields: gather in one pass over the members, size the text, then build
-  // the Event (one allocation) and the values with views into its text. (JSON
-  // allows a repeated member name; the last one wins, as in most parsers.)
-  pending_.clear();
-  Collect(obj, trie_);
+  // Fields (gathered above): size the text, then build the Event (one
+  // allocation) and the values with views into its text.
   size_t text_bytes = raw.size() + type.size() + id.size(), arrays = 0;
   for (const auto& p : pending_) {
     if (p.el.is_string()) {

@@ -126,6 +126,9 @@ class Engine {
     int32_t slot;
     std::vector<uint32_t> rules;  // rule indices
     KeyIndex index;               // entry ids, by key
+    // Event types (TypeTable ids; the last entry: unknown types) that some
+    // rule of the group reads; the others skip the key lookup.
+    std::vector<uint8_t> reads;
   };
   struct RuleState {
     const nfa::Program* program;

@@ -53,6 +53,7 @@ class EventDecoder {
     simdjson::dom::element el;
   };
   void Collect(simdjson::dom::object obj, const std::vector<Node>& nodes);
+  void Match(std::string_view key, simdjson::dom::element value, const std::vector<Node>& nodes);
 
   std::shared_ptr<const nfa::CompiledRuleSet> rules_;
   EventFieldNames names_;
