@@ -36,7 +36,7 @@ Engine::Engine(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions 
     reads.resize(rules_->types.size() + 1, 0);
     for (size_t t = 0; t < rules_->types.size(); ++t) reads[t] |= p->needs_all_types || p->relevant[t];
     reads.back() |= p->needs_all_types;
-    states_.push_back(RuleState{p.get(), nfa::Matcher(p.get()), g, pos});
+    states_.push_back(RuleState{p.get(), nfa::Matcher(p.get()), g, pos, !p->trailing_absent});
   }
   stats_.rules.resize(states_.size());
   deadlines_.resize(states_.size());
@@ -106,14 +106,22 @@ void Engine::CloseUntil(Millis t) {
       KeyEntry& entry = entries_[tm.entry];
       if (entry.generation != tm.generation) continue;  // the key is gone
       KeyState& ks = entry.rules[states_[tm.rule].pos];
-      if (ks.timer_at != tm.at) continue;  // stale
-      ks.timer_at = kMaxTime;
+      Millis& live = tm.closing ? ks.armed_at : ks.timer_at;
+      if (live != tm.at) continue;  // stale
+      live = kMaxTime;
       Fire(tm.entry, tm.generation, tm.rule, tm.at);
       continue;
     }
     if (best == UINT32_MAX) return;
     Deadline d = deadlines_[best].front();
     deadlines_[best].pop_front();
+    if (states_[best].silent) {
+      KeyEntry& entry = entries_[d.entry];
+      if (entry.generation != d.generation) continue;
+      KeyState& ks = entry.rules[states_[best].pos];
+      if (ks.armed_at != d.at) continue;  // stale
+      ks.armed_at = kMaxTime;
+    }
     Fire(d.entry, d.generation, best, d.at);
   }
 }
@@ -128,11 +136,26 @@ void Engine::Fire(uint32_t id, uint32_t generation, uint32_t rule, Millis at) {
   matches_.clear();
   rs.matcher.CloseWindows(ks.runs, at + 1, &matches_);
   KeepBarrier(ks, barrier);
-  stats_.rules[rule].runs += static_cast<int64_t>(ks.runs.size()) - before;
+  int64_t closed = before - static_cast<int64_t>(ks.runs.size());
+  stats_.rules[rule].runs -= closed;
   if (!matches_.empty()) Publish(rule, entry.key, &matches_);
-  MarkDirty(id);
+  // A key that keeps runs stays needed: unless some closed, nothing changed.
+  // (A key with no run may stop being needed now: its cooldown ended.)
+  if (closed != 0 || !matches_.empty() || ks.runs.empty()) MarkDirty(id);
+  if (rs.silent && !ks.runs.empty()) Arm(id, rule, rs.matcher.NextDeadline(ks.runs));
   Schedule(id, rule, at + 1);
   MaybeForget(id, at + 1);
+}
+
+void Engine::Arm(uint32_t id, uint32_t rule, Millis at) {
+  KeyEntry& entry = entries_[id];
+  entry.rules[states_[rule].pos].armed_at = at;
+  auto& fifo = deadlines_[rule];
+  if (fifo.empty() || fifo.back().at <= at) {
+    fifo.push_back(Deadline{at, id, entry.generation});
+  } else {
+    timers_.push(Timer{at, ++timer_order_, id, entry.generation, rule, true});
+  }
 }
 
 void Engine::MarkDirty(uint32_t id) {
@@ -192,7 +215,9 @@ void Engine::Evaluate(const nfa::EventRef& e) {
       nfa::MatchStats ms;
       rs.matcher.OnEvent(ks.runs, e, &matches_, &ms);
       KeepBarrier(ks, barrier);
-      if (ks.runs.newest_start() == e->seq) {
+      if (rs.silent) {
+        if (ks.armed_at == kMaxTime && !ks.runs.empty()) Arm(id, r, rs.matcher.NextDeadline(ks.runs));
+      } else if (ks.runs.newest_start() == e->seq) {
         // A run started with e: its window closes at e.ts + within.
         deadlines_[r].push_back(Deadline{e->ts + rs.program->within, id, entry.generation});
       }
@@ -233,7 +258,7 @@ void Engine::Schedule(uint32_t id, uint32_t rule, Millis now) {
                          ks.runs.barrier_until);
   if (wake < ks.timer_at) {
     ks.timer_at = wake;
-    timers_.push(Timer{wake, ++timer_order_, id, entry.generation, rule});
+    timers_.push(Timer{wake, ++timer_order_, id, entry.generation, rule, false});
   }
 }
 

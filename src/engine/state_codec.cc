@@ -459,8 +459,15 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* 
         ks.runs = std::move(kr).value();
         ks.stored = true;
         stats_.rules[r].runs += static_cast<int64_t>(ks.runs.runs.size());
-        for (const auto& run : ks.runs.runs) {
-          deadlines_[r].push_back(Deadline{run.first_ts + rs.program->within, id, entries_[id].generation});
+        if (rs.silent) {
+          if (!ks.runs.empty()) {
+            ks.armed_at = rs.matcher.NextDeadline(ks.runs);
+            deadlines_[r].push_back(Deadline{ks.armed_at, id, entries_[id].generation});
+          }
+        } else {
+          for (const auto& run : ks.runs.runs) {
+            deadlines_[r].push_back(Deadline{run.first_ts + rs.program->within, id, entries_[id].generation});
+          }
         }
         Schedule(id, r, watermark_);
         return;

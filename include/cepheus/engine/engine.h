@@ -91,6 +91,9 @@ class Engine {
   struct KeyState {
     nfa::KeyRuns runs;
     Millis timer_at = kMaxTime;  // the live wake-up; heap entries at other times are stale
+    // Rules whose closings are silent: the one pending closing of the key (at
+    // its oldest run's deadline); kMaxTime when none is pending.
+    Millis armed_at = kMaxTime;
     bool stored = false;         // the store holds a record of it (as of the last save)
   };
   // One key of one key field, with the state of every rule keyed on that field.
@@ -135,9 +138,17 @@ class Engine {
     nfa::Matcher matcher;
     uint32_t group;
     uint32_t pos;  // position in the group
+    bool silent;   // no trailing absent step: closings only drop runs
   };
-  // A run's window closing. Runs of a rule start in event-time order and share
-  // one `within`, so their deadlines come in order: a FIFO per rule suffices.
+  // A window closing. Runs of a rule start in event-time order and share one
+  // `within`, so their deadlines come in order: a FIFO per rule suffices. A
+  // rule with a trailing absent step (its closings fire alerts) has one entry
+  // per run, so closings keep the order of the runs' starts. A rule whose
+  // closings only drop runs has one entry per key (KeyState::armed_at), at its
+  // oldest run's deadline; when it fires and runs are left, the key is armed
+  // again at the new oldest deadline (in the FIFO when that keeps it ordered,
+  // else in the timer heap). A key that keeps a steady stream of events is
+  // then visited once per window, not once per event.
   struct Deadline {
     Millis at;
     uint32_t entry;
@@ -150,6 +161,7 @@ class Engine {
     uint32_t entry;
     uint32_t generation;
     uint32_t rule;
+    bool closing;  // an armed closing (else a cooldown or barrier wake-up)
     bool operator>(const Timer& o) const { return at != o.at ? at > o.at : order > o.order; }
   };
   struct Buffered {
@@ -167,6 +179,8 @@ class Engine {
   void Schedule(uint32_t entry, uint32_t rule, Millis now);
   // Closes the windows of (entry, rule) that ended at or before `at`.
   void Fire(uint32_t entry, uint32_t generation, uint32_t rule, Millis at);
+  // Arms the closing of (entry, rule) at `at` (rules with silent closings).
+  void Arm(uint32_t entry, uint32_t rule, Millis at);
   // Frees the entry when no rule needs it any more.
   void MaybeForget(uint32_t entry, Millis now);
   uint32_t NewEntry(uint32_t group, std::string_view key);
