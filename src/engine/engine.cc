@@ -28,7 +28,12 @@ Engine::Engine(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions 
     uint32_t g = 0;
     while (g < groups_.size() && groups_[g].slot != p->key_slot) ++g;
     if (g == groups_.size()) {
-      groups_.push_back(KeyGroup{p->key_slot, {}, KeyIndex(0, IndexHash{&entries_}, IndexEq{&entries_}), {}});
+      std::string field;
+      for (const auto& part : rules_->fields.paths()[static_cast<size_t>(p->key_slot)]) {
+        if (!field.empty()) field += '.';
+        field += part;
+      }
+      groups_.push_back(KeyGroup{p->key_slot, std::move(field), {}, KeyIndex(0, IndexHash{&entries_}, IndexEq{&entries_}), {}});
     }
     uint32_t pos = static_cast<uint32_t>(groups_[g].rules.size());
     groups_[g].rules.push_back(static_cast<uint32_t>(states_.size()));
@@ -268,12 +273,11 @@ void Engine::MaybeForget(uint32_t id, Millis now) {
   for (size_t i = 0; i < entry.rules.size(); ++i) {
     if (Needed(*states_[group.rules[i]].program, entry.rules[i].runs, now)) return;
   }
-  for (size_t i = 0; i < entry.rules.size(); ++i) {
-    if (entry.rules[i].stored) forgotten_.emplace_back(group.rules[i], entry.key);  // deleted at the next save
-  }
+  if (entry.stored) forgotten_.emplace_back(entry.group, entry.key);  // deleted at the next save
   group.index.erase(std::string_view(entry.key));
   ++entry.generation;
   entry.dirty = false;
+  entry.stored = false;
   entry.rules.clear();
   free_entries_.push_back(id);
 }

@@ -1,12 +1,14 @@
 // State encoding: varints, zig-zag, an event table shared by the runs.
 //
-// Runs of one key often share events (forks, `skip none`), so the encoder
+// Runs of one key often share events (forks, `skip none`, and rules of one
+// key field that bound the same events: a record holds every rule of a key), so the encoder
 // writes each distinct event once and the runs refer to it by index; the
 // decoder rebuilds the sharing, so memory after a restore matches memory
 // before it.
 #include "cepheus/engine/state_codec.h"
 
 #include <cstring>
+#include <functional>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -138,135 +140,26 @@ Result<nfa::EventRef> DecodeEvent(std::string_view* in, EventDecoder* decoder) {
   return ev;
 }
 
-uint64_t CountStoredRuns(std::string_view bytes) {
-  std::string_view in = bytes;
-  Reader r(&in);
-  if (r.Byte() != kStateFormatVersion) return 0;
-  r.Fixed64();
-  r.Byte();
+namespace {
+
+// Skips one encoded event (its fields, not its JSON).
+void SkipEvent(Reader& r) {
   r.Signed();
   r.Varint();
+  r.Varint();
+  r.String();
   r.Signed();
-  uint64_t n_events = r.Varint();
-  for (uint64_t i = 0; i < n_events && r.ok(); ++i) {
-    r.Signed();
-    r.Varint();
-    r.Varint();
-    r.String();
-    r.Signed();
-    r.Signed();
-    r.String();
-  }
+  r.Signed();
+  r.String();
+}
+
+// Reads the runs of one section into `k` (when not null: the section's rule
+// is `p`), or only walks over them.
+Status ReadRuns(Reader& r, std::string_view* in, size_t limit, const nfa::Program* p,
+                const std::vector<nfa::EventRef>* table, nfa::KeyRuns* k, uint64_t* n_out) {
   uint64_t n_runs = r.Varint();
-  return r.ok() ? n_runs : 0;
-}
-
-std::string EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k) {
-  std::string out;
-  EncodeKeyRuns(p, k, &out);
-  return out;
-}
-
-void EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k, std::string* out) {
-  // The event table: runs share events (a fork, or runs of `any{3}` that
-  // overlap), mostly with the run just before, so a small table is searched
-  // from its end; a large one gets a hash index. Reused between calls.
-  struct Scratch {
-    std::vector<const nfa::Event*> table;
-    std::vector<uint32_t> refs;  // the table index of every binding, in order
-    std::unordered_map<const nfa::Event*, uint32_t> index;
-  };
-  constexpr size_t kLinear = 32;
-  thread_local Scratch sc;
-  sc.table.clear();
-  sc.refs.clear();
-  sc.index.clear();
-  // The most bytes the record takes: header, events, runs.
-  size_t bound = 3 + 8 + 5 * kMaxVarint;
-  // The runs a prefix holds implicitly are written as the Runs they stand for.
-  nfa::Matcher matcher(&p);
-  matcher.ForEachRun(k, [&](const nfa::Run& run) {
-    for (const auto& b : run.bound) {
-      const nfa::Event* e = b.event.get();
-      uint32_t idx = static_cast<uint32_t>(sc.table.size());
-      if (sc.table.size() <= kLinear) {
-        for (size_t i = sc.table.size(); i-- > 0;) {
-          if (sc.table[i] == e) {
-            idx = static_cast<uint32_t>(i);
-            break;
-          }
-        }
-        if (idx == sc.table.size() && sc.table.size() == kLinear) {
-          for (uint32_t i = 0; i < sc.table.size(); ++i) sc.index.emplace(sc.table[i], i);
-        }
-      } else {
-        idx = sc.index.emplace(e, idx).first->second;
-      }
-      if (idx == sc.table.size()) {
-        sc.table.push_back(e);
-        bound += EventBound(*e);
-        if (sc.table.size() > kLinear) sc.index.emplace(e, idx);
-      }
-      sc.refs.push_back(idx);
-    }
-    bound += 1 + 7 * kMaxVarint + 2 * kMaxVarint * run.bound.size();
-  });
-  size_t at = out->size();
-  out->resize(at + bound);
-  char* w = out->data() + at;
-  *w++ = static_cast<char>(kStateFormatVersion);
-  std::memcpy(w, &p.fingerprint, 8);
-  w += 8;
-  *w++ = k.alerted ? 1 : 0;
-  w = PutSigned(w, k.last_alert);
-  w = PutVarint(w, k.start_barrier);
-  w = PutSigned(w, k.barrier_until);
-  w = PutVarint(w, sc.table.size());
-  for (const auto* e : sc.table) w = EncodeEventAt(*e, w);
-  w = PutVarint(w, k.size());
-  size_t ref = 0;
-  matcher.ForEachRun(k, [&](const nfa::Run& run) {
-    w = PutVarint(w, run.start_seq);
-    w = PutVarint(w, static_cast<uint64_t>(run.step));
-    w = PutVarint(w, static_cast<uint64_t>(run.count));
-    *w++ = run.contiguous ? 1 : 0;
-    w = PutSigned(w, run.first_ts);
-    w = PutSigned(w, run.last_ts);
-    w = PutVarint(w, run.last_seq);
-    w = PutVarint(w, run.bound.size());
-    for (const auto& b : run.bound) {
-      w = PutVarint(w, static_cast<uint64_t>(b.step));
-      w = PutVarint(w, sc.refs[ref++]);
-    }
-  });
-  out->resize(static_cast<size_t>(w - out->data()));
-}
-
-Result<nfa::KeyRuns> DecodeKeyRuns(std::string_view bytes, const nfa::Program& p,
-                                   EventDecoder* decoder) {
-  std::string_view in = bytes;
-  Reader r(&in);
-  if (r.Byte() != kStateFormatVersion) return Status::Corruption("unknown state format version");
-  if (r.Fixed64() != p.fingerprint) {
-    return Status::InvalidArgument(fmt::format("state was written for another version of rule '{}'", p.name));
-  }
-  nfa::KeyRuns k;
-  k.alerted = r.Byte() != 0;
-  k.last_alert = r.Signed();
-  k.start_barrier = r.Varint();
-  k.barrier_until = r.Signed();
-  uint64_t n_events = r.Varint();
-  if (!r.ok() || n_events > bytes.size()) return Status::Corruption("bad event count in state");
-  std::vector<nfa::EventRef> table;
-  table.reserve(n_events);
-  for (uint64_t i = 0; i < n_events; ++i) {
-    auto ev = DecodeEvent(&in, decoder);
-    if (!ev.ok()) return ev.status();
-    table.push_back(std::move(ev).value());
-  }
-  uint64_t n_runs = r.Varint();
-  if (!r.ok() || n_runs > bytes.size()) return Status::Corruption("bad run count in state");
-  nfa::Matcher matcher(&p);
+  if (!r.ok() || n_runs > limit) return Status::Corruption("bad run count in state");
+  *n_out = n_runs;
   for (uint64_t i = 0; i < n_runs; ++i) {
     nfa::Run run;
     run.start_seq = r.Varint();
@@ -277,23 +170,219 @@ Result<nfa::KeyRuns> DecodeKeyRuns(std::string_view bytes, const nfa::Program& p
     run.last_ts = r.Signed();
     run.last_seq = r.Varint();
     uint64_t n = r.Varint();
-    if (!r.ok() || run.step < 0 || static_cast<size_t>(run.step) >= p.steps.size() || n == 0 ||
-        n > bytes.size()) {
+    if (!r.ok() || n == 0 || n > limit ||
+        (p != nullptr && (run.step < 0 || static_cast<size_t>(run.step) >= p->steps.size()))) {
       return Status::Corruption("run does not fit the rule's steps");
     }
     for (uint64_t j = 0; j < n; ++j) {
       uint64_t step = r.Varint();
       uint64_t idx = r.Varint();
-      if (!r.ok() || idx >= table.size() || step >= p.steps.size()) {
-        return Status::Corruption("bad binding in state");
-      }
-      run.bound.push_back(nfa::Bound{table[idx], static_cast<int32_t>(step)});
+      if (!r.ok()) return Status::Corruption("bad binding in state");
+      if (p == nullptr) continue;
+      if (idx >= table->size() || step >= p->steps.size()) return Status::Corruption("bad binding in state");
+      run.bound.push_back(nfa::Bound{(*table)[idx], static_cast<int32_t>(step)});
     }
-    matcher.RebuildAggregates(&run);
-    k.runs.push_back(std::move(run));
+    if (p == nullptr) continue;
+    nfa::Matcher(p).RebuildAggregates(&run);
+    k->runs.push_back(std::move(run));
+  }
+  (void)in;
+  return Status::Ok();
+}
+
+// Version 1 (one record per rule and key), read only to count what an
+// upgrade drops.
+uint64_t CountV1Runs(Reader& r) {
+  r.Fixed64();
+  r.Byte();
+  r.Signed();
+  r.Varint();
+  r.Signed();
+  uint64_t n_events = r.Varint();
+  for (uint64_t i = 0; i < n_events && r.ok(); ++i) SkipEvent(r);
+  uint64_t n_runs = r.Varint();
+  return r.ok() ? n_runs : 0;
+}
+
+}  // namespace
+
+void EncodeKeyRecord(const std::vector<RuleRuns>& rules, std::string* out) {
+  // The event table: runs share events (a fork, runs of `any{3}` that
+  // overlap, and rules of one key that bound the same event), mostly with the
+  // run just before, so a small table is searched from its end; a large one
+  // gets a hash index. Reused between calls.
+  struct Scratch {
+    std::vector<const nfa::Event*> table;
+    std::vector<uint32_t> refs;  // the table index of every binding, in order
+    std::unordered_map<const nfa::Event*, uint32_t> index;
+  };
+  constexpr size_t kLinear = 32;
+  thread_local Scratch sc;
+  sc.table.clear();
+  sc.refs.clear();
+  sc.index.clear();
+  // The most bytes the record takes: header, events, sections, runs.
+  size_t bound = 1 + 2 * kMaxVarint;
+  for (const auto& [p, k] : rules) {
+    bound += p->name.size() + 8 + 1 + 5 * kMaxVarint;
+    // The runs a prefix holds implicitly are written as the Runs they stand for.
+    nfa::Matcher(p).ForEachRun(*k, [&](const nfa::Run& run) {
+      for (const auto& b : run.bound) {
+        const nfa::Event* e = b.event.get();
+        uint32_t idx = static_cast<uint32_t>(sc.table.size());
+        if (sc.table.size() <= kLinear) {
+          for (size_t i = sc.table.size(); i-- > 0;) {
+            if (sc.table[i] == e) {
+              idx = static_cast<uint32_t>(i);
+              break;
+            }
+          }
+          if (idx == sc.table.size() && sc.table.size() == kLinear) {
+            for (uint32_t i = 0; i < sc.table.size(); ++i) sc.index.emplace(sc.table[i], i);
+          }
+        } else {
+          idx = sc.index.emplace(e, idx).first->second;
+        }
+        if (idx == sc.table.size()) {
+          sc.table.push_back(e);
+          bound += EventBound(*e);
+          if (sc.table.size() > kLinear) sc.index.emplace(e, idx);
+        }
+        sc.refs.push_back(idx);
+      }
+      bound += 1 + 7 * kMaxVarint + 2 * kMaxVarint * run.bound.size();
+    });
+  }
+  size_t at = out->size();
+  out->resize(at + bound);
+  char* w = out->data() + at;
+  *w++ = static_cast<char>(kStateFormatVersion);
+  w = PutVarint(w, sc.table.size());
+  for (const auto* e : sc.table) w = EncodeEventAt(*e, w);
+  w = PutVarint(w, rules.size());
+  size_t ref = 0;
+  for (const auto& [p, k] : rules) {
+    w = PutString(w, p->name);
+    std::memcpy(w, &p->fingerprint, 8);
+    w += 8;
+    *w++ = k->alerted ? 1 : 0;
+    w = PutSigned(w, k->last_alert);
+    w = PutVarint(w, k->start_barrier);
+    w = PutSigned(w, k->barrier_until);
+    w = PutVarint(w, k->size());
+    nfa::Matcher(p).ForEachRun(*k, [&](const nfa::Run& run) {
+      w = PutVarint(w, run.start_seq);
+      w = PutVarint(w, static_cast<uint64_t>(run.step));
+      w = PutVarint(w, static_cast<uint64_t>(run.count));
+      *w++ = run.contiguous ? 1 : 0;
+      w = PutSigned(w, run.first_ts);
+      w = PutSigned(w, run.last_ts);
+      w = PutVarint(w, run.last_seq);
+      w = PutVarint(w, run.bound.size());
+      for (const auto& b : run.bound) {
+        w = PutVarint(w, static_cast<uint64_t>(b.step));
+        w = PutVarint(w, sc.refs[ref++]);
+      }
+    });
+  }
+  out->resize(static_cast<size_t>(w - out->data()));
+}
+
+Result<std::vector<StoredRule>> DecodeKeyRecord(
+    std::string_view bytes, EventDecoder* decoder,
+    const std::function<const nfa::Program*(std::string_view rule)>& program_of) {
+  std::string_view in = bytes;
+  Reader r(&in);
+  uint8_t version = r.Byte();
+  if (!r.ok() || version != kStateFormatVersion) return Status::Corruption("unknown state format version");
+  // The event table: located now, decoded only if some section is loaded.
+  uint64_t n_events = r.Varint();
+  if (!r.ok() || n_events > bytes.size()) return Status::Corruption("bad event count in state");
+  std::vector<std::string_view> spans;
+  spans.reserve(n_events);
+  for (uint64_t i = 0; i < n_events; ++i) {
+    const char* from = in.data();
+    SkipEvent(r);
+    if (!r.ok()) return Status::Corruption("truncated event in state");
+    spans.emplace_back(from, static_cast<size_t>(in.data() - from));
+  }
+  std::vector<nfa::EventRef> table;
+  bool decoded = false;
+  uint64_t n_sections = r.Varint();
+  if (!r.ok() || n_sections > bytes.size()) return Status::Corruption("bad rule count in state");
+  std::vector<StoredRule> out;
+  out.reserve(n_sections);
+  for (uint64_t s = 0; s < n_sections; ++s) {
+    StoredRule& sr = out.emplace_back();
+    sr.rule = std::string(r.String());
+    sr.fingerprint = r.Fixed64();
+    const nfa::Program* p = r.ok() ? program_of(sr.rule) : nullptr;
+    sr.loaded = p != nullptr && p->fingerprint == sr.fingerprint;
+    if (sr.loaded && !decoded) {
+      table.reserve(n_events);
+      for (std::string_view span : spans) {
+        auto ev = DecodeEvent(&span, decoder);
+        if (!ev.ok()) return ev.status();
+        table.push_back(std::move(ev).value());
+      }
+      decoded = true;
+    }
+    sr.runs.alerted = r.Byte() != 0;
+    sr.runs.last_alert = r.Signed();
+    sr.runs.start_barrier = r.Varint();
+    sr.runs.barrier_until = r.Signed();
+    if (!r.ok()) return Status::Corruption("truncated rule state");
+    Status st = ReadRuns(r, &in, bytes.size(), sr.loaded ? p : nullptr, &table, &sr.runs, &sr.stored_runs);
+    if (!st.ok()) return st;
   }
   if (!r.ok() || !in.empty()) return Status::Corruption("trailing or truncated bytes in state");
-  return k;
+  return out;
+}
+
+uint64_t CountStoredRuns(std::string_view bytes) {
+  std::string_view in = bytes;
+  Reader r(&in);
+  uint8_t version = r.Byte();
+  if (version == 1) return CountV1Runs(r);
+  if (version != kStateFormatVersion) return 0;
+  uint64_t n_events = r.Varint();
+  for (uint64_t i = 0; i < n_events && r.ok(); ++i) SkipEvent(r);
+  uint64_t n_sections = r.Varint(), total = 0;
+  for (uint64_t s = 0; s < n_sections && r.ok(); ++s) {
+    r.String();
+    r.Fixed64();
+    r.Byte();
+    r.Signed();
+    r.Varint();
+    r.Signed();
+    uint64_t n = 0;
+    if (!ReadRuns(r, &in, bytes.size(), nullptr, nullptr, nullptr, &n).ok()) return 0;
+    total += n;
+  }
+  return r.ok() ? total : 0;
+}
+
+std::string EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k) {
+  std::string out;
+  EncodeKeyRuns(p, k, &out);
+  return out;
+}
+
+void EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k, std::string* out) {
+  EncodeKeyRecord({RuleRuns{&p, &k}}, out);
+}
+
+Result<nfa::KeyRuns> DecodeKeyRuns(std::string_view bytes, const nfa::Program& p, EventDecoder* decoder) {
+  auto rec = DecodeKeyRecord(bytes, decoder, [&](std::string_view name) { return name == p.name ? &p : nullptr; });
+  if (!rec.ok()) return rec.status();
+  for (auto& sr : rec.value()) {
+    if (sr.rule != p.name) continue;
+    if (!sr.loaded) {
+      return Status::InvalidArgument(fmt::format("state was written for another version of rule '{}'", p.name));
+    }
+    return std::move(sr.runs);
+  }
+  return Status::NotFound(fmt::format("no state of rule '{}' in the record", p.name));
 }
 
 Status Engine::PutMeta(StateStore* store) const {
@@ -313,18 +402,30 @@ Status Engine::PutMeta(StateStore* store) const {
   return store->Put("engine/buffer", buf);
 }
 
-// Writes the record of one rule and key, or deletes it when `runs` is null.
+// Writes the record of one key: a section per rule that needs its state kept.
 // The key and the value are built in buffers kept by the engine.
-Status Engine::PutKey(StateStore* store, uint32_t rule, std::string_view key, const nfa::KeyRuns* runs) {
-  const nfa::Program& p = *states_[rule].program;
-  save_key_.assign("engine/k/");
-  save_key_.append(p.name);
+Status Engine::PutKey(StateStore* store, uint32_t group, std::string_view key, const KeyEntry* entry,
+                      bool* wrote) {
+  const KeyGroup& g = groups_[group];
+  save_key_.assign("engine/g/");
+  save_key_.append(g.field);
   save_key_.push_back('\0');
   save_key_.append(key);
-  if (runs == nullptr) return store->Delete(save_key_);
-  save_value_.clear();
-  EncodeKeyRuns(p, *runs, &save_value_);
-  return store->Put(save_key_, save_value_);
+  *wrote = false;
+  if (entry != nullptr) {
+    save_rules_.clear();
+    for (size_t i = 0; i < g.rules.size(); ++i) {
+      const nfa::Program& p = *states_[g.rules[i]].program;
+      if (Needed(p, entry->rules[i].runs, watermark_)) save_rules_.push_back(RuleRuns{&p, &entry->rules[i].runs});
+    }
+    if (!save_rules_.empty()) {
+      save_value_.clear();
+      EncodeKeyRecord(save_rules_, &save_value_);
+      *wrote = true;
+      return store->Put(save_key_, save_value_);
+    }
+  }
+  return store->Delete(save_key_);
 }
 
 Status Engine::Save(StateStore* store) {
@@ -335,16 +436,16 @@ Status Engine::Save(StateStore* store) {
     if (Status d = store->Delete(k); !d.ok()) return d;
   }
   if (st = PutMeta(store); !st.ok()) return st;
-  for (const auto& group : groups_) {
-    for (uint32_t id : group.index) {
+  for (uint32_t g = 0; g < groups_.size(); ++g) {
+    for (uint32_t id : groups_[g].index) {
       KeyEntry& entry = entries_[id];
-      for (size_t i = 0; i < group.rules.size(); ++i) {
-        KeyState& ks = entry.rules[i];
-        ks.stored = false;
-        if (!Needed(*states_[group.rules[i]].program, ks.runs, watermark_)) continue;
-        if (st = PutKey(store, group.rules[i], entry.key, &ks.runs); !st.ok()) return st;
-        ks.stored = true;
+      entry.stored = false;
+      bool any = false;
+      for (size_t i = 0; i < groups_[g].rules.size() && !any; ++i) {
+        any = Needed(*states_[groups_[g].rules[i]].program, entry.rules[i].runs, watermark_);
       }
+      if (!any) continue;  // no record, and no delete of one the store does not hold
+      if (st = PutKey(store, g, entry.key, &entry, &entry.stored); !st.ok()) return st;
     }
   }
   for (auto [id, gen] : dirty_) {
@@ -356,14 +457,13 @@ Status Engine::Save(StateStore* store) {
 }
 
 // Only what changed: the records of keys freed since the last save are
-// deleted, those of touched keys written, or deleted when the rule no longer
-// needs them. A (rule, key) the store holds no record of is not deleted, so a
-// key that only some rules of its group keep costs no delete (and no
-// changelog tombstone) for the others.
+// deleted, those of touched keys written, or deleted when no rule needs them
+// any more. A key the store holds no record of is not deleted.
 Status Engine::SaveChanges(StateStore* store) {
   if (Status st = PutMeta(store); !st.ok()) return st;
-  for (const auto& [rule, key] : forgotten_) {
-    if (Status st = PutKey(store, rule, key, nullptr); !st.ok()) return st;
+  bool wrote = false;
+  for (const auto& [group, key] : forgotten_) {
+    if (Status st = PutKey(store, group, key, nullptr, &wrote); !st.ok()) return st;
   }
   forgotten_.clear();
   for (auto [id, gen] : dirty_) {
@@ -371,29 +471,18 @@ Status Engine::SaveChanges(StateStore* store) {
     if (entry.generation != gen) continue;  // forgotten since, deleted above
     entry.dirty = false;
     const KeyGroup& group = groups_[entry.group];
-    for (size_t i = 0; i < group.rules.size(); ++i) {
-      KeyState& ks = entry.rules[i];
-      uint32_t rule = group.rules[i];
-      if (Needed(*states_[rule].program, ks.runs, watermark_)) {
-        if (Status st = PutKey(store, rule, entry.key, &ks.runs); !st.ok()) return st;
-        ks.stored = true;
-      } else if (ks.stored) {
-        if (Status st = PutKey(store, rule, entry.key, nullptr); !st.ok()) return st;
-        ks.stored = false;
-      }
+    bool any = false;
+    for (size_t i = 0; i < group.rules.size() && !any; ++i) {
+      any = Needed(*states_[group.rules[i]].program, entry.rules[i].runs, watermark_);
     }
+    if (!any && !entry.stored) continue;
+    if (Status st = PutKey(store, entry.group, entry.key, &entry, &entry.stored); !st.ok()) return st;
   }
   dirty_.clear();
   return Status::Ok();
 }
 
 Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* report) {
-  auto drop = [report](std::string_view k, std::string_view v, bool removed) {
-    if (!report) return;
-    ++report->keys_dropped;
-    (removed ? report->runs_removed : report->runs_changed) += CountStoredRuns(v);
-    report->stale_keys.emplace_back(k);
-  };
   for (auto& g : groups_) g.index.clear();
   entries_.clear();
   free_entries_.clear();
@@ -403,6 +492,11 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* 
   for (auto& d : deadlines_) d.clear();
   buffer_ = {};
   for (auto& r : stats_.rules) r.runs = 0;
+  auto count = [report](uint64_t runs, bool removed) {
+    if (!report) return;
+    ++report->keys_dropped;
+    (removed ? report->runs_removed : report->runs_changed) += runs;
+  };
   Status result;
   std::vector<uint32_t> loaded;
   Status st = store.Scan("engine/", [&](std::string_view k, std::string_view v) {
@@ -428,36 +522,52 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* 
         buffer_.push(Buffered{std::move(ev).value()});
       }
     } else if (k.substr(0, 9) == "engine/k/") {
+      // A record of format version 1 (one per rule and key): not loaded.
+      count(CountStoredRuns(v), false);
+      if (report) report->stale_keys.emplace_back(k);
+    } else if (k.substr(0, 9) == "engine/g/") {
       std::string_view rest = k.substr(9);
       size_t nul = rest.find('\0');
       if (nul == std::string_view::npos) {
         result = Status::Corruption("bad state key");
         return;
       }
-      std::string_view name = rest.substr(0, nul), key = rest.substr(nul + 1);
-      for (uint32_t r = 0; r < states_.size(); ++r) {
-        RuleState& rs = states_[r];
-        if (rs.program->name != name) continue;
-        auto kr = DecodeKeyRuns(v, *rs.program, decoder);
-        if (!kr.ok()) {
-          if (kr.status().code() == Status::Code::kInvalidArgument) {
-            drop(k, v, false);  // the rule changed: its partial matches go
-            return;
-          }
-          result = kr.status();
-          return;
+      std::string_view field = rest.substr(0, nul), key = rest.substr(nul + 1);
+      uint32_t g = 0;
+      while (g < groups_.size() && groups_[g].field != field) ++g;
+      // The rule a section belongs to, if it is still keyed on this field.
+      auto rule_of = [&](std::string_view name) -> int {
+        if (g == groups_.size()) return -1;
+        for (uint32_t pos = 0; pos < groups_[g].rules.size(); ++pos) {
+          if (states_[groups_[g].rules[pos]].program->name == name) return static_cast<int>(pos);
         }
-        KeyGroup& group = groups_[rs.group];
-        uint32_t id;
-        if (auto it = group.index.find(key); it != group.index.end()) {
-          id = *it;
-        } else {
-          id = NewEntry(rs.group, key);
+        return -1;
+      };
+      auto rec = DecodeKeyRecord(v, decoder, [&](std::string_view name) -> const nfa::Program* {
+        int pos = rule_of(name);
+        return pos < 0 ? nullptr : states_[groups_[g].rules[static_cast<size_t>(pos)]].program;
+      });
+      if (!rec.ok()) {
+        result = rec.status();
+        return;
+      }
+      uint32_t id = UINT32_MAX;
+      bool dropped = false;
+      for (auto& sr : rec.value()) {
+        int pos = rule_of(sr.rule);
+        if (!sr.loaded) {
+          count(sr.stored_runs, pos < 0);  // the rule changed or is gone: its partial matches go
+          dropped = true;
+          continue;
+        }
+        if (id == UINT32_MAX) {
+          id = NewEntry(g, key);
           loaded.push_back(id);
         }
+        uint32_t r = groups_[g].rules[static_cast<size_t>(pos)];
+        RuleState& rs = states_[r];
         KeyState& ks = entries_[id].rules[rs.pos];
-        ks.runs = std::move(kr).value();
-        ks.stored = true;
+        ks.runs = std::move(sr.runs);
         stats_.rules[r].runs += static_cast<int64_t>(ks.runs.runs.size());
         if (rs.silent) {
           if (!ks.runs.empty()) {
@@ -470,9 +580,13 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* 
           }
         }
         Schedule(id, r, watermark_);
-        return;
       }
-      drop(k, v, true);  // the rule is gone
+      if (id == UINT32_MAX) {
+        if (report && dropped) report->stale_keys.emplace_back(k);  // nothing of it is kept
+      } else {
+        entries_[id].stored = true;
+        if (dropped) MarkDirty(id);  // rewritten without the dropped rules at the next save
+      }
     }
   });
   if (!st.ok()) return st;

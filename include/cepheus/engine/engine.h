@@ -21,6 +21,7 @@
 
 #include "cepheus/engine/event_decoder.h"
 #include "cepheus/engine/seams.h"
+#include "cepheus/engine/state_codec.h"
 #include "cepheus/nfa/matcher.h"
 
 namespace cepheus::engine {
@@ -94,7 +95,6 @@ class Engine {
     // Rules whose closings are silent: the one pending closing of the key (at
     // its oldest run's deadline); kMaxTime when none is pending.
     Millis armed_at = kMaxTime;
-    bool stored = false;         // the store holds a record of it (as of the last save)
   };
   // One key of one key field, with the state of every rule keyed on that field.
   // Entries live in a slab; a timer names (slot, generation) so a reused slot
@@ -104,6 +104,7 @@ class Engine {
     uint32_t generation = 0;
     uint32_t group = 0;
     bool dirty = false;  // changed since the last save
+    bool stored = false; // the store holds a record of it (as of the last save)
     std::vector<KeyState> rules;  // by position in the group
   };
   // The index of one key field's keys: the ids of their entries in an open
@@ -127,6 +128,7 @@ class Engine {
   // The rules that share a key field, and the index of that field's keys.
   struct KeyGroup {
     int32_t slot;
+    std::string field;  // the key field's path ("user_id"), naming its records
     std::vector<uint32_t> rules;  // rule indices
     KeyIndex index;               // entry ids, by key
     // Event types (TypeTable ids; the last entry: unknown types) that some
@@ -186,8 +188,10 @@ class Engine {
   uint32_t NewEntry(uint32_t group, std::string_view key);
   void MarkDirty(uint32_t entry);
   Status PutMeta(StateStore* store) const;
-  // Writes the record of (rule, key), or deletes it when `runs` is null.
-  Status PutKey(StateStore* store, uint32_t rule, std::string_view key, const nfa::KeyRuns* runs);
+  // Writes the record of one key of `group` (the state of every rule that
+  // needs it kept), or deletes it when `entry` is null. Returns in *wrote
+  // whether a record was written.
+  Status PutKey(StateStore* store, uint32_t group, std::string_view key, const KeyEntry* entry, bool* wrote);
   void KeepBarrier(KeyState& ks, uint64_t barrier_before);
   // True when the key holds state that must be kept (and saved).
   bool Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const;
@@ -210,9 +214,10 @@ class Engine {
   uint64_t timer_order_ = 0;
   EngineStats stats_;
   std::vector<std::pair<uint32_t, uint32_t>> dirty_;        // (entry, generation)
-  // (rule, key) freed since the last save while the store held a record of it
+  // (group, key) freed since the last save while the store held a record of it
   std::vector<std::pair<uint32_t, std::string>> forgotten_;
   std::string save_key_, save_value_;  // reused by PutKey
+  std::vector<RuleRuns> save_rules_;
   std::vector<nfa::Match> matches_;  // reused
   std::string key_;                  // reused
 };

@@ -6,8 +6,10 @@
 // the bound values in the order they were bound, which gives the same bits).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cepheus/common/status.h"
 #include "cepheus/engine/event_decoder.h"
@@ -15,24 +17,50 @@
 
 namespace cepheus::engine {
 
-inline constexpr uint8_t kStateFormatVersion = 1;
+inline constexpr uint8_t kStateFormatVersion = 2;
 
+// The state of one rule for one key, as written into a key record.
+struct RuleRuns {
+  const nfa::Program* program;
+  const nfa::KeyRuns* runs;
+};
+
+// A key record: the state of the listed rules for one key, every distinct
+// event once (rules of one key field often bind the same events). Appended to
+// `out`.
+void EncodeKeyRecord(const std::vector<RuleRuns>& rules, std::string* out);
+
+// One rule's section of a key record.
+struct StoredRule {
+  std::string rule;          // the rule's name
+  uint64_t fingerprint = 0;  // of the rule text it was written for
+  uint64_t stored_runs = 0;  // partial matches in the section
+  bool loaded = false;       // `runs` holds them (the rule exists, same text)
+  nfa::KeyRuns runs;
+};
+
+// Decodes a key record. `program_of` names the rule a section is loaded
+// into (null: the rule is gone); a section whose fingerprint differs from
+// that program's is not loaded either: state is never read into a different
+// automaton. Fails with Corruption on malformed bytes.
+Result<std::vector<StoredRule>> DecodeKeyRecord(
+    std::string_view bytes, EventDecoder* decoder,
+    const std::function<const nfa::Program*(std::string_view rule)>& program_of);
+
+// A record holding one rule's state, and back (tests and tools). Decoding
+// fails with InvalidArgument when the bytes were written for another
+// version of the rule.
 std::string EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k);
-// The same bytes, appended to `out`.
 void EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k, std::string* out);
-
-// Fails with Corruption on malformed bytes, and with InvalidArgument when the
-// bytes were written for another version of the rule (fingerprint mismatch):
-// state is never read into a different automaton.
 Result<nfa::KeyRuns> DecodeKeyRuns(std::string_view bytes, const nfa::Program& p,
                                    EventDecoder* decoder);
 
-// Events alone (the reorder buffer).
-// The number of partial matches in an encoded KeyRuns, read without decoding
-// its events (so it works for state of a rule that changed); 0 when the bytes
-// do not parse.
+// The number of partial matches in a record (every section), read without
+// decoding its events (so it works for state of a rule that changed, and
+// for records of format version 1); 0 when the bytes do not parse.
 uint64_t CountStoredRuns(std::string_view bytes);
 
+// Events alone (the reorder buffer).
 void EncodeEvent(const nfa::Event& e, std::string* out);
 Result<nfa::EventRef> DecodeEvent(std::string_view* in, EventDecoder* decoder);
 

@@ -17,8 +17,10 @@
 #include <iostream>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <thread>
 
+#include "cepheus/engine/state_codec.h"
 #include "cepheus/io/kafka.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
@@ -289,24 +291,36 @@ TEST_CASE("a reload refuses a rule set that does not check and keeps the running
     CHECK(fired[0].find("\"rule\":\"kept\"") != std::string::npos);
   }
   CHECK(running.Stop() == 0);
+  std::set<std::pair<std::string, uint64_t>> current;
+  for (const auto& p : d.rules().programs) current.emplace(p->name, p->fingerprint);
 
   owned.reset();  // closes LMDB
 
   // The dropped state is gone from LMDB too (so neither a restart nor another
-  // daemon loads it): no key of the old `changed` (u2's) or of `removed` is
-  // left. (u1's order after the reload started a run of the new `changed`.)
+  // daemon loads it): u2's record (only old `changed` and `removed` state) is
+  // deleted, and every rule section left was written for a rule of the new
+  // set. (u1's order after the reload started a run of the new `changed`.)
   auto store = state::LmdbStore::Open({config.state.directory, config.state.map_size, config.state.max_map_size});
   REQUIRE(store.ok());
-  int stale = 0, keys = 0;
-  REQUIRE(store.value()->Scan("", [&](std::string_view k, std::string_view) {
-    ++keys;
+  int stale = 0, records = 0;
+  REQUIRE(store.value()->Scan("", [&](std::string_view k, std::string_view v) {
     using namespace std::string_view_literals;
-    if (k.find("/engine/k/changed\0u2"sv) != std::string_view::npos || k.find("/engine/k/removed") != std::string_view::npos) {
+    if (k.find("/engine/g/"sv) == std::string_view::npos) return;
+    ++records;
+    if (k.find("/engine/g/user_id\0u2"sv) != std::string_view::npos) {
       ++stale;
-      MESSAGE("stale key left: " << std::string(k));
+      MESSAGE("stale record left: " << std::string(k));
+    }
+    auto sections = engine::DecodeKeyRecord(v, nullptr, [](std::string_view) { return nullptr; });
+    REQUIRE(sections.ok());
+    for (const auto& s : sections.value()) {
+      if (!current.count({s.rule, s.fingerprint})) {
+        ++stale;
+        MESSAGE("stale state of rule " << s.rule << " left in " << std::string(k));
+      }
     }
   }).ok());
-  CHECK(keys > 0);
+  CHECK(records > 0);
   CHECK(stale == 0);
   std::filesystem::remove_all(dir);
 }

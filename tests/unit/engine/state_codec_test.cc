@@ -135,12 +135,21 @@ TEST_CASE("state written for another version of a rule is dropped and counted, n
   CHECK(report.keys_dropped == 3);
   CHECK(report.runs_changed == 2);
   CHECK(report.runs_removed == 1);
-  CHECK(report.stale_keys.size() == 3);
-  for (const auto& k : report.stale_keys) {
-    CHECK((k.rfind("engine/k/r", 0) == 0 || k.rfind("engine/k/gone", 0) == 0));
-  }
+  // u's record held only dropped state: the caller deletes it. v's record
+  // keeps `kept`: it is rewritten without the rest at the next save.
+  using namespace std::string_literals;
+  CHECK(report.stale_keys == std::vector<std::string>{"engine/g/user_id\0u"s});
   CHECK(c.active_runs() == 4);
   CHECK(b.active_runs() == 1);  // the unchanged rule's run is kept
+  REQUIRE(b.SaveChanges(&store).ok());
+  std::string v_record;
+  store.Scan("engine/g/user_id\0v"s, [&](std::string_view, std::string_view v) { v_record = std::string(v); });
+  REQUIRE(!v_record.empty());
+  auto sections = engine::DecodeKeyRecord(v_record, nullptr, [](std::string_view) { return nullptr; });
+  REQUIRE(sections.ok());
+  REQUIRE(sections.value().size() == 1);
+  CHECK(sections.value()[0].rule == "kept");
+  CHECK(sections.value()[0].stored_runs == 1);
 }
 
 TEST_CASE("truncated or corrupted state is reported as corruption") {
@@ -153,7 +162,7 @@ TEST_CASE("truncated or corrupted state is reported as corruption") {
   engine::MemoryStateStore store;
   REQUIRE(a.Save(&store).ok());
   std::string bytes;
-  store.Scan("engine/k/", [&](std::string_view, std::string_view v) { bytes = std::string(v); });
+  store.Scan("engine/g/", [&](std::string_view, std::string_view v) { bytes = std::string(v); });
   REQUIRE(!bytes.empty());
   const nfa::Program& p = *compiled->programs[0];
   CHECK(engine::DecodeKeyRuns(bytes, p, &dec).ok());
@@ -202,7 +211,7 @@ TEST_CASE("saving the changes deletes only records the store holds") {
   CHECK(store.needless_deletes == 0);
   CHECK(store.deletes > 0);
   std::vector<std::string> keys;
-  store.Scan("engine/k/", [&](std::string_view k, std::string_view) { keys.emplace_back(k); });
+  store.Scan("engine/g/", [&](std::string_view k, std::string_view) { keys.emplace_back(k); });
   CHECK(keys.empty());
 }
 
@@ -237,6 +246,6 @@ TEST_CASE("saving only the changes leaves the store equal to a full save, at eve
   eng.Finish();
   REQUIRE(eng.SaveChanges(&incremental).ok());
   std::vector<std::string> keys;
-  incremental.Scan("engine/k/", [&](std::string_view k, std::string_view) { keys.emplace_back(k); });
+  incremental.Scan("engine/g/", [&](std::string_view k, std::string_view) { keys.emplace_back(k); });
   CHECK(keys.empty());  // every window closed: every key record deleted
 }
