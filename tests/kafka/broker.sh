@@ -9,6 +9,7 @@
 #   broker.sh consume DIR TOPIC N [--read-committed] [--keys]
 #                                            values of the first N messages, one a line
 #                                            (with --keys: KEY<TAB>VALUE)
+#   broker.sh produce DIR TOPIC              produce stdin's KEY<TAB>VALUE lines, in order
 #   broker.sh group-offsets DIR GROUP        the group's committed offsets, one
 #                                            TOPIC PARTITION OFFSET line per partition
 #
@@ -358,6 +359,20 @@ do_consume() {
   rm -f "$err"
 }
 
+# Kafka's console producer: one message per stdin line, keyed by what comes
+# before the first tab (so a key always lands on one partition), acks=all.
+do_produce() {
+  [ $# -eq 2 ] || usage
+  local dir bootstrap
+  dir=$(need_dir "$1")
+  bootstrap=$(bootstrap_of "$dir")
+  do_fetch
+  java "${tool_jvm[@]}" -Dlog4j2.configurationFile="$dir/log4j2-tools.properties" \
+    -cp "$jars/*" org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$bootstrap" --topic "$2" \
+    --property parse.key=true --property key.separator=$'\t' --producer-property acks=all \
+    --producer-property linger.ms=20
+}
+
 # Kafka's own group tool; its table has GROUP TOPIC PARTITION CURRENT-OFFSET
 # ... columns ("-" for a partition with no committed offset).
 do_group_offsets() {
@@ -381,6 +396,7 @@ case $cmd in
   stop) [ $# -eq 1 ] || usage; do_stop "$1" ;;
   topic) do_topic "$@" ;;
   consume) do_consume "$@" ;;
+  produce) do_produce "$@" ;;
   group-offsets) do_group_offsets "$@" ;;
   *) usage ;;
 esac
