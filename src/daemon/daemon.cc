@@ -112,18 +112,15 @@ Daemon::~Daemon() {
   consumer_.reset();  // close the consumer first: its revoke callback may commit
 }
 
-void Daemon::LogFatalKafka(const std::string& message) const {
-  std::string lower = message;
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  // librdkafka words it "fenced by a newer instance", or, when the broker
-  // refuses an offset commit, "an old epoch": both mean another producer took
-  // this transactional id.
-  bool fenced = lower.find("fenced") != std::string::npos || lower.find("old epoch") != std::string::npos;
-  LogError(fmt::format("fatal Kafka error, stopping: {}{}", message,
-                       fenced ? fmt::format(" (another process uses transactional_id '{}'; each daemon needs its own "
-                                            "kafka.transactional_id)",
-                                            config_.kafka.transactional_id)
-                              : ""));
+void Daemon::LogFatalKafka(const io::TxnResult& r) const {
+  // Fenced comes from the error code (io::TxnResult::fenced), whatever words
+  // librdkafka or the broker put around it ("fenced by a newer instance", "an
+  // old epoch"): another producer took this transactional id.
+  LogError(fmt::format("fatal Kafka error, stopping: {}{}", r.message,
+                       r.fenced ? fmt::format(" (another process uses transactional_id '{}'; each daemon needs its "
+                                              "own kafka.transactional_id)",
+                                              config_.kafka.transactional_id)
+                                : ""));
 }
 
 int64_t Daemon::active_runs() const {
@@ -409,7 +406,7 @@ bool Daemon::Commit() {
     if (r.ok() || r.outcome != io::TxnOutcome::kRetry || attempt >= 5) break;
   }
   if (r.outcome == io::TxnOutcome::kFatal) {
-    LogFatalKafka(r.message);
+    LogFatalKafka(r);
     return false;
   }
   if (!r.ok()) return Abort(r.message);
@@ -439,7 +436,7 @@ bool Daemon::Abort(const std::string& why) {
   daemon::Log(LogLevel::kWarning, "aborting the transaction: " + why);
   io::TxnResult r = producer_->AbortTransaction(kTxnTimeoutMs);
   if (r.outcome == io::TxnOutcome::kFatal) {
-    LogFatalKafka(r.message);
+    LogFatalKafka(r);
     fatal_ = true;
     return false;
   }

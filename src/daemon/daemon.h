@@ -96,7 +96,7 @@ class Daemon : public io::RebalanceListener {
   void Log(const std::string& line) const { daemon::Log(LogLevel::kInfo, line); }
   void LogError(const std::string& line) const { daemon::Log(LogLevel::kError, line); }
   // A fatal librdkafka error; a fencing names the transactional id in conflict.
-  void LogFatalKafka(const std::string& message) const;
+  void LogFatalKafka(const io::TxnResult& r) const;
 
   Config config_;
   std::shared_ptr<const nfa::CompiledRuleSet> rules_;

@@ -10,7 +10,10 @@
 // FIFO per rule holds one (deadline, entry, generation) per run, O(1) each,
 // and the engine pops the earliest front across rules. Keys kept only for a
 // cooldown or a start barrier wake up from a small heap instead. Entries that
-// name a freed key (older generation) or a run already gone are skipped.
+// name a freed key (older generation) or a run already gone are skipped; so
+// that a hot key's runs dropped at its `limit` do not leave one entry per
+// event behind, a FIFO that has doubled since its last pass is compacted
+// (CompactDeadlines), which keeps it in proportion to the live runs.
 // Releasing an event first fires every closing before the event's time, which
 // gives the spec's "windows and events in time order". An entry is freed as
 // soon as no rule needs it, so state is bounded by the live windows (plus
@@ -20,6 +23,11 @@
 #include <fmt/format.h>
 
 namespace cepheus::engine {
+namespace {
+
+constexpr size_t kCompactMin = 4096;  // a closing FIFO is never compacted below this size
+
+}  // namespace
 
 Engine::Engine(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions options,
                AlertSink* sink)
@@ -45,6 +53,7 @@ Engine::Engine(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions 
   }
   stats_.rules.resize(states_.size());
   deadlines_.resize(states_.size());
+  compact_at_.resize(states_.size(), kCompactMin);
 }
 
 Engine::~Engine() = default;
@@ -89,6 +98,9 @@ void Engine::Drain() {
     buffer_.pop();
     CloseUntil(e->ts);
     Evaluate(e);
+    for (uint32_t r = 0; r < deadlines_.size(); ++r) {
+      if (deadlines_[r].size() >= compact_at_[r]) CompactDeadlines(r);
+    }
   }
   CloseUntil(watermark_);
 }
@@ -243,6 +255,28 @@ void Engine::KeepBarrier(KeyState& ks, uint64_t barrier_before) {
     // released, which is once the watermark passes the largest time seen now.
     ks.runs.barrier_until = std::max(ks.runs.barrier_until, max_ts_);
   }
+}
+
+void Engine::CompactDeadlines(uint32_t rule) {
+  // From the back: an entry is the key's last one when the key is not marked
+  // yet. Dropping an entry that closes nothing skips only a Fire that would
+  // close no window, publish nothing and leave the key as it is. A key's last
+  // entry is never dropped (unless the key is gone), so a rule that keeps one
+  // pending closing per key loses none.
+  const RuleState& rs = states_[rule];
+  std::vector<bool> later(entries_.size(), false);  // the key has an entry further back
+  std::deque<Deadline>& fifo = deadlines_[rule];
+  size_t keep = fifo.size();
+  for (size_t i = fifo.size(); i-- > 0;) {
+    const Deadline& d = fifo[i];
+    const KeyEntry& entry = entries_[d.entry];
+    bool drop = entry.generation != d.generation ||
+                (later[d.entry] && d.at < rs.matcher.NextDeadline(entry.rules[rs.pos].runs));
+    if (entry.generation == d.generation) later[d.entry] = true;
+    if (!drop) fifo[--keep] = d;
+  }
+  fifo.erase(fifo.begin(), fifo.begin() + static_cast<std::ptrdiff_t>(keep));
+  compact_at_[rule] = std::max(kCompactMin, 2 * fifo.size());
 }
 
 bool Engine::Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const {

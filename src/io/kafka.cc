@@ -244,7 +244,14 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::CreateTransactional(const 
 
 namespace {
 
-TxnResult Classify(RdKafka::Error* e) {
+bool IsFencedCode(int code) {
+  return code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+         code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+}
+
+// `producer` answers, for a fatal error, which error made it fatal: the
+// error's own code is then often just __FATAL.
+TxnResult Classify(RdKafka::Error* e, RdKafka::Producer* producer) {
   if (e == nullptr) return {};
   TxnResult r;
   r.message = e->str();
@@ -252,6 +259,11 @@ TxnResult Classify(RdKafka::Error* e) {
               : e->txn_requires_abort()  ? TxnOutcome::kAbort
               : e->is_retriable()        ? TxnOutcome::kRetry
                                          : TxnOutcome::kAbort;
+  r.fenced = IsFencedCode(e->code());
+  if (e->is_fatal()) {
+    std::string why;
+    r.fenced = r.fenced || IsFencedCode(producer->fatal_error(why));
+  }
   delete e;
   return r;
 }
@@ -259,10 +271,12 @@ TxnResult Classify(RdKafka::Error* e) {
 }  // namespace
 
 TxnResult KafkaProducer::InitTransactions(int timeout_ms) {
-  return Classify(impl_->producer->init_transactions(timeout_ms));
+  return Classify(impl_->producer->init_transactions(timeout_ms), impl_->producer.get());
 }
 
-TxnResult KafkaProducer::BeginTransaction() { return Classify(impl_->producer->begin_transaction()); }
+TxnResult KafkaProducer::BeginTransaction() {
+  return Classify(impl_->producer->begin_transaction(), impl_->producer.get());
+}
 
 TxnResult KafkaProducer::SendOffsets(const std::vector<TopicOffset>& offsets, KafkaConsumer* consumer,
                                      int timeout_ms) {
@@ -270,17 +284,18 @@ TxnResult KafkaProducer::SendOffsets(const std::vector<TopicOffset>& offsets, Ka
   for (const auto& o : offsets) tps.push_back(RdKafka::TopicPartition::create(o.topic, o.partition, o.offset));
   std::unique_ptr<RdKafka::ConsumerGroupMetadata> meta(
       static_cast<RdKafka::ConsumerGroupMetadata*>(consumer->group_metadata_handle()));
-  TxnResult r = Classify(impl_->producer->send_offsets_to_transaction(tps, meta.get(), timeout_ms));
+  TxnResult r =
+      Classify(impl_->producer->send_offsets_to_transaction(tps, meta.get(), timeout_ms), impl_->producer.get());
   RdKafka::TopicPartition::destroy(tps);
   return r;
 }
 
 TxnResult KafkaProducer::CommitTransaction(int timeout_ms) {
-  return Classify(impl_->producer->commit_transaction(timeout_ms));
+  return Classify(impl_->producer->commit_transaction(timeout_ms), impl_->producer.get());
 }
 
 TxnResult KafkaProducer::AbortTransaction(int timeout_ms) {
-  return Classify(impl_->producer->abort_transaction(timeout_ms));
+  return Classify(impl_->producer->abort_transaction(timeout_ms), impl_->producer.get());
 }
 
 Status KafkaProducer::ProduceTo(const std::string& topic, int32_t partition, std::string_view key,

@@ -11,7 +11,9 @@
 // transaction; the map is then doubled with mdb_env_set_mapsize, which LMDB
 // allows only with no transaction open in the process, and the whole batch is
 // redone from the log, which is why the log is kept until the commit
-// succeeds.
+// succeeds. Any other failure is returned (the batch stays staged); a write
+// that failed because the file system is full is reported as ENOSPC even when
+// LMDB saw only a short write (which it reports as EIO).
 //
 // Scan merges a read transaction's cursor over the prefix with the staged
 // changes (sorted first), so the engine can Save (delete all, put all) before
@@ -20,6 +22,7 @@
 
 #include <lmdb.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -45,6 +48,24 @@ Status LmdbError(const std::string& dir, const char* what, int rc) {
     default:
       return Status::IoError(msg);
   }
+}
+
+// A commit that could not write its pages. LMDB reports a short write as EIO
+// (mdb_page_flush), and a file system that fills up in the middle of a write
+// gives exactly that: so when the state directory's file system is (nearly)
+// out of space, the failure is named for what it is, with the bytes left,
+// rather than as an I/O error that sends the operator to check the disk.
+Status CommitError(const std::string& dir, int rc, size_t batch_bytes) {
+  struct statvfs fs {};
+  if ((rc == EIO || rc == ENOSPC) && ::statvfs(dir.c_str(), &fs) == 0) {
+    uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+    if (rc == ENOSPC || free_bytes < 2 * batch_bytes + (1u << 20)) {
+      return Status::IoError(fmt::format("state directory {}: commit failed: {} ({} bytes free on its file system{})",
+                                         dir, std::strerror(ENOSPC), free_bytes,
+                                         rc == EIO ? "; LMDB saw a short write and reported an I/O error" : ""));
+    }
+  }
+  return LmdbError(dir, "commit failed", rc);
 }
 
 MDB_val Val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
@@ -197,7 +218,7 @@ Status LmdbStore::Commit() {
       Rollback();  // applied: the log starts again (its buffers are kept)
       return Status::Ok();
     }
-    if (rc != MDB_MAP_FULL) return LmdbError(options_.directory, "commit failed", rc);
+    if (rc != MDB_MAP_FULL) return CommitError(options_.directory, rc, arena_.size());
     if (Status st = Grow(); !st.ok()) return st;  // then redo the whole batch
   }
 }

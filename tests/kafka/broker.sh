@@ -6,8 +6,12 @@
 #   broker.sh start DIR                      start a broker in DIR, print 127.0.0.1:PORT
 #   broker.sh stop DIR                       stop it (TERM, then KILL); DIR is kept
 #   broker.sh topic DIR NAME PARTITIONS      create a topic (replication factor 1)
-#   broker.sh consume DIR TOPIC N [--read-committed]
+#   broker.sh consume DIR TOPIC N [--read-committed] [--keys]
 #                                            values of the first N messages, one a line
+#                                            (with --keys: KEY<TAB>VALUE)
+#   broker.sh produce DIR TOPIC              produce stdin's KEY<TAB>VALUE lines, in order
+#   broker.sh group-offsets DIR GROUP        the group's committed offsets, one
+#                                            TOPIC PARTITION OFFSET line per partition
 #
 # Environment:
 #   CEPHEUS_KAFKA_VERSION        Kafka version (default 4.4.0)
@@ -327,13 +331,16 @@ do_topic() {
 }
 
 do_consume() {
-  [ $# -ge 3 ] && [ $# -le 4 ] || usage
-  local dir bootstrap topic=$2 n=$3 isolation=read_uncommitted err rc=0 got
+  [ $# -ge 3 ] && [ $# -le 5 ] || usage
+  local dir bootstrap topic=$2 n=$3 isolation=read_uncommitted err rc=0 got keys=() opt
   dir=$(need_dir "$1")
-  if [ $# -eq 4 ]; then
-    [ "$4" = "--read-committed" ] || usage
-    isolation=read_committed
-  fi
+  for opt in "${@:4}"; do
+    case $opt in
+      --read-committed) isolation=read_committed ;;
+      --keys) keys=(--property print.key=true --property key.separator=$'\t') ;;
+      *) usage ;;
+    esac
+  done
   bootstrap=$(bootstrap_of "$dir")
   do_fetch
   err=$(mktemp "$dir/consume.XXXXXX.log")
@@ -343,13 +350,40 @@ do_consume() {
     -cp "$jars/*" org.apache.kafka.tools.consumer.ConsoleConsumer \
     --bootstrap-server "$bootstrap" --topic "$topic" --from-beginning \
     --max-messages "$n" --timeout-ms "$((consume_timeout * 1000))" --isolation-level "$isolation" \
-    2>"$err" || rc=$?
+    "${keys[@]}" 2>"$err" || rc=$?
   got=$(sed -n 's/^Processed a total of \([0-9]*\) messages.*/\1/p' "$err" | tail -n 1)
   if [ "$rc" -ne 0 ] || [ "${got:-0}" -lt "$n" ]; then
     cat "$err" >&2
     die "consume: read ${got:-0} of $n messages of $topic (exit $rc)"
   fi
   rm -f "$err"
+}
+
+# Kafka's console producer: one message per stdin line, keyed by what comes
+# before the first tab (so a key always lands on one partition), acks=all.
+do_produce() {
+  [ $# -eq 2 ] || usage
+  local dir bootstrap
+  dir=$(need_dir "$1")
+  bootstrap=$(bootstrap_of "$dir")
+  do_fetch
+  java "${tool_jvm[@]}" -Dlog4j2.configurationFile="$dir/log4j2-tools.properties" \
+    -cp "$jars/*" org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$bootstrap" --topic "$2" \
+    --property parse.key=true --property key.separator=$'\t' --producer-property acks=all \
+    --producer-property linger.ms=20
+}
+
+# Kafka's own group tool; its table has GROUP TOPIC PARTITION CURRENT-OFFSET
+# ... columns ("-" for a partition with no committed offset).
+do_group_offsets() {
+  [ $# -eq 2 ] || usage
+  local dir bootstrap
+  dir=$(need_dir "$1")
+  bootstrap=$(bootstrap_of "$dir")
+  do_fetch
+  timeout 90 java "${tool_jvm[@]}" -Dlog4j2.configurationFile="$dir/log4j2-tools.properties" \
+    -cp "$jars/*" org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$bootstrap" \
+    --describe --offsets --group "$2" | awk -v g="$2" '$1 == g && $3 ~ /^[0-9]+$/ { print $2, $3, $4 }'
 }
 
 # ---------------------------------------------------------------- main
@@ -362,5 +396,7 @@ case $cmd in
   stop) [ $# -eq 1 ] || usage; do_stop "$1" ;;
   topic) do_topic "$@" ;;
   consume) do_consume "$@" ;;
+  produce) do_produce "$@" ;;
+  group-offsets) do_group_offsets "$@" ;;
   *) usage ;;
 esac

@@ -193,6 +193,12 @@ class Engine {
   // whether a record was written.
   Status PutKey(StateStore* store, uint32_t group, std::string_view key, const KeyEntry* entry, bool* wrote);
   void KeepBarrier(KeyState& ks, uint64_t barrier_before);
+  // Once a rule's closing FIFO has doubled since its last pass, drops the
+  // entries that can close nothing: their key is gone, or the key's oldest
+  // open window ends after them and a later entry of the key follows (runs
+  // dropped at the limit, or prefix runs gone, leave theirs behind). Keeps a
+  // hot key's FIFO at about its live runs rather than its events per window.
+  void CompactDeadlines(uint32_t rule);
   // True when the key holds state that must be kept (and saved).
   bool Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const;
   void Publish(uint32_t rule, const std::string& key, std::vector<nfa::Match>* matches);
@@ -206,6 +212,7 @@ class Engine {
   std::vector<uint32_t> free_entries_;
   std::priority_queue<Buffered, std::vector<Buffered>, std::greater<>> buffer_;
   std::vector<std::deque<Deadline>> deadlines_;  // by rule
+  std::vector<size_t> compact_at_;               // by rule: the FIFO size of the next CompactDeadlines
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
   Millis max_ts_ = kMinTime;
   Millis watermark_ = kMinTime;

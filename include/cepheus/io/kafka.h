@@ -77,6 +77,12 @@ enum class TxnOutcome { kOk, kRetry, kAbort, kFatal };
 struct TxnResult {
   TxnOutcome outcome = TxnOutcome::kOk;
   std::string message;
+  // Another producer with the same transactional id took over (a newer
+  // epoch): set from the error code, not its wording. The codes are
+  // RD_KAFKA_RESP_ERR__FENCED, _PRODUCER_FENCED and _INVALID_PRODUCER_EPOCH,
+  // those of the error itself or, for a fatal error, of the fatal error
+  // behind it (rd_kafka_fatal_error). Always with kFatal or kAbort.
+  bool fenced = false;
   bool ok() const { return outcome == TxnOutcome::kOk; }
 };
 

@@ -1,7 +1,12 @@
 #include "harness.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "cepheus/dsl/parser.h"
 #include "cepheus/state/lmdb_store.h"
@@ -78,6 +83,30 @@ int64_t CommittedRecords(const daemon::Config& config) {
                      })
               .ok());
   return committed;
+}
+
+CapturedStderr::CapturedStderr()
+    : path_((std::filesystem::temp_directory_path() / ("cepheus-stderr-" + std::to_string(::getpid()))).string()) {
+  ::fflush(stderr);
+  saved_fd_ = ::dup(STDERR_FILENO);
+  int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  REQUIRE(fd >= 0);
+  ::dup2(fd, STDERR_FILENO);
+  ::close(fd);
+}
+
+CapturedStderr::~CapturedStderr() {
+  ::fflush(stderr);
+  ::dup2(saved_fd_, STDERR_FILENO);
+  ::close(saved_fd_);
+  std::filesystem::remove(path_);
+}
+
+std::string CapturedStderr::text() const {
+  std::ifstream in(path_);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 std::string UserOf(const std::string& json) {

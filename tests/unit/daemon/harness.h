@@ -51,6 +51,20 @@ class DaemonThread {
 // partitions' committed offsets. The daemon must be gone (LMDB is locked).
 int64_t CommittedRecords(const daemon::Config& config);
 
+// Everything written to stderr (fd 2, where the daemon logs) while it lives
+// goes to a file instead; text() reads it back. Restores stderr when
+// destroyed.
+class CapturedStderr {
+ public:
+  CapturedStderr();
+  ~CapturedStderr();
+  std::string text() const;
+
+ private:
+  int saved_fd_ = -1;
+  std::string path_;
+};
+
 // The message key the test producers use: the event's user_id.
 std::string UserOf(const std::string& json);
 

@@ -123,12 +123,23 @@ TEST_CASE("an abortable transaction error aborts, rolls back and rewinds, and pr
   CHECK(o.committed == 2000);  // and its records are in the state once
 }
 
-TEST_CASE("a fatal transaction error (the producer fenced) stops the daemon with exit 1") {
-  Outcome o = RunWithFaults("cepheus-txn-fatal", 1, [](io::MockCluster& m) {
-    m.PushRequestErrors(kEndTxn, {kProducerFenced, kInvalidProducerEpoch});
-  });
+TEST_CASE("a fatal transaction error (the producer fenced) stops the daemon with exit 1 and a log line naming "
+          "the transactional id") {
+  Outcome o;
+  std::string log;
+  {
+    testing::CapturedStderr captured;
+    o = RunWithFaults("cepheus-txn-fatal", 1, [](io::MockCluster& m) {
+      m.PushRequestErrors(kEndTxn, {kProducerFenced, kInvalidProducerEpoch});
+    });
+    log = captured.text();
+  }
   CHECK(o.exit_code == 1);
   CHECK(o.committed < 2000);  // the fenced batch never reached LMDB
+  std::string id = TestConfig("", "cepheus-txn-fatal").kafka.transactional_id;
+  CAPTURE(log);
+  CHECK(log.find("fatal Kafka error, stopping: ") != std::string::npos);
+  CHECK(log.find("(another process uses transactional_id '" + id + "'") != std::string::npos);
 }
 
 TEST_CASE("brokers bounced five times, chasing the partition leaders and the coordinators: no fatal error, every "

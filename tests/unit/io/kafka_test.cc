@@ -56,3 +56,43 @@ TEST_CASE("a producer pointed at no broker reports the failure instead of hangin
   bool delivered = flushed && producer.value()->delivery_failures() == 0;
   CHECK_FALSE(delivered);
 }
+
+// A transactional producer whose EndTxn the mock answers with `error`: what
+// CommitTransaction reports.
+io::TxnResult CommitAnswered(int error) {
+  auto cluster = io::MockCluster::Create(1);
+  REQUIRE(cluster.ok());
+  REQUIRE(cluster.value()->CreateTopic("out", 1).ok());
+  auto producer = io::KafkaProducer::CreateTransactional(cluster.value()->bootstraps(),
+                                                         "fence-" + std::to_string(error), {});
+  REQUIRE(producer.ok());
+  REQUIRE(producer.value()->InitTransactions(10000).ok());
+  REQUIRE(producer.value()->BeginTransaction().ok());
+  REQUIRE(producer.value()->Produce("out", "k", "v").ok());
+  constexpr int16_t kEndTxn = 26;
+  cluster.value()->PushRequestErrors(kEndTxn, {error});
+  return producer.value()->CommitTransaction(10000);
+}
+
+TEST_CASE("a producer fenced at commit says so from the error code, for each code a fencing comes as") {
+  struct Case {
+    int error;
+    const char* name;
+  };
+  for (Case c : {Case{90, "PRODUCER_FENCED"}, Case{47, "INVALID_PRODUCER_EPOCH"}}) {
+    CAPTURE(c.name);
+    io::TxnResult r = CommitAnswered(c.error);
+    CAPTURE(r.message);
+    CHECK(r.outcome == io::TxnOutcome::kFatal);
+    CHECK(r.fenced);
+  }
+}
+
+TEST_CASE("an abortable commit error is not taken for a fencing") {
+  constexpr int kTopicAuthorizationFailed = 29;
+  io::TxnResult r = CommitAnswered(kTopicAuthorizationFailed);
+  CAPTURE(r.message);
+  CHECK(r.outcome != io::TxnOutcome::kOk);
+  CHECK(r.outcome != io::TxnOutcome::kFatal);
+  CHECK_FALSE(r.fenced);
+}
