@@ -362,7 +362,8 @@ void Daemon::Handle(engine::RawRecord& r) {
   metrics_->CountRecord();
   p.last_wall = turn_wall_;
   dirty_ = true;
-  auto ev = p.decoder->Decode(r.payload, r.pos);
+  bool padded = r.payload.capacity() >= r.payload.size() + engine::kPayloadPadding;
+  auto ev = p.decoder->Decode(r.payload, r.pos, padded);
   std::string reason;
   if (!ev.ok()) {
     reason = ev.status().message();

@@ -15,8 +15,11 @@
 #include <fmt/format.h>
 
 #include "cepheus/common/json_writer.h"
+#include "cepheus/engine/seams.h"
 
 namespace cepheus::engine {
+
+static_assert(kPayloadPadding >= simdjson::SIMDJSON_PADDING, "record sources must leave simdjson's padding");
 
 using nfa::Value;
 

@@ -449,7 +449,9 @@ Result<bool> KafkaConsumer::Poll(int timeout_ms, engine::RawRecord* out) {
       // (its room is kept from record to record), the topic name copied only
       // when it differs from the last record's.
       const rd_kafka_message_t* c = static_cast<const rd_kafka_message_t*>(m->c_ptr());
-      out->payload.assign(static_cast<const char*>(c->payload), c->payload ? c->len : 0);
+      size_t len = c->payload ? c->len : 0;
+      if (out->payload.capacity() < len + engine::kPayloadPadding) out->payload.reserve(len + engine::kPayloadPadding);
+      out->payload.assign(static_cast<const char*>(c->payload), len);
       const char* topic = rd_kafka_topic_name(c->rkt);
       if (out->pos.topic != topic) out->pos.topic.assign(topic);
       out->pos.partition = c->partition;

@@ -103,6 +103,23 @@ class Evaluator {
  public:
   Evaluator(const CompiledExpr& e, const EvalContext& ctx) : e_(e), ctx_(ctx) {}
 
+  // A node in a condition: the same answer as Eval(i).truthy(), without
+  // boxing the booleans of `and`, `or`, `not` and the comparisons.
+  bool Test(int32_t i) {
+    const Node& n = e_.nodes[i];
+    switch (n.op) {
+      case Op::kAnd: return Test(n.a) && Test(n.b);
+      case Op::kOr: return Test(n.a) || Test(n.b);
+      case Op::kNot: return !Test(n.a);
+      case Op::kEq: return Equal(Eval(n.a), Eval(n.b));
+      case Op::kLt: return Compare(Eval(n.a), Eval(n.b)) == -1;
+      case Op::kGt: return Compare(Eval(n.a), Eval(n.b)) == 1;
+      case Op::kLe: { int c = Compare(Eval(n.a), Eval(n.b)); return c == -1 || c == 0; }
+      case Op::kGe: { int c = Compare(Eval(n.a), Eval(n.b)); return c == 1 || c == 0; }
+      default: return Eval(i).truthy();
+    }
+  }
+
   Value Eval(int32_t i) {
     const Node& n = e_.nodes[i];
     switch (n.op) {
@@ -219,7 +236,7 @@ class Evaluator {
 bool EvaluateCondition(const CompiledExpr& expr, const EvalContext& ctx) {
   if (expr.empty()) return true;
   Evaluator ev(expr, ctx);
-  return ev.Eval(expr.root).truthy();
+  return ev.Test(expr.root);
 }
 
 std::string EvaluateToText(const CompiledExpr& expr, const EvalContext& ctx) {

@@ -16,8 +16,12 @@
 namespace cepheus::engine {
 
 // One record as read from a source, before decoding.
+// Readable bytes a record source keeps after a payload's end (its buffer's
+// capacity), so the JSON parser reads it in place (simdjson's padding).
+inline constexpr size_t kPayloadPadding = 64;
+
 struct RawRecord {
-  std::string payload;
+  std::string payload;  // capacity >= size + kPayloadPadding when the source keeps it
   nfa::Position pos;
   Millis source_time = 0;  // Kafka message time (0 when unknown)
 };
