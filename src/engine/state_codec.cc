@@ -223,35 +223,44 @@ void EncodeKeyRecord(const std::vector<RuleRuns>& rules, std::string* out) {
   sc.index.clear();
   // The most bytes the record takes: header, events, sections, runs.
   size_t bound = 1 + 2 * kMaxVarint;
+  auto bind = [&](const nfa::Event* e) {
+    uint32_t idx = static_cast<uint32_t>(sc.table.size());
+    if (sc.table.size() <= kLinear) {
+      for (size_t i = sc.table.size(); i-- > 0;) {
+        if (sc.table[i] == e) {
+          idx = static_cast<uint32_t>(i);
+          break;
+        }
+      }
+      if (idx == sc.table.size() && sc.table.size() == kLinear) {
+        for (uint32_t i = 0; i < sc.table.size(); ++i) sc.index.emplace(sc.table[i], i);
+      }
+    } else {
+      idx = sc.index.emplace(e, idx).first->second;
+    }
+    if (idx == sc.table.size()) {
+      sc.table.push_back(e);
+      bound += EventBound(*e);
+      if (sc.table.size() > kLinear) sc.index.emplace(e, idx);
+    }
+    sc.refs.push_back(idx);
+  };
+  constexpr size_t kRunBound = 1 + 7 * kMaxVarint;
   for (const auto& [p, k] : rules) {
     bound += p->name.size() + 8 + 1 + 5 * kMaxVarint;
-    // The runs a prefix holds implicitly are written as the Runs they stand for.
-    nfa::Matcher(p).ForEachRun(*k, [&](const nfa::Run& run) {
-      for (const auto& b : run.bound) {
-        const nfa::Event* e = b.event.get();
-        uint32_t idx = static_cast<uint32_t>(sc.table.size());
-        if (sc.table.size() <= kLinear) {
-          for (size_t i = sc.table.size(); i-- > 0;) {
-            if (sc.table[i] == e) {
-              idx = static_cast<uint32_t>(i);
-              break;
-            }
-          }
-          if (idx == sc.table.size() && sc.table.size() == kLinear) {
-            for (uint32_t i = 0; i < sc.table.size(); ++i) sc.index.emplace(sc.table[i], i);
-          }
-        } else {
-          idx = sc.index.emplace(e, idx).first->second;
-        }
-        if (idx == sc.table.size()) {
-          sc.table.push_back(e);
-          bound += EventBound(*e);
-          if (sc.table.size() > kLinear) sc.index.emplace(e, idx);
-        }
-        sc.refs.push_back(idx);
-      }
-      bound += 1 + 7 * kMaxVarint + 2 * kMaxVarint * run.bound.size();
-    });
+    for (const auto& run : k->runs) {
+      for (const auto& b : run.bound) bind(b.event.get());
+      bound += kRunBound + 2 * kMaxVarint * run.bound.size();
+    }
+    // The runs a prefix holds implicitly are written as the Runs they stand
+    // for (Matcher::Materialize): the one started by events[i] is at step 0,
+    // contiguous, bound to events[i..n-1].
+    const nfa::PrefixRuns& pr = k->prefix;
+    for (int i = 0; i < pr.n; ++i) {
+      if (!(pr.alive >> i & 1)) continue;
+      for (int j = i; j < pr.n; ++j) bind(pr.events[j].get());
+      bound += kRunBound + 2 * kMaxVarint * static_cast<size_t>(pr.n - i);
+    }
   }
   size_t at = out->size();
   out->resize(at + bound);
@@ -261,6 +270,17 @@ void EncodeKeyRecord(const std::vector<RuleRuns>& rules, std::string* out) {
   for (const auto* e : sc.table) w = EncodeEventAt(*e, w);
   w = PutVarint(w, rules.size());
   size_t ref = 0;
+  auto run_header = [&](uint64_t start_seq, int32_t step, int32_t count, bool contiguous, Millis first_ts,
+                        Millis last_ts, uint64_t last_seq, size_t n_bound) {
+    w = PutVarint(w, start_seq);
+    w = PutVarint(w, static_cast<uint64_t>(step));
+    w = PutVarint(w, static_cast<uint64_t>(count));
+    *w++ = contiguous ? 1 : 0;
+    w = PutSigned(w, first_ts);
+    w = PutSigned(w, last_ts);
+    w = PutVarint(w, last_seq);
+    w = PutVarint(w, n_bound);
+  };
   for (const auto& [p, k] : rules) {
     w = PutString(w, p->name);
     std::memcpy(w, &p->fingerprint, 8);
@@ -270,20 +290,25 @@ void EncodeKeyRecord(const std::vector<RuleRuns>& rules, std::string* out) {
     w = PutVarint(w, k->start_barrier);
     w = PutSigned(w, k->barrier_until);
     w = PutVarint(w, k->size());
-    nfa::Matcher(p).ForEachRun(*k, [&](const nfa::Run& run) {
-      w = PutVarint(w, run.start_seq);
-      w = PutVarint(w, static_cast<uint64_t>(run.step));
-      w = PutVarint(w, static_cast<uint64_t>(run.count));
-      *w++ = run.contiguous ? 1 : 0;
-      w = PutSigned(w, run.first_ts);
-      w = PutSigned(w, run.last_ts);
-      w = PutVarint(w, run.last_seq);
-      w = PutVarint(w, run.bound.size());
+    for (const auto& run : k->runs) {
+      run_header(run.start_seq, run.step, run.count, run.contiguous, run.first_ts, run.last_ts, run.last_seq,
+                 run.bound.size());
       for (const auto& b : run.bound) {
         w = PutVarint(w, static_cast<uint64_t>(b.step));
         w = PutVarint(w, sc.refs[ref++]);
       }
-    });
+    }
+    const nfa::PrefixRuns& pr = k->prefix;
+    for (int i = 0; i < pr.n; ++i) {
+      if (!(pr.alive >> i & 1)) continue;
+      const nfa::Event& first = *pr.events[i];
+      const nfa::Event& last = *pr.events[pr.n - 1];
+      run_header(first.seq, 0, pr.n - i, true, first.ts, last.ts, last.seq, static_cast<size_t>(pr.n - i));
+      for (int j = i; j < pr.n; ++j) {
+        w = PutVarint(w, 0);
+        w = PutVarint(w, sc.refs[ref++]);
+      }
+    }
   }
   out->resize(static_cast<size_t>(w - out->data()));
 }
