@@ -155,7 +155,7 @@ void SkipEvent(Reader& r) {
 
 // Reads the runs of one section into `k` (when not null: the section's rule
 // is `p`), or only walks over them.
-Status ReadRuns(Reader& r, std::string_view* in, size_t limit, const nfa::Program* p,
+Status ReadRuns(Reader& r, size_t limit, const nfa::Program* p,
                 const std::vector<nfa::EventRef>* table, nfa::KeyRuns* k, uint64_t* n_out) {
   uint64_t n_runs = r.Varint();
   if (!r.ok() || n_runs > limit) return Status::Corruption("bad run count in state");
@@ -186,7 +186,6 @@ Status ReadRuns(Reader& r, std::string_view* in, size_t limit, const nfa::Progra
     nfa::Matcher(p).RebuildAggregates(&run);
     k->runs.push_back(std::move(run));
   }
-  (void)in;
   return Status::Ok();
 }
 
@@ -357,7 +356,7 @@ Result<std::vector<StoredRule>> DecodeKeyRecord(
     sr.runs.start_barrier = r.Varint();
     sr.runs.barrier_until = r.Signed();
     if (!r.ok()) return Status::Corruption("truncated rule state");
-    Status st = ReadRuns(r, &in, bytes.size(), sr.loaded ? p : nullptr, &table, &sr.runs, &sr.stored_runs);
+    Status st = ReadRuns(r, bytes.size(), sr.loaded ? p : nullptr, &table, &sr.runs, &sr.stored_runs);
     if (!st.ok()) return st;
   }
   if (!r.ok() || !in.empty()) return Status::Corruption("trailing or truncated bytes in state");
@@ -381,7 +380,7 @@ uint64_t CountStoredRuns(std::string_view bytes) {
     r.Varint();
     r.Signed();
     uint64_t n = 0;
-    if (!ReadRuns(r, &in, bytes.size(), nullptr, nullptr, nullptr, &n).ok()) return 0;
+    if (!ReadRuns(r, bytes.size(), nullptr, nullptr, nullptr, &n).ok()) return 0;
     total += n;
   }
   return r.ok() ? total : 0;

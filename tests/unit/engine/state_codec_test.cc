@@ -152,6 +152,53 @@ TEST_CASE("state written for another version of a rule is dropped and counted, n
   CHECK(sections.value()[0].stored_runs == 1);
 }
 
+TEST_CASE("records of state format 1 are not loaded: their partial matches are counted as dropped and the records reported for deletion") {
+  auto compiled = testing::CompileRules("rule r key user_id match o: order{3} within 1m");
+  // A format-1 record (one rule, one key): version, fingerprint, cooldown
+  // and barrier fields, one event, one run bound to it.
+  auto varint = [](std::string* out, uint64_t v) {
+    while (v >= 0x80) {
+      out->push_back(static_cast<char>(v | 0x80));
+      v >>= 7;
+    }
+    out->push_back(static_cast<char>(v));
+  };
+  auto zigzag = [&](std::string* out, int64_t v) {
+    varint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+  };
+  auto str = [&](std::string* out, std::string_view s) {
+    varint(out, s.size());
+    out->append(s);
+  };
+  std::string v1(1, '\x01');
+  uint64_t fp = compiled->programs[0]->fingerprint;
+  v1.append(reinterpret_cast<const char*>(&fp), 8);
+  v1.push_back('\0');                                      // alerted
+  zigzag(&v1, 0);                                          // last_alert
+  varint(&v1, 0);                                          // start_barrier
+  zigzag(&v1, 0);                                          // barrier_until
+  varint(&v1, 1);                                          // one event
+  zigzag(&v1, 5), varint(&v1, 1), varint(&v1, 1), str(&v1, "in"), zigzag(&v1, 0), zigzag(&v1, 0);
+  str(&v1, R"({"type":"order","ts":5,"user_id":"u"})");
+  varint(&v1, 1);                                          // one run
+  varint(&v1, 1), varint(&v1, 0), varint(&v1, 1), v1.push_back('\1');
+  zigzag(&v1, 5), zigzag(&v1, 5), varint(&v1, 1), varint(&v1, 1), varint(&v1, 0), varint(&v1, 0);
+  CHECK(engine::CountStoredRuns(v1) == 1);
+
+  using namespace std::string_literals;
+  engine::MemoryStateStore store;
+  REQUIRE(store.Put("engine/k/r\0u"s, v1).ok());
+  engine::EventDecoder dec(compiled, {});
+  engine::CollectingSink sink;
+  engine::Engine b(compiled, {}, &sink);
+  engine::Engine::LoadReport report;
+  REQUIRE(b.Load(store, &dec, &report).ok());
+  CHECK(report.keys_dropped == 1);
+  CHECK(report.runs_changed == 1);
+  CHECK(report.stale_keys == std::vector<std::string>{"engine/k/r\0u"s});
+  CHECK(b.active_runs() == 0);
+}
+
 TEST_CASE("truncated or corrupted state is reported as corruption") {
   auto compiled = testing::CompileRules("rule r key user_id match o: order{3} within 1m");
   engine::EventDecoder dec(compiled, {});
