@@ -1,12 +1,14 @@
 """Helpers shared by the Python tests and benchmarks (integration/, deploy/,
-kafka/, bench/): a free port on the loopback, a scrape of /metrics, and the
-settings of a systemd unit file.
+kafka/, bench/): a free port on the loopback, a scrape of /metrics, the
+settings of a systemd unit file, and a fake NOTIFY_SOCKET.
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     from testlib import free_port, scrape, samples
 """
 import re
 import socket
+import threading
+import time
 import urllib.request
 
 
@@ -46,3 +48,46 @@ def unit_settings(path):
             if m:
                 out.setdefault(m.group(1), []).append(m.group(2))
     return out
+
+
+class FakeSystemd:
+    """A NOTIFY_SOCKET for a test: receives on its own thread, so each
+    message is stamped (monotonic time, text) when it comes."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.02)
+        self.messages = []  # (monotonic time, text)
+        self.done = False
+        self.thread = threading.Thread(target=self._receive, daemon=True)
+        self.thread.start()
+
+    def _receive(self):
+        while not self.done:
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            self.messages.append((time.monotonic(), data.decode(errors="replace")))
+
+    def stop(self):
+        self.done = True
+        self.thread.join()
+
+    def wait_for(self, text, after=0, timeout=30):
+        """The index of the first message from `after` on that holds `text`, or -1."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i in range(after, len(self.messages)):
+                if text in self.messages[i][1]:
+                    return i
+            time.sleep(0.02)
+        return -1
+
+    def ready_after(self, t):
+        """When READY=1 first came after monotonic time t, or None."""
+        for at, text in list(self.messages):
+            if at >= t and "READY=1" in text.split("\n"):
+                return at
+        return None

@@ -19,49 +19,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from testlib import free_port, samples, scrape  # noqa: E402
-
-
-class FakeSystemd:
-    """Receives on its own thread, so each message is stamped when it comes."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.settimeout(0.05)
-        self.messages = []  # (monotonic time, text)
-        self.done = False
-        self.thread = threading.Thread(target=self._receive, daemon=True)
-        self.thread.start()
-
-    def _receive(self):
-        while not self.done:
-            try:
-                data = self.sock.recv(4096)
-            except socket.timeout:
-                continue
-            self.messages.append((time.monotonic(), data.decode()))
-
-    def stop(self):
-        self.done = True
-        self.thread.join()
-
-    def wait_for(self, text, after=0, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for i in range(after, len(self.messages)):
-                if text in self.messages[i][1]:
-                    return i
-            time.sleep(0.02)
-        return -1
+from testlib import FakeSystemd, free_port, samples, scrape  # noqa: E402
 
 
 def scrape_samples(port):

@@ -41,7 +41,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,39 +50,9 @@ from collections import Counter, defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, ".."))
 from eos_kill_test import BROKER, evaluated, free_port, read_topic, sh, write_config  # noqa: E402
-
-
-class FakeSystemd:
-    """A NOTIFY_SOCKET: records (monotonic time, message) as datagrams come."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.settimeout(0.02)
-        self.messages = []
-        self.done = False
-        self.thread = threading.Thread(target=self._receive, daemon=True)
-        self.thread.start()
-
-    def _receive(self):
-        while not self.done:
-            try:
-                data = self.sock.recv(4096)
-            except socket.timeout:
-                continue
-            self.messages.append((time.monotonic(), data.decode(errors="replace")))
-
-    def ready_after(self, t):
-        """When READY=1 first came after monotonic time t, or None."""
-        for at, text in list(self.messages):
-            if at >= t and "READY=1" in text.split("\n"):
-                return at
-        return None
-
-    def stop(self):
-        self.done = True
-        self.thread.join()
+from testlib import FakeSystemd  # noqa: E402
 
 
 def sequenced(lines):
