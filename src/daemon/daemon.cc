@@ -264,6 +264,7 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
   // LMDB may hold staged changes of partitions we keep: commit them first, so
   // a restore below commits nothing but itself (Kafka Streams does the same).
   if (dirty_ && !fatal_ && !Commit()) fatal_ = true;
+  auto restore_started = std::chrono::steady_clock::now();
   std::vector<int32_t> numbers;
   for (const auto& tp : committed) numbers.push_back(tp.partition);
   auto logs = io::ReadCompacted(config_.kafka.brokers, config_.kafka.changelog_topic, numbers,
@@ -302,6 +303,10 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
     start.push_back(from);
     last_part_ = nullptr;
     parts_[{tp.topic, tp.partition}] = std::move(part);
+  }
+  if (!committed.empty()) {
+    metrics_->ObserveStateRestore(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - restore_started).count());
   }
   metrics_->CountRuleStateDropped(dropped_changed, dropped_removed);
   rule_state_dropped_ += dropped_changed + dropped_removed;

@@ -46,6 +46,7 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Gauge>* watermark_lag = nullptr;
   prometheus::Family<prometheus::Gauge>* consumer_lag = nullptr;
   prometheus::Histogram* state_commit = nullptr;
+  prometheus::Histogram* state_restore = nullptr;
   prometheus::Gauge* state_bytes = nullptr;
   prometheus::Counter* aborts = nullptr;
   prometheus::Gauge* map_used_ratio = nullptr;
@@ -132,6 +133,12 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
                         .Register(reg)
                         .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                                          0.1, 0.25, 0.5, 1, 2.5});
+  i.state_restore = &BuildHistogram()
+                         .Name("cepheus_state_restore_seconds")
+                         .Help("Time to bring up the state of newly assigned partitions (changelog catch-up, then LMDB load).")
+                         .Register(reg)
+                         .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+                                                                          30, 60, 120});
   i.state_bytes = &BuildGauge().Name("cepheus_state_bytes").Help("Bytes of the LMDB map in use.").Register(reg).Add({});
   i.aborts = &BuildCounter()
                   .Name("cepheus_kafka_transaction_aborts_total")
@@ -279,6 +286,7 @@ void Metrics::UpdateEngine(int32_t partition, const engine::Engine& eng, Millis 
 void Metrics::CountMalformed(uint64_t n) { impl_->malformed->Increment(static_cast<double>(n)); }
 
 void Metrics::ObserveStateCommit(double seconds) { impl_->state_commit->Observe(seconds); }
+void Metrics::ObserveStateRestore(double seconds) { impl_->state_restore->Observe(seconds); }
 void Metrics::SetStateBytes(uint64_t bytes, uint64_t max_bytes) {
   impl_->state_bytes->Set(static_cast<double>(bytes));
   if (max_bytes > 0) impl_->map_used_ratio->Set(static_cast<double>(bytes) / static_cast<double>(max_bytes));

@@ -41,6 +41,9 @@ class Metrics {
   void ObserveEventToAlert(double seconds);
   // Daemon probes.
   void ObserveStateCommit(double seconds);
+  // The state of newly assigned partitions brought up: changelog catch-up and
+  // LMDB load, once per assignment that adds partitions.
+  void ObserveStateRestore(double seconds);
   // LMDB bytes in use, and their share of `max_bytes` (state.max_map_size).
   void SetStateBytes(uint64_t bytes, uint64_t max_bytes);
   void CountTransactionAbort();

@@ -114,6 +114,8 @@ void StopAndStartAgain(Second second) {
     daemon::Daemon d(config, rules);
     testing::DaemonThread running(d);
     testing::Eventually([&] { return handled + d.records_handled() >= stop_after; }, std::chrono::seconds(60));
+    // The restore of its partitions is timed (reliability test C1).
+    CHECK(testing::Sample(testing::Scrape(d.metrics_port()), "cepheus_state_restore_seconds_count") >= 1);
     CHECK(running.Stop() == 0);
     handled += d.records_handled();
     published += d.alerts_published();
