@@ -8,8 +8,11 @@
 // table of entry ids (tsl::robin_set). Runs of one rule start in event-time
 // order and share one `within`, so their window closings come in order too: a
 // FIFO per rule holds one (deadline, entry, generation) per run, O(1) each,
-// and the engine pops the earliest front across rules. Keys kept only for a
-// cooldown or a start barrier wake up from a small heap instead. Entries that
+// and the engine pops the earliest front across rules. A rule whose closings
+// only drop runs (no trailing absent step) keeps one entry per key instead,
+// at the key's oldest deadline, armed again when it fires and runs are left
+// (in the heap when the FIFO's order would break). Keys kept only for a
+// cooldown or a start barrier wake up from a small heap too. Entries that
 // name a freed key (older generation) or a run already gone are skipped; so
 // that a hot key's runs dropped at its `limit` do not leave one entry per
 // event behind, a FIFO that has doubled since its last pass is compacted

@@ -1,7 +1,8 @@
 // Event decoding with simdjson's DOM parser.
 //
 // One parse per record into a reused parser (no allocation in the steady
-// state), then a lookup per field path the rule set reads. Strings of up to
+// state), then one pass over the members that picks the type, time and id and,
+// through a trie of the field paths the rule set reads, every slot. Strings of up to
 // Value::kInline bytes are held in their Values; the sizes of the longer ones
 // are gathered first, so the Event, its values and its text (the record, type,
 // id and those strings) are one allocation whatever its number of fields
