@@ -11,7 +11,6 @@
     conflict_test.py PATH/TO/cepheus RULES_DIR
 """
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from eos_kill_test import BROKER, evaluated, free_port, sh, write_config  # noqa: E402
+from eos_kill_test import BROKER, evaluated, free_port, sh, stop_all, write_config  # noqa: E402
 
 
 def main():
@@ -86,11 +85,7 @@ def main():
             failures.append(f"the newer daemon stopped too (exit {b.returncode})")
         print(f"fenced daemon exited {code} after {took:.1f} s; held state directory refused with exit {c.returncode}")
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        subprocess.run([BROKER, "stop", f"{work}/broker"], capture_output=True)
+        stop_all(work, procs)
         shutil.rmtree(work, ignore_errors=True)
     return failures
 

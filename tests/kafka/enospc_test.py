@@ -40,7 +40,7 @@ import time
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from eos_kill_test import BROKER, evaluated, free_port, read_topic, reduce_alert, sh, start, write_config  # noqa: E402
+from eos_kill_test import BROKER, evaluated, free_port, read_topic, reduce_alert, sh, start, stop_all, write_config  # noqa: E402
 
 SKIP = 77  # ctest's SKIP_RETURN_CODE for this test
 
@@ -199,11 +199,7 @@ def main():
             failures.append(f"alerts differ from replay: {missing} missing, {duplicates} duplicates")
         ok = not failures
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        subprocess.run([BROKER, "stop", f"{work}/broker"], capture_output=True)
+        stop_all(work, procs)
         subprocess.run(["umount", state], capture_output=True)
         if ok:
             shutil.rmtree(work, ignore_errors=True)

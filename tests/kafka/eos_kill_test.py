@@ -42,6 +42,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -105,6 +106,44 @@ log:
 
 def start(cepheus, config, log):
     return subprocess.Popen([cepheus, "run", "--config", config], stdout=log, stderr=log)
+
+
+def stop_all(work, procs):
+    """Cleanup after a test: SIGKILL every process still running, then stop the broker."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    subprocess.run([BROKER, "stop", f"{work}/broker"], capture_output=True)
+
+
+class Feeder:
+    """Produces `lines` ("key<TAB>value") to `topic`, `per_tick` of them every
+    0.1 s, through one console producer (broker.sh produce) fed from its own
+    thread. `proc` is the producer process (for stop_all)."""
+
+    def __init__(self, work, topic, lines, per_tick):
+        self.proc = subprocess.Popen([BROKER, "produce", f"{work}/broker", topic], stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        self.lines, self.per_tick = lines, per_tick
+        self.thread = threading.Thread(target=self._feed, daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    def _feed(self):
+        t = time.monotonic()
+        for i in range(0, len(self.lines), self.per_tick):
+            self.proc.stdin.write("\n".join(self.lines[i:i + self.per_tick]) + "\n")
+            self.proc.stdin.flush()
+            t += 0.1
+            time.sleep(max(0.0, t - time.monotonic()))
+        self.proc.stdin.close()
+
+    def wait(self):
+        """Until every line is produced."""
+        self.thread.join()
+        self.proc.wait(timeout=60)
 
 
 METRICS = ("cepheus_events_total", "cepheus_alerts_total", "cepheus_alerts_suppressed_total",

@@ -44,14 +44,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter, defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
-from eos_kill_test import BROKER, evaluated, free_port, read_topic, sh, write_config  # noqa: E402
+from eos_kill_test import BROKER, Feeder, evaluated, free_port, read_topic, sh, stop_all, write_config  # noqa: E402
 from testlib import FakeSystemd  # noqa: E402
 
 
@@ -112,21 +111,9 @@ def main():
 
         # The rest at 2500 a second, through one console producer: about as
         # long as the 20 starts and kills take.
-        feeder = subprocess.Popen([BROKER, "produce", f"{work}/broker", "events"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-        procs.append(feeder)
-
-        def feed():
-            t = time.monotonic()
-            for i in range(upfront, n_events, 250):
-                feeder.stdin.write("\n".join(keyed[i:i + 250]) + "\n")
-                feeder.stdin.flush()
-                t += 0.1
-                time.sleep(max(0.0, t - time.monotonic()))
-            feeder.stdin.close()
-
-        feeding = threading.Thread(target=feed, daemon=True)
-        feeding.start()
+        feeder = Feeder(work, "events", keyed[upfront:], 250)
+        procs.append(feeder.proc)
+        feeder.start()
 
         ports = {"golden": free_port(), "storm": free_port()}
         for name in ports:
@@ -170,8 +157,7 @@ def main():
             proc.wait()
             print(f"storm: kill -9 #{k + 1} after {time.time() - t1:.1f} s, "
                   f"{'before its metrics were up' if read is None else f'{read:.0f} records read'}", flush=True)
-        feeding.join()
-        feeder.wait(timeout=60)
+        feeder.wait()
         print(f"storm: {kills} kills in {time.time() - t1:.1f} s ({dict(kinds)}); all {n_events} events produced",
               flush=True)
 
@@ -233,13 +219,9 @@ def main():
             failures.append(f"restart-to-ready p99 {p99:.1f} s is not under 30 s")
         ok = not failures
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
         if systemd is not None:
             systemd.stop()
-        subprocess.run([BROKER, "stop", f"{work}/broker"], capture_output=True)
+        stop_all(work, procs)
         if ok:
             shutil.rmtree(work, ignore_errors=True)
         else:

@@ -34,14 +34,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
-from eos_kill_test import BROKER, evaluated, read_topic, sh, write_config  # noqa: E402
+from eos_kill_test import BROKER, Feeder, evaluated, read_topic, sh, stop_all, write_config  # noqa: E402
 from testlib import free_port, samples, scrape  # noqa: E402
 
 
@@ -95,18 +94,8 @@ def main():
         print(f"scale: broker up, {upfront} of {n_events} events ({users} users) produced in "
               f"{time.time() - t0:.1f} s", flush=True)
 
-        feeder = subprocess.Popen([BROKER, "produce", f"{work}/broker", "events"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-        procs.append(feeder)
-
-        def feed():
-            t = time.monotonic()
-            for i in range(upfront, n_events, 400):
-                feeder.stdin.write("\n".join(keyed[i:i + 400]) + "\n")
-                feeder.stdin.flush()
-                t += 0.1
-                time.sleep(max(0.0, t - time.monotonic()))
-            feeder.stdin.close()
+        feeder = Feeder(work, "events", keyed[upfront:], 400)  # 4000 a second
+        procs.append(feeder.proc)
 
         ports = {name: free_port() for name in ("a", "b", "c", "golden")}
         for name in ("a", "b", "c"):
@@ -122,8 +111,7 @@ def main():
         procs.append(a)
         if not wait_reading(ports["a"]):
             raise SystemExit("daemon A read nothing within 60 s")
-        feeding = threading.Thread(target=feed, daemon=True)
-        feeding.start()
+        feeder.start()
         time.sleep(2)
         b, c = start("b"), start("c")
         procs += [b, c]
@@ -140,8 +128,7 @@ def main():
             if code != 0:
                 failures.append(f"daemon {name.upper()} exited {code} on SIGTERM")
         print(f"scale: B and C stopped after {time.time() - t1:.1f} s; A carries on", flush=True)
-        feeding.join()
-        feeder.wait(timeout=60)
+        feeder.wait()
         run_until_quiet(a, ports["a"], 10 ** 12)
         text = scrape(ports["a"])
         restores = samples(text).get("cepheus_state_restore_seconds_count", 0)
@@ -174,11 +161,7 @@ def main():
             failures.append("no partition was restored from the changelog: nothing moved with its state")
         ok = not failures
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        subprocess.run([BROKER, "stop", f"{work}/broker"], capture_output=True)
+        stop_all(work, procs)
         for f in failures:
             print(f"scale: FAIL: {f}")
         if ok:
