@@ -386,16 +386,6 @@ uint64_t CountStoredRuns(std::string_view bytes) {
   return r.ok() ? total : 0;
 }
 
-std::string EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k) {
-  std::string out;
-  EncodeKeyRuns(p, k, &out);
-  return out;
-}
-
-void EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k, std::string* out) {
-  EncodeKeyRecord({RuleRuns{&p, &k}}, out);
-}
-
 Result<nfa::KeyRuns> DecodeKeyRuns(std::string_view bytes, const nfa::Program& p, EventDecoder* decoder) {
   auto rec = DecodeKeyRecord(bytes, decoder, [&](std::string_view name) { return name == p.name ? &p : nullptr; });
   if (!rec.ok()) return rec.status();

@@ -162,12 +162,12 @@ def lint_metrics(port):
     return problems
 
 
-def run_until_idle(cepheus, config, port, log, expected, timeout=300, lint=None):
-    """Runs a daemon until it has read `expected` events (or nothing moves for 20 s), then SIGTERM."""
-    proc = start(cepheus, config, log)
+def wait_until_read(port, expected, timeout=300, proc=None):
+    """Until the daemon behind `port` has read `expected` records, nothing moved
+    for 20 s, or (when given) `proc` exited. Returns the records read."""
     deadline = time.time() + timeout
     last, last_change = -1, time.time()
-    while time.time() < deadline:
+    while time.time() < deadline and (proc is None or proc.poll() is None):
         time.sleep(1)
         n = evaluated(port)
         if n is not None and n != last:
@@ -177,6 +177,13 @@ def run_until_idle(cepheus, config, port, log, expected, timeout=300, lint=None)
             break
         if time.time() - last_change > 20 and last >= 0:
             break
+    return last
+
+
+def run_until_idle(cepheus, config, port, log, expected, timeout=300, lint=None):
+    """Runs a daemon until it has read `expected` events (or nothing moves for 20 s), then SIGTERM."""
+    proc = start(cepheus, config, log)
+    last = wait_until_read(port, expected, timeout)
     if lint is not None:
         lint.extend(lint_metrics(port))
     proc.send_signal(signal.SIGTERM)

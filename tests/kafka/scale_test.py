@@ -40,7 +40,7 @@ from collections import Counter
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
-from eos_kill_test import BROKER, Feeder, evaluated, read_topic, sh, stop_all, write_config  # noqa: E402
+from eos_kill_test import BROKER, Feeder, evaluated, read_topic, sh, stop_all, wait_until_read, write_config  # noqa: E402
 from testlib import free_port, samples, scrape  # noqa: E402
 
 
@@ -52,23 +52,6 @@ def wait_reading(port, timeout=60):
             return True
         time.sleep(0.1)
     return False
-
-
-def run_until_quiet(proc, port, expected, timeout=300):
-    """Waits until the daemon has read `expected` records (or nothing moved for 20 s)."""
-    deadline = time.time() + timeout
-    last, last_change = -1, time.time()
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(1)
-        n = evaluated(port)
-        if n is not None and n != last:
-            last, last_change = n, time.time()
-        if n is not None and n >= expected:
-            time.sleep(1.5)  # a commit after the last record
-            break
-        if time.time() - last_change > 20 and last >= 0:
-            break
-    return last
 
 
 def main():
@@ -129,7 +112,7 @@ def main():
                 failures.append(f"daemon {name.upper()} exited {code} on SIGTERM")
         print(f"scale: B and C stopped after {time.time() - t1:.1f} s; A carries on", flush=True)
         feeder.wait()
-        run_until_quiet(a, ports["a"], 10 ** 12)
+        wait_until_read(ports["a"], 10 ** 12, proc=a)
         text = scrape(ports["a"])
         restores = samples(text).get("cepheus_state_restore_seconds_count", 0)
         a.send_signal(signal.SIGTERM)
@@ -142,7 +125,7 @@ def main():
 
         golden = start("golden")
         procs.append(golden)
-        seen = run_until_quiet(golden, ports["golden"], n_events)
+        seen = wait_until_read(ports["golden"], n_events, proc=golden)
         golden.send_signal(signal.SIGTERM)
         if golden.wait(timeout=60) != 0 or seen < n_events:
             failures.append(f"the golden run did not finish cleanly ({seen} of {n_events} records)")

@@ -47,11 +47,9 @@ Result<std::vector<StoredRule>> DecodeKeyRecord(
     std::string_view bytes, EventDecoder* decoder,
     const std::function<const nfa::Program*(std::string_view rule)>& program_of);
 
-// A record holding one rule's state, and back (tests and tools). Decoding
-// fails with InvalidArgument when the bytes were written for another
-// version of the rule.
-std::string EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k);
-void EncodeKeyRuns(const nfa::Program& p, const nfa::KeyRuns& k, std::string* out);
+// One rule's state from a key record (tests and tools). Fails with
+// InvalidArgument when the bytes were written for another version of the
+// rule, NotFound when the record holds no state of it.
 Result<nfa::KeyRuns> DecodeKeyRuns(std::string_view bytes, const nfa::Program& p,
                                    EventDecoder* decoder);
 

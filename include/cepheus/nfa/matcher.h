@@ -138,22 +138,6 @@ class Matcher {
     return k.prefix.alive ? k.prefix.events[0]->ts + p_->within : kMaxTime;
   }
 
-  // Every live run as a Run, oldest first: `k.runs`, then the prefix runs
-  // built as Runs (for encoding). `f` takes a const Run&.
-  template <typename F>
-  void ForEachRun(const KeyRuns& k, F f) const {
-    for (const auto& r : k.runs) f(r);
-    for (int i = 0; i < k.prefix.n; ++i) {
-      if (k.prefix.alive >> i & 1) {
-        Run r;
-        Materialize(k.prefix, i, &r);
-        f(static_cast<const Run&>(r));
-      }
-    }
-  }
-  // Builds the prefix run started by k.prefix.events[i] as a Run.
-  void Materialize(const PrefixRuns& pr, int i, Run* r) const;
-
   // Rebuilds the aggregates of a run from its bound events (used on restore).
   void RebuildAggregates(Run* run) const;
 
@@ -181,6 +165,8 @@ class Matcher {
   // Before the runs take `e`: turns into Runs (appended to k.runs) the prefix
   // runs that will not simply take e, or drops them when they die.
   void PrefixBefore(KeyRuns& k, const Event& e) const;
+  // Builds the prefix run started by pr.events[i] as a Run.
+  void Materialize(const PrefixRuns& pr, int i, Run* r) const;
 
   const Program* p_;
   // Scratch reused across calls (a Matcher serves one engine, one thread).
