@@ -11,8 +11,11 @@
 // behind it.
 //
 // Commit order is the heart of exactly-once: (1) stage each engine's changes
-// and its next offset in LMDB, (2) add the consumed offsets to the Kafka
-// transaction and commit it, (3) commit the LMDB batch. Errors follow
+// and its next offset in LMDB, (2) wait for the previous LMDB batch and stop
+// if it failed, (3) add the consumed offsets to the Kafka transaction and
+// commit it, (4) write the LMDB batch in the background (its fsync overlaps
+// the next batch's processing; step 2 of the next commit waits for it). Kafka
+// is therefore never more than one batch ahead of LMDB. Errors follow
 // librdkafka's classes: retriable calls are retried, an abortable error aborts
 // the transaction and rolls every engine back to LMDB and the consumer back
 // to LMDB's offsets, a fatal error (fenced) stops the daemon with exit 1.
@@ -345,6 +348,7 @@ void Daemon::Publish(Part& p, int64_t offset, Millis source_time) {
       return;
     }
     ++alerts_published_;
+    ++uncommitted_alerts_;
     if (source_time > 0) uncommitted_alert_times_.push_back(source_time);
     if (on_alert_) on_alert_(a);
   }
@@ -405,6 +409,13 @@ bool Daemon::Commit() {
     }
   }
   auto started = std::chrono::steady_clock::now();
+  // The previous batch's LMDB write must have succeeded before Kafka moves
+  // on: Kafka is then at most one batch ahead of LMDB, which the restore
+  // rolls forward from the changelog.
+  if (Status st = store_->WaitForBackgroundCommit(); !st.ok()) {
+    LogError("cannot commit the state (the next start catches up from the last good batch): " + st.message());
+    return false;
+  }
   io::TxnResult r;
   if (!offsets.empty()) r = producer_->SendOffsets(offsets, consumer_.get(), kTxnTimeoutMs);
   for (int attempt = 0; r.ok() || r.outcome == io::TxnOutcome::kRetry; ++attempt) {
@@ -416,17 +427,17 @@ bool Daemon::Commit() {
     return false;
   }
   if (!r.ok()) return Abort(r.message);
-  // Kafka has the alerts and the offsets: now the state that reflects them.
-  if (Status st = store_->Commit(); !st.ok()) {
-    LogError("cannot commit the state (the next start catches up from the last good batch): " + st.message());
-    return false;
-  }
-  ++commits_;
-  dirty_ = false;
-  // An alert counts from its record's Kafka time to its commit.
+  // The alerts are committed (visible to read_committed consumers): each
+  // counts from its record's Kafka time to now.
   Millis now = WallMs();
   for (Millis t : uncommitted_alert_times_) metrics_->ObserveEventToAlert(static_cast<double>(now - t) / 1000.0);
   uncommitted_alert_times_.clear();
+  uncommitted_alerts_ = 0;
+  // Kafka has the alerts and the offsets: now the state that reflects them,
+  // written while the loop goes on (the next commit waits for it).
+  store_->CommitInBackground();
+  ++commits_;
+  dirty_ = false;
   metrics_->ObserveStateCommit(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   metrics_->SetStateBytes(store_->used_bytes(), config_.state.max_map_size);
   if (io::TxnResult b = producer_->BeginTransaction(); !b.ok()) {
@@ -448,6 +459,7 @@ bool Daemon::Abort(const std::string& why) {
   }
   store_->Rollback();
   uncommitted_alert_times_.clear();
+  uncommitted_alerts_ = 0;
   dirty_ = false;
   // The next transaction opens first: a restore may write to it.
   if (io::TxnResult b = producer_->BeginTransaction(); !b.ok()) {
@@ -549,9 +561,13 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     // fetched (up to kRecordsPerTurn) before looking at the clocks again.
     turn_wall_ = WallMs();
     auto rec = consumer_->Poll(50, &record_);
+    bool caught_up = true;  // every record fetched so far is handled
     for (int n = 0; rec.ok() && rec.value() && !fatal_;) {
       Handle(record_);
-      if (++n == kRecordsPerTurn) break;
+      if (++n == kRecordsPerTurn) {
+        caught_up = false;
+        break;
+      }
       rec = consumer_->Poll(0, &record_);
     }
     if (!rec.ok()) {
@@ -578,7 +594,12 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
         if (high >= 0 && p->next_offset >= 0) metrics_->SetConsumerLag(p->partition, high - p->next_offset);
       }
     }
-    if (now >= next_commit) {
+    // An alert waits for the commit interval only while there is more to
+    // read: once every fetched record is handled, its batch is committed at
+    // once. At low and moderate load an alert is then published about a
+    // commit's time after its record arrives; under load (a backlog) commits
+    // come every commit_interval, and a commit's own duration spaces them.
+    if (now >= next_commit || (caught_up && uncommitted_alerts_ > 0)) {
       next_commit = now + std::chrono::milliseconds(config_.state.commit_interval);
       if (!Commit()) fatal_ = true;
     }
@@ -588,6 +609,10 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
   if (!fatal_) {
     Log("stopping: committing the last batch");
     if (!Commit()) fatal_ = true;
+  }
+  if (Status st = store_->WaitForBackgroundCommit(); !st.ok() && !fatal_) {
+    LogError("cannot commit the state (the next start catches up from the last good batch): " + st.message());
+    fatal_ = true;
   }
   consumer_->Close();  // revokes: commits nothing new (not dirty)
   (void)producer_->Flush(10000);

@@ -120,6 +120,7 @@ class Daemon : public io::RebalanceListener {
   std::atomic<uint64_t> records_handled_{0};
   std::atomic<uint64_t> late_events_{0};
   uint64_t restored_runs_ = 0;
+  uint64_t uncommitted_alerts_ = 0;              // alerts produced in the open transaction
   std::vector<Millis> uncommitted_alert_times_;  // Kafka times of the records behind this batch's alerts
   uint64_t commits_ = 0;
   uint64_t aborts_ = 0;

@@ -236,6 +236,14 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::CreateTransactional(const 
                                                                           const std::string& transactional_id,
                                                                           const Properties& extra) {
   Properties props = extra;
+  // A transaction's AddOffsetsToTxn and TxnOffsetCommit that reach the
+  // coordinator while it still writes the previous transaction's markers get
+  // CONCURRENT_TRANSACTIONS, and librdkafka 2.0.2 retries those after
+  // retry.backoff.ms (100 ms by default): with a commit every 100 ms, one
+  // commit in ten or so then stalls the loop for 100 ms. 10 ms keeps retries
+  // of produce requests bounded (message.timeout.ms) while cutting the stall;
+  // kafka.producer may set another value.
+  props.emplace("retry.backoff.ms", "10");
   props["transactional.id"] = transactional_id;
   props["enable.idempotence"] = "true";
   props["acks"] = "all";

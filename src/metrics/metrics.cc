@@ -129,7 +129,8 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
                         .Register(reg);
   i.state_commit = &BuildHistogram()
                         .Name("cepheus_state_commit_seconds")
-                        .Help("Time to commit one batch: Kafka transaction, then LMDB.")
+                        .Help("Time the loop spends committing one batch: waiting for the previous batch's LMDB write, "
+                              "then the Kafka transaction (the LMDB write runs in the background).")
                         .Register(reg)
                         .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                                          0.1, 0.25, 0.5, 1, 2.5});

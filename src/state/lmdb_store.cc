@@ -18,6 +18,16 @@
 // Scan merges a read transaction's cursor over the prefix with the staged
 // changes (sorted first), so the engine can Save (delete all, put all) before
 // Commit. Its callback must not write to the store.
+//
+// Background commits: the staged log is swapped with an empty one (buffers
+// are reused, so no copy) and applied by std::async on a thread of its own;
+// the caller stages the next batch meanwhile. Only one batch is in flight:
+// every call that touches the environment (Commit, Scan, Rollback, the next
+// background commit) waits for it first, so the writer never runs beside
+// another transaction of this process, and mdb_env_set_mapsize (which needs
+// none open) stays safe. The daemon starts one after each Kafka commit and
+// waits for it before the next, so the fsync of batch N overlaps the
+// processing of batch N+1, and Kafka is never more than one batch ahead.
 #include "cepheus/state/lmdb_store.h"
 
 #include <lmdb.h>
@@ -120,10 +130,12 @@ Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(const LmdbOptions& options) {
   // Walk every key once: a damaged tree shows here (MDB_CORRUPTED,
   // MDB_PAGE_NOTFOUND) rather than in the middle of a restore.
   if (Status st = s->Scan("", [](std::string_view, std::string_view) {}); !st.ok()) return st;
+  s->UpdateUsedBytes();
   return s;
 }
 
 LmdbStore::~LmdbStore() {
+  (void)WaitForBackgroundCommit();
   if (env_ != nullptr) mdb_env_close(env_);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
@@ -142,38 +154,44 @@ Status LmdbStore::Delete(std::string_view key) {
 }
 
 void LmdbStore::Stage(std::string_view key, std::string_view value, bool del) {
-  Op op{arena_.size(), arena_.size() + key.size(), static_cast<uint32_t>(key.size()),
+  Batch& b = staged_;
+  Op op{b.arena.size(), b.arena.size() + key.size(), static_cast<uint32_t>(key.size()),
         static_cast<uint32_t>(value.size()), del};
-  arena_.append(key);
-  arena_.append(value);
-  ops_.push_back(op);
+  b.arena.append(key);
+  b.arena.append(value);
+  b.ops.push_back(op);
 }
 
-void LmdbStore::Normalize() const {
-  if (sorted_ == ops_.size()) return;
+void LmdbStore::Batch::Normalize() {
+  if (sorted == ops.size()) return;
   // Stable: of two writes of one key, the later stays after the earlier.
-  std::stable_sort(ops_.begin(), ops_.end(), [this](const Op& a, const Op& b) { return KeyOf(a) < KeyOf(b); });
+  std::stable_sort(ops.begin(), ops.end(), [this](const Op& a, const Op& b) { return KeyOf(a) < KeyOf(b); });
   size_t w = 0;
-  for (size_t i = 0; i < ops_.size(); ++i) {
-    if (w > 0 && KeyOf(ops_[w - 1]) == KeyOf(ops_[i])) {
-      ops_[w - 1] = ops_[i];  // the last write wins
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (w > 0 && KeyOf(ops[w - 1]) == KeyOf(ops[i])) {
+      ops[w - 1] = ops[i];  // the last write wins
     } else {
-      ops_[w++] = ops_[i];
+      ops[w++] = ops[i];
     }
   }
-  ops_.resize(w);
-  sorted_ = w;
+  ops.resize(w);
+  sorted = w;
+}
+
+void LmdbStore::Batch::Clear() {
+  ops.clear();
+  arena.clear();
+  sorted = 0;
 }
 
 void LmdbStore::Rollback() {
-  ops_.clear();
-  arena_.clear();
-  sorted_ = 0;
+  (void)WaitForBackgroundCommit();
+  staged_.Clear();
 }
 
 size_t LmdbStore::staged() const {
-  Normalize();
-  return ops_.size();
+  staged_.Normalize();
+  return staged_.ops.size();
 }
 
 Status LmdbStore::Grow() {
@@ -189,20 +207,28 @@ Status LmdbStore::Grow() {
   return Status::Ok();
 }
 
-Status LmdbStore::Commit() {
-  if (ops_.empty()) return Status::Ok();
-  Normalize();
+void LmdbStore::UpdateUsedBytes() {
+  MDB_envinfo info{};
+  MDB_stat st{};
+  mdb_env_info(env_, &info);
+  mdb_env_stat(env_, &st);
+  used_bytes_ = static_cast<uint64_t>(info.me_last_pgno + 1) * st.ms_psize;
+}
+
+Status LmdbStore::Apply(Batch& batch) {
+  if (batch.ops.empty()) return Status::Ok();
+  batch.Normalize();
   for (;;) {
     MDB_txn* txn = nullptr;
     int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
     if (rc) return LmdbError(options_.directory, "mdb_txn_begin", rc);
     MDB_cursor* cur = nullptr;
     rc = mdb_cursor_open(txn, dbi_, &cur);
-    for (size_t i = 0; rc == 0 && i < ops_.size(); ++i) {
-      const Op& op = ops_[i];
-      MDB_val key = Val(KeyOf(op));
+    for (size_t i = 0; rc == 0 && i < batch.ops.size(); ++i) {
+      const Op& op = batch.ops[i];
+      MDB_val key = Val(batch.KeyOf(op));
       if (!op.del) {
-        MDB_val val = Val(ValueOf(op));
+        MDB_val val = Val(batch.ValueOf(op));
         rc = mdb_cursor_put(cur, &key, &val, 0);
       } else {
         MDB_val found{};
@@ -215,16 +241,42 @@ Status LmdbStore::Commit() {
     if (rc == 0) rc = mdb_txn_commit(txn);
     else mdb_txn_abort(txn);
     if (rc == 0) {
-      Rollback();  // applied: the log starts again (its buffers are kept)
+      batch.Clear();  // applied: the log starts again (its buffers are kept)
+      UpdateUsedBytes();
       return Status::Ok();
     }
-    if (rc != MDB_MAP_FULL) return CommitError(options_.directory, rc, arena_.size());
+    if (rc != MDB_MAP_FULL) return CommitError(options_.directory, rc, batch.arena.size());
     if (Status st = Grow(); !st.ok()) return st;  // then redo the whole batch
   }
 }
 
+Status LmdbStore::Commit() {
+  if (Status st = WaitForBackgroundCommit(); !st.ok()) return st;
+  return Apply(staged_);
+}
+
+void LmdbStore::CommitInBackground() {
+  if (!WaitForBackgroundCommit().ok()) return;  // broken: nothing more is written
+  if (staged_.ops.empty()) return;
+  std::swap(staged_, applying_);  // the next batch reuses the buffers of the last
+  background_ = std::async(std::launch::async, [this] {
+    Status st = Apply(applying_);
+    applying_.Clear();  // a failed batch is not retried: the store is broken
+    return st;
+  });
+}
+
+Status LmdbStore::WaitForBackgroundCommit() const {
+  if (background_.valid()) {
+    Status st = background_.get();
+    if (background_status_.ok()) background_status_ = st;
+  }
+  return background_status_;
+}
+
 Status LmdbStore::Scan(std::string_view prefix,
                        const std::function<void(std::string_view, std::string_view)>& fn) const {
+  if (Status st = WaitForBackgroundCommit(); !st.ok()) return st;
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
   if (rc) return LmdbError(options_.directory, "mdb_txn_begin", rc);
@@ -235,18 +287,19 @@ Status LmdbStore::Scan(std::string_view prefix,
   }
   MDB_val k = Val(prefix), v{};
   rc = mdb_cursor_get(cur, &k, &v, prefix.empty() ? MDB_FIRST : MDB_SET_RANGE);
-  Normalize();
-  auto staged = std::lower_bound(ops_.begin(), ops_.end(), prefix,
-                                 [this](const Op& op, std::string_view p) { return KeyOf(op) < p; });
+  const Batch& b = staged_;
+  staged_.Normalize();
+  auto staged = std::lower_bound(b.ops.begin(), b.ops.end(), prefix,
+                                 [&b](const Op& op, std::string_view p) { return b.KeyOf(op) < p; });
   auto in_prefix = [&](std::string_view key) { return key.substr(0, prefix.size()) == prefix; };
   // Merge the committed keys with the staged changes, in key order.
   for (;;) {
     bool have_db = rc == 0 && in_prefix(View(k));
-    bool have_staged = staged != ops_.end() && in_prefix(KeyOf(*staged));
+    bool have_staged = staged != b.ops.end() && in_prefix(b.KeyOf(*staged));
     if (!have_db && !have_staged) break;
-    if (have_staged && (!have_db || KeyOf(*staged) <= View(k))) {
-      bool same = have_db && KeyOf(*staged) == View(k);
-      if (!staged->del) fn(KeyOf(*staged), ValueOf(*staged));
+    if (have_staged && (!have_db || b.KeyOf(*staged) <= View(k))) {
+      bool same = have_db && b.KeyOf(*staged) == View(k);
+      if (!staged->del) fn(b.KeyOf(*staged), b.ValueOf(*staged));
       ++staged;
       if (same) rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
       continue;
@@ -258,14 +311,6 @@ Status LmdbStore::Scan(std::string_view prefix,
   mdb_txn_abort(txn);
   if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError(options_.directory, "scan failed", rc);
   return Status::Ok();
-}
-
-uint64_t LmdbStore::used_bytes() const {
-  MDB_envinfo info{};
-  MDB_stat st{};
-  mdb_env_info(env_, &info);
-  mdb_env_stat(env_, &st);
-  return static_cast<uint64_t>(info.me_last_pgno + 1) * st.ms_psize;
 }
 
 }  // namespace cepheus::state

@@ -27,6 +27,7 @@ from testlib import free_port, scrape  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 BROKER = os.path.join(HERE, "..", "kafka", "broker.sh")
 TICKS = os.sysconf("SC_CLK_TCK")
+COMMIT = "cepheus_state_commit_seconds"
 
 
 def cpu_seconds(pid):
@@ -39,9 +40,9 @@ def records(text):
     return float(m.group(1)) if m else 0.0
 
 
-def quantile(text, q):
+def quantile(text, q, metric="cepheus_event_to_alert_seconds"):
     buckets = [(float("inf") if le == "+Inf" else float(le), float(v)) for le, v in
-               re.findall(r'^cepheus_event_to_alert_seconds_bucket\{le="([^"]+)"\} (\S+)', text, re.M)]
+               re.findall(r'^' + metric + r'_bucket\{le="([^"]+)"\} (\S+)', text, re.M)]
     buckets.sort()
     if not buckets or buckets[-1][1] == 0:
         return float("nan")
@@ -73,22 +74,49 @@ metrics: {{listen: "127.0.0.1:{port}"}}
     return path
 
 
+def counter(text, name):
+    m = re.search(r"^" + name + r" (\S+)", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def minus(later, earlier):
+    """The histogram samples of `later` less those of `earlier` (what happened in between)."""
+    before = dict(re.findall(r"^(cepheus_\w+_bucket\{[^}]*\}) (\S+)", earlier, re.M))
+    return re.sub(r"^(cepheus_\w+_bucket\{[^}]*\}) (\S+)",
+                  lambda m: f"{m.group(1)} {float(m.group(2)) - float(before.get(m.group(1), 0))}", later, flags=re.M)
+
+
 def run(cepheus, cfg, port, expected, producer=None):
+    """Runs a daemon until it has read `expected` records. With `producer` (a
+    function that starts the feed), the feed starts once the daemon holds its
+    partitions, and the histograms returned cover what came after the first
+    tenth of the records (steady state, no start-up backlog)."""
     proc = subprocess.Popen([cepheus, "run", "--config", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first = last = None
+    first = last = warm = None
+    feed = None
     deadline = time.time() + 600
     while time.time() < deadline:
         time.sleep(0.2)
-        n = records(scrape(port, timeout=2))
+        if proc.poll() is not None:
+            raise SystemExit(f"the daemon exited early, with status {proc.returncode}")
+        text = scrape(port, timeout=2)
+        if producer is not None and feed is None:
+            if counter(text, "cepheus_state_restore_seconds_count") == 0:
+                continue  # not assigned yet
+            feed = producer()
+        n = records(text)
         if first is None and n > 0:
             first = (time.time(), cpu_seconds(proc.pid), n)
+        if warm is None and n >= expected / 10:
+            warm = text
         if n >= expected:
             last = (time.time(), cpu_seconds(proc.pid), n)
             break
     time.sleep(1.0)  # one more commit, one more metrics update
     text = scrape(port, timeout=2)
-    if producer is not None:
-        producer.wait()
+    if feed is not None:
+        feed.wait()
+        text = minus(text, warm)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
     return first, last, text
@@ -121,18 +149,21 @@ def main():
         per_wall = (last[2] - first[2]) / max(wall, 1e-9)
         print(f"full speed:  {per_cpu:,.0f} events per daemon CPU-second; {per_wall:,.0f} events/s wall; "
               f"latency p50 {quantile(text, 0.5) * 1000:.0f} ms, p99 {quantile(text, 0.99) * 1000:.0f} ms "
-              "(backlog included)")
+              f"(backlog included); {counter(text, COMMIT + '_count'):.0f} commits")
 
         rate = max(1, int(per_wall / 2))
         if "--latency-rate" in args:  # latency at a chosen rate instead of half of full speed
             rate = int(args[args.index("--latency-rate") + 1])
         port = free_port()
-        producer = subprocess.Popen(gen + ["--topic", "events-half", "--rate", str(rate)],
+        def producer():
+            return subprocess.Popen(gen + ["--topic", "events-half", "--rate", str(rate)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         first, last, text = run(cepheus, config(work, "half", brokers, rules, port, "events-half", commit), port, n,
                                 producer)
         print(f"half load:   {rate:,} events/s produced; latency p50 {quantile(text, 0.5) * 1000:.1f} ms, "
-              f"p99 {quantile(text, 0.99) * 1000:.1f} ms (record's Kafka time to its alert's commit)")
+              f"p99 {quantile(text, 0.99) * 1000:.1f} ms (record's Kafka time to its alert's commit); "
+              f"a commit takes p50 {quantile(text, 0.5, COMMIT) * 1000:.1f} ms, "
+              f"p99 {quantile(text, 0.99, COMMIT) * 1000:.1f} ms; {counter(text, COMMIT + '_count'):.0f} commits")
     finally:
         subprocess.run([BROKER, "stop", f"{work}/broker"], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)

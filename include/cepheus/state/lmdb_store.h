@@ -9,13 +9,22 @@
 // aborted, the map is doubled (no transaction is open then) and the batch is
 // redone. Scan sees committed data with the staged changes on top.
 //
+// CommitInBackground hands the staged batch to a writer thread and returns;
+// writes staged meanwhile form the next batch. Every call that reads or
+// commits first waits for that batch, so the store looks the same from its
+// thread as with Commit; WaitForBackgroundCommit tells how it ended (a
+// failure stays reported: the store is then broken).
+//
 // One process per state directory: Open takes an exclusive lock on
 // DIR/cepheus.lock and refuses a directory another process holds. Stale
 // reader slots left by killed processes are cleared at open
-// (mdb_reader_check). Not thread-safe: one thread drives a store.
+// (mdb_reader_check). Not thread-safe: one thread drives a store (its
+// writer thread is its own).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -51,20 +60,25 @@ class LmdbStore : public engine::StateStore {
 
   // Applies the staged writes atomically and durably (fsync on commit).
   Status Commit();
-  // Drops the staged writes.
+  // Starts applying the staged writes on the writer thread, and returns.
+  void CommitInBackground();
+  // Waits for the background commit, if one is running; returns the first
+  // failure of any background commit so far.
+  Status WaitForBackgroundCommit() const;
+  // Drops the staged writes (after the background commit has ended).
   void Rollback();
 
   uint64_t map_size() const { return map_size_; }
-  // Bytes of the map in use (pages in use times the page size).
-  uint64_t used_bytes() const;
+  // Bytes of the map in use (pages in use times the page size), as of the
+  // last commit that ended.
+  uint64_t used_bytes() const { return used_bytes_; }
   // The number of keys with a staged write.
   size_t staged() const;
   int map_resizes() const { return resizes_; }
 
  private:
   LmdbStore() = default;
-  Status Grow();
-  // One staged write: the key (and value) live in arena_.
+  // One staged write: the key (and value) live in the batch's arena.
   struct Op {
     size_t key_off;
     size_t val_off;
@@ -72,22 +86,36 @@ class LmdbStore : public engine::StateStore {
     uint32_t val_len;
     bool del;
   };
-  std::string_view KeyOf(const Op& op) const { return {arena_.data() + op.key_off, op.key_len}; }
-  std::string_view ValueOf(const Op& op) const { return {arena_.data() + op.val_off, op.val_len}; }
+  // A log of staged writes. Normalize sorts it by key and keeps the last
+  // write of each key.
+  struct Batch {
+    std::vector<Op> ops;
+    size_t sorted = 0;  // ops[0, sorted) is sorted with one write per key
+    std::string arena;
+    std::string_view KeyOf(const Op& op) const { return {arena.data() + op.key_off, op.key_len}; }
+    std::string_view ValueOf(const Op& op) const { return {arena.data() + op.val_off, op.val_len}; }
+    void Normalize();
+    void Clear();
+  };
   void Stage(std::string_view key, std::string_view value, bool del);
-  // Sorts the log by key and keeps the last write of each key.
-  void Normalize() const;
+  Status Grow();
+  // Applies `batch` in one write transaction (growing the map when full).
+  Status Apply(Batch& batch);
+  void UpdateUsedBytes();
 
   LmdbOptions options_;
   MDB_env* env_ = nullptr;
   unsigned int dbi_ = 0;
   int lock_fd_ = -1;
-  uint64_t map_size_ = 0;
-  int resizes_ = 0;
+  std::atomic<uint64_t> map_size_{0};
+  std::atomic<uint64_t> used_bytes_{0};
+  std::atomic<int> resizes_{0};
   // The staged writes (mutable: a const Scan sorts them first).
-  mutable std::vector<Op> ops_;
-  mutable size_t sorted_ = 0;  // ops_[0, sorted_) is sorted with one write per key
-  std::string arena_;
+  mutable Batch staged_;
+  // The batch the writer thread applies, while `background_` is valid.
+  Batch applying_;
+  mutable std::future<Status> background_;
+  mutable Status background_status_;
 };
 
 }  // namespace cepheus::state

@@ -1,6 +1,6 @@
 // The LMDB store on real files in a temporary directory: atomic batches,
-// reopening, map growth from a tiny map, one process per directory, and the
-// engine's own state through it.
+// reopening, map growth from a tiny map, background commits, one process per
+// directory, and the engine's own state through it.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -110,6 +110,59 @@ TEST_CASE("a full map is grown and the batch redone, from a 1 MiB start") {
   CHECK(s->map_size() >= (16ULL << 20));
   CHECK(All(*s, "key/").size() == 20000);
   CHECK(s->used_bytes() > 20000ULL * 1000);
+}
+
+TEST_CASE("a background commit is seen by the next scan and survives reopening, while the next batch is staged") {
+  TempDir dir;
+  using P = std::pair<std::string, std::string>;
+  {
+    auto s = Open(dir);
+    REQUIRE(s->Put("a/1", "one").ok());
+    REQUIRE(s->Put("a/2", "two").ok());
+    s->CommitInBackground();
+    CHECK(s->staged() == 0);  // the next batch starts empty
+    REQUIRE(s->Put("a/2", "two again").ok());
+    REQUIRE(s->Delete("a/1").ok());
+    CHECK(All(*s, "a/") == std::vector<P>{{"a/2", "two again"}});
+    REQUIRE(s->WaitForBackgroundCommit().ok());
+    CHECK(s->staged() == 2);
+  }
+  auto s = Open(dir);  // the second batch was never committed
+  CHECK(All(*s, "a/") == std::vector<P>{{"a/1", "one"}, {"a/2", "two"}});
+}
+
+TEST_CASE("a background commit grows a full map like a foreground one") {
+  TempDir dir;
+  auto s = Open(dir, 1ULL << 20);
+  std::string value(1000, 'x');
+  for (int i = 0; i < 20000; ++i) REQUIRE(s->Put("key/" + std::to_string(i), value).ok());
+  s->CommitInBackground();
+  REQUIRE(s->WaitForBackgroundCommit().ok());
+  CHECK(s->map_resizes() >= 4);
+  CHECK(All(*s, "key/").size() == 20000);
+  CHECK(s->used_bytes() > 20000ULL * 1000);
+}
+
+TEST_CASE("a failed background commit is reported by the wait, by reads and by commits after it") {
+  TempDir dir;
+  auto opened = state::LmdbStore::Open({dir.path.string(), 1ULL << 20, 1ULL << 20});  // cannot grow
+  REQUIRE(opened.ok());
+  auto s = std::move(opened).value();
+  REQUIRE(s->Put("small", "fits").ok());
+  REQUIRE(s->Commit().ok());
+  std::string value(1000, 'x');
+  for (int i = 0; i < 5000; ++i) REQUIRE(s->Put("key/" + std::to_string(i), value).ok());
+  s->CommitInBackground();
+  Status st = s->WaitForBackgroundCommit();
+  CHECK(st.code() == Status::Code::kLimitExceeded);
+  CHECK(st.message().find("the map would pass its limit") != std::string::npos);
+  CHECK(s->WaitForBackgroundCommit().code() == Status::Code::kLimitExceeded);  // it stays reported
+  CHECK(s->Scan("", [](std::string_view, std::string_view) {}).code() == Status::Code::kLimitExceeded);
+  REQUIRE(s->Put("later", "batch").ok());
+  CHECK(s->Commit().code() == Status::Code::kLimitExceeded);
+  s.reset();
+  auto again = Open(dir);  // nothing of the failed batch, nor after it
+  CHECK(All(*again) == std::vector<std::pair<std::string, std::string>>{{"small", "fits"}});
 }
 
 TEST_CASE("a second store on the same directory is refused") {
