@@ -45,6 +45,15 @@ int RunDaemon(const RunOptions& o) {
     LogError(config.status().message());
     return kExitConfig;
   }
+  Failpoint failpoint;
+  if (!o.crash_at.empty()) {
+    auto f = ParseFailpoint(o.crash_at);
+    if (!f.ok()) {
+      LogError(f.status().message());
+      return kExitConfig;
+    }
+    failpoint = f.value();
+  }
   if (o.print_config) {
     std::cout << DumpConfig(config.value());
     return 0;
@@ -61,6 +70,7 @@ int RunDaemon(const RunOptions& o) {
   }
   InstallSignalHandlers(&g_stop, &g_reload);
   Daemon daemon(std::move(config).value(), rules);
+  daemon.set_failpoint(failpoint);
   return daemon.Run(g_stop, &g_reload);
 }
 

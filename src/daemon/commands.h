@@ -62,6 +62,9 @@ int RunDemo(const DemoOptions& o);
 struct RunOptions {
   std::string config = "/etc/cepheus/cepheus.yaml";
   bool print_config = false;
+  // Tests only (hidden from --help): "before-kafka-commit:N" or
+  // "after-kafka-commit:N" kills the process at its Nth commit, there.
+  std::string crash_at;
 };
 int RunDaemon(const RunOptions& o);
 

@@ -28,7 +28,9 @@
 #include "daemon/daemon.h"
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
@@ -418,6 +420,7 @@ bool Daemon::Commit() {
   }
   io::TxnResult r;
   if (!offsets.empty()) r = producer_->SendOffsets(offsets, consumer_.get(), kTxnTimeoutMs);
+  if (r.ok()) MaybeCrash(Failpoint::Point::kBeforeKafkaCommit);
   for (int attempt = 0; r.ok() || r.outcome == io::TxnOutcome::kRetry; ++attempt) {
     if (r.ok()) r = producer_->CommitTransaction(kTxnTimeoutMs);
     if (r.ok() || r.outcome != io::TxnOutcome::kRetry || attempt >= 5) break;
@@ -427,6 +430,7 @@ bool Daemon::Commit() {
     return false;
   }
   if (!r.ok()) return Abort(r.message);
+  MaybeCrash(Failpoint::Point::kAfterKafkaCommit);
   // The alerts are committed (visible to read_committed consumers): each
   // counts from its record's Kafka time to now.
   Millis now = WallMs();
@@ -445,6 +449,30 @@ bool Daemon::Commit() {
     return false;
   }
   return true;
+}
+
+void Daemon::MaybeCrash(Failpoint::Point at) const {
+  if (failpoint_.point != at || failpoint_.commit != commits_ + 1) return;
+  LogError(fmt::format("failpoint: killing the process {} the Kafka commit of batch {}",
+                       at == Failpoint::Point::kBeforeKafkaCommit ? "before" : "after", failpoint_.commit));
+  std::fflush(stderr);
+  std::raise(SIGKILL);  // like kill -9: no destructor, no flush, no LMDB commit
+}
+
+Result<Failpoint> ParseFailpoint(const std::string& text) {
+  Failpoint f;
+  size_t colon = text.rfind(':');
+  std::string point = text.substr(0, colon);
+  if (point == "before-kafka-commit") f.point = Failpoint::Point::kBeforeKafkaCommit;
+  if (point == "after-kafka-commit") f.point = Failpoint::Point::kAfterKafkaCommit;
+  char* end = nullptr;
+  unsigned long long n = colon == std::string::npos ? 0 : std::strtoull(text.c_str() + colon + 1, &end, 10);
+  if (f.point == Failpoint::Point::kNone || n == 0 || end == nullptr || *end != '\0') {
+    return Status::InvalidArgument(fmt::format(
+        "--crash-at '{}': expected before-kafka-commit:N or after-kafka-commit:N, with N >= 1", text));
+  }
+  f.commit = n;
+  return f;
 }
 
 bool Daemon::Abort(const std::string& why) {

@@ -33,6 +33,18 @@ namespace cepheus::daemon {
 // flags must live as long as the process.
 void InstallSignalHandlers(std::atomic<bool>* stop, std::atomic<bool>* reload);
 
+// A place to kill the daemon at, for the crash tests (reliability test A3):
+// at its Nth commit, just before or just after the Kafka transaction commits.
+// After: Kafka holds the batch and LMDB does not (the restore rolls LMDB
+// forward from the changelog). Before: neither holds it.
+struct Failpoint {
+  enum class Point { kNone, kBeforeKafkaCommit, kAfterKafkaCommit };
+  Point point = Point::kNone;
+  uint64_t commit = 0;  // 1 = the first commit
+};
+// Parses "before-kafka-commit:N" or "after-kafka-commit:N" (N >= 1).
+Result<Failpoint> ParseFailpoint(const std::string& text);
+
 class Daemon : public io::RebalanceListener {
  public:
   Daemon(Config config, std::shared_ptr<const nfa::CompiledRuleSet> rules);
@@ -64,6 +76,7 @@ class Daemon : public io::RebalanceListener {
   bool Reload();
 
   // For tests.
+  void set_failpoint(Failpoint f) { failpoint_ = f; }
   uint64_t alerts_published() const { return alerts_published_; }
   const nfa::CompiledRuleSet& rules() const { return *rules_; }
   uint64_t rule_state_dropped() const { return rule_state_dropped_; }
@@ -124,6 +137,10 @@ class Daemon : public io::RebalanceListener {
   std::vector<Millis> uncommitted_alert_times_;  // Kafka times of the records behind this batch's alerts
   uint64_t commits_ = 0;
   uint64_t aborts_ = 0;
+  Failpoint failpoint_;
+  // Kills the process (SIGKILL) when the failpoint names this point of the
+  // commit under way.
+  void MaybeCrash(Failpoint::Point at) const;
 };
 
 }  // namespace cepheus::daemon

@@ -74,6 +74,8 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "The daemon: Kafka in, alerts out, state in LMDB");
   run->add_option("--config", run_opts.config, "Configuration file (YAML)");
   run->add_flag("--print-config", run_opts.print_config, "Print the effective configuration and exit");
+  run->add_option("--crash-at", run_opts.crash_at, "Tests only: kill the process at a commit (POINT:N)")
+      ->group("");  // hidden: reliability test A3
 
   auto* version = app.add_subcommand("version", "Print the version and the linked libraries");
 

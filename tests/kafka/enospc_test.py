@@ -45,33 +45,33 @@ from eos_kill_test import BROKER, evaluated, free_port, read_topic, reduce_alert
 SKIP = 77  # ctest's SKIP_RETURN_CODE for this test
 
 
-def lmdb_offsets(state_dir):
-    """{partition: offset} as LMDB holds them (mdb_dump of the state directory)."""
+def lmdb_offsets(state_dir, topic="events-one"):
+    """{partition: offset} of `topic` as LMDB holds them (mdb_dump of the state directory)."""
     out = subprocess.run(["mdb_dump", "-p", state_dir], check=True, capture_output=True, text=True,
                          errors="replace").stdout.splitlines()
     body = out[out.index("HEADER=END") + 1:]
     offsets = {}
     for k, v in zip(body[0::2], body[1::2]):
-        m = re.fullmatch(r" p/events-one/(\d+)/offset", k)
+        m = re.fullmatch(r" p/" + re.escape(topic) + r"/(\d+)/offset", k)
         if m:
             offsets[int(m.group(1))] = int(v.strip())
     return offsets
 
 
-def group_offsets(work, group):
-    """{partition: offset} the group committed, as the broker reports it."""
+def group_offsets(work, group, topic="events-one"):
+    """{partition: offset} the group committed on `topic`, as the broker reports it."""
     text = sh(BROKER, "group-offsets", f"{work}/broker", group)
-    return {int(p): int(o) for t, p, o in (l.split() for l in text.splitlines()) if t == "events-one"}
+    return {int(p): int(o) for t, p, o in (l.split() for l in text.splitlines()) if t == topic}
 
 
-def changelog_offsets(work, topic):
-    """{partition: [offset, ...]}: the offset records of the committed changelog, in order."""
+def changelog_offsets(work, changelog, topic="events-one"):
+    """{partition: [offset, ...]}: the offset records of `topic` in the committed changelog, in order."""
     env = dict(os.environ, CEPHEUS_KAFKA_CONSUME_TIMEOUT="10")
-    p = subprocess.run([BROKER, "consume", f"{work}/broker", topic, str(10 ** 9), "--read-committed", "--keys"],
+    p = subprocess.run([BROKER, "consume", f"{work}/broker", changelog, str(10 ** 9), "--read-committed", "--keys"],
                        capture_output=True, env=env)
     found = {}
     for line in p.stdout.split(b"\n"):
-        m = re.fullmatch(rb"p/events-one/(\d+)/offset\t(\d+)", line)
+        m = re.fullmatch(rb"p/" + re.escape(topic.encode()) + rb"/(\d+)/offset\t(\d+)", line)
         if m:
             found.setdefault(int(m.group(1)), []).append(int(m.group(2)))
     return found

@@ -200,3 +200,19 @@ TEST_CASE("the daemon's alerts equal a per-partition replay of the same records"
   CHECK(d.alerts_published() == want.size());
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("a crash failpoint names a side of the Kafka commit and a commit counted from 1") {
+  auto after = daemon::ParseFailpoint("after-kafka-commit:20");
+  REQUIRE(after.ok());
+  CHECK(after.value().point == daemon::Failpoint::Point::kAfterKafkaCommit);
+  CHECK(after.value().commit == 20);
+  auto before = daemon::ParseFailpoint("before-kafka-commit:1");
+  REQUIRE(before.ok());
+  CHECK(before.value().point == daemon::Failpoint::Point::kBeforeKafkaCommit);
+  for (const char* bad : {"after-kafka-commit:0", "after-kafka-commit", "during-kafka-commit:3", "after-kafka-commit:3x",
+                          ""}) {
+    CAPTURE(bad);
+    CHECK(daemon::ParseFailpoint(bad).status().message().find("expected before-kafka-commit:N") !=
+          std::string::npos);
+  }
+}

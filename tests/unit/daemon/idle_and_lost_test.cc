@@ -3,7 +3,8 @@
 // the idle timeout) and its next records are not late (reliability F1); a
 // loop stalled past max.poll.interval.ms loses its assignment, aborts, and
 // carries on once the group gives the partitions back, with every record in
-// the state once (C2).
+// the state once (C2); an alert's batch is committed as soon as the loop has
+// handled every fetched record, not at the end of the commit interval.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "daemon/daemon.h"
 #include "daemon/rules_loader.h"
 #include "harness.h"
+#include "test_util.h"
 
 using namespace cepheus;
 using Clock = std::chrono::steady_clock;
@@ -110,6 +112,36 @@ TEST_CASE("a quiet partition's absence alert fires by the wall clock, and its ne
   REQUIRE(Eventually([&] { return d.records_handled() == 2; }, std::chrono::seconds(10)));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   CHECK(d.late_events() == late_before);
+}
+
+TEST_CASE("an alert is committed once every fetched record is handled, without waiting for the commit interval") {
+  Setup s("cepheus-eager-commit", "rule logins key user_id match l: login{2} within 1h\n");
+  s.config.state.commit_interval = 60000;  // a minute: only the eager commit can be seen in the test
+  auto rules = daemon::LoadAndCompile({s.config.rules_path}, std::cerr);
+  REQUIRE(rules);
+  daemon::Daemon d(s.config, rules);
+  testing::DaemonThread running(d);
+  REQUIRE(Eventually([&] { return d.ready(); }, std::chrono::seconds(30)));
+  auto committed_alerts = [&] {
+    return testing::Sample(testing::Scrape(d.metrics_port()), "cepheus_event_to_alert_seconds_count");
+  };
+
+  // Records that raise no alert wait for the interval.
+  s.Send("u1", R"({"type":"login","user_id":"u1","ts":1000})");
+  s.Send("u2", R"({"type":"login","user_id":"u2","ts":1001})");
+  REQUIRE(Eventually([&] { return d.records_handled() == 2; }, std::chrono::seconds(10)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  uint64_t commits_before = d.commits();
+  CHECK(committed_alerts() == 0);
+
+  // The second login of u1 raises an alert: its batch is committed at once.
+  auto sent = Clock::now();
+  s.Send("u1", R"({"type":"login","user_id":"u1","ts":1002})");
+  REQUIRE(Eventually([&] { return committed_alerts() == 1; }, std::chrono::seconds(10)));
+  double after = std::chrono::duration<double>(Clock::now() - sent).count();
+  CHECK(after < 5.0);  // far inside the minute of the interval
+  CHECK(d.commits() == commits_before + 1);
+  MESSAGE("alert committed " << after << " s after its record was produced, with a 60 s commit interval");
 }
 
 TEST_CASE("a loop stalled past max.poll.interval.ms loses its assignment, aborts, and carries on with every record "
