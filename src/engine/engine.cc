@@ -85,7 +85,7 @@ void Engine::Push(nfa::EventRef e) {
     max_ts_ = e->ts;
     if (max_ts_ - options_.out_of_order > watermark_) watermark_ = max_ts_ - options_.out_of_order;
   }
-  buffer_.push(Buffered{std::move(e)});
+  buffer_.push(Buffered(std::move(e)));
   Drain();
 }
 
@@ -96,7 +96,7 @@ void Engine::AdvanceWatermark(Millis w) {
 }
 
 void Engine::Drain() {
-  while (!buffer_.empty() && buffer_.top().e->ts <= watermark_) {
+  while (!buffer_.empty() && buffer_.top().ts <= watermark_) {
     nfa::EventRef e = buffer_.top().e;
     buffer_.pop();
     CloseUntil(e->ts);

@@ -533,7 +533,7 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* 
           result = ev.status();
           return;
         }
-        buffer_.push(Buffered{std::move(ev).value()});
+        buffer_.push(Buffered(std::move(ev).value()));
       }
     } else if (k.substr(0, 9) == "engine/k/") {
       // A record of format version 1 (one per rule and key): not loaded.

@@ -166,11 +166,14 @@ class Engine {
     bool closing;  // an armed closing (else a cooldown or barrier wake-up)
     bool operator>(const Timer& o) const { return at != o.at ? at > o.at : order > o.order; }
   };
+  // An event in the reorder buffer; its time and arrival are copied beside
+  // the reference, so the heap orders without reading the events.
   struct Buffered {
+    Millis ts;
+    uint64_t arrival;
     nfa::EventRef e;
-    bool operator>(const Buffered& o) const {
-      return e->ts != o.e->ts ? e->ts > o.e->ts : e->arrival > o.e->arrival;
-    }
+    explicit Buffered(nfa::EventRef ev) : ts(ev->ts), arrival(ev->arrival), e(std::move(ev)) {}
+    bool operator>(const Buffered& o) const { return ts != o.ts ? ts > o.ts : arrival > o.arrival; }
   };
 
   void Drain();
