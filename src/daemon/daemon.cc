@@ -188,6 +188,16 @@ Status Daemon::Start() {
     }
   }
   if (io::TxnResult r = producer_->BeginTransaction(); !r.ok()) return Status::IoError("begin: " + r.message);
+  // Without this, the first alert after a start waits for librdkafka's next
+  // metadata refresh (~0.7 s). A topic the brokers do not know is logged, not
+  // fatal: it may be created on first use, and if not, producing to it fails
+  // and says so.
+  std::vector<std::string> outputs = {config_.kafka.alerts_topic, config_.kafka.changelog_topic,
+                                      config_.kafka.dead_letter_topic};
+  if (!config_.kafka.late_topic.empty()) outputs.push_back(config_.kafka.late_topic);
+  if (Status st = producer_->LoadMetadata(outputs, 10000); !st.ok()) {
+    daemon::Log(LogLevel::kWarning, "output topics: " + st.message());
+  }
 
   step(fmt::format("joining group {} on {}", config_.kafka.group_id, fmt::join(config_.kafka.input_topics, ", ")));
   auto c = io::KafkaConsumer::Create(config_.kafka.brokers, config_.kafka.group_id, config_.kafka.input_topics,

@@ -207,6 +207,24 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const std::string& 
   return out;
 }
 
+Status KafkaProducer::LoadMetadata(const std::vector<std::string>& topics, int timeout_ms) {
+  for (const auto& name : topics) {
+    std::string err;
+    RdKafka::Topic* t = impl_->TopicHandle(name, &err);
+    if (t == nullptr) return Status::IoError(fmt::format("topic {}: {}", name, err));
+    RdKafka::Metadata* md = nullptr;
+    RdKafka::ErrorCode e = impl_->producer->metadata(false, t, &md, timeout_ms);
+    std::unique_ptr<RdKafka::Metadata> owned(md);
+    if (e != RdKafka::ERR_NO_ERROR) return Status::IoError(fmt::format("topic {}: {}", name, RdKafka::err2str(e)));
+    for (const auto* tm : *md->topics()) {
+      if (tm->err() != RdKafka::ERR_NO_ERROR) {
+        return Status::NotFound(fmt::format("topic {}: {}", name, RdKafka::err2str(tm->err())));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 KafkaProducer::~KafkaProducer() {
   if (impl_ && impl_->producer) impl_->producer->flush(5000);
 }

@@ -6,10 +6,13 @@
 Full speed: N events are produced first, then one daemon reads them all with
 every rule in RULES; the figure is events per second of daemon CPU time
 (user + system, from /proc, between its first and its last record).
-Half load: the events are produced at half the full-speed rate while the
-daemon runs; the figures are the p50 and p99 of cepheus_event_to_alert_seconds
-(a record's Kafka time to its alert's commit), read from the daemon's
-histogram like Prometheus' histogram_quantile does. Full-speed latencies are
+Half load: events are produced at half the full-speed rate for at least 20 s
+while the daemon runs (the feed starts once the daemon holds its partitions); the
+figures are the p50 and p99 of cepheus_event_to_alert_seconds (a record's
+Kafka time to its alert's commit) after the first tenth of the events (steady
+state), read from the daemon's histogram like Prometheus' histogram_quantile
+does, with the commit times and the cores the daemon, the broker and the
+producer used meanwhile. Full-speed latencies are
 printed too (they include the time the records waited in the topic).
 """
 import os
@@ -86,7 +89,13 @@ def minus(later, earlier):
                   lambda m: f"{m.group(1)} {float(m.group(2)) - float(before.get(m.group(1), 0))}", later, flags=re.M)
 
 
-def run(cepheus, cfg, port, expected, producer=None):
+def cores(first, last):
+    """Cores each process used between two samples (CPU seconds per wall second)."""
+    wall = max(last[0] - first[0], 1e-9)
+    return {name: (last[3][name] - first[3][name]) / wall for name in first[3] if name in last[3]}
+
+
+def run(cepheus, cfg, port, expected, producer=None, broker_pid=None):
     """Runs a daemon until it has read `expected` records. With `producer` (a
     function that starts the feed), the feed starts once the daemon holds its
     partitions, and the histograms returned cover what came after the first
@@ -104,13 +113,19 @@ def run(cepheus, cfg, port, expected, producer=None):
             if counter(text, "cepheus_state_restore_seconds_count") == 0:
                 continue  # not assigned yet
             feed = producer()
+        pids = {"daemon": proc.pid, "broker": broker_pid, "producer": feed.pid if feed else None}
+
+        def sample(n):
+            cpu = {name: cpu_seconds(pid) for name, pid in pids.items() if pid is not None}
+            return (time.time(), cpu["daemon"], n, cpu)
+
         n = records(text)
         if first is None and n > 0:
-            first = (time.time(), cpu_seconds(proc.pid), n)
+            first = sample(n)
         if warm is None and n >= expected / 10:
             warm = text
         if n >= expected:
-            last = (time.time(), cpu_seconds(proc.pid), n)
+            last = sample(n)
             break
     time.sleep(1.0)  # one more commit, one more metrics update
     text = scrape(port, timeout=2)
@@ -155,15 +170,26 @@ def main():
         if "--latency-rate" in args:  # latency at a chosen rate instead of half of full speed
             rate = int(args[args.index("--latency-rate") + 1])
         port = free_port()
+        # At least 20 s of feed: the latency is that of a steady state.
+        half_n = max(n, rate * 20)
+        half_gen = list(gen)
+        half_gen[gen.index("--events") + 1] = str(half_n)
+
         def producer():
-            return subprocess.Popen(gen + ["--topic", "events-half", "--rate", str(rate)],
+            return subprocess.Popen(half_gen + ["--topic", "events-half", "--rate", str(rate)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        first, last, text = run(cepheus, config(work, "half", brokers, rules, port, "events-half", commit), port, n,
-                                producer)
+        broker_pid = int(open(f"{work}/broker/broker.pid").read())
+        first, last, text = run(cepheus, config(work, "half", brokers, rules, port, "events-half", commit), port,
+                                half_n,
+                                producer, broker_pid)
         print(f"half load:   {rate:,} events/s produced; latency p50 {quantile(text, 0.5) * 1000:.1f} ms, "
               f"p99 {quantile(text, 0.99) * 1000:.1f} ms (record's Kafka time to its alert's commit); "
               f"a commit takes p50 {quantile(text, 0.5, COMMIT) * 1000:.1f} ms, "
               f"p99 {quantile(text, 0.99, COMMIT) * 1000:.1f} ms; {counter(text, COMMIT + '_count'):.0f} commits")
+        if first is not None and last is not None:
+            used = cores(first, last)
+            print("             cores used meanwhile: " + ", ".join(f"{k} {v:.2f}" for k, v in used.items()) +
+                  f" (of {os.cpu_count()})")
     finally:
         subprocess.run([BROKER, "stop", f"{work}/broker"], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)

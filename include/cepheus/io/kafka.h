@@ -119,6 +119,10 @@ class KafkaProducer {
   // (a compacted topic's delete).
   Status ProduceTo(const std::string& topic, int32_t partition, std::string_view key,
                    std::optional<std::string_view> value);
+  // Fetches the metadata of `topics` now, so the first message to each is not
+  // held until librdkafka's next metadata refresh (up to a second). Returns
+  // the first topic the brokers do not know, or another failure.
+  Status LoadMetadata(const std::vector<std::string>& topics, int timeout_ms);
   // Serves delivery reports; returns the number of failed deliveries seen.
   int Poll(int timeout_ms);
   Status Flush(int timeout_ms);
