@@ -6,7 +6,8 @@
 // to kRecordsPerTurn records: decode each (malformed records go to the
 // dead-letter topic with the reason and origin in headers), push it into its
 // partition's engine, produce what the engine published inside the
-// transaction; every commit interval, commit. After the idle timeout a quiet
+// transaction; every commit interval, commit (at once when an alert waits and
+// every fetched record is handled). After the idle timeout a quiet
 // partition's watermark follows the wall clock, idle_timeout + out_of_order
 // behind it.
 //
@@ -49,6 +50,8 @@ Millis WallMs() {
 }
 
 constexpr int kTxnTimeoutMs = 30000;
+constexpr const char* kStateCommitFailed =
+    "cannot commit the state (the next start catches up from the last good batch): ";
 constexpr int kRecordsPerTurn = 1000;  // records handled between two looks at the clocks
 constexpr int kExitConfig = 78;  // EX_CONFIG: the set-up is wrong, a restart will not help
 
@@ -425,7 +428,7 @@ bool Daemon::Commit() {
   // on: Kafka is then at most one batch ahead of LMDB, which the restore
   // rolls forward from the changelog.
   if (Status st = store_->WaitForBackgroundCommit(); !st.ok()) {
-    LogError("cannot commit the state (the next start catches up from the last good batch): " + st.message());
+    LogError(kStateCommitFailed + st.message());
     return false;
   }
   io::TxnResult r;
@@ -649,7 +652,7 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     if (!Commit()) fatal_ = true;
   }
   if (Status st = store_->WaitForBackgroundCommit(); !st.ok() && !fatal_) {
-    LogError("cannot commit the state (the next start catches up from the last good batch): " + st.message());
+    LogError(kStateCommitFailed + st.message());
     fatal_ = true;
   }
   consumer_->Close();  // revokes: commits nothing new (not dirty)

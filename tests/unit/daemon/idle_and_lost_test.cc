@@ -127,11 +127,12 @@ TEST_CASE("an alert is committed once every fetched record is handled, without w
   };
 
   // Records that raise no alert wait for the interval.
+  uint64_t commits_before = d.commits();
   s.Send("u1", R"({"type":"login","user_id":"u1","ts":1000})");
   s.Send("u2", R"({"type":"login","user_id":"u2","ts":1001})");
   REQUIRE(Eventually([&] { return d.records_handled() == 2; }, std::chrono::seconds(10)));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  uint64_t commits_before = d.commits();
+  CHECK(d.commits() == commits_before);
   CHECK(committed_alerts() == 0);
 
   // The second login of u1 raises an alert: its batch is committed at once.
