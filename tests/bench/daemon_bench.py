@@ -38,11 +38,6 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def records(text):
-    m = re.search(r"^cepheus_records_read_total (\S+)", text, re.M)
-    return float(m.group(1)) if m else 0.0
-
-
 def quantile(text, q, metric="cepheus_event_to_alert_seconds"):
     buckets = [(float("inf") if le == "+Inf" else float(le), float(v)) for le, v in
                re.findall(r'^' + metric + r'_bucket\{le="([^"]+)"\} (\S+)', text, re.M)]
@@ -119,7 +114,7 @@ def run(cepheus, cfg, port, expected, producer=None, broker_pid=None):
             cpu = {name: cpu_seconds(pid) for name, pid in pids.items() if pid is not None}
             return (time.time(), cpu["daemon"], n, cpu)
 
-        n = records(text)
+        n = counter(text, "cepheus_records_read_total")
         if first is None and n > 0:
             first = sample(n)
         if warm is None and n >= expected / 10:

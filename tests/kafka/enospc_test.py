@@ -37,10 +37,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from eos_kill_test import BROKER, evaluated, free_port, read_topic, reduce_alert, sh, start, stop_all, write_config  # noqa: E402
+from eos_kill_test import (BROKER, evaluated, free_port, missing_and_duplicates, read_topic, reduce_alert, sh,  # noqa: E402
+                           start, stop_all, write_config)
 
 SKIP = 77  # ctest's SKIP_RETURN_CODE for this test
 
@@ -192,8 +192,7 @@ def main():
             print("enospc: " + rolled[0].split(": ", 1)[-1])
 
         alerts = [reduce_alert(json.loads(l)) for l in read_topic(work, "alerts-enospc")]
-        g, f = Counter(golden), Counter(alerts)
-        missing, duplicates = sum((g - f).values()), sum((f - g).values())
+        missing, duplicates = missing_and_duplicates(golden, alerts)
         print(f"enospc: replay {len(golden)} alerts, daemon {len(alerts)}: {missing} missing, {duplicates} duplicates")
         if not golden or missing or duplicates:
             failures.append(f"alerts differ from replay: {missing} missing, {duplicates} duplicates")

@@ -34,6 +34,7 @@ Then it reads both alerts topics with isolation.level=read_committed and
 compares them as multisets of alert ids: 0 missing and 0 duplicates, or fail.
 """
 import json
+from collections import Counter
 import os
 import random
 import re
@@ -204,6 +205,12 @@ def reduce_alert(a):
             tuple(sorted((n, tuple(e.get("id") for e in evs)) for n, evs in a["events"].items())))
 
 
+def missing_and_duplicates(want, got):
+    """Compares two multisets of alerts: (how many of `want` are not in `got`, how many of `got` are extra)."""
+    w, g = Counter(want), Counter(got)
+    return sum((w - g).values()), sum((g - w).values())
+
+
 def read_alerts(work, topic, by_content=False):
     """Alert ids, or (rule, key, reason, bound event ids) with `by_content`."""
     return [reduce_alert(json.loads(l)) if by_content else json.loads(l)["alert_id"] for l in read_topic(work, topic)]
@@ -327,10 +334,7 @@ def main():
         dead = len(read_topic(work, "dead-faulty")) if by_content else 0
         if by_content:
             print(f"eos: {malformed} malformed records produced, {dead} in the dead-letter topic")
-        from collections import Counter
-        g, f = Counter(golden), Counter(faulty)
-        missing = sum((g - f).values())
-        duplicates = sum((f - g).values())
+        missing, duplicates = missing_and_duplicates(golden, faulty)
         print(f"eos: golden {len(golden)} alerts, faulty {len(faulty)}: {missing} missing, {duplicates} duplicates")
         log.close()
         text = open(f"{work}/daemons.log").read()

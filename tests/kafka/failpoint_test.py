@@ -33,11 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from enospc_test import changelog_offsets, group_offsets, lmdb_offsets  # noqa: E402
-from eos_kill_test import BROKER, evaluated, free_port, read_topic, reduce_alert, sh, stop_all, write_config  # noqa: E402
+from eos_kill_test import (BROKER, evaluated, free_port, missing_and_duplicates, read_topic, reduce_alert, sh,  # noqa: E402
+                           stop_all, write_config)
 
 
 def crash_and_recover(cepheus, rules, work, brokers, events, gen, golden, point, at, procs):
@@ -116,8 +116,7 @@ def crash_and_recover(cepheus, rules, work, brokers, events, gen, golden, point,
         print(f"failpoint {point}: " + rolled[0].split(": ", 1)[-1], flush=True)
 
     alerts = [reduce_alert(json.loads(l)) for l in read_topic(work, f"alerts-{name}")]
-    g, f = Counter(golden), Counter(alerts)
-    missing, duplicates = sum((g - f).values()), sum((f - g).values())
+    missing, duplicates = missing_and_duplicates(golden, alerts)
     print(f"failpoint {point}: replay {len(golden)} alerts, daemon {len(alerts)}: {missing} missing, "
           f"{duplicates} duplicates", flush=True)
     if not golden or missing or duplicates:

@@ -50,7 +50,8 @@ from collections import Counter, defaultdict
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
-from eos_kill_test import BROKER, Feeder, evaluated, free_port, read_topic, sh, stop_all, write_config  # noqa: E402
+from eos_kill_test import (BROKER, Feeder, evaluated, free_port, missing_and_duplicates, read_topic, sh,  # noqa: E402
+                           stop_all, write_config)
 from testlib import FakeSystemd  # noqa: E402
 
 
@@ -185,8 +186,7 @@ def main():
 
         golden = [json.loads(l) for l in read_topic(work, "alerts-golden")]
         storm = [json.loads(l) for l in read_topic(work, "alerts-storm")]
-        g, f = Counter(a["alert_id"] for a in golden), Counter(a["alert_id"] for a in storm)
-        missing, duplicates = sum((g - f).values()), sum((f - g).values())
+        missing, duplicates = missing_and_duplicates([a["alert_id"] for a in golden], [a["alert_id"] for a in storm])
         print(f"storm: golden {len(golden)} alerts, storm {len(storm)}: {missing} missing, {duplicates} duplicates")
         if missing or duplicates or not golden:
             failures.append(f"committed alerts differ from the golden run: {missing} missing, {duplicates} duplicates")
