@@ -12,11 +12,14 @@
 // only drop runs (no trailing absent step) keeps one entry per key instead,
 // at the key's oldest deadline, armed again when it fires and runs are left
 // (in the heap when the FIFO's order would break). Keys kept only for a
-// cooldown or a start barrier wake up from a small heap too. Entries that
+// cooldown wake up from a small heap too. Entries that
 // name a freed key (older generation) or a run already gone are skipped; so
 // that a hot key's runs dropped at its `limit` do not leave one entry per
 // event behind, a FIFO that has doubled since its last pass is compacted
 // (CompactDeadlines), which keeps it in proportion to the live runs.
+// Runs are ordered, and `skip past_last` judged, by evaluation seq (event
+// time, ties by arrival), so the alerts do not depend on arrival order when
+// no event is late.
 // Releasing an event first fires every closing before the event's time, which
 // gives the spec's "windows and events in time order". An entry is freed as
 // soon as no rule needs it, so state is bounded by the live windows (plus
@@ -152,10 +155,8 @@ void Engine::Fire(uint32_t id, uint32_t generation, uint32_t rule, Millis at) {
   RuleState& rs = states_[rule];
   KeyState& ks = entry.rules[rs.pos];
   int64_t before = static_cast<int64_t>(ks.runs.size());
-  uint64_t barrier = ks.runs.start_barrier;
   matches_.clear();
   rs.matcher.CloseWindows(ks.runs, at + 1, &matches_);
-  KeepBarrier(ks, barrier);
   int64_t closed = before - static_cast<int64_t>(ks.runs.size());
   stats_.rules[rule].runs -= closed;
   if (!matches_.empty()) Publish(rule, entry.key, &matches_);
@@ -230,11 +231,9 @@ void Engine::Evaluate(const nfa::EventRef& e) {
       KeyState& ks = entry.rules[rs.pos];
       if (ks.runs.empty() && !rs.matcher.Starts(*e)) continue;
       int64_t before = static_cast<int64_t>(ks.runs.size());
-      uint64_t barrier = ks.runs.start_barrier;
       matches_.clear();
       nfa::MatchStats ms;
       rs.matcher.OnEvent(ks.runs, e, &matches_, &ms);
-      KeepBarrier(ks, barrier);
       if (rs.silent) {
         if (ks.armed_at == kMaxTime && !ks.runs.empty()) Arm(id, r, rs.matcher.NextDeadline(ks.runs));
       } else if (ks.runs.newest_start() == e->seq) {
@@ -248,15 +247,6 @@ void Engine::Evaluate(const nfa::EventRef& e) {
       Schedule(id, r, e->ts);
     }
     if (id != UINT32_MAX) MaybeForget(id, e->ts);
-  }
-}
-
-void Engine::KeepBarrier(KeyState& ks, uint64_t barrier_before) {
-  if (ks.runs.start_barrier != barrier_before && !buffer_.empty()) {
-    // A match moved the start barrier, and events that arrived before it may
-    // still be buffered: keep the key (and its barrier) until they are all
-    // released, which is once the watermark passes the largest time seen now.
-    ks.runs.barrier_until = std::max(ks.runs.barrier_until, max_ts_);
   }
 }
 
@@ -284,8 +274,7 @@ void Engine::CompactDeadlines(uint32_t rule) {
 
 bool Engine::Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const {
   if (!k.empty()) return true;
-  if (p.cooldown > 0 && k.alerted && k.last_alert + p.cooldown > now) return true;
-  return k.barrier_until >= now;
+  return p.cooldown > 0 && k.alerted && k.last_alert + p.cooldown > now;
 }
 
 void Engine::Schedule(uint32_t id, uint32_t rule, Millis now) {
@@ -294,10 +283,9 @@ void Engine::Schedule(uint32_t id, uint32_t rule, Millis now) {
   KeyState& ks = entry.rules[rs.pos];
   const nfa::Program& p = *rs.program;
   // Runs have their deadlines in the FIFO; only a key kept for its cooldown
-  // or barrier needs a wake-up, when that ends.
+  // needs a wake-up, when that ends.
   if (!ks.runs.empty() || !Needed(p, ks.runs, now)) return;
-  Millis wake = std::max(p.cooldown > 0 && ks.runs.alerted ? ks.runs.last_alert + p.cooldown : kMinTime,
-                         ks.runs.barrier_until);
+  Millis wake = ks.runs.last_alert + p.cooldown;
   if (wake < ks.timer_at) {
     ks.timer_at = wake;
     timers_.push(Timer{wake, ++timer_order_, id, entry.generation, rule, false});

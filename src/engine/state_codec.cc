@@ -286,8 +286,8 @@ void EncodeKeyRecord(const std::vector<RuleRuns>& rules, std::string* out) {
     w += 8;
     *w++ = k->alerted ? 1 : 0;
     w = PutSigned(w, k->last_alert);
-    w = PutVarint(w, k->start_barrier);
-    w = PutSigned(w, k->barrier_until);
+    w = PutVarint(w, 0);  // reserved (was start_barrier)
+    w = PutSigned(w, 0);  // reserved (was barrier_until)
     w = PutVarint(w, k->size());
     for (const auto& run : k->runs) {
       run_header(run.start_seq, run.step, run.count, run.contiguous, run.first_ts, run.last_ts, run.last_seq,
@@ -353,8 +353,8 @@ Result<std::vector<StoredRule>> DecodeKeyRecord(
     }
     sr.runs.alerted = r.Byte() != 0;
     sr.runs.last_alert = r.Signed();
-    sr.runs.start_barrier = r.Varint();
-    sr.runs.barrier_until = r.Signed();
+    r.Varint();  // reserved: a barrier kept by versions that judged past_last by arrival
+    r.Signed();
     if (!r.ok()) return Status::Corruption("truncated rule state");
     Status st = ReadRuns(r, bytes.size(), sr.loaded ? p : nullptr, &table, &sr.runs, &sr.stored_runs);
     if (!st.ok()) return st;

@@ -105,6 +105,16 @@ class ExprCompiler {
         for (auto& [s, op] : kOps) {
           if (e.text == s) n.op = op;
         }
+        // `x == null` / `x != null` (either side) test for null; every other
+        // comparison with a null operand is false (section 4.3).
+        if (n.op == Op::kEq || n.op == Op::kNe) {
+          int lit = e.args[1].kind == K::kNull ? 1 : e.args[0].kind == K::kNull ? 0 : -1;
+          if (lit >= 0) {
+            n.op = n.op == Op::kEq ? Op::kIsNull : Op::kIsNotNull;
+            n.a = Emit(e.args[static_cast<size_t>(1 - lit)]);
+            return Push(n);
+          }
+        }
         n.a = Emit(e.args[0]);
         n.b = Emit(e.args[1]);
         return Push(n);

@@ -66,6 +66,8 @@ std::string Expr(const Program& p, const FieldTable& f, const CompiledExpr& e, i
     case Op::kGe: return bin(">=");
     case Op::kIn: return bin("in");
     case Op::kNotIn: return bin("not in");
+    case Op::kIsNull: return fmt::format("({} == null)", Expr(p, f, e, n.a));
+    case Op::kIsNotNull: return fmt::format("({} != null)", Expr(p, f, e, n.a));
     case Op::kAdd: return bin("+");
     case Op::kSub: return bin("-");
     case Op::kMul: return bin("*");

@@ -1,7 +1,8 @@
 // Expression evaluation: a recursive walk over the flattened node vector.
 //
 // Semantics of section 4.3: a missing field is null; a comparison with null
-// other than == / != null is false; a string never equals or orders against a
+// other than `== null` / `!= null` (a literal null, compiled to kIsNull /
+// kIsNotNull) is false, `==` and `!=` included, as in SQL; a string never equals or orders against a
 // number; arithmetic on anything but numbers is null; `and`/`or` treat only
 // `true` as true and short-circuit. Aggregates read the run's AggState, which
 // the matcher keeps current as events are bound.
@@ -111,7 +112,12 @@ class Evaluator {
       case Op::kAnd: return Test(n.a) && Test(n.b);
       case Op::kOr: return Test(n.a) || Test(n.b);
       case Op::kNot: return !Test(n.a);
-      case Op::kEq: return Equal(Eval(n.a), Eval(n.b));
+      case Op::kEq: {
+        Value a = Eval(n.a), b = Eval(n.b);
+        return !a.is_null() && !b.is_null() && Equal(a, b);
+      }
+      case Op::kIsNull: return Eval(n.a).is_null();
+      case Op::kIsNotNull: return !Eval(n.a).is_null();
       case Op::kLt: return Compare(Eval(n.a), Eval(n.b)) == -1;
       case Op::kGt: return Compare(Eval(n.a), Eval(n.b)) == 1;
       case Op::kLe: { int c = Compare(Eval(n.a), Eval(n.b)); return c == -1 || c == 0; }
@@ -189,13 +195,18 @@ class Evaluator {
       }
       case Op::kAnd: return Value::Bool(Eval(n.a).truthy() && Eval(n.b).truthy());
       case Op::kOr: return Value::Bool(Eval(n.a).truthy() || Eval(n.b).truthy());
-      case Op::kEq: return Value::Bool(Equal(Eval(n.a), Eval(n.b)));
+      case Op::kEq: {
+        Value a = Eval(n.a), b = Eval(n.b);
+        return Value::Bool(!a.is_null() && !b.is_null() && Equal(a, b));
+      }
       case Op::kNe: {
         Value a = Eval(n.a), b = Eval(n.b);
-        // A string and a number are neither equal nor unequal: always false.
-        if (!a.is_null() && !b.is_null() && a.kind != b.kind) return Value::Bool(false);
+        // With null, or a string against a number: neither equal nor unequal.
+        if (a.is_null() || b.is_null() || a.kind != b.kind) return Value::Bool(false);
         return Value::Bool(!Equal(a, b));
       }
+      case Op::kIsNull: return Value::Bool(Eval(n.a).is_null());
+      case Op::kIsNotNull: return Value::Bool(!Eval(n.a).is_null());
       case Op::kLt: { int c = Compare(Eval(n.a), Eval(n.b)); return Value::Bool(c == -1); }
       case Op::kLe: { int c = Compare(Eval(n.a), Eval(n.b)); return Value::Bool(c == -1 || c == 0); }
       case Op::kGt: { int c = Compare(Eval(n.a), Eval(n.b)); return Value::Bool(c == 1); }

@@ -10,8 +10,8 @@
 // step can take more, and is refused otherwise. A run with no candidate skips
 // the event, unless the event fits an absent step it is waiting across or a
 // `=>` demanded this very event: then the run dies. After the live runs, the
-// event may start a new run. Completed runs become matches in the order their
-// first events arrived; each match consumes other runs by the skip policy,
+// event may start a new run. Completed runs become matches in the evaluation
+// order of their first events (event time, ties by arrival); each match consumes other runs by the skip policy,
 // cooldown marks suppressed alerts, and the limit evicts the oldest runs.
 //
 // Runs stay ordered by first event, so the earliest window to close is always
@@ -59,7 +59,6 @@ uint64_t KeyRuns::newest_start() const {
 void Matcher::Materialize(const PrefixRuns& pr, int i, Run* r) const {
   const Event& first = *pr.events[i];
   r->start_seq = first.seq;
-  r->start_arrival = first.arrival;
   r->first_ts = first.ts;
   r->aggs.resize(p_->aggs.size());
   for (int j = i; j < pr.n; ++j) Take(r, 0, pr.events[j]);
@@ -139,16 +138,12 @@ void Matcher::Take(Run* r, int step, const EventRef& e) const {
   }
   r->last_ts = e->ts;
   r->last_seq = e->seq;
-  r->min_arrival = std::min(r->min_arrival, e->arrival);
   r->contiguous = true;
 }
 
 void Matcher::RebuildAggregates(Run* run) const {
-  run->min_arrival = UINT64_MAX;
   run->aggs.assign(p_->aggs.size(), AggState{});
   for (const auto& b : run->bound) {
-    run->min_arrival = std::min(run->min_arrival, b.event->arrival);
-    if (b.event->seq == run->start_seq) run->start_arrival = b.event->arrival;
     for (size_t i = 0; i < p_->aggs.size(); ++i) {
       const AggSpec& a = p_->aggs[i];
       if (a.step == b.step) run->aggs[i].Add(b.event->fields[a.slot], a.keep_values);
@@ -168,8 +163,9 @@ void Matcher::Finish(KeyRuns& k, Match m, std::vector<Match>* out) const {
 
 // Skip policy: the runs (live ones, and completed ones not yet taken as
 // matches) that match `m` consumes. "At or before the match's last event" is
-// by arrival: with out-of-order input, an event that arrived before the last
-// event belongs to the incident even when its time is later.
+// in evaluation order (event time, ties by arrival), never by arrival: a run
+// holds an event at or before it exactly when its first event is (bound
+// events are taken in evaluation order), so start_seq decides.
 void Matcher::Consume(const Run& m, KeyRuns& k, std::vector<Run>* completed, size_t from) const {
   auto drop = [&](auto pred) {
     k.runs.erase(std::remove_if(k.runs.begin(), k.runs.end(), pred), k.runs.end());
@@ -181,14 +177,11 @@ void Matcher::Consume(const Run& m, KeyRuns& k, std::vector<Run>* completed, siz
   };
   PrefixRuns& pr = k.prefix;
   if (p_->skip == dsl::SkipPolicy::kPastLast) {
-    uint64_t last = m.bound.back().event->arrival;
-    k.start_barrier = std::max(k.start_barrier, last);
-    drop([&](const Run& r) { return r.min_arrival <= last; });
-    // A prefix run's min_arrival is the least arrival of events[i..n-1].
-    uint64_t min_arrival = UINT64_MAX;
-    for (int i = pr.n - 1; i >= 0; --i) {
-      min_arrival = std::min(min_arrival, pr.events[i]->arrival);
-      if (min_arrival <= last) pr.alive &= static_cast<uint8_t>(~(1u << i));
+    uint64_t last = m.bound.back().event->seq;
+    drop([&](const Run& r) { return r.start_seq <= last; });
+    // The prefix run started by events[i] holds events[i..n-1].
+    for (int i = 0; i < pr.n; ++i) {
+      if (pr.events[i]->seq <= last) pr.alive &= static_cast<uint8_t>(~(1u << i));
     }
     pr.TrimDead();
   } else if (p_->skip == dsl::SkipPolicy::kToNext) {
@@ -298,8 +291,7 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
   // Start a new run with e. It is built in place at the end of `runs` (after
   // every fork merged below), the common case, and taken out again only when
   // it completes at once or is refused.
-  bool starts = e.arrival > k.start_barrier &&
-                !(p_->skip == dsl::SkipPolicy::kPastLast && !completed.empty()) && Fits(0, e, nullptr);
+  bool starts = !(p_->skip == dsl::SkipPolicy::kPastLast && !completed.empty()) && Fits(0, e, nullptr);
   if (p_->prefix > 0) {
     // Every prefix run left takes e (PrefixBefore), and e starts one.
     if (k.prefix.n > 0 || starts) k.prefix.Push(ep, starts);
@@ -307,7 +299,6 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
   } else if (starts) {
     Run& r = runs.emplace_back();
     r.start_seq = e.seq;
-    r.start_arrival = e.arrival;
     r.first_ts = e.ts;
     r.aggs.resize(p_->aggs.size());
     bool completes = WouldComplete(r, 0);
@@ -338,13 +329,10 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
     }
   }
 
-  // "The run that started first" is the one whose first event arrived first
-  // (with out-of-order input a run can start on an event that arrived later
-  // than another run's first event but has an earlier time).
-  if (completed.size() > 1) {
-    std::stable_sort(completed.begin(), completed.end(),
-                     [](const Run& a, const Run& b) { return a.start_arrival < b.start_arrival; });
-  }
+  // "The run that started first" is the one whose first event came first in
+  // evaluation order: `completed` is already in that order, since runs are
+  // kept by start_seq, forks sit beside their origin, and a run started by e
+  // comes last.
   // Completed runs become matches oldest first; each match consumes runs by
   // the skip policy, completed ones included (so under past_last only the
   // oldest alerts; under to_next one per first event; under none all).
@@ -399,9 +387,9 @@ void Matcher::CloseWindows(KeyRuns& k, Millis t, std::vector<Match>* out) const 
     if (!waiting_on_absent_only || !WhereHolds(r)) continue;
     // Consume among the live runs and the closed ones not yet looked at.
     Consume(r, k, nullptr, 0);
-    uint64_t last = r.bound.back().event->arrival;
+    uint64_t last = r.bound.back().event->seq;
     for (size_t j = i + 1; j < done.size(); ++j) {
-      bool gone = p_->skip == dsl::SkipPolicy::kPastLast ? done[j].min_arrival <= last
+      bool gone = p_->skip == dsl::SkipPolicy::kPastLast ? done[j].start_seq <= last
                   : p_->skip == dsl::SkipPolicy::kToNext ? done[j].start_seq == r.start_seq
                                                          : false;
       if (gone) done[j].bound.clear();

@@ -156,14 +156,14 @@ class Engine {
     uint32_t entry;
     uint32_t generation;
   };
-  // A key kept only for its cooldown or start barrier; rare, so a heap.
+  // A key kept only for its cooldown; rare, so a heap.
   struct Timer {
     Millis at;
     uint64_t order;
     uint32_t entry;
     uint32_t generation;
     uint32_t rule;
-    bool closing;  // an armed closing (else a cooldown or barrier wake-up)
+    bool closing;  // an armed closing (else a cooldown wake-up)
     bool operator>(const Timer& o) const { return at != o.at ? at > o.at : order > o.order; }
   };
   // An event in the reorder buffer; its time and arrival are copied beside
@@ -180,7 +180,7 @@ class Engine {
   void CloseUntil(Millis t);
   void Evaluate(const nfa::EventRef& e);
   // Schedules the wake-up of (entry, rule) when it holds no run but must be
-  // kept (cooldown, start barrier).
+  // kept (cooldown).
   void Schedule(uint32_t entry, uint32_t rule, Millis now);
   // Closes the windows of (entry, rule) that ended at or before `at`.
   void Fire(uint32_t entry, uint32_t generation, uint32_t rule, Millis at);
@@ -195,7 +195,6 @@ class Engine {
   // needs it kept), or deletes it when `entry` is null. Returns in *wrote
   // whether a record was written.
   Status PutKey(StateStore* store, uint32_t group, std::string_view key, const KeyEntry* entry, bool* wrote);
-  void KeepBarrier(KeyState& ks, uint64_t barrier_before);
   // Once a rule's closing FIFO has doubled since its last pass, drops the
   // entries that can close nothing: their key is gone, or the key's oldest
   // open window ends after them and a later entry of the key follows (runs

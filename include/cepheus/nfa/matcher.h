@@ -37,15 +37,15 @@ struct Bound {
 };
 
 struct Run {
-  uint64_t start_seq = 0;  // evaluation seq of the first event
-  uint64_t start_arrival = 0;  // arrival order of the first event
+  // Evaluation seq of the first event. Bound events are taken in evaluation
+  // order, so this is also the least seq the run holds.
+  uint64_t start_seq = 0;
   int32_t step = 0;        // the step the run is at
   int32_t count = 0;       // events taken at `step`
   bool contiguous = true;  // no event of the key was skipped since the last one taken
   Millis first_ts = 0;
   Millis last_ts = 0;
   uint64_t last_seq = 0;
-  uint64_t min_arrival = UINT64_MAX;  // earliest arrival among the bound events
   // Inline capacity covers the common short patterns without allocating, and
   // keeps a run's state in one block of memory.
   boost::container::small_vector<Bound, 4> bound;    // every bound event, in the order taken
@@ -91,13 +91,10 @@ struct KeyRuns {
   PrefixRuns prefix;      // newer than every run in `runs`
   bool alerted = false;
   Millis last_alert = 0;  // detected_at of the last alert not suppressed
-  // Under `skip past_last`, events that arrived at or before the last event of
-  // the latest match may not start a run.
-  uint64_t start_barrier = 0;
-  // Set by the engine: until the watermark passes this time, events that
-  // arrived before the barrier may still be waiting in the reorder buffer, so
-  // the key (and its barrier) must be kept.
-  Millis barrier_until = kMinTime;
+  // (Under `skip past_last` no run may start with an event at or before the
+  // match's last event in evaluation order. Events are evaluated in that
+  // order, so only the event that completed the match needs holding back,
+  // and OnEvent does that itself: no barrier is kept between events.)
 
   // Every live run, those held as a prefix included.
   size_t size() const { return runs.size() + static_cast<size_t>(prefix.live()); }

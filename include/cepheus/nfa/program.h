@@ -43,6 +43,7 @@ enum class Op : uint8_t {
   kAbs, kLower, kUpper, kLen,
   kNot, kNeg, kAnd, kOr,
   kEq, kNe, kLt, kLe, kGt, kGe, kIn, kNotIn,
+  kIsNull, kIsNotNull,  // `a == null` / `a != null`: the only comparisons true with null
   kAdd, kSub, kMul, kDiv,
 };
 

@@ -166,6 +166,10 @@ bool SameScalar(const Value& a, const Value& b) {
 
 struct Event {
   int arrival = 0;  // position in the input (malformed records included)
+  // Position in the evaluation order of 4.1 (event time, ties by arrival);
+  // -1 until evaluated. "Oldest", "first" and "before" are by this, never
+  // by arrival.
+  int order = -1;
   std::string raw;
   Value doc;
   Millis ts = 0;
@@ -226,9 +230,8 @@ struct Run {
 
 struct KeyState {
   std::vector<Run> runs;  // oldest first
-  // No run may start with an event that arrived at or before the last event
-  // of any past_last match so far (so this only grows, even when a later
-  // match's last event arrived earlier than an earlier match's).
+  // No run may start with an event at or before (in evaluation order) the
+  // last event of any past_last match so far.
   int past_last_boundary = -1;
   std::optional<Millis> last_published;  // detected_at of the last published alert
 };
@@ -282,7 +285,7 @@ class Matcher {
   }
 
   Millis FirstTs(const Run& r) const { return events_[r.bound[0][0]].ts; }
-  int FirstArrival(const Run& r) const { return events_[r.bound[0][0]].arrival; }
+  int FirstOrder(const Run& r) const { return events_[r.bound[0][0]].order; }
   Millis Deadline(const Run& r) const { return FirstTs(r) + rule_.within; }
   int StepCount() const { return static_cast<int>(steps_.size()); }
   bool EndsWithAbsent() const { return steps_.back().absent; }
@@ -313,7 +316,7 @@ class Matcher {
           if (WaitsOnlyOnTrailingAbsent(r) && WhereHolds(r)) {
             std::vector<Run> none;
             std::vector<bool> none_consumed;
-            Match(key, &ks, r, "absence", *earliest, events_[r.last].arrival, &none,
+            Match(key, &ks, r, "absence", *earliest, events_[r.last].order, &none,
                   &none_consumed);
             i = 0;  // the match may have consumed runs before i
           }
@@ -363,6 +366,7 @@ class Matcher {
   // ---- one evaluated event (4.2) ----
 
   void Evaluate(int index) {
+    events_[index].order = next_order_++;
     const Event& e = events_[index];
     std::optional<std::string> key = KeyOf(e);
     if (!key) return;  // the rule ignores events without a usable key
@@ -407,7 +411,7 @@ class Matcher {
     }
     // 3. Start.
     bool blocked = rule_.skip == SkipPolicy::kPastLast &&
-                   (!completed.empty() || e.arrival <= ks.past_last_boundary);
+                   (!completed.empty() || e.order <= ks.past_last_boundary);
     Run fresh;
     fresh.bound.resize(steps_.size());
     if (!blocked && Fits(0, e, fresh)) {
@@ -422,15 +426,15 @@ class Matcher {
     }
     ks.runs = std::move(live);
 
-    // Matches: in the order their first events arrived.
+    // Matches: the run that started first (in evaluation order) first.
     std::stable_sort(completed.begin(), completed.end(), [&](const Run& a, const Run& b) {
-      return FirstArrival(a) < FirstArrival(b);
+      return FirstOrder(a) < FirstOrder(b);
     });
     std::vector<bool> consumed(completed.size(), false);
     for (size_t c = 0; c < completed.size(); ++c) {
       if (consumed[c]) continue;
       consumed[c] = true;
-      Match(*key, &ks, completed[c], "match", e.ts, e.arrival, &completed, &consumed);
+      Match(*key, &ks, completed[c], "match", e.ts, e.order, &completed, &consumed);
     }
 
     // limit: the oldest runs are evicted.
@@ -504,7 +508,7 @@ class Matcher {
   // ---- a match (4.5, semantics 7-9) ----
 
   void Match(const std::string& key, KeyState* ks, const Run& run, const char* reason,
-             Millis detected_at, int last_arrival, std::vector<Run>* completed,
+             Millis detected_at, int last_order, std::vector<Run>* completed,
              std::vector<bool>* consumed) {
     bool suppressed = rule_.cooldown && ks->last_published &&
                       detected_at < *ks->last_published + *rule_.cooldown;
@@ -517,7 +521,7 @@ class Matcher {
         case SkipPolicy::kPastLast:
           for (const auto& events : other.bound) {
             for (int i : events) {
-              if (events_[i].arrival <= last_arrival) return true;
+              if (events_[i].order <= last_order) return true;
             }
           }
           return false;
@@ -537,7 +541,7 @@ class Matcher {
       if (consumes((*completed)[c])) (*consumed)[c] = true;
     }
     if (rule_.skip == SkipPolicy::kPastLast) {
-      ks->past_last_boundary = std::max(ks->past_last_boundary, last_arrival);
+      ks->past_last_boundary = std::max(ks->past_last_boundary, last_order);
     }
   }
 
@@ -657,12 +661,13 @@ class Matcher {
   Value Binary(const std::string& op, const Value& a, const Value& b) {
     if (op == "and") return Bool(IsTrue(a) && IsTrue(b));
     if (op == "or") return Bool(IsTrue(a) || IsTrue(b));
+    // Every other comparison with null is false, `==` and `!=` included.
     if (op == "==") {
-      if (IsNull(a) || IsNull(b)) return Bool(IsNull(a) && IsNull(b));
+      if (IsNull(a) || IsNull(b)) return Bool(false);
       return Bool(SameScalar(a, b));
     }
     if (op == "!=") {
-      if (IsNull(a) || IsNull(b)) return Bool(IsNull(a) != IsNull(b));
+      if (IsNull(a) || IsNull(b)) return Bool(false);
       if (a.kind != b.kind) return Bool(false);  // a string never equals nor differs from a number
       return Bool(!SameScalar(a, b));
     }
@@ -714,8 +719,18 @@ class Matcher {
         if (e.text == "not") return Bool(!IsTrue(v));
         return IsNumber(v) ? Number(-v.number) : Null();  // "-"
       }
-      case Expr::Kind::kBinary:
+      case Expr::Kind::kBinary: {
+        // `x == null` and `x != null`, with the word null written on either
+        // side, are the two comparisons that test for null (section 4.3).
+        bool null_test = (e.text == "==" || e.text == "!=") &&
+                         (e.args[0].kind == Expr::Kind::kNull || e.args[1].kind == Expr::Kind::kNull);
+        if (null_test) {
+          const Expr& other = e.args[0].kind == Expr::Kind::kNull ? e.args[1] : e.args[0];
+          bool is_null = IsNull(Eval(other, current, r));
+          return Bool(e.text == "==" ? is_null : !is_null);
+        }
         return Binary(e.text, Eval(e.args[0], current, r), Eval(e.args[1], current, r));
+      }
     }
     return Null();
   }
@@ -723,6 +738,7 @@ class Matcher {
   const dsl::Rule& rule_;
   const std::vector<Step>& steps_;
   Millis out_of_order_;
+  int next_order_ = 0;  // the evaluation position of the next released event
   simdjson::dom::parser parser_;
   std::vector<Event> events_;  // every evaluated or buffered event, by index
   std::vector<int> buffer_;    // indices of buffered events
