@@ -23,6 +23,7 @@ int RunGen(const GenCommandOptions& o) {
   g.events = o.events;
   g.seed = o.seed;
   g.fraud_rate = o.fraud_rate;
+  g.zipf = o.zipf;
   auto d = ParseDuration(o.out_of_order);
   if (!d) {
     std::cerr << fmt::format("cepheus: error: --out-of-order '{}' is not a duration (e.g. 5s)\n", o.out_of_order);

@@ -39,6 +39,7 @@ struct GenCommandOptions {
   long long events = 10000;
   unsigned long long seed = 1;
   double fraud_rate = 0.01;
+  double zipf = 1.1;  // user N has weight N^-zipf
   std::string out_of_order = "0ms";
   double malformed = 0;
   int rate = 0;  // with --kafka: events per second, 0 for as fast as possible

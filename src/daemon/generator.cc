@@ -11,7 +11,8 @@
 //
 // Users. User "u<N>" (N = 1..users) has card "c<N>" and a home country picked
 // by a fixed hash of N, so a user's home never depends on the seed. Users are
-// Zipf distributed by rank: user N has weight N^-1.1. The table holds the
+// Zipf distributed by rank: user N has weight N^-s (s = options.zipf, 1.1 by
+// default). The table holds the
 // running sums of the weights (one double per user, 80 MB for 10 million
 // users) and a draw is a binary search for u * total. With the default 1000
 // users, u1 gets about 18% of the draws and the median user about 0.02%.
@@ -77,7 +78,6 @@
 namespace cepheus::daemon {
 namespace {
 
-constexpr double kZipfExponent = 1.1;
 constexpr double kOutOfOrderRate = 0.05;
 constexpr double kNormalPaidRate = 0.99;
 constexpr size_t kRecentOrders = 4096;  // paid normal orders remembered for refunds
@@ -168,6 +168,7 @@ class Generator {
     out_of_order_ = std::max<Millis>(options.out_of_order, 0);
     fraud_rate_ = std::isnan(options.fraud_rate) ? 0.0 : std::clamp(options.fraud_rate, 0.0, 1.0);
     clock_ = options.start;
+    zipf_ = std::isnan(options.zipf) ? 1.1 : std::clamp(options.zipf, 0.0, 4.0);
     BuildZipf();
     buffer_.reserve(256);
   }
@@ -208,7 +209,7 @@ class Generator {
     cdf_.resize(static_cast<size_t>(users_));
     double sum = 0;
     for (int64_t k = 1; k <= users_; ++k) {
-      sum += std::pow(static_cast<double>(k), -kZipfExponent);
+      sum += std::pow(static_cast<double>(k), -zipf_);
       cdf_[static_cast<size_t>(k - 1)] = sum;
     }
   }
@@ -463,8 +464,9 @@ class Generator {
   Millis mean_gap_ = 0;
   Millis out_of_order_ = 0;
   double fraud_rate_ = 0;
+  double zipf_ = 1.1;
   Millis clock_ = 0;
-  std::vector<double> cdf_;  // running sums of k^-1.1, k = 1..users
+  std::vector<double> cdf_;  // running sums of k^-zipf, k = 1..users
   MinHeap scheduled_;        // future events, keyed by ts
   MinHeap held_;             // out-of-order events, keyed by release time
   uint64_t seq_ = 0;

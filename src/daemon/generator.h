@@ -26,6 +26,7 @@ struct GenOptions {
   int64_t events = 10000;
   uint64_t seed = 1;
   double fraud_rate = 0.01;
+  double zipf = 1.1;  // skew of users: user N has weight N^-zipf
   Millis out_of_order = 0;           // emit some events up to this much late
   Millis start = 1700000000000;      // event time of the first event
   Millis mean_gap = 50;              // mean event-time gap between events

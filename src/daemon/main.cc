@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
   gen->add_option("--users", g.users, "Number of users")->check(CLI::Range(1LL, 100000000LL));
   gen->add_option("--events", g.events, "Number of events")->check(CLI::Range(0LL, 10000000000LL));
   gen->add_option("--seed", g.seed, "Random seed");
+  gen->add_option("--zipf", g.zipf, "Skew of users: user N has weight N^-S (1.0 with 100000 users gives the busiest ~8%)")
+      ->check(CLI::Range(0.0, 4.0));
   gen->add_option("--fraud-rate", g.fraud_rate, "Probability that an event starts a fraud incident")
       ->check(CLI::Range(0.0, 1.0));
   gen->add_option("--out-of-order", g.out_of_order, "Emit some events up to this late, e.g. 5s");
