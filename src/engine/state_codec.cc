@@ -245,8 +245,22 @@ void EncodeKeyRecord(const std::vector<RuleRuns>& rules, std::string* out) {
     sc.refs.push_back(idx);
   };
   constexpr size_t kRunBound = 1 + 7 * kMaxVarint;
+  // Runs held in a shared buffer (Program::suffix) are written as the Runs
+  // they stand for; they come after the key's Runs (there are none while the
+  // buffer is used).
+  thread_local std::vector<std::vector<nfa::Run>> suffix_runs;
+  suffix_runs.resize(rules.size());
+  for (size_t i = 0; i < rules.size(); ++i) {
+    suffix_runs[i].clear();
+    if (rules[i].runs->suffix) nfa::Matcher(rules[i].program).SuffixAsRuns(*rules[i].runs, &suffix_runs[i]);
+  }
+  size_t rule_index = 0;
   for (const auto& [p, k] : rules) {
     bound += p->name.size() + 8 + 1 + 5 * kMaxVarint;
+    for (const auto& run : suffix_runs[rule_index++]) {
+      for (const auto& b : run.bound) bind(b.event.get());
+      bound += kRunBound + 2 * kMaxVarint * run.bound.size();
+    }
     for (const auto& run : k->runs) {
       for (const auto& b : run.bound) bind(b.event.get());
       bound += kRunBound + 2 * kMaxVarint * run.bound.size();
@@ -269,6 +283,7 @@ void EncodeKeyRecord(const std::vector<RuleRuns>& rules, std::string* out) {
   for (const auto* e : sc.table) w = EncodeEventAt(*e, w);
   w = PutVarint(w, rules.size());
   size_t ref = 0;
+  rule_index = 0;
   auto run_header = [&](uint64_t start_seq, int32_t step, int32_t count, bool contiguous, Millis first_ts,
                         Millis last_ts, uint64_t last_seq, size_t n_bound) {
     w = PutVarint(w, start_seq);
@@ -289,14 +304,16 @@ void EncodeKeyRecord(const std::vector<RuleRuns>& rules, std::string* out) {
     w = PutVarint(w, 0);  // reserved (was start_barrier)
     w = PutSigned(w, 0);  // reserved (was barrier_until)
     w = PutVarint(w, k->size());
-    for (const auto& run : k->runs) {
+    auto put_run = [&](const nfa::Run& run) {
       run_header(run.start_seq, run.step, run.count, run.contiguous, run.first_ts, run.last_ts, run.last_seq,
                  run.bound.size());
       for (const auto& b : run.bound) {
         w = PutVarint(w, static_cast<uint64_t>(b.step));
         w = PutVarint(w, sc.refs[ref++]);
       }
-    }
+    };
+    for (const auto& run : suffix_runs[rule_index++]) put_run(run);
+    for (const auto& run : k->runs) put_run(run);
     const nfa::PrefixRuns& pr = k->prefix;
     for (int i = 0; i < pr.n; ++i) {
       if (!(pr.alive >> i & 1)) continue;

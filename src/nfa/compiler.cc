@@ -177,6 +177,96 @@ class ExprCompiler {
   size_t total_nodes_ = 0;
 };
 
+// True when no node under `i` reads a run (bound names, aggregates).
+bool RunFree(const CompiledExpr& e, int32_t i) {
+  if (i < 0) return true;
+  const Node& n = e.nodes[static_cast<size_t>(i)];
+  if (n.step >= 0 || n.agg >= 0) return false;
+  for (int32_t it : n.items) {
+    if (!RunFree(e, it)) return false;
+  }
+  return RunFree(e, n.a) && RunFree(e, n.b);
+}
+
+void Conjuncts(const CompiledExpr& e, int32_t i, std::vector<int32_t>* out) {
+  const Node& n = e.nodes[static_cast<size_t>(i)];
+  if (n.op == Op::kAnd) {
+    Conjuncts(e, n.a, out);
+    Conjuncts(e, n.b, out);
+  } else {
+    out->push_back(i);
+  }
+}
+
+// `where` is monotone for kAll: built with `and` / `or` from comparisons of a
+// number constant with count(), sum() or max() (that only grow as a run takes
+// events; sum() only while the values are not negative, which the matcher
+// checks as events come) or with min() (that only falls).
+bool MonotoneWhere(const Program& p, const CompiledExpr& e, int32_t i, SuffixPlan* plan) {
+  const Node& n = e.nodes[static_cast<size_t>(i)];
+  if (n.op == Op::kAnd || n.op == Op::kOr) {
+    return MonotoneWhere(p, e, n.a, plan) && MonotoneWhere(p, e, n.b, plan);
+  }
+  bool upward;  // the comparison holds for large values of the aggregate
+  int32_t agg_node, const_node;
+  switch (n.op) {
+    case Op::kGt: case Op::kGe: upward = true, agg_node = n.a, const_node = n.b; break;
+    case Op::kLt: case Op::kLe: upward = false, agg_node = n.a, const_node = n.b; break;
+    default: return false;
+  }
+  if (e.nodes[static_cast<size_t>(agg_node)].op == Op::kConst) {
+    std::swap(agg_node, const_node);
+    upward = !upward;
+  }
+  const Node& c = e.nodes[static_cast<size_t>(const_node)];
+  const Node& a = e.nodes[static_cast<size_t>(agg_node)];
+  if (c.op != Op::kConst || c.constant.kind != Value::Kind::kNumber) return false;
+  if (a.op == Op::kCount) return upward && a.step == 0;
+  if (a.agg < 0 || p.aggs[static_cast<size_t>(a.agg)].step != 0) return false;
+  auto add = [](std::vector<int32_t>* v, int32_t x) {
+    if (std::find(v->begin(), v->end(), x) == v->end()) v->push_back(x);
+  };
+  if (a.op == Op::kSum && upward) {
+    add(&plan->sum_aggs, a.agg);
+    return true;
+  }
+  if ((a.op == Op::kMax && upward) || (a.op == Op::kMin && !upward)) {
+    add(&plan->extreme_aggs, a.agg);
+    return true;
+  }
+  return false;
+}
+
+SuffixPlan PlanSuffix(const Program& p) {
+  SuffixPlan none, plan;
+  if (p.steps.size() != 1 || p.skip != dsl::SkipPolicy::kPastLast || p.prefix != 0) return none;
+  const StepProgram& s = p.steps[0];
+  if (s.absent || s.min < 1) return none;
+  if (s.filter.empty() || RunFree(s.filter, s.filter.root)) {
+    plan.kind = SuffixPlan::Kind::kAll;
+    if (p.where.empty()) return plan;
+    if (s.max != dsl::kUnbounded) return none;  // a full run refused by `where` would stop taking events
+    return MonotoneWhere(p, p.where, p.where.root, &plan) ? plan : none;
+  }
+  if (!p.where.empty()) return none;
+  std::vector<int32_t> conjuncts;
+  Conjuncts(s.filter, s.filter.root, &conjuncts);
+  for (int32_t c : conjuncts) {
+    const Node& n = s.filter.nodes[static_cast<size_t>(c)];
+    if (RunFree(s.filter, c)) {
+      plan.filter_conjuncts.push_back(c);
+      continue;
+    }
+    if (plan.distinct_slot >= 0 || n.op != Op::kNotIn) return none;
+    const Node& x = s.filter.nodes[static_cast<size_t>(n.a)];
+    const Node& list = s.filter.nodes[static_cast<size_t>(n.b)];
+    if (x.op != Op::kField || list.op != Op::kBoundList || list.step != 0 || list.slot != x.slot) return none;
+    plan.distinct_slot = x.slot;
+  }
+  plan.kind = SuffixPlan::Kind::kDistinct;
+  return plan;
+}
+
 }  // namespace
 
 Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl::RuleSet> set,
@@ -233,6 +323,7 @@ Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl
       Status st = ec.Compile(*r.where, &prog->where);
       if (!st.ok()) return st;
     }
+    if (options.shared_suffix) prog->suffix = PlanSuffix(*prog);
     for (const auto& part : r.emit) {
       EmitPart ep;
       ep.text = part.text;

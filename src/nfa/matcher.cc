@@ -22,12 +22,19 @@
 #include "cepheus/nfa/matcher.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 
 #include "nfa/eval.h"
 
 namespace cepheus::nfa {
 
-Matcher::Matcher(const Program* program) : p_(program) {}
+Matcher::Matcher(const Program* program) : p_(program) {
+  for (int32_t root : p_->suffix.filter_conjuncts) {
+    CompiledExpr& c = conjuncts_.emplace_back(p_->steps[0].filter);
+    c.root = root;
+  }
+}
 
 void PrefixRuns::PopFront() {
   for (int i = 1; i < n; ++i) events[i - 1] = std::move(events[i]);
@@ -52,6 +59,7 @@ void PrefixRuns::Clear() {
 }
 
 uint64_t KeyRuns::newest_start() const {
+  if (suffix && !suffix->events.empty()) return suffix->events.back()->seq;
   if (prefix.alive) return prefix.events[31 - __builtin_clz(prefix.alive)]->seq;
   return runs.empty() ? 0 : runs.back().start_seq;
 }
@@ -206,6 +214,13 @@ bool Matcher::WouldComplete(const Run& r, int step) const {
 
 void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
                       MatchStats* stats) const {
+  if (UsesSuffix(k)) {
+    if (SuffixOnEvent(k, ep, out, stats)) return;
+    // The event breaks the plan's assumptions: the key's runs become Runs,
+    // and stay Runs until they end.
+    SuffixAsRuns(k, &k.runs);
+    k.suffix.reset();
+  }
   const Event& e = *ep;
   const size_t n = p_->steps.size();
   std::vector<Run>& runs = k.runs;
@@ -356,6 +371,11 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
 }
 
 void Matcher::CloseWindows(KeyRuns& k, Millis t, std::vector<Match>* out) const {
+  if (k.suffix) {
+    // One-step patterns: runs only close (never complete by absence).
+    SuffixRuns& s = *k.suffix;
+    while (!s.events.empty() && s.events.front()->ts + p_->within < t) SuffixPop(s);
+  }
   size_t closed = 0;
   while (closed < k.runs.size() && k.runs[closed].first_ts + p_->within < t) ++closed;
   if (closed == k.runs.size()) {
@@ -400,6 +420,255 @@ void Matcher::CloseWindows(KeyRuns& k, Millis t, std::vector<Match>* out) const 
     m.run = std::move(r);
     Finish(k, std::move(m), out);
   }
+}
+
+// ---- runs in one shared buffer (Program::suffix) -------------------------
+//
+// Why the oldest run is enough. Under past_last, a match drops every run (all
+// hold an event at or before the event that completed it), and the match is
+// the oldest run that completes. kAll: the run started by events[i] holds
+// events[i..], a superset of every younger run's events, so with a monotone
+// `where` (and count >= min, which grows too) a younger run can complete only
+// when the oldest does. kDistinct: the oldest run holds one event per distinct
+// value of the buffer, so it has at least as many as any younger run, and all
+// of them grow by one at a time: a younger run reaching `min` means the oldest
+// reaches it on the same event. So each event updates the buffer and the
+// oldest run's aggregates and tests one run. Windows close oldest first, and
+// the limit evicts oldest first, both by popping the buffer's front.
+
+namespace {
+
+// The text that identifies a value for kDistinct: `not in` compares with
+// Equal (a string never equals a number, -0 equals 0). False for a list.
+bool DistinctKey(const Value& v, std::string* out) {
+  out->clear();
+  switch (v.kind) {
+    case Value::Kind::kString:
+      out->push_back('s');
+      out->append(v.str());
+      return true;
+    case Value::Kind::kNumber: {
+      double d = v.number == 0 ? 0.0 : v.number;
+      out->push_back('n');
+      out->append(reinterpret_cast<const char*>(&d), sizeof d);
+      return true;
+    }
+    case Value::Kind::kBool:
+      out->push_back(v.boolean ? 't' : 'f');
+      return true;
+    default:
+      return false;
+  }
+}
+
+const Value& FieldAt(const Event& e, int32_t slot) {
+  static const Value kNull;
+  return slot >= 0 && static_cast<size_t>(slot) < e.fields.size() ? e.fields[static_cast<size_t>(slot)] : kNull;
+}
+
+}  // namespace
+
+void Matcher::SuffixPush(SuffixRuns& s, const EventRef& e) const {
+  const SuffixPlan& plan = p_->suffix;
+  s.events.push_back(e);
+  ++s.operations;
+  if (plan.kind == SuffixPlan::Kind::kDistinct) {
+    std::string key;
+    if (DistinctKey(FieldAt(*e, plan.distinct_slot), &key)) ++s.values[key];
+    return;
+  }
+  size_t i = 0;
+  for (int32_t a : plan.sum_aggs) {
+    const Value& v = FieldAt(*e, p_->aggs[static_cast<size_t>(a)].slot);
+    SuffixRuns::Sliding& sl = s.sliding[i++];
+    if (v.kind != Value::Kind::kNumber) continue;
+    sl.pushed += v.number;
+    sl.magnitude += std::fabs(v.number);
+    ++sl.numbers;
+  }
+  for (int32_t a : plan.extreme_aggs) {
+    const Value& v = FieldAt(*e, p_->aggs[static_cast<size_t>(a)].slot);
+    SuffixRuns::Sliding& sl = s.sliding[i++];
+    if (v.kind != Value::Kind::kNumber) continue;
+    while (!sl.max.empty() && sl.max.back().first <= v.number) sl.max.pop_back();
+    sl.max.emplace_back(v.number, e->seq);
+    while (!sl.min.empty() && sl.min.back().first >= v.number) sl.min.pop_back();
+    sl.min.emplace_back(v.number, e->seq);
+  }
+}
+
+void Matcher::SuffixPop(SuffixRuns& s) const {
+  const SuffixPlan& plan = p_->suffix;
+  EventRef e = std::move(s.events.front());
+  s.events.pop_front();
+  ++s.operations;
+  if (plan.kind == SuffixPlan::Kind::kDistinct) {
+    std::string key;
+    if (DistinctKey(FieldAt(*e, plan.distinct_slot), &key)) {
+      auto it = s.values.find(key);
+      if (it != s.values.end() && --it->second == 0) s.values.erase(it);
+    }
+  } else {
+    size_t i = 0;
+    for (int32_t a : plan.sum_aggs) {
+      const Value& v = FieldAt(*e, p_->aggs[static_cast<size_t>(a)].slot);
+      SuffixRuns::Sliding& sl = s.sliding[i++];
+      if (v.kind != Value::Kind::kNumber) continue;
+      sl.popped += v.number;
+      --sl.numbers;
+    }
+    for (size_t j = 0; j < plan.extreme_aggs.size(); ++j) {
+      SuffixRuns::Sliding& sl = s.sliding[i++];
+      if (!sl.max.empty() && sl.max.front().second == e->seq) sl.max.pop_front();
+      if (!sl.min.empty() && sl.min.front().second == e->seq) sl.min.pop_front();
+    }
+  }
+  if (s.events.empty()) {
+    // Start the sums again, so their rounding error does not grow forever.
+    for (auto& sl : s.sliding) sl = SuffixRuns::Sliding{};
+    s.values.clear();
+    s.operations = 0;
+  }
+}
+
+// The value of a node of `where` for the oldest run. A sum is kept as the
+// difference of two running sums; *error receives a bound on how far that
+// may be from the sum AggState computes (left to right over the run's
+// events), or is left alone when the value is exact.
+Value Matcher::SuffixValue(const SuffixRuns& s, int32_t node, double* error) const {
+  const Node& n = p_->where.nodes[static_cast<size_t>(node)];
+  const SuffixPlan& plan = p_->suffix;
+  switch (n.op) {
+    case Op::kConst: return n.constant;
+    case Op::kCount: return Value::Number(static_cast<double>(s.events.size()));
+    case Op::kSum: {
+      size_t i = static_cast<size_t>(std::find(plan.sum_aggs.begin(), plan.sum_aggs.end(), n.agg) - plan.sum_aggs.begin());
+      const SuffixRuns::Sliding& sl = s.sliding[i];
+      if (error == nullptr) {
+        // Exact: as AggState adds them.
+        double sum = 0;
+        int32_t slot = p_->aggs[static_cast<size_t>(n.agg)].slot;
+        for (const EventRef& e : s.events) {
+          const Value& v = FieldAt(*e, slot);
+          if (v.kind == Value::Kind::kNumber) sum += v.number;
+        }
+        return Value::Number(sum);
+      }
+      // Each of the two running sums, and each partial sum of the run's own,
+      // is off by at most (terms) * 2^-53 * (sum of magnitudes).
+      *error += 4.0 * static_cast<double>(s.operations + 2) * 0x1.0p-53 * sl.magnitude;
+      return Value::Number(sl.pushed - sl.popped);
+    }
+    case Op::kMax: case Op::kMin: {
+      size_t i = plan.sum_aggs.size() +
+                 static_cast<size_t>(std::find(plan.extreme_aggs.begin(), plan.extreme_aggs.end(), n.agg) -
+                                     plan.extreme_aggs.begin());
+      const auto& q = n.op == Op::kMax ? s.sliding[i].max : s.sliding[i].min;
+      return q.empty() ? Value::Null() : Value::Number(q.front().first);
+    }
+    default: return Value::Null();
+  }
+}
+
+bool Matcher::SuffixWhere(const SuffixRuns& s, int32_t node) const {
+  const Node& n = p_->where.nodes[static_cast<size_t>(node)];
+  switch (n.op) {
+    case Op::kAnd: return SuffixWhere(s, n.a) && SuffixWhere(s, n.b);
+    case Op::kOr: return SuffixWhere(s, n.a) || SuffixWhere(s, n.b);
+    default: break;
+  }
+  double error = 0;
+  Value a = SuffixValue(s, n.a, &error), b = SuffixValue(s, n.b, &error);
+  if (a.kind != Value::Kind::kNumber || b.kind != Value::Kind::kNumber) return false;
+  if (error > 0 && std::fabs(a.number - b.number) <= error) {
+    a = SuffixValue(s, n.a, nullptr);
+    b = SuffixValue(s, n.b, nullptr);
+  }
+  switch (n.op) {
+    case Op::kGt: return a.number > b.number;
+    case Op::kGe: return a.number >= b.number;
+    case Op::kLt: return a.number < b.number;
+    case Op::kLe: return a.number <= b.number;
+    default: return false;
+  }
+}
+
+void Matcher::SuffixRun(const SuffixRuns& s, size_t from, Run* r) const {
+  const Event& first = *s.events[from];
+  r->start_seq = first.seq;
+  r->first_ts = first.ts;
+  r->aggs.resize(p_->aggs.size());
+  if (p_->suffix.kind == SuffixPlan::Kind::kAll) {
+    for (size_t i = from; i < s.events.size(); ++i) Take(r, 0, s.events[i]);
+    return;
+  }
+  std::unordered_map<std::string, bool> seen;
+  std::string key;
+  for (size_t i = from; i < s.events.size(); ++i) {
+    DistinctKey(FieldAt(*s.events[i], p_->suffix.distinct_slot), &key);
+    if (seen.emplace(key, true).second) {
+      Take(r, 0, s.events[i]);
+    } else {
+      r->contiguous = false;
+    }
+  }
+}
+
+void Matcher::SuffixAsRuns(const KeyRuns& k, std::vector<Run>* out) const {
+  if (!k.suffix) return;
+  for (size_t i = 0; i < k.suffix->events.size(); ++i) SuffixRun(*k.suffix, i, &out->emplace_back());
+}
+
+bool Matcher::SuffixOnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out, MatchStats* stats) const {
+  const Event& e = *ep;
+  const SuffixPlan& plan = p_->suffix;
+  const StepProgram& step = p_->steps[0];
+  if (!k.suffix) {
+    k.suffix = std::make_unique<SuffixRuns>();
+    k.suffix->sliding.resize(plan.sum_aggs.size() + plan.extreme_aggs.size());
+  }
+  SuffixRuns& s = *k.suffix;
+  // Runs outside their window for e (the engine has closed them already).
+  while (!s.events.empty() && e.ts - s.events.front()->ts > p_->within) SuffixPop(s);
+  if (!step.any_type && std::find(step.type_ids.begin(), step.type_ids.end(), e.type_id) == step.type_ids.end()) {
+    return true;  // no run takes e, none starts
+  }
+  bool completes;
+  if (plan.kind == SuffixPlan::Kind::kAll) {
+    if (!step.filter.empty() && !EvaluateCondition(step.filter, EvalContext{&e, nullptr})) return true;
+    for (int32_t a : plan.sum_aggs) {
+      const Value& v = FieldAt(e, p_->aggs[static_cast<size_t>(a)].slot);
+      if (v.kind == Value::Kind::kNumber && v.number < 0) return false;  // sums no longer only grow
+    }
+    SuffixPush(s, ep);
+    completes = s.events.size() >= static_cast<size_t>(step.min) &&
+                (p_->where.empty() || SuffixWhere(s, p_->where.root));
+  } else {
+    for (const CompiledExpr& c : conjuncts_) {
+      if (!EvaluateCondition(c, EvalContext{&e, nullptr})) return true;
+    }
+    const Value& x = FieldAt(e, plan.distinct_slot);
+    if (x.is_null()) return true;  // `null not in ...` is false: no run takes e, none starts
+    std::string key;
+    if (!DistinctKey(x, &key)) return false;
+    bool fresh = s.values.find(key) == s.values.end();  // the oldest run takes e
+    SuffixPush(s, ep);
+    completes = fresh && s.values.size() >= static_cast<size_t>(step.min);
+  }
+  if (completes) {
+    Match m;
+    m.detected_at = e.ts;
+    SuffixRun(s, 0, &m.run);
+    while (!s.events.empty()) SuffixPop(s);  // past_last: every run held an event at or before e
+    Finish(k, std::move(m), out);
+    return true;
+  }
+  if (s.events.size() > static_cast<size_t>(p_->limit)) {
+    size_t drop = s.events.size() - static_cast<size_t>(p_->limit);
+    stats->evicted += drop;
+    for (size_t i = 0; i < drop; ++i) SuffixPop(s);
+  }
+  return true;
 }
 
 }  // namespace cepheus::nfa

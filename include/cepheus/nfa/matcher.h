@@ -8,6 +8,10 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/container/small_vector.hpp>
@@ -86,9 +90,36 @@ struct PrefixRuns {
   void Clear();
 };
 
+// The runs of a rule with a SuffixPlan (Program::suffix), all in one buffer:
+// `events` are the events that fit the step since the last match, oldest
+// first, and the run started by events[i] holds events[i..] (kAll) or the
+// first event of each distinct value in events[i..] (kDistinct). A run is one
+// buffered event; only the oldest run's state is kept, by sliding aggregates
+// that drop an event's share when the oldest run goes. Used only while the
+// key has no Run in KeyRuns::runs (runs restored from a state record, or
+// handed over when an event breaks the plan's assumptions, stay Runs until
+// they end).
+struct SuffixRuns {
+  std::deque<EventRef> events;
+  // kDistinct: how many buffered events hold each value (zeros erased), so
+  // the oldest run has bound values.size() events.
+  std::unordered_map<std::string, int64_t> values;
+  // kAll, per SuffixPlan::sum_aggs / extreme_aggs: the numbers of the
+  // aggregate's field in `events`.
+  struct Sliding {
+    double pushed = 0, popped = 0;  // sums of the numbers pushed and popped since the buffer was empty
+    double magnitude = 0;           // sum of their absolute values (for the rounding bound)
+    int64_t numbers = 0;            // numbers in the buffer
+    std::deque<std::pair<double, uint64_t>> max, min;  // monotonic deques of (value, seq)
+  };
+  std::vector<Sliding> sliding;  // indexed like sum_aggs, then extreme_aggs
+  uint64_t operations = 0;       // pushes and pops since the buffer was empty
+};
+
 struct KeyRuns {
   std::vector<Run> runs;  // oldest first, so first_ts never decreases along it
   PrefixRuns prefix;      // newer than every run in `runs`
+  std::unique_ptr<SuffixRuns> suffix;  // Program::suffix rules only; its runs are newer than `runs`
   bool alerted = false;
   Millis last_alert = 0;  // detected_at of the last alert not suppressed
   // (Under `skip past_last` no run may start with an event at or before the
@@ -96,9 +127,11 @@ struct KeyRuns {
   // order, so only the event that completed the match needs holding back,
   // and OnEvent does that itself: no barrier is kept between events.)
 
-  // Every live run, those held as a prefix included.
-  size_t size() const { return runs.size() + static_cast<size_t>(prefix.live()); }
-  bool empty() const { return runs.empty() && prefix.alive == 0; }
+  // Every live run, those held as a prefix or in a suffix buffer included.
+  size_t size() const {
+    return runs.size() + static_cast<size_t>(prefix.live()) + (suffix ? suffix->events.size() : 0);
+  }
+  bool empty() const { return runs.empty() && prefix.alive == 0 && (!suffix || suffix->events.empty()); }
   // The start_seq of the newest live run (0 when none).
   uint64_t newest_start() const;
 };
@@ -132,7 +165,18 @@ class Matcher {
   // The end of the earliest open window, or kMaxTime when there are no runs.
   Millis NextDeadline(const KeyRuns& k) const {
     if (!k.runs.empty()) return k.runs.front().first_ts + p_->within;
+    if (k.suffix && !k.suffix->events.empty()) return k.suffix->events.front()->ts + p_->within;
     return k.prefix.alive ? k.prefix.events[0]->ts + p_->within : kMaxTime;
+  }
+
+  // The runs held in k.suffix as the Runs they stand for, oldest first
+  // (appended to `out`): for the state record, and when a key leaves the
+  // shared buffer.
+  void SuffixAsRuns(const KeyRuns& k, std::vector<Run>* out) const;
+
+  // True when the key's runs live in k.suffix (or would, for a key with none).
+  bool UsesSuffix(const KeyRuns& k) const {
+    return p_->suffix.kind != SuffixPlan::Kind::kNone && k.runs.empty();
   }
 
   // Rebuilds the aggregates of a run from its bound events (used on restore).
@@ -164,12 +208,23 @@ class Matcher {
   void PrefixBefore(KeyRuns& k, const Event& e) const;
   // Builds the prefix run started by pr.events[i] as a Run.
   void Materialize(const PrefixRuns& pr, int i, Run* r) const;
+  // OnEvent for a key whose runs are all in k.suffix (Program::suffix).
+  // False when `e` breaks the plan (a negative number summed, a list compared
+  // by `not in`): the caller then turns the buffer into Runs and goes on.
+  bool SuffixOnEvent(KeyRuns& k, const EventRef& e, std::vector<Match>* out, MatchStats* stats) const;
+  void SuffixPush(SuffixRuns& s, const EventRef& e) const;
+  void SuffixPop(SuffixRuns& s) const;
+  bool SuffixWhere(const SuffixRuns& s, int32_t node) const;
+  Value SuffixValue(const SuffixRuns& s, int32_t node, double* error) const;
+  // The oldest run of the buffer as a Run.
+  void SuffixRun(const SuffixRuns& s, size_t from, Run* r) const;
 
   const Program* p_;
   // Scratch reused across calls (a Matcher serves one engine, one thread).
   mutable std::vector<Run> next_;
   mutable std::vector<Run> completed_;
   mutable std::vector<size_t> extra_at_;
+  std::vector<CompiledExpr> conjuncts_;  // Program::suffix.filter_conjuncts, each as a condition
 };
 
 }  // namespace cepheus::nfa

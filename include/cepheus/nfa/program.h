@@ -85,6 +85,29 @@ struct StepProgram {
   dsl::Arrow arrow_in = dsl::Arrow::kRelaxed;  // arrow from the previous step
 };
 
+// How the runs of a one-step counted pattern are kept when they can share one
+// buffer of the key's events (nfa::SuffixRuns). Under `skip past_last`, with
+// a filter that does not depend on the run, every run takes every event that
+// fits the step, so the run started by the i-th buffered event holds exactly
+// events[i..]: the oldest run holds a superset of every other's. When `where`
+// is monotone (true for a set stays true for any superset), the oldest run is
+// the first to complete, so it is the only one whose state must be computed,
+// and that from sliding aggregates, O(1) per event. `x not in o.x` filters
+// (kDistinct) work the same way: the run started by events[i] holds the first
+// event of each distinct x in events[i..], and the oldest has the most.
+struct SuffixPlan {
+  enum class Kind : uint8_t {
+    kNone,      // runs kept one by one (Matcher's general path)
+    kAll,       // each run takes every event that fits the step
+    kDistinct,  // each run takes the events whose `distinct_slot` value it has not bound
+  };
+  Kind kind = Kind::kNone;
+  int32_t distinct_slot = -1;               // kDistinct: the field of `x not in o.x`
+  std::vector<int32_t> filter_conjuncts;    // kDistinct: the other conjuncts (roots in steps[0].filter)
+  std::vector<int32_t> sum_aggs;            // kAll: aggregates whose sum `where` reads (values must be >= 0)
+  std::vector<int32_t> extreme_aggs;        // kAll: aggregates whose min or max `where` reads
+};
+
 struct EmitPart {
   std::string text;
   CompiledExpr expr;  // empty for text
@@ -113,6 +136,7 @@ struct Program {
   // exactly k; step 1: required, not absent, reached by `=>`), k <= kMaxPrefix:
   // the runs still in that prefix are kept implicitly (see nfa::PrefixRuns).
   int prefix = 0;
+  SuffixPlan suffix;            // kNone unless runs share one buffer (see SuffixPlan)
   std::vector<bool> relevant;  // by TypeTable id (when !needs_all_types)
   uint64_t fingerprint = 0;
   std::vector<std::unique_ptr<std::string>> strings;  // storage for string constants
@@ -150,6 +174,9 @@ struct CompileOptions {
   // Keep the runs of a leading `any{k} =>` prefix implicitly (Program::prefix).
   // Off only in tests that compare both ways.
   bool implicit_prefix = true;
+  // Keep the runs of a one-step pattern in one shared buffer when they can
+  // (Program::suffix). Off only in tests that compare both ways.
+  bool shared_suffix = true;
 };
 Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl::RuleSet> set,
                                                        CompileOptions options = {});
