@@ -90,6 +90,48 @@ struct PrefixRuns {
   void Clear();
 };
 
+// A FIFO on one vector: pops advance a head index, and the popped front is
+// cut off once it is most of the vector. Unlike std::deque it allocates
+// nothing while empty, which matters for the many keys that hold a few
+// events.
+template <class T>
+class Fifo {
+ public:
+  bool empty() const { return head_ == items_.size(); }
+  size_t size() const { return items_.size() - head_; }
+  T& front() { return items_[head_]; }
+  const T& front() const { return items_[head_]; }
+  T& back() { return items_.back(); }
+  const T& back() const { return items_.back(); }
+  const T& operator[](size_t i) const { return items_[head_ + i]; }
+  template <class... A>
+  void emplace_back(A&&... a) { items_.emplace_back(std::forward<A>(a)...); }
+  void push_back(T v) { items_.push_back(std::move(v)); }
+  void pop_back() {
+    items_.pop_back();
+    if (empty()) clear();
+  }
+  void pop_front() {
+    items_[head_++] = T();
+    if (head_ == items_.size()) {
+      clear();
+    } else if (head_ >= 64 && 2 * head_ >= items_.size()) {
+      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+  void clear() {
+    items_.clear();
+    head_ = 0;
+  }
+  auto begin() const { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+  auto end() const { return items_.end(); }
+
+ private:
+  std::vector<T> items_;
+  size_t head_ = 0;
+};
+
 // The runs of a rule with a SuffixPlan (Program::suffix), all in one buffer:
 // `events` are the events that fit the step since the last match, oldest
 // first, and the run started by events[i] holds events[i..] (kAll) or the
@@ -100,7 +142,7 @@ struct PrefixRuns {
 // handed over when an event breaks the plan's assumptions, stay Runs until
 // they end).
 struct SuffixRuns {
-  std::deque<EventRef> events;
+  Fifo<EventRef> events;
   // kDistinct: how many buffered events hold each value (zeros erased), so
   // the oldest run has bound values.size() events.
   std::unordered_map<std::string, int64_t> values;
@@ -110,7 +152,7 @@ struct SuffixRuns {
     double pushed = 0, popped = 0;  // sums of the numbers pushed and popped since the buffer was empty
     double magnitude = 0;           // sum of their absolute values (for the rounding bound)
     int64_t numbers = 0;            // numbers in the buffer
-    std::deque<std::pair<double, uint64_t>> max, min;  // monotonic deques of (value, seq)
+    Fifo<std::pair<double, uint64_t>> max, min;  // monotonic queues of (value, seq)
   };
   std::vector<Sliding> sliding;  // indexed like sum_aggs, then extreme_aggs
   uint64_t operations = 0;       // pushes and pops since the buffer was empty
