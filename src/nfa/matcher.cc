@@ -29,6 +29,10 @@
 
 namespace cepheus::nfa {
 
+namespace {
+constexpr size_t kSuffixPool = 64;  // empty suffix buffers a matcher keeps for reuse
+}  // namespace
+
 Matcher::Matcher(const Program* program) : p_(program) {
   for (int32_t root : p_->suffix.filter_conjuncts) {
     CompiledExpr& c = conjuncts_.emplace_back(p_->steps[0].filter);
@@ -375,6 +379,7 @@ void Matcher::CloseWindows(KeyRuns& k, Millis t, std::vector<Match>* out) const 
     // One-step patterns: runs only close (never complete by absence).
     SuffixRuns& s = *k.suffix;
     while (!s.events.empty() && s.events.front()->ts + p_->within < t) SuffixPop(s);
+    if (s.events.empty() && pool_.size() < kSuffixPool) pool_.push_back(std::move(k.suffix));
   }
   size_t closed = 0;
   while (closed < k.runs.size() && k.runs[closed].first_ts + p_->within < t) ++closed;
@@ -623,16 +628,26 @@ bool Matcher::SuffixOnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* 
   const Event& e = *ep;
   const SuffixPlan& plan = p_->suffix;
   const StepProgram& step = p_->steps[0];
-  if (!k.suffix) {
-    k.suffix = std::make_unique<SuffixRuns>();
-    k.suffix->sliding.resize(plan.sum_aggs.size() + plan.extreme_aggs.size());
-  }
-  SuffixRuns& s = *k.suffix;
-  // Runs outside their window for e (the engine has closed them already).
-  while (!s.events.empty() && e.ts - s.events.front()->ts > p_->within) SuffixPop(s);
   if (!step.any_type && std::find(step.type_ids.begin(), step.type_ids.end(), e.type_id) == step.type_ids.end()) {
     return true;  // no run takes e, none starts
   }
+  // Buffers come from a pool: most keys hold a few events for a while, and
+  // a buffer taken back keeps its memory.
+  auto buffer = [&]() -> SuffixRuns& {
+    if (!k.suffix) {
+      if (pool_.empty()) {
+        k.suffix = std::make_unique<SuffixRuns>();
+        k.suffix->sliding.resize(plan.sum_aggs.size() + plan.extreme_aggs.size());
+      } else {
+        k.suffix = std::move(pool_.back());
+        pool_.pop_back();
+      }
+    }
+    SuffixRuns& s = *k.suffix;
+    // Runs outside their window for e (the engine has closed them already).
+    while (!s.events.empty() && e.ts - s.events.front()->ts > p_->within) SuffixPop(s);
+    return s;
+  };
   bool completes;
   if (plan.kind == SuffixPlan::Kind::kAll) {
     if (!step.filter.empty() && !EvaluateCondition(step.filter, EvalContext{&e, nullptr})) return true;
@@ -640,7 +655,8 @@ bool Matcher::SuffixOnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* 
       const Value& v = FieldAt(e, p_->aggs[static_cast<size_t>(a)].slot);
       if (v.kind == Value::Kind::kNumber && v.number < 0) return false;  // sums no longer only grow
     }
-    SuffixPush(s, ep);
+    SuffixPush(buffer(), ep);
+    const SuffixRuns& s = *k.suffix;
     completes = s.events.size() >= static_cast<size_t>(step.min) &&
                 (p_->where.empty() || SuffixWhere(s, p_->where.root));
   } else {
@@ -651,15 +667,18 @@ bool Matcher::SuffixOnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* 
     if (x.is_null()) return true;  // `null not in ...` is false: no run takes e, none starts
     std::string key;
     if (!DistinctKey(x, &key)) return false;
+    SuffixRuns& s = buffer();
     bool fresh = s.values.find(key) == s.values.end();  // the oldest run takes e
     SuffixPush(s, ep);
     completes = fresh && s.values.size() >= static_cast<size_t>(step.min);
   }
+  SuffixRuns& s = *k.suffix;
   if (completes) {
     Match m;
     m.detected_at = e.ts;
     SuffixRun(s, 0, &m.run);
     while (!s.events.empty()) SuffixPop(s);  // past_last: every run held an event at or before e
+    if (pool_.size() < kSuffixPool) pool_.push_back(std::move(k.suffix));
     Finish(k, std::move(m), out);
     return true;
   }

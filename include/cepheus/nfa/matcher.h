@@ -266,7 +266,8 @@ class Matcher {
   mutable std::vector<Run> next_;
   mutable std::vector<Run> completed_;
   mutable std::vector<size_t> extra_at_;
-  std::vector<CompiledExpr> conjuncts_;  // Program::suffix.filter_conjuncts, each as a condition
+  std::vector<CompiledExpr> conjuncts_;
+  mutable std::vector<std::unique_ptr<SuffixRuns>> pool_;  // empty buffers for reuse  // Program::suffix.filter_conjuncts, each as a condition
 };
 
 }  // namespace cepheus::nfa

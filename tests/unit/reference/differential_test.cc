@@ -289,6 +289,8 @@ struct RuleFeatures {
   bool cooldown = false;
   bool limit = false;
   bool filter_on_earlier_name = false;
+  bool hot_shape = false;      // GenHotShape
+  bool shared_buffer = false;  // the engine keeps its runs in one buffer (set from the compiled rule)
 };
 
 struct GeneratedRule {
@@ -431,7 +433,57 @@ std::string GenWhere(Rng& rng, const std::vector<GenStep>& named) {
   return w;
 }
 
+// The hot-key shapes of the engine issue, as analysts write them (no filter
+// on the first step, or a filter the runs share), which the engine keeps in
+// one shared buffer (nfa::SuffixPlan) when it may: a Kleene step with a
+// `where` over aggregates, a repeated step with `x not in o.x`, and a plain
+// sequence whose runs all wait at the same step.
+GeneratedRule GenHotShape(Rng& rng, int serial) {
+  GeneratedRule out;
+  RuleFeatures& f = out.features;
+  f.hot_shape = true;
+  std::string type = rng.Pick(std::vector<std::string>{"order", "payment", "(order | payment)", "any"});
+  std::string text = "rule h" + std::to_string(serial) + "\n  key " + (rng.Chance(70) ? "user_id" : "card_id") + "\n";
+  int shape = static_cast<int>(rng.Below(3));
+  if (shape == 0) {
+    std::string q = rng.Pick(std::vector<std::string>{"{2,}", "{3,}", "+", "{1,}"});
+    std::string filter = rng.Pick(std::vector<std::string>{"", "", "[amount > 10]", "[country != \"US\"]"});
+    text += "  match o: " + type + filter + q + "\n";
+    text += "  where " +
+            rng.Pick(std::vector<std::string>{"sum(o.amount) > 1200", "max(o.amount) >= 900", "min(o.amount) < 5",
+                                              "count(o) >= 4 and sum(o.amount) > 800",
+                                              "sum(o.amount) > 2000 or max(o.amount) > 1000",
+                                              "1500 <= sum(o.amount)", "avg(o.amount) > 400"}) +
+            "\n";
+    f.counted = f.open_counted = f.where = true;
+  } else if (shape == 1) {
+    std::string field = rng.Pick(std::vector<std::string>{"country", "amount", "order_id"});
+    std::string more = rng.Pick(std::vector<std::string>{"", "", " and amount > 10"});
+    std::string q = rng.Pick(std::vector<std::string>{"{2}", "{3}", "{3,}", "{2,4}"});
+    text += "  match o: " + type + "[" + field + " not in o." + field + more + "]" + q + "\n";
+    f.counted = true;
+    f.filter_on_earlier_name = true;
+  } else {
+    text += "  match a: login -> b: " + rng.Pick(std::vector<std::string>{"password_change", "payment"}) +
+            " -> c: order[amount > " + rng.Pick(std::vector<std::string>{"100", "250"}) + "]\n";
+    f.steps = 3;
+  }
+  text += "  within " + rng.Pick(std::vector<std::string>{"1m", "2m", "5m"}) + "\n";
+  if (rng.Chance(20)) {
+    text += "  cooldown 1m\n";
+    f.cooldown = true;
+  }
+  if (rng.Chance(10)) {
+    text += "  limit " + std::to_string(rng.Int(1, 4)) + "\n";
+    f.limit = true;
+  }
+  out.text = text;
+  out.types = {"order", "payment", "login", "password_change"};
+  return out;
+}
+
 GeneratedRule GenRule(Rng& rng, int serial) {
+  if (rng.Chance(12)) return GenHotShape(rng, serial);
   GeneratedRule out;
   RuleFeatures& f = out.features;
   int r = static_cast<int>(rng.Below(100));
@@ -695,6 +747,7 @@ Campaign RunCampaign() {
       continue;
     }
     ++c.rules_checked;
+    g.features.shared_buffer = subject.compiled->programs[0]->suffix.kind != nfa::SuffixPlan::Kind::kNone;
     std::optional<dsl::Rule> without_cooldown;
     if (g.features.cooldown) {
       without_cooldown = subject.rule();
@@ -740,6 +793,8 @@ Campaign RunCampaign() {
             {"cooldown", f.cooldown},
             {"limit", f.limit},
             {"filter on earlier name", f.filter_on_earlier_name},
+            {"hot shape", f.hot_shape},
+            {"shared buffer", f.shared_buffer},
         };
         for (const auto& [name, on] : features) {
           if (on) ++c.combos_with_alerts_by_feature[name];
@@ -896,7 +951,7 @@ TEST_CASE("the reference campaign exercises every feature of the rule language i
   for (const char* feature :
        {"strict", "any", "alternation", "counted", "open counted", "ranged counted", "optional",
         "middle absent", "trailing absent", "where", "cooldown", "limit",
-        "filter on earlier name"}) {
+        "filter on earlier name", "hot shape", "shared buffer"}) {
     CAPTURE(feature);
     CHECK(c.combos_with_alerts_by_feature.count(feature));
     if (c.combos_with_alerts_by_feature.count(feature)) {
