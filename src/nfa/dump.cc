@@ -127,6 +127,23 @@ std::string DumpProgram(const Program& p, const FieldTable& f) {
                        for (const auto& s : p.steps) t.insert(t.end(), s.types.begin(), s.types.end());
                        return fmt::format("{}", fmt::join(t, ", "));
                      }());
+  switch (p.suffix.kind) {
+    case SuffixPlan::Kind::kAll:
+    case SuffixPlan::Kind::kDistinct:
+      out += fmt::format(
+          "  runs: one shared buffer of the key's events that fit s0 ({}); each event tests only the oldest "
+          "run, O(1); the limit evicts the oldest buffered event\n",
+          p.suffix.kind == SuffixPlan::Kind::kAll ? "every run takes each of them"
+                                                  : "a run takes the first of each distinct value");
+      break;
+    case SuffixPlan::Kind::kNone:
+      out += fmt::format("  runs: one per partial match{}, each event advances every run of its key; at most {} "
+                         "per key, the oldest evicted\n",
+                         p.prefix > 0 ? fmt::format(" (those still in the any{{{}}} prefix kept implicitly)", p.prefix)
+                                      : "",
+                         p.limit);
+      break;
+  }
   return out;
 }
 
