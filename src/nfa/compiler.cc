@@ -239,7 +239,16 @@ bool MonotoneWhere(const Program& p, const CompiledExpr& e, int32_t i, SuffixPla
 
 SuffixPlan PlanSuffix(const Program& p) {
   SuffixPlan none, plan;
-  if (p.steps.size() != 1 || p.skip != dsl::SkipPolicy::kPastLast || p.prefix != 0) return none;
+  if (p.skip != dsl::SkipPolicy::kPastLast || p.prefix != 0) return none;
+  if (p.steps.size() >= 2 && p.steps.size() <= 32 && p.where.empty()) {
+    for (const StepProgram& s : p.steps) {
+      if (s.absent || s.min != 1 || s.max != 1 || s.arrow_in == dsl::Arrow::kStrict) return none;
+      if (!s.filter.empty() && !RunFree(s.filter, s.filter.root)) return none;
+    }
+    plan.kind = SuffixPlan::Kind::kSequence;
+    return plan;
+  }
+  if (p.steps.size() != 1) return none;
   const StepProgram& s = p.steps[0];
   if (s.absent || s.min < 1) return none;
   if (s.filter.empty() || RunFree(s.filter, s.filter.root)) {

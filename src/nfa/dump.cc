@@ -136,6 +136,10 @@ std::string DumpProgram(const Program& p, const FieldTable& f) {
           p.suffix.kind == SuffixPlan::Kind::kAll ? "every run takes each of them"
                                                   : "a run takes the first of each distinct value");
       break;
+    case SuffixPlan::Kind::kSequence:
+      out += "  runs: in blocks, one per step, in one buffer of the key's events that fit a step; an event moves "
+             "whole blocks (one test per step), and the oldest run is the match; the limit evicts the oldest run\n";
+      break;
     case SuffixPlan::Kind::kNone:
       out += fmt::format("  runs: one per partial match{}, each event advances every run of its key; at most {} "
                          "per key, the oldest evicted\n",

@@ -63,7 +63,9 @@ void PrefixRuns::Clear() {
 }
 
 uint64_t KeyRuns::newest_start() const {
-  if (suffix && !suffix->events.empty()) return suffix->events.back()->seq;
+  if (suffix && suffix->runs() > 0) {
+    return suffix->sequence ? suffix->start(suffix->starts.size() - 1).seq : suffix->events.back()->seq;
+  }
   if (prefix.alive) return prefix.events[31 - __builtin_clz(prefix.alive)]->seq;
   return runs.empty() ? 0 : runs.back().start_seq;
 }
@@ -378,8 +380,12 @@ void Matcher::CloseWindows(KeyRuns& k, Millis t, std::vector<Match>* out) const 
   if (k.suffix) {
     // One-step patterns: runs only close (never complete by absence).
     SuffixRuns& s = *k.suffix;
-    while (!s.events.empty() && s.events.front()->ts + p_->within < t) SuffixPop(s);
-    if (s.events.empty() && pool_.size() < kSuffixPool) pool_.push_back(std::move(k.suffix));
+    if (s.sequence) {
+      while (!s.starts.empty() && s.start(0).ts + p_->within < t) SequencePop(s);
+    } else {
+      while (!s.events.empty() && s.events.front()->ts + p_->within < t) SuffixPop(s);
+    }
+    if (s.runs() == 0 && pool_.size() < kSuffixPool) pool_.push_back(std::move(k.suffix));
   }
   size_t closed = 0;
   while (closed < k.runs.size() && k.runs[closed].first_ts + p_->within < t) ++closed;
@@ -621,10 +627,130 @@ void Matcher::SuffixRun(const SuffixRuns& s, size_t from, Run* r) const {
 
 void Matcher::SuffixAsRuns(const KeyRuns& k, std::vector<Run>* out) const {
   if (!k.suffix) return;
-  for (size_t i = 0; i < k.suffix->events.size(); ++i) SuffixRun(*k.suffix, i, &out->emplace_back());
+  for (size_t i = 0; i < k.suffix->runs(); ++i) {
+    if (k.suffix->sequence) {
+      SequenceRun(*k.suffix, i, &out->emplace_back());
+    } else {
+      SuffixRun(*k.suffix, i, &out->emplace_back());
+    }
+  }
+}
+
+SuffixRuns& Matcher::Buffer(KeyRuns& k) const {
+  if (!k.suffix) {
+    if (pool_.empty()) {
+      k.suffix = std::make_unique<SuffixRuns>();
+      k.suffix->sliding.resize(p_->suffix.sum_aggs.size() + p_->suffix.extreme_aggs.size());
+      k.suffix->sequence = p_->suffix.kind == SuffixPlan::Kind::kSequence;
+      if (k.suffix->sequence) k.suffix->cut.assign(p_->steps.size(), 0);
+    } else {
+      k.suffix = std::move(pool_.back());
+      pool_.pop_back();
+    }
+  }
+  return *k.suffix;
+}
+
+// ---- kSequence ------------------------------------------------------------
+//
+// `a -> b -> c` with filters that read no bound name and no `where`: a run at
+// step k takes an event exactly when it fits step k+1, the same for every run
+// at step k, so an event moves the whole block of runs at step k to step k+1.
+// The runs further on started earlier (a run that started before another,
+// and was at the same step, took everything the other took), so the blocks
+// lie in order in `starts`: the runs at step >= k are a prefix, which cut[k]
+// ends. An event costs one test per step. A run's bound events are not kept:
+// it took, after its first event, the first event that fit step 1, then the
+// first after that one that fit step 2, and so on, which the buffer replays
+// when a run is needed whole (an alert, the state record).
+
+void Matcher::SequencePop(SuffixRuns& s) const {
+  s.starts.pop_front();
+  ++s.runs_popped;
+  if (s.starts.empty()) {
+    s.events.clear();
+    s.fits.clear();
+    s.events_popped = s.runs_popped = 0;
+    std::fill(s.cut.begin(), s.cut.end(), 0);
+    return;
+  }
+  while (s.events_popped < s.starts.front()) {
+    s.events.pop_front();
+    s.fits.pop_front();
+    ++s.events_popped;
+  }
+}
+
+void Matcher::SequenceRun(const SuffixRuns& s, size_t i, Run* r) const {
+  // The run's step: the largest k with the run among those at step >= k.
+  uint64_t number = s.runs_popped + i;
+  int step = 0;
+  for (size_t k = p_->steps.size() - 1; k >= 1; --k) {
+    if (number < std::max(s.cut[k], s.runs_popped)) {
+      step = static_cast<int>(k);
+      break;
+    }
+  }
+  size_t at = static_cast<size_t>(s.starts[i] - s.events_popped);
+  const Event& first = *s.events[at];
+  r->start_seq = first.seq;
+  r->first_ts = first.ts;
+  r->aggs.resize(p_->aggs.size());
+  Take(r, 0, s.events[at]);
+  for (size_t j = at + 1; j < s.events.size() && r->step < step; ++j) {
+    if (s.fits[j] >> (r->step + 1) & 1) Take(r, r->step + 1, s.events[j]);
+  }
+}
+
+void Matcher::SequenceOnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out, MatchStats* stats) const {
+  const Event& e = *ep;
+  const size_t n = p_->steps.size();
+  uint32_t fits = 0;
+  for (size_t j = 0; j < n; ++j) {
+    const StepProgram& st = p_->steps[j];
+    if (!st.any_type && std::find(st.type_ids.begin(), st.type_ids.end(), e.type_id) == st.type_ids.end()) continue;
+    if (st.filter.empty() || EvaluateCondition(st.filter, EvalContext{&e, nullptr})) fits |= 1u << j;
+  }
+  if (fits == 0) return;  // every run skips e (no `=>`, no absent step), and e starts none
+  if (!k.suffix && !(fits & 1)) return;
+  SuffixRuns& s = Buffer(k);
+  // Runs outside their window for e (the engine has closed them already).
+  while (!s.starts.empty() && e.ts - s.start(0).ts > p_->within) SequencePop(s);
+  const uint64_t front = s.runs_popped, end = front + s.starts.size();
+  auto upto = [&](size_t step) { return step == 0 ? end : std::max(s.cut[step], front); };
+  for (size_t step = n - 1; step-- > 0;) {  // the block at `step` is [upto(step + 1), upto(step))
+    if (!(fits >> (step + 1) & 1) || upto(step + 1) >= upto(step)) continue;
+    if (step + 1 < n - 1) {
+      s.cut[step + 1] = upto(step);
+      continue;
+    }
+    // The block at the last step but one completes: its oldest run, the
+    // oldest of all, is the match, and past_last drops every run.
+    Match m;
+    m.detected_at = e.ts;
+    SequenceRun(s, 0, &m.run);
+    Take(&m.run, static_cast<int>(n - 1), ep);
+    while (!s.starts.empty()) SequencePop(s);
+    if (pool_.size() < kSuffixPool) pool_.push_back(std::move(k.suffix));
+    Finish(k, std::move(m), out);
+    return;
+  }
+  if (fits & 1) s.starts.push_back(s.events_popped + s.events.size());
+  if (s.starts.empty()) return;
+  s.events.push_back(ep);
+  s.fits.push_back(fits);
+  if (s.starts.size() > static_cast<size_t>(p_->limit)) {
+    size_t drop = s.starts.size() - static_cast<size_t>(p_->limit);
+    stats->evicted += drop;
+    for (size_t i = 0; i < drop; ++i) SequencePop(s);
+  }
 }
 
 bool Matcher::SuffixOnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out, MatchStats* stats) const {
+  if (p_->suffix.kind == SuffixPlan::Kind::kSequence) {
+    SequenceOnEvent(k, ep, out, stats);
+    return true;
+  }
   const Event& e = *ep;
   const SuffixPlan& plan = p_->suffix;
   const StepProgram& step = p_->steps[0];
@@ -634,16 +760,7 @@ bool Matcher::SuffixOnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* 
   // Buffers come from a pool: most keys hold a few events for a while, and
   // a buffer taken back keeps its memory.
   auto buffer = [&]() -> SuffixRuns& {
-    if (!k.suffix) {
-      if (pool_.empty()) {
-        k.suffix = std::make_unique<SuffixRuns>();
-        k.suffix->sliding.resize(plan.sum_aggs.size() + plan.extreme_aggs.size());
-      } else {
-        k.suffix = std::move(pool_.back());
-        pool_.pop_back();
-      }
-    }
-    SuffixRuns& s = *k.suffix;
+    SuffixRuns& s = Buffer(k);
     // Runs outside their window for e (the engine has closed them already).
     while (!s.events.empty() && e.ts - s.events.front()->ts > p_->within) SuffixPop(s);
     return s;

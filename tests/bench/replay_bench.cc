@@ -1,7 +1,7 @@
 // Replay benchmark: how fast the engine runs all rules over a file of events,
 // against the floor of a simdjson parse-only pass over the same file.
 //
-//   cepheus_bench RULES EVENTS.jsonl [--out-of-order MS] [--repeat N] [--per-rule]
+//   cepheus_bench RULES EVENTS.jsonl [--out-of-order MS] [--repeat N] [--per-rule] [--no-shared-buffer]
 //
 // Prints, for the best of N repeats: the parse-only floor (lines/s), the
 // pipeline alone (read, parse, decode, reorder, one key lookup, one rule that
@@ -106,9 +106,11 @@ int main(int argc, char** argv) {
   Millis out_of_order = 0;
   int repeat = 3;
   bool per_rule = false;
+  nfa::CompileOptions compile_options;
   for (int i = 3; i < argc; ++i) {
     std::string flag = argv[i];
     if (flag == "--per-rule") per_rule = true;
+    if (flag == "--no-shared-buffer") compile_options.shared_suffix = false;  // to measure what it gains
     if (i + 1 >= argc) break;
     if (flag == "--out-of-order") out_of_order = std::atoll(argv[++i]);
     else if (flag == "--repeat") repeat = std::atoi(argv[++i]);
@@ -120,7 +122,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto full_set = std::make_shared<const dsl::RuleSet>(std::move(*set));
-  auto rules = nfa::Compile(full_set).value();
+  auto rules = nfa::Compile(full_set, compile_options).value();
   simdjson::padded_string input;
   if (simdjson::padded_string::load(argv[2]).get(input)) {
     std::fprintf(stderr, "cannot read %s\n", argv[2]);
@@ -187,7 +189,7 @@ int main(int argc, char** argv) {
       auto one = std::make_shared<dsl::RuleSet>();
       one->files = full_set->files;
       one->rules.push_back(rule);
-      auto compiled = nfa::Compile(one).value();
+      auto compiled = nfa::Compile(one, compile_options).value();
       double best = 1e9;
       uint64_t n_alerts = 0;
       for (int r = 0; r < repeat; ++r) {

@@ -156,6 +156,21 @@ struct SuffixRuns {
   };
   std::vector<Sliding> sliding;  // indexed like sum_aggs, then extreme_aggs
   uint64_t operations = 0;       // pushes and pops since the buffer was empty
+
+  // kSequence: `events` are the events that fit some step since the oldest
+  // run's first event, `fits` their steps (bit j: fits step j), and `starts`
+  // the positions of the runs' first events, oldest first. Positions count
+  // from when the buffer was last empty (`events_popped` have left its
+  // front, and `runs_popped` runs). Runs further on are older, so the runs at
+  // step >= k are the first ones, up to run number cut[k] (cut[0] is the end).
+  bool sequence = false;
+  Fifo<uint32_t> fits;
+  Fifo<uint64_t> starts;
+  uint64_t events_popped = 0, runs_popped = 0;
+  std::vector<uint64_t> cut;
+
+  size_t runs() const { return sequence ? starts.size() : events.size(); }
+  const Event& start(size_t i) const { return *events[static_cast<size_t>(starts[i] - events_popped)]; }
 };
 
 struct KeyRuns {
@@ -171,9 +186,9 @@ struct KeyRuns {
 
   // Every live run, those held as a prefix or in a suffix buffer included.
   size_t size() const {
-    return runs.size() + static_cast<size_t>(prefix.live()) + (suffix ? suffix->events.size() : 0);
+    return runs.size() + static_cast<size_t>(prefix.live()) + (suffix ? suffix->runs() : 0);
   }
-  bool empty() const { return runs.empty() && prefix.alive == 0 && (!suffix || suffix->events.empty()); }
+  bool empty() const { return runs.empty() && prefix.alive == 0 && (!suffix || suffix->runs() == 0); }
   // The start_seq of the newest live run (0 when none).
   uint64_t newest_start() const;
 };
@@ -207,7 +222,9 @@ class Matcher {
   // The end of the earliest open window, or kMaxTime when there are no runs.
   Millis NextDeadline(const KeyRuns& k) const {
     if (!k.runs.empty()) return k.runs.front().first_ts + p_->within;
-    if (k.suffix && !k.suffix->events.empty()) return k.suffix->events.front()->ts + p_->within;
+    if (k.suffix && k.suffix->runs() > 0) {
+      return (k.suffix->sequence ? k.suffix->start(0).ts : k.suffix->events.front()->ts) + p_->within;
+    }
     return k.prefix.alive ? k.prefix.events[0]->ts + p_->within : kMaxTime;
   }
 
@@ -260,6 +277,11 @@ class Matcher {
   Value SuffixValue(const SuffixRuns& s, int32_t node, double* error) const;
   // The oldest run of the buffer as a Run.
   void SuffixRun(const SuffixRuns& s, size_t from, Run* r) const;
+  // kSequence: OnEvent, dropping the oldest run, and run i as a Run.
+  void SequenceOnEvent(KeyRuns& k, const EventRef& e, std::vector<Match>* out, MatchStats* stats) const;
+  void SequencePop(SuffixRuns& s) const;
+  void SequenceRun(const SuffixRuns& s, size_t i, Run* r) const;
+  SuffixRuns& Buffer(KeyRuns& k) const;
 
   const Program* p_;
   // Scratch reused across calls (a Matcher serves one engine, one thread).

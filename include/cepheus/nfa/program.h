@@ -95,11 +95,17 @@ struct StepProgram {
 // and that from sliding aggregates, O(1) per event. `x not in o.x` filters
 // (kDistinct) work the same way: the run started by events[i] holds the first
 // event of each distinct x in events[i..], and the oldest has the most.
+// kSequence is a pattern of two or more plain steps (no quantifier, no absent
+// step, only `->`, no `where`, filters that read no bound name): every run at
+// one step takes the same events, so an event moves whole blocks of runs from
+// one step to the next, older blocks are further on, and the match is always
+// the oldest run.
 struct SuffixPlan {
   enum class Kind : uint8_t {
     kNone,      // runs kept one by one (Matcher's general path)
     kAll,       // each run takes every event that fits the step
     kDistinct,  // each run takes the events whose `distinct_slot` value it has not bound
+    kSequence,  // `a -> b -> c`: plain steps whose filters read no name; runs further on are older
   };
   Kind kind = Kind::kNone;
   int32_t distinct_slot = -1;               // kDistinct: the field of `x not in o.x`

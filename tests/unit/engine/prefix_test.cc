@@ -276,11 +276,19 @@ rule j key user_id match o: order{2} -> p: payment within 10m
 rule k key user_id match o: order[country not in o.country and amount > 5]{3} within 10m
 rule l key user_id match o: order{2,} where min(o.amount) < 3 or 100 < max(o.amount) within 10m
 rule m key user_id match o: order{2,} where sum(o.amount) < 100 within 10m
+rule n key user_id match a: login -> b: password_change -> c: order[amount > 200] within 20m
+rule o key user_id match a: login -> b: order[country == a.country] within 20m
+rule p key user_id match a: login => b: order within 20m
+rule q key user_id match a: login -> b: order within 20m skip none
+rule r key user_id match a: login -> b: order{2} within 20m
+rule s key user_id match a: login -> absent logout -> b: order within 20m
+rule t key user_id match a: login -> b: order within 20m where b.amount > 5
 )",
                        Suffix(true));
   using K = nfa::SuffixPlan::Kind;
-  std::vector<K> want = {K::kAll,  K::kDistinct, K::kAll,  K::kAll,      K::kNone, K::kNone, K::kNone,
-                         K::kNone, K::kNone,     K::kNone, K::kDistinct, K::kAll,  K::kNone};
+  std::vector<K> want = {K::kAll,      K::kDistinct, K::kAll,  K::kAll,  K::kNone, K::kNone, K::kNone,
+                         K::kNone,     K::kNone,     K::kNone, K::kDistinct, K::kAll, K::kNone, K::kSequence,
+                         K::kNone,     K::kNone,     K::kNone, K::kNone, K::kNone, K::kNone};
   REQUIRE(c->programs.size() == want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     CAPTURE(c->programs[i]->name);
@@ -293,6 +301,20 @@ namespace {
 // One-step rules of the shapes a shared buffer takes (and a few it refuses,
 // which must still agree), over streams with hot keys.
 std::string GenSuffixRule(Rng& rng, int serial) {
+  if (rng.Chance(35)) {
+    // A plain sequence (kSequence), steps that overlap in type included.
+    std::vector<std::string> steps = {"login", "order", "payment", "any", "(order | payment)",
+                                      "order[amount > 300]", "login[country == \"FR\"]", "payment[amount < 200]"};
+    int n = 2 + static_cast<int>(rng.Below(3));
+    std::string pattern;
+    for (int i = 0; i < n; ++i) pattern += (i ? " -> " : "") + fmt::format("s{}: ", i) + rng.Pick(steps);
+    std::string text = fmt::format("rule g{}\n  key user_id\n  match {}\n", serial, pattern);
+    text += "  within " + rng.Pick(std::vector<std::string>{"5s", "20s", "1m"}) + "\n";
+    if (rng.Chance(20)) text += "  cooldown 30s\n";
+    if (rng.Chance(30)) text += fmt::format("  limit {}\n", rng.Below(5) + 1);
+    if (rng.Chance(30)) text += "  emit \"{key} {s0.country} {s1.amount}\"\n";
+    return text;
+  }
   std::string type = rng.Pick(std::vector<std::string>{"order", "login", "(order | payment)", "any"});
   std::string filter = rng.Pick(std::vector<std::string>{
       "", "", "[amount > 100]", "[country not in o.country]", "[country not in o.country and amount > 50]",
