@@ -327,6 +327,7 @@ void EncodeKeyRecord(const std::vector<RuleRuns>& rules, std::string* out) {
     }
   }
   out->resize(static_cast<size_t>(w - out->data()));
+  for (auto& runs : suffix_runs) runs.clear();  // they hold references to events
 }
 
 Result<std::vector<StoredRule>> DecodeKeyRecord(
