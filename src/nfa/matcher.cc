@@ -11,14 +11,19 @@
 // the event, unless the event fits an absent step it is waiting across or a
 // `=>` demanded this very event: then the run dies. After the live runs, the
 // event may start a new run. Completed runs become matches in the evaluation
-// order of their first events (event time, ties by arrival); each match consumes other runs by the skip policy,
-// cooldown marks suppressed alerts, and the limit evicts the oldest runs.
+// order of their first events (event time, ties by arrival); each match
+// consumes other runs by the skip policy, cooldown marks suppressed alerts,
+// and the limit evicts the oldest runs.
 //
 // Runs stay ordered by first event, so the earliest window to close is always
 // the first run's: the engine needs only NextDeadline() to schedule closings.
 // Runs are updated in place: the common cases (a run skips the event, or takes
 // it without completing) neither copy nor move it. Only forks and candidate
 // completions (which `where` may refuse) copy a run.
+//
+// Some rules never need their runs one by one (Program::suffix): their runs
+// live in one shared buffer per key (SuffixRuns, at the end of this file),
+// where an event costs the same whatever the number of runs.
 #include "cepheus/nfa/matcher.h"
 
 #include <algorithm>
