@@ -478,7 +478,7 @@ bool DistinctKey(const Value& v, std::string* out) {
 }
 
 const Value& FieldAt(const Event& e, int32_t slot) {
-  static const Value kNull;
+  static const Value kNull = Value::Null();
   return slot >= 0 && static_cast<size_t>(slot) < e.fields.size() ? e.fields[static_cast<size_t>(slot)] : kNull;
 }
 
