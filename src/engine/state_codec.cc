@@ -252,10 +252,15 @@ void EncodeKeyRecord(const std::vector<RuleRuns>& rules, std::string* out) {
   suffix_runs.resize(rules.size());
   for (size_t i = 0; i < rules.size(); ++i) {
     suffix_runs[i].clear();
-    if (rules[i].runs->suffix) nfa::Matcher(rules[i].program).SuffixAsRuns(*rules[i].runs, &suffix_runs[i]);
+    if (!rules[i].runs->suffix) continue;
+    if (rules[i].matcher != nullptr) {
+      rules[i].matcher->SuffixAsRuns(*rules[i].runs, &suffix_runs[i]);
+    } else {
+      nfa::Matcher(rules[i].program).SuffixAsRuns(*rules[i].runs, &suffix_runs[i]);
+    }
   }
   size_t rule_index = 0;
-  for (const auto& [p, k] : rules) {
+  for (const auto& [p, k, matcher] : rules) {
     bound += p->name.size() + 8 + 1 + 5 * kMaxVarint;
     for (const auto& run : suffix_runs[rule_index++]) {
       for (const auto& b : run.bound) bind(b.event.get());
@@ -295,7 +300,7 @@ void EncodeKeyRecord(const std::vector<RuleRuns>& rules, std::string* out) {
     w = PutVarint(w, last_seq);
     w = PutVarint(w, n_bound);
   };
-  for (const auto& [p, k] : rules) {
+  for (const auto& [p, k, matcher] : rules) {
     w = PutString(w, p->name);
     std::memcpy(w, &p->fingerprint, 8);
     w += 8;
@@ -447,8 +452,10 @@ Status Engine::PutKey(StateStore* store, uint32_t group, std::string_view key, c
   if (entry != nullptr) {
     save_rules_.clear();
     for (size_t i = 0; i < g.rules.size(); ++i) {
-      const nfa::Program& p = *states_[g.rules[i]].program;
-      if (Needed(p, entry->rules[i].runs, watermark_)) save_rules_.push_back(RuleRuns{&p, &entry->rules[i].runs});
+      const RuleState& rs = states_[g.rules[i]];
+      if (Needed(*rs.program, entry->rules[i].runs, watermark_)) {
+        save_rules_.push_back(RuleRuns{rs.program, &entry->rules[i].runs, &rs.matcher});
+      }
     }
     if (!save_rules_.empty()) {
       save_value_.clear();

@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <unordered_set>
 
 #include "nfa/eval.h"
 
@@ -484,13 +485,12 @@ const Value& FieldAt(const Event& e, int32_t slot) {
 
 }  // namespace
 
-void Matcher::SuffixPush(SuffixRuns& s, const EventRef& e) const {
+void Matcher::SuffixPush(SuffixRuns& s, const EventRef& e, const std::string& key) const {
   const SuffixPlan& plan = p_->suffix;
   s.events.push_back(e);
   ++s.operations;
   if (plan.kind == SuffixPlan::Kind::kDistinct) {
-    std::string key;
-    if (DistinctKey(FieldAt(*e, plan.distinct_slot), &key)) ++s.values[key];
+    ++s.values[key];
     return;
   }
   size_t i = 0;
@@ -618,11 +618,11 @@ void Matcher::SuffixRun(const SuffixRuns& s, size_t from, Run* r) const {
     for (size_t i = from; i < s.events.size(); ++i) Take(r, 0, s.events[i]);
     return;
   }
-  std::unordered_map<std::string, bool> seen;
+  std::unordered_set<std::string> seen;
   std::string key;
   for (size_t i = from; i < s.events.size(); ++i) {
     DistinctKey(FieldAt(*s.events[i], p_->suffix.distinct_slot), &key);
-    if (seen.emplace(key, true).second) {
+    if (seen.insert(key).second) {
       Take(r, 0, s.events[i]);
     } else {
       r->contiguous = false;
@@ -641,6 +641,8 @@ void Matcher::SuffixAsRuns(const KeyRuns& k, std::vector<Run>* out) const {
   }
 }
 
+// Buffers come from a pool: most keys hold a few events for a while, and a
+// buffer taken back keeps its memory.
 SuffixRuns& Matcher::Buffer(KeyRuns& k) const {
   if (!k.suffix) {
     if (pool_.empty()) {
@@ -762,39 +764,36 @@ bool Matcher::SuffixOnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* 
   if (!step.any_type && std::find(step.type_ids.begin(), step.type_ids.end(), e.type_id) == step.type_ids.end()) {
     return true;  // no run takes e, none starts
   }
-  // Buffers come from a pool: most keys hold a few events for a while, and
-  // a buffer taken back keeps its memory.
-  auto buffer = [&]() -> SuffixRuns& {
-    SuffixRuns& s = Buffer(k);
-    // Runs outside their window for e (the engine has closed them already).
-    while (!s.events.empty() && e.ts - s.events.front()->ts > p_->within) SuffixPop(s);
-    return s;
-  };
-  bool completes;
+  // Does e fit the step? (Then every run takes it, or for kDistinct the
+  // runs that have not bound its value.)
+  std::string key;  // kDistinct: e's value
   if (plan.kind == SuffixPlan::Kind::kAll) {
     if (!step.filter.empty() && !EvaluateCondition(step.filter, EvalContext{&e, nullptr})) return true;
     for (int32_t a : plan.sum_aggs) {
       const Value& v = FieldAt(e, p_->aggs[static_cast<size_t>(a)].slot);
       if (v.kind == Value::Kind::kNumber && v.number < 0) return false;  // sums no longer only grow
     }
-    SuffixPush(buffer(), ep);
-    const SuffixRuns& s = *k.suffix;
-    completes = s.events.size() >= static_cast<size_t>(step.min) &&
-                (p_->where.empty() || SuffixWhere(s, p_->where.root));
   } else {
     for (const CompiledExpr& c : conjuncts_) {
       if (!EvaluateCondition(c, EvalContext{&e, nullptr})) return true;
     }
     const Value& x = FieldAt(e, plan.distinct_slot);
     if (x.is_null()) return true;  // `null not in ...` is false: no run takes e, none starts
-    std::string key;
     if (!DistinctKey(x, &key)) return false;
-    SuffixRuns& s = buffer();
+  }
+  SuffixRuns& s = Buffer(k);
+  // Runs outside their window for e (the engine has closed them already).
+  while (!s.events.empty() && e.ts - s.events.front()->ts > p_->within) SuffixPop(s);
+  bool completes;
+  if (plan.kind == SuffixPlan::Kind::kAll) {
+    SuffixPush(s, ep, key);
+    completes = s.events.size() >= static_cast<size_t>(step.min) &&
+                (p_->where.empty() || SuffixWhere(s, p_->where.root));
+  } else {
     bool fresh = s.values.find(key) == s.values.end();  // the oldest run takes e
-    SuffixPush(s, ep);
+    SuffixPush(s, ep, key);
     completes = fresh && s.values.size() >= static_cast<size_t>(step.min);
   }
-  SuffixRuns& s = *k.suffix;
   if (completes) {
     Match m;
     m.detected_at = e.ts;

@@ -23,6 +23,9 @@ inline constexpr uint8_t kStateFormatVersion = 2;
 struct RuleRuns {
   const nfa::Program* program;
   const nfa::KeyRuns* runs;
+  // The rule's matcher, which writes runs held in a shared buffer
+  // (KeyRuns::suffix) as Runs; null: one is made when needed.
+  const nfa::Matcher* matcher = nullptr;
 };
 
 // A key record: the state of the listed rules for one key, every distinct

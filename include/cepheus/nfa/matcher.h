@@ -271,7 +271,8 @@ class Matcher {
   // False when `e` breaks the plan (a negative number summed, a list compared
   // by `not in`): the caller then turns the buffer into Runs and goes on.
   bool SuffixOnEvent(KeyRuns& k, const EventRef& e, std::vector<Match>* out, MatchStats* stats) const;
-  void SuffixPush(SuffixRuns& s, const EventRef& e) const;
+  // `key`: e's DistinctKey (kDistinct only).
+  void SuffixPush(SuffixRuns& s, const EventRef& e, const std::string& key) const;
   void SuffixPop(SuffixRuns& s) const;
   bool SuffixWhere(const SuffixRuns& s, int32_t node) const;
   Value SuffixValue(const SuffixRuns& s, int32_t node, double* error) const;
