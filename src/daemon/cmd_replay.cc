@@ -1,19 +1,20 @@
 // `cepheus replay`: JSON lines in, alerts out, deterministic.
 //
-// The whole input is read into one simdjson padded buffer, so each line is
-// parsed in place (the bytes after a line are the next lines or the padding).
+// The whole input is read into one buffer with simdjson's padding after it
+// (ReadWholeFile: errors as values, no copy), so each line is parsed in place
+// (the bytes after a line are the next lines or the padding).
 // Alerts are written to stdout as they are published; the summary goes to
 // stderr.
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include "cepheus/common/file.h"
 #include "daemon/commands.h"
 #include "daemon/config.h"
 #include "daemon/replay.h"
@@ -99,18 +100,14 @@ int RunReplay(const ReplayOptions& o) {
   }
   // Read the whole input as a stream (works for files, pipes and FIFOs).
   std::string all;
-  if (o.events == "-") {
-    all.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  } else {
-    std::ifstream in(o.events, std::ios::binary);
-    if (!in) {
-      std::cerr << fmt::format("cepheus: error: cannot read {}: {}\n", o.events, std::strerror(errno));
-      return 2;
-    }
-    all.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (Status st = ReadWholeFile(o.events, &all, simdjson::SIMDJSON_PADDING); !st.ok()) {
+    std::cerr << "cepheus: error: " << st.message() << "\n";
+    return 2;
   }
-  simdjson::padded_string input(all);
-  all = std::string();
+  // simdjson's padding after the last line, in the same buffer (no copy).
+  const size_t size = all.size();
+  all.append(simdjson::SIMDJSON_PADDING, '\0');
+  std::string_view input(all.data(), size);
   std::FILE* late = nullptr;
   if (!o.late_out.empty()) {
     late = std::fopen(o.late_out.c_str(), "w");
@@ -122,7 +119,7 @@ int RunReplay(const ReplayOptions& o) {
   StdoutSink sink(late);
   std::string source = o.events == "-" ? "<stdin>" : o.events;
   auto start = std::chrono::steady_clock::now();
-  ReplayCounts c = ReplayText(std::string_view(input.data(), input.size()), rules, options, names, &sink,
+  ReplayCounts c = ReplayText(input, rules, options, names, &sink,
                               [&](uint64_t line, const std::string& why) {
                                 std::cerr << fmt::format("{}:{}: malformed event skipped: {}\n", source, line, why);
                               });
