@@ -7,7 +7,7 @@
 // default, its check and its description live in one place. librdkafka
 // pass-through properties are checked by handing them to a scratch
 // rd_kafka_conf_t, so a misspelt property fails at load time, not at connect.
-#include "daemon/config.h"
+#include "cepheus/daemon/config.h"
 
 #include <librdkafka/rdkafka.h>
 #include <yaml-cpp/yaml.h>

@@ -26,7 +26,7 @@
 // the watchdog. A rule reload (SIGHUP) happens between batches: commit, then
 // rebuild every engine on the new rules from LMDB, where the state of rules
 // whose fingerprint (source text) changed does not load and is deleted.
-#include "daemon/daemon.h"
+#include "cepheus/daemon/daemon.h"
 
 #include <chrono>
 #include <csignal>
@@ -39,7 +39,7 @@
 
 #include "cepheus/state/prefix_store.h"
 #include "cepheus/version.h"
-#include "daemon/rules_loader.h"
+#include "cepheus/daemon/rules_loader.h"
 
 namespace cepheus::daemon {
 namespace {

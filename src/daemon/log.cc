@@ -4,7 +4,7 @@
 // "device:inode" of the stream journald connected, and it is ours only if
 // stderr still is that stream (a child whose stderr was redirected inherits
 // the variable but not the stream).
-#include "daemon/log.h"
+#include "cepheus/daemon/log.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

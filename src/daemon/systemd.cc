@@ -6,7 +6,7 @@
 // pings go every third of the interval and the gap between two stays under
 // half of it. They come only from the processing loop: a loop that stops turning
 // (a wedged poll, a deadlock) stops the pings, which is the point.
-#include "daemon/systemd.h"
+#include "cepheus/daemon/systemd.h"
 
 #include <systemd/sd-daemon.h>
 #include <time.h>

@@ -10,7 +10,6 @@
 
 #include "cepheus/common/json_writer.h"
 #include "cepheus/engine/engine.h"
-#include "nfa/eval.h"
 
 namespace cepheus::engine {
 namespace {
@@ -62,7 +61,7 @@ Alert MakeAlert(const nfa::Program& p, const std::string& key, const nfa::Match&
   } else {
     for (const auto& part : p.emit) {
       if (part.key) message += key;
-      else if (!part.expr.empty()) message += nfa::EvaluateToText(part.expr, nfa::EvalContext{nullptr, &run});
+      else if (!part.expr.empty()) message += nfa::EvaluateOnRun(part.expr, run);
       else message += part.text;
     }
   }

@@ -255,4 +255,8 @@ std::string EvaluateToText(const CompiledExpr& expr, const EvalContext& ctx) {
   return ToText(ev.Eval(expr.root));
 }
 
+std::string EvaluateOnRun(const CompiledExpr& expr, const Run& run) {
+  return EvaluateToText(expr, EvalContext{nullptr, &run});
+}
+
 }  // namespace cepheus::nfa

@@ -19,7 +19,7 @@
 
 #include "cepheus/dsl/parser.h"
 #include "cepheus/nfa/program.h"
-#include "daemon/replay.h"
+#include "cepheus/engine/replay.h"
 
 namespace {
 
@@ -121,7 +121,7 @@ TEST_CASE("alerts match their golden files byte for byte") {
     auto compiled = Compiled(p);
     simdjson::padded_string events(Read(fs::path(p).replace_extension(".jsonl")));
     engine::CollectingSink sink;
-    daemon::ReplayText(std::string_view(events.data(), events.size()), compiled, {}, {}, &sink,
+    engine::ReplayText(std::string_view(events.data(), events.size()), compiled, {}, {}, &sink,
                        nullptr);
     std::string out;
     for (const auto& a : sink.alerts) out += a.json + "\n";

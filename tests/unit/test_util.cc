@@ -55,7 +55,7 @@ std::vector<std::string> Run(const std::string& rules, const std::vector<std::st
   engine::CollectingSink* sink = sink_out ? sink_out : &local;
   engine::EngineOptions options;
   options.out_of_order = out_of_order;
-  daemon::ReplayText(std::string_view(input.data(), input.size()), compiled, options, {}, sink,
+  engine::ReplayText(std::string_view(input.data(), input.size()), compiled, options, {}, sink,
                      [](uint64_t line, const std::string& why) { FAIL("malformed line " << line << ": " << why); });
   return Reduce(sink->alerts);
 }

@@ -12,7 +12,7 @@
 #include "cepheus/dsl/parser.h"
 #include "cepheus/engine/engine.h"
 #include "cepheus/nfa/program.h"
-#include "daemon/replay.h"
+#include "cepheus/engine/replay.h"
 
 namespace cepheus::testing {
 

@@ -193,6 +193,10 @@ struct KeyRuns {
   uint64_t newest_start() const;
 };
 
+// The value of `expr` (an emit expression) over a completed run's bindings,
+// as alert-message text ("FR, DE" for a list, "null" for null).
+std::string EvaluateOnRun(const CompiledExpr& expr, const Run& run);
+
 struct Match {
   Run run;
   bool absence = false;

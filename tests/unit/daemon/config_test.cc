@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "daemon/config.h"
+#include "cepheus/daemon/config.h"
 
 using namespace cepheus;
 using daemon::Config;

@@ -12,9 +12,9 @@
 #include <thread>
 
 #include "cepheus/io/kafka.h"
-#include "daemon/commands.h"
-#include "daemon/daemon.h"
-#include "daemon/generator.h"
+#include "cli/gen.h"
+#include "cepheus/daemon/daemon.h"
+#include "cepheus/gen/generator.h"
 #include "harness.h"
 #include "test_util.h"
 
@@ -82,12 +82,12 @@ void StopAndStartAgain(Second second) {
   // 3000 generated events, produced in two halves: the daemon is stopped
   // after the first and a new one started for the second.
   std::vector<std::string> lines;
-  daemon::GenOptions g;
+  gen::GenOptions g;
   g.events = 3000;
   g.users = 20;
   g.fraud_rate = 0.05;
   g.seed = 11;
-  daemon::GenerateEvents(g, [&](std::string_view l) { lines.emplace_back(l); });
+  gen::GenerateEvents(g, [&](std::string_view l) { lines.emplace_back(l); });
   auto producer = io::KafkaProducer::Create(brokers, {});
   REQUIRE(producer.ok());
   auto produce = [&](size_t from, size_t to) {
@@ -163,13 +163,13 @@ TEST_CASE("the daemon's alerts equal a per-partition replay of the same records"
     REQUIRE(cluster.value()->CreateTopic(t, n).ok());
   }
 
-  daemon::GenCommandOptions g;
+  cli::GenCommandOptions g;
   g.events = 4000;
   g.users = 30;
   g.fraud_rate = 0.05;
   g.kafka = brokers;
   g.topic = "events";
-  REQUIRE(daemon::RunGen(g) == 0);
+  REQUIRE(cli::RunGen(g) == 0);
 
   auto config = TestConfig(brokers, "cepheus-test");
   auto dir = std::filesystem::temp_directory_path() / ("cepheus-daemon-" + std::to_string(::getpid()));

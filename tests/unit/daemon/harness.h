@@ -11,7 +11,7 @@
 #include <string>
 #include <thread>
 
-#include "daemon/daemon.h"
+#include "cepheus/daemon/daemon.h"
 
 namespace cepheus::testing {
 

@@ -18,8 +18,8 @@
 #include <thread>
 
 #include "cepheus/io/kafka.h"
-#include "daemon/daemon.h"
-#include "daemon/rules_loader.h"
+#include "cepheus/daemon/daemon.h"
+#include "cepheus/daemon/rules_loader.h"
 #include "harness.h"
 #include "test_util.h"
 

@@ -20,9 +20,8 @@
 #include <thread>
 
 #include "cepheus/io/kafka.h"
-#include "daemon/generator.h"
-#include "daemon/commands.h"
-#include "daemon/daemon.h"
+#include "cepheus/gen/generator.h"
+#include "cepheus/daemon/daemon.h"
 #include "harness.h"
 
 using namespace cepheus;
@@ -57,11 +56,11 @@ Outcome RunWithFaults(const std::string& name, int brokers_n, const std::functio
     REQUIRE(cluster.value()->CreateTopic(t, n).ok());
   }
   std::vector<std::string> lines;
-  daemon::GenOptions g;
+  gen::GenOptions g;
   g.events = 2000;
   g.users = 30;
   g.fraud_rate = 0.05;
-  daemon::GenerateEvents(g, [&](std::string_view l) { lines.emplace_back(l); });
+  gen::GenerateEvents(g, [&](std::string_view l) { lines.emplace_back(l); });
   auto producer = io::KafkaProducer::Create(brokers, {});
   REQUIRE(producer.ok());
   auto produce = [&](size_t i) { (void)producer.value()->Produce("events", testing::UserOf(lines[i]), lines[i]); };

@@ -22,10 +22,10 @@
 
 #include "cepheus/engine/state_codec.h"
 #include "cepheus/io/kafka.h"
-#include "daemon/daemon.h"
-#include "daemon/log.h"
+#include "cepheus/daemon/daemon.h"
+#include "cepheus/daemon/log.h"
 #include "cepheus/state/lmdb_store.h"
-#include "daemon/rules_loader.h"
+#include "cepheus/daemon/rules_loader.h"
 #include "harness.h"
 #include "test_util.h"
 
@@ -197,7 +197,7 @@ TEST_CASE("under systemd the daemon reports each start-up step, is ready once it
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("a reload refuses a rule set that does not check and keeps the running rules; a good set is swapped in, "
+TEST_CASE("a reload refuses a rule set that does not check and keeps the running rules, and a good set is swapped in, "
           "keeping the partial matches of unchanged rules and dropping those of changed or removed ones") {
   FakeSystemd systemd(std::chrono::seconds(10));
   Cluster cluster("cepheus-reload");

@@ -7,7 +7,7 @@
 #include <set>
 
 #include "cepheus/io/kafka.h"
-#include "daemon/commands.h"
+#include "cli/gen.h"
 
 using namespace cepheus;
 
@@ -15,12 +15,12 @@ TEST_CASE("events produced by gen --kafka are consumed back, keyed by user") {
   auto cluster = io::MockCluster::Create(1);
   REQUIRE(cluster.ok());
   REQUIRE(cluster.value()->CreateTopic("ev", 3).ok());
-  daemon::GenCommandOptions g;
+  cli::GenCommandOptions g;
   g.events = 500;
   g.users = 20;
   g.kafka = cluster.value()->bootstraps();
   g.topic = "ev";
-  REQUIRE(daemon::RunGen(g) == 0);
+  REQUIRE(cli::RunGen(g) == 0);
 
   auto consumer = io::KafkaConsumer::Create(cluster.value()->bootstraps(), "t", {"ev"}, {});
   REQUIRE(consumer.ok());

@@ -4,7 +4,7 @@
 // (steps, arrows, quantifiers, optional and absent steps, filters, where,
 // skip policies, cooldown) and random event streams (a few users and cards,
 // equal timestamps, out-of-order arrival, late events). Each (rule, events, D)
-// runs through the real engine (daemon::ReplayText) and through
+// runs through the real engine (engine::ReplayText) and through
 // reference::RunReference; the reduced alerts must be equal as multisets and
 // the late events must be the same. A disagreement is shrunk to a small
 // reproducer and printed in full, ready to become a regression test.
@@ -37,7 +37,7 @@
 #include "cepheus/engine/engine.h"
 #include "cepheus/engine/seams.h"
 #include "cepheus/nfa/program.h"
-#include "daemon/replay.h"
+#include "cepheus/engine/replay.h"
 #include "reference/reference_matcher.h"
 
 // So that CHECK(a == b) on alert lists prints both lists.
@@ -134,7 +134,7 @@ Outcome RunEngine(const std::shared_ptr<const nfa::CompiledRuleSet>& compiled,
   engine::EngineOptions options;
   options.out_of_order = out_of_order;
   engine::CollectingSink sink;
-  daemon::ReplayText(std::string_view(input.data(), input.size()), compiled, options,
+  engine::ReplayText(std::string_view(input.data(), input.size()), compiled, options,
                      engine::EventFieldNames{}, &sink,
                      [&](uint64_t line, const std::string& why) {
                        out.error += "line " + std::to_string(line) + " is malformed: " + why + "\n";

@@ -1,24 +1,25 @@
-// `cepheus gen` and `cepheus version`.
+// `cepheus gen`: the generator (src/gen) to standard output, or produced to
+// Kafka at a steady rate, keyed by a field of each event.
+#include "cli/gen.h"
+
 #include <chrono>
 #include <cstdio>
-#include <thread>
 #include <iostream>
+#include <memory>
+#include <thread>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <librdkafka/rdkafka.h>
 #include <simdjson.h>
-#include <yaml-cpp/yaml.h>
-#include <boost/version.hpp>
 
+#include "cepheus/common/time.h"
 #include "cepheus/io/kafka.h"
-#include "cepheus/version.h"
-#include "daemon/commands.h"
-#include "daemon/generator.h"
+#include "cepheus/gen/generator.h"
 
-namespace cepheus::daemon {
+namespace cepheus::cli {
 
 int RunGen(const GenCommandOptions& o) {
-  GenOptions g;
+  gen::GenOptions g;
   g.users = o.users;
   g.events = o.events;
   g.seed = o.seed;
@@ -41,7 +42,7 @@ int RunGen(const GenCommandOptions& o) {
     Status failed;
     auto started = std::chrono::steady_clock::now();
     uint64_t n = 0;
-    GenStats s = GenerateEvents(g, [&](std::string_view line) {
+    gen::GenStats s = gen::GenerateEvents(g, [&](std::string_view line) {
       if (!failed.ok()) return;
       if (o.rate > 0) {
         std::this_thread::sleep_until(started + std::chrono::microseconds(++n * 1000000 / o.rate));
@@ -65,7 +66,7 @@ int RunGen(const GenCommandOptions& o) {
   }
   static char buf[1 << 16];
   std::setvbuf(stdout, buf, _IOFBF, sizeof buf);
-  GenStats s = GenerateEvents(g, [](std::string_view line) {
+  gen::GenStats s = gen::GenerateEvents(g, [](std::string_view line) {
     std::fwrite(line.data(), 1, line.size(), stdout);
     std::fputc('\n', stdout);
   });
@@ -75,15 +76,25 @@ int RunGen(const GenCommandOptions& o) {
   return 0;
 }
 
-int RunVersion() {
-  std::cout << fmt::format("cepheus {}\n", CEPHEUS_VERSION);
-  std::cout << fmt::format("  boost {}.{}.{} (Spirit X3)\n", BOOST_VERSION / 100000, BOOST_VERSION / 100 % 1000,
-                           BOOST_VERSION % 100);
-  std::cout << fmt::format("  simdjson {}.{}.{} ({} implementation)\n", int(simdjson::SIMDJSON_VERSION_MAJOR), int(simdjson::SIMDJSON_VERSION_MINOR), int(simdjson::SIMDJSON_VERSION_REVISION),
-                           simdjson::get_active_implementation()->name());
-  std::cout << fmt::format("  fmt {}.{}.{}\n", FMT_VERSION / 10000, FMT_VERSION / 100 % 100, FMT_VERSION % 100);
-  std::cout << fmt::format("  librdkafka {}\n", rd_kafka_version_str());
-  return 0;
+Command AddGen(CLI::App& app) {
+  auto o = std::make_shared<GenCommandOptions>();
+  auto* sub = app.add_subcommand("gen", "Generate synthetic e-commerce events as JSON lines");
+  sub->add_option("--users", o->users, "Number of users")->check(CLI::Range(1LL, 100000000LL));
+  sub->add_option("--events", o->events, "Number of events")->check(CLI::Range(0LL, 10000000000LL));
+  sub->add_option("--seed", o->seed, "Random seed");
+  sub->add_option("--zipf", o->zipf, "Skew of users: user N has weight N^-S (1.0 with 100000 users gives the busiest ~8%)")
+      ->check(CLI::Range(0.0, 4.0));
+  sub->add_option("--fraud-rate", o->fraud_rate, "Probability that an event starts a fraud incident")
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--out-of-order", o->out_of_order, "Emit some events up to this late, e.g. 5s");
+  sub->add_option("--malformed", o->malformed, "Also emit this fraction of malformed records (for tests)")
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--rate", o->rate, "With --kafka: events per second (0: as fast as possible)")
+      ->check(CLI::Range(0, 10000000));
+  sub->add_option("--kafka", o->kafka, "Produce to Kafka at these brokers instead of printing");
+  sub->add_option("--topic", o->topic, "Topic to produce to (with --kafka)");
+  sub->add_option("--key", o->key_field, "Event field used as the message key (with --kafka)");
+  return {sub, [o] { return RunGen(*o); }};
 }
 
-}  // namespace cepheus::daemon
+}  // namespace cepheus::cli

@@ -1,5 +1,5 @@
 // Tests of the synthetic event generator (`cepheus gen`).
-#include "daemon/generator.h"
+#include "cepheus/gen/generator.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,7 +13,7 @@
 #include <doctest/doctest.h>
 #include <simdjson.h>
 
-namespace cepheus::daemon {
+namespace cepheus::gen {
 namespace {
 
 std::vector<std::string> Generate(const GenOptions& options, GenStats* stats = nullptr) {
@@ -335,4 +335,4 @@ TEST_CASE("planted incidents show the shapes the rules look for") {
 }
 
 }  // namespace
-}  // namespace cepheus::daemon
+}  // namespace cepheus::gen

@@ -7,8 +7,9 @@
 #include <string_view>
 
 #include "cepheus/engine/engine.h"
+#include "cepheus/engine/event_decoder.h"
 
-namespace cepheus::daemon {
+namespace cepheus::engine {
 
 struct ReplayCounts {
   uint64_t lines = 0;
@@ -24,8 +25,8 @@ struct ReplayCounts {
 // Malformed lines are reported to `on_malformed` with their 1-based line
 // number and skipped.
 ReplayCounts ReplayText(std::string_view text, std::shared_ptr<const nfa::CompiledRuleSet> rules,
-                        const engine::EngineOptions& options, const engine::EventFieldNames& names,
-                        engine::AlertSink* sink,
+                        const EngineOptions& options, const EventFieldNames& names,
+                        AlertSink* sink,
                         const std::function<void(uint64_t, const std::string&)>& on_malformed);
 
-}  // namespace cepheus::daemon
+}  // namespace cepheus::engine

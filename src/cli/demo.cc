@@ -7,6 +7,8 @@
 // directory and a 2-second idle timeout, and prints each alert as it is
 // published. Everything the daemon does (transactions, dead letters, the
 // changelog, LMDB, metrics) happens here too, on the mock.
+#include "cli/demo.h"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -15,17 +17,19 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <thread>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "cepheus/io/kafka.h"
-#include "daemon/commands.h"
-#include "daemon/daemon.h"
-#include "daemon/generator.h"
-#include "daemon/rules_loader.h"
+#include "cepheus/daemon/daemon.h"
+#include "cepheus/daemon/rules_loader.h"
+#include "cepheus/daemon/signals.h"
+#include "cepheus/gen/generator.h"
 
-namespace cepheus::daemon {
+namespace cepheus::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
@@ -43,10 +47,10 @@ std::string_view KeyOf(std::string_view json, std::string_view field) {
 }  // namespace
 
 int RunDemo(const DemoOptions& o) {
-  auto rules = LoadAndCompile({o.rules}, std::cerr);
+  auto rules = daemon::LoadAndCompile({o.rules}, std::cerr);
   if (!rules) return 1;
-  InstallSignalHandlers(&g_stop, &g_reload);  // SIGHUP reloads the rules, as in `cepheus run`
-  RouteKafkaLogs();
+  daemon::InstallSignalHandlers(&g_stop, &g_reload);  // SIGHUP reloads the rules, as in `cepheus run`
+  daemon::RouteKafkaLogs();
   g_stop = false;
 
   auto cluster = io::MockCluster::Create(3);
@@ -54,7 +58,7 @@ int RunDemo(const DemoOptions& o) {
     std::cerr << "cepheus: error: " << cluster.status().message() << "\n";
     return 1;
   }
-  Config config = DefaultConfig();
+  daemon::Config config = daemon::DefaultConfig();
   config.rules_path = o.rules;
   config.kafka.brokers = cluster.value()->bootstraps();
   config.kafka.group_id = "cepheus-demo";
@@ -81,7 +85,7 @@ int RunDemo(const DemoOptions& o) {
     return 1;
   }
 
-  Daemon daemon(config, rules);
+  daemon::Daemon daemon(config, rules);
   daemon.set_on_alert([&](const engine::Alert& a) {
     if (!o.quiet) {
       std::fwrite(a.json.data(), 1, a.json.size(), stdout);
@@ -112,7 +116,7 @@ int RunDemo(const DemoOptions& o) {
   // broken on purpose to show the dead-letter path.
   std::atomic<uint64_t> produced{0};
   std::thread generator([&] {
-    GenOptions g;
+    gen::GenOptions g;
     g.events = o.seconds > 0 ? static_cast<int64_t>(o.seconds) * o.rate * 2 : INT64_MAX / 4;
     g.users = 2000;
     g.seed = o.seed;
@@ -125,7 +129,7 @@ int RunDemo(const DemoOptions& o) {
     g.malformed_rate = 0.001;
     g.stop = &g_stop;
     auto start = std::chrono::steady_clock::now();
-    GenerateEvents(g, [&](std::string_view line) {
+    gen::GenerateEvents(g, [&](std::string_view line) {
       uint64_t n = produced.fetch_add(1) + 1;
       std::this_thread::sleep_until(start + std::chrono::microseconds(n * 1000000 / std::max(1, o.rate)));
       (void)producer.value()->Produce("events", KeyOf(line, "user_id"), line);
@@ -152,4 +156,18 @@ int RunDemo(const DemoOptions& o) {
   return code;
 }
 
-}  // namespace cepheus::daemon
+Command AddDemo(CLI::App& app) {
+  auto o = std::make_shared<DemoOptions>();
+  auto* sub = app.add_subcommand("demo", "Run the whole pipeline on an in-process Kafka cluster with generated events");
+  sub->add_option("--seconds", o->seconds, "Stop after this many seconds (0: until Ctrl-C)")
+      ->check(CLI::Range(0, 86400));
+  sub->add_option("--rules", o->rules, "Rule file or directory");
+  sub->add_option("--rate", o->rate, "Events per second")->check(CLI::Range(1, 1000000));
+  sub->add_option("--partitions", o->partitions, "Partitions of the events topic")->check(CLI::Range(1, 64));
+  sub->add_option("--seed", o->seed, "Seed of the event generator");
+  sub->add_option("--metrics", o->metrics, "Metrics address (port 0 picks a free one)");
+  sub->add_flag("--quiet", o->quiet, "Do not print the alerts");
+  return {sub, [o] { return RunDemo(*o); }};
+}
+
+}  // namespace cepheus::cli

@@ -4,9 +4,9 @@
 
 #include <doctest/doctest.h>
 
-#include "daemon/commands.h"
+#include "cli/replay.h"
 
-namespace cepheus::daemon {
+namespace cepheus::cli {
 namespace {
 
 ReplayOptions Options(std::string events) {
@@ -26,4 +26,4 @@ TEST_CASE("replay given a missing events file exits 2") {
 }
 
 }  // namespace
-}  // namespace cepheus::daemon
+}  // namespace cepheus::cli

@@ -5,54 +5,25 @@
 // (the bytes after a line are the next lines or the padding).
 // Alerts are written to stdout as they are published; the summary goes to
 // stderr.
+#include "cli/replay.h"
+
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
+#include <memory>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <simdjson.h>
 
 #include "cepheus/common/file.h"
-#include "daemon/commands.h"
-#include "daemon/config.h"
-#include "daemon/replay.h"
-#include "daemon/rules_loader.h"
+#include "cepheus/engine/replay.h"
+#include "cepheus/daemon/config.h"
+#include "cepheus/daemon/rules_loader.h"
 
-namespace cepheus::daemon {
-
-ReplayCounts ReplayText(std::string_view text, std::shared_ptr<const nfa::CompiledRuleSet> rules,
-                        const engine::EngineOptions& options, const engine::EventFieldNames& names,
-                        engine::AlertSink* sink,
-                        const std::function<void(uint64_t, const std::string&)>& on_malformed) {
-  ReplayCounts c;
-  engine::EventDecoder decoder(rules, names);
-  engine::Engine eng(rules, options, sink);
-  nfa::Position pos;
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t nl = text.find('\n', at);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view line = text.substr(at, nl - at);
-    at = nl + 1;
-    ++c.lines;
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    pos.offset = static_cast<int64_t>(c.lines);
-    auto ev = decoder.Decode(line, pos, /*padded=*/true);
-    if (!ev.ok()) {
-      ++c.malformed;
-      if (on_malformed) on_malformed(c.lines, ev.status().message());
-      continue;
-    }
-    ++c.events;
-    eng.Push(std::move(ev).value());
-  }
-  eng.Finish();
-  c.late = eng.stats().late;
-  c.alerts = eng.stats().alerts;
-  return c;
-}
+namespace cepheus::cli {
 
 namespace {
 
@@ -76,12 +47,12 @@ class StdoutSink : public engine::AlertSink {
 }  // namespace
 
 int RunReplay(const ReplayOptions& o) {
-  auto rules = LoadAndCompile(o.rules, std::cerr);
+  auto rules = daemon::LoadAndCompile(o.rules, std::cerr);
   if (!rules) return 1;
   engine::EngineOptions options;
   engine::EventFieldNames names;
   if (!o.config.empty()) {
-    auto config = LoadConfig(o.config);
+    auto config = daemon::LoadConfig(o.config);
     if (!config.ok()) {
       std::cerr << "cepheus: error: " << config.status().message() << "\n";
       return 2;
@@ -119,7 +90,7 @@ int RunReplay(const ReplayOptions& o) {
   StdoutSink sink(late);
   std::string source = o.events == "-" ? "<stdin>" : o.events;
   auto start = std::chrono::steady_clock::now();
-  ReplayCounts c = ReplayText(input, rules, options, names, &sink,
+  engine::ReplayCounts c = engine::ReplayText(input, rules, options, names, &sink,
                               [&](uint64_t line, const std::string& why) {
                                 std::cerr << fmt::format("{}:{}: malformed event skipped: {}\n", source, line, why);
                               });
@@ -133,4 +104,16 @@ int RunReplay(const ReplayOptions& o) {
   return 0;
 }
 
-}  // namespace cepheus::daemon
+Command AddReplay(CLI::App& app) {
+  auto o = std::make_shared<ReplayOptions>();
+  auto* sub = app.add_subcommand("replay", "Run the rules over a JSON-lines file of events");
+  sub->add_option("--rules", o->rules, "Rule files or directories")->required();
+  sub->add_option("--events", o->events, "JSON-lines file, or - for standard input");
+  sub->add_option("--out-of-order", o->out_of_order, "Allowed out-of-orderness, e.g. 5s");
+  sub->add_option("--config", o->config, "cepheus.yaml (its events section is used)");
+  sub->add_option("--late", o->late_out, "Write late events to this file");
+  sub->add_flag("--quiet", o->quiet, "No summary on standard error");
+  return {sub, [o] { return RunReplay(*o); }};
+}
+
+}  // namespace cepheus::cli

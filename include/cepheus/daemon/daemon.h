@@ -23,15 +23,11 @@
 #include "cepheus/io/kafka.h"
 #include "cepheus/metrics/metrics.h"
 #include "cepheus/state/lmdb_store.h"
-#include "daemon/config.h"
-#include "daemon/log.h"
-#include "daemon/systemd.h"
+#include "cepheus/daemon/config.h"
+#include "cepheus/daemon/log.h"
+#include "cepheus/daemon/systemd.h"
 
 namespace cepheus::daemon {
-
-// SIGTERM and SIGINT set `stop`; SIGHUP sets `reload` (when not null). The
-// flags must live as long as the process.
-void InstallSignalHandlers(std::atomic<bool>* stop, std::atomic<bool>* reload);
 
 // A place to kill the daemon at, for the crash tests (reliability test A3):
 // at its Nth commit, just before or just after the Kafka transaction commits.

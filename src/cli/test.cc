@@ -15,21 +15,24 @@
 //       expect:
 //         - {rule: multi_country_orders, key: u1, events: {o: [e1, e2, e3]}}
 //       late: [e4]                  # optional: ids expected to be late
+#include "cli/test.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <memory>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <simdjson.h>
 #include <yaml-cpp/yaml.h>
 
 #include "cepheus/common/json_writer.h"
-#include "daemon/commands.h"
-#include "daemon/replay.h"
-#include "daemon/rules_loader.h"
+#include "cepheus/engine/replay.h"
+#include "cepheus/daemon/rules_loader.h"
 
-namespace cepheus::daemon {
+namespace cepheus::cli {
 namespace {
 
 namespace fs = std::filesystem;
@@ -143,7 +146,7 @@ FileResult RunFile(const fs::path& file, bool verbose) {
     ++r.failed;
     return r;
   }
-  auto rules = LoadAndCompile(rule_paths, std::cout);
+  auto rules = daemon::LoadAndCompile(rule_paths, std::cout);
   if (!rules) {
     std::cout << fmt::format("FAIL {}: the rules do not check\n", file.string());
     ++r.failed;
@@ -176,7 +179,7 @@ FileResult RunFile(const fs::path& file, bool verbose) {
       simdjson::padded_string input(lines);
       engine::CollectingSink sink;
       std::vector<std::string> problems;
-      ReplayText(std::string_view(input.data(), input.size()), rules, options, engine::EventFieldNames{}, &sink,
+      engine::ReplayText(std::string_view(input.data(), input.size()), rules, options, engine::EventFieldNames{}, &sink,
                  [&](uint64_t line, const std::string& why) {
                    problems.push_back(fmt::format("event {} is malformed: {}", line, why));
                  });
@@ -260,4 +263,16 @@ int RunTests(const std::vector<std::string>& paths, bool verbose) {
   return failed == 0 && passed > 0 ? 0 : 1;
 }
 
-}  // namespace cepheus::daemon
+Command AddTest(CLI::App& app) {
+  struct Options {
+    std::vector<std::string> paths;
+    bool verbose = false;
+  };
+  auto o = std::make_shared<Options>();
+  auto* sub = app.add_subcommand("test", "Run rule test files (YAML)");
+  sub->add_option("CASES", o->paths, "Test files or directories (*.test.yaml)")->required();
+  sub->add_flag("-v,--verbose", o->verbose, "Print every alert of failing cases");
+  return {sub, [o] { return RunTests(o->paths, o->verbose); }};
+}
+
+}  // namespace cepheus::cli

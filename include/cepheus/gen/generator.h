@@ -19,7 +19,7 @@
 
 #include "cepheus/common/time.h"
 
-namespace cepheus::daemon {
+namespace cepheus::gen {
 
 struct GenOptions {
   int64_t users = 1000;
@@ -49,4 +49,4 @@ struct GenStats {
 // "card_id", "country" and type-specific fields.
 GenStats GenerateEvents(const GenOptions& options, const std::function<void(std::string_view)>& emit);
 
-}  // namespace cepheus::daemon
+}  // namespace cepheus::gen

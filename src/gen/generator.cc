@@ -62,7 +62,7 @@
 //
 // Speed. Events are small structs (no strings) until they are written; one
 // std::string buffer is reused for the JSON text.
-#include "daemon/generator.h"
+#include "cepheus/gen/generator.h"
 
 #include <algorithm>
 #include <array>
@@ -75,7 +75,7 @@
 
 #include "cepheus/common/json_writer.h"
 
-namespace cepheus::daemon {
+namespace cepheus::gen {
 namespace {
 
 constexpr double kOutOfOrderRate = 0.05;
@@ -484,4 +484,4 @@ GenStats GenerateEvents(const GenOptions& options,
   return Generator(options, emit).Run();
 }
 
-}  // namespace cepheus::daemon
+}  // namespace cepheus::gen

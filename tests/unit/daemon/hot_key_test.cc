@@ -22,7 +22,7 @@
 #include <fmt/format.h>
 
 #include "cepheus/metrics/metrics.h"
-#include "daemon/generator.h"
+#include "cepheus/gen/generator.h"
 #include "daemon/harness.h"
 #include "test_util.h"
 
@@ -133,13 +133,13 @@ TEST_CASE("a hot key's partial matches stay within each rule's limit, the runs d
 TEST_CASE("the other keys' alerts are the same with and without a hot key among them") {
   auto rules = testing::ShippedRules();
   std::vector<std::string> normal;
-  daemon::GenOptions g;
+  gen::GenOptions g;
   g.events = 50000;
   g.users = 2000;
   g.seed = 3;
   g.fraud_rate = 0.02;
   g.out_of_order = kOutOfOrder;
-  daemon::GenerateEvents(g, [&](std::string_view l) { normal.emplace_back(l); });
+  gen::GenerateEvents(g, [&](std::string_view l) { normal.emplace_back(l); });
   // The hot orders go in where their time falls in the generated stream.
   std::vector<std::string> mixed;
   int hot = 0;

@@ -1,0 +1,22 @@
+// `cepheus demo`: the whole pipeline on an in-process Kafka cluster.
+#pragma once
+
+#include <string>
+
+#include "cli/command.h"
+
+namespace cepheus::cli {
+
+struct DemoOptions {
+  std::string rules = "rules";
+  int seconds = 0;  // 0: until Ctrl-C
+  int rate = 500;   // events per second
+  int partitions = 4;
+  unsigned long long seed = 7;
+  std::string metrics = "127.0.0.1:9464";
+  bool quiet = false;  // no alerts on stdout
+};
+int RunDemo(const DemoOptions& o);
+Command AddDemo(CLI::App& app);
+
+}  // namespace cepheus::cli

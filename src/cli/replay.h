@@ -1,0 +1,22 @@
+// `cepheus replay --rules R --events FILE`: JSON lines in, alerts out.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+
+namespace cepheus::cli {
+
+struct ReplayOptions {
+  std::vector<std::string> rules;
+  std::string events = "-";
+  std::string out_of_order;  // duration text, "" for the config's or 0
+  std::string config;
+  std::string late_out;      // file for late events, "" for none
+  bool quiet = false;        // no summary
+};
+int RunReplay(const ReplayOptions& o);
+Command AddReplay(CLI::App& app);
+
+}  // namespace cepheus::cli
