@@ -400,7 +400,13 @@ Result<Config> LoadConfig(const std::string& path, const std::map<std::string, s
 }
 
 std::string DumpConfig(const Config& c) {
-  auto q = [](const std::string& s) { return fmt::format("\"{}\"", s); };
+  // Double-quoted YAML scalars, escaped by yaml-cpp, so that a value with a
+  // quote, a backslash or a newline prints as itself and reads back the same.
+  auto q = [](const std::string& s) {
+    YAML::Emitter e;
+    e << YAML::DoubleQuoted << s;
+    return std::string(e.c_str());
+  };
   auto props = [&](const std::map<std::string, std::string>& m) {
     if (m.empty()) return std::string(" {}\n");
     std::string out = "\n";

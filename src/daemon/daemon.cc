@@ -28,6 +28,7 @@
 // whose fingerprint (source text) changed does not load and is deleted.
 #include "cepheus/daemon/daemon.h"
 
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -43,6 +44,18 @@
 
 namespace cepheus::daemon {
 namespace {
+
+// An offset record's value: decimal digits, as written by Commit ("" reads
+// as -1, no offset). Anything else is a damaged record, reported, never thrown.
+Result<int64_t> ParseOffset(std::string_view v) {
+  if (v.empty()) return int64_t{-1};
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || end != v.data() + v.size() || n < -1) {
+    return Status::Corruption(fmt::format("offset record is not a number: '{}'", v.substr(0, 40)));
+  }
+  return n;
+}
 
 Millis WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -240,10 +253,16 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
   if (dropped_changed) *dropped_changed += report.runs_changed;
   if (dropped_removed) *dropped_removed += report.runs_removed;
   *lmdb_offset = -1;
+  Status bad;
   Status st = view.Scan("offset", [&](std::string_view k, std::string_view v) {
-    if (k == "offset") *lmdb_offset = std::stoll(std::string(v));
+    if (k != "offset") return;
+    auto n = ParseOffset(v);
+    if (n.ok()) *lmdb_offset = n.value();
+    else bad = n.status();
   });
-  return st;
+  if (!st.ok()) return st;
+  if (!bad.ok()) return Status::Corruption(fmt::format("{}/{}: {}", p.topic, p.partition, bad.message()));
+  return Status::Ok();
 }
 
 // Brings LMDB's copy of a partition up to the changelog: when the changelog
@@ -253,23 +272,35 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
 Status Daemon::CatchUpFromChangelog(const std::string& topic, int32_t partition,
                                     const std::map<std::string, std::string>& log) {
   std::string prefix = Prefix(topic, partition);
-  auto offset_of = [](const std::string& v) { return v.empty() ? -1LL : std::stoll(v); };
   auto in_log = log.find(prefix + "offset");
   if (in_log == log.end()) return Status::Ok();  // the changelog knows nothing newer
-  int64_t log_offset = offset_of(in_log->second);
+  auto parsed_log = ParseOffset(in_log->second);
+  if (!parsed_log.ok()) {
+    return Status::Corruption(fmt::format("{}/{}: the changelog's {}", topic, partition, parsed_log.status().message()));
+  }
+  int64_t log_offset = parsed_log.value();
   int64_t local_offset = -1;
   std::vector<std::string> local_keys;
+  Status bad;
   Status st = store_->Scan(prefix, [&](std::string_view k, std::string_view v) {
     local_keys.emplace_back(k);
-    if (k == prefix + "offset") local_offset = offset_of(std::string(v));
+    if (k != prefix + "offset") return;
+    auto n = ParseOffset(v);
+    if (n.ok()) local_offset = n.value();
+    else bad = n.status();  // a damaged local offset: the changelog's copy wins
   });
   if (!st.ok()) return st;
+  if (!bad.ok()) {
+    LogError(fmt::format("{}/{}: the state file's {}; taking the changelog's", topic, partition, bad.message()));
+  }
   if (local_offset >= log_offset) return Status::Ok();
-  for (const auto& k : local_keys) (void)store_->Delete(k);
+  for (const auto& k : local_keys) {
+    if (st = store_->Delete(k); !st.ok()) return st;
+  }
   size_t n = 0;
   for (const auto& [k, v] : log) {
     if (k.compare(0, prefix.size(), prefix) != 0) continue;
-    (void)store_->Put(k, v);
+    if (st = store_->Put(k, v); !st.ok()) return st;
     ++n;
   }
   if (st = store_->Commit(); !st.ok()) return st;
@@ -369,7 +400,14 @@ void Daemon::Publish(Part& p, int64_t offset, Millis source_time) {
   }
   late_events_ += p.sink.late.size();
   if (!config_.kafka.late_topic.empty() && !replaying) {
-    for (const auto& l : p.sink.late_events) (void)producer_->Produce(config_.kafka.late_topic, "", l);
+    for (const auto& l : p.sink.late_events) {
+      // Lost late events would be lost input: as for an alert, the batch is
+      // aborted and read again.
+      if (Status st = producer_->Produce(config_.kafka.late_topic, "", l); !st.ok()) {
+        Abort(st.message());
+        return;
+      }
+    }
   }
   p.sink.Clear();
 }
@@ -656,7 +694,9 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     fatal_ = true;
   }
   consumer_->Close();  // revokes: commits nothing new (not dirty)
-  (void)producer_->Flush(10000);
+  // Everything that matters was committed in a transaction; what is left is
+  // at most the producer's own bookkeeping.
+  if (Status st = producer_->Flush(10000); !st.ok()) LogError("the producer did not flush at stop: " + st.message());
   Log(fatal_ ? "stopped after a fatal error" : "stopped");
   return fatal_ ? 1 : 0;
 }

@@ -37,6 +37,22 @@ TEST_CASE("the shipped config file lists every key of the schema at its default"
   }
 }
 
+TEST_CASE("the printed configuration reads back the same, quotes, backslashes and newlines in values included") {
+  daemon::Config c = daemon::DefaultConfig();
+  c.rules_path = "/etc/cepheus/rules \"new\"\\v2";
+  c.kafka.group_id = "fraud\nteam: 'a'";
+  c.kafka.consumer["client.rack"] = "rack \"1\"";
+  std::string dump = daemon::DumpConfig(c);
+  auto back = daemon::ParseConfig(dump, "printed.yaml", &kNoEnv);
+  INFO(dump);
+  INFO((back.ok() ? "" : back.status().message()));
+  REQUIRE(back.ok());
+  CHECK(back.value().rules_path == c.rules_path);
+  CHECK(back.value().kafka.group_id == c.kafka.group_id);
+  CHECK(back.value().kafka.consumer.at("client.rack") == "rack \"1\"");
+  CHECK(daemon::DumpConfig(back.value()) == dump);
+}
+
 TEST_CASE("an unknown key is refused with its position and the closest known key") {
   std::string err = Error("kafka:\n  bokers: x:1\n");
   CHECK(err == "c.yaml:2:3: unknown key 'kafka.bokers' (did you mean 'kafka.brokers'?)");

@@ -113,7 +113,7 @@ void StopAndStartAgain(Second second) {
     }
     daemon::Daemon d(config, rules);
     testing::DaemonThread running(d);
-    testing::Eventually([&] { return handled + d.records_handled() >= stop_after; }, std::chrono::seconds(60));
+    REQUIRE(testing::Eventually([&] { return handled + d.records_handled() >= stop_after; }, std::chrono::seconds(60)));
     // The restore of its partitions is timed (reliability test C1).
     CHECK(testing::Sample(testing::Scrape(d.metrics_port()), "cepheus_state_restore_seconds_count") >= 1);
     CHECK(running.Stop() == 0);
@@ -180,7 +180,7 @@ TEST_CASE("the daemon's alerts equal a per-partition replay of the same records"
 
   daemon::Daemon d(config, rules);
   testing::DaemonThread running(d);
-  testing::Eventually([&] { return d.records_handled() >= 4000; }, std::chrono::seconds(60));
+  REQUIRE(testing::Eventually([&] { return d.records_handled() >= 4000; }, std::chrono::seconds(60)));
   CHECK(running.Stop() == 0);
   CHECK(d.records_handled() == 4000);
   CHECK(d.commits() > 0);

@@ -22,10 +22,10 @@ daemon::Config TestConfig(const std::string& brokers, const std::string& name);
 std::shared_ptr<const nfa::CompiledRuleSet> ShippedRules();
 
 // Polls `done` every 10 ms until it is true (true) or `limit` passes (false).
-bool Eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(30));
+[[nodiscard]] bool Eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(30));
 // Until `count()` is at least `at_least` and has not moved for `quiet` (a
 // re-read after an abort is over); false after `limit`.
-bool EventuallyQuiet(const std::function<uint64_t()>& count, uint64_t at_least,
+[[nodiscard]] bool EventuallyQuiet(const std::function<uint64_t()>& count, uint64_t at_least,
                      std::chrono::milliseconds limit = std::chrono::seconds(90),
                      std::chrono::milliseconds quiet = std::chrono::milliseconds(1500));
 

@@ -88,7 +88,7 @@ Outcome RunWithFaults(const std::string& name, int brokers_n, const std::functio
   });
   inject(*cluster.value());
   feeder.join();
-  testing::EventuallyQuiet([&] { return running.finished() ? UINT64_MAX : d.records_handled(); }, 2000);
+  CHECK(testing::EventuallyQuiet([&] { return running.finished() ? UINT64_MAX : d.records_handled(); }, 2000));
   out.exit_code = running.Stop();
   out.aborts = d.aborts();
   out.handled = d.records_handled();
