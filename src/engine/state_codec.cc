@@ -78,6 +78,19 @@ class Reader {
     uint64_t u = Varint();
     return static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1));
   }
+  // An event time: within the range the decoder accepts (so that adding a
+  // window to it cannot overflow); anything else is a damaged record.
+  Millis Time() {
+    Millis t = Signed();
+    if (t > kMaxTime / 2 || t < kMinTime / 2) return Fail();
+    return t;
+  }
+  // A watermark: an event time, or one of the two sentinels.
+  Millis Watermark() {
+    Millis t = Signed();
+    if (t != kMinTime && t != kMaxTime && (t > kMaxTime / 2 || t < kMinTime / 2)) return Fail();
+    return t;
+  }
   std::string_view String() {
     uint64_t n = Varint();
     if (!ok_ || n > in_->size()) {
@@ -123,7 +136,7 @@ void EncodeEvent(const nfa::Event& e, std::string* out) {
 
 Result<nfa::EventRef> DecodeEvent(std::string_view* in, EventDecoder* decoder) {
   Reader r(in);
-  Millis ts = r.Signed();
+  Millis ts = r.Time();
   uint64_t seq = r.Varint();
   uint64_t arrival = r.Varint();
   nfa::Position pos;
@@ -166,8 +179,8 @@ Status ReadRuns(Reader& r, size_t limit, const nfa::Program* p,
     run.step = static_cast<int32_t>(r.Varint());
     run.count = static_cast<int32_t>(r.Varint());
     run.contiguous = r.Byte() != 0;
-    run.first_ts = r.Signed();
-    run.last_ts = r.Signed();
+    run.first_ts = r.Time();
+    run.last_ts = r.Time();
     run.last_seq = r.Varint();
     uint64_t n = r.Varint();
     if (!r.ok() || n == 0 || n > limit ||
@@ -375,7 +388,7 @@ Result<std::vector<StoredRule>> DecodeKeyRecord(
       decoded = true;
     }
     sr.runs.alerted = r.Byte() != 0;
-    sr.runs.last_alert = r.Signed();
+    sr.runs.last_alert = r.Time();
     r.Varint();  // reserved: a barrier kept by versions that judged past_last by arrival
     r.Signed();
     if (!r.ok()) return Status::Corruption("truncated rule state");
@@ -543,8 +556,8 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* 
     if (k == "engine/meta") {
       std::string_view in = v;
       Reader r(&in);
-      watermark_ = r.Signed();
-      max_ts_ = r.Signed();
+      watermark_ = r.Watermark();
+      max_ts_ = r.Watermark();
       arrival_ = r.Varint();
       seq_ = r.Varint();
       if (!r.ok()) result = Status::Corruption("bad engine/meta");

@@ -33,6 +33,8 @@ TEST_CASE("malformed records are refused with a reason a person can act on") {
       {R"({"type":"order","ts":true})", "not an integer of epoch milliseconds"},
       {R"({"type":"order","ts":1.5})", "not an integer of epoch milliseconds"},
       {R"({"type":"order","ts":18446744073709551615})", "out of range"},
+      {R"({"type":"order","ts":1e300})", "out of range"},  // a double beyond int64 (fuzz)
+      {R"({"type":"order","ts":-1e300})", "out of range"},
       {"{\"type\":\"order\",\"ts\":1,\"x\":\"\xff\"}", "not valid JSON"},
   };
   for (const auto& row : rows) {
