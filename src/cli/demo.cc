@@ -44,6 +44,47 @@ std::string_view KeyOf(std::string_view json, std::string_view field) {
   return end == std::string_view::npos ? std::string_view() : json.substr(at, end - at);
 }
 
+// The daemon's configuration for the demo: the mock cluster, a 2-second
+// out-of-orderness and idle timeout, state in a temporary directory.
+daemon::Config DemoConfig(const DemoOptions& o, const std::string& brokers, const std::filesystem::path& state_dir) {
+  daemon::Config config = daemon::DefaultConfig();
+  config.rules_path = o.rules;
+  config.kafka.brokers = brokers;
+  config.kafka.group_id = "cepheus-demo";
+  config.kafka.transactional_id = "cepheus-demo";
+  config.kafka.input_topics = {"events"};
+  config.kafka.late_topic = "events.late";
+  config.out_of_order = 2000;
+  config.idle_timeout = 2000;  // a quiet partition follows the clock after 2 s
+  config.metrics.listen = o.metrics;
+  config.state.directory = state_dir.string();
+  config.state.map_size = 64ULL << 20;
+  return config;
+}
+
+// The generator: event time is the wall clock; one record in a thousand is
+// broken on purpose to show the dead-letter path. Stops with g_stop.
+void Generate(const DemoOptions& o, io::KafkaProducer* producer, std::atomic<uint64_t>* produced) {
+  gen::GenOptions g;
+  g.events = o.seconds > 0 ? static_cast<int64_t>(o.seconds) * o.rate * 2 : INT64_MAX / 4;
+  g.users = 2000;
+  g.seed = o.seed;
+  g.fraud_rate = 0.03;  // dense, so a short demo shows every kind of alert
+  g.out_of_order = 2000;
+  g.start = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  g.mean_gap = std::max<Millis>(1, 1000 / std::max(1, o.rate));
+  g.malformed_rate = 0.001;
+  g.stop = &g_stop;
+  auto start = std::chrono::steady_clock::now();
+  gen::GenerateEvents(g, [&](std::string_view line) {
+    uint64_t n = produced->fetch_add(1) + 1;
+    std::this_thread::sleep_until(start + std::chrono::microseconds(n * 1000000 / std::max(1, o.rate)));
+    (void)producer->Produce("events", KeyOf(line, "user_id"), line);
+  });
+}
+
 }  // namespace
 
 int RunDemo(const DemoOptions& o) {
@@ -58,19 +99,8 @@ int RunDemo(const DemoOptions& o) {
     std::cerr << "cepheus: error: " << cluster.status().message() << "\n";
     return 1;
   }
-  daemon::Config config = daemon::DefaultConfig();
-  config.rules_path = o.rules;
-  config.kafka.brokers = cluster.value()->bootstraps();
-  config.kafka.group_id = "cepheus-demo";
-  config.kafka.transactional_id = "cepheus-demo";
-  config.kafka.input_topics = {"events"};
-  config.kafka.late_topic = "events.late";
-  config.out_of_order = 2000;
-  config.idle_timeout = 2000;  // a quiet partition follows the clock after 2 s
-  config.metrics.listen = o.metrics;
   auto state_dir = std::filesystem::temp_directory_path() / fmt::format("cepheus-demo-{}", ::getpid());
-  config.state.directory = state_dir.string();
-  config.state.map_size = 64ULL << 20;
+  daemon::Config config = DemoConfig(o, cluster.value()->bootstraps(), state_dir);
   for (auto [topic, parts] : {std::pair<std::string, int>{"events", o.partitions}, {config.kafka.alerts_topic, 1},
                               {config.kafka.dead_letter_topic, 1}, {config.kafka.late_topic, 1},
                               {config.kafka.group_id + "-changelog", o.partitions}}) {
@@ -112,29 +142,8 @@ int RunDemo(const DemoOptions& o) {
                config.state.directory.c_str(), daemon.metrics_port(), o.rate,
                o.seconds > 0 ? fmt::format(" (or {} s)", o.seconds).c_str() : "");
 
-  // The generator: event time is the wall clock; one record in a thousand is
-  // broken on purpose to show the dead-letter path.
   std::atomic<uint64_t> produced{0};
-  std::thread generator([&] {
-    gen::GenOptions g;
-    g.events = o.seconds > 0 ? static_cast<int64_t>(o.seconds) * o.rate * 2 : INT64_MAX / 4;
-    g.users = 2000;
-    g.seed = o.seed;
-    g.fraud_rate = 0.03;  // dense, so a short demo shows every kind of alert
-    g.out_of_order = 2000;
-    g.start = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
-    g.mean_gap = std::max<Millis>(1, 1000 / std::max(1, o.rate));
-    g.malformed_rate = 0.001;
-    g.stop = &g_stop;
-    auto start = std::chrono::steady_clock::now();
-    gen::GenerateEvents(g, [&](std::string_view line) {
-      uint64_t n = produced.fetch_add(1) + 1;
-      std::this_thread::sleep_until(start + std::chrono::microseconds(n * 1000000 / std::max(1, o.rate)));
-      (void)producer.value()->Produce("events", KeyOf(line, "user_id"), line);
-    });
-  });
+  std::thread generator([&] { Generate(o, producer.value().get(), &produced); });
   std::thread timer([&] {
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(o.seconds);
     while (!g_stop && (o.seconds == 0 || std::chrono::steady_clock::now() < until)) {

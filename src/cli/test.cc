@@ -122,6 +122,68 @@ struct FileResult {
   int failed = 0;
 };
 
+// Runs one case: its events (YAML maps, or JSON strings) through a fresh
+// engine; returns what differs from its expected alerts and late events.
+// Throws on a malformed case (the caller reports it).
+std::vector<std::string> RunCase(const YAML::Node& c, const std::string& default_ooo,
+                                 const std::shared_ptr<const nfa::CompiledRuleSet>& rules,
+                                 engine::CollectingSink* sink) {
+  engine::EngineOptions options;
+  auto ooo = ParseDuration(c["out_of_order"] ? c["out_of_order"].as<std::string>() : default_ooo);
+  if (!ooo) throw std::runtime_error("out_of_order is not a duration");
+  options.out_of_order = *ooo;
+  std::string lines;
+  int n = 0;
+  for (const auto& e : c["events"]) {
+    ++n;
+    if (e.IsScalar()) {
+      lines += e.as<std::string>();
+    } else {
+      YAML::Node ev = YAML::Clone(e);
+      if (!ev["id"]) ev["id"] = fmt::format("e{}", n);
+      NodeToJson(ev, &lines);
+    }
+    lines += '\n';
+  }
+  simdjson::padded_string input(lines);
+  std::vector<std::string> problems;
+  engine::ReplayText(std::string_view(input.data(), input.size()), rules, options, engine::EventFieldNames{}, sink,
+                     [&](uint64_t line, const std::string& why) {
+                       problems.push_back(fmt::format("event {} is malformed: {}", line, why));
+                     });
+  std::vector<Reduced> got, want;
+  for (const auto& a : sink->alerts) got.push_back(ReduceAlert(a.json));
+  for (const auto& x : c["expect"]) {
+    std::map<std::string, std::vector<std::string>> evs;
+    if (x["events"]) {
+      for (const auto& kv : x["events"]) {
+        for (const auto& id : kv.second) evs[kv.first.as<std::string>()].push_back(id.as<std::string>());
+      }
+    }
+    want.push_back(Reduce(x["rule"].as<std::string>(), x["key"].as<std::string>(),
+                          x["reason"] ? x["reason"].as<std::string>() : "match", evs));
+  }
+  std::sort(got.begin(), got.end());
+  std::sort(want.begin(), want.end());
+  std::vector<Reduced> missing, extra;
+  std::set_difference(want.begin(), want.end(), got.begin(), got.end(), std::back_inserter(missing));
+  std::set_difference(got.begin(), got.end(), want.begin(), want.end(), std::back_inserter(extra));
+  for (const auto& m : missing) problems.push_back("missing alert " + m);
+  for (const auto& m : extra) problems.push_back("unexpected alert " + m);
+  if (c["late"]) {
+    std::vector<std::string> want_late;
+    for (const auto& id : c["late"]) want_late.push_back(id.as<std::string>());
+    std::vector<std::string> got_late = sink->late;
+    std::sort(want_late.begin(), want_late.end());
+    std::sort(got_late.begin(), got_late.end());
+    if (want_late != got_late) {
+      problems.push_back(fmt::format("late events: expected [{}], got [{}]", fmt::join(want_late, ", "),
+                                     fmt::join(got_late, ", ")));
+    }
+  }
+  return problems;
+}
+
 FileResult RunFile(const fs::path& file, bool verbose) {
   FileResult r;
   YAML::Node doc;
@@ -159,60 +221,8 @@ FileResult RunFile(const fs::path& file, bool verbose) {
     std::string name = c["name"] ? c["name"].as<std::string>() : fmt::format("case {}", index);
     std::string label = fmt::format("{}: {}", file.filename().string(), name);
     try {
-      engine::EngineOptions options;
-      auto ooo = ParseDuration(c["out_of_order"] ? c["out_of_order"].as<std::string>() : default_ooo);
-      if (!ooo) throw std::runtime_error("out_of_order is not a duration");
-      options.out_of_order = *ooo;
-      std::string lines;
-      int n = 0;
-      for (const auto& e : c["events"]) {
-        ++n;
-        if (e.IsScalar()) {
-          lines += e.as<std::string>();
-        } else {
-          YAML::Node ev = YAML::Clone(e);
-          if (!ev["id"]) ev["id"] = fmt::format("e{}", n);
-          NodeToJson(ev, &lines);
-        }
-        lines += '\n';
-      }
-      simdjson::padded_string input(lines);
       engine::CollectingSink sink;
-      std::vector<std::string> problems;
-      engine::ReplayText(std::string_view(input.data(), input.size()), rules, options, engine::EventFieldNames{}, &sink,
-                 [&](uint64_t line, const std::string& why) {
-                   problems.push_back(fmt::format("event {} is malformed: {}", line, why));
-                 });
-      std::vector<Reduced> got, want;
-      for (const auto& a : sink.alerts) got.push_back(ReduceAlert(a.json));
-      for (const auto& x : c["expect"]) {
-        std::map<std::string, std::vector<std::string>> evs;
-        if (x["events"]) {
-          for (const auto& kv : x["events"]) {
-            for (const auto& id : kv.second) evs[kv.first.as<std::string>()].push_back(id.as<std::string>());
-          }
-        }
-        want.push_back(Reduce(x["rule"].as<std::string>(), x["key"].as<std::string>(),
-                              x["reason"] ? x["reason"].as<std::string>() : "match", evs));
-      }
-      std::sort(got.begin(), got.end());
-      std::sort(want.begin(), want.end());
-      std::vector<Reduced> missing, extra;
-      std::set_difference(want.begin(), want.end(), got.begin(), got.end(), std::back_inserter(missing));
-      std::set_difference(got.begin(), got.end(), want.begin(), want.end(), std::back_inserter(extra));
-      for (const auto& m : missing) problems.push_back("missing alert " + m);
-      for (const auto& m : extra) problems.push_back("unexpected alert " + m);
-      if (c["late"]) {
-        std::vector<std::string> want_late;
-        for (const auto& id : c["late"]) want_late.push_back(id.as<std::string>());
-        std::vector<std::string> got_late = sink.late;
-        std::sort(want_late.begin(), want_late.end());
-        std::sort(got_late.begin(), got_late.end());
-        if (want_late != got_late) {
-          problems.push_back(fmt::format("late events: expected [{}], got [{}]", fmt::join(want_late, ", "),
-                                         fmt::join(got_late, ", ")));
-        }
-      }
+      std::vector<std::string> problems = RunCase(c, default_ooo, rules, &sink);
       if (problems.empty()) {
         ++r.passed;
         std::cout << fmt::format("PASS {}\n", label);

@@ -657,21 +657,7 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     auto now = std::chrono::steady_clock::now();
     if (now >= next_tick) {
       next_tick = now + std::chrono::milliseconds(500);
-      Millis wall = WallMs();
-      for (auto& [key, p] : parts_) {
-        if (wall - p->last_wall >= config_.idle_timeout) {
-          Millis before = p->engine->watermark();
-          // A quiet partition follows the clock, idle_timeout + out_of_order
-          // behind it: a record that was on its way (produced with the time
-          // of its producer's clock) is not late unless it took longer.
-          p->engine->AdvanceWatermark(wall - config_.out_of_order - config_.idle_timeout);
-          if (p->engine->watermark() != before) dirty_ = true;
-          Publish(*p, -1, 0);
-        }
-        metrics_->UpdateEngine(p->partition, *p->engine, wall);
-        int64_t high = consumer_->HighWatermark(p->topic, p->partition);
-        if (high >= 0 && p->next_offset >= 0) metrics_->SetConsumerLag(p->partition, high - p->next_offset);
-      }
+      Tick();
     }
     // An alert waits for the commit interval only while there is more to
     // read: once every fetched record is handled, its batch is committed at
@@ -684,6 +670,28 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     }
     producer_->Poll(0);
   }
+  return Shutdown();
+}
+
+void Daemon::Tick() {
+  Millis wall = WallMs();
+  for (auto& [key, p] : parts_) {
+    if (wall - p->last_wall >= config_.idle_timeout) {
+      Millis before = p->engine->watermark();
+      // A quiet partition follows the clock, idle_timeout + out_of_order
+      // behind it: a record that was on its way (produced with the time
+      // of its producer's clock) is not late unless it took longer.
+      p->engine->AdvanceWatermark(wall - config_.out_of_order - config_.idle_timeout);
+      if (p->engine->watermark() != before) dirty_ = true;
+      Publish(*p, -1, 0);
+    }
+    metrics_->UpdateEngine(p->partition, *p->engine, wall);
+    int64_t high = consumer_->HighWatermark(p->topic, p->partition);
+    if (high >= 0 && p->next_offset >= 0) metrics_->SetConsumerLag(p->partition, high - p->next_offset);
+  }
+}
+
+int Daemon::Shutdown() {
   notify_.Stopping(fatal_ ? "stopping after a fatal error" : "stopping: committing the last batch");
   if (!fatal_) {
     Log("stopping: committing the last batch");

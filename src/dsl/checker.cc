@@ -64,6 +64,11 @@ class RuleChecker {
   std::optional<Rule> Check(const ast::Rule& in);
 
  private:
+  using Clauses = std::map<std::string, const ast::Clause*>;  // by keyword
+  static const ast::Word* WordOf(const Clauses& seen, const char* keyword);
+  std::optional<Millis> CheckDuration(const ast::Word* w, const char* what);
+  void CheckSettings(const Clauses& seen, Rule* rule);
+  void CheckPatternWhereEmit(const Clauses& seen, Rule* rule);
   void Error(Span s, std::string msg) {
     diags_->Error(&file_, s, std::move(msg));
     ok_ = false;
@@ -400,7 +405,7 @@ std::optional<Rule> RuleChecker::Check(const ast::Rule& in) {
   rule.name = in.name.name;
   rule.name_span = SpanOf(in.name);
   rule_name_ = rule.name;
-  std::map<std::string, const ast::Clause*> seen;
+  Clauses seen;
   for (const auto& c : in.clauses) {
     auto [it, fresh] = seen.emplace(c.keyword, &c);
     if (!fresh) {
@@ -415,22 +420,38 @@ std::optional<Rule> RuleChecker::Check(const ast::Rule& in) {
                         rule.name, required));
     }
   }
-  auto word = [&](const char* kw) -> const ast::Word* {
-    auto it = seen.find(kw);
-    return it == seen.end() ? nullptr : &boost::get<ast::Word>(it->second->value);
-  };
-  auto duration = [&](const ast::Word* w, const char* what) -> std::optional<Millis> {
-    auto d = ParseDuration(w->text);
-    if (!d) {
-      Error(SpanOf(*w), fmt::format("bad duration '{}' for {}: write a whole number followed by ms, "
-                                    "s, m, h or d (for example 90s or 2m)",
-                                    w->text, what));
-    } else if (*d <= 0) {
-      Error(SpanOf(*w), fmt::format("{} must be longer than 0", what));
-      d.reset();
-    }
-    return d;
-  };
+  CheckSettings(seen, &rule);
+  CheckPatternWhereEmit(seen, &rule);
+  std::string_view text(file_.text().data() + rule.span.begin, rule.span.end - rule.span.begin);
+  rule.fingerprint = XXH3_64bits(text.data(), text.size());
+  if (!ok_) return std::nullopt;
+  return rule;
+}
+
+const ast::Word* RuleChecker::WordOf(const Clauses& seen, const char* keyword) {
+  auto it = seen.find(keyword);
+  return it == seen.end() ? nullptr : &boost::get<ast::Word>(it->second->value);
+}
+
+std::optional<Millis> RuleChecker::CheckDuration(const ast::Word* w, const char* what) {
+  auto d = ParseDuration(w->text);
+  if (!d) {
+    Error(SpanOf(*w), fmt::format("bad duration '{}' for {}: write a whole number followed by ms, "
+                                  "s, m, h or d (for example 90s or 2m)",
+                                  w->text, what));
+  } else if (*d <= 0) {
+    Error(SpanOf(*w), fmt::format("{} must be longer than 0", what));
+    d.reset();
+  }
+  return d;
+}
+
+// The clauses that are settings: description, severity, key, within,
+// cooldown, skip, limit, tags.
+void RuleChecker::CheckSettings(const Clauses& seen, Rule* out) {
+  Rule& rule = *out;
+  auto word = [&](const char* kw) { return WordOf(seen, kw); };
+  auto duration = [&](const ast::Word* w, const char* what) { return CheckDuration(w, what); };
   if (auto it = seen.find("description"); it != seen.end()) {
     rule.description = boost::get<ast::StringLit>(it->second->value).value;
   }
@@ -477,6 +498,11 @@ std::optional<Rule> RuleChecker::Check(const ast::Rule& in) {
   if (auto it = seen.find("tags"); it != seen.end()) {
     for (const auto& s : boost::get<ast::StringList>(it->second->value).items) rule.tags.push_back(s.value);
   }
+}
+
+// The pattern, `where` and `emit`: lowered to the model and type-checked.
+void RuleChecker::CheckPatternWhereEmit(const Clauses& seen, Rule* out) {
+  Rule& rule = *out;
   if (auto it = seen.find("match"); it != seen.end()) {
     LowerPattern(boost::get<ast::Pattern>(it->second->value), &rule.pattern);
   }
@@ -505,10 +531,6 @@ std::optional<Rule> RuleChecker::Check(const ast::Rule& in) {
       rule.emit.push_back(std::move(tp));
     }
   }
-  std::string_view text(file_.text().data() + rule.span.begin, rule.span.end - rule.span.begin);
-  rule.fingerprint = XXH3_64bits(text.data(), text.size());
-  if (!ok_) return std::nullopt;
-  return rule;
 }
 
 }  // namespace

@@ -100,7 +100,64 @@ Value Scalar(simdjson::dom::element el) {
   }
 }
 
+
+// The event time: integer epoch milliseconds (a whole double too) or an
+// RFC 3339 string, within half the range of Millis (so that adding any
+// window to it cannot overflow).
+Result<Millis> EventTime(simdjson::dom::element ts_el, const std::string& name) {
+  Millis ts;
+  int64_t ts_i;
+  uint64_t ts_u;
+  double ts_d;
+  std::string_view ts_s;
+  if (!ts_el.get_int64().get(ts_i)) {
+    ts = ts_i;
+  } else if (!ts_el.get_uint64().get(ts_u)) {
+    return Status::InvalidArgument(fmt::format("'{}' is out of range", name));
+  } else if (!ts_el.get_double().get(ts_d) && std::isfinite(ts_d) && ts_d == std::floor(ts_d)) {
+    // Range first: converting a double beyond int64 is undefined (found by
+    // event_decoder_fuzz: "ts": 1e300).
+    if (ts_d > static_cast<double>(kMaxTime / 2) || ts_d < static_cast<double>(kMinTime / 2)) {
+      return Status::InvalidArgument(fmt::format("'{}' is out of range", name));
+    }
+    ts = static_cast<Millis>(ts_d);
+  } else if (!ts_el.get_string().get(ts_s)) {
+    auto t = ParseRfc3339(ts_s);
+    if (!t) return Status::InvalidArgument(fmt::format("'{}' is not an RFC 3339 time: \"{}\"", name, ts_s));
+    ts = *t;
+  } else {
+    return Status::InvalidArgument(
+        fmt::format("'{}' is not an integer of epoch milliseconds or an RFC 3339 string", name));
+  }
+  if (ts > kMaxTime / 2 || ts < kMinTime / 2) {
+    return Status::InvalidArgument(fmt::format("'{}' is out of range", name));
+  }
+  return ts;
+}
+
 }  // namespace
+
+// The bytes of the gathered fields' strings that do not fit in a Value (the
+// event keeps them in its text), and the number of arrays among them.
+size_t EventDecoder::PendingTextBytes(size_t* arrays) const {
+  size_t text_bytes = 0;
+  for (const auto& p : pending_) {
+    if (p.el.is_string()) {
+      size_t n = p.el.get_string().value_unsafe().size();
+      if (n > Value::kInline) text_bytes += n;
+    } else if (p.el.is_array()) {
+      ++*arrays;
+      simdjson::dom::array arr = p.el.get_array().value_unsafe();
+      for (auto item : arr) {
+        if (item.is_string()) {
+          size_t n = item.get_string().value_unsafe().size();
+          if (n > Value::kInline) text_bytes += n;
+        }
+      }
+    }
+  }
+  return text_bytes;
+}
 
 Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Position& pos, bool padded) {
   raw = TrimRight(raw);
@@ -143,60 +200,20 @@ Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Posi
   if (!has_ts) {
     return Status::InvalidArgument(fmt::format("no '{}' field (the event time)", names_.time));
   }
-  Millis ts;
-  int64_t ts_i;
-  uint64_t ts_u;
-  double ts_d;
-  std::string_view ts_s;
-  if (!ts_el.get_int64().get(ts_i)) {
-    ts = ts_i;
-  } else if (!ts_el.get_uint64().get(ts_u)) {
-    return Status::InvalidArgument(fmt::format("'{}' is out of range", names_.time));
-  } else if (!ts_el.get_double().get(ts_d) && std::isfinite(ts_d) && ts_d == std::floor(ts_d)) {
-    // Range first: converting a double beyond int64 is undefined (found by
-    // event_decoder_fuzz: "ts": 1e300).
-    if (ts_d > static_cast<double>(kMaxTime / 2) || ts_d < static_cast<double>(kMinTime / 2)) {
-      return Status::InvalidArgument(fmt::format("'{}' is out of range", names_.time));
-    }
-    ts = static_cast<Millis>(ts_d);
-  } else if (!ts_el.get_string().get(ts_s)) {
-    auto t = ParseRfc3339(ts_s);
-    if (!t) return Status::InvalidArgument(fmt::format("'{}' is not an RFC 3339 time: \"{}\"", names_.time, ts_s));
-    ts = *t;
-  } else {
-    return Status::InvalidArgument(
-        fmt::format("'{}' is not an integer of epoch milliseconds or an RFC 3339 string", names_.time));
-  }
-  if (ts > kMaxTime / 2 || ts < kMinTime / 2) {
-    return Status::InvalidArgument(fmt::format("'{}' is out of range", names_.time));
-  }
+  auto time = EventTime(ts_el, names_.time);
+  if (!time.ok()) return time.status();
+  const Millis ts = time.value();
   std::string_view id;
   std::string id_number;
-  if (has_id) {
-    if (id_el.get_string().get(id) && id_el.is_number()) {
-      id_number = simdjson::minify(id_el);
-      id = id_number;
-    }
+  if (has_id && id_el.get_string().get(id) && id_el.is_number()) {  // a numeric id, as its JSON text
+    id_number = simdjson::minify(id_el);
+    id = id_number;
   }
 
   // Fields (gathered above): size the text, then build the Event (one
   // allocation) and the values with views into its text.
-  size_t text_bytes = raw.size() + type.size() + id.size(), arrays = 0;
-  for (const auto& p : pending_) {
-    if (p.el.is_string()) {
-      size_t n = p.el.get_string().value_unsafe().size();
-      if (n > Value::kInline) text_bytes += n;
-    } else if (p.el.is_array()) {
-      ++arrays;
-      simdjson::dom::array arr = p.el.get_array().value_unsafe();
-      for (auto item : arr) {
-        if (item.is_string()) {
-          size_t n = item.get_string().value_unsafe().size();
-          if (n > Value::kInline) text_bytes += n;
-        }
-      }
-    }
-  }
+  size_t arrays = 0;
+  size_t text_bytes = raw.size() + type.size() + id.size() + PendingTextBytes(&arrays);
   nfa::EventRef ev(nfa::Event::New(rules_->fields.size(), text_bytes));
   ev->ts = ts;
   ev->raw = ev->Keep(raw);

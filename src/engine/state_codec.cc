@@ -218,48 +218,130 @@ uint64_t CountV1Runs(Reader& r) {
 
 }  // namespace
 
-void EncodeKeyRecord(const std::vector<RuleRuns>& rules, std::string* out) {
-  // The event table: runs share events (a fork, runs of `any{3}` that
-  // overlap, and rules of one key that bound the same event), mostly with the
-  // run just before, so a small table is searched from its end; a large one
-  // gets a hash index. Reused between calls.
-  struct Scratch {
-    std::vector<const nfa::Event*> table;
-    std::vector<uint32_t> refs;  // the table index of every binding, in order
-    std::unordered_map<const nfa::Event*, uint32_t> index;
-  };
-  constexpr size_t kLinear = 32;
-  thread_local Scratch sc;
-  sc.table.clear();
-  sc.refs.clear();
-  sc.index.clear();
-  // The most bytes the record takes: header, events, sections, runs.
-  size_t bound = 1 + 2 * kMaxVarint;
-  auto bind = [&](const nfa::Event* e) {
-    uint32_t idx = static_cast<uint32_t>(sc.table.size());
-    if (sc.table.size() <= kLinear) {
-      for (size_t i = sc.table.size(); i-- > 0;) {
-        if (sc.table[i] == e) {
+namespace {
+
+// The event table of a key record: runs share events (a fork, runs of
+// `any{3}` that overlap, and rules of one key that bound the same event),
+// mostly with the run just before, so a small table is searched from its
+// end; a large one gets a hash index. `bound` sums the most bytes the record
+// can take. Reused between calls.
+struct RecordTable {
+  static constexpr size_t kLinear = 32;
+  std::vector<const nfa::Event*> table;
+  std::vector<uint32_t> refs;  // the table index of every binding, in order
+  std::unordered_map<const nfa::Event*, uint32_t> index;
+  size_t bound = 0;
+
+  void Clear() {
+    table.clear();
+    refs.clear();
+    index.clear();
+    bound = 1 + 2 * kMaxVarint;  // version, table size, rule count
+  }
+  void Bind(const nfa::Event* e) {
+    uint32_t idx = static_cast<uint32_t>(table.size());
+    if (table.size() <= kLinear) {
+      for (size_t i = table.size(); i-- > 0;) {
+        if (table[i] == e) {
           idx = static_cast<uint32_t>(i);
           break;
         }
       }
-      if (idx == sc.table.size() && sc.table.size() == kLinear) {
-        for (uint32_t i = 0; i < sc.table.size(); ++i) sc.index.emplace(sc.table[i], i);
+      if (idx == table.size() && table.size() == kLinear) {
+        for (uint32_t i = 0; i < table.size(); ++i) index.emplace(table[i], i);
       }
     } else {
-      idx = sc.index.emplace(e, idx).first->second;
+      idx = index.emplace(e, idx).first->second;
     }
-    if (idx == sc.table.size()) {
-      sc.table.push_back(e);
+    if (idx == table.size()) {
+      table.push_back(e);
       bound += EventBound(*e);
-      if (sc.table.size() > kLinear) sc.index.emplace(e, idx);
+      if (table.size() > kLinear) index.emplace(e, idx);
     }
-    sc.refs.push_back(idx);
+    refs.push_back(idx);
+  }
+  // Binds every event of one rule's runs (those of a shared buffer, given as
+  // Runs, then the key's Runs, then the runs a prefix holds implicitly).
+  void BindRule(const RuleRuns& rr, const std::vector<nfa::Run>& suffix) {
+    constexpr size_t kRunBound = 1 + 7 * kMaxVarint;
+    bound += rr.program->name.size() + 8 + 1 + 5 * kMaxVarint;
+    auto bind_run = [&](const nfa::Run& run) {
+      for (const auto& b : run.bound) Bind(b.event.get());
+      bound += kRunBound + 2 * kMaxVarint * run.bound.size();
+    };
+    for (const auto& run : suffix) bind_run(run);
+    for (const auto& run : rr.runs->runs) bind_run(run);
+    // The runs a prefix holds implicitly are written as the Runs they stand
+    // for (Matcher::Materialize): the one started by events[i] is at step 0,
+    // contiguous, bound to events[i..n-1].
+    const nfa::PrefixRuns& pr = rr.runs->prefix;
+    for (int i = 0; i < pr.n; ++i) {
+      if (!(pr.alive >> i & 1)) continue;
+      for (int j = i; j < pr.n; ++j) Bind(pr.events[j].get());
+      bound += kRunBound + 2 * kMaxVarint * static_cast<size_t>(pr.n - i);
+    }
+  }
+};
+
+char* PutRunHeader(char* w, uint64_t start_seq, int32_t step, int32_t count, bool contiguous, Millis first_ts,
+                   Millis last_ts, uint64_t last_seq, size_t n_bound) {
+  w = PutVarint(w, start_seq);
+  w = PutVarint(w, static_cast<uint64_t>(step));
+  w = PutVarint(w, static_cast<uint64_t>(count));
+  *w++ = contiguous ? 1 : 0;
+  w = PutSigned(w, first_ts);
+  w = PutSigned(w, last_ts);
+  w = PutVarint(w, last_seq);
+  return PutVarint(w, n_bound);
+}
+
+// One rule's section, its bindings taken from `refs` from *ref on, in the
+// order RecordTable::BindRule bound them.
+char* PutRuleSection(char* w, const RuleRuns& rr, const std::vector<nfa::Run>& suffix,
+                     const std::vector<uint32_t>& refs, size_t* ref) {
+  const nfa::Program* p = rr.program;
+  const nfa::KeyRuns* k = rr.runs;
+  w = PutString(w, p->name);
+  std::memcpy(w, &p->fingerprint, 8);
+  w += 8;
+  *w++ = k->alerted ? 1 : 0;
+  w = PutSigned(w, k->last_alert);
+  w = PutVarint(w, 0);  // reserved (was start_barrier)
+  w = PutSigned(w, 0);  // reserved (was barrier_until)
+  w = PutVarint(w, k->size());
+  auto put_run = [&](const nfa::Run& run) {
+    w = PutRunHeader(w, run.start_seq, run.step, run.count, run.contiguous, run.first_ts, run.last_ts,
+                     run.last_seq, run.bound.size());
+    for (const auto& b : run.bound) {
+      w = PutVarint(w, static_cast<uint64_t>(b.step));
+      w = PutVarint(w, refs[(*ref)++]);
+    }
   };
-  constexpr size_t kRunBound = 1 + 7 * kMaxVarint;
+  for (const auto& run : suffix) put_run(run);
+  for (const auto& run : k->runs) put_run(run);
+  const nfa::PrefixRuns& pr = k->prefix;
+  for (int i = 0; i < pr.n; ++i) {
+    if (!(pr.alive >> i & 1)) continue;
+    const nfa::Event& first = *pr.events[i];
+    const nfa::Event& last = *pr.events[pr.n - 1];
+    w = PutRunHeader(w, first.seq, 0, pr.n - i, true, first.ts, last.ts, last.seq, static_cast<size_t>(pr.n - i));
+    for (int j = i; j < pr.n; ++j) {
+      w = PutVarint(w, 0);
+      w = PutVarint(w, refs[(*ref)++]);
+    }
+  }
+  return w;
+}
+
+}  // namespace
+
+// Two passes: bind every event of every section into the table (and bound
+// the record's size), then write the table and the sections in one buffer.
+void EncodeKeyRecord(const std::vector<RuleRuns>& rules, std::string* out) {
+  thread_local RecordTable t;
+  t.Clear();
   // Runs held in a shared buffer (Program::suffix) are written as the Runs
-  // they stand for; they come after the key's Runs (there are none while the
+  // they stand for; they come before the key's Runs (there are none while the
   // buffer is used).
   thread_local std::vector<std::vector<nfa::Run>> suffix_runs;
   suffix_runs.resize(rules.size());
@@ -272,78 +354,16 @@ void EncodeKeyRecord(const std::vector<RuleRuns>& rules, std::string* out) {
       nfa::Matcher(rules[i].program).SuffixAsRuns(*rules[i].runs, &suffix_runs[i]);
     }
   }
-  size_t rule_index = 0;
-  for (const auto& [p, k, matcher] : rules) {
-    bound += p->name.size() + 8 + 1 + 5 * kMaxVarint;
-    for (const auto& run : suffix_runs[rule_index++]) {
-      for (const auto& b : run.bound) bind(b.event.get());
-      bound += kRunBound + 2 * kMaxVarint * run.bound.size();
-    }
-    for (const auto& run : k->runs) {
-      for (const auto& b : run.bound) bind(b.event.get());
-      bound += kRunBound + 2 * kMaxVarint * run.bound.size();
-    }
-    // The runs a prefix holds implicitly are written as the Runs they stand
-    // for (Matcher::Materialize): the one started by events[i] is at step 0,
-    // contiguous, bound to events[i..n-1].
-    const nfa::PrefixRuns& pr = k->prefix;
-    for (int i = 0; i < pr.n; ++i) {
-      if (!(pr.alive >> i & 1)) continue;
-      for (int j = i; j < pr.n; ++j) bind(pr.events[j].get());
-      bound += kRunBound + 2 * kMaxVarint * static_cast<size_t>(pr.n - i);
-    }
-  }
+  for (size_t i = 0; i < rules.size(); ++i) t.BindRule(rules[i], suffix_runs[i]);
   size_t at = out->size();
-  out->resize(at + bound);
+  out->resize(at + t.bound);
   char* w = out->data() + at;
   *w++ = static_cast<char>(kStateFormatVersion);
-  w = PutVarint(w, sc.table.size());
-  for (const auto* e : sc.table) w = EncodeEventAt(*e, w);
+  w = PutVarint(w, t.table.size());
+  for (const auto* e : t.table) w = EncodeEventAt(*e, w);
   w = PutVarint(w, rules.size());
   size_t ref = 0;
-  rule_index = 0;
-  auto run_header = [&](uint64_t start_seq, int32_t step, int32_t count, bool contiguous, Millis first_ts,
-                        Millis last_ts, uint64_t last_seq, size_t n_bound) {
-    w = PutVarint(w, start_seq);
-    w = PutVarint(w, static_cast<uint64_t>(step));
-    w = PutVarint(w, static_cast<uint64_t>(count));
-    *w++ = contiguous ? 1 : 0;
-    w = PutSigned(w, first_ts);
-    w = PutSigned(w, last_ts);
-    w = PutVarint(w, last_seq);
-    w = PutVarint(w, n_bound);
-  };
-  for (const auto& [p, k, matcher] : rules) {
-    w = PutString(w, p->name);
-    std::memcpy(w, &p->fingerprint, 8);
-    w += 8;
-    *w++ = k->alerted ? 1 : 0;
-    w = PutSigned(w, k->last_alert);
-    w = PutVarint(w, 0);  // reserved (was start_barrier)
-    w = PutSigned(w, 0);  // reserved (was barrier_until)
-    w = PutVarint(w, k->size());
-    auto put_run = [&](const nfa::Run& run) {
-      run_header(run.start_seq, run.step, run.count, run.contiguous, run.first_ts, run.last_ts, run.last_seq,
-                 run.bound.size());
-      for (const auto& b : run.bound) {
-        w = PutVarint(w, static_cast<uint64_t>(b.step));
-        w = PutVarint(w, sc.refs[ref++]);
-      }
-    };
-    for (const auto& run : suffix_runs[rule_index++]) put_run(run);
-    for (const auto& run : k->runs) put_run(run);
-    const nfa::PrefixRuns& pr = k->prefix;
-    for (int i = 0; i < pr.n; ++i) {
-      if (!(pr.alive >> i & 1)) continue;
-      const nfa::Event& first = *pr.events[i];
-      const nfa::Event& last = *pr.events[pr.n - 1];
-      run_header(first.seq, 0, pr.n - i, true, first.ts, last.ts, last.seq, static_cast<size_t>(pr.n - i));
-      for (int j = i; j < pr.n; ++j) {
-        w = PutVarint(w, 0);
-        w = PutVarint(w, sc.refs[ref++]);
-      }
-    }
-  }
+  for (size_t i = 0; i < rules.size(); ++i) w = PutRuleSection(w, rules[i], suffix_runs[i], t.refs, &ref);
   out->resize(static_cast<size_t>(w - out->data()));
   for (auto& runs : suffix_runs) runs.clear();  // they hold references to events
 }
@@ -534,6 +554,8 @@ Status Engine::SaveChanges(StateStore* store) {
   return Status::Ok();
 }
 
+// Load, in parts: the meta record, the reorder buffer, one key's record.
+// What the records hold is in STATE_FORMAT.md.
 Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* report) {
   for (auto& g : groups_) g.index.clear();
   entries_.clear();
@@ -544,101 +566,20 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* 
   for (auto& d : deadlines_) d.clear();
   buffer_ = {};
   for (auto& r : stats_.rules) r.runs = 0;
-  auto count = [report](uint64_t runs, bool removed) {
-    if (!report) return;
-    ++report->keys_dropped;
-    (removed ? report->runs_removed : report->runs_changed) += runs;
-  };
   Status result;
   std::vector<uint32_t> loaded;
   Status st = store.Scan("engine/", [&](std::string_view k, std::string_view v) {
     if (!result.ok()) return;
     if (k == "engine/meta") {
-      std::string_view in = v;
-      Reader r(&in);
-      watermark_ = r.Watermark();
-      max_ts_ = r.Watermark();
-      arrival_ = r.Varint();
-      seq_ = r.Varint();
-      if (!r.ok()) result = Status::Corruption("bad engine/meta");
+      result = LoadMeta(v);
     } else if (k == "engine/buffer") {
-      std::string_view in = v;
-      Reader r(&in);
-      uint64_t n = r.Varint();
-      for (uint64_t i = 0; i < n && r.ok(); ++i) {
-        auto ev = DecodeEvent(&in, decoder);
-        if (!ev.ok()) {
-          result = ev.status();
-          return;
-        }
-        buffer_.push(Buffered(std::move(ev).value()));
-      }
+      result = LoadBuffer(v, decoder);
     } else if (k.substr(0, 9) == "engine/k/") {
       // A record of format version 1 (one per rule and key): not loaded.
-      count(CountStoredRuns(v), false);
+      CountDropped(report, CountStoredRuns(v), false);
       if (report) report->stale_keys.emplace_back(k);
     } else if (k.substr(0, 9) == "engine/g/") {
-      std::string_view rest = k.substr(9);
-      size_t nul = rest.find('\0');
-      if (nul == std::string_view::npos) {
-        result = Status::Corruption("bad state key");
-        return;
-      }
-      std::string_view field = rest.substr(0, nul), key = rest.substr(nul + 1);
-      uint32_t g = 0;
-      while (g < groups_.size() && groups_[g].field != field) ++g;
-      // The rule a section belongs to, if it is still keyed on this field.
-      auto rule_of = [&](std::string_view name) -> int {
-        if (g == groups_.size()) return -1;
-        for (uint32_t pos = 0; pos < groups_[g].rules.size(); ++pos) {
-          if (states_[groups_[g].rules[pos]].program->name == name) return static_cast<int>(pos);
-        }
-        return -1;
-      };
-      auto rec = DecodeKeyRecord(v, decoder, [&](std::string_view name) -> const nfa::Program* {
-        int pos = rule_of(name);
-        return pos < 0 ? nullptr : states_[groups_[g].rules[static_cast<size_t>(pos)]].program;
-      });
-      if (!rec.ok()) {
-        result = rec.status();
-        return;
-      }
-      uint32_t id = UINT32_MAX;
-      bool dropped = false;
-      for (auto& sr : rec.value()) {
-        int pos = rule_of(sr.rule);
-        if (!sr.loaded) {
-          count(sr.stored_runs, pos < 0);  // the rule changed or is gone: its partial matches go
-          dropped = true;
-          continue;
-        }
-        if (id == UINT32_MAX) {
-          id = NewEntry(g, key);
-          loaded.push_back(id);
-        }
-        uint32_t r = groups_[g].rules[static_cast<size_t>(pos)];
-        RuleState& rs = states_[r];
-        KeyState& ks = entries_[id].rules[rs.pos];
-        ks.runs = std::move(sr.runs);
-        stats_.rules[r].runs += static_cast<int64_t>(ks.runs.runs.size());
-        if (rs.silent) {
-          if (!ks.runs.empty()) {
-            ks.armed_at = rs.matcher.NextDeadline(ks.runs);
-            deadlines_[r].push_back(Deadline{ks.armed_at, id, entries_[id].generation});
-          }
-        } else {
-          for (const auto& run : ks.runs.runs) {
-            deadlines_[r].push_back(Deadline{run.first_ts + rs.program->within, id, entries_[id].generation});
-          }
-        }
-        Schedule(id, r, watermark_);
-      }
-      if (id == UINT32_MAX) {
-        if (report && dropped) report->stale_keys.emplace_back(k);  // nothing of it is kept
-      } else {
-        entries_[id].stored = true;
-        if (dropped) MarkDirty(id);  // rewritten without the dropped rules at the next save
-      }
+      result = LoadKey(k, v, decoder, report, &loaded);
     }
   });
   if (!st.ok()) return st;
@@ -648,6 +589,97 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* 
   }
   for (uint32_t id : loaded) MaybeForget(id, watermark_);
   return result;
+}
+
+void Engine::CountDropped(LoadReport* report, uint64_t runs, bool removed) {
+  if (!report) return;
+  ++report->keys_dropped;
+  (removed ? report->runs_removed : report->runs_changed) += runs;
+}
+
+Status Engine::LoadMeta(std::string_view v) {
+  std::string_view in = v;
+  Reader r(&in);
+  watermark_ = r.Watermark();
+  max_ts_ = r.Watermark();
+  arrival_ = r.Varint();
+  seq_ = r.Varint();
+  return r.ok() ? Status::Ok() : Status::Corruption("bad engine/meta");
+}
+
+Status Engine::LoadBuffer(std::string_view v, EventDecoder* decoder) {
+  std::string_view in = v;
+  Reader r(&in);
+  uint64_t n = r.Varint();
+  for (uint64_t i = 0; i < n && r.ok(); ++i) {
+    auto ev = DecodeEvent(&in, decoder);
+    if (!ev.ok()) return ev.status();
+    buffer_.push(Buffered(std::move(ev).value()));
+  }
+  return Status::Ok();
+}
+
+// One key's record ("engine/g/<field>\0<key>"): the state of each rule still
+// keyed on that field and unchanged is loaded, with its closings; the rest is
+// counted as dropped, and the key rewritten (or forgotten) at the next save.
+Status Engine::LoadKey(std::string_view k, std::string_view v, EventDecoder* decoder, LoadReport* report,
+                       std::vector<uint32_t>* loaded) {
+  std::string_view rest = k.substr(9);
+  size_t nul = rest.find('\0');
+  if (nul == std::string_view::npos) return Status::Corruption("bad state key");
+  std::string_view field = rest.substr(0, nul), key = rest.substr(nul + 1);
+  uint32_t g = 0;
+  while (g < groups_.size() && groups_[g].field != field) ++g;
+  // The rule a section belongs to, if it is still keyed on this field.
+  auto rule_of = [&](std::string_view name) -> int {
+    if (g == groups_.size()) return -1;
+    for (uint32_t pos = 0; pos < groups_[g].rules.size(); ++pos) {
+      if (states_[groups_[g].rules[pos]].program->name == name) return static_cast<int>(pos);
+    }
+    return -1;
+  };
+  auto rec = DecodeKeyRecord(v, decoder, [&](std::string_view name) -> const nfa::Program* {
+    int pos = rule_of(name);
+    return pos < 0 ? nullptr : states_[groups_[g].rules[static_cast<size_t>(pos)]].program;
+  });
+  if (!rec.ok()) return rec.status();
+  uint32_t id = UINT32_MAX;
+  bool dropped = false;
+  for (auto& sr : rec.value()) {
+    int pos = rule_of(sr.rule);
+    if (!sr.loaded) {
+      CountDropped(report, sr.stored_runs, pos < 0);  // the rule changed or is gone: its partial matches go
+      dropped = true;
+      continue;
+    }
+    if (id == UINT32_MAX) {
+      id = NewEntry(g, key);
+      loaded->push_back(id);
+    }
+    uint32_t r = groups_[g].rules[static_cast<size_t>(pos)];
+    RuleState& rs = states_[r];
+    KeyState& ks = entries_[id].rules[rs.pos];
+    ks.runs = std::move(sr.runs);
+    stats_.rules[r].runs += static_cast<int64_t>(ks.runs.runs.size());
+    if (rs.silent) {
+      if (!ks.runs.empty()) {
+        ks.armed_at = rs.matcher.NextDeadline(ks.runs);
+        deadlines_[r].push_back(Deadline{ks.armed_at, id, entries_[id].generation});
+      }
+    } else {
+      for (const auto& run : ks.runs.runs) {
+        deadlines_[r].push_back(Deadline{run.first_ts + rs.program->within, id, entries_[id].generation});
+      }
+    }
+    Schedule(id, r, watermark_);
+  }
+  if (id == UINT32_MAX) {
+    if (report && dropped) report->stale_keys.emplace_back(k);  // nothing of it is kept
+  } else {
+    entries_[id].stored = true;
+    if (dropped) MarkDirty(id);  // rewritten without the dropped rules at the next save
+  }
+  return Status::Ok();
 }
 
 }  // namespace cepheus::engine

@@ -60,6 +60,8 @@ struct Metrics::Impl {
   // Points the per-rule series at `set`'s rules; series of rules no longer
   // in it are removed, those of rules still in it keep their values.
   void BindRules(const nfa::CompiledRuleSet& set);
+  void RegisterPipeline(const nfa::CompiledRuleSet& rules);
+  void RegisterState(const std::string& version);
 
   struct Last {
     engine::EngineStats stats;
@@ -79,18 +81,14 @@ bool SameSecret(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const std::string& version,
-                                                const nfa::CompiledRuleSet& rules, const std::string& username,
-                                                const std::string& password) {
-  std::unique_ptr<Metrics> m(new Metrics());
-  m->impl_ = std::make_unique<Impl>();
-  Impl& i = *m->impl_;
-  auto& reg = *i.registry;
+// Events, alerts, runs and keys by rule, latencies and lags.
+void Metrics::Impl::RegisterPipeline(const nfa::CompiledRuleSet& rules) {
+  auto& reg = *registry;
   auto& events = BuildCounter().Name("cepheus_events_total").Help("Events read, by outcome.").Register(reg);
-  i.evaluated = &events.Add({{"outcome", "evaluated"}});
-  i.late = &events.Add({{"outcome", "late"}});
-  i.malformed = &events.Add({{"outcome", "malformed"}});
-  i.records = &BuildCounter()
+  evaluated = &events.Add({{"outcome", "evaluated"}});
+  late = &events.Add({{"outcome", "late"}});
+  malformed = &events.Add({{"outcome", "malformed"}});
+  records = &BuildCounter()
                    .Name("cepheus_records_read_total")
                    .Help("Records read from the input topics (evaluated, late, malformed or still buffered).")
                    .Register(reg)
@@ -105,43 +103,48 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
                       .Name("cepheus_runs_evicted_total")
                       .Help("Partial matches dropped because a key reached the rule's limit.")
                       .Register(reg);
-  i.alerts_family = &alerts;
-  i.suppressed_family = &suppressed;
-  i.runs_family = &runs;
-  i.evicted_family = &evicted;
-  i.rules_loaded = &BuildGauge().Name("cepheus_rules_loaded").Help("Rules running.").Register(reg).Add({});
-  i.BindRules(rules);
-  i.keys = &BuildGauge().Name("cepheus_keys_active").Help("Keys holding state.").Register(reg).Add({});
-  i.event_to_alert = &BuildHistogram()
+  alerts_family = &alerts;
+  suppressed_family = &suppressed;
+  runs_family = &runs;
+  evicted_family = &evicted;
+  rules_loaded = &BuildGauge().Name("cepheus_rules_loaded").Help("Rules running.").Register(reg).Add({});
+  BindRules(rules);
+  keys = &BuildGauge().Name("cepheus_keys_active").Help("Keys holding state.").Register(reg).Add({});
+  event_to_alert = &BuildHistogram()
                           .Name("cepheus_event_to_alert_seconds")
                           .Help("From a message's Kafka time to its alert being committed (published).")
                           .Register(reg)
                           .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.002, 0.005, 0.01, 0.02, 0.035,
                                                                            0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5,
                                                                            1, 2, 5, 10});
-  i.watermark_lag = &BuildGauge()
+  watermark_lag = &BuildGauge()
                          .Name("cepheus_watermark_lag_seconds")
                          .Help("Wall clock minus the partition's watermark.")
                          .Register(reg);
-  i.consumer_lag = &BuildGauge()
+  consumer_lag = &BuildGauge()
                         .Name("cepheus_consumer_lag")
                         .Help("Records between the partition's end and the next one to read.")
                         .Register(reg);
-  i.state_commit = &BuildHistogram()
+}
+
+// The state (commits, restores, size), transactions, reloads, build info.
+void Metrics::Impl::RegisterState(const std::string& version) {
+  auto& reg = *registry;
+  state_commit = &BuildHistogram()
                         .Name("cepheus_state_commit_seconds")
                         .Help("Time the loop spends committing one batch: waiting for the previous batch's LMDB write, "
                               "then the Kafka transaction (the LMDB write runs in the background).")
                         .Register(reg)
                         .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                                          0.1, 0.25, 0.5, 1, 2.5});
-  i.state_restore = &BuildHistogram()
+  state_restore = &BuildHistogram()
                          .Name("cepheus_state_restore_seconds")
                          .Help("Time to bring up the state of newly assigned partitions (changelog catch-up, then LMDB load).")
                          .Register(reg)
                          .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
                                                                           30, 60, 120});
-  i.state_bytes = &BuildGauge().Name("cepheus_state_bytes").Help("Bytes of the LMDB map in use.").Register(reg).Add({});
-  i.aborts = &BuildCounter()
+  state_bytes = &BuildGauge().Name("cepheus_state_bytes").Help("Bytes of the LMDB map in use.").Register(reg).Add({});
+  aborts = &BuildCounter()
                   .Name("cepheus_kafka_transaction_aborts_total")
                   .Help("Kafka transactions aborted (their batch is redone).")
                   .Register(reg)
@@ -150,27 +153,37 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
                       .Name("cepheus_rule_reloads_total")
                       .Help("Rule set reloads, by outcome.")
                       .Register(reg);
-  i.reloads_ok = &reloads.Add({{"outcome", "success"}});
-  i.reloads_error = &reloads.Add({{"outcome", "error"}});
-  i.last_reload_ok = &BuildGauge()
+  reloads_ok = &reloads.Add({{"outcome", "success"}});
+  reloads_error = &reloads.Add({{"outcome", "error"}});
+  last_reload_ok = &BuildGauge()
                           .Name("cepheus_rules_last_reload_successful")
                           .Help("1 if the last rule reload succeeded (or none was tried), 0 if it was refused.")
                           .Register(reg)
                           .Add({});
-  i.last_reload_ok->Set(1);
+  last_reload_ok->Set(1);
   auto& dropped = BuildCounter()
                       .Name("cepheus_rule_state_dropped_total")
                       .Help("Partial matches dropped because their rule changed or was removed (reload or restart).")
                       .Register(reg);
-  i.dropped_changed = &dropped.Add({{"reason", "changed"}});
-  i.dropped_removed = &dropped.Add({{"reason", "removed"}});
-  i.map_used_ratio = &BuildGauge()
+  dropped_changed = &dropped.Add({{"reason", "changed"}});
+  dropped_removed = &dropped.Add({{"reason", "removed"}});
+  map_used_ratio = &BuildGauge()
                           .Name("cepheus_lmdb_map_used_ratio")
                           .Help("Bytes of the LMDB state in use over state.max_map_size.")
                           .Register(reg)
                           .Add({});
   BuildGauge().Name("cepheus_build_info").Help("Build information.").Register(reg).Add({{"version", version}}).Set(1);
-  BuildGauge().Name("cepheus_up").Help("1 while the process serves.").Register(*i.health).Add({}).Set(1);
+  BuildGauge().Name("cepheus_up").Help("1 while the process serves.").Register(*health).Add({}).Set(1);
+}
+
+Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const std::string& version,
+                                                const nfa::CompiledRuleSet& rules, const std::string& username,
+                                                const std::string& password) {
+  std::unique_ptr<Metrics> m(new Metrics());
+  m->impl_ = std::make_unique<Impl>();
+  Impl& i = *m->impl_;
+  i.RegisterPipeline(rules);
+  i.RegisterState(version);
   try {
     i.exposer = std::make_unique<prometheus::Exposer>(listen);
   } catch (const std::exception& e) {

@@ -224,6 +224,9 @@ bool Matcher::WouldComplete(const Run& r, int step) const {
   return true;
 }
 
+// An event, in the order of section 4.2: every run advanced (oldest first),
+// a run started, forks merged beside their origin, completions turned into
+// matches by the skip policy, then the limit.
 void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
                       MatchStats* stats) const {
   if (UsesSuffix(k)) {
@@ -234,37 +237,65 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
     k.suffix.reset();
   }
   const Event& e = *ep;
+  next_.clear();
+  extra_at_.clear();
+  completed_.clear();
+  if (p_->prefix > 0) PrefixBefore(k, e);
+  AdvanceRuns(k.runs, ep);
+  StartRun(k, ep);
+  MergeForks(k.runs);
+  // "The run that started first" is the one whose first event came first in
+  // evaluation order: `completed` is already in that order, since runs are
+  // kept by start_seq, forks sit beside their origin, and a run started by e
+  // comes last.
+  // Completed runs become matches oldest first; each match consumes runs by
+  // the skip policy, completed ones included (so under past_last only the
+  // oldest alerts; under to_next one per first event; under none all).
+  std::vector<Run>& completed = completed_;
+  for (size_t i = 0; i < completed.size(); ++i) {
+    Consume(completed[i], k, &completed, i + 1);
+    Match m;
+    m.detected_at = e.ts;
+    m.run = std::move(completed[i]);
+    Finish(k, std::move(m), out);
+  }
+  EnforceLimit(k, stats);
+}
+
+// The steps `run` could take `e` at: its own (one more iteration), and the
+// next ones up to the first required step, past optional and absent ones,
+// while a strict arrow allows it. Returns how many (into candidates).
+int Matcher::Candidates(Run& run, const Event& e, int* candidates) const {
   const size_t n = p_->steps.size();
-  std::vector<Run>& runs = k.runs;
+  int nc = 0;
+  if (e.ts - run.first_ts > p_->within) return 0;
+  if (CanIterate(run) && Fits(run.step, e, &run)) candidates[nc++] = run.step;
+  if (run.count >= p_->steps[run.step].min) {
+    bool strict = false;
+    for (size_t j = run.step + 1; j < n; ++j) {
+      const StepProgram& s = p_->steps[j];
+      strict |= s.arrow_in == dsl::Arrow::kStrict;
+      if (s.absent) continue;
+      if ((!strict || run.contiguous) && Fits(static_cast<int>(j), e, &run)) {
+        candidates[nc++] = static_cast<int>(j);
+      }
+      if (s.min > 0) break;
+    }
+  }
+  return nc;
+}
+
+void Matcher::AdvanceRuns(std::vector<Run>& runs, const EventRef& ep) const {
+  const Event& e = *ep;
   std::vector<Run>& extra = next_;  // forks, each placed after `extra_at_[i]` kept runs
   std::vector<Run>& completed = completed_;
-  extra.clear();
-  extra_at_.clear();
-  completed.clear();
   int candidates[64];
-  if (p_->prefix > 0) PrefixBefore(k, e);
-
   // Runs are rewritten in place (w <= i): a run that skips the event is not
   // even moved unless an earlier run died. Forks are rare and merged after.
   size_t w = 0;
   for (size_t i = 0; i < runs.size(); ++i) {
     Run& run = runs[i];
-    int nc = 0;
-    if (e.ts - run.first_ts <= p_->within) {
-      if (CanIterate(run) && Fits(run.step, e, &run)) candidates[nc++] = run.step;
-      if (run.count >= p_->steps[run.step].min) {
-        bool strict = false;
-        for (size_t j = run.step + 1; j < n; ++j) {
-          const StepProgram& s = p_->steps[j];
-          strict |= s.arrow_in == dsl::Arrow::kStrict;
-          if (s.absent) continue;
-          if ((!strict || run.contiguous) && Fits(static_cast<int>(j), e, &run)) {
-            candidates[nc++] = static_cast<int>(j);
-          }
-          if (s.min > 0) break;
-        }
-      }
-    }
+    int nc = Candidates(run, e, candidates);
     if (nc == 0) {
       // The run skips e, or dies.
       if (Killed(run, e)) continue;
@@ -315,6 +346,12 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
   }
   runs.resize(w);
 
+}
+
+void Matcher::StartRun(KeyRuns& k, const EventRef& ep) const {
+  const Event& e = *ep;
+  std::vector<Run>& runs = k.runs;
+  std::vector<Run>& completed = completed_;
   // Start a new run with e. It is built in place at the end of `runs` (after
   // every fork merged below), the common case, and taken out again only when
   // it completes at once or is refused.
@@ -339,6 +376,10 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
       }
     }
   }
+}
+
+void Matcher::MergeForks(std::vector<Run>& runs) const {
+  std::vector<Run>& extra = next_;
   if (!extra.empty()) {
     // Merge: extra[j] goes before the run at position extra_at_[j] (a run
     // started above is the last, after the forks placed at the end).
@@ -356,20 +397,10 @@ void Matcher::OnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* out,
     }
   }
 
-  // "The run that started first" is the one whose first event came first in
-  // evaluation order: `completed` is already in that order, since runs are
-  // kept by start_seq, forks sit beside their origin, and a run started by e
-  // comes last.
-  // Completed runs become matches oldest first; each match consumes runs by
-  // the skip policy, completed ones included (so under past_last only the
-  // oldest alerts; under to_next one per first event; under none all).
-  for (size_t i = 0; i < completed.size(); ++i) {
-    Consume(completed[i], k, &completed, i + 1);
-    Match m;
-    m.detected_at = e.ts;
-    m.run = std::move(completed[i]);
-    Finish(k, std::move(m), out);
-  }
+}
+
+void Matcher::EnforceLimit(KeyRuns& k, MatchStats* stats) const {
+  std::vector<Run>& runs = k.runs;
   if (k.size() > static_cast<size_t>(p_->limit)) {
     size_t drop = k.size() - static_cast<size_t>(p_->limit);
     stats->evicted += drop;

@@ -91,6 +91,12 @@ class Daemon : public io::RebalanceListener {
   // Commits the open transaction and the LMDB batch. Returns false on a
   // fatal error (the daemon must stop).
   bool Commit();
+  // Every 500 ms of the loop: idle partitions follow the clock, and the
+  // engine gauges and consumer lag are updated.
+  void Tick();
+  // The end of Run: the last commit, the state writer, the consumer and the
+  // producer closed; the exit code.
+  int Shutdown();
   // Aborts the open transaction, puts every engine back to its LMDB state and
   // rewinds the consumer there.
   bool Abort(const std::string& why);

@@ -54,6 +54,7 @@ class EventDecoder {
   };
   void Collect(simdjson::dom::object obj, const std::vector<Node>& nodes);
   void Match(std::string_view key, simdjson::dom::element value, const std::vector<Node>& nodes);
+  size_t PendingTextBytes(size_t* arrays) const;
 
   std::shared_ptr<const nfa::CompiledRuleSet> rules_;
   EventFieldNames names_;

@@ -269,6 +269,12 @@ class Matcher {
   // Before the runs take `e`: turns into Runs (appended to k.runs) the prefix
   // runs that will not simply take e, or drops them when they die.
   void PrefixBefore(KeyRuns& k, const Event& e) const;
+  // The parts of OnEvent, in order.
+  int Candidates(Run& run, const Event& e, int* candidates) const;
+  void AdvanceRuns(std::vector<Run>& runs, const EventRef& ep) const;
+  void StartRun(KeyRuns& k, const EventRef& ep) const;
+  void MergeForks(std::vector<Run>& runs) const;
+  void EnforceLimit(KeyRuns& k, MatchStats* stats) const;
   // Builds the prefix run started by pr.events[i] as a Run.
   void Materialize(const PrefixRuns& pr, int i, Run* r) const;
   // OnEvent for a key whose runs are all in k.suffix (Program::suffix).
