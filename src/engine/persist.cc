@@ -1,0 +1,245 @@
+// The engine's persistence: Save writes every key's record and the meta
+// (watermark, counters, reorder buffer); SaveChanges only what changed since
+// (records of touched keys, deletes of freed ones); Load reads them back in
+// parts (meta, buffer, one key's record), rebuilds the closings in deadline
+// order, and drops the state of rules that changed or went, reporting it.
+// The bytes of a record are the codec's (state_codec.h); the layout of the
+// records is in STATE_FORMAT.md.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "cepheus/engine/engine.h"
+#include "cepheus/engine/state_codec.h"
+#include "engine/state_format.h"
+
+namespace cepheus::engine {
+
+Status Engine::PutMeta(StateStore* store) const {
+  std::string meta;
+  PutSigned(&meta, watermark_);
+  PutSigned(&meta, max_ts_);
+  PutVarint(&meta, arrival_);
+  PutVarint(&meta, seq_);
+  if (Status st = store->Put("engine/meta", meta); !st.ok()) return st;
+  std::string buf;
+  auto copy = buffer_;
+  PutVarint(&buf, copy.size());
+  while (!copy.empty()) {
+    EncodeEvent(*copy.top().e, &buf);
+    copy.pop();
+  }
+  return store->Put("engine/buffer", buf);
+}
+
+// Writes the record of one key: a section per rule that needs its state kept.
+// The key and the value are built in buffers kept by the engine.
+Status Engine::PutKey(StateStore* store, uint32_t group, std::string_view key, const KeyEntry* entry,
+                      bool* wrote) {
+  const KeyGroup& g = groups_[group];
+  save_key_.assign("engine/g/");
+  save_key_.append(g.field);
+  save_key_.push_back('\0');
+  save_key_.append(key);
+  *wrote = false;
+  if (entry != nullptr) {
+    save_rules_.clear();
+    for (size_t i = 0; i < g.rules.size(); ++i) {
+      const RuleState& rs = states_[g.rules[i]];
+      if (Needed(*rs.program, entry->rules[i].runs, watermark_)) {
+        save_rules_.push_back(RuleRuns{rs.program, &entry->rules[i].runs, &rs.matcher});
+      }
+    }
+    if (!save_rules_.empty()) {
+      save_value_.clear();
+      EncodeKeyRecord(save_rules_, &save_value_);
+      *wrote = true;
+      return store->Put(save_key_, save_value_);
+    }
+  }
+  return store->Delete(save_key_);
+}
+
+Status Engine::Save(StateStore* store) {
+  std::vector<std::string> old;
+  Status st = store->Scan("engine/", [&](std::string_view k, std::string_view) { old.emplace_back(k); });
+  if (!st.ok()) return st;
+  for (const auto& k : old) {
+    if (Status d = store->Delete(k); !d.ok()) return d;
+  }
+  if (st = PutMeta(store); !st.ok()) return st;
+  for (uint32_t g = 0; g < groups_.size(); ++g) {
+    for (uint32_t id : groups_[g].index) {
+      KeyEntry& entry = entries_[id];
+      entry.stored = false;
+      bool any = false;
+      for (size_t i = 0; i < groups_[g].rules.size() && !any; ++i) {
+        any = Needed(*states_[groups_[g].rules[i]].program, entry.rules[i].runs, watermark_);
+      }
+      if (!any) continue;  // no record, and no delete of one the store does not hold
+      if (st = PutKey(store, g, entry.key, &entry, &entry.stored); !st.ok()) return st;
+    }
+  }
+  for (auto [id, gen] : dirty_) {
+    if (entries_[id].generation == gen) entries_[id].dirty = false;
+  }
+  dirty_.clear();
+  forgotten_.clear();
+  return Status::Ok();
+}
+
+// Only what changed: the records of keys freed since the last save are
+// deleted, those of touched keys written, or deleted when no rule needs them
+// any more. A key the store holds no record of is not deleted.
+Status Engine::SaveChanges(StateStore* store) {
+  if (Status st = PutMeta(store); !st.ok()) return st;
+  bool wrote = false;
+  for (const auto& [group, key] : forgotten_) {
+    if (Status st = PutKey(store, group, key, nullptr, &wrote); !st.ok()) return st;
+  }
+  forgotten_.clear();
+  for (auto [id, gen] : dirty_) {
+    KeyEntry& entry = entries_[id];
+    if (entry.generation != gen) continue;  // forgotten since, deleted above
+    entry.dirty = false;
+    const KeyGroup& group = groups_[entry.group];
+    bool any = false;
+    for (size_t i = 0; i < group.rules.size() && !any; ++i) {
+      any = Needed(*states_[group.rules[i]].program, entry.rules[i].runs, watermark_);
+    }
+    if (!any && !entry.stored) continue;
+    if (Status st = PutKey(store, entry.group, entry.key, &entry, &entry.stored); !st.ok()) return st;
+  }
+  dirty_.clear();
+  return Status::Ok();
+}
+
+// Load, in parts: the meta record, the reorder buffer, one key's record.
+// What the records hold is in STATE_FORMAT.md.
+Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* report) {
+  for (auto& g : groups_) g.index.clear();
+  entries_.clear();
+  free_entries_.clear();
+  dirty_.clear();
+  forgotten_.clear();
+  timers_ = {};
+  for (auto& d : deadlines_) d.clear();
+  buffer_ = {};
+  for (auto& r : stats_.rules) r.runs = 0;
+  Status result;
+  std::vector<uint32_t> loaded;
+  Status st = store.Scan("engine/", [&](std::string_view k, std::string_view v) {
+    if (!result.ok()) return;
+    if (k == "engine/meta") {
+      result = LoadMeta(v);
+    } else if (k == "engine/buffer") {
+      result = LoadBuffer(v, decoder);
+    } else if (k.substr(0, 9) == "engine/k/") {
+      // A record of format version 1 (one per rule and key): not loaded.
+      CountDropped(report, CountStoredRuns(v), false);
+      if (report) report->stale_keys.emplace_back(k);
+    } else if (k.substr(0, 9) == "engine/g/") {
+      result = LoadKey(k, v, decoder, report, &loaded);
+    }
+  });
+  if (!st.ok()) return st;
+  // Keys load in key order; closings must come in deadline order.
+  for (auto& d : deadlines_) {
+    std::stable_sort(d.begin(), d.end(), [](const Deadline& a, const Deadline& b) { return a.at < b.at; });
+  }
+  for (uint32_t id : loaded) MaybeForget(id, watermark_);
+  return result;
+}
+
+void Engine::CountDropped(LoadReport* report, uint64_t runs, bool removed) {
+  if (!report) return;
+  ++report->keys_dropped;
+  (removed ? report->runs_removed : report->runs_changed) += runs;
+}
+
+Status Engine::LoadMeta(std::string_view v) {
+  std::string_view in = v;
+  Reader r(&in);
+  watermark_ = r.Watermark();
+  max_ts_ = r.Watermark();
+  arrival_ = r.Varint();
+  seq_ = r.Varint();
+  return r.ok() ? Status::Ok() : Status::Corruption("bad engine/meta");
+}
+
+Status Engine::LoadBuffer(std::string_view v, EventDecoder* decoder) {
+  std::string_view in = v;
+  Reader r(&in);
+  uint64_t n = r.Varint();
+  for (uint64_t i = 0; i < n && r.ok(); ++i) {
+    auto ev = DecodeEvent(&in, decoder);
+    if (!ev.ok()) return ev.status();
+    buffer_.push(Buffered(std::move(ev).value()));
+  }
+  return Status::Ok();
+}
+
+// One key's record ("engine/g/<field>\0<key>"): the state of each rule still
+// keyed on that field and unchanged is loaded, with its closings; the rest is
+// counted as dropped, and the key rewritten (or forgotten) at the next save.
+Status Engine::LoadKey(std::string_view k, std::string_view v, EventDecoder* decoder, LoadReport* report,
+                       std::vector<uint32_t>* loaded) {
+  std::string_view rest = k.substr(9);
+  size_t nul = rest.find('\0');
+  if (nul == std::string_view::npos) return Status::Corruption("bad state key");
+  std::string_view field = rest.substr(0, nul), key = rest.substr(nul + 1);
+  uint32_t g = 0;
+  while (g < groups_.size() && groups_[g].field != field) ++g;
+  // The rule a section belongs to, if it is still keyed on this field.
+  auto rule_of = [&](std::string_view name) -> int {
+    if (g == groups_.size()) return -1;
+    for (uint32_t pos = 0; pos < groups_[g].rules.size(); ++pos) {
+      if (states_[groups_[g].rules[pos]].program->name == name) return static_cast<int>(pos);
+    }
+    return -1;
+  };
+  auto rec = DecodeKeyRecord(v, decoder, [&](std::string_view name) -> const nfa::Program* {
+    int pos = rule_of(name);
+    return pos < 0 ? nullptr : states_[groups_[g].rules[static_cast<size_t>(pos)]].program;
+  });
+  if (!rec.ok()) return rec.status();
+  uint32_t id = UINT32_MAX;
+  bool dropped = false;
+  for (auto& sr : rec.value()) {
+    int pos = rule_of(sr.rule);
+    if (!sr.loaded) {
+      CountDropped(report, sr.stored_runs, pos < 0);  // the rule changed or is gone: its partial matches go
+      dropped = true;
+      continue;
+    }
+    if (id == UINT32_MAX) {
+      id = NewEntry(g, key);
+      loaded->push_back(id);
+    }
+    uint32_t r = groups_[g].rules[static_cast<size_t>(pos)];
+    RuleState& rs = states_[r];
+    KeyState& ks = entries_[id].rules[rs.pos];
+    ks.runs = std::move(sr.runs);
+    stats_.rules[r].runs += static_cast<int64_t>(ks.runs.runs.size());
+    if (rs.silent) {
+      if (!ks.runs.empty()) {
+        ks.armed_at = rs.matcher.NextDeadline(ks.runs);
+        deadlines_[r].push_back(Deadline{ks.armed_at, id, entries_[id].generation});
+      }
+    } else {
+      for (const auto& run : ks.runs.runs) {
+        deadlines_[r].push_back(Deadline{run.first_ts + rs.program->within, id, entries_[id].generation});
+      }
+    }
+    Schedule(id, r, watermark_);
+  }
+  if (id == UINT32_MAX) {
+    if (report && dropped) report->stale_keys.emplace_back(k);  // nothing of it is kept
+  } else {
+    entries_[id].stored = true;
+    if (dropped) MarkDirty(id);  // rewritten without the dropped rules at the next save
+  }
+  return Status::Ok();
+}
+
+}  // namespace cepheus::engine
