@@ -35,7 +35,7 @@ Status ReadWholeFile(const std::string& path, std::string* out, size_t spare) {
       close();
       return Status::IoError(fmt::format("cannot read {}: it is a directory", name));
     }
-    if (S_ISREG(st.st_mode) && st.st_size > 0) out->reserve(out->size() + static_cast<size_t>(st.st_size) + spare + 1);
+    if (regular && st.st_size > 0) out->reserve(out->size() + static_cast<size_t>(st.st_size) + spare + 1);
   }
   // A regular file straight into the string while it has room (one read),
   // then through a small block, so that reaching the end of a file read whole

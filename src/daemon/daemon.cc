@@ -271,8 +271,9 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
 // the partition's keys in LMDB are replaced by the changelog's.
 Status Daemon::CatchUpFromChangelog(const std::string& topic, int32_t partition,
                                     const std::map<std::string, std::string>& log) {
-  std::string prefix = Prefix(topic, partition);
-  auto in_log = log.find(prefix + "offset");
+  const std::string prefix = Prefix(topic, partition);
+  const std::string offset_key = prefix + "offset";
+  auto in_log = log.find(offset_key);
   if (in_log == log.end()) return Status::Ok();  // the changelog knows nothing newer
   auto parsed_log = ParseOffset(in_log->second);
   if (!parsed_log.ok()) {
@@ -284,7 +285,7 @@ Status Daemon::CatchUpFromChangelog(const std::string& topic, int32_t partition,
   Status bad;
   Status st = store_->Scan(prefix, [&](std::string_view k, std::string_view v) {
     local_keys.emplace_back(k);
-    if (k != prefix + "offset") return;
+    if (k != offset_key) return;
     auto n = ParseOffset(v);
     if (n.ok()) local_offset = n.value();
     else bad = n.status();  // a damaged local offset: the changelog's copy wins

@@ -100,10 +100,8 @@ Value Scalar(simdjson::dom::element el) {
   }
 }
 
-
 // The event time: integer epoch milliseconds (a whole double too) or an
-// RFC 3339 string, within half the range of Millis (so that adding any
-// window to it cannot overflow).
+// RFC 3339 string, within InEventTimeRange.
 Result<Millis> EventTime(simdjson::dom::element ts_el, const std::string& name) {
   Millis ts;
   int64_t ts_i;
@@ -117,7 +115,7 @@ Result<Millis> EventTime(simdjson::dom::element ts_el, const std::string& name) 
   } else if (!ts_el.get_double().get(ts_d) && std::isfinite(ts_d) && ts_d == std::floor(ts_d)) {
     // Range first: converting a double beyond int64 is undefined (found by
     // event_decoder_fuzz: "ts": 1e300).
-    if (ts_d > static_cast<double>(kMaxTime / 2) || ts_d < static_cast<double>(kMinTime / 2)) {
+    if (ts_d > static_cast<double>(kMaxEventTime) || ts_d < static_cast<double>(kMinEventTime)) {
       return Status::InvalidArgument(fmt::format("'{}' is out of range", name));
     }
     ts = static_cast<Millis>(ts_d);
@@ -129,9 +127,7 @@ Result<Millis> EventTime(simdjson::dom::element ts_el, const std::string& name) 
     return Status::InvalidArgument(
         fmt::format("'{}' is not an integer of epoch milliseconds or an RFC 3339 string", name));
   }
-  if (ts > kMaxTime / 2 || ts < kMinTime / 2) {
-    return Status::InvalidArgument(fmt::format("'{}' is out of range", name));
-  }
+  if (!InEventTimeRange(ts)) return Status::InvalidArgument(fmt::format("'{}' is out of range", name));
   return ts;
 }
 

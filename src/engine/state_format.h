@@ -14,6 +14,9 @@
 
 namespace cepheus::engine {
 
+// Signed numbers zig-zag encoded, so that small negative ones stay short.
+inline uint64_t ZigZag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+
 inline void PutVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
     out->push_back(static_cast<char>(v | 0x80));
@@ -21,9 +24,7 @@ inline void PutVarint(std::string* out, uint64_t v) {
   }
   out->push_back(static_cast<char>(v));
 }
-inline void PutSigned(std::string* out, int64_t v) {
-  PutVarint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
-}
+inline void PutSigned(std::string* out, int64_t v) { PutVarint(out, ZigZag(v)); }
 
 // Writing into room reserved beforehand: no capacity check per byte.
 inline char* PutVarint(char* p, uint64_t v) {
@@ -34,9 +35,7 @@ inline char* PutVarint(char* p, uint64_t v) {
   *p++ = static_cast<char>(v);
   return p;
 }
-inline char* PutSigned(char* p, int64_t v) {
-  return PutVarint(p, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
-}
+inline char* PutSigned(char* p, int64_t v) { return PutVarint(p, ZigZag(v)); }
 inline char* PutString(char* p, std::string_view s) {
   p = PutVarint(p, s.size());
   if (!s.empty()) std::memcpy(p, s.data(), s.size());
@@ -67,13 +66,13 @@ class Reader {
   // window to it cannot overflow); anything else is a damaged record.
   Millis Time() {
     Millis t = Signed();
-    if (t > kMaxTime / 2 || t < kMinTime / 2) return Fail();
+    if (!InEventTimeRange(t)) return Fail();
     return t;
   }
   // A watermark: an event time, or one of the two sentinels.
   Millis Watermark() {
     Millis t = Signed();
-    if (t != kMinTime && t != kMaxTime && (t > kMaxTime / 2 || t < kMinTime / 2)) return Fail();
+    if (t != kMinTime && t != kMaxTime && !InEventTimeRange(t)) return Fail();
     return t;
   }
   std::string_view String() {

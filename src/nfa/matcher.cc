@@ -345,16 +345,15 @@ void Matcher::AdvanceRuns(std::vector<Run>& runs, const EventRef& ep) const {
     }
   }
   runs.resize(w);
-
 }
 
 void Matcher::StartRun(KeyRuns& k, const EventRef& ep) const {
   const Event& e = *ep;
   std::vector<Run>& runs = k.runs;
   std::vector<Run>& completed = completed_;
-  // Start a new run with e. It is built in place at the end of `runs` (after
-  // every fork merged below), the common case, and taken out again only when
-  // it completes at once or is refused.
+  // Start a new run with e. It is built in place at the end of `runs` (the
+  // forks are merged in front of it by MergeForks), the common case, and
+  // taken out again only when it completes at once or is refused.
   bool starts = !(p_->skip == dsl::SkipPolicy::kPastLast && !completed.empty()) && Fits(0, e, nullptr);
   if (p_->prefix > 0) {
     // Every prefix run left takes e (PrefixBefore), and e starts one.
@@ -378,39 +377,38 @@ void Matcher::StartRun(KeyRuns& k, const EventRef& ep) const {
   }
 }
 
+// The forks of AdvanceRuns: extra[j] goes before the run at position
+// extra_at_[j] (a run StartRun began is the last, after the forks placed at
+// the end).
 void Matcher::MergeForks(std::vector<Run>& runs) const {
   std::vector<Run>& extra = next_;
-  if (!extra.empty()) {
-    // Merge: extra[j] goes before the run at position extra_at_[j] (a run
-    // started above is the last, after the forks placed at the end).
-    if (extra.size() == 1 && extra_at_[0] == runs.size()) {
-      runs.push_back(std::move(extra[0]));
-    } else {
-      std::vector<Run> merged;
-      merged.reserve(runs.size() + extra.size());
-      size_t j = 0;
-      for (size_t r = 0; r <= runs.size(); ++r) {
-        while (j < extra.size() && extra_at_[j] == r) merged.push_back(std::move(extra[j++]));
-        if (r < runs.size()) merged.push_back(std::move(runs[r]));
-      }
-      runs.swap(merged);
-    }
+  if (extra.empty()) return;
+  if (extra.size() == 1 && extra_at_[0] == runs.size()) {
+    runs.push_back(std::move(extra[0]));
+    return;
   }
-
+  std::vector<Run> merged;
+  merged.reserve(runs.size() + extra.size());
+  size_t j = 0;
+  for (size_t r = 0; r <= runs.size(); ++r) {
+    while (j < extra.size() && extra_at_[j] == r) merged.push_back(std::move(extra[j++]));
+    if (r < runs.size()) merged.push_back(std::move(runs[r]));
+  }
+  runs.swap(merged);
 }
 
+// Past `limit`, the oldest runs go: the key's Runs first, then the prefix's.
 void Matcher::EnforceLimit(KeyRuns& k, MatchStats* stats) const {
+  if (k.size() <= static_cast<size_t>(p_->limit)) return;
   std::vector<Run>& runs = k.runs;
-  if (k.size() > static_cast<size_t>(p_->limit)) {
-    size_t drop = k.size() - static_cast<size_t>(p_->limit);
-    stats->evicted += drop;
-    size_t from_runs = std::min(drop, runs.size());
-    runs.erase(runs.begin(), runs.begin() + static_cast<std::ptrdiff_t>(from_runs));
-    for (size_t d = from_runs; d < drop; ++d) {
-      k.prefix.alive &= static_cast<uint8_t>(k.prefix.alive - 1);  // the oldest live one
-    }
-    k.prefix.TrimDead();
+  size_t drop = k.size() - static_cast<size_t>(p_->limit);
+  stats->evicted += drop;
+  size_t from_runs = std::min(drop, runs.size());
+  runs.erase(runs.begin(), runs.begin() + static_cast<std::ptrdiff_t>(from_runs));
+  for (size_t d = from_runs; d < drop; ++d) {
+    k.prefix.alive &= static_cast<uint8_t>(k.prefix.alive - 1);  // the oldest live one
   }
+  k.prefix.TrimDead();
 }
 
 void Matcher::CloseWindows(KeyRuns& k, Millis t, std::vector<Match>* out) const {

@@ -15,6 +15,12 @@ namespace cepheus {
 using Millis = int64_t;
 inline constexpr Millis kMaxTime = std::numeric_limits<int64_t>::max() / 4;
 inline constexpr Millis kMinTime = std::numeric_limits<int64_t>::min() / 4;
+// The event times accepted from input (the decoder) and from stored state:
+// half the range of Millis either way, so that adding any window (or a
+// duration up to 100 years) to one cannot overflow.
+inline constexpr Millis kMaxEventTime = kMaxTime / 2;
+inline constexpr Millis kMinEventTime = kMinTime / 2;
+inline constexpr bool InEventTimeRange(Millis t) { return t >= kMinEventTime && t <= kMaxEventTime; }
 
 // Parses "<digits><unit>" with unit ms, s, m, h or d. Returns nullopt when the
 // text is not exactly that or the value overflows 100 years.
