@@ -38,6 +38,8 @@
 
 #include <fmt/format.h>
 
+#include "cepheus/engine/event_decoder.h"
+#include "cepheus/engine/pump.h"
 #include "cepheus/state/prefix_store.h"
 #include "cepheus/version.h"
 #include "cepheus/daemon/rules_loader.h"
@@ -110,14 +112,30 @@ class TeeStore : public engine::StateStore {
   int32_t partition_;
 };
 
+// What the last engine call of a partition produced; Publish sends it to
+// Kafka right after, in the open transaction, and empties it.
+class Outbox : public engine::AlertSink {
+ public:
+  void Publish(const engine::Alert& alert) override { alerts.push_back(alert); }
+  void Late(const nfa::Event& event) override { late.emplace_back(event.raw); }
+  void Clear() {
+    alerts.clear();
+    late.clear();
+  }
+  std::vector<engine::Alert> alerts;
+  std::vector<std::string> late;  // late events, as received
+};
+
 }  // namespace
 
 struct Daemon::Part {
   std::string topic;
   int32_t partition = 0;
-  engine::CollectingSink sink;  // what the last engine call produced
+  Outbox outbox;  // what the last engine call produced
   std::unique_ptr<engine::EventDecoder> decoder;
   std::unique_ptr<engine::Engine> engine;
+  std::unique_ptr<engine::Pump> pump;  // decoder -> engine; a refused record's reason in `refused`
+  std::string refused;
   int64_t next_offset = -1;     // after the last record handled
   int64_t suppress_until = -1;  // records below were published before a crash
   int64_t assigned_from = -1;   // where reading started at assignment (-1: the group's position)
@@ -231,7 +249,18 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
   p.decoder = std::make_unique<engine::EventDecoder>(rules_, config_.events);
   engine::EngineOptions eo;
   eo.out_of_order = config_.out_of_order;
-  p.engine = std::make_unique<engine::Engine>(rules_, eo, &p.sink);
+  p.outbox.Clear();
+  p.engine = std::make_unique<engine::Engine>(rules_, eo, &p.outbox);
+  // The pump only notes why a record was refused: Handle sends the dead
+  // letter after Feed returns (a failed send aborts, which rebuilds the pump).
+  p.pump = std::make_unique<engine::Pump>(
+      p.decoder.get(), p.engine.get(),
+      [&p](std::string_view, const nfa::Position&, const Status& why) { p.refused = why.message(); },
+      [this, &p](const nfa::Event& e) {
+        if (e.ts <= p.last_wall + config_.max_future_skew) return Status::Ok();
+        return Status::InvalidArgument(fmt::format("time {} is more than {} ahead of the wall clock", e.ts,
+                                                   FormatDuration(config_.max_future_skew)));
+      });
   std::string prefix = Prefix(p.topic, p.partition);
   state::PrefixStore view(store_.get(), prefix);
   engine::Engine::LoadReport report;
@@ -388,7 +417,7 @@ void Daemon::OnRevoked(const std::vector<io::TopicOffset>& partitions, bool lost
 
 void Daemon::Publish(Part& p, int64_t offset, Millis source_time) {
   bool replaying = offset >= 0 && offset < p.suppress_until;
-  for (const auto& a : p.sink.alerts) {
+  for (const auto& a : p.outbox.alerts) {
     if (replaying) continue;
     if (Status st = producer_->Produce(config_.kafka.alerts_topic, a.key, a.json); !st.ok()) {
       Abort(st.message());
@@ -399,9 +428,9 @@ void Daemon::Publish(Part& p, int64_t offset, Millis source_time) {
     if (source_time > 0) uncommitted_alert_times_.push_back(source_time);
     if (on_alert_) on_alert_(a);
   }
-  late_events_ += p.sink.late.size();
+  late_events_ += p.outbox.late.size();
   if (!config_.kafka.late_topic.empty() && !replaying) {
-    for (const auto& l : p.sink.late_events) {
+    for (const auto& l : p.outbox.late) {
       // Lost late events would be lost input: as for an alert, the batch is
       // aborted and read again.
       if (Status st = producer_->Produce(config_.kafka.late_topic, "", l); !st.ok()) {
@@ -410,7 +439,7 @@ void Daemon::Publish(Part& p, int64_t offset, Millis source_time) {
       }
     }
   }
-  p.sink.Clear();
+  p.outbox.Clear();
 }
 
 void Daemon::Handle(engine::RawRecord& r) {
@@ -426,28 +455,19 @@ void Daemon::Handle(engine::RawRecord& r) {
   p.last_wall = turn_wall_;
   dirty_ = true;
   bool padded = r.payload.capacity() >= r.payload.size() + engine::kPayloadPadding;
-  auto ev = p.decoder->Decode(r.payload, r.pos, padded);
-  std::string reason;
-  if (!ev.ok()) {
-    reason = ev.status().message();
-  } else if (ev.value()->ts > p.last_wall + config_.max_future_skew) {
-    reason = fmt::format("time {} is more than {} ahead of the wall clock", ev.value()->ts,
-                         FormatDuration(config_.max_future_skew));
-  }
-  if (!reason.empty()) {
-    metrics_->CountMalformed(1);
-    ++malformed_;
-    if (r.pos.offset < p.suppress_until) return;
-    Status st = producer_->Produce(config_.kafka.dead_letter_topic, "", r.payload,
-                                   {{"cepheus.error", reason},
-                                    {"cepheus.origin.topic", r.pos.topic},
-                                    {"cepheus.origin.partition", std::to_string(r.pos.partition)},
-                                    {"cepheus.origin.offset", std::to_string(r.pos.offset)}});
-    if (!st.ok()) Abort(st.message());
+  if (p.pump->Feed(r.payload, r.pos, padded)) {
+    Publish(p, r.pos.offset, r.source_time);
     return;
   }
-  p.engine->Push(std::move(ev).value());
-  Publish(p, r.pos.offset, r.source_time);
+  metrics_->CountMalformed(1);
+  ++malformed_;
+  if (r.pos.offset < p.suppress_until) return;
+  Status st = producer_->Produce(config_.kafka.dead_letter_topic, "", r.payload,
+                                 {{"cepheus.error", p.refused},
+                                  {"cepheus.origin.topic", r.pos.topic},
+                                  {"cepheus.origin.partition", std::to_string(r.pos.partition)},
+                                  {"cepheus.origin.offset", std::to_string(r.pos.offset)}});
+  if (!st.ok()) Abort(st.message());
 }
 
 bool Daemon::Commit() {

@@ -17,6 +17,7 @@
 #include "cepheus/dsl/parser.h"
 #include "dsl/ast.h"
 #include "dsl/checker.h"
+#include "dsl/clauses.h"
 
 namespace cepheus::dsl {
 namespace {
@@ -413,11 +414,10 @@ std::optional<Rule> RuleChecker::Check(const ast::Rule& in) {
                                    rule.name, file_.Locate(it->second->begin).line));
     }
   }
-  for (const char* required : {"key", "match", "within"}) {
-    if (!seen.count(required)) {
-      Error(rule.name_span,
-            fmt::format("rule '{}' has no '{}' clause (key, match and within are required)",
-                        rule.name, required));
+  for (const auto& c : kClauses) {
+    if (c.required && !seen.count(std::string(c.word))) {
+      Error(rule.name_span, fmt::format("rule '{}' has no '{}' clause ({} are required)", rule.name, c.word,
+                                        ClauseList(true)));
     }
   }
   CheckSettings(seen, &rule);

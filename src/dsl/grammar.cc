@@ -14,6 +14,7 @@
 
 #include "cepheus/dsl/parser.h"
 #include "dsl/grammar.h"
+#include "dsl/clauses.h"
 #include "dsl/grammar_def.h"
 
 namespace cepheus::dsl {
@@ -47,13 +48,9 @@ const char* SkipSpace(const char* p, const char* end) {
   return p;
 }
 
-constexpr std::string_view kClauseWords[] = {"description", "severity", "key",   "match",
-                                            "where",       "within",   "skip",  "cooldown",
-                                            "limit",       "emit",     "tags"};
-
 bool AtClause(const char* p, const char* end) {
-  for (auto w : kClauseWords) {
-    if (AtWord(p, end, w)) return true;
+  for (const auto& c : kClauses) {
+    if (AtWord(p, end, c.word)) return true;
   }
   return false;
 }
@@ -192,9 +189,7 @@ std::vector<ast::Rule> ParseRules(const SourceFile& file, DiagnosticSink* diags)
         continue;
       }
       if (IsWordChar(*it)) {
-        error_at(it, fmt::format("unknown clause {} (expected description, severity, key, match, "
-                                 "where, within, skip, cooldown, limit, emit or tags)",
-                                 TokenAt(it, end)));
+        error_at(it, fmt::format("unknown clause {} (expected {})", TokenAt(it, end), ClauseList(false)));
       } else {
         error_at(it, fmt::format("unexpected {} after a clause", TokenAt(it, end)));
       }

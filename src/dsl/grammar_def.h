@@ -16,6 +16,7 @@
 
 #include "dsl/ast.h"
 #include "dsl/ast_adapted.h"
+#include "dsl/clauses.h"
 #include "dsl/config.h"
 
 namespace cepheus::dsl::grammar {
@@ -242,9 +243,13 @@ const auto expr_def = and_expr >> *or_operation;
 // A bare event type cannot be a clause keyword, so a pattern that stops early
 // ("match a: x ->" then "within 1m") reads as a missing step, not as a step of
 // type "within".
-inline const auto clause_keyword = kw("description") | kw("severity") | kw("key") | kw("match") |
-                                   kw("where") | kw("within") | kw("skip") | kw("cooldown") |
-                                   kw("limit") | kw("emit") | kw("tags") | kw("rule");
+inline const x3::symbols<x3::unused_type> clause_words = [] {
+  x3::symbols<x3::unused_type> words;
+  for (const auto& c : kClauses) words.add(c.word);
+  words.add("rule");
+  return words;
+}();
+inline const auto clause_keyword = lexeme[clause_words >> !(alnum | '_')];
 const auto types_list_def = ('(' > (name_str % '|') > ')') | x3::repeat(1)[!clause_keyword >> name_str];
 const auto types_def = types_raw;
 const auto types_raw_def = types_list[set_names];

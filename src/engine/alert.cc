@@ -4,12 +4,13 @@
 // position (topic, partition, offset) of every bound event in pattern order,
 // each field length-prefixed so no two inputs collide by concatenation. A
 // redelivered event keeps its position, so a re-detected alert keeps its id.
+#include "engine/alert.h"
+
 #include <xxhash.h>
 
 #include <fmt/format.h>
 
 #include "cepheus/common/json_writer.h"
-#include "cepheus/engine/engine.h"
 
 namespace cepheus::engine {
 namespace {

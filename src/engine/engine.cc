@@ -24,7 +24,8 @@
 // gives the spec's "windows and events in time order". An entry is freed as
 // soon as no rule needs it, so state is bounded by the live windows (plus
 // cooldowns).
-#include "cepheus/engine/engine.h"
+#include "engine/engine_impl.h"
+#include "engine/alert.h"
 
 #include <fmt/format.h>
 
@@ -35,7 +36,7 @@ constexpr size_t kCompactMin = 4096;  // a closing FIFO is never compacted below
 
 }  // namespace
 
-Engine::Engine(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions options,
+EngineImpl::EngineImpl(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions options,
                AlertSink* sink)
     : rules_(std::move(rules)), options_(options), sink_(sink) {
   for (const auto& p : rules_->programs) {
@@ -62,21 +63,21 @@ Engine::Engine(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions 
   compact_at_.resize(states_.size(), kCompactMin);
 }
 
-Engine::~Engine() = default;
+EngineImpl::~EngineImpl() = default;
 
-int64_t Engine::active_keys() const {
+int64_t EngineImpl::active_keys() const {
   int64_t n = 0;
   for (const auto& g : groups_) n += static_cast<int64_t>(g.index.size());
   return n;
 }
 
-int64_t Engine::active_runs() const {
+int64_t EngineImpl::active_runs() const {
   int64_t n = 0;
   for (const auto& r : stats_.rules) n += r.runs;
   return n;
 }
 
-void Engine::Push(nfa::EventRef e) {
+void EngineImpl::Push(nfa::EventRef e) {
   ++stats_.received;
   e->arrival = ++arrival_;
   if (e->ts < watermark_) {
@@ -92,13 +93,13 @@ void Engine::Push(nfa::EventRef e) {
   Drain();
 }
 
-void Engine::AdvanceWatermark(Millis w) {
+void EngineImpl::AdvanceWatermark(Millis w) {
   if (w <= watermark_) return;
   watermark_ = w;
   Drain();
 }
 
-void Engine::Drain() {
+void EngineImpl::Drain() {
   while (!buffer_.empty() && buffer_.top().ts <= watermark_) {
     nfa::EventRef e = buffer_.top().e;
     buffer_.pop();
@@ -111,7 +112,7 @@ void Engine::Drain() {
   CloseUntil(watermark_);
 }
 
-void Engine::CloseUntil(Millis t) {
+void EngineImpl::CloseUntil(Millis t) {
   for (;;) {
     // The earliest pending closing: the fronts of the per-rule FIFOs, then the
     // wake-up heap (ties: rule order, deadlines before wake-ups).
@@ -149,7 +150,7 @@ void Engine::CloseUntil(Millis t) {
   }
 }
 
-void Engine::Fire(uint32_t id, uint32_t generation, uint32_t rule, Millis at) {
+void EngineImpl::Fire(uint32_t id, uint32_t generation, uint32_t rule, Millis at) {
   KeyEntry& entry = entries_[id];
   if (entry.generation != generation) return;  // the key is gone
   RuleState& rs = states_[rule];
@@ -168,7 +169,7 @@ void Engine::Fire(uint32_t id, uint32_t generation, uint32_t rule, Millis at) {
   MaybeForget(id, at + 1);
 }
 
-void Engine::Arm(uint32_t id, uint32_t rule, Millis at) {
+void EngineImpl::Arm(uint32_t id, uint32_t rule, Millis at) {
   KeyEntry& entry = entries_[id];
   entry.rules[states_[rule].pos].armed_at = at;
   auto& fifo = deadlines_[rule];
@@ -179,14 +180,14 @@ void Engine::Arm(uint32_t id, uint32_t rule, Millis at) {
   }
 }
 
-void Engine::MarkDirty(uint32_t id) {
+void EngineImpl::MarkDirty(uint32_t id) {
   KeyEntry& entry = entries_[id];
   if (entry.dirty) return;
   entry.dirty = true;
   dirty_.emplace_back(id, entry.generation);
 }
 
-uint32_t Engine::NewEntry(uint32_t group, std::string_view key) {
+uint32_t EngineImpl::NewEntry(uint32_t group, std::string_view key) {
   uint32_t id;
   if (!free_entries_.empty()) {
     id = free_entries_.back();
@@ -203,7 +204,7 @@ uint32_t Engine::NewEntry(uint32_t group, std::string_view key) {
   return id;
 }
 
-void Engine::Evaluate(const nfa::EventRef& e) {
+void EngineImpl::Evaluate(const nfa::EventRef& e) {
   e->seq = ++seq_;
   ++stats_.evaluated;
   for (uint32_t g = 0; g < groups_.size(); ++g) {
@@ -250,7 +251,7 @@ void Engine::Evaluate(const nfa::EventRef& e) {
   }
 }
 
-void Engine::CompactDeadlines(uint32_t rule) {
+void EngineImpl::CompactDeadlines(uint32_t rule) {
   // From the back: an entry is the key's last one when the key is not marked
   // yet. Dropping an entry that closes nothing skips only a Fire that would
   // close no window, publish nothing and leave the key as it is. A key's last
@@ -272,12 +273,12 @@ void Engine::CompactDeadlines(uint32_t rule) {
   compact_at_[rule] = std::max(kCompactMin, 2 * fifo.size());
 }
 
-bool Engine::Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const {
+bool EngineImpl::Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const {
   if (!k.empty()) return true;
   return p.cooldown > 0 && k.alerted && k.last_alert + p.cooldown > now;
 }
 
-void Engine::Schedule(uint32_t id, uint32_t rule, Millis now) {
+void EngineImpl::Schedule(uint32_t id, uint32_t rule, Millis now) {
   const RuleState& rs = states_[rule];
   KeyEntry& entry = entries_[id];
   KeyState& ks = entry.rules[rs.pos];
@@ -292,7 +293,7 @@ void Engine::Schedule(uint32_t id, uint32_t rule, Millis now) {
   }
 }
 
-void Engine::MaybeForget(uint32_t id, Millis now) {
+void EngineImpl::MaybeForget(uint32_t id, Millis now) {
   KeyEntry& entry = entries_[id];
   KeyGroup& group = groups_[entry.group];
   for (size_t i = 0; i < entry.rules.size(); ++i) {
@@ -307,7 +308,7 @@ void Engine::MaybeForget(uint32_t id, Millis now) {
   free_entries_.push_back(id);
 }
 
-void Engine::Publish(uint32_t rule, const std::string& key, std::vector<nfa::Match>* matches) {
+void EngineImpl::Publish(uint32_t rule, const std::string& key, std::vector<nfa::Match>* matches) {
   const nfa::Program& p = *states_[rule].program;
   for (const auto& m : *matches) {
     if (m.suppressed) {
@@ -320,25 +321,22 @@ void Engine::Publish(uint32_t rule, const std::string& key, std::vector<nfa::Mat
   }
 }
 
-Result<PumpCounts> Pump(EventSource* source, EventDecoder* decoder, Engine* engine,
-                        const std::function<void(const RawRecord&, const Status&)>& on_malformed) {
-  PumpCounts counts;
-  for (;;) {
-    auto next = source->Next();
-    if (!next.ok()) return next.status();
-    if (!next.value()) break;
-    const RawRecord& r = *next.value();
-    ++counts.records;
-    auto ev = decoder->Decode(r.payload, r.pos);
-    if (!ev.ok()) {
-      ++counts.malformed;
-      if (on_malformed) on_malformed(r, ev.status());
-      continue;
-    }
-    engine->Push(std::move(ev).value());
-  }
-  engine->Finish();
-  return counts;
+// ---- Engine: the public face ----------------------------------------------
+
+Engine::Engine(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions options, AlertSink* sink)
+    : impl_(std::make_unique<EngineImpl>(std::move(rules), options, sink)) {}
+Engine::~Engine() = default;
+void Engine::Push(nfa::EventRef e) { impl_->Push(std::move(e)); }
+void Engine::AdvanceWatermark(Millis w) { impl_->AdvanceWatermark(w); }
+Millis Engine::watermark() const { return impl_->watermark(); }
+const EngineStats& Engine::stats() const { return impl_->stats(); }
+int64_t Engine::active_keys() const { return impl_->active_keys(); }
+int64_t Engine::active_runs() const { return impl_->active_runs(); }
+size_t Engine::buffered() const { return impl_->buffered(); }
+Status Engine::Save(StateStore* store) { return impl_->Save(store); }
+Status Engine::SaveChanges(StateStore* store) { return impl_->SaveChanges(store); }
+Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* report) {
+  return impl_->Load(store, decoder, report);
 }
 
 }  // namespace cepheus::engine

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include <fmt/format.h>
+#include <simdjson.h>
 
 #include "cepheus/common/json_writer.h"
 #include "cepheus/engine/seams.h"
@@ -24,16 +25,43 @@ static_assert(kPayloadPadding >= simdjson::SIMDJSON_PADDING, "record sources mus
 
 using nfa::Value;
 
+// The decoder's insides, out of the public header so that it needs neither
+// simdjson's headers nor its build flags.
+struct EventDecoder::Impl {
+  // The FieldTable as a trie over path segments, so one pass over an event's
+  // members finds every slot (no lookup per path).
+  struct Node {
+    std::string name;
+    int slot = -1;              // a path ends here
+    std::vector<Node> children;
+  };
+  struct Pending {
+    int slot;
+    simdjson::dom::element el;
+  };
+  Impl(std::shared_ptr<const nfa::CompiledRuleSet> r, EventFieldNames n) : rules(std::move(r)), names(std::move(n)) {}
+  Result<nfa::EventRef> Decode(std::string_view raw, const nfa::Position& pos, bool padded);
+  void Collect(simdjson::dom::object obj, const std::vector<Impl::Node>& nodes);
+  void Match(std::string_view key, simdjson::dom::element value, const std::vector<Impl::Node>& nodes);
+  size_t PendingTextBytes(size_t* arrays) const;
+
+  std::shared_ptr<const nfa::CompiledRuleSet> rules;
+  EventFieldNames names;
+  std::vector<Node> trie;
+  simdjson::dom::parser parser;
+  std::vector<Pending> pending;
+};
+
 EventDecoder::EventDecoder(std::shared_ptr<const nfa::CompiledRuleSet> rules, EventFieldNames names)
-    : rules_(std::move(rules)), names_(std::move(names)) {
-  const auto& paths = rules_->fields.paths();
+    : impl_(std::make_unique<Impl>(std::move(rules), std::move(names))) {
+  const auto& paths = impl_->rules->fields.paths();
   for (size_t slot = 0; slot < paths.size(); ++slot) {
-    std::vector<Node>* level = &trie_;
-    Node* node = nullptr;
+    std::vector<Impl::Node>* level = &impl_->trie;
+    Impl::Node* node = nullptr;
     for (const auto& part : paths[slot]) {
-      auto it = std::find_if(level->begin(), level->end(), [&](const Node& n) { return n.name == part; });
+      auto it = std::find_if(level->begin(), level->end(), [&](const Impl::Node& n) { return n.name == part; });
       if (it == level->end()) {
-        level->push_back(Node{part, -1, {}});
+        level->push_back(Impl::Node{part, -1, {}});
         it = level->end() - 1;
       }
       node = &*it;
@@ -41,6 +69,14 @@ EventDecoder::EventDecoder(std::shared_ptr<const nfa::CompiledRuleSet> rules, Ev
     }
     if (node != nullptr) node->slot = static_cast<int>(slot);
   }
+}
+
+EventDecoder::~EventDecoder() = default;
+
+const nfa::CompiledRuleSet& EventDecoder::rules() const { return *impl_->rules; }
+
+Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Position& pos, bool padded) {
+  return impl_->Decode(raw, pos, padded);
 }
 
 namespace {
@@ -53,17 +89,17 @@ inline bool SameName(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-void EventDecoder::Match(std::string_view key, simdjson::dom::element value, const std::vector<Node>& nodes) {
-  for (const Node& n : nodes) {
+void EventDecoder::Impl::Match(std::string_view key, simdjson::dom::element value, const std::vector<Impl::Node>& nodes) {
+  for (const Impl::Node& n : nodes) {
     if (!SameName(n.name, key)) continue;
-    if (n.slot >= 0) pending_.push_back({n.slot, value});
+    if (n.slot >= 0) pending.push_back({n.slot, value});
     simdjson::dom::object inner;
     if (!n.children.empty() && !value.get_object().get(inner)) Collect(inner, n.children);
     return;
   }
 }
 
-void EventDecoder::Collect(simdjson::dom::object obj, const std::vector<Node>& nodes) {
+void EventDecoder::Impl::Collect(simdjson::dom::object obj, const std::vector<Impl::Node>& nodes) {
   for (auto field : obj) Match(field.key, field.value, nodes);
 }
 
@@ -135,9 +171,9 @@ Result<Millis> EventTime(simdjson::dom::element ts_el, const std::string& name) 
 
 // The bytes of the gathered fields' strings that do not fit in a Value (the
 // event keeps them in its text), and the number of arrays among them.
-size_t EventDecoder::PendingTextBytes(size_t* arrays) const {
+size_t EventDecoder::Impl::PendingTextBytes(size_t* arrays) const {
   size_t text_bytes = 0;
-  for (const auto& p : pending_) {
+  for (const auto& p : pending) {
     if (p.el.is_string()) {
       size_t n = p.el.get_string().value_unsafe().size();
       if (n > Value::kInline) text_bytes += n;
@@ -155,13 +191,13 @@ size_t EventDecoder::PendingTextBytes(size_t* arrays) const {
   return text_bytes;
 }
 
-Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Position& pos, bool padded) {
+Result<nfa::EventRef> EventDecoder::Impl::Decode(std::string_view raw, const nfa::Position& pos, bool padded) {
   raw = TrimRight(raw);
   if (raw.size() > kMaxEventBytes) {
     return Status::InvalidArgument(fmt::format("event is larger than {} bytes", kMaxEventBytes));
   }
   simdjson::dom::element root;
-  auto err = parser_.parse(raw.data(), raw.size(), !padded).get(root);
+  auto err = parser.parse(raw.data(), raw.size(), !padded).get(root);
   if (err) return Status::InvalidArgument(fmt::format("not valid JSON: {}", simdjson::error_message(err)));
   simdjson::dom::object obj;
   if (root.get_object().get(obj)) return Status::InvalidArgument("not a JSON object");
@@ -169,34 +205,34 @@ Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Posi
   // One pass over the members: the three roles (the first of a repeated
   // name, as at_key would find) and every field path the rules read (the
   // last of a repeated name wins, as in most parsers).
-  pending_.clear();
+  pending.clear();
   simdjson::dom::element type_el, ts_el, id_el;
   bool has_type = false, has_ts = false, has_id = false;
   for (auto field : obj) {
     std::string_view key = field.key;
-    if (!has_type && SameName(key, names_.type)) {
+    if (!has_type && SameName(key, names.type)) {
       type_el = field.value;
       has_type = true;
-    } else if (!has_ts && SameName(key, names_.time)) {
+    } else if (!has_ts && SameName(key, names.time)) {
       ts_el = field.value;
       has_ts = true;
-    } else if (!has_id && SameName(key, names_.id)) {
+    } else if (!has_id && SameName(key, names.id)) {
       id_el = field.value;
       has_id = true;
     }
-    Match(key, field.value, trie_);
+    Match(key, field.value, trie);
   }
   if (!has_type) {
-    return Status::InvalidArgument(fmt::format("no '{}' field (the event type)", names_.type));
+    return Status::InvalidArgument(fmt::format("no '{}' field (the event type)", names.type));
   }
   std::string_view type;
   if (type_el.get_string().get(type) || type.empty()) {
-    return Status::InvalidArgument(fmt::format("'{}' is not a non-empty string", names_.type));
+    return Status::InvalidArgument(fmt::format("'{}' is not a non-empty string", names.type));
   }
   if (!has_ts) {
-    return Status::InvalidArgument(fmt::format("no '{}' field (the event time)", names_.time));
+    return Status::InvalidArgument(fmt::format("no '{}' field (the event time)", names.time));
   }
-  auto time = EventTime(ts_el, names_.time);
+  auto time = EventTime(ts_el, names.time);
   if (!time.ok()) return time.status();
   const Millis ts = time.value();
   std::string_view id;
@@ -210,18 +246,18 @@ Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Posi
   // allocation) and the values with views into its text.
   size_t arrays = 0;
   size_t text_bytes = raw.size() + type.size() + id.size() + PendingTextBytes(&arrays);
-  nfa::EventRef ev(nfa::Event::New(rules_->fields.size(), text_bytes));
+  nfa::EventRef ev(nfa::Event::New(rules->fields.size(), text_bytes));
   ev->ts = ts;
   ev->raw = ev->Keep(raw);
   ev->type = ev->Keep(type);
-  ev->type_id = rules_->types.Find(type);
+  ev->type_id = rules->types.Find(type);
   ev->id = ev->Keep(id);
   ev->lists.reserve(arrays);  // Values point at these vectors: no reallocation after this
   auto rebase = [&](Value v) {
     if (v.kind == Value::Kind::kString && !v.is_inline_string()) v.chars = ev->Keep(v.str()).data();
     return v;
   };
-  for (const auto& p : pending_) {
+  for (const auto& p : pending) {
     if (p.el.is_array()) {
       ev->lists.emplace_back();
       simdjson::dom::array arr = p.el.get_array().value_unsafe();

@@ -9,13 +9,13 @@
 #include <string>
 #include <vector>
 
-#include "cepheus/engine/engine.h"
+#include "engine/engine_impl.h"
 #include "cepheus/engine/state_codec.h"
 #include "engine/state_format.h"
 
 namespace cepheus::engine {
 
-Status Engine::PutMeta(StateStore* store) const {
+Status EngineImpl::PutMeta(StateStore* store) const {
   std::string meta;
   PutSigned(&meta, watermark_);
   PutSigned(&meta, max_ts_);
@@ -34,7 +34,7 @@ Status Engine::PutMeta(StateStore* store) const {
 
 // Writes the record of one key: a section per rule that needs its state kept.
 // The key and the value are built in buffers kept by the engine.
-Status Engine::PutKey(StateStore* store, uint32_t group, std::string_view key, const KeyEntry* entry,
+Status EngineImpl::PutKey(StateStore* store, uint32_t group, std::string_view key, const KeyEntry* entry,
                       bool* wrote) {
   const KeyGroup& g = groups_[group];
   save_key_.assign("engine/g/");
@@ -60,7 +60,7 @@ Status Engine::PutKey(StateStore* store, uint32_t group, std::string_view key, c
   return store->Delete(save_key_);
 }
 
-Status Engine::Save(StateStore* store) {
+Status EngineImpl::Save(StateStore* store) {
   std::vector<std::string> old;
   Status st = store->Scan("engine/", [&](std::string_view k, std::string_view) { old.emplace_back(k); });
   if (!st.ok()) return st;
@@ -91,7 +91,7 @@ Status Engine::Save(StateStore* store) {
 // Only what changed: the records of keys freed since the last save are
 // deleted, those of touched keys written, or deleted when no rule needs them
 // any more. A key the store holds no record of is not deleted.
-Status Engine::SaveChanges(StateStore* store) {
+Status EngineImpl::SaveChanges(StateStore* store) {
   if (Status st = PutMeta(store); !st.ok()) return st;
   bool wrote = false;
   for (const auto& [group, key] : forgotten_) {
@@ -116,7 +116,7 @@ Status Engine::SaveChanges(StateStore* store) {
 
 // Load, in parts: the meta record, the reorder buffer, one key's record.
 // What the records hold is in STATE_FORMAT.md.
-Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* report) {
+Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadReport* report) {
   for (auto& g : groups_) g.index.clear();
   entries_.clear();
   free_entries_.clear();
@@ -151,13 +151,13 @@ Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* 
   return result;
 }
 
-void Engine::CountDropped(LoadReport* report, uint64_t runs, bool removed) {
+void EngineImpl::CountDropped(LoadReport* report, uint64_t runs, bool removed) {
   if (!report) return;
   ++report->keys_dropped;
   (removed ? report->runs_removed : report->runs_changed) += runs;
 }
 
-Status Engine::LoadMeta(std::string_view v) {
+Status EngineImpl::LoadMeta(std::string_view v) {
   std::string_view in = v;
   Reader r(&in);
   watermark_ = r.Watermark();
@@ -167,7 +167,7 @@ Status Engine::LoadMeta(std::string_view v) {
   return r.ok() ? Status::Ok() : Status::Corruption("bad engine/meta");
 }
 
-Status Engine::LoadBuffer(std::string_view v, EventDecoder* decoder) {
+Status EngineImpl::LoadBuffer(std::string_view v, EventDecoder* decoder) {
   std::string_view in = v;
   Reader r(&in);
   uint64_t n = r.Varint();
@@ -182,7 +182,7 @@ Status Engine::LoadBuffer(std::string_view v, EventDecoder* decoder) {
 // One key's record ("engine/g/<field>\0<key>"): the state of each rule still
 // keyed on that field and unchanged is loaded, with its closings; the rest is
 // counted as dropped, and the key rewritten (or forgotten) at the next save.
-Status Engine::LoadKey(std::string_view k, std::string_view v, EventDecoder* decoder, LoadReport* report,
+Status EngineImpl::LoadKey(std::string_view k, std::string_view v, EventDecoder* decoder, LoadReport* report,
                        std::vector<uint32_t>* loaded) {
   std::string_view rest = k.substr(9);
   size_t nul = rest.find('\0');

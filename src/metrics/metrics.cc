@@ -17,6 +17,9 @@
 
 #include <set>
 
+#include "cepheus/engine/engine.h"
+#include "cepheus/nfa/program.h"
+
 namespace cepheus::metrics {
 
 using prometheus::BuildCounter;

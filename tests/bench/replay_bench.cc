@@ -24,6 +24,8 @@
 
 #include "cepheus/dsl/parser.h"
 #include "cepheus/engine/engine.h"
+#include "cepheus/engine/event_decoder.h"
+#include "cepheus/engine/pump.h"
 #include "cepheus/nfa/program.h"
 
 using namespace cepheus;
@@ -62,7 +64,7 @@ void Keep(Measured* best, const Measured& m) {
   if (m.seconds < best->seconds) *best = m;
 }
 
-// Replay: decode, reorder, match, format alerts.
+// Replay: decode, reorder, match, format alerts (the Pump every command uses).
 Measured Replay(const std::shared_ptr<const nfa::CompiledRuleSet>& rules, const simdjson::padded_string& input,
                 Millis out_of_order) {
   Measured m;
@@ -72,24 +74,21 @@ Measured Replay(const std::shared_ptr<const nfa::CompiledRuleSet>& rules, const 
   options.out_of_order = out_of_order;
   struct mallinfo2 before = mallinfo2();
   auto t1 = std::chrono::steady_clock::now();
-  uint64_t ev = 0, max_runs = 0;
+  uint64_t max_runs = 0;
   size_t heap_at_max = 0;
   {
     engine::Engine eng(rules, options, &alerts_sink);
-    nfa::Position pos;
-    ForEachLine(input, [&](std::string_view line) {
-      pos.offset = static_cast<int64_t>(++ev);
-      auto e = decoder.Decode(line, pos, true);
-      if (e.ok()) eng.Push(std::move(e).value());
-      if ((ev & 0xffff) == 0 && static_cast<uint64_t>(eng.active_runs()) > max_runs) {
+    engine::Pump pump(&decoder, &eng);
+    pump.FeedLines(std::string_view(input.data(), input.size()), [&](uint64_t line) {
+      if ((line & 0xffff) == 0 && static_cast<uint64_t>(eng.active_runs()) > max_runs) {
         max_runs = static_cast<uint64_t>(eng.active_runs());
         heap_at_max = mallinfo2().uordblks;
       }
     });
     eng.Finish();
+    m.events = pump.counts().records;
   }
   m.seconds = Seconds(t1);
-  m.events = ev;
   m.alerts = alerts_sink.alerts;
   m.peak_runs = max_runs;
   if (max_runs > 0 && heap_at_max > before.uordblks) {
@@ -202,27 +201,10 @@ int main(int argc, char** argv) {
       one->files = full_set->files;
       one->rules.push_back(rule);
       auto compiled = nfa::Compile(one, compile_options).value();
-      double best = 1e9;
-      uint64_t n_alerts = 0;
-      for (int r = 0; r < repeat; ++r) {
-        CountingSink sink;
-        engine::EventDecoder decoder(compiled, {});
-        engine::EngineOptions options;
-        options.out_of_order = out_of_order;
-        auto t = std::chrono::steady_clock::now();
-        engine::Engine eng(compiled, options, &sink);
-        nfa::Position pos;
-        ForEachLine(input, [&](std::string_view line) {
-          ++pos.offset;
-          auto e = decoder.Decode(line, pos, true);
-          if (e.ok()) eng.Push(std::move(e).value());
-        });
-        eng.Finish();
-        best = std::min(best, Seconds(t));
-        n_alerts = sink.alerts;
-      }
+      Measured best;
+      for (int r = 0; r < repeat; ++r) Keep(&best, Replay(compiled, input, out_of_order));
       std::printf("  %-24s %6.2f M events/s  %6llu alerts\n", rule.name.c_str(),
-                  static_cast<double>(full.events) / best / 1e6, static_cast<unsigned long long>(n_alerts));
+                  static_cast<double>(best.events) / best.seconds / 1e6, static_cast<unsigned long long>(best.alerts));
     }
   }
   return 0;

@@ -4,7 +4,12 @@
 - A file in src/MODULE/ includes private headers of its own module only
   ("MODULE/x.h"); what it needs of another module comes through that module's
   public header under include/cepheus/.
-- A public header (include/cepheus/...) includes public headers only.
+- A public header (include/cepheus/...) includes public headers only, and
+  none of the libraries a module keeps to itself: simdjson, robin-map,
+  Spirit, librdkafka, LMDB, prometheus-cpp, yaml-cpp (their types stay
+  behind a pointer to implementation). Two header-only Boost pieces are the
+  nfa module's value types and are allowed: intrusive_ptr (EventRef) and
+  small_vector (a key's runs).
 - No includes run in a circle.
 
     check_includes.py ROOT      exit 1 with one line per violation
@@ -14,6 +19,9 @@ import re
 import sys
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+SYSTEM_INCLUDE = re.compile(r'^\s*#\s*include\s+<([^>]+)>')
+PRIVATE_LIBRARIES = ("simdjson", "tsl/", "boost/spirit", "librdkafka/", "rdkafka", "lmdb", "prometheus/",
+                     "yaml-cpp/")
 
 
 def main(root):
@@ -38,6 +46,9 @@ def main(root):
         text = open(path, encoding="utf-8").read()
         deps = []
         for lineno, line in enumerate(text.splitlines(), 1):
+            lib = SYSTEM_INCLUDE.match(line)
+            if tree == "include" and lib and lib.group(1).startswith(PRIVATE_LIBRARIES):
+                problems.append(f"{tree}/{rel}:{lineno}: public header includes <{lib.group(1)}>")
             m = INCLUDE.match(line)
             if not m:
                 continue

@@ -1,4 +1,4 @@
-// JSON events in, decoded nfa::Event out (simdjson DOM).
+// JSON events in, decoded nfa::Event out (simdjson DOM, behind the pointer).
 //
 // The decoder extracts the three fields with a fixed role (type, time, id;
 // their names come from the configuration) and every field path the rule set
@@ -12,8 +12,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <simdjson.h>
 
 #include "cepheus/common/status.h"
 #include "cepheus/nfa/program.h"
@@ -32,35 +30,20 @@ inline constexpr size_t kMaxEventBytes = 1 << 20;
 class EventDecoder {
  public:
   EventDecoder(std::shared_ptr<const nfa::CompiledRuleSet> rules, EventFieldNames names);
+  EventDecoder(const EventDecoder&) = delete;
+  EventDecoder& operator=(const EventDecoder&) = delete;
+  ~EventDecoder();
 
   // Decodes one record. When `padded` is true the caller guarantees
-  // simdjson::SIMDJSON_PADDING readable bytes after raw.end(), which saves a
+  // kPayloadPadding (seams.h) readable bytes after raw.end(), which saves a
   // copy. Keeps `raw` verbatim (trailing whitespace trimmed) in Event::raw.
   Result<nfa::EventRef> Decode(std::string_view raw, const nfa::Position& pos, bool padded = false);
 
-  const nfa::CompiledRuleSet& rules() const { return *rules_; }
+  const nfa::CompiledRuleSet& rules() const;
 
  private:
-  // The FieldTable as a trie over path segments, so one pass over an event's
-  // members finds every slot (no lookup per path).
-  struct Node {
-    std::string name;
-    int slot = -1;              // a path ends here
-    std::vector<Node> children;
-  };
-  struct Pending {
-    int slot;
-    simdjson::dom::element el;
-  };
-  void Collect(simdjson::dom::object obj, const std::vector<Node>& nodes);
-  void Match(std::string_view key, simdjson::dom::element value, const std::vector<Node>& nodes);
-  size_t PendingTextBytes(size_t* arrays) const;
-
-  std::shared_ptr<const nfa::CompiledRuleSet> rules_;
-  EventFieldNames names_;
-  std::vector<Node> trie_;
-  simdjson::dom::parser parser_;
-  std::vector<Pending> pending_;
+  struct Impl;  // event.cc: the field trie and simdjson's parser
+  std::unique_ptr<Impl> impl_;
 };
 
 // The key of an event for a rule: the field's string, or the JSON text of a

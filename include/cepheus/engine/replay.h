@@ -12,7 +12,6 @@
 namespace cepheus::engine {
 
 struct ReplayCounts {
-  uint64_t lines = 0;
   uint64_t events = 0;
   uint64_t malformed = 0;
   uint64_t late = 0;
@@ -21,7 +20,7 @@ struct ReplayCounts {
 
 // Feeds every non-blank line of `text` to a fresh engine, then finishes it
 // (watermark to +infinity). `text` must be followed by
-// simdjson::SIMDJSON_PADDING readable bytes (use simdjson::padded_string).
+// kPayloadPadding readable bytes (simdjson::padded_string leaves enough).
 // Malformed lines are reported to `on_malformed` with their 1-based line
 // number and skipped.
 ReplayCounts ReplayText(std::string_view text, std::shared_ptr<const nfa::CompiledRuleSet> rules,

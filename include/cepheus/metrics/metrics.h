@@ -12,12 +12,19 @@
 #include <string>
 
 #include "cepheus/common/status.h"
-#include "cepheus/engine/engine.h"
+#include "cepheus/common/time.h"
 
 namespace prometheus {
 class Registry;
 class Exposer;
 }  // namespace prometheus
+
+namespace cepheus::engine {
+class Engine;
+}  // namespace cepheus::engine
+namespace cepheus::nfa {
+struct CompiledRuleSet;
+}  // namespace cepheus::nfa
 
 namespace cepheus::metrics {
 

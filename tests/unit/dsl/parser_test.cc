@@ -5,7 +5,12 @@
 #include <fstream>
 #include <sstream>
 
+#include <map>
+
+#include <fmt/format.h>
+
 #include "cepheus/dsl/parser.h"
+#include "dsl/clauses.h"
 
 using namespace cepheus;
 
@@ -217,4 +222,41 @@ TEST_CASE("the fuzzer's crash inputs are rejected cleanly") {
     auto p = Parse(text.str());
     CHECK_FALSE(p.ok);
   }
+}
+
+TEST_CASE("every clause keyword of the one list is parsed as its clause, and only the required ones are required") {
+  // One valid line per keyword: a keyword added to kClauses without an
+  // example here, or without its grammar alternative, fails this test.
+  const std::map<std::string, std::string> example = {
+      {"description", "description \"d\""}, {"severity", "severity high"},  {"key", "key user_id"},
+      {"match", "match o: order"},          {"where", "where o.amount > 1"}, {"within", "within 1m"},
+      {"skip", "skip past_last"},           {"cooldown", "cooldown 5m"},     {"limit", "limit 10"},
+      {"emit", "emit \"x\""},               {"tags", "tags \"a\""},
+  };
+  std::string all;
+  for (const auto& c : dsl::kClauses) {
+    INFO("keyword: " << c.word);
+    REQUIRE(example.count(std::string(c.word)) == 1);
+    all += example.at(std::string(c.word)) + "\n";
+  }
+  CHECK(example.size() == std::size(dsl::kClauses));
+  auto p = Parse("rule r\n" + all);
+  INFO(p.diagnostics);
+  CHECK(p.ok);
+  for (const auto& c : dsl::kClauses) {
+    INFO("without: " << c.word);
+    std::string text = "rule r\n";
+    for (const auto& d : dsl::kClauses) {
+      if (d.word != c.word) text += example.at(std::string(d.word)) + "\n";
+    }
+    auto q = Parse(text);
+    CHECK(q.ok == !c.required);
+    if (c.required) {
+      CHECK(q.diagnostics.find(fmt::format("has no '{}' clause (key, match and within are required)", c.word)) !=
+            std::string::npos);
+    }
+  }
+  auto unknown = Parse("rule r key user_id match order within 2m windw 5m");
+  CHECK(unknown.diagnostics.find("unknown clause 'windw' (expected description, severity, key, match, where, "
+                                 "within, skip, cooldown, limit, emit or tags)") != std::string::npos);
 }

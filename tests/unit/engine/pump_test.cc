@@ -2,6 +2,7 @@
 // Kafka and no files.
 #include <doctest/doctest.h>
 
+#include "cepheus/engine/pump.h"
 #include "test_util.h"
 
 using namespace cepheus;
@@ -32,15 +33,18 @@ TEST_CASE("an engine pumped from an in-memory source publishes to an in-memory s
   engine::EventDecoder decoder(rules, {});
   engine::CollectingSink sink;
   engine::Engine eng(rules, {}, &sink);
-  std::vector<int64_t> malformed_lines;
-  auto counts = engine::Pump(&source, &decoder, &eng, [&](const engine::RawRecord& r, const Status& why) {
-    malformed_lines.push_back(r.pos.offset);
+  std::vector<int64_t> refused_at;
+  engine::Pump pump(&decoder, &eng, [&](std::string_view payload, const nfa::Position& pos, const Status& why) {
+    refused_at.push_back(pos.offset);
+    CHECK(payload == "not json");
     CHECK(why.message().find("not valid JSON") != std::string::npos);
   });
-  REQUIRE(counts.ok());
-  CHECK(counts.value().records == 3);
-  CHECK(counts.value().malformed == 1);
-  CHECK(malformed_lines == std::vector<int64_t>{2});
+  REQUIRE(pump.Drain(&source).ok());
+  eng.Finish();
+  CHECK(pump.counts().records == 3);
+  CHECK(pump.counts().events == 2);
+  CHECK(pump.counts().refused == 1);
+  CHECK(refused_at == std::vector<int64_t>{2});
   CHECK(testing::Reduce(sink.alerts) == std::vector<std::string>{"r|u|match|o=a,b"});
 }
 
@@ -50,7 +54,54 @@ TEST_CASE("a source error stops the pump and is returned") {
   engine::EventDecoder decoder(rules, {});
   engine::CollectingSink sink;
   engine::Engine eng(rules, {}, &sink);
-  auto counts = engine::Pump(&source, &decoder, &eng, nullptr);
-  CHECK_FALSE(counts.ok());
-  CHECK(counts.status().message() == "disk on fire");
+  engine::Pump pump(&decoder, &eng);
+  Status st = pump.Drain(&source);
+  CHECK_FALSE(st.ok());
+  CHECK(st.message() == "disk on fire");
+  CHECK(pump.counts().events == 2);
+}
+
+TEST_CASE("lines fed from a text are numbered from 1, blank lines are skipped but counted in the numbering") {
+  auto rules = testing::CompileRules("rule r key user_id match o: order{2} within 1m");
+  std::string text = "{\"id\":\"a\",\"type\":\"order\",\"ts\":1,\"user_id\":\"u\"}\n"
+                     "\n"
+                     "   \r\n"
+                     "{broken\n"
+                     "{\"id\":\"b\",\"type\":\"order\",\"ts\":2,\"user_id\":\"u\"}";
+  const size_t size = text.size();
+  text.append(engine::kPayloadPadding, '\0');
+  engine::EventDecoder decoder(rules, {});
+  engine::CollectingSink sink;
+  engine::Engine eng(rules, {}, &sink);
+  std::vector<int64_t> refused_at;
+  std::vector<uint64_t> seen;
+  engine::Pump pump(&decoder, &eng,
+                    [&](std::string_view, const nfa::Position& pos, const Status&) { refused_at.push_back(pos.offset); });
+  pump.FeedLines(std::string_view(text.data(), size), [&](uint64_t line) { seen.push_back(line); });
+  eng.Finish();
+  CHECK(refused_at == std::vector<int64_t>{4});
+  CHECK(seen == std::vector<uint64_t>{1, 2, 3, 4, 5});
+  CHECK(pump.counts().records == 3);
+  CHECK(pump.counts().events == 2);
+  REQUIRE(sink.alerts.size() == 1);
+  CHECK(testing::Reduce(sink.alerts) == std::vector<std::string>{"r|u|match|o=a,b"});
+}
+
+TEST_CASE("an event the caller's check refuses is reported with the check's reason and never reaches the engine") {
+  auto rules = testing::CompileRules("rule r key user_id match o: order within 1m");
+  engine::VectorSource source({R"({"id":"a","type":"order","ts":1,"user_id":"u"})",
+                               R"({"id":"b","type":"order","ts":99999,"user_id":"u"})"});
+  engine::EventDecoder decoder(rules, {});
+  engine::CollectingSink sink;
+  engine::Engine eng(rules, {}, &sink);
+  std::vector<std::string> reasons;
+  engine::Pump pump(
+      &decoder, &eng,
+      [&](std::string_view, const nfa::Position&, const Status& why) { reasons.push_back(why.message()); },
+      [](const nfa::Event& e) { return e.ts > 1000 ? Status::InvalidArgument("too far ahead") : Status::Ok(); });
+  REQUIRE(pump.Drain(&source).ok());
+  eng.Finish();
+  CHECK(reasons == std::vector<std::string>{"too far ahead"});
+  CHECK(eng.stats().received == 1);
+  CHECK(testing::Reduce(sink.alerts) == std::vector<std::string>{"r|u|match|o=a"});
 }

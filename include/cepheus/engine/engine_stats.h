@@ -1,0 +1,25 @@
+// What an engine has done so far, for metrics and tools: plain counters, so
+// a reader (the metrics probe) needs none of the engine's internals.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace cepheus::engine {
+
+struct RuleStats {
+  uint64_t alerts = 0;
+  uint64_t suppressed = 0;
+  uint64_t evicted = 0;
+  int64_t runs = 0;  // live runs now
+};
+
+struct EngineStats {
+  uint64_t received = 0;
+  uint64_t evaluated = 0;
+  uint64_t late = 0;
+  uint64_t alerts = 0;
+  std::vector<RuleStats> rules;  // by rule index
+};
+
+}  // namespace cepheus::engine
