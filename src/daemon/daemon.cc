@@ -40,6 +40,7 @@
 
 #include "cepheus/engine/event_decoder.h"
 #include "cepheus/engine/pump.h"
+#include "cepheus/io/kafka.h"
 #include "cepheus/state/prefix_store.h"
 #include "cepheus/version.h"
 #include "cepheus/daemon/rules_loader.h"
@@ -76,7 +77,7 @@ constexpr int kExitConfig = 78;  // EX_CONFIG: the set-up is wrong, a restart wi
 // transaction. The full key is built once per write, in a reused buffer.
 class TeeStore : public engine::StateStore {
  public:
-  TeeStore(engine::StateStore* base, std::string prefix, io::KafkaProducer* producer, const std::string* topic,
+  TeeStore(engine::StateStore* base, std::string prefix, io::TxnProducer* producer, const std::string* topic,
            int32_t partition)
       : base_(base), prefix_size_(prefix.size()), full_(std::move(prefix)), producer_(producer), topic_(topic),
         partition_(partition) {}
@@ -107,7 +108,7 @@ class TeeStore : public engine::StateStore {
   engine::StateStore* base_;
   size_t prefix_size_;
   std::string full_;  // the prefix, then the key of the write at hand
-  io::KafkaProducer* producer_;
+  io::TxnProducer* producer_;
   const std::string* topic_;
   int32_t partition_;
 };
@@ -142,8 +143,12 @@ struct Daemon::Part {
   Millis last_wall = 0;
 };
 
-Daemon::Daemon(Config config, std::shared_ptr<const nfa::CompiledRuleSet> rules)
-    : config_(std::move(config)), rules_(std::move(rules)) {
+Daemon::Daemon(Config config, std::shared_ptr<const nfa::CompiledRuleSet> rules, io::Clients* clients)
+    : config_(std::move(config)), rules_(std::move(rules)), clients_(clients) {
+  if (clients_ == nullptr) {
+    own_clients_ = std::make_unique<io::KafkaClients>(config_.kafka.brokers);
+    clients_ = own_clients_.get();
+  }
   if (config_.kafka.changelog_topic.empty()) config_.kafka.changelog_topic = config_.kafka.group_id + "-changelog";
 }
 
@@ -210,8 +215,7 @@ Status Daemon::Start() {
 
   step(fmt::format("connecting the transactional producer ({}) to {}", config_.kafka.transactional_id,
                    config_.kafka.brokers));
-  auto p = io::KafkaProducer::CreateTransactional(config_.kafka.brokers, config_.kafka.transactional_id,
-                                                  config_.kafka.producer);
+  auto p = clients_->Producer(config_.kafka.transactional_id, config_.kafka.producer);
   if (!p.ok()) return p.status();
   producer_ = std::move(p).value();
   for (int attempt = 0;; ++attempt) {
@@ -234,8 +238,7 @@ Status Daemon::Start() {
   }
 
   step(fmt::format("joining group {} on {}", config_.kafka.group_id, fmt::join(config_.kafka.input_topics, ", ")));
-  auto c = io::KafkaConsumer::Create(config_.kafka.brokers, config_.kafka.group_id, config_.kafka.input_topics,
-                                     config_.kafka.consumer, this);
+  auto c = clients_->GroupConsumer(config_.kafka.group_id, config_.kafka.input_topics, config_.kafka.consumer, this);
   if (!c.ok()) return c.status();
   consumer_ = std::move(c).value();
   started_ = true;
@@ -346,7 +349,7 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
   auto restore_started = std::chrono::steady_clock::now();
   std::vector<int32_t> numbers;
   for (const auto& tp : committed) numbers.push_back(tp.partition);
-  auto logs = io::ReadCompacted(config_.kafka.brokers, config_.kafka.changelog_topic, numbers,
+  auto logs = clients_->ReadCompacted(config_.kafka.changelog_topic, numbers,
                                 config_.kafka.consumer, 120000);
   if (!logs.ok()) {
     LogError("cannot read the changelog: " + logs.status().message());

@@ -304,8 +304,11 @@ TxnResult KafkaProducer::BeginTransaction() {
   return Classify(impl_->producer->begin_transaction(), impl_->producer.get());
 }
 
-TxnResult KafkaProducer::SendOffsets(const std::vector<TopicOffset>& offsets, KafkaConsumer* consumer,
+TxnResult KafkaProducer::SendOffsets(const std::vector<TopicOffset>& offsets, Consumer* group_consumer,
                                      int timeout_ms) {
+  // The offsets are the group's: only a consumer of this library has one.
+  auto* consumer = dynamic_cast<KafkaConsumer*>(group_consumer);
+  if (consumer == nullptr) return TxnResult{TxnOutcome::kFatal, "send_offsets: not a Kafka group consumer", false};
   std::vector<RdKafka::TopicPartition*> tps;
   for (const auto& o : offsets) tps.push_back(RdKafka::TopicPartition::create(o.topic, o.partition, o.offset));
   std::unique_ptr<RdKafka::ConsumerGroupMetadata> meta(
@@ -342,7 +345,7 @@ Status KafkaProducer::ProduceTo(const std::string& topic, int32_t partition, std
   }
 }
 
-Result<std::map<int32_t, std::map<std::string, std::string>>> ReadCompacted(
+Result<CompactedLog> ReadCompacted(
     const std::string& brokers, const std::string& topic, const std::vector<int32_t>& partitions,
     const Properties& extra, int timeout_ms) {
   std::map<int32_t, std::map<std::string, std::string>> out;
@@ -503,6 +506,26 @@ Result<std::optional<engine::RawRecord>> KafkaConsumer::Poll(int timeout_ms) {
   if (!got.ok()) return got.status();
   if (!got.value()) return std::optional<engine::RawRecord>();
   return std::optional<engine::RawRecord>(std::move(r));
+}
+
+Result<std::unique_ptr<TxnProducer>> KafkaClients::Producer(const std::string& transactional_id,
+                                                            const Properties& extra) {
+  auto p = KafkaProducer::CreateTransactional(brokers_, transactional_id, extra);
+  if (!p.ok()) return p.status();
+  return std::unique_ptr<TxnProducer>(std::move(p).value());
+}
+
+Result<std::unique_ptr<Consumer>> KafkaClients::GroupConsumer(const std::string& group,
+                                                              const std::vector<std::string>& topics,
+                                                              const Properties& extra, RebalanceListener* listener) {
+  auto c = KafkaConsumer::Create(brokers_, group, topics, extra, listener);
+  if (!c.ok()) return c.status();
+  return std::unique_ptr<Consumer>(std::move(c).value());
+}
+
+Result<CompactedLog> KafkaClients::ReadCompacted(const std::string& topic, const std::vector<int32_t>& partitions,
+                                                 const Properties& extra, int timeout_ms) {
+  return io::ReadCompacted(brokers_, topic, partitions, extra, timeout_ms);
 }
 
 }  // namespace cepheus::io

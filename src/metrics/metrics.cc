@@ -187,6 +187,7 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
   Impl& i = *m->impl_;
   i.RegisterPipeline(rules);
   i.RegisterState(version);
+  if (listen.empty()) return m;  // counted, not served
   try {
     i.exposer = std::make_unique<prometheus::Exposer>(listen);
   } catch (const std::exception& e) {
@@ -195,7 +196,10 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
   if (!username.empty()) {
     i.exposer->RegisterAuth(
         [username, password](const std::string& user, const std::string& pass) {
-          return SameSecret(user, username) & SameSecret(pass, password);
+          // Both compared whatever the first gives (no early exit to time).
+          const bool user_ok = SameSecret(user, username);
+          const bool pass_ok = SameSecret(pass, password);
+          return user_ok && pass_ok;
         },
         "cepheus", "/metrics");
   }
@@ -273,6 +277,7 @@ void Metrics::CountRuleStateDropped(uint64_t changed, uint64_t removed) {
 Metrics::~Metrics() = default;
 
 int Metrics::port() const {
+  if (!impl_->exposer) return 0;
   auto ports = impl_->exposer->GetListeningPorts();
   return ports.empty() ? 0 : ports.front();
 }

@@ -20,7 +20,7 @@
 #include <string>
 
 #include "cepheus/engine/engine.h"
-#include "cepheus/io/kafka.h"
+#include "cepheus/io/clients.h"
 #include "cepheus/metrics/metrics.h"
 #include "cepheus/state/lmdb_store.h"
 #include "cepheus/daemon/config.h"
@@ -43,7 +43,9 @@ Result<Failpoint> ParseFailpoint(const std::string& text);
 
 class Daemon : public io::RebalanceListener {
  public:
-  Daemon(Config config, std::shared_ptr<const nfa::CompiledRuleSet> rules);
+  // `clients` makes the Kafka clients (not owned; null: librdkafka's, on
+  // config.kafka.brokers). The daemon's unit tests give in-memory ones.
+  Daemon(Config config, std::shared_ptr<const nfa::CompiledRuleSet> rules, io::Clients* clients = nullptr);
   ~Daemon() override;
 
   // Runs until `stop` becomes true or a fatal error. Returns the process exit
@@ -117,8 +119,10 @@ class Daemon : public io::RebalanceListener {
   std::shared_ptr<const nfa::CompiledRuleSet> rules_;
   std::unique_ptr<state::LmdbStore> store_;
   std::unique_ptr<metrics::Metrics> metrics_;
-  std::unique_ptr<io::KafkaProducer> producer_;
-  std::unique_ptr<io::KafkaConsumer> consumer_;
+  std::unique_ptr<io::Clients> own_clients_;  // when none were given
+  io::Clients* clients_;
+  std::unique_ptr<io::TxnProducer> producer_;
+  std::unique_ptr<io::Consumer> consumer_;
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<Part>> parts_;
   Part* last_part_ = nullptr;  // the part of the last record handled (records come in runs)
   Millis turn_wall_ = 0;       // the wall clock at the start of the loop's turn

@@ -16,6 +16,7 @@
 
 #include "cepheus/common/status.h"
 #include "cepheus/engine/seams.h"
+#include "cepheus/io/clients.h"
 
 namespace RdKafka {
 class KafkaConsumer;
@@ -27,18 +28,12 @@ struct rd_kafka_mock_cluster_s;
 
 namespace cepheus::io {
 
-using Properties = std::map<std::string, std::string>;
-
-// The logical offset "the partition's first record", for Seek.
-constexpr int64_t kOffsetBeginning = -2;
-
 // Where the log lines of librdkafka and of this module go, with their syslog
 // priority (0 emergency .. 7 debug). Without a handler they go to stderr as
 // librdkafka prints them. Set it once, before any client is created; it is
 // called from librdkafka's threads too, so it must be thread-safe.
 using LogHandler = void (*)(int priority, std::string_view line);
 void SetLogHandler(LogHandler handler);
-using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // An in-process Kafka cluster (librdkafka's mock). Not a real broker: it is
 // for demos and fast tests only (no exactly-once guarantees).
@@ -70,32 +65,7 @@ class MockCluster {
   std::string bootstraps_;
 };
 
-// What to do after a transactional call failed, as librdkafka's transactions
-// example classifies errors.
-enum class TxnOutcome { kOk, kRetry, kAbort, kFatal };
-
-struct TxnResult {
-  TxnOutcome outcome = TxnOutcome::kOk;
-  std::string message;
-  // Another producer with the same transactional id took over (a newer
-  // epoch): set from the error code, not its wording. The codes are
-  // RD_KAFKA_RESP_ERR__FENCED, _PRODUCER_FENCED and _INVALID_PRODUCER_EPOCH,
-  // those of the error itself or, for a fatal error, of the fatal error
-  // behind it (rd_kafka_fatal_error). Always with kFatal or kAbort.
-  bool fenced = false;
-  bool ok() const { return outcome == TxnOutcome::kOk; }
-};
-
-// A consumed position to commit: the next offset to read.
-struct TopicOffset {
-  std::string topic;
-  int32_t partition;
-  int64_t offset;
-};
-
-class KafkaConsumer;
-
-class KafkaProducer {
+class KafkaProducer : public TxnProducer {
  public:
   static Result<std::unique_ptr<KafkaProducer>> Create(const std::string& brokers, const Properties& extra);
   // A transactional producer (idempotent, acks=all); InitTransactions fences
@@ -103,29 +73,29 @@ class KafkaProducer {
   static Result<std::unique_ptr<KafkaProducer>> CreateTransactional(const std::string& brokers,
                                                                     const std::string& transactional_id,
                                                                     const Properties& extra);
-  TxnResult InitTransactions(int timeout_ms);
-  TxnResult BeginTransaction();
+  TxnResult InitTransactions(int timeout_ms) override;
+  TxnResult BeginTransaction() override;
   // Adds the consumed offsets to the open transaction (KIP-447: fenced by the
   // consumer's group generation).
-  TxnResult SendOffsets(const std::vector<TopicOffset>& offsets, KafkaConsumer* consumer, int timeout_ms);
-  TxnResult CommitTransaction(int timeout_ms);
-  TxnResult AbortTransaction(int timeout_ms);
-  ~KafkaProducer();
+  TxnResult SendOffsets(const std::vector<TopicOffset>& offsets, Consumer* consumer, int timeout_ms) override;
+  TxnResult CommitTransaction(int timeout_ms) override;
+  TxnResult AbortTransaction(int timeout_ms) override;
+  ~KafkaProducer() override;
   // Queues one message; the partition follows the key (librdkafka's default
   // partitioner). Fails when the local queue is full after waiting for it.
   Status Produce(const std::string& topic, std::string_view key, std::string_view value,
-                 const Headers& headers = {});
+                 const Headers& headers = {}) override;
   // Queues one message to an explicit partition; a null value is a tombstone
   // (a compacted topic's delete).
   Status ProduceTo(const std::string& topic, int32_t partition, std::string_view key,
-                   std::optional<std::string_view> value);
+                   std::optional<std::string_view> value) override;
   // Fetches the metadata of `topics` now, so the first message to each is not
   // held until librdkafka's next metadata refresh (up to a second). Returns
   // the first topic the brokers do not know, or another failure.
-  Status LoadMetadata(const std::vector<std::string>& topics, int timeout_ms);
+  Status LoadMetadata(const std::vector<std::string>& topics, int timeout_ms) override;
   // Serves delivery reports; returns the number of failed deliveries seen.
-  int Poll(int timeout_ms);
-  Status Flush(int timeout_ms);
+  int Poll(int timeout_ms) override;
+  Status Flush(int timeout_ms) override;
   uint64_t delivery_failures() const;
 
  private:
@@ -134,21 +104,7 @@ class KafkaProducer {
   std::unique_ptr<Impl> impl_;
 };
 
-// Told about partitions as the group assigns and revokes them; called from
-// inside KafkaConsumer::Poll, on the polling thread.
-class RebalanceListener {
- public:
-  virtual ~RebalanceListener() = default;
-  // Returns, per partition, the offset to start from (or -1 for the group's
-  // committed offset). `committed` holds the group's committed offsets (-1
-  // when none).
-  virtual std::vector<int64_t> OnAssigned(const std::vector<TopicOffset>& committed) = 0;
-  // Called before the partitions are taken away; `lost` when the assignment
-  // was lost (session timeout) and nothing may be committed for them.
-  virtual void OnRevoked(const std::vector<TopicOffset>& partitions, bool lost) = 0;
-};
-
-class KafkaConsumer {
+class KafkaConsumer : public Consumer {
  public:
   // Subscribes `group` to `topics` (cooperative-sticky assignment).
   static Result<std::unique_ptr<KafkaConsumer>> Create(const std::string& brokers, const std::string& group,
@@ -157,18 +113,18 @@ class KafkaConsumer {
                                                        RebalanceListener* listener = nullptr);
   // The partition's end offset as last seen by the fetcher (no request), or
   // -1 when unknown.
-  int64_t HighWatermark(const std::string& topic, int32_t partition);
+  int64_t HighWatermark(const std::string& topic, int32_t partition) override;
   // Moves the read position of an assigned partition (to.offset may be
   // kOffsetBeginning).
-  Status Seek(const TopicOffset& to, int timeout_ms);
+  Status Seek(const TopicOffset& to, int timeout_ms) override;
   void* group_metadata_handle();  // RdKafka::ConsumerGroupMetadata*, owned by the caller
-  ~KafkaConsumer();
+  ~KafkaConsumer() override;
   // The next record, nullopt when none came within the timeout; a non-OK
   // status for errors that need the caller's attention (others are logged).
   Result<std::optional<engine::RawRecord>> Poll(int timeout_ms);
   // The same into `out`, whose buffers are reused: true when a record came.
-  Result<bool> Poll(int timeout_ms, engine::RawRecord* out);
-  void Close();
+  Result<bool> Poll(int timeout_ms, engine::RawRecord* out) override;
+  void Close() override;
 
  private:
   KafkaConsumer() = default;
@@ -180,8 +136,22 @@ class KafkaConsumer {
 // (read_committed: the end is the last stable offset) with one consumer,
 // keeping the last value of each key; tombstones remove the key. Empty
 // partitions cost one metadata request. For restoring state from a changelog.
-Result<std::map<int32_t, std::map<std::string, std::string>>> ReadCompacted(
-    const std::string& brokers, const std::string& topic, const std::vector<int32_t>& partitions,
-    const Properties& extra, int timeout_ms);
+Result<CompactedLog> ReadCompacted(const std::string& brokers, const std::string& topic,
+                                  const std::vector<int32_t>& partitions, const Properties& extra, int timeout_ms);
+
+// The daemon's clients on a real cluster (or librdkafka's mock): transactional
+// producers, cooperative-sticky group consumers, ReadCompacted above.
+class KafkaClients : public Clients {
+ public:
+  explicit KafkaClients(std::string brokers) : brokers_(std::move(brokers)) {}
+  Result<std::unique_ptr<TxnProducer>> Producer(const std::string& transactional_id, const Properties& extra) override;
+  Result<std::unique_ptr<Consumer>> GroupConsumer(const std::string& group, const std::vector<std::string>& topics,
+                                                  const Properties& extra, RebalanceListener* listener) override;
+  Result<CompactedLog> ReadCompacted(const std::string& topic, const std::vector<int32_t>& partitions,
+                                     const Properties& extra, int timeout_ms) override;
+
+ private:
+  std::string brokers_;
+};
 
 }  // namespace cepheus::io

@@ -30,7 +30,9 @@ namespace cepheus::metrics {
 
 class Metrics {
  public:
-  // Binds the exposer to `listen` ("127.0.0.1:9464"; port 0 picks a free one).
+  // Binds the exposer to `listen` ("127.0.0.1:9464"; port 0 picks a free one;
+  // empty: nothing is served, for tests that need no HTTP and no exposer's
+  // two-second stop).
   // With a non-empty `username`, /metrics answers 401 to requests without
   // those basic-auth credentials; /healthz stays open.
   static Result<std::unique_ptr<Metrics>> Start(const std::string& listen, const std::string& version,
