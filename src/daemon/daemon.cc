@@ -167,10 +167,10 @@ void Daemon::LogFatalKafka(const io::TxnResult& r) const {
                                 : ""));
 }
 
-int64_t Daemon::active_runs() const {
+void Daemon::CountRuns() {
   int64_t n = 0;
   for (const auto& [key, p] : parts_) n += p->engine->active_runs();
-  return n;
+  active_runs_ = n;
 }
 
 std::string Daemon::Prefix(const std::string& topic, int32_t partition) const {
@@ -392,6 +392,7 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
   }
   metrics_->CountRuleStateDropped(dropped_changed, dropped_removed);
   rule_state_dropped_ += dropped_changed + dropped_removed;
+  CountRuns();
   std::string status = fmt::format("processing {} partitions", parts_.size());
   if (!ready_ && !fatal_) {
     ready_ = true;
@@ -415,6 +416,7 @@ void Daemon::OnRevoked(const std::vector<io::TopicOffset>& partitions, bool lost
     parts_.erase({tp.topic, tp.partition});
     metrics_->ForgetPartition(tp.partition);
   }
+  CountRuns();
   notify_.Status(fmt::format("processing {} partitions", parts_.size()));
 }
 
@@ -527,7 +529,7 @@ bool Daemon::Commit() {
 }
 
 void Daemon::MaybeCrash(Failpoint::Point at) const {
-  if (failpoint_.point != at || failpoint_.commit != commits_ + 1) return;
+  if (failpoint_.point != at || failpoint_.commit != commits_.load() + 1) return;
   LogError(fmt::format("failpoint: killing the process {} the Kafka commit of batch {}",
                        at == Failpoint::Point::kBeforeKafkaCommit ? "before" : "after", failpoint_.commit));
   std::fflush(stderr);
@@ -589,6 +591,7 @@ bool Daemon::Abort(const std::string& why) {
     Log(fmt::format("{}/{}: rewound to {}", p->topic, p->partition,
                     to >= 0 ? fmt::format("offset {}", to) : std::string("the beginning")));
   }
+  CountRuns();
   return true;
 }
 
@@ -635,6 +638,7 @@ bool Daemon::Reload() {
   metrics_->CountRuleStateDropped(dropped_changed, dropped_removed);
   metrics_->CountReload(true);
   rule_state_dropped_ += dropped_changed + dropped_removed;
+  CountRuns();
   Log(fmt::format("rules reloaded: {} rules ({} unchanged, {} changed, {} added, {} removed); {} partial matches "
                   "of changed or removed rules dropped",
                   rules_->programs.size(), kept, changed, added, removed, dropped_changed + dropped_removed));
@@ -693,6 +697,7 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
       if (!Commit()) fatal_ = true;
     }
     producer_->Poll(0);
+    CountRuns();
   }
   return Shutdown();
 }

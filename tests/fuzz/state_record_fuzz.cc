@@ -16,6 +16,8 @@
 
 #include "cepheus/dsl/parser.h"
 #include "cepheus/engine/engine.h"
+#include "cepheus/engine/event_decoder.h"
+#include "cepheus/engine/state_codec.h"
 #include "cepheus/engine/seams.h"
 #include "cepheus/nfa/program.h"
 

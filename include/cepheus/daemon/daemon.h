@@ -59,7 +59,7 @@ class Daemon : public io::RebalanceListener {
   // Called with every alert once it is produced (inside its transaction).
   void set_on_alert(std::function<void(const engine::Alert&)> f) { on_alert_ = std::move(f); }
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
-  uint64_t malformed() const { return malformed_; }
+  uint64_t malformed() const { return malformed_.load(); }
 
   std::vector<int64_t> OnAssigned(const std::vector<io::TopicOffset>& committed) override;
   void OnRevoked(const std::vector<io::TopicOffset>& partitions, bool lost) override;
@@ -75,16 +75,16 @@ class Daemon : public io::RebalanceListener {
 
   // For tests.
   void set_failpoint(Failpoint f) { failpoint_ = f; }
-  uint64_t alerts_published() const { return alerts_published_; }
+  uint64_t alerts_published() const { return alerts_published_.load(); }
   const nfa::CompiledRuleSet& rules() const { return *rules_; }
-  uint64_t rule_state_dropped() const { return rule_state_dropped_; }
+  uint64_t rule_state_dropped() const { return rule_state_dropped_.load(); }
   uint64_t late_events() const { return late_events_.load(); }
   bool ready() const { return ready_.load(); }
-  int64_t active_runs() const;
+  int64_t active_runs() const { return active_runs_.load(); }
   uint64_t records_handled() const { return records_handled_.load(); }
-  uint64_t restored_runs() const { return restored_runs_; }
-  uint64_t commits() const { return commits_; }
-  uint64_t aborts() const { return aborts_; }
+  uint64_t restored_runs() const { return restored_runs_.load(); }
+  uint64_t commits() const { return commits_.load(); }
+  uint64_t aborts() const { return aborts_.load(); }
 
  private:
   struct Part;
@@ -131,18 +131,23 @@ class Daemon : public io::RebalanceListener {
   bool fatal_ = false;
   bool started_ = false;
   std::atomic<bool> ready_{false};  // READY=1 sent
-  uint64_t rule_state_dropped_ = 0;
-  uint64_t malformed_ = 0;
+  std::atomic<uint64_t> rule_state_dropped_{0};
+  std::atomic<uint64_t> malformed_{0};
   std::function<void(const engine::Alert&)> on_alert_;
   bool dirty_ = false;  // records handled since the last commit
-  uint64_t alerts_published_ = 0;
+  std::atomic<uint64_t> alerts_published_{0};
   std::atomic<uint64_t> records_handled_{0};
   std::atomic<uint64_t> late_events_{0};
-  uint64_t restored_runs_ = 0;
+  std::atomic<uint64_t> restored_runs_{0};
   uint64_t uncommitted_alerts_ = 0;              // alerts produced in the open transaction
   std::vector<Millis> uncommitted_alert_times_;  // Kafka times of the records behind this batch's alerts
-  uint64_t commits_ = 0;
-  uint64_t aborts_ = 0;
+  std::atomic<uint64_t> commits_{0};
+  std::atomic<uint64_t> aborts_{0};
+  // The counters above and this are read by tests from other threads.
+  std::atomic<int64_t> active_runs_{0};
+  // Sets active_runs_ from the engines (the loop's thread): after each turn,
+  // a rebalance, an abort and a reload.
+  void CountRuns();
   Failpoint failpoint_;
   // Kills the process (SIGKILL) when the failpoint names this point of the
   // commit under way.
