@@ -77,7 +77,12 @@ class RuleChecker {
   void Warning(Span s, std::string msg) { diags_->Warning(&file_, s, std::move(msg)); }
   static Span SpanOf(const ast::Tagged& t) { return {t.begin, t.end}; }
 
-  // Lowering.
+  // Lowering. LowerExpr lowers one whole expression within kMaxExprNodes:
+  // past it, the error points at the node that went over, lowering stops
+  // (so no deep tree is built, walked or destroyed) and a `true` stands in.
+  Expr LowerExpr(const ast::Chain& c);
+  bool CountNode(const ast::Tagged& node);  // false once over the limit
+  void CheckString(const ast::Tagged& node, const std::string& value, const char* what);
   Expr Lower(const ast::Chain& c, int depth);
   Expr Lower(const ast::Operand& o, int depth);
   bool LowerPattern(const ast::Pattern& p, Pattern* out);
@@ -91,13 +96,41 @@ class RuleChecker {
   const SourceFile& file_;
   DiagnosticSink* diags_;
   bool ok_ = true;
+  int expr_nodes_ = 0;  // in the expression being lowered
   std::map<std::string, Binding> names_;
   std::string rule_name_;
 };
 
+Expr RuleChecker::LowerExpr(const ast::Chain& c) {
+  expr_nodes_ = 0;
+  Expr e = Lower(c, 0);
+  if (expr_nodes_ <= kMaxExprNodes) return e;
+  Expr stand_in;
+  stand_in.kind = Expr::Kind::kBool;
+  stand_in.boolean = true;
+  stand_in.span = SpanOf(c);
+  return stand_in;
+}
+
+bool RuleChecker::CountNode(const ast::Tagged& node) {
+  if (++expr_nodes_ == kMaxExprNodes + 1) {
+    Error(SpanOf(node), fmt::format("expression too large: more than {} operators, operands and list items "
+                                    "(split it, or keep long lists in a table)",
+                                    kMaxExprNodes));
+  }
+  return expr_nodes_ <= kMaxExprNodes;
+}
+
+void RuleChecker::CheckString(const ast::Tagged& node, const std::string& value, const char* what) {
+  if (value.size() > kMaxStringBytes) {
+    Error(SpanOf(node), fmt::format("{} is {} bytes long; the limit is {}", what, value.size(), kMaxStringBytes));
+  }
+}
+
 Expr RuleChecker::Lower(const ast::Chain& c, int depth) {
   Expr acc = Lower(c.first, depth + 1);
   for (const auto& op : c.rest) {
+    if (!CountNode(op)) break;
     Expr rhs = Lower(op.operand, depth + 1);
     Expr bin;
     bin.kind = Expr::Kind::kBinary;
@@ -115,17 +148,23 @@ Expr RuleChecker::Lower(const ast::Operand& o, int depth) {
   if (depth > kMaxExprDepth * 4) {  // operators nest without brackets, e.g. "not not not ..."
     return e;
   }
+
   struct Visitor {
     RuleChecker* self;
     Expr* e;
     int depth;
+    // Every operand is a node (a bracketed chain's operators count instead).
     void operator()(const ast::NumberLit& n) const {
+      if (!self->CountNode(n)) return;
       e->kind = Expr::Kind::kNumber, e->number = n.value, e->span = SpanOf(n);
     }
     void operator()(const ast::StringLit& s) const {
+      if (!self->CountNode(s)) return;
       e->kind = Expr::Kind::kString, e->text = s.value, e->span = SpanOf(s);
+      self->CheckString(s, s.value, "a string");
     }
     void operator()(const ast::WordLit& w) const {
+      if (!self->CountNode(w)) return;
       e->span = SpanOf(w);
       if (w.word == "null") {
         e->kind = Expr::Kind::kNull;
@@ -134,19 +173,29 @@ Expr RuleChecker::Lower(const ast::Operand& o, int depth) {
       }
     }
     void operator()(const ast::Path& p) const {
+      if (!self->CountNode(p)) return;
       e->kind = Expr::Kind::kPath, e->path = p.parts, e->span = SpanOf(p);
     }
     void operator()(const ast::Call& c) const {
+      if (!self->CountNode(c)) return;
       e->kind = Expr::Kind::kCall, e->text = c.name, e->span = SpanOf(c);
-      for (const auto& a : c.args) e->args.push_back(self->Lower(a, depth + 1));
+      for (const auto& a : c.args) {
+        if (self->expr_nodes_ > kMaxExprNodes) break;
+        e->args.push_back(self->Lower(a, depth + 1));
+      }
     }
     void operator()(const ast::Unary& u) const {
+      if (!self->CountNode(u)) return;
       e->kind = Expr::Kind::kUnary, e->text = u.op, e->span = SpanOf(u);
       e->args.push_back(self->Lower(u.operand, depth + 1));
     }
     void operator()(const ast::List& l) const {
+      if (!self->CountNode(l)) return;
       e->kind = Expr::Kind::kList, e->span = SpanOf(l);
-      for (const auto& a : l.items) e->args.push_back(self->Lower(a, depth + 1));
+      for (const auto& a : l.items) {
+        if (self->expr_nodes_ > kMaxExprNodes) break;
+        e->args.push_back(self->Lower(a, depth + 1));
+      }
     }
     void operator()(const ast::Chain& c) const {
       // A parenthesised expression keeps the span of its brackets' content.
@@ -166,7 +215,7 @@ void RuleChecker::LowerStep(const ast::Step& s, Step* out) {
   }
   out->types = s.types.names;
   out->types_span = SpanOf(s.types);
-  if (s.filter) out->filter = Lower(*s.filter, 0);
+  if (s.filter) out->filter = LowerExpr(*s.filter);
   if (s.quantifier) {
     out->counted = true;
     out->min = s.quantifier->min;
@@ -453,7 +502,9 @@ void RuleChecker::CheckSettings(const Clauses& seen, Rule* out) {
   auto word = [&](const char* kw) { return WordOf(seen, kw); };
   auto duration = [&](const ast::Word* w, const char* what) { return CheckDuration(w, what); };
   if (auto it = seen.find("description"); it != seen.end()) {
-    rule.description = boost::get<ast::StringLit>(it->second->value).value;
+    const auto& d = boost::get<ast::StringLit>(it->second->value);
+    CheckString(d, d.value, "the description");
+    rule.description = d.value;
   }
   if (const ast::Word* w = word("severity")) {
     static const std::pair<const char*, Severity> kSev[] = {{"low", Severity::kLow},
@@ -496,7 +547,10 @@ void RuleChecker::CheckSettings(const Clauses& seen, Rule* out) {
     }
   }
   if (auto it = seen.find("tags"); it != seen.end()) {
-    for (const auto& s : boost::get<ast::StringList>(it->second->value).items) rule.tags.push_back(s.value);
+    for (const auto& s : boost::get<ast::StringList>(it->second->value).items) {
+      CheckString(s, s.value, "a tag");
+      rule.tags.push_back(s.value);
+    }
   }
 }
 
@@ -507,19 +561,25 @@ void RuleChecker::CheckPatternWhereEmit(const Clauses& seen, Rule* out) {
     LowerPattern(boost::get<ast::Pattern>(it->second->value), &rule.pattern);
   }
   if (auto it = seen.find("where"); it != seen.end()) {
-    rule.where = Lower(boost::get<ast::Chain>(it->second->value), 0);
+    rule.where = LowerExpr(boost::get<ast::Chain>(it->second->value));
     Type t = TypeOf(*rule.where, Where::kWhere, -1);
     if (t != Type::kAny && t != Type::kBool && t != Type::kNull) {
       Error(rule.where->span, fmt::format("'where' needs a true/false condition, not {}", TypeName(t)));
     }
   }
   if (auto it = seen.find("emit"); it != seen.end()) {
-    for (const auto& part : boost::get<ast::Template>(it->second->value).parts) {
+    const auto& tmpl = boost::get<ast::Template>(it->second->value);
+    std::string text;
+    for (const auto& part : tmpl.parts) {
+      if (const auto* s = boost::get<std::string>(&part)) text += *s;
+    }
+    CheckString(tmpl, text, "the emit message's text");
+    for (const auto& part : tmpl.parts) {
       TemplatePart tp;
       if (const auto* s = boost::get<std::string>(&part)) {
         tp.text = *s;
       } else {
-        Expr e = Lower(boost::get<ast::Chain>(part), 0);
+        Expr e = LowerExpr(boost::get<ast::Chain>(part));
         if (e.kind == Expr::Kind::kPath && e.path.size() == 1 && e.path[0] == "key" &&
             !names_.count("key")) {
           tp.key = true;

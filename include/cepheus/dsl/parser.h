@@ -21,6 +21,11 @@ namespace cepheus::dsl {
 inline constexpr size_t kMaxRuleFileBytes = 1 << 20;  // 1 MiB per file
 inline constexpr int kMaxExprDepth = 64;              // nesting of parentheses and operators
 inline constexpr int kMaxSteps = 32;                  // steps in one pattern
+// Nodes of one expression (a filter, `where`, or an emit hole): operators,
+// operands, call arguments and list items. Every walk over an expression
+// (checker, compiler, evaluator, printer, explain) recurses at most this deep.
+inline constexpr int kMaxExprNodes = 1024;
+inline constexpr size_t kMaxStringBytes = 4096;       // one string literal, after escapes
 
 // Parses and checks one in-memory file, appending its rules to `set`.
 // Returns false when the file had errors (diagnostics are in `diags`).

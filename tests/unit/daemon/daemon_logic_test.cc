@@ -188,3 +188,26 @@ TEST_CASE("a reload keeps the partial matches of an unchanged rule and drops tho
   CHECK(alerts[0].find("two_orders") != std::string::npos);
   CHECK(run.Stop() == 0);
 }
+
+TEST_CASE("a reload of a rule whose expression is too large is refused and the running rules go on") {
+  World w;
+  std::filesystem::create_directories(w.dir / "rules");
+  std::ofstream(w.dir / "rules" / "r.rules") << kRule;
+  daemon::Daemon d(w.Config("a"), testing::CompileRules(kRule), &w.kafka);
+  std::atomic<bool> reload{false};
+  testing::DaemonThread run(d, &reload);
+  // The 25 000-term sum that once overflowed the checker's stack (and so
+  // killed the daemon on SIGHUP).
+  std::string sum = "1";
+  for (int i = 1; i < 25000; ++i) sum += " + 1";
+  std::ofstream(w.dir / "rules" / "r.rules", std::ios::trunc)
+      << "rule long\n  key user_id\n  match o: order\n  where " << sum << " > 0\n  within 1m\n";
+  reload = true;
+  REQUIRE(testing::Eventually([&] { return !reload.load(); }, std::chrono::seconds(5)));
+  w.kafka.Append("events", 0, Order("a", "u1", 1000));
+  w.kafka.Append("events", 0, Order("b", "u1", 2000));
+  REQUIRE(testing::Eventually([&] { return w.kafka.GroupOffset("events", 0) == 2; }, std::chrono::seconds(5)));
+  CHECK(w.kafka.Committed("alerts").size() == 1);  // two_orders still runs
+  CHECK_FALSE(run.finished());
+  CHECK(run.Stop() == 0);
+}
