@@ -9,6 +9,8 @@
 // rd_kafka_conf_t, so a misspelt property fails at load time, not at connect.
 #include "cepheus/daemon/config.h"
 
+#include "cepheus/common/file.h"
+
 #include <librdkafka/rdkafka.h>
 #include <yaml-cpp/yaml.h>
 
@@ -382,20 +384,7 @@ Result<Config> ParseConfig(const std::string& yaml, const std::string& name,
 
 Result<Config> LoadConfig(const std::string& path, const std::map<std::string, std::string>* environment) {
   std::string text;
-  try {
-    YAML::Node probe = YAML::LoadFile(path);  // also reports unreadable files
-    (void)probe;
-  } catch (const YAML::BadFile&) {
-    return Status::IoError(fmt::format("{}: cannot read the file", path));
-  } catch (const YAML::Exception&) {
-    // Parse errors are reported with their position by ParseConfig below.
-  }
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return Status::IoError(fmt::format("{}: cannot read the file", path));
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-  std::fclose(f);
+  if (Status st = ReadWholeFile(path, &text); !st.ok()) return st;  // "cannot read PATH: why"
   return ParseConfig(text, path, environment);
 }
 

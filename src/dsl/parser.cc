@@ -8,11 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 
 #include <fmt/format.h>
 
 #include "cepheus/dsl/parser.h"
+
+#include "cepheus/common/file.h"
 #include "dsl/checker.h"
 #include "dsl/grammar.h"
 
@@ -98,14 +99,12 @@ std::optional<RuleSet> LoadRuleSet(const std::vector<std::string>& paths, Diagno
     }
   }
   for (const auto& name : files) {
-    std::ifstream in(name, std::ios::binary);
-    if (!in) {
-      diags->Error(nullptr, {}, fmt::format("{}: cannot read the file", name));
+    std::string text;
+    if (Status st = ReadWholeFile(name, &text); !st.ok()) {
+      diags->Error(nullptr, {}, st.message());
       continue;
     }
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    ParseSource(std::make_shared<const SourceFile>(name, buf.str()), &set, diags);
+    ParseSource(std::make_shared<const SourceFile>(name, std::move(text)), &set, diags);
   }
   if (diags->has_errors()) return std::nullopt;
   return set;
