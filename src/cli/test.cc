@@ -31,6 +31,7 @@
 #include "cepheus/common/json_writer.h"
 #include "cepheus/engine/replay.h"
 #include "cepheus/daemon/rules_loader.h"
+#include "cepheus/daemon/yaml_checks.h"
 
 namespace cepheus::cli {
 namespace {
@@ -184,6 +185,41 @@ std::vector<std::string> RunCase(const YAML::Node& c, const std::string& default
   return problems;
 }
 
+// Past this many nodes (aliases expanded) a test file is refused: a few
+// nested anchors would otherwise expand to gigabytes of events.
+constexpr size_t kMaxTestFileNodes = 2000000;
+
+// The shape of a test file: no key twice, no unknown key (a typo such as
+// `expectd:` would turn a failing case into a passing one), every case and
+// expected alert a mapping, within the node budget.
+Status CheckShape(const YAML::Node& doc, const std::string& file) {
+  if (Status st = daemon::CheckYamlDocument(doc, file, kMaxTestFileNodes); !st.ok()) return st;
+  if (Status st = daemon::CheckMapKeys(doc, file, "a test file", {"rules", "cases", "out_of_order"}); !st.ok()) {
+    return st;
+  }
+  if (!doc["cases"] || !doc["cases"].IsSequence()) return Status::Ok();  // reported by the caller
+  for (const auto& c : doc["cases"]) {
+    if (Status st = daemon::CheckMapKeys(c, file, "a case", {"name", "events", "expect", "late", "out_of_order"});
+        !st.ok()) {
+      return st;
+    }
+    for (const char* list : {"events", "expect", "late"}) {
+      if (c[list] && !c[list].IsSequence() && !c[list].IsNull()) {
+        return Status::InvalidArgument(fmt::format("{}:{}:{}: '{}' must be a list", file, c[list].Mark().line + 1,
+                                                   c[list].Mark().column + 1, list));
+      }
+    }
+    if (!c["expect"] || !c["expect"].IsSequence()) continue;
+    for (const auto& x : c["expect"]) {
+      if (Status st = daemon::CheckMapKeys(x, file, "an expected alert", {"rule", "key", "reason", "events"});
+          !st.ok()) {
+        return st;
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 FileResult RunFile(const fs::path& file, bool verbose) {
   FileResult r;
   YAML::Node doc;
@@ -191,6 +227,13 @@ FileResult RunFile(const fs::path& file, bool verbose) {
     doc = YAML::LoadFile(file.string());
   } catch (const YAML::Exception& e) {
     std::cout << fmt::format("FAIL {}: cannot read the test file: {}\n", file.string(), e.what());
+    ++r.failed;
+    return r;
+  }
+  // A node budget after alias expansion bounds every walk below, the
+  // events' conversion to JSON included.
+  if (Status st = CheckShape(doc, file.string()); !st.ok()) {
+    std::cout << fmt::format("FAIL {}\n", st.message());
     ++r.failed;
     return r;
   }

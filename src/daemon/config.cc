@@ -10,6 +10,7 @@
 #include "cepheus/daemon/config.h"
 
 #include "cepheus/common/file.h"
+#include "cepheus/daemon/yaml_checks.h"
 
 #include <librdkafka/rdkafka.h>
 #include <yaml-cpp/yaml.h>
@@ -25,6 +26,10 @@ extern char** environ;
 
 namespace cepheus::daemon {
 namespace {
+
+// A configuration is a few dozen keys; past this many nodes (aliases
+// expanded) it is not one.
+constexpr size_t kMaxConfigNodes = 10000;
 
 std::string NotEmpty(const std::string& v) { return v.empty() ? "must not be empty" : ""; }
 
@@ -349,6 +354,7 @@ Result<Config> ParseConfig(const std::string& yaml, const std::string& name,
   Config config = DefaultConfig();
   try {
     YAML::Node doc = YAML::Load(yaml);
+    if (Status st = CheckYamlDocument(doc, name, kMaxConfigNodes); !st.ok()) return st;
     if (!doc.IsNull()) {
       Loader loader(name, &config);
       if (Status st = loader.Walk(doc, ""); !st.ok()) return st;

@@ -118,3 +118,21 @@ TEST_CASE("secret values never appear in the printed configuration") {
   CHECK(dump.find("pr0m-pass") == std::string::npos);
   CHECK(dump.find("password: <redacted>\nlog:") != std::string::npos);
 }
+
+TEST_CASE("a key given twice in the configuration is an error, not last-wins or first-wins") {
+  auto c = daemon::ParseConfig("kafka:\n  brokers: a:1\n  brokers: b:2\n", "twice.yaml", nullptr);
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.status().message() == "twice.yaml:3:3: key 'brokers' is given twice (first at line 2)");
+}
+
+TEST_CASE("a configuration that explodes through its aliases is refused") {
+  std::string yaml = "a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n";
+  for (int i = 1; i <= 5; ++i) {
+    yaml += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int j = 0; j < 10; ++j) yaml += std::string(j ? ", " : "") + "*a" + std::to_string(i - 1);
+    yaml += "]\n";
+  }
+  auto c = daemon::ParseConfig(yaml, "laughs.yaml", nullptr);
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.status().message() == "laughs.yaml: more than 10000 nodes once its aliases are expanded");
+}
