@@ -14,6 +14,7 @@
 #include "cepheus/daemon/daemon.h"
 #include "cepheus/daemon/rules_loader.h"
 #include "cepheus/daemon/signals.h"
+#include "cepheus/io/kafka.h"
 
 namespace cepheus::cli {
 namespace {
@@ -41,7 +42,13 @@ int RunDaemon(const RunOptions& o) {
     failpoint = f.value();
   }
   if (o.print_config) {
-    std::cout << daemon::DumpConfig(config.value());
+    // The kafka properties as the clients get them: the file's, then
+    // cepheus's own (secrets are masked by DumpConfig).
+    daemon::Config shown = config.value();
+    shown.kafka.consumer = io::ConsumerProperties(shown.kafka.brokers, shown.kafka.group_id, shown.kafka.consumer);
+    shown.kafka.producer = io::TransactionalProducerProperties(shown.kafka.brokers, shown.kafka.transactional_id,
+                                                               shown.kafka.producer);
+    std::cout << daemon::DumpConfig(shown);
     return 0;
   }
   daemon::SetLogLevel(config.value().log.level);

@@ -9,6 +9,8 @@
 // rd_kafka_conf_t, so a misspelt property fails at load time, not at connect.
 #include "cepheus/daemon/config.h"
 
+#include <charconv>
+
 #include "cepheus/common/file.h"
 #include "cepheus/daemon/yaml_checks.h"
 
@@ -30,6 +32,41 @@ namespace {
 // A configuration is a few dozen keys; past this many nodes (aliases
 // expanded) it is not one.
 constexpr size_t kMaxConfigNodes = 10000;
+
+// librdkafka properties cepheus sets itself, which kafka.consumer and
+// kafka.producer may not override (they would be silently replaced), and why.
+const char* Reserved(std::string_view section, std::string_view key) {
+  static const std::map<std::string_view, const char*> kConsumer = {
+      {"bootstrap.servers", "from kafka.brokers"},
+      {"group.id", "from kafka.group_id"},
+      {"isolation.level", "read_committed: exactly-once reads only committed records"},
+      {"enable.auto.commit", "false: offsets are committed in the transaction with the alerts"},
+      {"auto.offset.reset", "earliest: a new group reads its topics from the start"},
+      {"partition.assignment.strategy", "cooperative-sticky: partitions move one at a time, with their state"},
+  };
+  static const std::map<std::string_view, const char*> kProducer = {
+      {"bootstrap.servers", "from kafka.brokers"},
+      {"transactional.id", "from kafka.transactional_id"},
+      {"enable.idempotence", "true: transactions need it"},
+      {"acks", "all: transactions need it"},
+  };
+  const auto& table = section == "kafka.consumer" ? kConsumer : kProducer;
+  auto it = table.find(key);
+  return it == table.end() ? nullptr : it->second;
+}
+
+// "host:port" or "[v6]:port", the port a number from 0 (any free port) to 65535.
+std::string CheckHostPort(const std::string& v) {
+  size_t colon = v.rfind(':');
+  if (colon == std::string::npos || colon == 0) return "must be host:port (for example 127.0.0.1:9464)";
+  std::string_view port(v.data() + colon + 1, v.size() - colon - 1);
+  unsigned n = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || n > 65535) {
+    return fmt::format("the port '{}' is not a number from 0 to 65535", port);
+  }
+  return "";
+}
 
 std::string NotEmpty(const std::string& v) { return v.empty() ? "must not be empty" : ""; }
 
@@ -156,7 +193,7 @@ const std::vector<ConfigKey> kSchema = {
      "Address of the Prometheus endpoint (/metrics, /healthz); loopback by default.",
      [](Config* c, const std::string& v) {
        c->metrics.listen = v;
-       return v.find(':') == std::string::npos ? std::string("must be host:port") : std::string();
+       return CheckHostPort(v);
      }},
     {"metrics.username", ConfigKind::kString, "",
      "With metrics.password: HTTP basic auth required on /metrics (/healthz stays open for liveness "
@@ -262,7 +299,13 @@ class Loader {
       if (!v.IsMap() && !v.IsNull()) return Error(v, fmt::format("{} must be a map of librdkafka properties", k.name));
       auto& dest = std::string(k.name) == "kafka.consumer" ? config_->kafka.consumer : config_->kafka.producer;
       if (v.IsMap()) {
-        for (const auto& p : v) dest[p.first.as<std::string>()] = p.second.as<std::string>();
+        for (const auto& p : v) {
+          std::string key = p.first.as<std::string>();
+          if (const char* why = Reserved(k.name, key)) {
+            return Error(p.first, fmt::format("{}: '{}' is set by cepheus ({}); remove it", k.name, key, why));
+          }
+          dest[key] = p.second.as<std::string>();
+        }
       }
       std::string err = CheckRdkafka(std::string(k.name) == "kafka.consumer" ? "consumer" : "producer", dest);
       if (!err.empty()) return Error(v, err);

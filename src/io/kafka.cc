@@ -56,6 +56,22 @@ Status ApplyAll(RdKafka::Conf* conf, const Properties& props) {
   return Status::Ok();
 }
 
+// What a transactional producer adds to the user's properties: a shorter
+// retry backoff unless the user set one (a transaction's AddOffsetsToTxn and
+// TxnOffsetCommit that reach the coordinator while it still writes the
+// previous transaction's markers get CONCURRENT_TRANSACTIONS, and librdkafka
+// 2.0.2 retries those after retry.backoff.ms, 100 ms by default: with a commit
+// every 100 ms, one commit in ten or so then stalls the loop for 100 ms),
+// and the transactional settings, which win.
+Properties TransactionalExtras(const std::string& transactional_id, const Properties& extra) {
+  Properties props = extra;
+  props.emplace("retry.backoff.ms", "10");
+  props["transactional.id"] = transactional_id;
+  props["enable.idempotence"] = "true";
+  props["acks"] = "all";
+  return props;
+}
+
 class DeliveryCounter : public RdKafka::DeliveryReportCb {
  public:
   void dr_cb(RdKafka::Message& m) override {
@@ -198,9 +214,7 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const std::string& 
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   RouteLogs(conf.get());
   std::string err;
-  if (Status st = ApplyAll(conf.get(), extra); !st.ok()) return st;
-  Properties own = {{"bootstrap.servers", brokers}, {"enable.idempotence", "true"}, {"linger.ms", "5"}};
-  if (Status st = ApplyAll(conf.get(), own); !st.ok()) return st;
+  if (Status st = ApplyAll(conf.get(), ProducerProperties(brokers, extra)); !st.ok()) return st;
   conf->set("dr_cb", &out->impl_->delivery, err);
   out->impl_->producer.reset(RdKafka::Producer::create(conf.get(), err));
   if (!out->impl_->producer) return Status::IoError(fmt::format("cannot create the producer: {}", err));
@@ -253,19 +267,7 @@ Status KafkaProducer::Produce(const std::string& topic, std::string_view key, st
 Result<std::unique_ptr<KafkaProducer>> KafkaProducer::CreateTransactional(const std::string& brokers,
                                                                           const std::string& transactional_id,
                                                                           const Properties& extra) {
-  Properties props = extra;
-  // A transaction's AddOffsetsToTxn and TxnOffsetCommit that reach the
-  // coordinator while it still writes the previous transaction's markers get
-  // CONCURRENT_TRANSACTIONS, and librdkafka 2.0.2 retries those after
-  // retry.backoff.ms (100 ms by default): with a commit every 100 ms, one
-  // commit in ten or so then stalls the loop for 100 ms. 10 ms keeps retries
-  // of produce requests bounded (message.timeout.ms) while cutting the stall;
-  // kafka.producer may set another value.
-  props.emplace("retry.backoff.ms", "10");
-  props["transactional.id"] = transactional_id;
-  props["enable.idempotence"] = "true";
-  props["acks"] = "all";
-  return Create(brokers, props);
+  return Create(brokers, TransactionalExtras(transactional_id, extra));
 }
 
 namespace {
@@ -430,14 +432,7 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const std::string& 
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   RouteLogs(conf.get());
   std::string err;
-  if (Status st = ApplyAll(conf.get(), extra); !st.ok()) return st;
-  Properties own = {{"bootstrap.servers", brokers},
-                    {"group.id", group},
-                    {"partition.assignment.strategy", "cooperative-sticky"},
-                    {"enable.auto.commit", "false"},
-                    {"auto.offset.reset", "earliest"},
-                    {"isolation.level", "read_committed"}};
-  if (Status st = ApplyAll(conf.get(), own); !st.ok()) return st;
+  if (Status st = ApplyAll(conf.get(), ConsumerProperties(brokers, group, extra)); !st.ok()) return st;
   conf->set("rebalance_cb", &out->impl_->rebalance, err);
   out->impl_->consumer.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
   if (!out->impl_->consumer) return Status::IoError(fmt::format("cannot create the consumer: {}", err));
@@ -526,6 +521,32 @@ Result<std::unique_ptr<Consumer>> KafkaClients::GroupConsumer(const std::string&
 Result<CompactedLog> KafkaClients::ReadCompacted(const std::string& topic, const std::vector<int32_t>& partitions,
                                                  const Properties& extra, int timeout_ms) {
   return io::ReadCompacted(brokers_, topic, partitions, extra, timeout_ms);
+}
+
+Properties ProducerProperties(const std::string& brokers, const Properties& extra) {
+  Properties props = extra;
+  props.emplace("linger.ms", "5");  // the user's wins: a latency knob
+  props["bootstrap.servers"] = brokers;
+  props["enable.idempotence"] = "true";
+  return props;
+}
+
+Properties TransactionalProducerProperties(const std::string& brokers, const std::string& transactional_id,
+                                           const Properties& extra) {
+  return ProducerProperties(brokers, TransactionalExtras(transactional_id, extra));
+}
+
+Properties ConsumerProperties(const std::string& brokers, const std::string& group, const Properties& extra) {
+  Properties props = extra;
+  for (const auto& [k, v] : Properties{{"bootstrap.servers", brokers},
+                                       {"group.id", group},
+                                       {"partition.assignment.strategy", "cooperative-sticky"},
+                                       {"enable.auto.commit", "false"},
+                                       {"auto.offset.reset", "earliest"},
+                                       {"isolation.level", "read_committed"}}) {
+    props[k] = v;
+  }
+  return props;
 }
 
 }  // namespace cepheus::io

@@ -15,12 +15,48 @@
 
 #include <fmt/format.h>
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <set>
 
 #include "cepheus/engine/engine.h"
 #include "cepheus/nfa/program.h"
 
 namespace cepheus::metrics {
+
+namespace {
+
+// Why `listen` ("host:port", "[v6]:port") cannot be bound, in the system's
+// words ("Address already in use"), or "" when it can.
+std::string BindProblem(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return "";
+  std::string host = listen.substr(0, colon), port = listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    return gai_strerror(rc);
+  }
+  std::string why;
+  int fd = socket(found->ai_family, found->ai_socktype, found->ai_protocol);
+  if (fd < 0) {
+    why = std::strerror(errno);
+  } else {
+    if (bind(fd, found->ai_addr, found->ai_addrlen) != 0) why = std::strerror(errno);
+    close(fd);
+  }
+  freeaddrinfo(found);
+  return why;
+}
+
+}  // namespace
 
 using prometheus::BuildCounter;
 using prometheus::BuildGauge;
@@ -191,7 +227,10 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
   try {
     i.exposer = std::make_unique<prometheus::Exposer>(listen);
   } catch (const std::exception& e) {
-    return Status::IoError(fmt::format("cannot serve metrics on {}: {}", listen, e.what()));
+    // civetweb says only "null context ... Possible problem binding to
+    // port": bind the address here to learn why.
+    std::string why = BindProblem(listen);
+    return Status::IoError(fmt::format("cannot serve metrics on {}: {}", listen, why.empty() ? e.what() : why));
   }
   if (!username.empty()) {
     i.exposer->RegisterAuth(

@@ -88,11 +88,21 @@ Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(const LmdbOptions& options) {
   s->options_ = options;
   const std::string& dir = options.directory;
   std::error_code ec;
+  // A path that is a file, or a directory cepheus may not write, is the
+  // operator's to fix (FailedPrecondition: the daemon exits 78, not 1).
   std::filesystem::create_directories(dir, ec);
-  if (ec) return Status::IoError(fmt::format("state directory {}: cannot create it: {}", dir, ec.message()));
+  if (!ec && !std::filesystem::is_directory(dir, ec)) ec = std::make_error_code(std::errc::not_a_directory);
+  if (ec) {
+    return Status::FailedPrecondition(fmt::format("state directory {}: cannot create it: {}", dir, ec.message()));
+  }
   std::string lock = dir + "/cepheus.lock";
   s->lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-  if (s->lock_fd_ < 0) return Status::IoError(fmt::format("state directory {}: {}", dir, std::strerror(errno)));
+  if (s->lock_fd_ < 0) {
+    int err = errno;
+    std::string msg = fmt::format("state directory {}: {}", dir, std::strerror(err));
+    if (err == EACCES || err == EROFS || err == EPERM) return Status::FailedPrecondition(msg + " (not writable)");
+    return Status::IoError(msg);
+  }
   if (::flock(s->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     return Status::FailedPrecondition(fmt::format("state directory {} is in use by another cepheus process", dir));
   }

@@ -35,6 +35,14 @@ namespace cepheus::io {
 using LogHandler = void (*)(int priority, std::string_view line);
 void SetLogHandler(LogHandler handler);
 
+// The librdkafka properties each client is created with: the user's (the
+// configuration's kafka.producer / kafka.consumer), then what cepheus sets
+// itself, which wins. `run --print-config` prints these.
+Properties ProducerProperties(const std::string& brokers, const Properties& extra);
+Properties TransactionalProducerProperties(const std::string& brokers, const std::string& transactional_id,
+                                           const Properties& extra);
+Properties ConsumerProperties(const std::string& brokers, const std::string& group, const Properties& extra);
+
 // An in-process Kafka cluster (librdkafka's mock). Not a real broker: it is
 // for demos and fast tests only (no exactly-once guarantees).
 class MockCluster {

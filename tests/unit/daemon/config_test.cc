@@ -136,3 +136,24 @@ TEST_CASE("a configuration that explodes through its aliases is refused") {
   REQUIRE_FALSE(c.ok());
   CHECK(c.status().message() == "laughs.yaml: more than 10000 nodes once its aliases are expanded");
 }
+
+TEST_CASE("a metrics port outside 0-65535 is refused when the configuration is read, not when binding") {
+  auto c = daemon::ParseConfig("metrics:\n  listen: 127.0.0.1:99999\n", "m.yaml", nullptr);
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.status().message() == "m.yaml:2:11: metrics.listen: the port '99999' is not a number from 0 to 65535");
+  CHECK_FALSE(daemon::ParseConfig("metrics:\n  listen: 127.0.0.1:http\n", "m.yaml", nullptr).ok());
+  CHECK_FALSE(daemon::ParseConfig("metrics:\n  listen: 9464\n", "m.yaml", nullptr).ok());
+  CHECK(daemon::ParseConfig("metrics:\n  listen: \"[::1]:0\"\n", "m.yaml", nullptr).ok());
+}
+
+TEST_CASE("a librdkafka property cepheus sets itself is refused in kafka.consumer and kafka.producer, with why") {
+  auto c = daemon::ParseConfig("kafka:\n  consumer:\n    isolation.level: read_uncommitted\n", "k.yaml", nullptr);
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.status().message() == "k.yaml:3:5: kafka.consumer: 'isolation.level' is set by cepheus (read_committed: "
+                                "exactly-once reads only committed records); remove it");
+  auto p = daemon::ParseConfig("kafka:\n  producer:\n    transactional.id: x\n", "k.yaml", nullptr);
+  REQUIRE_FALSE(p.ok());
+  CHECK(p.status().message().find("'transactional.id' is set by cepheus (from kafka.transactional_id)") !=
+        std::string::npos);
+  CHECK(daemon::ParseConfig("kafka:\n  producer:\n    linger.ms: \"20\"\n", "k.yaml", nullptr).ok());
+}

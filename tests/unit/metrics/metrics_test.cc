@@ -103,3 +103,13 @@ TEST_CASE("with credentials configured, /metrics answers 401 without them and th
   CHECK(right.rfind("HTTP/1.1 200", 0) == 0);
   CHECK(testing::Sample(right, "cepheus_rules_loaded") == 1);
 }
+
+TEST_CASE("an address in use is named as such, not as civetweb's null context") {
+  auto rules = testing::CompileRules("rule r key user_id match o: order within 1m");
+  auto first = metrics::Metrics::Start("127.0.0.1:0", "test", *rules);
+  REQUIRE(first.ok());
+  std::string taken = "127.0.0.1:" + std::to_string(first.value()->port());
+  auto second = metrics::Metrics::Start(taken, "test", *rules);
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.status().message() == "cannot serve metrics on " + taken + ": Address already in use");
+}

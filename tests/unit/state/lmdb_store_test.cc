@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "cepheus/state/lmdb_store.h"
@@ -229,4 +230,15 @@ TEST_CASE("the engine's state round-trips through LMDB files") {
   CHECK(b.active_runs() == 2);
   b.Push(dec.Decode(R"({"id":"e3","type":"order","ts":3,"user_id":"u"})", {}).value());
   CHECK(testing::Reduce(sink.alerts) == std::vector<std::string>{"r|u|match|o=e1,e2,e3"});
+}
+
+TEST_CASE("a state directory path that is a file is the operator's to fix: FailedPrecondition, not an I/O error") {
+  TempDir d;
+  std::filesystem::create_directories(d.path);
+  auto file = d.path / "not-a-directory";
+  { std::ofstream(file) << "x"; }
+  auto s = state::LmdbStore::Open({file.string(), 1ULL << 20, 1ULL << 32});
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.status().code() == Status::Code::kFailedPrecondition);
+  CHECK(s.status().message().find("cannot create it") != std::string::npos);
 }
