@@ -30,6 +30,9 @@ namespace cepheus::metrics {
 
 namespace {
 
+constexpr int kExposerThreads = 8;
+constexpr int kRequestTimeoutMs = 2000;
+
 // Why `listen` ("host:port", "[v6]:port") cannot be bound, in the system's
 // words ("Address already in use"), or "" when it can.
 std::string BindProblem(const std::string& listen) {
@@ -225,7 +228,14 @@ Result<std::unique_ptr<Metrics>> Metrics::Start(const std::string& listen, const
   i.RegisterState(version);
   if (listen.empty()) return m;  // counted, not served
   try {
-    i.exposer = std::make_unique<prometheus::Exposer>(listen);
+    // civetweb gives each connection a worker thread until its request is
+    // complete: with prometheus-cpp's default of 2 threads and civetweb's
+    // 30 s request timeout, two idle TCP connections held /metrics and
+    // /healthz for ~58 s. More workers, and a slow request cut after 2 s, keep
+    // a scrape answered well inside Prometheus' 10 s timeout.
+    i.exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+        "listening_ports", listen, "num_threads", std::to_string(kExposerThreads), "request_timeout_ms",
+        std::to_string(kRequestTimeoutMs), "keep_alive_timeout_ms", std::to_string(kRequestTimeoutMs)});
   } catch (const std::exception& e) {
     // civetweb says only "null context ... Possible problem binding to
     // port": bind the address here to learn why.

@@ -1,6 +1,14 @@
 // The metrics probe, read back over HTTP as Prometheus would.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <vector>
+
 #include "cepheus/metrics/metrics.h"
 #include "test_util.h"
 
@@ -112,4 +120,38 @@ TEST_CASE("an address in use is named as such, not as civetweb's null context") 
   auto second = metrics::Metrics::Start(taken, "test", *rules);
   REQUIRE_FALSE(second.ok());
   CHECK(second.status().message() == "cannot serve metrics on " + taken + ": Address already in use");
+}
+
+namespace {
+
+// A TCP connection to the exposer that sends `bytes` and then nothing.
+int Connect(int port, const std::string& bytes) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  if (!bytes.empty()) REQUIRE(::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+  return fd;
+}
+
+}  // namespace
+
+TEST_CASE("idle and half-sent connections do not hold /metrics past a scrape's timeout") {
+  auto rules = testing::CompileRules("rule r key user_id match o: order within 1m");
+  auto m = metrics::Metrics::Start("127.0.0.1:0", "test", *rules);
+  REQUIRE(m.ok());
+  int port = m.value()->port();
+  std::vector<int> held;
+  for (int i = 0; i < 6; ++i) held.push_back(Connect(port, ""));                            // idle
+  for (int i = 0; i < 6; ++i) held.push_back(Connect(port, "GET /metrics HTTP/1.1\r\nHo"));  // half-sent
+  auto started = std::chrono::steady_clock::now();
+  std::string scrape = testing::Scrape(port);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  for (int fd : held) ::close(fd);
+  CHECK(scrape.find("cepheus_events_total") != std::string::npos);
+  // Prometheus gives up after 10 s by default; an answer must come well before.
+  CHECK(seconds < 5.0);
 }
