@@ -1,11 +1,18 @@
 // Line index and diagnostic formatting.
 //
 // The line index is built once per file (a sorted vector of line-start
-// offsets); locating an offset is a binary search. A caret line copies the
-// tabs of the source line so the caret stays under the span in a terminal.
+// offsets); locating an offset is a binary search. The echoed source line is
+// cut into pieces, one per UTF-8 character (one column), control byte or
+// stray byte (printed escaped, \x1b, so a hostile file cannot drive the
+// terminal); the caret line has one mark per column of each piece (tabs
+// copied), so the caret stays under the span whatever precedes it. A line
+// wider than kEchoColumns is shown as a window around the caret. Columns in
+// "file:line:col" count characters, as the caret does.
 #include "cepheus/common/source.h"
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -36,28 +43,88 @@ std::string_view SourceFile::Line(int line) const {
   return v;
 }
 
+namespace {
+
+constexpr int kEchoColumns = 160;
+
+struct Piece {
+  std::string text;  // as echoed
+  size_t begin;      // its bytes in the line
+  size_t end;
+  int width;         // columns
+};
+
+// The UTF-8 sequence length announced by lead byte `c`, 0 when `c` cannot
+// start one.
+size_t Utf8Length(unsigned char c) {
+  if (c >= 0xC2 && c <= 0xDF) return 2;
+  if (c >= 0xE0 && c <= 0xEF) return 3;
+  if (c >= 0xF0 && c <= 0xF4) return 4;
+  return 0;
+}
+
+std::vector<Piece> Pieces(std::string_view line) {
+  std::vector<Piece> out;
+  for (size_t i = 0; i < line.size();) {
+    auto c = static_cast<unsigned char>(line[i]);
+    size_t n = c < 0x80 ? 1 : Utf8Length(c);
+    bool valid = n > 0 && i + n <= line.size();
+    for (size_t k = 1; valid && k < n; ++k) valid = (static_cast<unsigned char>(line[i + k]) & 0xC0) == 0x80;
+    if (c == '\t' || (c >= 0x20 && c < 0x7F)) {
+      out.push_back({std::string(1, static_cast<char>(c)), i, i + 1, 1});
+      ++i;
+    } else if (c >= 0x80 && valid) {
+      out.push_back({std::string(line.substr(i, n)), i, i + n, 1});
+      i += n;
+    } else {  // a control byte, DEL, or a byte that is not UTF-8
+      out.push_back({fmt::format("\\x{:02x}", c), i, i + 1, 4});
+      ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string FormatDiagnostic(const Diagnostic& d) {
   const char* kind = d.severity == Severity::kError     ? "error"
                      : d.severity == Severity::kWarning ? "warning"
                                                         : "note";
   if (d.file == nullptr) return fmt::format("cepheus: {}: {}\n", kind, d.message);
   auto lc = d.file->Locate(d.span.begin);
-  std::string out = fmt::format("{}:{}:{}: {}: {}\n", d.file->name(), lc.line, lc.col, kind, d.message);
   std::string_view line = d.file->Line(lc.line);
-  out.append(line);
-  out.push_back('\n');
-  std::string caret;
-  for (int i = 0; i + 1 < lc.col && i < static_cast<int>(line.size()); ++i) {
-    caret.push_back(line[i] == '\t' ? '\t' : ' ');
+  // The span on this line (clipped to its end), at least one byte wide.
+  size_t from = std::min(static_cast<size_t>(lc.col - 1), line.size());
+  size_t to = std::min(line.size(), from + (d.span.end - d.span.begin));
+  std::vector<Piece> pieces = Pieces(line);
+  size_t first = 0;  // the caret's piece
+  while (first < pieces.size() && pieces[first].end <= from) ++first;
+  std::string out = fmt::format("{}:{}:{}: {}: {}\n", d.file->name(), lc.line, first + 1, kind, d.message);
+  // A window of the line around the caret when the line is too wide.
+  size_t lo = 0, hi = pieces.size();
+  int total = 0;
+  for (const auto& p : pieces) total += p.width;
+  if (total > kEchoColumns) {
+    lo = first > kEchoColumns / 4 ? first - kEchoColumns / 4 : 0;
+    hi = std::min(pieces.size(), lo + kEchoColumns / 2);
   }
-  // The caret covers the span, clipped to the end of its first line.
-  int width = static_cast<int>(d.span.end) - static_cast<int>(d.span.begin);
-  int room = static_cast<int>(line.size()) - (lc.col - 1);
-  width = std::max(1, std::min(width, std::max(room, 1)));
-  caret.push_back('^');
-  caret.append(static_cast<size_t>(width - 1), '~');
-  out += caret;
-  out.push_back('\n');
+  std::string echo = lo > 0 ? "..." : "", caret = lo > 0 ? "   " : "";
+  bool marked = false;
+  for (size_t i = lo; i < hi; ++i) {
+    const Piece& p = pieces[i];
+    echo += p.text;
+    bool in_span = i == first || (p.begin >= from && p.begin < to);
+    if (!in_span) {
+      if (!marked) caret.append(static_cast<size_t>(p.width), p.text == "\t" ? '\t' : ' ');
+      continue;
+    }
+    caret.push_back(marked ? '~' : '^');
+    caret.append(static_cast<size_t>(p.width - 1), '~');
+    marked = true;
+  }
+  if (hi < pieces.size()) echo += "...";
+  if (!marked) caret.push_back('^');  // at the end of the line
+  out += echo + "\n" + caret + "\n";
   return out;
 }
 

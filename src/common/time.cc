@@ -12,8 +12,8 @@
 namespace cepheus {
 namespace {
 
-constexpr Millis kSecond = 1000, kMinute = 60 * kSecond, kHour = 60 * kMinute, kDay = 24 * kHour;
-constexpr Millis kMaxDuration = 36500 * kDay;
+constexpr Millis kSecond = 1000, kMinute = 60 * kSecond, kHour = 60 * kMinute;
+static_assert(kDay == 24 * kHour);
 
 int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
   y -= m <= 2;
@@ -37,6 +37,13 @@ bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
 }
 
 }  // namespace
+
+bool LooksLikeDuration(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  std::string_view unit = text.substr(i);
+  return i > 0 && (unit == "ms" || unit == "s" || unit == "m" || unit == "h" || unit == "d");
+}
 
 std::optional<Millis> ParseDuration(std::string_view text) {
   size_t i = 0;

@@ -244,6 +244,8 @@ bool RuleChecker::LowerPattern(const ast::Pattern& p, Pattern* out) {
     if (s.counted) {
       if (s.absent) {
         Error(s.quantifier_span, "an absent step cannot have a quantifier");
+      } else if (s.min > kMaxQuantifier || (s.max != kUnbounded && s.max > kMaxQuantifier)) {
+        Error(s.quantifier_span, fmt::format("a quantifier's count may be at most {}", kMaxQuantifier));
       } else if (s.max != kUnbounded && s.max == 0) {
         Error(s.quantifier_span, "a quantifier's upper bound must be at least 1");
       } else if (s.min < 0) {
@@ -484,7 +486,10 @@ const ast::Word* RuleChecker::WordOf(const Clauses& seen, const char* keyword) {
 
 std::optional<Millis> RuleChecker::CheckDuration(const ast::Word* w, const char* what) {
   auto d = ParseDuration(w->text);
-  if (!d) {
+  if (!d && LooksLikeDuration(w->text)) {
+    Error(SpanOf(*w), fmt::format("{} may be at most {} ({} days), not {}", what, FormatDuration(kMaxDuration),
+                                  kMaxDuration / kDay, w->text));
+  } else if (!d) {
     Error(SpanOf(*w), fmt::format("bad duration '{}' for {}: write a whole number followed by ms, "
                                   "s, m, h or d (for example 90s or 2m)",
                                   w->text, what));

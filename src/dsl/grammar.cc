@@ -68,6 +68,91 @@ const char* NextLine(const char* p, const char* end, bool clauses) {
   return end;
 }
 
+// The length of the UTF-8 character whose lead byte is `c` (0: not a lead
+// byte), and its code point once checked.
+size_t Utf8Length(unsigned char c) {
+  if (c >= 0xC2 && c <= 0xDF) return 2;
+  if (c >= 0xE0 && c <= 0xEF) return 3;
+  if (c >= 0xF0 && c <= 0xF4) return 4;
+  return 0;
+}
+
+// A UTF-8 character at p (n bytes, all there): its code point, or -1 when
+// the continuation bytes are wrong.
+long CodePoint(const char* p, size_t n) {
+  long cp = static_cast<unsigned char>(p[0]) & (0x7F >> n);
+  for (size_t k = 1; k < n; ++k) {
+    auto b = static_cast<unsigned char>(p[k]);
+    if ((b & 0xC0) != 0x80) return -1;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  return cp;
+}
+
+// What a rule file may hold: outside strings and comments, printable ASCII,
+// tabs and line ends (the grammar's character classes are ASCII's; a
+// non-ASCII byte there was undefined behaviour); inside strings and comments
+// also UTF-8 characters. Never a control byte, nor bytes that are not UTF-8.
+// Returns the first byte out of place (and why), or nullptr.
+const char* BadCharacter(const char* p, const char* end, std::string* why) {
+  bool in_string = false, in_comment = false;
+  std::vector<bool> brackets;  // open brackets in code; true: a message's `{` hole
+  for (; p < end; ++p) {
+    auto c = static_cast<unsigned char>(*p);
+    if (c == '\n') {
+      in_comment = in_string = false;  // an unterminated string is the parser's to report
+      continue;
+    }
+    if (c == '\t' || c == '\r') continue;
+    if (c < 0x20 || c == 0x7F) {
+      *why = fmt::format("control character U+{:04X} in the file (rule files are text)", c);
+      return p;
+    }
+    if (c >= 0x80) {
+      size_t n = Utf8Length(c);
+      long cp = n > 0 && p + n <= end ? CodePoint(p, n) : -1;
+      if (cp < 0) {
+        *why = fmt::format("byte 0x{:02X} is not UTF-8 (rule files are UTF-8 text)", c);
+        return p;
+      }
+      if (!in_string && !in_comment) {
+        *why = fmt::format("'{}' (U+{:04X}) outside a string or a comment: names, keywords and operators are ASCII",
+                           std::string(p, n), cp);
+        return p;
+      }
+      p += n - 1;
+      continue;
+    }
+    if (in_comment) continue;
+    if (in_string) {
+      if (c == '\\' && p + 1 < end && static_cast<unsigned char>(p[1]) >= 0x20 &&
+          static_cast<unsigned char>(p[1]) < 0x80) {
+        ++p;
+      } else if (c == '"') {
+        in_string = false;
+      } else if (c == '{' && p + 1 < end && p[1] == '{') {
+        ++p;
+      } else if (c == '{') {
+        in_string = false;
+        brackets.push_back(true);
+      }
+      continue;
+    }
+    if (c == '#') {
+      in_comment = true;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '(' || c == '[' || c == '{') {
+      brackets.push_back(false);
+    } else if ((c == ')' || c == ']' || c == '}') && !brackets.empty()) {
+      bool hole = brackets.back();
+      brackets.pop_back();
+      if (hole && c == '}') in_string = true;
+    }
+  }
+  return nullptr;
+}
+
 // Finds the first place where the recursive-descent parser would recurse
 // deeper than the limit: brackets nested too deep (counting the `{...}` holes
 // of messages and the brackets inside them), or too many prefix operators in a
@@ -140,6 +225,11 @@ std::vector<ast::Rule> ParseRules(const SourceFile& file, DiagnosticSink* diags)
     diags->Error(&file, {offset(p), offset(q == p ? p + 1 : q)}, std::move(msg));
   };
 
+  std::string why;
+  if (const char* bad = BadCharacter(base, end, &why)) {
+    diags->Error(&file, {offset(bad), offset(bad) + 1}, why);
+    return rules;
+  }
   if (const char* deep = TooDeep(base, end)) {
     error_at(deep, fmt::format("expressions nest deeper than {} levels (brackets, or prefix operators "
                                "such as - and not in a row)",

@@ -146,7 +146,8 @@ const x3::rule<pattern_class, ast::Pattern> pattern = "a pattern";
 const x3::rule<template_text_class, std::string> template_text = "text";
 const x3::rule<template_expr_class, ast::Chain> template_expr = "an expression";
 const x3::rule<template_parts_class, std::vector<ast::TemplatePart>> template_parts = "text";
-const x3::rule<template_hole_class, ast::Chain> template_hole = "an expression";
+const x3::rule<template_hole_class, ast::Chain> template_hole =
+    "an expression after '{' (write {{ for a literal brace)";
 const x3::rule<template_class, ast::Template> template_lit = "a message in double quotes";
 const x3::rule<string_list_class, ast::StringList> string_list = "a string in double quotes";
 const x3::rule<duration_class, ast::Word> duration = "a duration such as 90s or 2m";
@@ -191,7 +192,11 @@ struct count_word_raw_class;
 const x3::rule<count_word_raw_class, ast::Word> count_word_raw = "a whole number";
 
 struct quantifier_raw_class;
+struct count_int_class;
 const x3::rule<quantifier_raw_class, ast::Quantifier> quantifier_raw = "a quantifier";
+// Named, so a count too large for an int reads as words, not as X3's type.
+const x3::rule<count_int_class, int> count_int = "a count from 0 to 100000";
+const auto count_int_def = x3::int_;
 
 // ---- definitions ---------------------------------------------------------------
 inline const auto reserved =
@@ -254,7 +259,7 @@ const auto types_list_def = ('(' > (name_str % '|') > ')') | x3::repeat(1)[!clau
 const auto types_def = types_raw;
 const auto types_raw_def = types_list[set_names];
 const auto quantifier_def = quantifier_raw;
-const auto quantifier_raw_def = ('{' > x3::int_[set_min] > -(lit(',')[set_open] >> -x3::int_[set_max]) > '}') |
+const auto quantifier_raw_def = (('{' > count_int)[set_min] > -(lit(',')[set_open] >> -count_int[set_max]) > '}') |
                             lit('+')[set_plus] | lit('*')[set_star] | lit('?')[set_opt];
 const auto absent_kw_def = kw_str("absent") >> &(name_str | '(');
 // The lookahead makes sure a type name without ':' is never kept as a name
@@ -268,7 +273,9 @@ const auto pattern_def = step >> *arrow_step;
 const auto template_text_def = +((lit("{{") >> x3::attr('{')) | (lit("}}") >> x3::attr('}')) |
                                  ('\\' > escape) | ~char_("\"\\\n{"));
 // Inside a message the hole's expression may not cross a line end.
-const auto template_hole_def = x3::skip(x3::blank)[expr];
+// A quote cannot start a hole's expression (it would read as a string to the
+// end of the line): `{` then `"` is a brace the writer meant literally.
+const auto template_hole_def = x3::skip(x3::blank)[!lit('"') >> expr];
 const auto template_expr_def = '{' > template_hole > '}';
 const auto template_parts_def = *(template_text | template_expr);
 const auto template_lit_def = template_lit_raw;
@@ -294,6 +301,7 @@ const auto clause_def = (kw_str("description") > string_lit) | (kw_str("severity
                         (kw_str("tags") > string_list);
 const auto rule__def = kw("rule") > ident > *clause;
 
+BOOST_SPIRIT_DEFINE(count_int)
 BOOST_SPIRIT_DEFINE(quantifier_raw, ident_raw, number_raw, string_lit_raw, word_lit_raw, path_raw, list_raw, types_raw, template_lit_raw, string_list_raw, duration_raw, severity_raw, skip_policy_raw, count_word_raw,
                     name_str, ident, number, escape, string_body, unterminated, string_lit,
                     word_lit, path_parts, path, call, list_items, list, primary, unary_minus,

@@ -47,8 +47,16 @@ class ExprCompiler {
     out_ = out;
     out->root = Emit(e);
     if (total_nodes_ > kMaxNodesPerRule) {
-      return Status::LimitExceeded(fmt::format("rule '{}' compiles to more than {} expression nodes",
-                                               prog_->name, kMaxNodesPerRule));
+      // Located like a checker's error: the file and the rule's first line.
+      const dsl::Rule* r = prog_->rule;
+      std::string where = "";
+      if (r != nullptr && r->file != nullptr) {
+        auto lc = r->file->Locate(r->span.begin);
+        where = fmt::format("{}:{}:{}: ", r->file->name(), lc.line, lc.col);
+      }
+      return Status::LimitExceeded(fmt::format("{}rule '{}' compiles to more than {} expression nodes (its "
+                                               "expressions together; split the rule)",
+                                               where, prog_->name, kMaxNodesPerRule));
     }
     return Status::Ok();
   }

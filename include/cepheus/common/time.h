@@ -22,9 +22,16 @@ inline constexpr Millis kMaxEventTime = kMaxTime / 2;
 inline constexpr Millis kMinEventTime = kMinTime / 2;
 inline constexpr bool InEventTimeRange(Millis t) { return t >= kMinEventTime && t <= kMaxEventTime; }
 
+inline constexpr Millis kDay = 24LL * 60 * 60 * 1000;
+// The longest duration a rule or the configuration may give: 100 years.
+inline constexpr Millis kMaxDuration = 36500 * kDay;
+
 // Parses "<digits><unit>" with unit ms, s, m, h or d. Returns nullopt when the
-// text is not exactly that or the value overflows 100 years.
+// text is not exactly that or the value is past kMaxDuration.
 std::optional<Millis> ParseDuration(std::string_view text);
+// True when `text` has that shape, whatever its value (so a caller can say
+// "too long" rather than "not a duration").
+bool LooksLikeDuration(std::string_view text);
 
 // The shortest exact rendering: 120000 -> "2m", 1500 -> "1500ms".
 std::string FormatDuration(Millis ms);

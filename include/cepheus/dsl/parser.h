@@ -21,6 +21,7 @@ namespace cepheus::dsl {
 inline constexpr size_t kMaxRuleFileBytes = 1 << 20;  // 1 MiB per file
 inline constexpr int kMaxExprDepth = 64;              // nesting of parentheses and operators
 inline constexpr int kMaxSteps = 32;                  // steps in one pattern
+inline constexpr int kMaxQuantifier = 100000;         // a step's {n} or {n,m} (grammar_def.h names it)
 // Nodes of one expression (a filter, `where`, or an emit hole): operators,
 // operands, call arguments and list items. Every walk over an expression
 // (checker, compiler, evaluator, printer, explain) recurses at most this deep.

@@ -143,3 +143,16 @@ TEST_CASE("a string literal is accepted at the byte limit and refused one byte p
   CHECK_FALSE(past.ok);
   CHECK(past.diagnostics.find("a string is 4097 bytes long; the limit is 4096") != std::string::npos);
 }
+
+TEST_CASE("a rule whose expressions together pass the compiled node limit is refused with its file and line") {
+  std::string match;
+  for (int i = 0; i < 5; ++i) match += (i ? " -> s" : "s") + std::to_string(i) + ": order[" + Chain(999, "+", "1", "-") + " > 0]";
+  std::string text = "# five filters of 1001 nodes each\nrule big\n  key user_id\n  match " + match + "\n  within 1m\n";
+  auto set = std::make_shared<dsl::RuleSet>();
+  DiagnosticSink diags;
+  REQUIRE(dsl::ParseSource(std::make_shared<const SourceFile>("big.rules", text), set.get(), &diags));
+  auto compiled = nfa::Compile(set);
+  REQUIRE_FALSE(compiled.ok());
+  CHECK(compiled.status().message().rfind("big.rules:2:1: rule 'big' compiles to more than 4096 expression nodes", 0) ==
+        0);
+}
