@@ -1,10 +1,12 @@
 // `cepheus replay`: JSON lines in, alerts out, deterministic.
 //
-// The whole input is read into one buffer with simdjson's padding after it
-// (ReadWholeFile: errors as values, no copy), so each line is parsed in place
-// (the bytes after a line are the next lines or the padding).
-// Alerts are written to stdout as they are published; the summary goes to
-// stderr.
+// The input is streamed (LineReader: a block at a time, in memory bounded by
+// the block and --max-event-bytes, whatever the file's size; standard input
+// works from a pipe), each line parsed in place (the bytes after it are the
+// next lines or simdjson's padding) and fed to the engine through a Pump.
+// Alerts are written to stdout as they are published, flushed before each
+// read that may wait; a line past --max-event-bytes is never held, and is
+// reported as malformed like any other. The summary goes to stderr.
 #include "cli/replay.h"
 
 #include <cerrno>
@@ -16,9 +18,11 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <simdjson.h>
 
 #include "cepheus/common/file.h"
+#include "cepheus/engine/engine.h"
+#include "cepheus/engine/event_decoder.h"
+#include "cepheus/engine/pump.h"
 #include "cepheus/engine/replay.h"
 #include "cepheus/daemon/config.h"
 #include "cepheus/daemon/rules_loader.h"
@@ -43,6 +47,34 @@ class StdoutSink : public engine::AlertSink {
  private:
   std::FILE* late_;
 };
+
+// Feeds every line of `reader` to the engine through a Pump; lines past
+// `max_bytes` and malformed events are reported on stderr and counted in
+// *malformed. Returns the events evaluated, or the reader's error.
+Result<uint64_t> Stream(LineReader* reader, const std::string& source, size_t max_bytes,
+                        engine::EventDecoder* decoder, engine::Engine* eng, uint64_t* malformed) {
+  auto report = [&](uint64_t line, const std::string& why) {
+    ++*malformed;
+    std::cerr << fmt::format("{}:{}: malformed event skipped: {}\n", source, line, why);
+  };
+  engine::Pump pump(decoder, eng, [&](std::string_view, const nfa::Position& pos, const Status& why) {
+    report(static_cast<uint64_t>(pos.offset), why.message());
+  });
+  for (;;) {
+    auto next = reader->Next();
+    if (!next.ok()) return next.status();
+    if (!next.value()) return pump.counts().events;
+    const LineReader::Line& line = *next.value();
+    if (line.too_long) {
+      report(line.number, fmt::format("event is larger than {} bytes", max_bytes));
+      continue;
+    }
+    if (line.text.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    nfa::Position pos;
+    pos.offset = static_cast<int64_t>(line.number);
+    pump.Feed(line.text, pos, /*padded=*/true);
+  }
+}
 
 }  // namespace
 
@@ -69,16 +101,15 @@ int RunReplay(const ReplayOptions& o) {
     }
     options.out_of_order = *d;
   }
-  // Read the whole input as a stream (works for files, pipes and FIFOs).
-  std::string all;
-  if (Status st = ReadWholeFile(o.events, &all, simdjson::SIMDJSON_PADDING); !st.ok()) {
-    std::cerr << "cepheus: error: " << st.message() << "\n";
+  if (o.max_event_bytes == 0) {
+    std::cerr << "cepheus: error: --max-event-bytes must be at least 1\n";
     return 2;
   }
-  // simdjson's padding after the last line, in the same buffer (no copy).
-  const size_t size = all.size();
-  all.append(simdjson::SIMDJSON_PADDING, '\0');
-  std::string_view input(all.data(), size);
+  auto reader = LineReader::Open(o.events, o.max_event_bytes, engine::kPayloadPadding);
+  if (!reader.ok()) {
+    std::cerr << "cepheus: error: " << reader.status().message() << "\n";
+    return 2;
+  }
   std::FILE* late = nullptr;
   if (!o.late_out.empty()) {
     late = std::fopen(o.late_out.c_str(), "w");
@@ -90,10 +121,25 @@ int RunReplay(const ReplayOptions& o) {
   StdoutSink sink(late);
   std::string source = o.events == "-" ? "<stdin>" : o.events;
   auto start = std::chrono::steady_clock::now();
-  engine::ReplayCounts c = engine::ReplayText(input, rules, options, names, &sink,
-                              [&](uint64_t line, const std::string& why) {
-                                std::cerr << fmt::format("{}:{}: malformed event skipped: {}\n", source, line, why);
-                              });
+  engine::EventDecoder decoder(rules, names);
+  decoder.set_max_bytes(o.max_event_bytes);
+  engine::Engine eng(rules, options, &sink);
+  reader.value()->set_before_read([&] {
+    std::fflush(stdout);
+    if (late) std::fflush(late);
+  });
+  uint64_t malformed = 0;
+  auto fed = Stream(reader.value().get(), source, o.max_event_bytes, &decoder, &eng, &malformed);
+  if (!fed.ok()) {
+    std::cerr << "cepheus: error: " << fed.status().message() << "\n";
+    return 1;
+  }
+  eng.Finish();
+  engine::ReplayCounts c;
+  c.events = fed.value();
+  c.malformed = malformed;
+  c.late = eng.stats().late;
+  c.alerts = eng.stats().alerts;
   std::fflush(stdout);
   if (late) std::fclose(late);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -112,6 +158,8 @@ Command AddReplay(CLI::App& app) {
   sub->add_option("--out-of-order", o->out_of_order, "Allowed out-of-orderness, e.g. 5s");
   sub->add_option("--config", o->config, "cepheus.yaml (its events section is used)");
   sub->add_option("--late", o->late_out, "Write late events to this file");
+  sub->add_option("--max-event-bytes", o->max_event_bytes,
+                  "Longest event line; longer ones are malformed (default 1048576)");
   sub->add_flag("--quiet", o->quiet, "No summary on standard error");
   return {sub, [o] { return RunReplay(*o); }};
 }

@@ -1,6 +1,7 @@
 // `cepheus replay --rules R --events FILE`: JSON lines in, alerts out.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@ struct ReplayOptions {
   std::string config;
   std::string late_out;      // file for late events, "" for none
   bool quiet = false;        // no summary
+  size_t max_event_bytes = 1 << 20;  // longer lines are malformed
 };
 int RunReplay(const ReplayOptions& o);
 Command AddReplay(CLI::App& app);

@@ -3,6 +3,12 @@
 // file is read with one allocation and no copy; pipes grow it as they go. A
 // directory is refused before reading (read(2) would fail with EISDIR, and
 // iostreams turn that into an exception or a silent empty read).
+//
+// LineReader: one buffer of a block plus the longest line plus the padding.
+// Next() looks for '\n' in the data held; without one it moves the partial
+// line to the front and reads a block after it. A partial line that already
+// passes max_line is dropped and the reader skips to the next '\n', so a
+// 1 GB line costs a block, not a gigabyte.
 #include "cepheus/common/file.h"
 
 #include <fcntl.h>
@@ -64,6 +70,85 @@ Status ReadWholeFile(const std::string& path, std::string* out, size_t spare) {
   }
   close();
   return Status::Ok();
+}
+
+namespace {
+
+constexpr size_t kBlock = 1 << 20;
+
+}  // namespace
+
+Result<std::unique_ptr<LineReader>> LineReader::Open(const std::string& path, size_t max_line, size_t padding) {
+  const bool stdin_ = path == "-";
+  const std::string name = stdin_ ? "standard input" : path;
+  int fd = 0;
+  if (!stdin_) {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Status::IoError(fmt::format("cannot read {}: {}", name, std::strerror(errno)));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    if (!stdin_) ::close(fd);
+    return Status::IoError(fmt::format("cannot read {}: it is a directory", name));
+  }
+  return std::unique_ptr<LineReader>(new LineReader(fd, !stdin_, name, max_line, padding));
+}
+
+LineReader::LineReader(int fd, bool owned, std::string name, size_t max_line, size_t padding)
+    : fd_(fd), owned_(owned), name_(std::move(name)), max_line_(max_line), padding_(padding) {
+  buf_.resize(kBlock + max_line_ + padding_ + 1);
+}
+
+LineReader::~LineReader() {
+  if (owned_) ::close(fd_);
+}
+
+Status LineReader::Fill() {
+  if (start_ > 0) {  // the partial line to the front
+    std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
+    end_ -= start_;
+    start_ = 0;
+  }
+  if (before_read_) before_read_();
+  for (;;) {
+    ssize_t n = ::read(fd_, buf_.data() + end_, buf_.size() - padding_ - end_);
+    if (n > 0) {
+      end_ += static_cast<size_t>(n);
+      return Status::Ok();
+    }
+    if (n == 0) {
+      eof_ = true;
+      return Status::Ok();
+    }
+    if (errno != EINTR) return Status::IoError(fmt::format("cannot read {}: {}", name_, std::strerror(errno)));
+  }
+}
+
+Result<std::optional<LineReader::Line>> LineReader::Next() {
+  for (;;) {
+    const char* data = buf_.data();
+    const void* nl = std::memchr(data + start_, '\n', end_ - start_);
+    if (nl != nullptr || (eof_ && start_ < end_)) {
+      size_t stop = nl ? static_cast<size_t>(static_cast<const char*>(nl) - data) : end_;
+      Line line{std::string_view(data + start_, stop - start_), ++number_, skipping_ || stop - start_ > max_line_};
+      if (line.too_long) line.text = {};
+      skipping_ = false;
+      start_ = nl ? stop + 1 : end_;
+      return std::optional<Line>(line);
+    }
+    if (eof_) {
+      if (skipping_) {  // a too-long last line without '\n'
+        skipping_ = false;
+        return std::optional<Line>(Line{{}, ++number_, true});
+      }
+      return std::optional<Line>();
+    }
+    if (end_ - start_ > max_line_) {  // drop what is held of a line already too long
+      skipping_ = true;
+      start_ = end_ = 0;
+    }
+    if (Status st = Fill(); !st.ok()) return st;
+  }
 }
 
 }  // namespace cepheus

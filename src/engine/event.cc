@@ -50,6 +50,7 @@ struct EventDecoder::Impl {
   std::vector<Node> trie;
   simdjson::dom::parser parser;
   std::vector<Pending> pending;
+  size_t max_bytes = kMaxEventBytes;
 };
 
 EventDecoder::EventDecoder(std::shared_ptr<const nfa::CompiledRuleSet> rules, EventFieldNames names)
@@ -74,6 +75,8 @@ EventDecoder::EventDecoder(std::shared_ptr<const nfa::CompiledRuleSet> rules, Ev
 EventDecoder::~EventDecoder() = default;
 
 const nfa::CompiledRuleSet& EventDecoder::rules() const { return *impl_->rules; }
+
+void EventDecoder::set_max_bytes(size_t n) { impl_->max_bytes = n; }
 
 Result<nfa::EventRef> EventDecoder::Decode(std::string_view raw, const nfa::Position& pos, bool padded) {
   return impl_->Decode(raw, pos, padded);
@@ -193,9 +196,7 @@ size_t EventDecoder::Impl::PendingTextBytes(size_t* arrays) const {
 
 Result<nfa::EventRef> EventDecoder::Impl::Decode(std::string_view raw, const nfa::Position& pos, bool padded) {
   raw = TrimRight(raw);
-  if (raw.size() > kMaxEventBytes) {
-    return Status::InvalidArgument(fmt::format("event is larger than {} bytes", kMaxEventBytes));
-  }
+  if (raw.size() > max_bytes) return Status::InvalidArgument(fmt::format("event is larger than {} bytes", max_bytes));
   simdjson::dom::element root;
   auto err = parser.parse(raw.data(), raw.size(), !padded).get(root);
   if (err) return Status::InvalidArgument(fmt::format("not valid JSON: {}", simdjson::error_message(err)));

@@ -40,6 +40,9 @@ class EventDecoder {
   Result<nfa::EventRef> Decode(std::string_view raw, const nfa::Position& pos, bool padded = false);
 
   const nfa::CompiledRuleSet& rules() const;
+  // Records longer than this are malformed ("larger than N bytes");
+  // kMaxEventBytes unless set.
+  void set_max_bytes(size_t n);
 
  private:
   struct Impl;  // event.cc: the field trie and simdjson's parser
