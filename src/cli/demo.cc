@@ -13,6 +13,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <charconv>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -99,6 +101,9 @@ int RunDemo(const DemoOptions& o) {
     std::cerr << "cepheus: error: " << cluster.status().message() << "\n";
     return 1;
   }
+  if (int stale = RemoveStaleDemoDirs(std::filesystem::temp_directory_path().string()); stale > 0) {
+    std::fprintf(stderr, "cepheus demo: removed %d state directories of demos no longer running\n", stale);
+  }
   auto state_dir = std::filesystem::temp_directory_path() / fmt::format("cepheus-demo-{}", ::getpid());
   daemon::Config config = DemoConfig(o, cluster.value()->bootstraps(), state_dir);
   for (auto [topic, parts] : {std::pair<std::string, int>{"events", o.partitions}, {config.kafka.alerts_topic, 1},
@@ -163,6 +168,24 @@ int RunDemo(const DemoOptions& o) {
                static_cast<unsigned long long>(daemon.malformed()));
   std::filesystem::remove_all(state_dir);
   return code;
+}
+
+int RemoveStaleDemoDirs(const std::string& parent) {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(parent, ec)) {
+    std::string name = entry.path().filename().string();
+    constexpr std::string_view kPrefix = "cepheus-demo-";
+    if (name.rfind(kPrefix, 0) != 0 || !entry.is_directory(ec)) continue;
+    long pid = 0;
+    auto digits = std::string_view(name).substr(kPrefix.size());
+    auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
+    if (err != std::errc() || end != digits.data() + digits.size() || pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    std::filesystem::remove_all(entry.path(), ec);
+    if (!ec) ++removed;
+  }
+  return removed;
 }
 
 Command AddDemo(CLI::App& app) {

@@ -17,6 +17,10 @@ struct DemoOptions {
   bool quiet = false;  // no alerts on stdout
 };
 int RunDemo(const DemoOptions& o);
+// Removes the state directories (`cepheus-demo-<pid>` under `parent`) of
+// demos that are no longer running: a demo killed with SIGKILL cannot clean
+// up after itself, so the next one does. Returns how many it removed.
+int RemoveStaleDemoDirs(const std::string& parent);
 Command AddDemo(CLI::App& app);
 
 }  // namespace cepheus::cli
