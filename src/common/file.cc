@@ -22,27 +22,40 @@
 
 namespace cepheus {
 
+namespace {
+
+constexpr size_t kBlock = 1 << 20;  // LineReader's read size
+
+// Opens `path` ("-": standard input, not opened) for reading into *fd, with
+// its stat in *st; a directory is refused. Errors name the path and the
+// reason.
+Status OpenInput(const std::string& path, int* fd, struct stat* st) {
+  const std::string name = path == "-" ? "standard input" : path;
+  *fd = 0;
+  if (path != "-") {
+    *fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) return Status::IoError(fmt::format("cannot read {}: {}", name, std::strerror(errno)));
+  }
+  if (::fstat(*fd, st) == 0 && S_ISDIR(st->st_mode)) {
+    if (path != "-") ::close(*fd);
+    return Status::IoError(fmt::format("cannot read {}: it is a directory", name));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status ReadWholeFile(const std::string& path, std::string* out, size_t spare) {
   const bool stdin_ = path == "-";
   const std::string name = stdin_ ? "standard input" : path;
   int fd = 0;
-  if (!stdin_) {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Status::IoError(fmt::format("cannot read {}: {}", name, std::strerror(errno)));
-  }
+  struct stat st {};
+  if (Status s = OpenInput(path, &fd, &st); !s.ok()) return s;
   auto close = [&] {
     if (!stdin_) ::close(fd);
   };
-  struct stat st {};
-  bool regular = false;
-  if (::fstat(fd, &st) == 0) {
-    regular = S_ISREG(st.st_mode);
-    if (S_ISDIR(st.st_mode)) {
-      close();
-      return Status::IoError(fmt::format("cannot read {}: it is a directory", name));
-    }
-    if (regular && st.st_size > 0) out->reserve(out->size() + static_cast<size_t>(st.st_size) + spare + 1);
-  }
+  const bool regular = S_ISREG(st.st_mode);
+  if (regular && st.st_size > 0) out->reserve(out->size() + static_cast<size_t>(st.st_size) + spare + 1);
   // A regular file straight into the string while it has room (one read),
   // then through a small block, so that reaching the end of a file read whole
   // does not grow the buffer; pipes through the block (a pipe gives 64 KiB at
@@ -72,26 +85,12 @@ Status ReadWholeFile(const std::string& path, std::string* out, size_t spare) {
   return Status::Ok();
 }
 
-namespace {
-
-constexpr size_t kBlock = 1 << 20;
-
-}  // namespace
-
 Result<std::unique_ptr<LineReader>> LineReader::Open(const std::string& path, size_t max_line, size_t padding) {
-  const bool stdin_ = path == "-";
-  const std::string name = stdin_ ? "standard input" : path;
   int fd = 0;
-  if (!stdin_) {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Status::IoError(fmt::format("cannot read {}: {}", name, std::strerror(errno)));
-  }
   struct stat st {};
-  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-    if (!stdin_) ::close(fd);
-    return Status::IoError(fmt::format("cannot read {}: it is a directory", name));
-  }
-  return std::unique_ptr<LineReader>(new LineReader(fd, !stdin_, name, max_line, padding));
+  if (Status s = OpenInput(path, &fd, &st); !s.ok()) return s;
+  return std::unique_ptr<LineReader>(
+      new LineReader(fd, path != "-", path == "-" ? "standard input" : path, max_line, padding));
 }
 
 LineReader::LineReader(int fd, bool owned, std::string name, size_t max_line, size_t padding)

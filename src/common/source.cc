@@ -54,22 +54,13 @@ struct Piece {
   int width;         // columns
 };
 
-// The UTF-8 sequence length announced by lead byte `c`, 0 when `c` cannot
-// start one.
-size_t Utf8Length(unsigned char c) {
-  if (c >= 0xC2 && c <= 0xDF) return 2;
-  if (c >= 0xE0 && c <= 0xEF) return 3;
-  if (c >= 0xF0 && c <= 0xF4) return 4;
-  return 0;
-}
-
 std::vector<Piece> Pieces(std::string_view line) {
   std::vector<Piece> out;
   for (size_t i = 0; i < line.size();) {
     auto c = static_cast<unsigned char>(line[i]);
-    size_t n = c < 0x80 ? 1 : Utf8Length(c);
-    bool valid = n > 0 && i + n <= line.size();
-    for (size_t k = 1; valid && k < n; ++k) valid = (static_cast<unsigned char>(line[i + k]) & 0xC0) == 0x80;
+    uint32_t cp = 0;
+    size_t n = c < 0x80 ? 1 : DecodeUtf8(line.data() + i, line.data() + line.size(), &cp);
+    bool valid = n > 0;
     if (c == '\t' || (c >= 0x20 && c < 0x7F)) {
       out.push_back({std::string(1, static_cast<char>(c)), i, i + 1, 1});
       ++i;
@@ -85,6 +76,20 @@ std::vector<Piece> Pieces(std::string_view line) {
 }
 
 }  // namespace
+
+size_t DecodeUtf8(const char* p, const char* end, uint32_t* code_point) {
+  auto c = static_cast<unsigned char>(*p);
+  size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+  if (n == 0 || static_cast<size_t>(end - p) < n) return 0;
+  uint32_t cp = c & (0x7F >> n);
+  for (size_t k = 1; k < n; ++k) {
+    auto b = static_cast<unsigned char>(p[k]);
+    if ((b & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  *code_point = cp;
+  return n;
+}
 
 std::string FormatDiagnostic(const Diagnostic& d) {
   const char* kind = d.severity == Severity::kError     ? "error"

@@ -68,27 +68,6 @@ const char* NextLine(const char* p, const char* end, bool clauses) {
   return end;
 }
 
-// The length of the UTF-8 character whose lead byte is `c` (0: not a lead
-// byte), and its code point once checked.
-size_t Utf8Length(unsigned char c) {
-  if (c >= 0xC2 && c <= 0xDF) return 2;
-  if (c >= 0xE0 && c <= 0xEF) return 3;
-  if (c >= 0xF0 && c <= 0xF4) return 4;
-  return 0;
-}
-
-// A UTF-8 character at p (n bytes, all there): its code point, or -1 when
-// the continuation bytes are wrong.
-long CodePoint(const char* p, size_t n) {
-  long cp = static_cast<unsigned char>(p[0]) & (0x7F >> n);
-  for (size_t k = 1; k < n; ++k) {
-    auto b = static_cast<unsigned char>(p[k]);
-    if ((b & 0xC0) != 0x80) return -1;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  return cp;
-}
-
 // What a rule file may hold: outside strings and comments, printable ASCII,
 // tabs and line ends (the grammar's character classes are ASCII's; a
 // non-ASCII byte there was undefined behaviour); inside strings and comments
@@ -109,9 +88,9 @@ const char* BadCharacter(const char* p, const char* end, std::string* why) {
       return p;
     }
     if (c >= 0x80) {
-      size_t n = Utf8Length(c);
-      long cp = n > 0 && p + n <= end ? CodePoint(p, n) : -1;
-      if (cp < 0) {
+      uint32_t cp = 0;
+      size_t n = DecodeUtf8(p, end, &cp);
+      if (n == 0) {
         *why = fmt::format("byte 0x{:02X} is not UTF-8 (rule files are UTF-8 text)", c);
         return p;
       }

@@ -53,6 +53,11 @@ struct Diagnostic {
 // "file:line:col: error: message\n<source line>\n<caret line>\n".
 std::string FormatDiagnostic(const Diagnostic& d);
 
+// The UTF-8 character of two bytes or more at [p, end): its length, and its
+// code point in *code_point; 0 when the bytes there are not one (ASCII is
+// the caller's to test first).
+size_t DecodeUtf8(const char* p, const char* end, uint32_t* code_point);
+
 // Collects diagnostics in the order they are found.
 class DiagnosticSink {
  public:
