@@ -170,7 +170,10 @@ void Daemon::LogFatalKafka(const io::TxnResult& r) const {
 void Daemon::CountRuns() {
   int64_t n = 0;
   for (const auto& [key, p] : parts_) n += p->engine->active_runs();
+  // Published together, runs first: a reader that sees N records handled
+  // sees the runs they left (a test waits for the records, then reads runs).
   active_runs_ = n;
+  records_handled_ = handled_;
 }
 
 std::string Daemon::Prefix(const std::string& topic, int32_t partition) const {
@@ -455,7 +458,7 @@ void Daemon::Handle(engine::RawRecord& r) {
   }
   Part& p = *last_part_;
   p.next_offset = r.pos.offset + 1;
-  ++records_handled_;
+  ++handled_;
   metrics_->CountRecord();
   p.last_wall = turn_wall_;
   dirty_ = true;

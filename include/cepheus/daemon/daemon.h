@@ -145,8 +145,9 @@ class Daemon : public io::RebalanceListener {
   std::atomic<uint64_t> aborts_{0};
   // The counters above and this are read by tests from other threads.
   std::atomic<int64_t> active_runs_{0};
-  // Sets active_runs_ from the engines (the loop's thread): after each turn,
-  // a rebalance, an abort and a reload.
+  uint64_t handled_ = 0;  // records handled (the loop's own count; records_handled_ is its published copy)
+  // Sets active_runs_ from the engines and publishes records_handled_ (the
+  // loop's thread): after each turn, a rebalance, an abort and a reload.
   void CountRuns();
   Failpoint failpoint_;
   // Kills the process (SIGKILL) when the failpoint names this point of the
