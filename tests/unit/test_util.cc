@@ -60,7 +60,7 @@ std::vector<std::string> Run(const std::string& rules, const std::vector<std::st
   return Reduce(sink->alerts);
 }
 
-std::string Scrape(int port, const std::string& authorization) {
+int ConnectLoopback(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   REQUIRE(fd >= 0);
   sockaddr_in addr{};
@@ -68,6 +68,11 @@ std::string Scrape(int port, const std::string& authorization) {
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  return fd;
+}
+
+std::string Scrape(int port, const std::string& authorization) {
+  int fd = ConnectLoopback(port);
   std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n";
   if (!authorization.empty()) req += "Authorization: " + authorization + "\r\n";
   req += "\r\n";

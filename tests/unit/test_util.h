@@ -27,6 +27,8 @@ std::vector<std::string> Reduce(const std::vector<engine::Alert>& alerts);
 std::vector<std::string> Run(const std::string& rules, const std::vector<std::string>& events,
                              Millis out_of_order = 0, engine::CollectingSink* sink_out = nullptr);
 
+// A TCP connection to 127.0.0.1:port (REQUIREs it); the caller closes it.
+int ConnectLoopback(int port);
 // GET http://127.0.0.1:port/metrics: the whole response (status line,
 // headers, body). `authorization`: an Authorization header value, or "".
 std::string Scrape(int port, const std::string& authorization = "");
