@@ -2,6 +2,7 @@
 """Daemon benchmark against a real Kafka broker (tests/kafka/broker.sh).
 
     tests/bench/daemon_bench.py CEPHEUS RULES [--events N] [--latency-rate R] [--commit-interval D]
+    tests/bench/daemon_bench.py CEPHEUS RULES --vs OTHER_CEPHEUS [--rounds K] [--events N]
 
 Full speed: N events are produced first, then one daemon reads them all with
 every rule in RULES; the figure is events per second of daemon CPU time
@@ -14,6 +15,10 @@ state), read from the daemon's histogram like Prometheus' histogram_quantile
 does, with the commit times and the cores the daemon, the broker and the
 producer used meanwhile. Full-speed latencies are
 printed too (they include the time the records waited in the topic).
+Side by side (--vs): the full-speed run only, K rounds (default 5) of CEPHEUS
+then OTHER on the same broker and the same topic (each with its own group,
+changelog and state), so both see the same machine drift; prints each run's
+events per daemon CPU-second and the median of the per-round ratios.
 """
 import os
 import re
@@ -33,8 +38,10 @@ TICKS = os.sysconf("SC_CLK_TCK")
 COMMIT = "cepheus_state_commit_seconds"
 
 
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+def cpu_seconds(pid, thread=None):
+    """CPU seconds of a process (every thread), or of one of its threads."""
+    path = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
+    fields = open(path).read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
@@ -112,6 +119,7 @@ def run(cepheus, cfg, port, expected, producer=None, broker_pid=None):
 
         def sample(n):
             cpu = {name: cpu_seconds(pid) for name, pid in pids.items() if pid is not None}
+            cpu["daemon's main thread"] = cpu_seconds(proc.pid, proc.pid)
             return (time.time(), cpu["daemon"], n, cpu)
 
         n = counter(text, "cepheus_records_read_total")
@@ -132,6 +140,42 @@ def run(cepheus, cfg, port, expected, producer=None, broker_pid=None):
     return first, last, text
 
 
+def full_speed(work, name, brokers, cepheus, rules, n, commit):
+    port = free_port()
+    first, last, text = run(cepheus, config(work, name, brokers, rules, port, "events", commit), port, n)
+    if first is None or last is None:
+        raise SystemExit("the full-speed run did not read every event")
+    cpu = last[1] - first[1]
+    wall = last[0] - first[0]
+    main = last[3]["daemon's main thread"] - first[3]["daemon's main thread"]
+    n = last[2] - first[2]
+    return n / max(cpu, 1e-9), n / max(wall, 1e-9), text, n / max(main, 1e-9)
+
+
+def side_by_side(work, brokers, new, old, rules, n, commit, rounds):
+    """Main thread: the engine, the decoder, the state writes. The other
+    threads are librdkafka's, whose polling cost follows the timing of each
+    run and so varies more from run to run than the daemon's own code does."""
+    ratios, main_ratios = [], []
+    for i in range(rounds):
+        got = {}
+        for label, binary in (("new", new), ("old", old)):
+            name = f"r{i}{label}"
+            subprocess.run([BROKER, "topic", f"{work}/broker", f"{name}-changelog", "4"], check=True,
+                           capture_output=True)
+            per_cpu, _, _, per_main = full_speed(work, name, brokers, binary, rules, n, commit)
+            got[label] = (per_cpu, per_main)
+        ratios.append(got["new"][0] / got["old"][0])
+        main_ratios.append(got["new"][1] / got["old"][1])
+        print(f"round {i + 1}: events per daemon CPU-second new {got['new'][0]:,.0f}, old {got['old'][0]:,.0f} "
+              f"(new/old {ratios[-1]:.3f}); per main-thread CPU-second new {got['new'][1]:,.0f}, "
+              f"old {got['old'][1]:,.0f} (new/old {main_ratios[-1]:.3f})", flush=True)
+    for what, r in (("daemon", ratios), ("main thread", main_ratios)):
+        r.sort()
+        print(f"new/old per {what} CPU-second: median {r[len(r) // 2]:.3f} (min {r[0]:.3f}, max {r[-1]:.3f}) over "
+              f"{rounds} rounds of {n:,} events")
+
+
 def main():
     args = sys.argv[1:]
     cepheus, rules = os.path.abspath(args[0]), os.path.abspath(args[1])
@@ -149,14 +193,11 @@ def main():
                "--out-of-order", "2s", "--kafka", brokers]
         subprocess.run(gen + ["--topic", "events"], check=True, capture_output=True)
 
-        port = free_port()
-        first, last, text = run(cepheus, config(work, "full", brokers, rules, port, "events", commit), port, n)
-        if first is None or last is None:
-            raise SystemExit("the full-speed run did not read every event")
-        cpu = last[1] - first[1]
-        wall = last[0] - first[0]
-        per_cpu = (last[2] - first[2]) / max(cpu, 1e-9)
-        per_wall = (last[2] - first[2]) / max(wall, 1e-9)
+        if "--vs" in args:
+            side_by_side(work, brokers, cepheus, os.path.abspath(args[args.index("--vs") + 1]), rules, n, commit,
+                         int(args[args.index("--rounds") + 1]) if "--rounds" in args else 5)
+            return
+        per_cpu, per_wall, text, _ = full_speed(work, "full", brokers, cepheus, rules, n, commit)
         print(f"full speed:  {per_cpu:,.0f} events per daemon CPU-second; {per_wall:,.0f} events/s wall; "
               f"latency p50 {quantile(text, 0.5) * 1000:.0f} ms, p99 {quantile(text, 0.99) * 1000:.0f} ms "
               f"(backlog included); {counter(text, COMMIT + '_count'):.0f} commits")
