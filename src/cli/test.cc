@@ -28,6 +28,7 @@
 #include <simdjson.h>
 #include <yaml-cpp/yaml.h>
 
+#include "cepheus/common/file.h"
 #include "cepheus/common/json_writer.h"
 #include "cepheus/engine/replay.h"
 #include "cepheus/daemon/rules_loader.h"
@@ -117,11 +118,6 @@ Reduced ReduceAlert(const std::string& json) {
   return Reduce(std::string(a["rule"].get_string().value()), std::string(a["key"].get_string().value()),
                 std::string(a["reason"].get_string().value()), events);
 }
-
-struct FileResult {
-  int passed = 0;
-  int failed = 0;
-};
 
 // Runs one case: its events (YAML maps, or JSON strings) through a fresh
 // engine; returns what differs from its expected alerts and late events.
@@ -220,23 +216,12 @@ Status CheckShape(const YAML::Node& doc, const std::string& file) {
   return Status::Ok();
 }
 
-FileResult RunFile(const fs::path& file, bool verbose) {
-  FileResult r;
-  YAML::Node doc;
-  try {
-    doc = YAML::LoadFile(file.string());
-  } catch (const YAML::Exception& e) {
-    std::cout << fmt::format("FAIL {}: cannot read the test file: {}\n", file.string(), e.what());
-    ++r.failed;
-    return r;
-  }
-  // A node budget after alias expansion bounds every walk below, the
-  // events' conversion to JSON included.
-  if (Status st = CheckShape(doc, file.string()); !st.ok()) {
-    std::cout << fmt::format("FAIL {}\n", st.message());
-    ++r.failed;
-    return r;
-  }
+// Every YAML access below may throw (a scalar where a map is wanted, a list
+// where a string is): the callers catch at the file and at the case, so a
+// malformed file is a failing file and a malformed case a failing case.
+TestResult RunDocument(const YAML::Node& doc, const fs::path& file, const RulesLoader& load, bool verbose,
+                       std::ostream& out) {
+  TestResult r;
   std::vector<std::string> rule_paths;
   if (doc["rules"]) {
     auto add = [&](const std::string& p) { rule_paths.push_back((file.parent_path() / p).lexically_normal().string()); };
@@ -247,45 +232,63 @@ FileResult RunFile(const fs::path& file, bool verbose) {
     }
   }
   if (rule_paths.empty() || !doc["cases"] || !doc["cases"].IsSequence()) {
-    std::cout << fmt::format("FAIL {}: a test file needs 'rules' and a list of 'cases'\n", file.string());
-    ++r.failed;
-    return r;
-  }
-  auto rules = daemon::LoadAndCompile(rule_paths, std::cout);
-  if (!rules) {
-    std::cout << fmt::format("FAIL {}: the rules do not check\n", file.string());
+    out << fmt::format("FAIL {}: a test file needs 'rules' and a list of 'cases'\n", file.string());
     ++r.failed;
     return r;
   }
   std::string default_ooo = doc["out_of_order"] ? doc["out_of_order"].as<std::string>() : "0ms";
+  auto rules = load(rule_paths, out);
+  if (!rules) {
+    out << fmt::format("FAIL {}: the rules do not check\n", file.string());
+    ++r.failed;
+    return r;
+  }
   int index = 0;
   for (const auto& c : doc["cases"]) {
     ++index;
-    std::string name = c["name"] ? c["name"].as<std::string>() : fmt::format("case {}", index);
-    std::string label = fmt::format("{}: {}", file.filename().string(), name);
+    std::string label = fmt::format("{}: case {}", file.filename().string(), index);
     try {
+      if (c["name"]) label = fmt::format("{}: {}", file.filename().string(), c["name"].as<std::string>());
       engine::CollectingSink sink;
       std::vector<std::string> problems = RunCase(c, default_ooo, rules, &sink);
       if (problems.empty()) {
         ++r.passed;
-        std::cout << fmt::format("PASS {}\n", label);
+        out << fmt::format("PASS {}\n", label);
       } else {
         ++r.failed;
-        std::cout << fmt::format("FAIL {}\n", label);
-        for (const auto& p : problems) std::cout << "     " << p << "\n";
+        out << fmt::format("FAIL {}\n", label);
+        for (const auto& p : problems) out << "     " << p << "\n";
         if (verbose) {
-          for (const auto& a : sink.alerts) std::cout << "     alert: " << a.json << "\n";
+          for (const auto& a : sink.alerts) out << "     alert: " << a.json << "\n";
         }
       }
     } catch (const std::exception& e) {
       ++r.failed;
-      std::cout << fmt::format("FAIL {}: bad case: {}\n", label, e.what());
+      out << fmt::format("FAIL {}: bad case: {}\n", label, e.what());
     }
   }
   return r;
 }
 
 }  // namespace
+
+TestResult RunTestDocument(const std::string& text, const std::string& path, const RulesLoader& load, bool verbose,
+                           std::ostream& out) {
+  const fs::path file(path);
+  try {
+    YAML::Node doc = YAML::Load(text);
+    // A node budget after alias expansion bounds every walk below, the
+    // events' conversion to JSON included.
+    if (Status st = CheckShape(doc, path); !st.ok()) {
+      out << fmt::format("FAIL {}\n", st.message());
+      return {0, 1};
+    }
+    return RunDocument(doc, file, load, verbose, out);
+  } catch (const std::exception& e) {
+    out << fmt::format("FAIL {}: cannot read the test file: {}\n", path, e.what());
+    return {0, 1};
+  }
+}
 
 int RunTests(const std::vector<std::string>& paths, bool verbose) {
   std::vector<fs::path> files;
@@ -308,7 +311,14 @@ int RunTests(const std::vector<std::string>& paths, bool verbose) {
   }
   int passed = 0, failed = 0;
   for (const auto& f : files) {
-    FileResult r = RunFile(f, verbose);
+    std::string text;
+    TestResult r;
+    if (Status st = ReadWholeFile(f.string(), &text, 0, kMaxTestFileBytes); !st.ok()) {
+      std::cout << fmt::format("FAIL {}: cannot read the test file: {}\n", f.string(), st.message());
+      r.failed = 1;
+    } else {
+      r = RunTestDocument(text, f.string(), daemon::LoadAndCompile, verbose, std::cout);
+    }
     passed += r.passed;
     failed += r.failed;
   }

@@ -45,7 +45,7 @@ Status OpenInput(const std::string& path, int* fd, struct stat* st) {
 
 }  // namespace
 
-Status ReadWholeFile(const std::string& path, std::string* out, size_t spare) {
+Status ReadWholeFile(const std::string& path, std::string* out, size_t spare, size_t max_bytes) {
   const bool stdin_ = path == "-";
   const std::string name = stdin_ ? "standard input" : path;
   int fd = 0;
@@ -55,6 +55,13 @@ Status ReadWholeFile(const std::string& path, std::string* out, size_t spare) {
     if (!stdin_) ::close(fd);
   };
   const bool regular = S_ISREG(st.st_mode);
+  const size_t start = out->size();
+  auto too_big = [&] {
+    close();
+    return Status::LimitExceeded(
+        fmt::format("{} is larger than {} bytes, the most cepheus reads of such a file", name, max_bytes));
+  };
+  if (regular && static_cast<uint64_t>(st.st_size) > max_bytes) return too_big();
   if (regular && st.st_size > 0) out->reserve(out->size() + static_cast<size_t>(st.st_size) + spare + 1);
   // A regular file straight into the string while it has room (one read),
   // then through a small block, so that reaching the end of a file read whole
@@ -74,7 +81,10 @@ Status ReadWholeFile(const std::string& path, std::string* out, size_t spare) {
       n = ::read(fd, block, sizeof block);
       if (n > 0) out->append(block, static_cast<size_t>(n));
     }
-    if (n > 0) continue;
+    if (n > 0) {
+      if (out->size() - start > max_bytes) return too_big();
+      continue;
+    }
     if (n == 0) break;
     if (errno == EINTR) continue;
     int err = errno;

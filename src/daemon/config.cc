@@ -32,6 +32,7 @@ namespace {
 // A configuration is a few dozen keys; past this many nodes (aliases
 // expanded) it is not one.
 constexpr size_t kMaxConfigNodes = 10000;
+constexpr size_t kMaxConfigBytes = 1u << 20;  // a configuration is a few kilobytes
 
 // librdkafka properties cepheus sets itself, which kafka.consumer and
 // kafka.producer may not override (they would be silently replaced), and why.
@@ -433,7 +434,8 @@ Result<Config> ParseConfig(const std::string& yaml, const std::string& name,
 
 Result<Config> LoadConfig(const std::string& path, const std::map<std::string, std::string>* environment) {
   std::string text;
-  if (Status st = ReadWholeFile(path, &text); !st.ok()) return st;  // "cannot read PATH: why"
+  // "cannot read PATH: why"; a configuration is a few kilobytes.
+  if (Status st = ReadWholeFile(path, &text, 0, kMaxConfigBytes); !st.ok()) return st;
   return ParseConfig(text, path, environment);
 }
 

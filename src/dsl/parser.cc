@@ -100,8 +100,13 @@ std::optional<RuleSet> LoadRuleSet(const std::vector<std::string>& paths, Diagno
   }
   for (const auto& name : files) {
     std::string text;
-    if (Status st = ReadWholeFile(name, &text); !st.ok()) {
-      diags->Error(nullptr, {}, st.message());
+    if (Status st = ReadWholeFile(name, &text, 0, kMaxRuleFileBytes); !st.ok()) {
+      // Past the limit the read stops (a rule path that is /dev/zero or a
+      // pipe that never ends costs the limit, not all memory).
+      diags->Error(nullptr, {},
+                   st.code() == Status::Code::kLimitExceeded
+                       ? fmt::format("{}: rule file is larger than the {} byte limit", name, kMaxRuleFileBytes)
+                       : st.message());
       continue;
     }
     ParseSource(std::make_shared<const SourceFile>(name, std::move(text)), &set, diags);

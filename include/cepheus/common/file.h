@@ -18,7 +18,10 @@ namespace cepheus {
 // and the reason, never an exception.
 // With a regular file, `spare` bytes of capacity are left after the content
 // (simdjson's padding, say), so the caller can append them without a copy.
-Status ReadWholeFile(const std::string& path, std::string* out, size_t spare = 0);
+// Past `max_bytes` of content the read stops with a LimitExceeded error
+// that names the limit (a rule file that is /dev/zero costs the limit, not
+// all memory); the content read so far is left in *out.
+Status ReadWholeFile(const std::string& path, std::string* out, size_t spare = 0, size_t max_bytes = SIZE_MAX);
 
 // Lines of a file or a pipe ("-": standard input), read in blocks in bounded
 // memory, whatever the input's size: a line is a view into the reader's

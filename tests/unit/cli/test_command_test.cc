@@ -75,5 +75,47 @@ TEST_CASE("nested anchors that expand past the node budget are refused before an
   CHECK(r.out.find("more than 2000000 nodes once its aliases are expanded") != std::string::npos);
 }
 
+TEST_CASE("a test file whose values have the wrong shapes fails with a message instead of aborting") {
+  for (const char* body : {"cases: []\nout_of_order: [1, 2]\n",
+                           "cases:\n  - name: [a, b]\n    events: []\n",
+                           "cases:\n  - events: [[1, 2]]\n",
+                           "cases:\n  - events: []\n    expect:\n      - {rule: [x], key: k}\n",
+                           "cases:\n  - events: []\n    expect:\n      - {rule: r, key: k, events: [a, b]}\n"}) {
+    CAPTURE(body);
+    Ran r = RunTestFile(body);
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find("FAIL") != std::string::npos);
+    CHECK(r.out.find("PASS") == std::string::npos);
+  }
+}
+
+TEST_CASE("a test file that is not a mapping, or names its rules with a mapping, is one failure") {
+  std::ostringstream out;
+  auto never = [](const std::vector<std::string>&, std::ostream&) -> std::shared_ptr<const nfa::CompiledRuleSet> {
+    FAIL("no rules should be loaded");
+    return nullptr;
+  };
+  TestResult r = RunTestDocument("rules: {a: b}\ncases: []\n", "x.test.yaml", never, false, out);
+  CHECK(r.failed == 1);
+  CHECK(r.passed == 0);
+  CHECK(out.str().find("FAIL x.test.yaml: cannot read the test file:") == 0);
+  out.str("");
+  r = RunTestDocument("just text", "y.test.yaml", never, false, out);
+  CHECK(r.failed == 1);
+  CHECK(out.str().find("FAIL y.test.yaml") == 0);
+}
+
+TEST_CASE("a test file that names an endless device as its rules is refused at the rule file size limit") {
+  auto path = std::filesystem::temp_directory_path() / ("cepheus-zero-" + std::to_string(::getpid()) + ".test.yaml");
+  std::ofstream(path) << "rules: /dev/zero\ncases:\n  - events: []\n";
+  std::ostringstream captured;
+  auto* old = std::cout.rdbuf(captured.rdbuf());
+  int code = RunTests({path.string()}, false);
+  std::cout.rdbuf(old);
+  std::filesystem::remove(path);
+  CHECK(code == 1);
+  CHECK(captured.str().find("/dev/zero: rule file is larger than the 1048576 byte limit") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace cepheus::cli

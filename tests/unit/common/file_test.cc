@@ -56,6 +56,30 @@ TEST_CASE("a missing file is an error with the system's reason") {
   CHECK(s.message() == "cannot read /nonexistent/events.jsonl: No such file or directory");
 }
 
+TEST_CASE("an endless device is read up to the limit and refused, not until memory runs out") {
+  std::string got;
+  Status s = ReadWholeFile("/dev/zero", &got, 0, size_t{1} << 20);
+  CHECK(s.code() == Status::Code::kLimitExceeded);
+  CHECK(s.message() == "/dev/zero is larger than 1048576 bytes, the most cepheus reads of such a file");
+  CHECK(got.size() <= (size_t{1} << 20) + 64 * 1024);
+}
+
+TEST_CASE("a regular file is read at its byte limit and refused one byte past it, before reading") {
+  std::string path = TempPath("limit");
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  REQUIRE(f != nullptr);
+  std::string body(1000, 'x');
+  REQUIRE(std::fwrite(body.data(), 1, body.size(), f) == body.size());
+  std::fclose(f);
+  std::string got;
+  CHECK(ReadWholeFile(path, &got, 0, 1000).ok());
+  CHECK(got == body);
+  got.clear();
+  CHECK(ReadWholeFile(path, &got, 0, 999).code() == Status::Code::kLimitExceeded);
+  CHECK(got.empty());
+  std::remove(path.c_str());
+}
+
 }  // namespace
 }  // namespace cepheus
 
