@@ -157,3 +157,10 @@ TEST_CASE("a librdkafka property cepheus sets itself is refused in kafka.consume
         std::string::npos);
   CHECK(daemon::ParseConfig("kafka:\n  producer:\n    linger.ms: \"20\"\n", "k.yaml", nullptr).ok());
 }
+
+TEST_CASE("a configuration path that is an endless device is refused at 1 MiB, not read until memory runs out") {
+  auto c = daemon::LoadConfig("/dev/zero");
+  REQUIRE(!c.ok());
+  CHECK(c.status().code() == Status::Code::kLimitExceeded);
+  CHECK(c.status().message() == "/dev/zero is larger than 1048576 bytes, the most cepheus reads of such a file");
+}
