@@ -27,6 +27,9 @@ constexpr int kExitConfig = 78;  // EX_CONFIG
 }  // namespace
 
 int RunDaemon(const RunOptions& o) {
+  // First: a SIGTERM while the configuration and the rules load is a clean
+  // stop too (the daemon sees the flag once started, and exits 0).
+  daemon::InstallSignalHandlers(&g_stop, &g_reload);
   auto config = daemon::LoadConfig(o.config);
   if (!config.ok()) {
     daemon::LogError(config.status().message());
@@ -45,7 +48,8 @@ int RunDaemon(const RunOptions& o) {
     // The kafka properties as the clients get them: the file's, then
     // cepheus's own (secrets are masked by DumpConfig).
     daemon::Config shown = config.value();
-    shown.kafka.consumer = io::ConsumerProperties(shown.kafka.brokers, shown.kafka.group_id, shown.kafka.consumer);
+    shown.kafka.consumer = io::ConsumerProperties(shown.kafka.brokers, shown.kafka.group_id,
+                                                  daemon::GroupConsumerProperties(shown));
     shown.kafka.producer = io::TransactionalProducerProperties(shown.kafka.brokers, shown.kafka.transactional_id,
                                                                shown.kafka.producer);
     std::cout << daemon::DumpConfig(shown);
@@ -61,7 +65,6 @@ int RunDaemon(const RunOptions& o) {
     daemon::LogError(fmt::format("the rules in {} do not check; not starting", config.value().rules_path));
     return kExitConfig;
   }
-  daemon::InstallSignalHandlers(&g_stop, &g_reload);
   daemon::Daemon daemon(std::move(config).value(), rules);
   daemon.set_failpoint(failpoint);
   return daemon.Run(g_stop, &g_reload);

@@ -162,6 +162,15 @@ const std::vector<ConfigKey> kSchema = {
     {"kafka.transactional_id", ConfigKind::kString, "cepheus",
      "Prefix of the producer's transactional id; unique per daemon.",
      [](Config* c, const std::string& v) { c->kafka.transactional_id = v; return NotEmpty(v); }},
+    {"kafka.static_membership", ConfigKind::kString, "true",
+     "true: the consumer is a static member of its group (group.instance.id is transactional_id unless "
+     "kafka.consumer sets it), so a restarted daemon gets its partitions back at once instead of after a "
+     "rebalance; a daemon stopped for good keeps its partitions until session.timeout.ms. false: a dynamic member.",
+     [](Config* c, const std::string& v) {
+       if (v != "true" && v != "false") return std::string("must be true or false");
+       c->kafka.static_membership = v == "true";
+       return std::string();
+     }},
     {"kafka.changelog_topic", ConfigKind::kString, "\"\"",
      "Compacted topic that receives every state change in the same transaction as the alerts, so "
      "a partition's partial matches follow it to another daemon; empty: <group_id>-changelog. "
@@ -439,6 +448,12 @@ Result<Config> LoadConfig(const std::string& path, const std::map<std::string, s
   return ParseConfig(text, path, environment);
 }
 
+std::map<std::string, std::string> GroupConsumerProperties(const Config& c) {
+  auto props = c.kafka.consumer;
+  if (c.kafka.static_membership) props.emplace("group.instance.id", c.kafka.transactional_id);
+  return props;
+}
+
 std::string DumpConfig(const Config& c) {
   // Double-quoted YAML scalars, escaped by yaml-cpp, so that a value with a
   // quote, a backslash or a newline prints as itself and reads back the same.
@@ -466,7 +481,8 @@ std::string DumpConfig(const Config& c) {
                      q(c.kafka.brokers), q(c.kafka.group_id), topics, q(c.kafka.partition_key),
                      q(c.kafka.alerts_topic), q(c.kafka.late_topic), q(c.kafka.dead_letter_topic),
                      q(c.kafka.transactional_id));
-  out += fmt::format("  changelog_topic: {}\n", q(c.kafka.changelog_topic));
+  out += fmt::format("  static_membership: {}\n  changelog_topic: {}\n", c.kafka.static_membership ? "true" : "false",
+                     q(c.kafka.changelog_topic));
   out += "  consumer:" + props(c.kafka.consumer);
   out += "  producer:" + props(c.kafka.producer);
   out += fmt::format("state:\n  directory: {}\n  map_size: {}\n  max_map_size: {}\n  commit_interval: {}\n",

@@ -241,7 +241,8 @@ Status Daemon::Start() {
   }
 
   step(fmt::format("joining group {} on {}", config_.kafka.group_id, fmt::join(config_.kafka.input_topics, ", ")));
-  auto c = clients_->GroupConsumer(config_.kafka.group_id, config_.kafka.input_topics, config_.kafka.consumer, this);
+  auto c = clients_->GroupConsumer(config_.kafka.group_id, config_.kafka.input_topics, GroupConsumerProperties(config_),
+                                   this);
   if (!c.ok()) return c.status();
   consumer_ = std::move(c).value();
   started_ = true;

@@ -86,10 +86,12 @@ class DeliveryCounter : public RdKafka::DeliveryReportCb {
 class Rebalance : public RdKafka::RebalanceCb {
  public:
   RebalanceListener* listener = nullptr;
+  bool assigned_once = false;  // an assignment was served (see KafkaConsumer::Close)
 
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
     bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) assigned_once = true;
     if (listener != nullptr) {
       std::vector<TopicOffset> tps;
       for (auto* tp : partitions) tps.push_back({tp->topic(), tp->partition(), -1});
@@ -458,10 +460,24 @@ int64_t KafkaConsumer::HighWatermark(const std::string& topic, int32_t partition
 
 void* KafkaConsumer::group_metadata_handle() { return impl_->consumer->groupMetadata(); }
 
+// librdkafka 2.0.2's cooperative-sticky assignor aborts when its consumer is
+// closed or destroyed before its first assignment (librdkafka #4312, fixed in
+// 2.3.0: the assignor's state is NULL until then and its destructor asserts
+// it is not): a SIGTERM while the daemon joined its group killed it. Before
+// the first assignment there is nothing to commit and nothing to revoke, so
+// the handle is then neither closed nor destroyed but let go: the process is
+// about to exit (its threads go with it), and the broker sees the member go as
+// after a crash. Under static membership (the default) the next start with
+// the same group.instance.id takes its place at once.
 void KafkaConsumer::Close() {
   if (impl_ && impl_->consumer && !impl_->closed) {
-    impl_->consumer->close();
     impl_->closed = true;
+    if (impl_->rebalance.assigned_once) {
+      impl_->consumer->close();
+    } else {
+      IoLog(6, "stopping before the first assignment: the consumer is let go without closing (librdkafka #4312)");
+      (void)impl_->consumer.release();  // deliberately never destroyed, see above
+    }
   }
 }
 

@@ -37,6 +37,9 @@ struct Config {
     std::string dead_letter_topic;
     std::string transactional_id;
     std::string changelog_topic;  // "" until resolved: <group_id>-changelog
+    // Static membership: the group consumer's group.instance.id is
+    // transactional_id unless `consumer` sets one (GroupConsumerProperties).
+    bool static_membership = true;
     std::map<std::string, std::string> consumer;  // librdkafka properties
     std::map<std::string, std::string> producer;
   } kafka;
@@ -85,6 +88,10 @@ Result<Config> ParseConfig(const std::string& yaml, const std::string& name,
 
 // The effective configuration as YAML, secrets shown as "<redacted>".
 std::string DumpConfig(const Config& config);
+
+// kafka.consumer as the group consumer gets it: with group.instance.id set to
+// kafka.transactional_id under static membership, unless already given.
+std::map<std::string, std::string> GroupConsumerProperties(const Config& config);
 
 // True for librdkafka properties whose values must never be printed.
 bool IsSecretProperty(const std::string& name);

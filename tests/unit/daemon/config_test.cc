@@ -164,3 +164,23 @@ TEST_CASE("a configuration path that is an endless device is refused at 1 MiB, n
   CHECK(c.status().code() == Status::Code::kLimitExceeded);
   CHECK(c.status().message() == "/dev/zero is larger than 1048576 bytes, the most cepheus reads of such a file");
 }
+
+TEST_CASE("the group consumer is a static member named after the transactional id unless told otherwise") {
+  auto c = daemon::ParseConfig("kafka: {transactional_id: fraud-3}\n", "t.yaml");
+  REQUIRE(c.ok());
+  CHECK(daemon::GroupConsumerProperties(c.value()).at("group.instance.id") == "fraud-3");
+  CHECK(c.value().kafka.consumer.count("group.instance.id") == 0);  // the file's section is left as given
+
+  c = daemon::ParseConfig("kafka: {transactional_id: fraud-3, consumer: {group.instance.id: rack-a-3}}\n", "t.yaml");
+  REQUIRE(c.ok());
+  CHECK(daemon::GroupConsumerProperties(c.value()).at("group.instance.id") == "rack-a-3");
+
+  c = daemon::ParseConfig("kafka: {transactional_id: fraud-3, static_membership: false}\n", "t.yaml");
+  REQUIRE(c.ok());
+  CHECK(daemon::GroupConsumerProperties(c.value()).count("group.instance.id") == 0);
+
+  c = daemon::ParseConfig("kafka: {static_membership: yes please}\n", "t.yaml");
+  REQUIRE(!c.ok());
+  CHECK(c.status().message().find("kafka.static_membership") != std::string::npos);
+  CHECK(c.status().message().find("must be true or false") != std::string::npos);
+}

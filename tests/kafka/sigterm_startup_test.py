@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""SIGTERM at 50 points of start-up against a real Kafka broker (issue 13, item 4).
+
+    sigterm_startup_test.py CEPHEUS RULES [--points N]
+
+librdkafka 2.0.2's cooperative-sticky assignor aborts when its consumer is
+closed before the first assignment (librdkafka #4312): a daemon stopped while
+it joined its group died with SIGABRT (2 of 19 tries before the fix). Here a
+daemon with the default configuration (static membership on, its
+group.instance.id derived from kafka.transactional_id) is started N times and
+sent SIGTERM after a delay spread evenly from 20 ms to 1.5 times its measured
+start-up (config, LMDB, producer, joining the group, restoring partitions,
+ready), so the signal lands in every phase: before the consumer exists, while
+it joins, inside the first rebalance, after ready; every other point falls in
+the join itself (from the log's "joining group" to "ready" in the measured
+starts), the window of the bug.
+
+Pass: every run exits 0, within 30 s of its SIGTERM; at least 5 runs saw
+the stop while joining their group (else the points missed the window); and a last daemon
+started after all of them holds its 4 partitions within 5 s of the first
+start's time to ready (a stop in any phase leaves the group usable: under
+static membership a member that went without closing is replaced at once,
+where a dynamic one would wait for its session timeout, 10 s here).
+"""
+import datetime
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, ".."))
+from eos_kill_test import BROKER, sh  # noqa: E402
+from testlib import free_port  # noqa: E402
+
+EVENTS = 2000
+
+
+def write_config(path, work, brokers, rules, port):
+    with open(path, "w") as f:
+        f.write(f"""rules: {{path: {rules}}}
+events: {{out_of_order: 2s, idle_timeout: 1d, max_future_skew: 36500d}}
+kafka:
+  brokers: {brokers}
+  group_id: term
+  input_topics: [events]
+  alerts_topic: alerts
+  dead_letter_topic: dead
+  transactional_id: term-1
+  consumer: {{session.timeout.ms: "10000"}}
+  producer: {{transaction.timeout.ms: "10000"}}
+state: {{directory: {work}/state, map_size: 64MiB, commit_interval: 200ms}}
+metrics: {{listen: "127.0.0.1:{port}"}}
+log: {{level: info}}
+""")
+
+
+PHASES = ("starting", "joining its group", "restoring partitions", "ready", "no stop seen")
+
+
+def phase(log):
+    """Where the daemon was when it saw the stop: its last line before "stopping"."""
+    lines = log.splitlines()
+    at = next((i for i, line in enumerate(lines) if "info: stopping" in line), None)
+    if at is None:
+        return "no stop seen"
+    last = lines[at - 1] if at > 0 else ""
+    if "ready: " in last:
+        return "ready"
+    if "assigned " in last:
+        return "restoring partitions"
+    if "joining group" in last or last.endswith("running"):
+        return "joining its group"
+    return "starting"
+
+
+def join_window(log, t0):
+    """Seconds from the spawn at t0 to the log's "joining group" and "ready" lines."""
+    def at(what):
+        line = next(line for line in log.splitlines() if what in line)
+        stamp = datetime.datetime.strptime(line.split(" ")[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+        return stamp.replace(tzinfo=datetime.timezone.utc).timestamp() - t0
+    return at("joining group"), at("ready: ")
+
+
+def start(cepheus, config, log_path):
+    log = open(log_path, "w")
+    return subprocess.Popen([cepheus, "run", "--config", config], stdout=log, stderr=log), log
+
+
+def main():
+    args = sys.argv[1:]
+    cepheus, rules = os.path.abspath(args[0]), os.path.abspath(args[1])
+    points = int(args[args.index("--points") + 1]) if "--points" in args else 50
+    work = tempfile.mkdtemp(prefix="cepheus-term-")
+    failures, procs = [], []
+    try:
+        os.makedirs(f"{work}/broker")
+        brokers = sh(BROKER, "start", f"{work}/broker").strip()
+        for topic, parts in (("events", 4), ("alerts", 1), ("dead", 1), ("term-changelog", 4)):
+            sh(BROKER, "topic", f"{work}/broker", topic, str(parts))
+        subprocess.run([cepheus, "gen", "--kafka", brokers, "--topic", "events", "--events", str(EVENTS),
+                        "--users", "200", "--seed", "3"], check=True, capture_output=True)
+        port = free_port()
+        cfg = f"{work}/term.yaml"
+        write_config(cfg, work, brokers, rules, port)
+
+        # The start-up to measure: spawn to "ready" in the log, three times
+        # (the first start also creates the group; the later ones are what
+        # the points below spread over): the longest of the last two.
+        readies, windows = [], []
+        for i in range(3):
+            t0 = time.time()
+            p, log = start(cepheus, cfg, f"{work}/measure{i}.log")
+            procs.append(p)
+            ready = None
+            while time.time() - t0 < 120 and ready is None:
+                time.sleep(0.005)
+                if "ready: " in open(f"{work}/measure{i}.log").read():
+                    ready = time.time() - t0
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=60)
+            log.close()
+            if ready is None:
+                failures.append("the daemon did not get ready within 120 s")
+                return failures
+            readies.append(ready)
+            if i > 0:
+                windows.append(join_window(open(f"{work}/measure{i}.log").read(), t0))
+        ready = max(readies[1:])
+        join_from = min(w[0] for w in windows)
+        join_to = max(w[1] for w in windows)
+        print("start-up to ready: " + ", ".join(f"{r:.3f} s" for r in readies) +
+              f"; joining the group from {join_from:.3f} s to {join_to:.3f} s", flush=True)
+
+        phases = {p: 0 for p in PHASES}
+        for i in range(points):
+            # Even points spread over the whole start-up, from 20 ms (sooner,
+            # the signal may reach the child before it runs cepheus at all,
+            # between fork and exec, where it can only die); odd ones over the
+            # join (from "joining group" to "ready"), where #4312 strikes.
+            half = max(points // 2 - 1, 1)
+            if i % 2 == 0:
+                delay = 0.02 + (1.5 * ready - 0.02) * (i // 2) / half
+            else:
+                delay = join_from + (join_to - join_from) * (i // 2) / half
+            p, log = start(cepheus, cfg, f"{work}/run{i}.log")
+            procs.append(p)
+            time.sleep(delay)
+            p.send_signal(signal.SIGTERM)
+            sent = time.time()
+            try:
+                code = p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                code = "no exit within 30 s"
+            log.close()
+            text = open(f"{work}/run{i}.log").read()
+            phases[phase(text)] += 1
+            if code != 0:
+                tail = "\n".join(text.splitlines()[-5:])
+                failures.append(f"SIGTERM after {delay:.2f} s: exit {code}\n{tail}")
+            print(f"point {i + 1}/{points}: SIGTERM after {delay:.2f} s, exit {code} in {time.time() - sent:.2f} s",
+                  flush=True)
+        print("where the daemon saw the SIGTERM: " + ", ".join(f"{k} {v}" for k, v in phases.items()))
+        if phases["joining its group"] < 5:
+            failures.append(f"only {phases['joining its group']} stops landed while the daemon joined its group "
+                            "(librdkafka #4312's window): the points miss what this test is for")
+
+        # A last daemon gets every partition back at once (static membership:
+        # a member that left without closing is replaced, not waited for) and
+        # exits 0.
+        t0 = time.time()
+        p, log = start(cepheus, cfg, f"{work}/last.log")
+        procs.append(p)
+        m = None
+        while time.time() - t0 < 60 and m is None:
+            time.sleep(0.05)
+            m = re.search(r"ready: processing (\d+) partitions", open(f"{work}/last.log").read())
+        took = time.time() - t0
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)
+        log.close()
+        print(f"last daemon: {m.group(0) if m else 'not ready'} after {took:.2f} s; exit {p.returncode}")
+        if m is None or m.group(1) != "4":
+            failures.append("the daemon started after the stops did not get its 4 partitions within 60 s")
+        elif took > ready + 5:
+            failures.append(f"the daemon started after the stops took {took:.2f} s to be ready "
+                            f"(the first start took {ready:.2f} s): its partitions waited for a session timeout")
+        if p.returncode != 0:
+            failures.append(f"the last daemon exited {p.returncode}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        subprocess.run([BROKER, "stop", f"{work}/broker"], capture_output=True)
+        if not failures and "--keep" not in args:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"logs kept in {work}")
+    return failures
+
+
+if __name__ == "__main__":
+    problems = main()
+    for f in problems:
+        print("FAIL:", f)
+    sys.exit(1 if problems else 0)
