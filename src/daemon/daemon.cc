@@ -272,17 +272,18 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
   state::PrefixStore view(store_.get(), prefix);
   engine::Engine::LoadReport report;
   if (Status st = p.engine->Load(view, p.decoder.get(), &report); !st.ok()) return st;
-  if (report.keys_dropped > 0) {
-    // Never loaded into a mismatched automaton; deleted here and in the
-    // changelog, so neither a restart nor another daemon loads it either.
-    for (const auto& k : report.stale_keys) {
-      if (Status st = view.Delete(k); !st.ok()) return st;
-      if (Status st = producer_->ProduceTo(config_.kafka.changelog_topic, p.partition, prefix + k, std::nullopt);
-          !st.ok()) {
-        return st;
-      }
+  // Records of changed or removed rules (never loaded into a mismatched
+  // automaton) and records moved to their digest key: deleted here and in
+  // the changelog, so neither a restart nor another daemon loads them again.
+  for (const auto& k : report.stale_keys) {
+    if (Status st = view.Delete(k); !st.ok()) return st;
+    if (Status st = producer_->ProduceTo(config_.kafka.changelog_topic, p.partition, prefix + k, std::nullopt);
+        !st.ok()) {
+      return st;
     }
     dirty_ = true;
+  }
+  if (report.keys_dropped > 0) {
     Log(fmt::format("{}/{}: dropped {} partial matches of changed rules and {} of removed rules ({} keys)", p.topic,
                     p.partition, report.runs_changed, report.runs_removed, report.keys_dropped));
   }

@@ -9,11 +9,47 @@
 #include <string>
 #include <vector>
 
+#include <xxhash.h>
+
 #include "engine/engine_impl.h"
 #include "cepheus/engine/state_codec.h"
 #include "engine/state_format.h"
 
 namespace cepheus::engine {
+
+void StateKeyOf(std::string_view field, std::string_view key, std::string* out) {
+  // XXH3-128 over the field's path, a NUL and the key: any key length fits
+  // LMDB's 511-byte key limit; the key itself is in the record. Two keys
+  // with one digest (about 2^-64 for 2^32 keys of a field) would share a record.
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_128bits_reset(st);
+  XXH3_128bits_update(st, field.data(), field.size());
+  XXH3_128bits_update(st, "\0", 1);
+  XXH3_128bits_update(st, key.data(), key.size());
+  XXH128_hash_t h = XXH3_128bits_digest(st);
+  XXH3_freeState(st);
+  XXH128_canonical_t c;
+  XXH128_canonicalFromHash(&c, h);
+  out->assign("engine/h/");
+  out->append(reinterpret_cast<const char*>(c.digest), sizeof c.digest);
+}
+
+std::string StateKeyOf(std::string_view field, std::string_view key) {
+  std::string out;
+  StateKeyOf(field, key, &out);
+  return out;
+}
+
+Result<StoredKey> SplitStoredKey(std::string_view value) {
+  std::string_view in = value;
+  Reader r(&in);
+  StoredKey out;
+  out.field = r.String();
+  out.key = r.String();
+  if (!r.ok()) return Status::Corruption("bad state record: no key field and key");
+  out.record = in;
+  return out;
+}
 
 Status EngineImpl::PutMeta(StateStore* store) const {
   std::string meta;
@@ -37,10 +73,7 @@ Status EngineImpl::PutMeta(StateStore* store) const {
 Status EngineImpl::PutKey(StateStore* store, uint32_t group, std::string_view key, const KeyEntry* entry,
                       bool* wrote) {
   const KeyGroup& g = groups_[group];
-  save_key_.assign("engine/g/");
-  save_key_.append(g.field);
-  save_key_.push_back('\0');
-  save_key_.append(key);
+  StateKeyOf(g.field, key, &save_key_);
   *wrote = false;
   if (entry != nullptr) {
     save_rules_.clear();
@@ -52,6 +85,10 @@ Status EngineImpl::PutKey(StateStore* store, uint32_t group, std::string_view ke
     }
     if (!save_rules_.empty()) {
       save_value_.clear();
+      PutVarint(&save_value_, g.field.size());
+      save_value_.append(g.field);
+      PutVarint(&save_value_, key.size());
+      save_value_.append(key);
       EncodeKeyRecord(save_rules_, &save_value_);
       *wrote = true;
       return store->Put(save_key_, save_value_);
@@ -138,8 +175,25 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
       // A record of format version 1 (one per rule and key): not loaded.
       CountDropped(report, CountStoredRuns(v), false);
       if (report) report->stale_keys.emplace_back(k);
+    } else if (k.substr(0, 9) == "engine/h/") {
+      auto sk = SplitStoredKey(v);
+      result = sk.ok() ? LoadKey(k, sk.value().field, sk.value().key, sk.value().record, decoder, report, &loaded)
+                       : sk.status();
     } else if (k.substr(0, 9) == "engine/g/") {
-      result = LoadKey(k, v, decoder, report, &loaded);
+      // Written before keys were digests (the key inside the store key):
+      // loaded, then moved (rewritten under its digest at the next save, the
+      // old record deleted with the stale ones).
+      std::string_view rest = k.substr(9);
+      size_t nul = rest.find('\0');
+      if (nul == std::string_view::npos) {
+        result = Status::Corruption("bad state key");
+        return;
+      }
+      const size_t was_loaded = loaded.size(), was_stale = report ? report->stale_keys.size() : 0;
+      result = LoadKey(k, rest.substr(0, nul), rest.substr(nul + 1), v, decoder, report, &loaded);
+      if (!result.ok()) return;
+      if (report && report->stale_keys.size() == was_stale) report->stale_keys.emplace_back(k);
+      if (loaded.size() > was_loaded) MarkDirty(loaded.back());
     }
   });
   if (!st.ok()) return st;
@@ -179,15 +233,12 @@ Status EngineImpl::LoadBuffer(std::string_view v, EventDecoder* decoder) {
   return Status::Ok();
 }
 
-// One key's record ("engine/g/<field>\0<key>"): the state of each rule still
-// keyed on that field and unchanged is loaded, with its closings; the rest is
-// counted as dropped, and the key rewritten (or forgotten) at the next save.
-Status EngineImpl::LoadKey(std::string_view k, std::string_view v, EventDecoder* decoder, LoadReport* report,
-                       std::vector<uint32_t>* loaded) {
-  std::string_view rest = k.substr(9);
-  size_t nul = rest.find('\0');
-  if (nul == std::string_view::npos) return Status::Corruption("bad state key");
-  std::string_view field = rest.substr(0, nul), key = rest.substr(nul + 1);
+// One key's record (store key `k`, the key field's path and the key, the
+// record's bytes): the state of each rule still keyed on that field and
+// unchanged is loaded, with its closings; the rest is counted as dropped, and
+// the key rewritten (or forgotten) at the next save.
+Status EngineImpl::LoadKey(std::string_view k, std::string_view field, std::string_view key, std::string_view v,
+                           EventDecoder* decoder, LoadReport* report, std::vector<uint32_t>* loaded) {
   uint32_t g = 0;
   while (g < groups_.size() && groups_[g].field != field) ++g;
   // The rule a section belongs to, if it is still keyed on this field.

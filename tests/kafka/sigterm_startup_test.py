@@ -20,9 +20,13 @@ the stop while joining their group (else the points missed the window); and a la
 started after all of them holds its 4 partitions within 5 s of the first
 start's time to ready (a stop in any phase leaves the group usable: under
 static membership a member that went without closing is replaced at once,
-where a dynamic one would wait for its session timeout, 10 s here).
+where a dynamic one would wait for its session timeout, 10 s here), reads
+the three orders from three countries of a user whose id is 10 KB long (past
+LMDB's 511-byte keys: its state is stored under a digest), and publishes
+their one alert.
 """
 import datetime
+import json
 import os
 import re
 import shutil
@@ -35,10 +39,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
-from eos_kill_test import BROKER, sh  # noqa: E402
-from testlib import free_port  # noqa: E402
+from eos_kill_test import BROKER, evaluated, read_topic, sh  # noqa: E402
+from testlib import free_port, scrape  # noqa: E402
 
 EVENTS = 2000
+LONG_TS = 4102444800000  # 2100-01-01: after every generated event
 
 
 def write_config(path, work, brokers, rules, port):
@@ -172,6 +177,16 @@ def main():
             failures.append(f"only {phases['joining its group']} stops landed while the daemon joined its group "
                             "(librdkafka #4312's window): the points miss what this test is for")
 
+        # A 10 KB key (item 5): three orders from three countries and a later
+        # login that moves the watermark past them, for the last daemon.
+        long_user = "u" * 10240
+        lines = [json.dumps({"id": f"long{i}", "type": t, "user_id": long_user, "ts": LONG_TS + i * 1000,
+                             "country": c, "amount": 10})
+                 for i, (t, c) in enumerate((("order", "FR"), ("order", "DE"), ("order", "ES"), ("login", "FR")))]
+        lines[-1] = lines[-1].replace(f'"ts": {LONG_TS + 3000}', f'"ts": {LONG_TS + 600000}')
+        subprocess.run([BROKER, "produce", f"{work}/broker", "events"], check=True, capture_output=True,
+                       input="".join(f"{long_user}\t{line}\n" for line in lines).encode())
+
         # A last daemon gets every partition back at once (static membership:
         # a member that left without closing is replaced, not waited for) and
         # exits 0.
@@ -183,6 +198,14 @@ def main():
             time.sleep(0.05)
             m = re.search(r"ready: processing (\d+) partitions", open(f"{work}/last.log").read())
         took = time.time() - t0
+        deadline = time.time() + 60
+        caught_up = 0  # samples in a row with every partition read to its end
+        while time.time() < deadline and caught_up < 3:
+            time.sleep(0.2)
+            text = scrape(port, timeout=2) or ""
+            lags = [float(v) for v in re.findall(r"^cepheus_consumer_lag\{[^}]*\} (\S+)", text, re.M)]
+            caught_up = caught_up + 1 if (evaluated(port) or 0) >= 4 and lags and sum(lags) == 0 else 0
+        evaluated_last = evaluated(port)
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=60)
         log.close()
@@ -194,6 +217,10 @@ def main():
                             f"(the first start took {ready:.2f} s): its partitions waited for a session timeout")
         if p.returncode != 0:
             failures.append(f"the last daemon exited {p.returncode}")
+        long_alerts = [a for a in read_topic(work, "alerts") if long_user.encode() in a]
+        print(f"alerts keyed by the 10 KB user: {len(long_alerts)} (the last daemon read {evaluated_last} records)")
+        if len(long_alerts) != 1 or b'"rule":"multi_country_orders"' not in long_alerts[0]:
+            failures.append(f"expected one multi_country_orders alert for the 10 KB key, got {len(long_alerts)}")
     finally:
         for p in procs:
             if p.poll() is None:

@@ -28,6 +28,23 @@ struct RuleRuns {
   const nfa::Matcher* matcher = nullptr;
 };
 
+// The store key of a key's record: "engine/h/" and the 16 bytes of XXH3-128
+// over the key field's path, a NUL and the key, so a key of any length fits
+// LMDB's 511-byte limit. The record's value starts with the field's path and
+// the key (two strings), then the key record. Into *out.
+void StateKeyOf(std::string_view field, std::string_view key, std::string* out);
+std::string StateKeyOf(std::string_view field, std::string_view key);
+
+// A key record's stored value, split: the key field's path, the key, and the
+// key record (for DecodeKeyRecord). Views into `value`; Corruption when the
+// two strings do not parse.
+struct StoredKey {
+  std::string_view field;
+  std::string_view key;
+  std::string_view record;
+};
+Result<StoredKey> SplitStoredKey(std::string_view value);
+
 // A key record: the state of the listed rules for one key, every distinct
 // event once (rules of one key field often bind the same events). Appended to
 // `out`.

@@ -139,6 +139,32 @@ TEST_CASE("a partition moved to another daemon brings its partial matches throug
   CHECK(run_first.Stop() == 0);
 }
 
+TEST_CASE("a 10 KB key is kept in LMDB and the changelog under its digest and follows its partition to another daemon") {
+  World w;
+  const std::string user(10 * 1024, 'u');
+  daemon::Daemon first(w.Config("first"), testing::CompileRules(kRule), &w.kafka);
+  testing::DaemonThread run_first(first);
+  w.kafka.Append("events", 0, Order("a", user, 1000));
+  REQUIRE(testing::Eventually([&] { return w.kafka.GroupOffset("events", 0) == 1; }, std::chrono::seconds(5)));
+  REQUIRE(first.active_runs() == 1);
+  size_t longest = 0;
+  for (const auto& r : w.kafka.Committed("logic-changelog")) longest = std::max(longest, r.key.size());
+  CHECK(longest < 64);  // "p/events/0/engine/h/" and 16 bytes
+
+  daemon::Daemon second(w.Config("second"), testing::CompileRules(kRule), &w.kafka);
+  testing::DaemonThread run_second(second);
+  REQUIRE(testing::Eventually([&] { return w.kafka.consumers() == 2; }, std::chrono::seconds(5)));
+  w.kafka.Assign(1, "events", {0, 1});
+  REQUIRE(testing::Eventually([&] { return second.active_runs() == 1; }, std::chrono::seconds(5)));
+  w.kafka.Append("events", 0, Order("b", user, 2000));
+  REQUIRE(testing::Eventually([&] { return w.kafka.GroupOffset("events", 0) == 2; }, std::chrono::seconds(5)));
+  auto alerts = w.kafka.Committed("alerts");
+  REQUIRE(alerts.size() == 1);
+  CHECK(alerts[0].key == user);
+  CHECK(run_second.Stop() == 0);
+  CHECK(run_first.Stop() == 0);
+}
+
 TEST_CASE("a lost assignment aborts the open batch: nothing of it is committed, and the next owner reads it again") {
   World w;
   auto config = w.Config("first");

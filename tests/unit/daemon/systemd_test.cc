@@ -305,13 +305,15 @@ TEST_CASE("a reload refuses a rule set that does not check and keeps the running
   int stale = 0, records = 0;
   REQUIRE(store.value()->Scan("", [&](std::string_view k, std::string_view v) {
     using namespace std::string_view_literals;
-    if (k.find("/engine/g/"sv) == std::string_view::npos) return;
+    if (k.find("/engine/h/"sv) == std::string_view::npos) return;
     ++records;
-    if (k.find("/engine/g/user_id\0u2"sv) != std::string_view::npos) {
+    auto sk = engine::SplitStoredKey(v);
+    REQUIRE(sk.ok());
+    if (sk.value().key == "u2") {
       ++stale;
       MESSAGE("stale record left: " << std::string(k));
     }
-    auto sections = engine::DecodeKeyRecord(v, nullptr, [](std::string_view) { return nullptr; });
+    auto sections = engine::DecodeKeyRecord(sk.value().record, nullptr, [](std::string_view) { return nullptr; });
     REQUIRE(sections.ok());
     for (const auto& s : sections.value()) {
       if (!current.count({s.rule, s.fingerprint})) {

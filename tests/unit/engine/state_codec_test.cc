@@ -138,12 +138,17 @@ TEST_CASE("state written for another version of a rule is dropped and counted, n
   // u's record held only dropped state: the caller deletes it. v's record
   // keeps `kept`: it is rewritten without the rest at the next save.
   using namespace std::string_literals;
-  CHECK(report.stale_keys == std::vector<std::string>{"engine/g/user_id\0u"s});
+  CHECK(report.stale_keys == std::vector<std::string>{engine::StateKeyOf("user_id", "u")});
   CHECK(c.active_runs() == 4);
   CHECK(b.active_runs() == 1);  // the unchanged rule's run is kept
   REQUIRE(b.SaveChanges(&store).ok());
   std::string v_record;
-  store.Scan("engine/g/user_id\0v"s, [&](std::string_view, std::string_view v) { v_record = std::string(v); });
+  store.Scan(engine::StateKeyOf("user_id", "v"), [&](std::string_view, std::string_view v) {
+    auto sk = engine::SplitStoredKey(v);
+    REQUIRE(sk.ok());
+    CHECK(sk.value().key == "v");
+    v_record = std::string(sk.value().record);
+  });
   REQUIRE(!v_record.empty());
   auto sections = engine::DecodeKeyRecord(v_record, nullptr, [](std::string_view) { return nullptr; });
   REQUIRE(sections.ok());
@@ -209,7 +214,9 @@ TEST_CASE("truncated or corrupted state is reported as corruption") {
   engine::MemoryStateStore store;
   REQUIRE(a.Save(&store).ok());
   std::string bytes;
-  store.Scan("engine/g/", [&](std::string_view, std::string_view v) { bytes = std::string(v); });
+  store.Scan("engine/h/", [&](std::string_view, std::string_view v) {
+    bytes = std::string(engine::SplitStoredKey(v).value().record);
+  });
   REQUIRE(!bytes.empty());
   const nfa::Program& p = *compiled->programs[0];
   CHECK(engine::DecodeKeyRuns(bytes, p, &dec).ok());
@@ -258,7 +265,7 @@ TEST_CASE("saving the changes deletes only records the store holds") {
   CHECK(store.needless_deletes == 0);
   CHECK(store.deletes > 0);
   std::vector<std::string> keys;
-  store.Scan("engine/g/", [&](std::string_view k, std::string_view) { keys.emplace_back(k); });
+  store.Scan("engine/h/", [&](std::string_view k, std::string_view) { keys.emplace_back(k); });
   CHECK(keys.empty());
 }
 
@@ -293,6 +300,42 @@ TEST_CASE("saving only the changes leaves the store equal to a full save, at eve
   eng.Finish();
   REQUIRE(eng.SaveChanges(&incremental).ok());
   std::vector<std::string> keys;
-  incremental.Scan("engine/g/", [&](std::string_view k, std::string_view) { keys.emplace_back(k); });
+  incremental.Scan("engine/h/", [&](std::string_view k, std::string_view) { keys.emplace_back(k); });
   CHECK(keys.empty());  // every window closed: every key record deleted
+}
+
+TEST_CASE("a record stored under its key (before keys were digests) is loaded, then moved under its digest") {
+  using namespace std::string_literals;
+  auto compiled = testing::CompileRules("rule r key user_id match o: order{3} within 1m");
+  engine::EventDecoder dec(compiled, {});
+  engine::Engine a(compiled, {}, nullptr);
+  a.Push(dec.Decode(R"({"type":"order","ts":1,"user_id":"u"})", {}).value());
+  engine::MemoryStateStore store;
+  REQUIRE(a.Save(&store).ok());
+  // Rewrite the record as the previous layout had it: "engine/g/<field>\0<key>".
+  const std::string digest_key = engine::StateKeyOf("user_id", "u");
+  std::string record;
+  store.Scan(digest_key, [&](std::string_view, std::string_view v) {
+    record = std::string(engine::SplitStoredKey(v).value().record);
+  });
+  REQUIRE(!record.empty());
+  REQUIRE(store.Delete(digest_key).ok());
+  REQUIRE(store.Put("engine/g/user_id\0u"s, record).ok());
+
+  engine::Engine b(compiled, {}, nullptr);
+  engine::Engine::LoadReport report;
+  REQUIRE(b.Load(store, &dec, &report).ok());
+  CHECK(b.active_runs() == 1);
+  CHECK(report.keys_dropped == 0);
+  CHECK(report.stale_keys == std::vector<std::string>{"engine/g/user_id\0u"s});  // the caller deletes it
+  REQUIRE(store.Delete("engine/g/user_id\0u"s).ok());
+  REQUIRE(b.SaveChanges(&store).ok());
+  int moved = 0;
+  store.Scan("engine/", [&](std::string_view k, std::string_view v) {
+    if (k == digest_key) {
+      ++moved;
+      CHECK(engine::SplitStoredKey(v).value().record == record);
+    }
+  });
+  CHECK(moved == 1);
 }

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <random>
 
+#include "cepheus/engine/engine.h"
+#include "cepheus/engine/state_codec.h"
 #include "cepheus/state/lmdb_store.h"
 #include "test_util.h"
 
@@ -241,4 +243,37 @@ TEST_CASE("a state directory path that is a file is the operator's to fix: Faile
   REQUIRE_FALSE(s.ok());
   CHECK(s.status().code() == Status::Code::kFailedPrecondition);
   CHECK(s.status().message().find("cannot create it") != std::string::npos);
+}
+
+TEST_CASE("a 10 KB key's partial matches are saved to LMDB and loaded back (LMDB takes keys up to 511 bytes)") {
+  auto compiled = testing::CompileRules("rule r key user_id match o: order{3} within 1m");
+  engine::EventDecoder dec(compiled, {});
+  const std::string user(10 * 1024, 'k');
+  const std::string event = R"({"type":"order","ts":1,"user_id":")" + user + R"("})";
+  TempDir dir;
+  {
+    auto s = Open(dir);
+    engine::Engine a(compiled, {}, nullptr);
+    a.Push(dec.Decode(event, {}).value());
+    REQUIRE(a.active_runs() == 1);
+    Status saved = a.SaveChanges(s.get());
+    INFO(saved.message());
+    REQUIRE(saved.ok());
+    REQUIRE(s->Commit().ok());
+  }
+  auto s = Open(dir);
+  for (const auto& [k, v] : All(*s, "engine/h/")) {
+    CHECK(k.size() == 9 + 16);  // "engine/h/" and the digest
+    CHECK(engine::SplitStoredKey(v).value().key == user);
+  }
+  engine::CollectingSink sink;
+  engine::Engine b(compiled, {}, &sink);
+  REQUIRE(b.Load(*s, &dec, nullptr).ok());
+  CHECK(b.active_runs() == 1);
+  // The run goes on from where it was: two more orders complete it.
+  b.Push(dec.Decode(R"({"type":"order","ts":2,"user_id":")" + user + R"("})", {}).value());
+  b.Push(dec.Decode(R"({"type":"order","ts":3,"user_id":")" + user + R"("})", {}).value());
+  b.Finish();
+  REQUIRE(sink.alerts.size() == 1);
+  CHECK(sink.alerts[0].key == user);
 }
