@@ -33,7 +33,11 @@
 #include <lmdb.h>
 #include <sys/file.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
 
 #include <algorithm>
 #include <cerrno>
@@ -80,6 +84,210 @@ Status CommitError(const std::string& dir, int rc, size_t batch_bytes) {
 
 MDB_val Val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
 std::string_view View(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
+
+// Reads every record of `dbi` (keys and values touched, so overflow pages
+// are read too), checking that the keys come in strictly ascending order and
+// that there are as many as the tree counts: a scribbled branch page can
+// send a cursor to the wrong leaves without an error. An LMDB error code, or 0.
+// A value of an overflow node (LMDB puts a large value on pages of its own,
+// right after a 16-byte page header): the header must name that page, say
+// overflow, and count the pages the value needs, or freeing it (when the
+// value is replaced) would free garbage. True for any other value.
+bool OverflowHeaderOk(const MDB_val& v, const char* map, size_t psize) {
+  constexpr size_t kHeader = 16;  // pgno (8), pad (2), flags (2), pages (4)
+  const size_t off = static_cast<size_t>(static_cast<const char*>(v.mv_data) - map);
+  if (off % psize != kHeader) return true;  // a leaf node's value: never right after a header
+  uint64_t pgno = 0;
+  uint16_t flags = 0;
+  uint32_t pages = 0;
+  const char* head = static_cast<const char*>(v.mv_data) - kHeader;
+  std::memcpy(&pgno, head, 8);
+  std::memcpy(&flags, head + 10, 2);
+  std::memcpy(&pages, head + 12, 4);
+  return pgno == off / psize && (flags & 0x04) != 0 && pages == (kHeader + v.mv_size + psize - 1) / psize;
+}
+
+// Where data.mdb of `dir` is mapped in this process (LMDB reports its map
+// address only under MDB_FIXEDMAP), from /proc/self/maps; null if not found.
+const char* MapBase(const std::string& dir) {
+  std::error_code ec;
+  const std::string file = std::filesystem::canonical(dir + "/data.mdb", ec).string();
+  std::FILE* maps = std::fopen("/proc/self/maps", "r");
+  if (ec || maps == nullptr) {
+    if (maps != nullptr) std::fclose(maps);
+    return nullptr;
+  }
+  char line[4096];
+  const char* base = nullptr;
+  while (base == nullptr && std::fgets(line, sizeof line, maps) != nullptr) {
+    std::string_view l(line);
+    while (!l.empty() && (l.back() == '\n' || l.back() == ' ')) l.remove_suffix(1);
+    if (l.size() >= file.size() && l.substr(l.size() - file.size()) == file && l.find(" 00000000 ") != l.npos) {
+      base = reinterpret_cast<const char*>(std::strtoull(line, nullptr, 16));
+    }
+  }
+  std::fclose(maps);
+  return base;
+}
+
+int WalkAll(const char* map, MDB_txn* txn, MDB_dbi dbi) {
+  MDB_stat st{};
+  int rc = mdb_stat(txn, dbi, &st);
+  if (rc) return rc;
+  MDB_cursor* c = nullptr;
+  if ((rc = mdb_cursor_open(txn, dbi, &c))) return rc;
+  MDB_val k, v;
+  std::string prev;
+  size_t count = 0;
+  unsigned char sum = 0;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    std::string_view key = View(k);
+    if (key.empty() || (count > 0 && key <= std::string_view(prev))) {
+      rc = MDB_CORRUPTED;
+      break;
+    }
+    if (map != nullptr && !OverflowHeaderOk(v, map, st.ms_psize)) {
+      rc = MDB_CORRUPTED;
+      break;
+    }
+    prev.assign(key);
+    ++count;
+    sum ^= static_cast<unsigned char>(key.back());
+    if (v.mv_size > 0) sum ^= static_cast<const unsigned char*>(v.mv_data)[v.mv_size - 1];
+  }
+  mdb_cursor_close(c);
+  [[maybe_unused]] volatile unsigned char sink = sum;  // the reads are kept
+  if (rc != MDB_NOTFOUND) return rc;
+  return count == st.ms_entries ? 0 : MDB_CORRUPTED;
+}
+
+// Writes every record of `dbi` back in place, in write transactions of
+// 20 000 records that are aborted (nothing reaches the file, and the dirty
+// pages of one transaction stay few): every leaf page and the branch pages
+// above it go through mdb_cursor_put, where a scribbled page faults.
+int RewriteAll(MDB_env* env, MDB_dbi dbi) {
+  std::string last, value;
+  for (bool more = true; more;) {
+    MDB_txn* txn = nullptr;
+    MDB_cursor* c = nullptr;
+    int rc = mdb_txn_begin(env, nullptr, 0, &txn);
+    if (rc) return rc;
+    if ((rc = mdb_cursor_open(txn, dbi, &c))) {
+      mdb_txn_abort(txn);
+      return rc;
+    }
+    MDB_val k{last.size(), last.data()}, v;
+    int got = last.empty() ? mdb_cursor_get(c, &k, &v, MDB_FIRST) : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    for (int n = 0; got == 0 && n < 20000; ++n) {
+      last.assign(static_cast<const char*>(k.mv_data), k.mv_size);
+      value.assign(static_cast<const char*>(v.mv_data), v.mv_size);
+      MDB_val same{value.size(), value.data()};
+      if ((rc = mdb_cursor_put(c, &k, &same, MDB_CURRENT))) break;
+      got = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    more = rc == 0 && got == 0;
+    if (rc == 0 && got != 0 && got != MDB_NOTFOUND) rc = got;
+    mdb_txn_abort(txn);  // closes the cursor
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+// LMDB's freelist (FREE_DBI): each record is a list of free page numbers,
+// its count first, then the pages in descending order. A damaged record
+// reads without error but makes the writer that takes pages from it fail
+// (MDB_BAD_VALSIZE) or fault: checked here, against the last page in use.
+int CheckFreelist(MDB_txn* txn, size_t last_pgno) {
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn, 0, &c);
+  if (rc) return rc;
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    const size_t n = v.mv_size / sizeof(size_t);
+    size_t ids[2];
+    if (v.mv_size % sizeof(size_t) != 0 || n == 0) return MDB_CORRUPTED;
+    std::memcpy(ids, v.mv_data, sizeof(size_t));
+    if (ids[0] != n - 1) return MDB_CORRUPTED;
+    size_t prev = last_pgno + 1;
+    for (size_t i = 1; i < n; ++i) {
+      std::memcpy(&ids[1], static_cast<const char*>(v.mv_data) + i * sizeof(size_t), sizeof(size_t));
+      if (ids[1] < 2 || ids[1] >= prev) return MDB_CORRUPTED;  // pages 0 and 1 are the meta pages
+      prev = ids[1];
+    }
+  }
+  mdb_cursor_close(c);
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+// The probe, in a child process: open the environment, walk every record of
+// the store and of LMDB's freelist, write every record back in place
+// (RewriteAll), then write and delete a batch of probe
+// keys (page allocation from the freelist, splits, the freelist saved back)
+// and commit that, which leaves the data as it was. Exit 0 when all of it
+// worked, 2 on an LMDB error; a damaged page may instead kill the child.
+[[noreturn]] void ProbeChild(const std::string& dir, uint64_t map_size) {
+  for (int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL}) std::signal(sig, SIG_DFL);  // die, report nothing
+  MDB_env* env = nullptr;
+  MDB_txn* txn = nullptr;
+  MDB_dbi dbi = 0;
+  int rc = mdb_env_create(&env);
+  if (!rc) rc = mdb_env_set_mapsize(env, map_size);
+  if (!rc) rc = mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0640);
+  // The freelist (FREE_DBI, 0) can only be read in a read-only transaction.
+  if (!rc) rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn);
+  if (!rc) rc = mdb_dbi_open(txn, nullptr, 0, &dbi);
+  if (!rc) rc = WalkAll(MapBase(dir), txn, dbi);
+  MDB_envinfo info{};
+  if (!rc) rc = mdb_env_info(env, &info);
+  if (!rc) rc = CheckFreelist(txn, info.me_last_pgno);
+  if (txn != nullptr) mdb_txn_abort(txn);
+  txn = nullptr;
+  if (!rc) rc = RewriteAll(env, dbi);
+  if (!rc) rc = mdb_txn_begin(env, nullptr, 0, &txn);
+  char key[32];
+  std::string value(600, 'p');
+  for (int i = 0; !rc && i < 256; ++i) {
+    MDB_val k{static_cast<size_t>(std::snprintf(key, sizeof key, "\xff" "cepheus-probe/%04d", i)), key};
+    MDB_val v{value.size(), value.data()};
+    rc = mdb_put(txn, dbi, &k, &v, 0);
+  }
+  for (int i = 0; !rc && i < 256; ++i) {
+    MDB_val k{static_cast<size_t>(std::snprintf(key, sizeof key, "\xff" "cepheus-probe/%04d", i)), key};
+    rc = mdb_del(txn, dbi, &k, nullptr);
+  }
+  if (!rc) {
+    rc = mdb_txn_commit(txn);
+  } else if (txn != nullptr) {
+    mdb_txn_abort(txn);
+  }
+  ::_exit(rc == 0 || rc == MDB_MAP_FULL ? 0 : 2);
+}
+
+// Runs ProbeChild and judges the file by how the child ended. A child still
+// running after `timeout_s` (a very large file) is stopped and the file
+// passes: only a probe that failed or died condemns it.
+Status Probe(const std::string& dir, uint64_t map_size, int timeout_s) {
+  pid_t pid = ::fork();
+  if (pid < 0) return Status::Ok();  // cannot probe: the open-time walk still runs
+  if (pid == 0) ProbeChild(dir, map_size);
+  int status = 0;
+  for (int waited_ms = 0;; waited_ms += 10) {
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) return Status::Ok();
+    if (waited_ms >= timeout_s * 1000) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return Status::Ok();
+    }
+    ::usleep(10000);
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
+  return Status::Corruption(fmt::format(
+      "state directory {}: data.mdb is damaged: a check of its pages {}", dir,
+      WIFSIGNALED(status) ? fmt::format("died with signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)))
+                          : std::string("met an LMDB error")));
+}
 
 }  // namespace
 
@@ -130,6 +338,14 @@ Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(const LmdbOptions& options) {
   }
   int dead = 0;
   mdb_reader_check(s->env_, &dead);  // clear reader slots of killed processes
+  // A scribbled page can pass every check here and then crash the process
+  // in mdb_cursor_put at the first write, at every start: so a file with
+  // data is first read whole and written to by a child process, whose death
+  // condemns the file (the daemon then sets it aside and rebuilds the state
+  // from the changelog) instead of the daemon's.
+  if (info.me_last_pgno > 1) {
+    if (Status st = Probe(dir, s->map_size_, 120); !st.ok()) return st;
+  }
   MDB_txn* txn = nullptr;
   if ((rc = mdb_txn_begin(s->env_, nullptr, 0, &txn))) return LmdbError(dir, "mdb_txn_begin", rc);
   if ((rc = mdb_dbi_open(txn, nullptr, 0, &s->dbi_))) {
