@@ -20,16 +20,15 @@ namespace cepheus::engine {
 void StateKeyOf(std::string_view field, std::string_view key, std::string* out) {
   // XXH3-128 over the field's path, a NUL and the key: any key length fits
   // LMDB's 511-byte key limit; the key itself is in the record. Two keys
-  // with one digest (about 2^-64 for 2^32 keys of a field) would share a record.
-  XXH3_state_t* st = XXH3_createState();
-  XXH3_128bits_reset(st);
-  XXH3_128bits_update(st, field.data(), field.size());
-  XXH3_128bits_update(st, "\0", 1);
-  XXH3_128bits_update(st, key.data(), key.size());
-  XXH128_hash_t h = XXH3_128bits_digest(st);
-  XXH3_freeState(st);
+  // with one digest (about 2^-64 for 2^32 keys of a field) would share a
+  // record. Hashed in one piece from a buffer kept per thread: a commit
+  // computes this for every key it writes.
+  thread_local std::string joined;
+  joined.assign(field);
+  joined.push_back('\0');
+  joined.append(key);
   XXH128_canonical_t c;
-  XXH128_canonicalFromHash(&c, h);
+  XXH128_canonicalFromHash(&c, XXH3_128bits(joined.data(), joined.size()));
   out->assign("engine/h/");
   out->append(reinterpret_cast<const char*>(c.digest), sizeof c.digest);
 }
