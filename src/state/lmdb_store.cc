@@ -181,8 +181,10 @@ int RewriteAll(MDB_env* env, MDB_dbi dbi) {
     for (int n = 0; got == 0 && n < 20000; ++n) {
       last.assign(static_cast<const char*>(k.mv_data), k.mv_size);
       value.assign(static_cast<const char*>(v.mv_data), v.mv_size);
-      MDB_val same{value.size(), value.data()};
-      if ((rc = mdb_cursor_put(c, &k, &same, MDB_CURRENT))) break;
+      // Copies of the key and the value: LMDB copies them onto the page the
+      // originals point into (overlapping memcpy, which ASan reports).
+      MDB_val key{last.size(), last.data()}, same{value.size(), value.data()};
+      if ((rc = mdb_cursor_put(c, &key, &same, MDB_CURRENT))) break;
       got = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     more = rc == 0 && got == 0;
