@@ -83,6 +83,10 @@ int RunReplay(const ReplayOptions& o) {
   if (!rules) return 1;
   engine::EngineOptions options;
   engine::EventFieldNames names;
+  // The daemon's limits, so a replay evaluates as the daemon would.
+  const daemon::Config defaults = daemon::DefaultConfig();
+  options.max_buffered = defaults.max_buffered;
+  options.max_keys = defaults.state.max_keys;
   if (!o.config.empty()) {
     auto config = daemon::LoadConfig(o.config);
     if (!config.ok()) {
@@ -91,6 +95,8 @@ int RunReplay(const ReplayOptions& o) {
     }
     names = config.value().events;
     options.out_of_order = config.value().out_of_order;
+    options.max_buffered = config.value().max_buffered;
+    options.max_keys = config.value().state.max_keys;
   }
   if (!o.out_of_order.empty()) {
     auto d = ParseDuration(o.out_of_order);

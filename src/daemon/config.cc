@@ -79,6 +79,19 @@ std::string SetDuration(Millis* out, const std::string& v, bool allow_zero) {
   return "";
 }
 
+// A whole number from 1 to `max`.
+std::string SetCount(uint64_t* out, const std::string& v, uint64_t max) {
+  uint64_t n = 0;
+  for (char c : v) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return fmt::format("'{}' is not a whole number", v);
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+    if (n > max) return fmt::format("'{}' is more than the maximum, {}", v, max);
+  }
+  if (v.empty() || n == 0) return fmt::format("'{}' must be at least 1", v);
+  *out = n;
+  return "";
+}
+
 std::string SetBytes(uint64_t* out, const std::string& v) {
   size_t i = 0;
   uint64_t n = 0;
@@ -137,6 +150,13 @@ const std::vector<ConfigKey> kSchema = {
      "Events timed further than this ahead of the wall clock are malformed (they would push the "
      "watermark into the future and make every later event late).",
      [](Config* c, const std::string& v) { return SetDuration(&c->max_future_skew, v, false); }},
+    {"events.max_buffered", ConfigKind::kCount, "1000000",
+     "Most events one partition holds in its reorder buffer (waiting for the watermark, see out_of_order). "
+     "When a new event would pass it, the watermark is raised to the oldest buffered event's time so that "
+     "event is evaluated now: the out-of-orderness allowed shrinks for that moment, events older than the "
+     "new watermark are late, and cepheus_limit_hits_total{limit=\"reorder_buffer\"} counts each event "
+     "released early.",
+     [](Config* c, const std::string& v) { return SetCount(&c->max_buffered, v, 1ULL << 32); }},
     {"kafka.brokers", ConfigKind::kString, "127.0.0.1:9092", "Bootstrap brokers, host:port[,...].",
      [](Config* c, const std::string& v) { c->kafka.brokers = v; return NotEmpty(v); }},
     {"kafka.group_id", ConfigKind::kString, "cepheus",
@@ -199,6 +219,11 @@ const std::vector<ConfigKey> kSchema = {
      "backlog. An alert does not wait for it: once every fetched record is handled, a batch holding an alert is "
      "committed at once. Shorter: lower latency under load, less throughput.",
      [](Config* c, const std::string& v) { return SetDuration(&c->state.commit_interval, v, false); }},
+    {"state.max_keys", ConfigKind::kCount, "1000000",
+     "Most keys one partition keeps state for (each live key costs about 1 KB of memory). At the limit, an "
+     "event whose key holds no state starts nothing: the keys that hold state go on as before, and "
+     "cepheus_limit_hits_total{limit=\"keys_per_partition\"} counts each event refused so.",
+     [](Config* c, const std::string& v) { return SetCount(&c->state.max_keys, v, 1ULL << 32); }},
     {"metrics.listen", ConfigKind::kString, "127.0.0.1:9464",
      "Address of the Prometheus endpoint (/metrics, /healthz); loopback by default.",
      [](Config* c, const std::string& v) {
@@ -471,9 +496,9 @@ std::string DumpConfig(const Config& c) {
   std::string out;
   out += fmt::format("rules:\n  path: {}\n", q(c.rules_path));
   out += fmt::format("events:\n  type_field: {}\n  time_field: {}\n  id_field: {}\n  out_of_order: {}\n"
-                     "  idle_timeout: {}\n  max_future_skew: {}\n",
+                     "  idle_timeout: {}\n  max_future_skew: {}\n  max_buffered: {}\n",
                      q(c.events.type), q(c.events.time), q(c.events.id), FormatDuration(c.out_of_order),
-                     FormatDuration(c.idle_timeout), FormatDuration(c.max_future_skew));
+                     FormatDuration(c.idle_timeout), FormatDuration(c.max_future_skew), c.max_buffered);
   std::string topics;
   for (const auto& t : c.kafka.input_topics) topics += (topics.empty() ? "" : ", ") + q(t);
   out += fmt::format("kafka:\n  brokers: {}\n  group_id: {}\n  input_topics: [{}]\n  partition_key: {}\n"
@@ -485,9 +510,10 @@ std::string DumpConfig(const Config& c) {
                      q(c.kafka.changelog_topic));
   out += "  consumer:" + props(c.kafka.consumer);
   out += "  producer:" + props(c.kafka.producer);
-  out += fmt::format("state:\n  directory: {}\n  map_size: {}\n  max_map_size: {}\n  commit_interval: {}\n",
+  out += fmt::format("state:\n  directory: {}\n  map_size: {}\n  max_map_size: {}\n  commit_interval: {}\n"
+                     "  max_keys: {}\n",
                      q(c.state.directory), c.state.map_size, c.state.max_map_size,
-                     FormatDuration(c.state.commit_interval));
+                     FormatDuration(c.state.commit_interval), c.state.max_keys);
   out += fmt::format("metrics:\n  listen: {}\n  username: {}\n  password: {}\nlog:\n  level: {}\n",
                      q(c.metrics.listen), q(c.metrics.username),
                      c.metrics.password.empty() ? q("") : std::string("<redacted>"), q(c.log.level));

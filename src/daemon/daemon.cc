@@ -141,6 +141,10 @@ struct Daemon::Part {
   int64_t suppress_until = -1;  // records below were published before a crash
   int64_t assigned_from = -1;   // where reading started at assignment (-1: the group's position)
   Millis last_wall = 0;
+  // The engine's limit counters as of the last log line about them, and
+  // when that was (a limit hit is logged at most once a minute).
+  uint64_t logged_refused = 0, logged_forced = 0;
+  Millis limit_logged_at = 0;
 };
 
 Daemon::Daemon(Config config, std::shared_ptr<const nfa::CompiledRuleSet> rules, io::Clients* clients)
@@ -215,6 +219,12 @@ Status Daemon::Start() {
   metrics_ = std::move(m).value();
 
   metrics_->SetStateBytes(store_->used_bytes(), config_.state.max_map_size);
+  int quarantined = 0;
+  std::error_code dir_ec;
+  for (const auto& e : std::filesystem::directory_iterator(config_.state.directory, dir_ec)) {
+    quarantined += e.is_directory() && e.path().filename().string().rfind("corrupt-", 0) == 0;
+  }
+  metrics_->SetQuarantinedFiles(quarantined);
 
   step(fmt::format("connecting the transactional producer ({}) to {}", config_.kafka.transactional_id,
                    config_.kafka.brokers));
@@ -256,6 +266,9 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
   p.decoder = std::make_unique<engine::EventDecoder>(rules_, config_.events);
   engine::EngineOptions eo;
   eo.out_of_order = config_.out_of_order;
+  eo.max_buffered = config_.max_buffered;
+  eo.max_keys = config_.state.max_keys;
+  p.logged_refused = p.logged_forced = 0;
   p.outbox.Clear();
   p.engine = std::make_unique<engine::Engine>(rules_, eo, &p.outbox);
   // The pump only notes why a record was refused: Handle sends the dead
@@ -720,9 +733,32 @@ void Daemon::Tick() {
       Publish(*p, -1, 0);
     }
     metrics_->UpdateEngine(p->partition, *p->engine, wall);
+    LogLimits(*p, wall);
     int64_t high = consumer_->HighWatermark(p->topic, p->partition);
     if (high >= 0 && p->next_offset >= 0) metrics_->SetConsumerLag(p->partition, high - p->next_offset);
   }
+}
+
+void Daemon::LogLimits(Part& p, Millis wall) {
+  const engine::EngineStats& s = p.engine->stats();
+  if (s.keys_refused == p.logged_refused && s.buffer_forced == p.logged_forced) return;
+  if (wall - p.limit_logged_at < 60000) return;
+  if (s.keys_refused > p.logged_refused) {
+    daemon::Log(LogLevel::kWarning,
+                fmt::format("{}/{}: at state.max_keys ({} keys hold state): {} events of keys without state started "
+                            "nothing since the last report; raise state.max_keys if memory allows",
+                            p.topic, p.partition, p.engine->active_keys(), s.keys_refused - p.logged_refused));
+  }
+  if (s.buffer_forced > p.logged_forced) {
+    daemon::Log(LogLevel::kWarning,
+                fmt::format("{}/{}: at events.max_buffered ({} events): {} events were evaluated before the "
+                            "watermark reached them since the last report (later ones older than them are late); "
+                            "raise events.max_buffered or lower events.out_of_order",
+                            p.topic, p.partition, config_.max_buffered, s.buffer_forced - p.logged_forced));
+  }
+  p.logged_refused = s.keys_refused;
+  p.logged_forced = s.buffer_forced;
+  p.limit_logged_at = wall;
 }
 
 int Daemon::Shutdown() {

@@ -90,6 +90,17 @@ void EngineImpl::Push(nfa::EventRef e) {
     if (max_ts_ - options_.out_of_order > watermark_) watermark_ = max_ts_ - options_.out_of_order;
   }
   buffer_.push(Buffered(std::move(e)));
+  if (options_.max_buffered > 0 && buffer_.size() > options_.max_buffered && buffer_.top().ts > watermark_) {
+    // Full: the oldest buffered time becomes the watermark (and the events
+    // of that time go with it), so the buffer never holds more than the limit
+    // once drained, in the same way in replay and in the daemon.
+    Millis oldest = buffer_.top().ts;
+    size_t before = buffer_.size();
+    watermark_ = oldest;
+    Drain();
+    stats_.buffer_forced += before - buffer_.size();
+    return;
+  }
   Drain();
 }
 
@@ -226,6 +237,10 @@ void EngineImpl::Evaluate(const nfa::EventRef& e) {
       if (!rs.matcher.Relevant(*e)) continue;
       if (id == UINT32_MAX) {
         if (!rs.matcher.Starts(*e)) continue;  // nothing to do for a key with no state
+        if (options_.max_keys > 0 && entries_.size() - free_entries_.size() >= options_.max_keys) {
+          ++stats_.keys_refused;  // at the limit: no new key, the group's rules skip the event
+          break;
+        }
         id = NewEntry(g, key);
       }
       KeyEntry& entry = entries_[id];
@@ -333,6 +348,7 @@ const EngineStats& Engine::stats() const { return impl_->stats(); }
 int64_t Engine::active_keys() const { return impl_->active_keys(); }
 int64_t Engine::active_runs() const { return impl_->active_runs(); }
 size_t Engine::buffered() const { return impl_->buffered(); }
+const EngineOptions& Engine::options() const { return impl_->options(); }
 Status Engine::Save(StateStore* store) { return impl_->Save(store); }
 Status Engine::SaveChanges(StateStore* store) { return impl_->SaveChanges(store); }
 Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* report) {

@@ -33,6 +33,7 @@ class EngineImpl {
   int64_t active_keys() const;
   int64_t active_runs() const;
   size_t buffered() const { return buffer_.size(); }
+  const EngineOptions& options() const { return options_; }
   Status Save(StateStore* store);
   Status SaveChanges(StateStore* store);
   using LoadReport = Engine::LoadReport;
@@ -182,6 +183,11 @@ class EngineImpl {
   std::vector<std::pair<uint32_t, uint32_t>> dirty_;        // (entry, generation)
   // (group, key) freed since the last save while the store held a record of it
   std::vector<std::pair<uint32_t, std::string>> forgotten_;
+  // Store keys that Load found stale (records of changed or removed rules,
+  // an old format, or moved to their digest key): deleted by the next save,
+  // whether or not the caller deletes them too (the daemon does, and writes
+  // their tombstones to the changelog).
+  std::vector<std::string> stale_;
   std::string save_key_, save_value_;  // reused by PutKey
   std::vector<RuleRuns> save_rules_;
   std::vector<nfa::Match> matches_;  // reused

@@ -121,6 +121,7 @@ Status EngineImpl::Save(StateStore* store) {
   }
   dirty_.clear();
   forgotten_.clear();
+  stale_.clear();  // deleted with the rest of engine/ above
   return Status::Ok();
 }
 
@@ -129,6 +130,10 @@ Status EngineImpl::Save(StateStore* store) {
 // any more. A key the store holds no record of is not deleted.
 Status EngineImpl::SaveChanges(StateStore* store) {
   if (Status st = PutMeta(store); !st.ok()) return st;
+  for (const auto& k : stale_) {
+    if (Status st = store->Delete(k); !st.ok()) return st;
+  }
+  stale_.clear();
   bool wrote = false;
   for (const auto& [group, key] : forgotten_) {
     if (Status st = PutKey(store, group, key, nullptr, &wrote); !st.ok()) return st;
@@ -158,6 +163,7 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
   free_entries_.clear();
   dirty_.clear();
   forgotten_.clear();
+  stale_.clear();
   timers_ = {};
   for (auto& d : deadlines_) d.clear();
   buffer_ = {};
@@ -173,7 +179,7 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
     } else if (k.substr(0, 9) == "engine/k/") {
       // A record of format version 1 (one per rule and key): not loaded.
       CountDropped(report, CountStoredRuns(v), false);
-      if (report) report->stale_keys.emplace_back(k);
+      stale_.emplace_back(k);
     } else if (k.substr(0, 9) == "engine/h/") {
       auto sk = SplitStoredKey(v);
       result = sk.ok() ? LoadKey(k, sk.value().field, sk.value().key, sk.value().record, decoder, report, &loaded)
@@ -188,10 +194,10 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
         result = Status::Corruption("bad state key");
         return;
       }
-      const size_t was_loaded = loaded.size(), was_stale = report ? report->stale_keys.size() : 0;
+      const size_t was_loaded = loaded.size(), was_stale = stale_.size();
       result = LoadKey(k, rest.substr(0, nul), rest.substr(nul + 1), v, decoder, report, &loaded);
       if (!result.ok()) return;
-      if (report && report->stale_keys.size() == was_stale) report->stale_keys.emplace_back(k);
+      if (stale_.size() == was_stale) stale_.emplace_back(k);
       if (loaded.size() > was_loaded) MarkDirty(loaded.back());
     }
   });
@@ -201,6 +207,7 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
     std::stable_sort(d.begin(), d.end(), [](const Deadline& a, const Deadline& b) { return a.at < b.at; });
   }
   for (uint32_t id : loaded) MaybeForget(id, watermark_);
+  if (report) report->stale_keys = stale_;
   return result;
 }
 
@@ -284,7 +291,7 @@ Status EngineImpl::LoadKey(std::string_view k, std::string_view field, std::stri
     Schedule(id, r, watermark_);
   }
   if (id == UINT32_MAX) {
-    if (report && dropped) report->stale_keys.emplace_back(k);  // nothing of it is kept
+    if (dropped) stale_.emplace_back(k);  // nothing of it is kept
   } else {
     entries_[id].stored = true;
     if (dropped) MarkDirty(id);  // rewritten without the dropped rules at the next save

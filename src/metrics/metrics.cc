@@ -13,6 +13,8 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include <netdb.h>
@@ -98,6 +100,13 @@ struct Metrics::Impl {
   prometheus::Gauge* rules_loaded = nullptr;
   prometheus::Counter* dropped_changed = nullptr;
   prometheus::Counter* dropped_removed = nullptr;
+  prometheus::Counter* keys_refused = nullptr;   // cepheus_limit_hits_total{limit="keys_per_partition"}
+  prometheus::Counter* buffer_forced = nullptr;  // cepheus_limit_hits_total{limit="reorder_buffer"}
+  prometheus::Gauge* keys_used = nullptr;        // cepheus_limit_used_ratio{limit="keys_per_partition"}
+  prometheus::Gauge* buffer_used = nullptr;      // cepheus_limit_used_ratio{limit="reorder_buffer"}
+  prometheus::Gauge* quarantined = nullptr;
+  // The ratios are the fullest partition's: recomputed from these.
+  void UpdateLimitRatios();
 
   // Points the per-rule series at `set`'s rules; series of rules no longer
   // in it are removed, those of rules still in it keep their values.
@@ -108,6 +117,7 @@ struct Metrics::Impl {
   struct Last {
     engine::EngineStats stats;
     int64_t keys = 0;
+    double keys_ratio = 0, buffer_ratio = 0;  // of the engine's limits
   };
   std::map<int32_t, Last> last;
 };
@@ -214,6 +224,28 @@ void Metrics::Impl::RegisterState(const std::string& version) {
                           .Help("Bytes of the LMDB state in use over state.max_map_size.")
                           .Register(reg)
                           .Add({});
+  auto& hits = BuildCounter()
+                   .Name("cepheus_limit_hits_total")
+                   .Help("Events that met a configured limit: keys_per_partition (state.max_keys: an event of a key "
+                         "without state started nothing), reorder_buffer (events.max_buffered: an event evaluated "
+                         "before the watermark reached it).")
+                   .Register(reg);
+  keys_refused = &hits.Add({{"limit", "keys_per_partition"}});
+  buffer_forced = &hits.Add({{"limit", "reorder_buffer"}});
+  auto& used = BuildGauge()
+                   .Name("cepheus_limit_used_ratio")
+                   .Help("The fullest partition's use of a configured limit: keys holding state over state.max_keys "
+                         "(keys_per_partition), events in the reorder buffer over events.max_buffered "
+                         "(reorder_buffer).")
+                   .Register(reg);
+  keys_used = &used.Add({{"limit", "keys_per_partition"}});
+  buffer_used = &used.Add({{"limit", "reorder_buffer"}});
+  quarantined = &BuildGauge()
+                     .Name("cepheus_state_quarantined_files")
+                     .Help("Damaged state files set aside in the state directory (corrupt-*/), kept for a "
+                           "post-mortem; the state was rebuilt from the changelog.")
+                     .Register(reg)
+                     .Add({});
   BuildGauge().Name("cepheus_build_info").Help("Build information.").Register(reg).Add({{"version", version}}).Set(1);
   BuildGauge().Name("cepheus_up").Help("1 while the process serves.").Register(*health).Add({}).Set(1);
 }
@@ -309,9 +341,22 @@ void Metrics::ForgetPartition(int32_t partition) {
   }
   i.keys->Decrement(static_cast<double>(last.keys));
   i.last.erase(it);
+  i.UpdateLimitRatios();
   i.watermark_lag->Remove(&i.watermark_lag->Add({{"partition", std::to_string(partition)}}));
   i.consumer_lag->Remove(&i.consumer_lag->Add({{"partition", std::to_string(partition)}}));
 }
+
+void Metrics::Impl::UpdateLimitRatios() {
+  double k = 0, b = 0;
+  for (const auto& [partition, l] : last) {
+    k = std::max(k, l.keys_ratio);
+    b = std::max(b, l.buffer_ratio);
+  }
+  keys_used->Set(k);
+  buffer_used->Set(b);
+}
+
+void Metrics::SetQuarantinedFiles(int n) { impl_->quarantined->Set(n); }
 
 void Metrics::CountReload(bool ok) {
   (ok ? impl_->reloads_ok : impl_->reloads_error)->Increment();
@@ -346,6 +391,13 @@ void Metrics::UpdateEngine(int32_t partition, const engine::Engine& eng, Millis 
   }
   int64_t keys = eng.active_keys();
   i.keys->Increment(static_cast<double>(keys - last.keys));
+  i.keys_refused->Increment(static_cast<double>(s.keys_refused - last.stats.keys_refused));
+  i.buffer_forced->Increment(static_cast<double>(s.buffer_forced - last.stats.buffer_forced));
+  const engine::EngineOptions& o = eng.options();
+  last.keys_ratio = o.max_keys > 0 ? static_cast<double>(keys) / static_cast<double>(o.max_keys) : 0;
+  last.buffer_ratio =
+      o.max_buffered > 0 ? static_cast<double>(eng.buffered()) / static_cast<double>(o.max_buffered) : 0;
+  i.UpdateLimitRatios();
   last.keys = keys;
   last.stats = s;
   if (eng.watermark() > kMinTime) {

@@ -15,6 +15,14 @@
 // that failed because the file system is full is reported as ENOSPC even when
 // LMDB saw only a short write (which it reports as EIO).
 //
+// Checksums: every value is stored with 8 bytes after it, XXH3-64 of the
+// value seeded with XXH3-64 of its key, and Scan checks them, so a record
+// whose bytes were damaged inside an otherwise sound page (which no page
+// check can see) is refused as Corruption rather than loaded as other data.
+// The file says it is written so by a marker record (kFormatKey, hidden from
+// Scan); a file without it, from before checksums, is rewritten with them at
+// open, in one transaction.
+//
 // Scan merges a read transaction's cursor over the prefix with the staged
 // changes (sorted first), so the engine can Save (delete all, put all) before
 // Commit. Its callback must not write to the store.
@@ -47,6 +55,7 @@
 #include <fcntl.h>
 
 #include <fmt/format.h>
+#include <xxhash.h>
 
 namespace cepheus::state {
 namespace {
@@ -80,6 +89,26 @@ Status CommitError(const std::string& dir, int rc, size_t batch_bytes) {
     }
   }
   return LmdbError(dir, "commit failed", rc);
+}
+
+constexpr std::string_view kFormatKey = "\xff" "cepheus/format";
+constexpr std::string_view kFormatValue = "checksummed 1";
+constexpr size_t kSumBytes = 8;
+
+uint64_t RecordSum(std::string_view key, std::string_view value) {
+  return XXH3_64bits_withSeed(value.data(), value.size(), XXH3_64bits(key.data(), key.size()));
+}
+
+// A key as an operator can read it in a message: printable bytes as they
+// are, the others escaped, and a long key cut.
+std::string Printable(std::string_view key) {
+  std::string out;
+  for (unsigned char c : key.substr(0, 80)) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') out += static_cast<char>(c);
+    else out += fmt::format("\\x{:02x}", c);
+  }
+  if (key.size() > 80) out += "...";
+  return out;
 }
 
 MDB_val Val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
@@ -355,8 +384,10 @@ Result<std::unique_ptr<LmdbStore>> LmdbStore::Open(const LmdbOptions& options) {
     return LmdbError(dir, "mdb_dbi_open", rc);
   }
   if ((rc = mdb_txn_commit(txn))) return LmdbError(dir, "mdb_txn_commit", rc);
+  if (Status st = s->EnsureChecksummed(); !st.ok()) return st;
   // Walk every key once: a damaged tree shows here (MDB_CORRUPTED,
-  // MDB_PAGE_NOTFOUND) rather than in the middle of a restore.
+  // MDB_PAGE_NOTFOUND), and a damaged record by its checksum, rather than in
+  // the middle of a restore.
   if (Status st = s->Scan("", [](std::string_view, std::string_view) {}); !st.ok()) return st;
   s->UpdateUsedBytes();
   return s;
@@ -368,9 +399,29 @@ LmdbStore::~LmdbStore() {
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
+Status LmdbStore::EnsureChecksummed() {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
+  if (rc) return LmdbError(options_.directory, "mdb_txn_begin", rc);
+  MDB_val fk = Val(kFormatKey), fv{};
+  rc = mdb_get(txn, dbi_, &fk, &fv);
+  mdb_txn_abort(txn);
+  if (rc == 0) return Status::Ok();
+  if (rc != MDB_NOTFOUND) return LmdbError(options_.directory, "mdb_get", rc);
+  // New, or written before checksums: every record is written again with
+  // its checksum, and the marker, in one transaction.
+  std::vector<std::pair<std::string, std::string>> records;
+  Status st = ScanRecords("", [&](std::string_view k, std::string_view v) { records.emplace_back(k, v); }, true);
+  if (!st.ok()) return st;
+  for (const auto& [k, v] : records) Stage(k, v, false);
+  Stage(kFormatKey, kFormatValue, false);
+  return Commit();
+}
+
 Status LmdbStore::Put(std::string_view key, std::string_view value) {
   if (key.empty() || key.size() > 511) return Status::InvalidArgument("state keys are 1 to 511 bytes");
-  if (value.size() > UINT32_MAX) return Status::InvalidArgument("state values are under 4 GiB");
+  if (static_cast<unsigned char>(key[0]) == 0xff) return Status::InvalidArgument("state keys starting with byte 0xff are reserved");
+  if (value.size() > UINT32_MAX - kSumBytes) return Status::InvalidArgument("state values are under 4 GiB");
   Stage(key, value, false);
   return Status::Ok();
 }
@@ -384,9 +435,15 @@ Status LmdbStore::Delete(std::string_view key) {
 void LmdbStore::Stage(std::string_view key, std::string_view value, bool del) {
   Batch& b = staged_;
   Op op{b.arena.size(), b.arena.size() + key.size(), static_cast<uint32_t>(key.size()),
-        static_cast<uint32_t>(value.size()), del};
+        static_cast<uint32_t>(del ? 0 : value.size() + kSumBytes), del};
   b.arena.append(key);
-  b.arena.append(value);
+  if (!del) {
+    b.arena.append(value);
+    uint64_t sum = RecordSum(key, value);
+    char bytes[kSumBytes];
+    for (size_t i = 0; i < kSumBytes; ++i) bytes[i] = static_cast<char>(sum >> (8 * i));  // little-endian
+    b.arena.append(bytes, kSumBytes);
+  }
   b.ops.push_back(op);
 }
 
@@ -504,6 +561,11 @@ Status LmdbStore::WaitForBackgroundCommit() const {
 
 Status LmdbStore::Scan(std::string_view prefix,
                        const std::function<void(std::string_view, std::string_view)>& fn) const {
+  return ScanRecords(prefix, fn, false);
+}
+
+Status LmdbStore::ScanRecords(std::string_view prefix,
+                              const std::function<void(std::string_view, std::string_view)>& fn, bool raw) const {
   if (Status st = WaitForBackgroundCommit(); !st.ok()) return st;
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
@@ -520,6 +582,7 @@ Status LmdbStore::Scan(std::string_view prefix,
   auto staged = std::lower_bound(b.ops.begin(), b.ops.end(), prefix,
                                  [&b](const Op& op, std::string_view p) { return b.KeyOf(op) < p; });
   auto in_prefix = [&](std::string_view key) { return key.substr(0, prefix.size()) == prefix; };
+  Status damaged;
   // Merge the committed keys with the staged changes, in key order.
   for (;;) {
     bool have_db = rc == 0 && in_prefix(View(k));
@@ -527,16 +590,36 @@ Status LmdbStore::Scan(std::string_view prefix,
     if (!have_db && !have_staged) break;
     if (have_staged && (!have_db || b.KeyOf(*staged) <= View(k))) {
       bool same = have_db && b.KeyOf(*staged) == View(k);
-      if (!staged->del) fn(b.KeyOf(*staged), b.ValueOf(*staged));
+      std::string_view key = b.KeyOf(*staged), value = b.ValueOf(*staged);
+      if (!staged->del && key != kFormatKey) fn(key, value.substr(0, value.size() - kSumBytes));
       ++staged;
       if (same) rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
       continue;
     }
-    fn(View(k), View(v));
+    std::string_view key = View(k), value = View(v);
+    if (raw) {
+      fn(key, value);
+    } else if (key != kFormatKey) {
+      uint64_t stored = 0;
+      if (value.size() >= kSumBytes) {
+        for (size_t i = 0; i < kSumBytes; ++i) {
+          stored |= static_cast<uint64_t>(static_cast<unsigned char>(value[value.size() - kSumBytes + i])) << (8 * i);
+        }
+      }
+      value = value.substr(0, value.size() - std::min(value.size(), kSumBytes));
+      if (v.mv_size < kSumBytes || stored != RecordSum(key, value)) {
+        damaged = Status::Corruption(
+            fmt::format("state directory {}: data.mdb is damaged: the record under key '{}' fails its checksum",
+                        options_.directory, Printable(key)));
+        break;
+      }
+      fn(key, value);
+    }
     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
   }
   mdb_cursor_close(cur);
   mdb_txn_abort(txn);
+  if (!damaged.ok()) return damaged;
   if (rc != 0 && rc != MDB_NOTFOUND) return LmdbError(options_.directory, "scan failed", rc);
   return Status::Ok();
 }

@@ -27,6 +27,7 @@ struct Config {
   Millis out_of_order = 0;
   Millis idle_timeout = 0;
   Millis max_future_skew = 0;
+  uint64_t max_buffered = 0;  // events.max_buffered, per partition
   struct Kafka {
     std::string brokers;
     std::string group_id;
@@ -48,6 +49,7 @@ struct Config {
     uint64_t map_size = 0;
     uint64_t max_map_size = 0;
     Millis commit_interval = 0;
+    uint64_t max_keys = 0;  // per partition
   } state;
   struct Metrics {
     std::string listen;

@@ -96,6 +96,9 @@ class Daemon : public io::RebalanceListener {
   // Every 500 ms of the loop: idle partitions follow the clock, and the
   // engine gauges and consumer lag are updated.
   void Tick();
+  // Logs that a partition's engine hit state.max_keys or events.max_buffered
+  // since the last report (at most once a minute per partition).
+  void LogLimits(Part& p, Millis wall);
   // The end of Run: the last commit, the state writer, the consumer and the
   // producer closed; the exit code.
   int Shutdown();

@@ -23,6 +23,16 @@ namespace cepheus::engine {
 
 struct EngineOptions {
   Millis out_of_order = 0;  // allowed out-of-orderness D: watermark = max ts - D
+  // Most events held in the reorder buffer. When a pushed event makes it
+  // hold more, the watermark rises to the oldest buffered event's time, so
+  // that event (and any of the same time) is released now; each event so
+  // released is counted in EngineStats::buffer_forced. 0: no limit.
+  uint64_t max_buffered = 0;
+  // Most keys holding state, over every key field. An event whose key holds
+  // no state starts nothing when the engine is at the limit (its other key
+  // fields are still evaluated); each (event, key field) so refused is
+  // counted in EngineStats::keys_refused. 0: no limit.
+  uint64_t max_keys = 0;
 };
 
 class EventDecoder;
@@ -48,6 +58,7 @@ class Engine {
   int64_t active_keys() const;
   int64_t active_runs() const;
   size_t buffered() const;
+  const EngineOptions& options() const;
 
   // Writes the whole state (runs of every key, watermark, buffered events) to
   // `store`, replacing what was there under the "engine/" prefix.
@@ -60,8 +71,9 @@ class Engine {
   // Replaces this engine's state with what Save wrote. Rules whose text
   // changed since (different fingerprint) or that are no longer in the rule
   // set start empty: their stored state is not loaded, and `report` (when
-  // given) counts it and lists its store keys, so the caller can delete them.
-  // Events are re-decoded with `decoder`.
+  // given) counts it and lists its store keys; the engine deletes those keys
+  // at its next Save or SaveChanges (the daemon also writes their tombstones
+  // to the changelog). Events are re-decoded with `decoder`.
   struct LoadReport {
     uint64_t keys_dropped = 0;   // (rule, key) states not loaded
     uint64_t runs_changed = 0;   // their partial matches, rule text changed

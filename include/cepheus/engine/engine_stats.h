@@ -19,6 +19,8 @@ struct EngineStats {
   uint64_t evaluated = 0;
   uint64_t late = 0;
   uint64_t alerts = 0;
+  uint64_t keys_refused = 0;   // at EngineOptions::max_keys: events whose key could not start state
+  uint64_t buffer_forced = 0;  // at EngineOptions::max_buffered: events released before the watermark reached them
   std::vector<RuleStats> rules;  // by rule index
 };
 

@@ -55,6 +55,8 @@ class Metrics {
   void ObserveStateRestore(double seconds);
   // LMDB bytes in use, and their share of `max_bytes` (state.max_map_size).
   void SetStateBytes(uint64_t bytes, uint64_t max_bytes);
+  // Damaged state files set aside in the state directory.
+  void SetQuarantinedFiles(int n);
   void CountTransactionAbort();
   void SetConsumerLag(int32_t partition, int64_t lag);
   // A partition's engine was dropped or replaced (revoked, or rolled back to

@@ -47,7 +47,8 @@ struct LmdbOptions {
 class LmdbStore : public engine::StateStore {
  public:
   // Creates the directory if needed, and reads every key once to check the
-  // tree. Fails with a message that names the directory: FailedPrecondition
+  // tree and each record's checksum (a file from before checksums gets them
+  // here). Fails with a message that names the directory: FailedPrecondition
   // when another process holds it, Corruption when the files are damaged
   // (bad meta pages, a truncated data.mdb, a broken tree), IoError otherwise.
   static Result<std::unique_ptr<LmdbStore>> Open(const LmdbOptions& options);
@@ -97,7 +98,15 @@ class LmdbStore : public engine::StateStore {
     void Normalize();
     void Clear();
   };
+  // Gives a file without the checksum marker (new, or from before
+  // checksums) a checksum on every record, and the marker.
+  Status EnsureChecksummed();
+  // Stages a write; a value is stored with its checksum after it.
   void Stage(std::string_view key, std::string_view value, bool del);
+  // Scan; `raw`: committed values as stored, their checksums neither checked
+  // nor cut (a file written before checksums).
+  Status ScanRecords(std::string_view prefix, const std::function<void(std::string_view, std::string_view)>& fn,
+                     bool raw) const;
   Status Grow();
   // Applies `batch` in one write transaction (growing the map when full).
   Status Apply(Batch& batch);

@@ -67,6 +67,19 @@ TEST_CASE("bad values are refused with the key named") {
   CHECK(Error("kafka: [1, 2]\n").find("kafka must be a map of keys") != std::string::npos);
   CHECK(Error("kafka:\n  brokers: [a, b]\n").find("kafka.brokers must be a single value") != std::string::npos);
   CHECK(Error("events: {out_of_order: 1s\n").find("c.yaml:") == 0);  // YAML syntax, with position
+  CHECK(Error("state:\n  max_keys: 0\n").find("state.max_keys: '0' must be at least 1") != std::string::npos);
+  CHECK(Error("state:\n  max_keys: many\n").find("state.max_keys: 'many' is not a whole number") != std::string::npos);
+  CHECK(Error("events:\n  max_buffered: 99999999999\n").find("events.max_buffered: '99999999999' is more than the maximum") !=
+        std::string::npos);
+}
+
+TEST_CASE("the limits on keys and buffered events reach the configuration") {
+  auto c = daemon::ParseConfig("state:\n  max_keys: 5000\nevents:\n  max_buffered: 200\n", "c.yaml");
+  REQUIRE(c.ok());
+  CHECK(c.value().state.max_keys == 5000);
+  CHECK(c.value().max_buffered == 200);
+  CHECK(daemon::DefaultConfig().state.max_keys == 1000000);
+  CHECK(daemon::DefaultConfig().max_buffered == 1000000);
 }
 
 TEST_CASE("limits that contradict each other are refused: a message outliving its transaction, a map above its cap") {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
@@ -66,13 +67,35 @@ enum class Second {
   kSameDirectory,   // a restart
   kEmptyDirectory,  // another machine: the state can only come from the changelog
   kCorruptedFiles,  // data.mdb truncated while stopped: set aside, rebuilt from the changelog
+  kDamagedRecords,  // bytes of stored events changed inside sound pages: caught by the checksums, as above
 };
+
+// Changes every `"type":"order"` in the file into `"type":"ordex"`: a valid
+// event still, so only a checksum can tell. Returns how many.
+int DamageStoredEvents(const std::filesystem::path& file) {
+  std::string bytes;
+  {
+    std::ifstream in(file, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string from = R"("type":"order")", to = R"("type":"ordex")";
+  int n = 0;
+  for (size_t at = bytes.find(from); at != std::string::npos; at = bytes.find(from, at + 1), ++n) {
+    bytes.replace(at, to.size(), to);
+  }
+  std::ofstream(file, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return n;
+}
 
 // Runs the generated events through a daemon stopped halfway and a second
 // one started after it, as `second` says.
 void StopAndStartAgain(Second second) {
   bool move = second == Second::kEmptyDirectory;
-  std::string name = move ? "cepheus-move" : second == Second::kCorruptedFiles ? "cepheus-corrupt" : "cepheus-restart";
+  const bool damaged = second == Second::kCorruptedFiles || second == Second::kDamagedRecords;
+  std::string name = move                                 ? "cepheus-move"
+                     : second == Second::kCorruptedFiles ? "cepheus-corrupt"
+                     : second == Second::kDamagedRecords ? "cepheus-damaged"
+                                                         : "cepheus-restart";
   auto cluster = io::MockCluster::Create(1);
   REQUIRE(cluster.ok());
   std::string brokers = cluster.value()->bootstraps();
@@ -111,11 +134,16 @@ void StopAndStartAgain(Second second) {
     if (stop_after == 3000 && second == Second::kCorruptedFiles) {
       std::filesystem::resize_file(dir / "first" / "data.mdb", 8192);
     }
+    if (stop_after == 3000 && second == Second::kDamagedRecords) {
+      REQUIRE(DamageStoredEvents(dir / "first" / "data.mdb") > 0);
+    }
     daemon::Daemon d(config, rules);
     testing::DaemonThread running(d);
     REQUIRE(testing::Eventually([&] { return handled + d.records_handled() >= stop_after; }, std::chrono::seconds(60)));
     // The restore of its partitions is timed (reliability test C1).
-    CHECK(testing::Sample(testing::Scrape(d.metrics_port()), "cepheus_state_restore_seconds_count") >= 1);
+    std::string scrape = testing::Scrape(d.metrics_port());
+    CHECK(testing::Sample(scrape, "cepheus_state_restore_seconds_count") >= 1);
+    CHECK(testing::Sample(scrape, "cepheus_state_quarantined_files") == (damaged && stop_after == 3000 ? 1 : 0));
     CHECK(running.Stop() == 0);
     handled += d.records_handled();
     published += d.alerts_published();
@@ -133,7 +161,7 @@ void StopAndStartAgain(Second second) {
   CHECK(got.size() == want.size());
   CHECK(got == want);
   CHECK(published == want.size());
-  if (second == Second::kCorruptedFiles) {
+  if (damaged) {
     int aside = 0;
     for (const auto& e : std::filesystem::directory_iterator(dir / "first")) {
       aside += e.path().filename().string().rfind("corrupt-", 0) == 0 && std::filesystem::exists(e.path() / "data.mdb");
@@ -153,6 +181,11 @@ TEST_CASE("a partition's partial matches follow it to a daemon with an empty sta
 
 TEST_CASE("damaged state files are set aside and the state is rebuilt from the changelog, with no alert lost or repeated") {
   StopAndStartAgain(Second::kCorruptedFiles);
+}
+
+TEST_CASE("stored events changed inside sound pages fail their checksums: the file is set aside and the state rebuilt "
+          "from the changelog, with no alert lost or repeated") {
+  StopAndStartAgain(Second::kDamagedRecords);
 }
 
 TEST_CASE("the daemon's alerts equal a per-partition replay of the same records") {

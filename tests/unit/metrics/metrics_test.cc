@@ -85,6 +85,30 @@ TEST_CASE("after a rule reload the series of removed rules are gone and those of
   CHECK(testing::Sample(s, "cepheus_rules_last_reload_successful") == 0);
 }
 
+TEST_CASE("limit hits are counted by limit and the ratios are the fullest partition's use of each") {
+  auto rules = testing::CompileRules("rule r key user_id match o: order{2} within 1h");
+  auto m = metrics::Metrics::Start("127.0.0.1:0", "test", *rules);
+  REQUIRE(m.ok());
+  engine::CollectingSink sink;
+  engine::EventDecoder dec(rules, {});
+  engine::EngineOptions o;
+  o.max_keys = 4;
+  o.max_buffered = 10;
+  engine::Engine full(rules, o, &sink), half(rules, o, &sink);
+  PushOrders(&full, &dec, 6);  // 4 keys kept, 2 refused
+  PushOrders(&half, &dec, 2);
+  m.value()->UpdateEngine(0, full, 0);
+  m.value()->UpdateEngine(1, half, 0);
+  std::string s = testing::Scrape(m.value()->port());
+  CHECK(testing::Sample(s, "cepheus_limit_hits_total{limit=\"keys_per_partition\"}") == 2);
+  CHECK(testing::Sample(s, "cepheus_limit_hits_total{limit=\"reorder_buffer\"}") == 0);
+  CHECK(testing::Sample(s, "cepheus_limit_used_ratio{limit=\"keys_per_partition\"}") == doctest::Approx(1.0));
+  m.value()->ForgetPartition(0);  // the full partition moves away: the other one's use is shown
+  s = testing::Scrape(m.value()->port());
+  CHECK(testing::Sample(s, "cepheus_limit_used_ratio{limit=\"keys_per_partition\"}") == doctest::Approx(0.5));
+  CHECK(testing::Sample(s, "cepheus_limit_hits_total{limit=\"keys_per_partition\"}") == 2);  // never rewound
+}
+
 TEST_CASE("the map-used ratio is the state's bytes over the largest map allowed") {
   auto rules = testing::CompileRules("rule r key user_id match o: order within 1h");
   auto m = metrics::Metrics::Start("127.0.0.1:0", "test", *rules);

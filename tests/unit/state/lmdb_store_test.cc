@@ -14,6 +14,8 @@
 #include "cepheus/engine/engine.h"
 #include "cepheus/engine/state_codec.h"
 #include "cepheus/state/lmdb_store.h"
+
+#include <lmdb.h>
 #include "test_util.h"
 
 using namespace cepheus;
@@ -213,6 +215,87 @@ TEST_CASE("overwritten meta pages are reported as corruption") {
   auto s = state::LmdbStore::Open({dir.path.string(), 1ULL << 20, 1ULL << 32});
   REQUIRE_FALSE(s.ok());
   CHECK(s.status().code() == Status::Code::kCorruption);
+}
+
+namespace {
+
+// Replaces every occurrence of `from` in the file by `to` (same length), as a
+// disk that damaged bytes inside a record would; returns how many.
+int ReplaceInFile(const std::filesystem::path& file, std::string_view from, std::string_view to) {
+  REQUIRE(from.size() == to.size());
+  std::string bytes;
+  {
+    std::ifstream in(file, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  int n = 0;
+  for (size_t at = bytes.find(from); at != std::string::npos; at = bytes.find(from, at + 1), ++n) {
+    bytes.replace(at, to.size(), to);
+  }
+  std::ofstream(file, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("a byte changed inside one record, its page otherwise sound, is refused at open by the record's checksum") {
+  TempDir dir;
+  {
+    auto s = Open(dir);
+    for (int i = 0; i < 500; ++i) REQUIRE(s->Put(fmt::format("key{}", i), fmt::format("value of record {} ...", i)).ok());
+    REQUIRE(s->Commit().ok());
+  }
+  // One digit of the record's value: still a well-formed value, only wrong.
+  REQUIRE(ReplaceInFile(dir.path / "data.mdb", "value of record 321 ", "value of record 329 ") >= 1);
+  auto s = state::LmdbStore::Open({dir.path.string(), 1ULL << 20, 1ULL << 32});
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.status().code() == Status::Code::kCorruption);
+  CHECK(s.status().message().find("the record under key 'key321' fails its checksum") != std::string::npos);
+}
+
+TEST_CASE("a state file written before checksums opens with every record as it was, and is checked from then on") {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path);
+  {
+    // The layout of earlier versions: the values alone, no marker record.
+    MDB_env* env = nullptr;
+    REQUIRE(mdb_env_create(&env) == 0);
+    REQUIRE(mdb_env_set_mapsize(env, 1ULL << 20) == 0);
+    REQUIRE(mdb_env_open(env, dir.path.c_str(), MDB_NOTLS, 0640) == 0);
+    MDB_txn* txn = nullptr;
+    MDB_dbi dbi = 0;
+    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+    REQUIRE(mdb_dbi_open(txn, nullptr, 0, &dbi) == 0);
+    for (int i = 0; i < 100; ++i) {
+      std::string k = fmt::format("old/{:03}", i), v = fmt::format("old value {}", i);
+      MDB_val mk{k.size(), k.data()}, mv{v.size(), v.data()};
+      REQUIRE(mdb_put(txn, dbi, &mk, &mv, 0) == 0);
+    }
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+  }
+  {
+    auto s = Open(dir);
+    auto all = All(*s);
+    REQUIRE(all.size() == 100);
+    CHECK(all[7] == std::pair<std::string, std::string>{"old/007", "old value 7"});
+  }
+  {
+    auto s = Open(dir);  // opened again: the records were rewritten with checksums, not mangled
+    CHECK(All(*s).size() == 100);
+    CHECK(All(*s)[42].second == "old value 42");
+  }
+  REQUIRE(ReplaceInFile(dir.path / "data.mdb", "old value 42", "old value 43") >= 1);
+  auto s = state::LmdbStore::Open({dir.path.string(), 1ULL << 20, 1ULL << 32});
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.status().message().find("'old/042' fails its checksum") != std::string::npos);
+}
+
+TEST_CASE("keys starting with byte 0xff are the store's own and refused") {
+  TempDir dir;
+  auto s = Open(dir);
+  CHECK(s->Put("\xff" "cepheus/format", "x").code() == Status::Code::kInvalidArgument);
+  CHECK(All(*s).empty());  // the store's format record is not shown
 }
 
 TEST_CASE("the engine's state round-trips through LMDB files") {
