@@ -47,10 +47,11 @@ struct Call;
 struct Unary;
 struct Chain;
 struct List;
+struct Lookup;
 
 struct Operand : x3::variant<NumberLit, StringLit, WordLit, Path, x3::forward_ast<Call>,
                              x3::forward_ast<Unary>, x3::forward_ast<List>,
-                             x3::forward_ast<Chain>> {
+                             x3::forward_ast<Chain>, x3::forward_ast<Lookup>> {
   using base_type::base_type;
   using base_type::operator=;
 };
@@ -78,6 +79,13 @@ struct Call : Tagged {
 
 struct List : Tagged {
   std::vector<Chain> items;
+};
+
+// `profiles[o.user_id].country`: a field of a table's record (section 6.1).
+struct Lookup : Tagged {
+  std::string table;
+  Chain key;
+  std::vector<std::string> field;
 };
 
 struct Quantifier : Tagged {
@@ -134,6 +142,25 @@ struct Clause : Tagged {
 struct Rule : Tagged {
   Ident name;
   std::vector<Clause> clauses;
+};
+
+// `table profiles key user_id time updated_at history 30d` (section 6.1).
+struct Table : Tagged {
+  Ident name;
+  std::vector<Clause> clauses;  // key, time, history
+};
+
+// `list risky_bins = ["411111", "550000"]`.
+struct NamedList : Tagged {
+  Ident name;
+  List items;
+};
+
+// The declarations of one file, in the order written.
+struct File {
+  std::vector<Rule> rules;
+  std::vector<Table> tables;
+  std::vector<NamedList> lists;
 };
 
 }  // namespace cepheus::dsl::ast

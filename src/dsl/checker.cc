@@ -9,6 +9,7 @@
 // always false (a string compared with a number).
 #include <xxhash.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -60,7 +61,8 @@ const FunctionInfo kFunctions[] = {
 
 class RuleChecker {
  public:
-  RuleChecker(const SourceFile& file, DiagnosticSink* diags) : file_(file), diags_(diags) {}
+  RuleChecker(const SourceFile& file, const RuleSet& decls, DiagnosticSink* diags)
+      : file_(file), decls_(decls), diags_(diags) {}
 
   std::optional<Rule> Check(const ast::Rule& in);
 
@@ -86,16 +88,29 @@ class RuleChecker {
   Expr Lower(const ast::Chain& c, int depth);
   Expr Lower(const ast::Operand& o, int depth);
   bool LowerPattern(const ast::Pattern& p, Pattern* out);
+  // A one-part path that names a declared table (kTable) or list (its items).
+  void ResolveDeclared(Expr* e) const;
   void LowerStep(const ast::Step& s, Step* out);
 
   // Typing; `step` is the step whose filter is checked (-1 otherwise).
   Type TypeOf(const Expr& e, Where where, int step);
   Type TypeOfPath(const Expr& e, Where where, int step, bool allow_names);
   Type TypeOfCall(const Expr& e, Where where, int step);
+  Type TypeOfBinary(const Expr& e, Where where, int step);
+
+  // Tables: a lookup's table, and `in TABLE`.
+  Type TypeOfLookup(const Expr& e, Where where, int step);
+  // The history check: a table read in `where` or `emit` is read as of the
+  // match's last bound event, up to `within` back.
+  void CheckHistory(const Rule& rule);
 
   const SourceFile& file_;
+  const RuleSet& decls_;  // tables and lists of the whole set
   DiagnosticSink* diags_;
   bool ok_ = true;
+  std::set<std::string> pattern_names_;  // every name the pattern binds
+  // Tables read in `where` or `emit`, with the first place each is read.
+  std::map<std::string, Span> tables_in_where_;
   int expr_nodes_ = 0;  // in the expression being lowered
   std::map<std::string, Binding> names_;
   std::string rule_name_;
@@ -175,6 +190,12 @@ Expr RuleChecker::Lower(const ast::Operand& o, int depth) {
     void operator()(const ast::Path& p) const {
       if (!self->CountNode(p)) return;
       e->kind = Expr::Kind::kPath, e->path = p.parts, e->span = SpanOf(p);
+      self->ResolveDeclared(e);
+    }
+    void operator()(const ast::Lookup& l) const {
+      if (!self->CountNode(l)) return;
+      e->kind = Expr::Kind::kLookup, e->text = l.table, e->path = l.field, e->span = SpanOf(l);
+      e->args.push_back(self->Lower(l.key, depth + 1));
     }
     void operator()(const ast::Call& c) const {
       if (!self->CountNode(c)) return;
@@ -206,6 +227,24 @@ Expr RuleChecker::Lower(const ast::Operand& o, int depth) {
   return e;
 }
 
+void RuleChecker::ResolveDeclared(Expr* e) const {
+  // A declared table or list name, alone, means it (a bound name of the rule
+  // wins, then declarations, then a field of the event).
+  if (e->path.size() != 1 || pattern_names_.count(e->path[0])) return;
+  if (decls_.FindTable(e->path[0]) != nullptr) {
+    e->kind = Expr::Kind::kTable, e->text = e->path[0], e->path.clear();
+    return;
+  }
+  for (const auto& l : decls_.lists) {
+    if (l.name != e->path[0]) continue;
+    Span at = e->span;
+    *e = l.items;
+    e->span = at;  // the items' own spans are in the declaring file
+    for (auto& item : e->args) item.span = at;
+    return;
+  }
+}
+
 void RuleChecker::LowerStep(const ast::Step& s, Step* out) {
   out->span = SpanOf(s);
   out->absent = s.absent.has_value();
@@ -226,6 +265,10 @@ void RuleChecker::LowerStep(const ast::Step& s, Step* out) {
 
 bool RuleChecker::LowerPattern(const ast::Pattern& p, Pattern* out) {
   out->span = SpanOf(p);
+  if (p.first.name) pattern_names_.insert(p.first.name->name);
+  for (const auto& as : p.rest) {
+    if (as.step.name) pattern_names_.insert(as.step.name->name);
+  }
   out->steps.emplace_back();
   LowerStep(p.first, &out->steps.back());
   for (const auto& as : p.rest) {
@@ -373,6 +416,94 @@ Type RuleChecker::TypeOfCall(const Expr& e, Where where, int step) {
   return fn->result;
 }
 
+Type RuleChecker::TypeOfLookup(const Expr& e, Where where, int step) {
+  Type k = TypeOf(e.args[0], where, step);
+  if (k == Type::kList) Error(e.args[0].span, fmt::format("a key of table '{}' is one value, not a list", e.text));
+  if (decls_.FindTable(e.text) == nullptr) {
+    Span name{e.span.begin, e.span.begin + static_cast<uint32_t>(e.text.size())};
+    bool is_list = std::any_of(decls_.lists.begin(), decls_.lists.end(), [&](const NamedList& l) { return l.name == e.text; });
+    if (is_list) {
+      Error(name, fmt::format("'{}' is a list, not a table: test a value with x in {}", e.text, e.text));
+    } else {
+      std::string known;
+      for (const auto& t : decls_.tables) known += (known.empty() ? "" : ", ") + t.name;
+      Error(name, fmt::format("unknown table '{}' ({})", e.text,
+                              known.empty() ? "no table is declared: declare it with `table NAME key FIELD`"
+                                            : "declared: " + known));
+    }
+    return Type::kAny;
+  }
+  if (where != Where::kFilter) tables_in_where_.emplace(e.text, e.span);
+  return Type::kAny;
+}
+
+void RuleChecker::CheckHistory(const Rule& rule) {
+  for (const auto& [name, at] : tables_in_where_) {
+    const Table* t = decls_.FindTable(name);
+    if (t == nullptr || rule.within <= t->history) continue;
+    Error(at, fmt::format("rule '{}' reads table '{}' in where or emit as of its last bound event, up to {} "
+                          "back ('within'), but the table keeps {} of history: give the table `history {}` "
+                          "or more",
+                          rule.name, name, FormatDuration(rule.within), FormatDuration(t->history),
+                          FormatDuration(rule.within)));
+  }
+}
+
+Type RuleChecker::TypeOfBinary(const Expr& e, Where where, int step) {
+  using K = Expr::Kind;
+  const std::string& op = e.text;
+  if ((op == "in" || op == "not in") && e.args[1].kind == K::kTable) {
+    // KEY in TABLE: a live record for the key at that time.
+    if (TypeOf(e.args[0], where, step) == Type::kList) {
+      Error(e.args[0].span, fmt::format("the left side of '{}' is a list; a table's key is one value", op));
+    }
+    if (where != Where::kFilter) tables_in_where_.emplace(e.args[1].text, e.args[1].span);
+    return Type::kBool;
+  }
+  Type l = TypeOf(e.args[0], where, step);
+  Type r = TypeOf(e.args[1], where, step);
+  auto known = [](Type t) { return t != Type::kAny && t != Type::kNull; };
+  if (op == "and" || op == "or") {
+    for (const Expr* side : {&e.args[0], &e.args[1]}) {
+      Type t = side == &e.args[0] ? l : r;
+      if (known(t) && t != Type::kBool) {
+        Error(side->span, fmt::format("'{}' needs true/false on both sides, not {}", op,
+                                      TypeName(t)));
+      }
+    }
+    return Type::kBool;
+  }
+  if (op == "+" || op == "-" || op == "*" || op == "/") {
+    if ((known(l) && l != Type::kNumber) || (known(r) && r != Type::kNumber)) {
+      Error(e.span, fmt::format("cannot apply '{}' to {} and {}", op, TypeName(l), TypeName(r)));
+    }
+    return Type::kNumber;
+  }
+  if (op == "in" || op == "not in") {
+    if (known(r) && r != Type::kList) {
+      Error(e.args[1].span, fmt::format("'{}' needs a list on its right (for example [\"FR\", "
+                                        "\"DE\"] or o.country), not {}",
+                                        op, TypeName(r)));
+    }
+    if (l == Type::kList) Error(e.args[0].span, fmt::format("the left side of '{}' is a list", op));
+    return Type::kBool;
+  }
+  // Comparisons.
+  if (l == Type::kList || r == Type::kList) {
+    Error(e.span, fmt::format("cannot compare a list with '{}'; use 'in' or an aggregate such as "
+                              "count() or sum()",
+                              op));
+  } else if ((l == Type::kString && r == Type::kNumber) ||
+             (l == Type::kNumber && r == Type::kString)) {
+    Warning(e.span, "comparing a string with a number is always false");
+  } else if ((op != "==" && op != "!=") && (l == Type::kNull || r == Type::kNull)) {
+    Warning(e.span, fmt::format("'{}' with null is always false; only == null and != null test "
+                                "for a missing field",
+                                op));
+  }
+  return Type::kBool;
+}
+
 Type RuleChecker::TypeOf(const Expr& e, Where where, int step) {
   using K = Expr::Kind;
   switch (e.kind) {
@@ -388,6 +519,12 @@ Type RuleChecker::TypeOf(const Expr& e, Where where, int step) {
       }
       return Type::kList;
     case K::kCall: return TypeOfCall(e, where, step);
+    case K::kLookup: return TypeOfLookup(e, where, step);
+    case K::kTable:
+      Error(e.span, fmt::format("table '{}' is not a value: read a field with {}[KEY].FIELD, or test a key "
+                                "with KEY in {}",
+                                e.text, e.text, e.text));
+      return Type::kAny;
     case K::kUnary: {
       Type t = TypeOf(e.args[0], where, step);
       if (e.text == "-") {
@@ -401,51 +538,7 @@ Type RuleChecker::TypeOf(const Expr& e, Where where, int step) {
       }
       return Type::kBool;
     }
-    case K::kBinary: {
-      Type l = TypeOf(e.args[0], where, step);
-      Type r = TypeOf(e.args[1], where, step);
-      const std::string& op = e.text;
-      auto known = [](Type t) { return t != Type::kAny && t != Type::kNull; };
-      if (op == "and" || op == "or") {
-        for (const Expr* side : {&e.args[0], &e.args[1]}) {
-          Type t = side == &e.args[0] ? l : r;
-          if (known(t) && t != Type::kBool) {
-            Error(side->span, fmt::format("'{}' needs true/false on both sides, not {}", op,
-                                          TypeName(t)));
-          }
-        }
-        return Type::kBool;
-      }
-      if (op == "+" || op == "-" || op == "*" || op == "/") {
-        if ((known(l) && l != Type::kNumber) || (known(r) && r != Type::kNumber)) {
-          Error(e.span, fmt::format("cannot apply '{}' to {} and {}", op, TypeName(l), TypeName(r)));
-        }
-        return Type::kNumber;
-      }
-      if (op == "in" || op == "not in") {
-        if (known(r) && r != Type::kList) {
-          Error(e.args[1].span, fmt::format("'{}' needs a list on its right (for example [\"FR\", "
-                                            "\"DE\"] or o.country), not {}",
-                                            op, TypeName(r)));
-        }
-        if (l == Type::kList) Error(e.args[0].span, fmt::format("the left side of '{}' is a list", op));
-        return Type::kBool;
-      }
-      // Comparisons.
-      if (l == Type::kList || r == Type::kList) {
-        Error(e.span, fmt::format("cannot compare a list with '{}'; use 'in' or an aggregate such as "
-                                  "count() or sum()",
-                                  op));
-      } else if ((l == Type::kString && r == Type::kNumber) ||
-                 (l == Type::kNumber && r == Type::kString)) {
-        Warning(e.span, "comparing a string with a number is always false");
-      } else if ((op != "==" && op != "!=") && (l == Type::kNull || r == Type::kNull)) {
-        Warning(e.span, fmt::format("'{}' with null is always false; only == null and != null test "
-                                    "for a missing field",
-                                    op));
-      }
-      return Type::kBool;
-    }
+    case K::kBinary: return TypeOfBinary(e, where, step);
   }
   return Type::kAny;
 }
@@ -473,6 +566,7 @@ std::optional<Rule> RuleChecker::Check(const ast::Rule& in) {
   }
   CheckSettings(seen, &rule);
   CheckPatternWhereEmit(seen, &rule);
+  CheckHistory(rule);
   std::string_view text(file_.text().data() + rule.span.begin, rule.span.end - rule.span.begin);
   rule.fingerprint = XXH3_64bits(text.data(), text.size());
   if (!ok_) return std::nullopt;
@@ -600,11 +694,88 @@ void RuleChecker::CheckPatternWhereEmit(const Clauses& seen, Rule* out) {
 
 }  // namespace
 
+bool CheckDeclarations(const SourceFile& file, const ast::File& parsed, RuleSet* set, DiagnosticSink* diags) {
+  bool ok = true;
+  auto error = [&](Span s, std::string msg) {
+    diags->Error(&file, s, std::move(msg));
+    ok = false;
+  };
+  auto span_of = [](const ast::Tagged& t) { return Span{t.begin, t.end}; };
+  for (const auto& in : parsed.tables) {
+    Table t;
+    t.file = &file;
+    t.span = span_of(in);
+    t.name = in.name.name;
+    t.name_span = span_of(in.name);
+    std::set<std::string> seen;
+    for (const auto& c : in.clauses) {
+      if (!seen.insert(c.keyword).second) {
+        error(span_of(c), fmt::format("'{}' is given twice in table '{}'", c.keyword, t.name));
+        continue;
+      }
+      if (c.keyword == "key") t.key = boost::get<ast::Path>(c.value).parts;
+      if (c.keyword == "time") t.time = boost::get<ast::Path>(c.value).parts;
+      if (c.keyword == "history") {
+        const auto& w = boost::get<ast::Word>(c.value);
+        auto d = ParseDuration(w.text);
+        if (!d || *d <= 0) {
+          error(span_of(w), fmt::format("bad duration '{}' for 'history': write a whole number followed by ms, s, "
+                                        "m, h or d (for example 30d), at most {}",
+                                        w.text, FormatDuration(kMaxDuration)));
+        } else {
+          t.history = *d;
+        }
+      }
+    }
+    if (t.key.empty()) error(t.name_span, fmt::format("table '{}' has no 'key' clause (the field of a record that is its key)", t.name));
+    set->tables.push_back(std::move(t));
+  }
+  for (const auto& in : parsed.lists) {
+    NamedList l;
+    l.file = &file;
+    l.name = in.name.name;
+    l.name_span = span_of(in.name);
+    l.items.kind = Expr::Kind::kList;
+    l.items.span = span_of(in.items);
+    l.items.text = l.name;
+    if (in.items.items.size() > static_cast<size_t>(kMaxExprNodes)) {
+      error(l.items.span, fmt::format("list '{}' has {} items; the limit is {} (keep long lists in a table)", l.name,
+                                      in.items.items.size(), kMaxExprNodes));
+    }
+    for (const auto& item : in.items.items) {
+      // Only literals: a list is data, not an expression of the event. A
+      // literal comes as one chain per precedence level, each with no operator.
+      const ast::Chain* chain = &item;
+      while (chain->rest.empty()) {
+        const auto* inner = boost::get<ast::x3::forward_ast<ast::Chain>>(&chain->first);
+        if (inner == nullptr) break;
+        chain = &inner->get();
+      }
+      const ast::Operand& o = chain->first;
+      Expr v;
+      v.span = span_of(item);
+      if (!chain->rest.empty()) {
+        error(v.span, "a list item must be a string or a number, not an expression");
+      } else if (const auto* str = boost::get<ast::StringLit>(&o)) {
+        v.kind = Expr::Kind::kString, v.text = str->value;
+        if (str->value.size() > kMaxStringBytes) error(v.span, fmt::format("a string is {} bytes long; the limit is {}", str->value.size(), kMaxStringBytes));
+      } else if (const auto* num = boost::get<ast::NumberLit>(&o)) {
+        v.kind = Expr::Kind::kNumber, v.number = num->value;
+      } else {
+        error(v.span, "a list item must be a string or a number");
+      }
+      l.items.args.push_back(std::move(v));
+    }
+    set->lists.push_back(std::move(l));
+  }
+  return ok;
+}
+
 bool CheckRules(const SourceFile& file, const std::vector<ast::Rule>& parsed, RuleSet* set,
                 DiagnosticSink* diags) {
   bool ok = true;
   for (const auto& r : parsed) {
-    RuleChecker checker(file, diags);
+    RuleChecker checker(file, *set, diags);
     auto rule = checker.Check(r);
     if (!rule) {
       ok = false;

@@ -22,6 +22,9 @@ inline constexpr ClauseKeyword kClauses[] = {
     {"limit", false},       {"emit", false},      {"tags", false},
 };
 
+// The words that start a declaration at the top of a file.
+inline constexpr const char* kDeclarations[] = {"rule", "table", "list"};
+
 // "a, b or c" for a message: every clause keyword, or the required ones
 // ("key, match and within").
 inline std::string ClauseList(bool required_only) {

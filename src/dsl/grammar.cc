@@ -1,7 +1,8 @@
 // Instantiates the X3 grammar and drives it over one file.
 //
-// The driver parses one `rule` at a time so it can recover: after a syntax
-// error it reports it and jumps to the next line whose first word is `rule`.
+// The driver parses one declaration (`rule`, `table`, `list`) at a time so it
+// can recover: after a syntax error it reports it and jumps to the next line
+// that starts a declaration (or, inside a rule, a clause).
 // X3 on Boost 1.74 reports expectation failures by exception; they are caught
 // here, once, and turned into diagnostics. Before parsing, a linear pre-scan
 // bounds the nesting of brackets (kMaxExprDepth) so a hostile file cannot
@@ -55,7 +56,15 @@ bool AtClause(const char* p, const char* end) {
   return false;
 }
 
-// The first word of the next line that starts with `rule` (or, when
+// True at a word that starts a declaration (rule, table, list).
+bool AtDeclaration(const char* p, const char* end) {
+  for (const char* w : kDeclarations) {
+    if (AtWord(p, end, w)) return true;
+  }
+  return false;
+}
+
+// The first word of the next line that starts a declaration (or, when
 // `clauses` is set, with a clause keyword), or `end`.
 const char* NextLine(const char* p, const char* end, bool clauses) {
   while (p < end) {
@@ -63,7 +72,7 @@ const char* NextLine(const char* p, const char* end, bool clauses) {
     if (p < end) ++p;
     const char* q = p;
     while (q < end && (*q == ' ' || *q == '\t')) ++q;
-    if (AtWord(q, end, "rule") || (clauses && AtClause(q, end))) return q;
+    if (AtDeclaration(q, end) || (clauses && AtClause(q, end))) return q;
   }
   return end;
 }
@@ -191,83 +200,131 @@ const char* TooDeep(const char* p, const char* end) {
   return nullptr;
 }
 
-}  // namespace
+// The driver over one file: declarations one at a time, each parsed whole or
+// reported and skipped to where parsing can resume.
+class FileParser {
+ public:
+  FileParser(const SourceFile& file, DiagnosticSink* diags)
+      : file_(file), diags_(diags), base_(file.text().data()), end_(base_ + file.text().size()) {}
 
-std::vector<ast::Rule> ParseRules(const SourceFile& file, DiagnosticSink* diags) {
-  std::vector<ast::Rule> rules;
-  const char* base = file.text().data();
-  const char* end = base + file.text().size();
-  auto offset = [&](const char* p) { return static_cast<uint32_t>(p - base); };
-  auto error_at = [&](const char* p, std::string msg) {
+  ast::File Parse() {
+    ast::File out;
+    std::string why;
+    if (const char* bad = BadCharacter(base_, end_, &why)) {
+      diags_->Error(&file_, {Offset(bad), Offset(bad) + 1}, why);
+      return out;
+    }
+    if (const char* deep = TooDeep(base_, end_)) {
+      ErrorAt(deep, fmt::format("expressions nest deeper than {} levels (brackets, or prefix operators "
+                                "such as - and not in a row)",
+                                kMaxExprDepth));
+      return out;
+    }
+    const auto table_parser = x3::with<grammar::source_base_tag>(base_)[grammar::table_];
+    const auto list_parser = x3::with<grammar::source_base_tag>(base_)[grammar::named_list];
+    const char* p = SkipSpace(base_, end_);
+    while (p < end_) {
+      if (AtWord(p, end_, "table")) {
+        p = Declaration(p, table_parser, &out.tables);
+      } else if (AtWord(p, end_, "list")) {
+        p = Declaration(p, list_parser, &out.lists);
+      } else if (AtWord(p, end_, "rule")) {
+        p = Rule(p, &out.rules);
+      } else {
+        ErrorAt(p, fmt::format("expected 'rule', 'table' or 'list', found {}", TokenAt(p, end_)));
+        p = NextLine(p, end_, false);
+      }
+    }
+    return out;
+  }
+
+ private:
+  uint32_t Offset(const char* p) const { return static_cast<uint32_t>(p - base_); }
+
+  void ErrorAt(const char* p, std::string msg) {
     const char* q = p;
-    while (q < end && IsWordChar(*q)) ++q;
-    diags->Error(&file, {offset(p), offset(q == p ? p + 1 : q)}, std::move(msg));
-  };
-
-  std::string why;
-  if (const char* bad = BadCharacter(base, end, &why)) {
-    diags->Error(&file, {offset(bad), offset(bad) + 1}, why);
-    return rules;
-  }
-  if (const char* deep = TooDeep(base, end)) {
-    error_at(deep, fmt::format("expressions nest deeper than {} levels (brackets, or prefix operators "
-                               "such as - and not in a row)",
-                               kMaxExprDepth));
-    return rules;
+    while (q < end_ && IsWordChar(*q)) ++q;
+    diags_->Error(&file_, {Offset(p), Offset(q == p ? p + 1 : q)}, std::move(msg));
   }
 
-  auto report = [&](const x3::expectation_failure<grammar::iterator_type>& e) {
+  void Report(const x3::expectation_failure<grammar::iterator_type>& e) {
     const std::string& which = e.which();
     if (!which.empty() && which[0] == '!') {
-      error_at(e.where(), which.substr(1));  // points at the opening quote
+      ErrorAt(e.where(), which.substr(1));  // points at the opening quote
     } else {
       const char* at = e.where();
-      while (at < end && (*at == ' ' || *at == '\t')) ++at;
-      error_at(at, fmt::format("expected {}, found {}", which, TokenAt(at, end)));
+      while (at < end_ && (*at == ' ' || *at == '\t')) ++at;
+      ErrorAt(at, fmt::format("expected {}, found {}", which, TokenAt(at, end_)));
     }
-  };
-  const auto rule_parser = x3::with<grammar::source_base_tag>(base)[grammar::rule_];
-  const auto clauses_parser = x3::with<grammar::source_base_tag>(base)[*grammar::clause];
-  const char* p = SkipSpace(base, end);
-  while (p < end) {
-    if (!AtWord(p, end, "rule")) {
-      error_at(p, fmt::format("expected 'rule', found {}", TokenAt(p, end)));
-      p = NextLine(p, end, false);
-      continue;
-    }
-    ast::Rule rule;
-    bool broken = false;  // a clause failed to parse: do not check the rule
+  }
+
+  // A table or a list declaration; returns where the next one starts.
+  template <class Parser, class Decl>
+  const char* Declaration(const char* p, const Parser& parser, std::vector<Decl>* into) {
+    Decl decl;
     const char* it = p;
     try {
-      x3::phrase_parse(it, end, rule_parser, grammar::skipper, rule);
+      x3::phrase_parse(it, end_, parser, grammar::skipper, decl);
     } catch (const x3::expectation_failure<grammar::iterator_type>& e) {
-      report(e);
-      broken = true;
-      it = NextLine(e.where(), end, true);
+      Report(e);
+      return NextLine(e.where(), end_, false);
     }
-    // Resume after errors at the next clause of the same rule.
-    for (it = SkipSpace(it, end); it < end && !AtWord(it, end, "rule"); it = SkipSpace(it, end)) {
-      if (AtClause(it, end)) {
+    it = SkipSpace(it, end_);
+    if (it < end_ && !AtDeclaration(it, end_)) {
+      ErrorAt(it, fmt::format("unexpected {} in a {} declaration", TokenAt(it, end_),
+                              AtWord(p, end_, "table") ? "table" : "list"));
+      return NextLine(it, end_, false);
+    }
+    into->push_back(std::move(decl));
+    return it;
+  }
+
+  // A rule: after an error, parsing resumes at the next clause of the same
+  // rule, so one typo does not hide the others; a rule with a clause that
+  // failed to parse is not kept (nor checked).
+  const char* Rule(const char* p, std::vector<ast::Rule>* rules) {
+    const auto rule_parser = x3::with<grammar::source_base_tag>(base_)[grammar::rule_];
+    const auto clauses_parser = x3::with<grammar::source_base_tag>(base_)[*grammar::clause];
+    ast::Rule rule;
+    bool broken = false;
+    const char* it = p;
+    try {
+      x3::phrase_parse(it, end_, rule_parser, grammar::skipper, rule);
+    } catch (const x3::expectation_failure<grammar::iterator_type>& e) {
+      Report(e);
+      broken = true;
+      it = NextLine(e.where(), end_, true);
+    }
+    for (it = SkipSpace(it, end_); it < end_ && !AtDeclaration(it, end_); it = SkipSpace(it, end_)) {
+      if (AtClause(it, end_)) {
         try {
-          x3::phrase_parse(it, end, clauses_parser, grammar::skipper, rule.clauses);
+          x3::phrase_parse(it, end_, clauses_parser, grammar::skipper, rule.clauses);
         } catch (const x3::expectation_failure<grammar::iterator_type>& e) {
-          report(e);
+          Report(e);
           broken = true;
-          it = NextLine(e.where(), end, true);
+          it = NextLine(e.where(), end_, true);
         }
         continue;
       }
       if (IsWordChar(*it)) {
-        error_at(it, fmt::format("unknown clause {} (expected {})", TokenAt(it, end), ClauseList(false)));
+        ErrorAt(it, fmt::format("unknown clause {} (expected {})", TokenAt(it, end_), ClauseList(false)));
       } else {
-        error_at(it, fmt::format("unexpected {} after a clause", TokenAt(it, end)));
+        ErrorAt(it, fmt::format("unexpected {} after a clause", TokenAt(it, end_)));
       }
-      it = NextLine(it, end, true);
+      it = NextLine(it, end_, true);
     }
-    if (!broken) rules.push_back(std::move(rule));
-    p = it;
+    if (!broken) rules->push_back(std::move(rule));
+    return it;
   }
-  return rules;
-}
+
+  const SourceFile& file_;
+  DiagnosticSink* diags_;
+  const char* base_;
+  const char* end_;
+};
+
+}  // namespace
+
+ast::File ParseFile(const SourceFile& file, DiagnosticSink* diags) { return FileParser(file, diags).Parse(); }
 
 }  // namespace cepheus::dsl

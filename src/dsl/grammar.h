@@ -9,10 +9,10 @@
 
 namespace cepheus::dsl {
 
-// Parses every rule of `file`. Syntax errors are reported to `diags`; after an
-// error the parser resumes at the next line that starts with `rule`, so one
-// typo does not hide the rest of the file. Only rules that parsed cleanly are
-// returned. Never throws.
-std::vector<ast::Rule> ParseRules(const SourceFile& file, DiagnosticSink* diags);
+// Parses every declaration of `file` (rules, tables, lists). Syntax errors are
+// reported to `diags`; after an error the parser resumes at the next line that
+// starts a declaration, so one typo does not hide the rest of the file. Only
+// declarations that parsed cleanly are returned. Never throws.
+ast::File ParseFile(const SourceFile& file, DiagnosticSink* diags);
 
 }  // namespace cepheus::dsl

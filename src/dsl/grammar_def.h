@@ -108,6 +108,11 @@ struct binding_class;
 struct word_lit_text_class;
 struct clause_class : annotate {};
 struct rule_class : annotate {};
+struct lookup_class : annotate {};
+struct lookup_field_class;
+struct table_clause_class : annotate {};
+struct table_class : annotate {};
+struct named_list_class : annotate {};
 
 const x3::rule<name_str_class, std::string> name_str = "a name";
 const x3::rule<ident_class, ast::Ident> ident = "a name";
@@ -160,6 +165,12 @@ const x3::rule<binding_class, ast::Ident> binding = "a name and ':'";
 const x3::rule<word_lit_text_class, std::string> word_lit_text = "true, false or null";
 const x3::rule<clause_class, ast::Clause> clause = "a clause";
 const x3::rule<rule_class, ast::Rule> rule_ = "a rule";
+const x3::rule<lookup_class, ast::Lookup> lookup = "a table lookup";
+const x3::rule<lookup_field_class, std::vector<std::string>> lookup_field =
+    "'.' and a field of the table's record (for example profiles[o.user_id].country)";
+const x3::rule<table_clause_class, ast::Clause> table_clause = "key, time or history";
+const x3::rule<table_class, ast::Table> table_ = "a table";
+const x3::rule<named_list_class, ast::NamedList> named_list = "a list";
 
 // X3 passes no attribute to on_success when a rule's right-hand side has a
 // semantic action, so each action rule (`x_raw`) is wrapped by an annotated
@@ -226,7 +237,10 @@ const auto call_def = name_str >> '(' > -(expr % ',') > ')';
 const auto list_items_def = -(expr % ',');
 const auto list_def = list_raw;
 const auto list_raw_def = ('[' > list_items > ']')[set_items];
-const auto primary_def = number | string_lit | word_lit | list | call | path | ('(' > expr > ')');
+// `name[` starts a lookup: a table name, then its key in brackets.
+const auto lookup_def = (!reserved >> name_str) >> '[' > expr > ']' > lookup_field;
+const auto lookup_field_def = '.' > path_parts;
+const auto primary_def = number | string_lit | word_lit | list | lookup | call | path | ('(' > expr > ')');
 const auto unary_minus_def = x3::string("-") > neg_expr;
 const auto neg_expr_def = primary | unary_minus;
 const auto mul_operation_def = (x3::string("*") | x3::string("/")) > neg_expr;
@@ -251,7 +265,7 @@ const auto expr_def = and_expr >> *or_operation;
 inline const x3::symbols<x3::unused_type> clause_words = [] {
   x3::symbols<x3::unused_type> words;
   for (const auto& c : kClauses) words.add(c.word);
-  words.add("rule");
+  for (const char* w : kDeclarations) words.add(w);
   return words;
 }();
 inline const auto clause_keyword = lexeme[clause_words >> !(alnum | '_')];
@@ -300,6 +314,9 @@ const auto clause_def = (kw_str("description") > string_lit) | (kw_str("severity
                         (kw_str("limit") > count_word) | (kw_str("emit") > template_lit) |
                         (kw_str("tags") > string_list);
 const auto rule__def = kw("rule") > ident > *clause;
+const auto table_clause_def = (kw_str("key") > path) | (kw_str("time") > path) | (kw_str("history") > duration);
+const auto table__def = kw("table") > ident > *table_clause;
+const auto named_list_def = kw("list") > ident > '=' > list;
 
 BOOST_SPIRIT_DEFINE(count_int)
 BOOST_SPIRIT_DEFINE(quantifier_raw, ident_raw, number_raw, string_lit_raw, word_lit_raw, path_raw, list_raw, types_raw, template_lit_raw, string_list_raw, duration_raw, severity_raw, skip_policy_raw, count_word_raw,
@@ -310,5 +327,6 @@ BOOST_SPIRIT_DEFINE(quantifier_raw, ident_raw, number_raw, string_lit_raw, word_
                     types_list, types, quantifier, step, arrow_step, pattern, template_text,
                     template_expr, template_hole, template_parts, template_lit, string_list, duration, severity,
                     skip_policy, count_word, word_text, word_lit_text, absent_kw, binding, clause, rule_)
+BOOST_SPIRIT_DEFINE(lookup, lookup_field, table_clause, table_, named_list)
 
 }  // namespace cepheus::dsl::grammar

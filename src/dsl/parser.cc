@@ -38,40 +38,68 @@ const char* SkipPolicyName(SkipPolicy s) {
   return "past_last";
 }
 
-bool ParseSource(std::shared_ptr<const SourceFile> file, RuleSet* set, DiagnosticSink* diags) {
-  diags->Retain(file);
-  int errors_before = diags->error_count();
-  if (file->text().size() > kMaxRuleFileBytes) {
-    diags->Error(file.get(), {0, 0},
-                 fmt::format("rule file is larger than the {} byte limit", kMaxRuleFileBytes));
-    set->files.push_back(std::move(file));
-    return false;
-  }
-  if (file->text().find('\0') != std::string::npos) {
-    auto at = static_cast<uint32_t>(file->text().find('\0'));
-    diags->Error(file.get(), {at, at + 1}, "rule file contains a NUL byte");
-    set->files.push_back(std::move(file));
-    return false;
-  }
-  const SourceFile& f = *file;
-  set->files.push_back(std::move(file));
-  auto parsed = ParseRules(f, diags);
-  size_t first_new = set->rules.size();
-  CheckRules(f, parsed, set, diags);
-  // Names are unique across the whole set, this file's rules included.
-  for (size_t i = first_new; i < set->rules.size(); ++i) {
-    const Rule& r = set->rules[i];
-    for (size_t j = 0; j < i; ++j) {
-      const Rule& prev = set->rules[j];
-      if (prev.name != r.name) continue;
-      auto at = prev.file->Locate(prev.name_span.begin);
-      diags->Error(r.file, r.name_span,
-                   fmt::format("rule name '{}' is already used at {}:{}:{}", r.name, prev.file->name(),
-                               at.line, at.col));
-      break;
+namespace {
+
+// Names are unique across the set: rules, tables and lists together. Reports
+// each declaration whose name an earlier one took.
+void CheckNamesUnique(const RuleSet& set, DiagnosticSink* diags) {
+  struct Decl {
+    const SourceFile* file;
+    Span span;
+    const char* what;
+  };
+  std::map<std::string, Decl> first;
+  auto add = [&](const std::string& name, const SourceFile* file, Span span, const char* what) {
+    auto [it, fresh] = first.emplace(name, Decl{file, span, what});
+    if (fresh) return;
+    auto at = it->second.file->Locate(it->second.span.begin);
+    diags->Error(file, span,
+                 fmt::format("{} name '{}' is already used by a {} at {}:{}:{}", what, name, it->second.what,
+                             it->second.file->name(), at.line, at.col));
+  };
+  // In file order, so "already used" points at the earlier declaration.
+  for (const auto& f : set.files) {
+    for (const auto& t : set.tables) {
+      if (t.file == f.get()) add(t.name, t.file, t.name_span, "table");
+    }
+    for (const auto& l : set.lists) {
+      if (l.file == f.get()) add(l.name, l.file, l.name_span, "list");
+    }
+    for (const auto& r : set.rules) {
+      if (r.file == f.get()) add(r.name, r.file, r.name_span, "rule");
     }
   }
+}
+
+}  // namespace
+
+bool ParseSources(std::vector<std::shared_ptr<const SourceFile>> files, RuleSet* set, DiagnosticSink* diags) {
+  int errors_before = diags->error_count();
+  std::vector<std::pair<const SourceFile*, ast::File>> parsed;
+  for (auto& file : files) {
+    diags->Retain(file);
+    const SourceFile& f = *file;
+    set->files.push_back(std::move(file));
+    if (f.text().size() > kMaxRuleFileBytes) {
+      diags->Error(&f, {0, 0}, fmt::format("rule file is larger than the {} byte limit", kMaxRuleFileBytes));
+      continue;
+    }
+    if (f.text().find('\0') != std::string::npos) {
+      auto at = static_cast<uint32_t>(f.text().find('\0'));
+      diags->Error(&f, {at, at + 1}, "rule file contains a NUL byte");
+      continue;
+    }
+    parsed.emplace_back(&f, ParseFile(f, diags));
+  }
+  // Declarations first, so a rule may read a table or a list of any file.
+  for (const auto& [f, p] : parsed) CheckDeclarations(*f, p, set, diags);
+  for (const auto& [f, p] : parsed) CheckRules(*f, p.rules, set, diags);
+  CheckNamesUnique(*set, diags);
   return diags->error_count() == errors_before;
+}
+
+bool ParseSource(std::shared_ptr<const SourceFile> file, RuleSet* set, DiagnosticSink* diags) {
+  return ParseSources({std::move(file)}, set, diags);
 }
 
 std::optional<RuleSet> LoadRuleSet(const std::vector<std::string>& paths, DiagnosticSink* diags) {
@@ -98,6 +126,7 @@ std::optional<RuleSet> LoadRuleSet(const std::vector<std::string>& paths, Diagno
       diags->Error(nullptr, {}, fmt::format("{}: no such file or directory", p));
     }
   }
+  std::vector<std::shared_ptr<const SourceFile>> sources;
   for (const auto& name : files) {
     std::string text;
     if (Status st = ReadWholeFile(name, &text, 0, kMaxRuleFileBytes); !st.ok()) {
@@ -109,8 +138,9 @@ std::optional<RuleSet> LoadRuleSet(const std::vector<std::string>& paths, Diagno
                        : st.message());
       continue;
     }
-    ParseSource(std::make_shared<const SourceFile>(name, std::move(text)), &set, diags);
+    sources.push_back(std::make_shared<const SourceFile>(name, std::move(text)));
   }
+  ParseSources(std::move(sources), &set, diags);
   if (diags->has_errors()) return std::nullopt;
   return set;
 }

@@ -17,6 +17,7 @@ std::string DumpExpr(const Expr& e) {
     case K::kNull: return "null";
     case K::kPath: return fmt::format("{}", fmt::join(e.path, "."));
     case K::kList: {
+      if (!e.text.empty()) return e.text;  // a named list
       std::vector<std::string> items;
       for (const auto& a : e.args) items.push_back(DumpExpr(a));
       return fmt::format("[{}]", fmt::join(items, ", "));
@@ -31,6 +32,8 @@ std::string DumpExpr(const Expr& e) {
                              : fmt::format("(-{})", DumpExpr(e.args[0]));
     case K::kBinary:
       return fmt::format("({} {} {})", DumpExpr(e.args[0]), e.text, DumpExpr(e.args[1]));
+    case K::kLookup: return fmt::format("{}[{}].{}", e.text, DumpExpr(e.args[0]), fmt::join(e.path, "."));
+    case K::kTable: return e.text;
   }
   return "?";
 }
@@ -48,6 +51,16 @@ std::string DumpQuantifier(const Step& s) {
 
 std::string DumpRuleSet(const RuleSet& set) {
   std::string out;
+  for (const auto& t : set.tables) {
+    out += fmt::format("table {}\n  key {}\n", t.name, fmt::join(t.key, "."));
+    if (!t.time.empty()) out += fmt::format("  time {}\n", fmt::join(t.time, "."));
+    out += fmt::format("  history {}\n", FormatDuration(t.history));
+  }
+  for (const auto& l : set.lists) {
+    std::vector<std::string> items;
+    for (const auto& a : l.items.args) items.push_back(DumpExpr(a));
+    out += fmt::format("list {} = [{}]\n", l.name, fmt::join(items, ", "));
+  }
   for (const auto& r : set.rules) {
     out += fmt::format("rule {}\n", r.name);
     if (!r.description.empty()) out += fmt::format("  description \"{}\"\n", r.description);

@@ -332,7 +332,7 @@ void EngineImpl::Publish(uint32_t rule, const std::string& key, std::vector<nfa:
     }
     ++stats_.rules[rule].alerts;
     ++stats_.alerts;
-    if (sink_) sink_->Publish(MakeAlert(p, key, m));
+    if (sink_) sink_->Publish(MakeAlert(p, key, m, tables_));
   }
 }
 
@@ -349,6 +349,7 @@ int64_t Engine::active_keys() const { return impl_->active_keys(); }
 int64_t Engine::active_runs() const { return impl_->active_runs(); }
 size_t Engine::buffered() const { return impl_->buffered(); }
 const EngineOptions& Engine::options() const { return impl_->options(); }
+void Engine::set_tables(const nfa::TableReader* tables) { impl_->set_tables(tables); }
 Status Engine::Save(StateStore* store) { return impl_->Save(store); }
 Status Engine::SaveChanges(StateStore* store) { return impl_->SaveChanges(store); }
 Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* report) {

@@ -34,6 +34,10 @@ class EngineImpl {
   int64_t active_runs() const;
   size_t buffered() const { return buffer_.size(); }
   const EngineOptions& options() const { return options_; }
+  void set_tables(const nfa::TableReader* tables) {
+    tables_ = tables;
+    for (auto& s : states_) s.matcher.set_tables(tables);
+  }
   Status Save(StateStore* store);
   Status SaveChanges(StateStore* store);
   using LoadReport = Engine::LoadReport;
@@ -166,6 +170,7 @@ class EngineImpl {
   std::shared_ptr<const nfa::CompiledRuleSet> rules_;
   EngineOptions options_;
   AlertSink* sink_;
+  const nfa::TableReader* tables_ = nullptr;
   std::vector<RuleState> states_;
   std::vector<KeyGroup> groups_;
   std::vector<KeyEntry> entries_;

@@ -18,6 +18,7 @@
 
 #include "cepheus/common/json_writer.h"
 #include "cepheus/engine/seams.h"
+#include "engine/json_values.h"
 
 namespace cepheus::engine {
 
@@ -106,14 +107,7 @@ void EventDecoder::Impl::Collect(simdjson::dom::object obj, const std::vector<Im
   for (auto field : obj) Match(field.key, field.value, nodes);
 }
 
-bool KeyText(const Value& v, std::string* out) {
-  switch (v.kind) {
-    case Value::Kind::kString: out->assign(v.str()); return true;
-    case Value::Kind::kNumber: *out = FormatNumber(v.number); return true;
-    case Value::Kind::kBool: *out = v.boolean ? "true" : "false"; return true;
-    default: return false;
-  }
-}
+bool KeyText(const Value& v, std::string* out) { return nfa::ValueKeyText(v, out); }
 
 namespace {
 
@@ -122,52 +116,6 @@ std::string_view TrimRight(std::string_view s) {
     s.remove_suffix(1);
   }
   return s;
-}
-
-// Scalar value of an element; strings longer than Value::kInline are
-// returned as views into the parser and rebased by the caller (short ones are
-// held in the Value).
-Value Scalar(simdjson::dom::element el) {
-  using simdjson::dom::element_type;
-  switch (el.type()) {
-    case element_type::STRING: return Value::String(std::string_view(el.get_string().value_unsafe()));
-    case element_type::INT64: return Value::Number(static_cast<double>(el.get_int64().value_unsafe()));
-    case element_type::UINT64: return Value::Number(static_cast<double>(el.get_uint64().value_unsafe()));
-    case element_type::DOUBLE: return Value::Number(el.get_double().value_unsafe());
-    case element_type::BOOL: return Value::Bool(el.get_bool().value_unsafe());
-    default: return Value::Null();
-  }
-}
-
-// The event time: integer epoch milliseconds (a whole double too) or an
-// RFC 3339 string, within InEventTimeRange.
-Result<Millis> EventTime(simdjson::dom::element ts_el, const std::string& name) {
-  Millis ts;
-  int64_t ts_i;
-  uint64_t ts_u;
-  double ts_d;
-  std::string_view ts_s;
-  if (!ts_el.get_int64().get(ts_i)) {
-    ts = ts_i;
-  } else if (!ts_el.get_uint64().get(ts_u)) {
-    return Status::InvalidArgument(fmt::format("'{}' is out of range", name));
-  } else if (!ts_el.get_double().get(ts_d) && std::isfinite(ts_d) && ts_d == std::floor(ts_d)) {
-    // Range first: converting a double beyond int64 is undefined (found by
-    // event_decoder_fuzz: "ts": 1e300).
-    if (ts_d > static_cast<double>(kMaxEventTime) || ts_d < static_cast<double>(kMinEventTime)) {
-      return Status::InvalidArgument(fmt::format("'{}' is out of range", name));
-    }
-    ts = static_cast<Millis>(ts_d);
-  } else if (!ts_el.get_string().get(ts_s)) {
-    auto t = ParseRfc3339(ts_s);
-    if (!t) return Status::InvalidArgument(fmt::format("'{}' is not an RFC 3339 time: \"{}\"", name, ts_s));
-    ts = *t;
-  } else {
-    return Status::InvalidArgument(
-        fmt::format("'{}' is not an integer of epoch milliseconds or an RFC 3339 string", name));
-  }
-  if (!InEventTimeRange(ts)) return Status::InvalidArgument(fmt::format("'{}' is out of range", name));
-  return ts;
 }
 
 }  // namespace

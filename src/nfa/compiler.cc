@@ -40,8 +40,9 @@ struct NameInfo {
 
 class ExprCompiler {
  public:
-  ExprCompiler(Program* prog, FieldTable* fields, const std::map<std::string, NameInfo>* names)
-      : prog_(prog), fields_(fields), names_(names) {}
+  ExprCompiler(Program* prog, FieldTable* fields, std::vector<TableProgram>* tables,
+               const std::map<std::string, NameInfo>* names)
+      : prog_(prog), fields_(fields), tables_(tables), names_(names) {}
 
   Status Compile(const dsl::Expr& e, CompiledExpr* out) {
     out_ = out;
@@ -100,6 +101,16 @@ class ExprCompiler {
       }
       case K::kPath: return EmitPath(e);
       case K::kCall: return EmitCall(e);
+      case K::kLookup: {
+        n.op = Op::kLookup;
+        n.table = TableIndex(e.text);
+        TableProgram& t = (*tables_)[static_cast<size_t>(n.table)];
+        t.read = true;
+        n.slot = t.fields.Intern(e.path);
+        n.a = Emit(e.args[0]);
+        return Push(n);
+      }
+      case K::kTable: return Push(n);  // only under `in`, compiled there
       case K::kUnary:
         n.op = e.text == "not" ? Op::kNot : Op::kNeg;
         n.a = Emit(e.args[0]);
@@ -122,6 +133,13 @@ class ExprCompiler {
             n.a = Emit(e.args[static_cast<size_t>(1 - lit)]);
             return Push(n);
           }
+        }
+        if ((n.op == Op::kIn || n.op == Op::kNotIn) && e.args[1].kind == K::kTable) {
+          n.op = n.op == Op::kIn ? Op::kInTable : Op::kNotInTable;
+          n.table = TableIndex(e.args[1].text);
+          (*tables_)[static_cast<size_t>(n.table)].read = true;
+          n.a = Emit(e.args[0]);
+          return Push(n);
         }
         n.a = Emit(e.args[0]);
         n.b = Emit(e.args[1]);
@@ -178,8 +196,17 @@ class ExprCompiler {
     return Push(n);
   }
 
+  // A table's index by name (the checker has made sure it is declared).
+  int32_t TableIndex(const std::string& name) const {
+    for (size_t i = 0; i < tables_->size(); ++i) {
+      if ((*tables_)[i].name == name) return static_cast<int32_t>(i);
+    }
+    return -1;
+  }
+
   Program* prog_;
   FieldTable* fields_;
+  std::vector<TableProgram>* tables_;
   const std::map<std::string, NameInfo>* names_;
   CompiledExpr* out_ = nullptr;
   size_t total_nodes_ = 0;
@@ -284,16 +311,32 @@ SuffixPlan PlanSuffix(const Program& p) {
   return plan;
 }
 
+// Every declared table, with no field read yet (the lookups intern theirs).
+std::vector<TableProgram> TablePrograms(const dsl::RuleSet& set) {
+  std::vector<TableProgram> out;
+  for (const dsl::Table& t : set.tables) {
+    TableProgram tp;
+    tp.name = t.name;
+    tp.key = t.key;
+    tp.time = t.time;
+    tp.history = t.history;
+    out.push_back(std::move(tp));
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl::RuleSet> set,
                                                        CompileOptions options) {
   auto out = std::make_shared<CompiledRuleSet>();
   out->source = set;
+  out->tables = TablePrograms(*set);
   for (const dsl::Rule& r : set->rules) {
     auto prog = std::make_unique<Program>();
     prog->name = r.name;
     prog->rule = &r;
+    prog->tables = &out->tables;
     prog->key_slot = out->fields.Intern(r.key);
     prog->within = r.within;
     prog->skip = r.skip;
@@ -305,7 +348,7 @@ Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl
       const auto& s = r.pattern.steps[i];
       if (!s.name.empty()) names[s.name] = {static_cast<int>(i), s.counted};
     }
-    ExprCompiler ec(prog.get(), &out->fields, &names);
+    ExprCompiler ec(prog.get(), &out->fields, &out->tables, &names);
     for (size_t i = 0; i < r.pattern.steps.size(); ++i) {
       const auto& s = r.pattern.steps[i];
       StepProgram sp;

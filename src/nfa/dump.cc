@@ -6,6 +6,8 @@
 // and the policies. The dot form draws one node per step, an edge per arrow
 // (dashed for "->", bold for "=>"), a self-loop for counted steps and a bypass
 // edge around optional steps; absent steps are red octagons.
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "cepheus/common/json_writer.h"
@@ -72,8 +74,25 @@ std::string Expr(const Program& p, const FieldTable& f, const CompiledExpr& e, i
     case Op::kSub: return bin("-");
     case Op::kMul: return bin("*");
     case Op::kDiv: return bin("/");
+    case Op::kLookup: {
+      const TableProgram& t = (*p.tables)[static_cast<size_t>(n.table)];
+      return fmt::format("{}[{}].{}", t.name, Expr(p, f, e, n.a), Path(t.fields, n.slot));
+    }
+    case Op::kInTable:
+    case Op::kNotInTable:
+      return fmt::format("({} {} table {})", Expr(p, f, e, n.a), n.op == Op::kInTable ? "in" : "not in",
+                         (*p.tables)[static_cast<size_t>(n.table)].name);
   }
   return "?";
+}
+
+// The names of the tables an expression reads, added to `out` once each.
+void TablesOf(const Program& p, const CompiledExpr& e, std::vector<std::string>* out) {
+  for (const Node& n : e.nodes) {
+    if (n.table < 0) continue;
+    const std::string& name = (*p.tables)[static_cast<size_t>(n.table)].name;
+    if (std::find(out->begin(), out->end(), name) == out->end()) out->push_back(name);
+  }
 }
 
 std::string ExprText(const Program& p, const FieldTable& f, const CompiledExpr& e) {
@@ -116,6 +135,21 @@ std::string DumpProgram(const Program& p, const FieldTable& f) {
                                            ? "when the window closes with no event of the absent step"
                                            : "when every step has its minimum and `where` holds");
   out += fmt::format("  where: {}\n", ExprText(p, f, p.where));
+  // Which parts read which tables, and as of when (section 6.1).
+  for (size_t i = 0; i < p.steps.size(); ++i) {
+    std::vector<std::string> names;
+    TablesOf(p, p.steps[i].filter, &names);
+    if (!names.empty()) {
+      out += fmt::format("  s{} reads tables: {} (as of the event tested)\n", i, fmt::join(names, ", "));
+    }
+  }
+  std::vector<std::string> late_reads;
+  TablesOf(p, p.where, &late_reads);
+  for (const auto& part : p.emit) TablesOf(p, part.expr, &late_reads);
+  if (!late_reads.empty()) {
+    out += fmt::format("  where/emit read tables: {} (as of the match's last event, or an absence's deadline)\n",
+                       fmt::join(late_reads, ", "));
+  }
   for (size_t i = 0; i < p.aggs.size(); ++i) {
     const AggSpec& a = p.aggs[i];
     out += fmt::format("  agg{}: {}.{}{}\n", i, p.steps[a.step].name, Path(f, a.slot),

@@ -220,6 +220,16 @@ class Evaluator {
         Value l = Eval(n.b);
         return Value::Bool(!v.is_null() && l.kind == Value::Kind::kList && !Contains(l, v));
       }
+      case Op::kLookup: {
+        const Event* rec = Record(n);
+        return rec == nullptr ? Value::Null() : rec->fields[n.slot];
+      }
+      case Op::kInTable: case Op::kNotInTable: {
+        // A null key looks up nothing, and both tests are then false.
+        if (!ValueKeyText(Eval(n.a), &key_)) return Value::Bool(false);
+        const Event* rec = ctx_.tables == nullptr ? nullptr : ctx_.tables->Find(n.table, key_, ctx_.at);
+        return Value::Bool((rec != nullptr) == (n.op == Op::kInTable));
+      }
       case Op::kAdd: case Op::kSub: case Op::kMul: case Op::kDiv: {
         Value a = Eval(n.a), b = Eval(n.b);
         if (a.kind != Value::Kind::kNumber || b.kind != Value::Kind::kNumber) return Value::Null();
@@ -235,7 +245,14 @@ class Evaluator {
   }
 
  private:
+  // The record a lookup node reads, or null.
+  const Event* Record(const Node& n) {
+    if (!ValueKeyText(Eval(n.a), &key_) || ctx_.tables == nullptr) return nullptr;
+    return ctx_.tables->Find(n.table, key_, ctx_.at);
+  }
+
   static inline const std::vector<Value> kEmpty{};
+  std::string key_;  // a lookup's key text (reused; short keys do not allocate)
   const CompiledExpr& e_;
   const EvalContext& ctx_;
   std::optional<std::deque<std::vector<Value>>> lists_;
@@ -243,6 +260,15 @@ class Evaluator {
 };
 
 }  // namespace
+
+bool ValueKeyText(const Value& v, std::string* out) {
+  switch (v.kind) {
+    case Value::Kind::kString: out->assign(v.str()); return true;
+    case Value::Kind::kNumber: *out = FormatNumber(v.number); return true;
+    case Value::Kind::kBool: *out = v.boolean ? "true" : "false"; return true;
+    default: return false;
+  }
+}
 
 bool EvaluateCondition(const CompiledExpr& expr, const EvalContext& ctx) {
   if (expr.empty()) return true;
@@ -255,8 +281,8 @@ std::string EvaluateToText(const CompiledExpr& expr, const EvalContext& ctx) {
   return ToText(ev.Eval(expr.root));
 }
 
-std::string EvaluateOnRun(const CompiledExpr& expr, const Run& run) {
-  return EvaluateToText(expr, EvalContext{nullptr, &run});
+std::string EvaluateOnRun(const CompiledExpr& expr, const Run& run, const TableReader* tables, Millis at) {
+  return EvaluateToText(expr, EvalContext{nullptr, &run, tables, at});
 }
 
 }  // namespace cepheus::nfa

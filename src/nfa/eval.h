@@ -9,10 +9,14 @@
 namespace cepheus::nfa {
 
 // What an expression can see: the current event (in a filter) and the run's
-// bindings (either may be null).
+// bindings (either may be null), and the tables as of `at` (the current
+// event's time in a filter; in `where` and `emit`, the match's last bound
+// event's, or for an absence the deadline).
 struct EvalContext {
   const Event* current = nullptr;
   const Run* run = nullptr;
+  const TableReader* tables = nullptr;
+  Millis at = 0;
 };
 
 // An empty expression is true; otherwise only a `true` result is.

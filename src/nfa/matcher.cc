@@ -121,11 +121,11 @@ bool Matcher::Fits(int step, const Event& e, const Run* run) const {
   if (!s.any_type) {
     if (std::find(s.type_ids.begin(), s.type_ids.end(), e.type_id) == s.type_ids.end()) return false;
   }
-  return s.filter.empty() || EvaluateCondition(s.filter, EvalContext{&e, run});
+  return s.filter.empty() || EvaluateCondition(s.filter, EvalContext{&e, run, tables_, e.ts});
 }
 
-bool Matcher::WhereHolds(const Run& r) const {
-  return p_->where.empty() || EvaluateCondition(p_->where, EvalContext{nullptr, &r});
+bool Matcher::WhereHolds(const Run& r, Millis at) const {
+  return p_->where.empty() || EvaluateCondition(p_->where, EvalContext{nullptr, &r, tables_, at});
 }
 
 bool Matcher::Killed(const Run& run, const Event& e) const {
@@ -327,7 +327,7 @@ void Matcher::AdvanceRuns(std::vector<Run>& runs, const EventRef& ep) const {
       }
       Run r = run;
       Take(&r, step, ep);
-      if (WhereHolds(r)) {
+      if (WhereHolds(r, ep->ts)) {
         completed.push_back(std::move(r));
         took = true;
       } else if (CanIterate(r)) {
@@ -367,7 +367,7 @@ void Matcher::StartRun(KeyRuns& k, const EventRef& ep) const {
     bool completes = WouldComplete(r, 0);
     Take(&r, 0, ep);
     if (completes) {
-      if (WhereHolds(r)) {
+      if (WhereHolds(r, ep->ts)) {
         completed.push_back(std::move(r));
         runs.pop_back();
       } else if (!CanIterate(r)) {
@@ -450,7 +450,7 @@ void Matcher::CloseWindows(KeyRuns& k, Millis t, std::vector<Match>* out) const 
     for (size_t j = r.step + 1; j < p_->steps.size(); ++j) {
       if (!p_->steps[j].absent && p_->steps[j].min > 0) waiting_on_absent_only = false;
     }
-    if (!waiting_on_absent_only || !WhereHolds(r)) continue;
+    if (!waiting_on_absent_only || !WhereHolds(r, r.first_ts + p_->within)) continue;
     // Consume among the live runs and the closed ones not yet looked at.
     Consume(r, k, nullptr, 0);
     uint64_t last = r.bound.back().event->seq;
@@ -745,7 +745,7 @@ void Matcher::SequenceOnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>
   for (size_t j = 0; j < n; ++j) {
     const StepProgram& st = p_->steps[j];
     if (!st.any_type && std::find(st.type_ids.begin(), st.type_ids.end(), e.type_id) == st.type_ids.end()) continue;
-    if (st.filter.empty() || EvaluateCondition(st.filter, EvalContext{&e, nullptr})) fits |= 1u << j;
+    if (st.filter.empty() || EvaluateCondition(st.filter, EvalContext{&e, nullptr, tables_, e.ts})) fits |= 1u << j;
   }
   if (fits == 0) return;  // every run skips e (no `=>`, no absent step), and e starts none
   if (!k.suffix && !(fits & 1)) return;
@@ -797,14 +797,14 @@ bool Matcher::SuffixOnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* 
   // runs that have not bound its value.)
   std::string key;  // kDistinct: e's value
   if (plan.kind == SuffixPlan::Kind::kAll) {
-    if (!step.filter.empty() && !EvaluateCondition(step.filter, EvalContext{&e, nullptr})) return true;
+    if (!step.filter.empty() && !EvaluateCondition(step.filter, EvalContext{&e, nullptr, tables_, e.ts})) return true;
     for (int32_t a : plan.sum_aggs) {
       const Value& v = FieldAt(e, p_->aggs[static_cast<size_t>(a)].slot);
       if (v.kind == Value::Kind::kNumber && v.number < 0) return false;  // sums no longer only grow
     }
   } else {
     for (const CompiledExpr& c : conjuncts_) {
-      if (!EvaluateCondition(c, EvalContext{&e, nullptr})) return true;
+      if (!EvaluateCondition(c, EvalContext{&e, nullptr, tables_, e.ts})) return true;
     }
     const Value& x = FieldAt(e, plan.distinct_slot);
     if (x.is_null()) return true;  // `null not in ...` is false: no run takes e, none starts

@@ -28,8 +28,12 @@ inline constexpr int kMaxQuantifier = 100000;         // a step's {n} or {n,m} (
 inline constexpr int kMaxExprNodes = 1024;
 inline constexpr size_t kMaxStringBytes = 4096;       // one string literal, after escapes
 
-// Parses and checks one in-memory file, appending its rules to `set`.
-// Returns false when the file had errors (diagnostics are in `diags`).
+// Parses and checks in-memory files as one set, appending their rules,
+// tables and lists to `set`: declarations of every file first, so a rule may
+// read a table or list declared in another file; names are unique across the
+// set. Returns false when a file had errors (diagnostics are in `diags`).
+bool ParseSources(std::vector<std::shared_ptr<const SourceFile>> files, RuleSet* set, DiagnosticSink* diags);
+// ParseSources of one file.
 bool ParseSource(std::shared_ptr<const SourceFile> file, RuleSet* set, DiagnosticSink* diags);
 
 // Loads files and directories (all *.rules inside, sorted by name), then runs

@@ -20,13 +20,15 @@ namespace cepheus::dsl {
 // One expression node. A single struct with a kind keeps the checker and the
 // compiler simple; `args` holds operands, list items or call arguments.
 struct Expr {
-  enum class Kind { kNumber, kString, kBool, kNull, kPath, kList, kCall, kUnary, kBinary };
+  // kLookup: `text[args[0]].path`, a field of table `text`'s record.
+  // kTable: the table `text`, only as the right side of `in` / `not in`.
+  enum class Kind { kNumber, kString, kBool, kNull, kPath, kList, kCall, kUnary, kBinary, kLookup, kTable };
   Kind kind = Kind::kNull;
   Span span;
   double number = 0;
   bool boolean = false;
-  std::string text;                // string value, operator, or function name
-  std::vector<std::string> path;   // kPath: segments
+  std::string text;                // string value, operator, function, table name; a named list's name
+  std::vector<std::string> path;   // kPath: segments; kLookup: the record's field
   std::vector<Expr> args;
 };
 
@@ -92,10 +94,41 @@ struct Rule {
   uint64_t fingerprint = 0;
 };
 
+// `table NAME key PATH [time PATH] [history DURATION]` (section 6.1): reference
+// data that rules read as of each event's time.
+inline constexpr Millis kDefaultHistory = 7LL * 24 * 3600 * 1000;
+
+struct Table {
+  const SourceFile* file = nullptr;
+  Span span;
+  std::string name;
+  Span name_span;
+  std::vector<std::string> key;   // the record field that is its key
+  std::vector<std::string> time;  // the record field from when it holds; empty: from the beginning of time
+  Millis history = kDefaultHistory;
+};
+
+// `list NAME = [...]`: a named literal list, inlined where it is used.
+struct NamedList {
+  const SourceFile* file = nullptr;
+  Span name_span;
+  std::string name;
+  Expr items;  // kList of literals
+};
+
 // Parsed and checked rules with the source files they came from.
 struct RuleSet {
   std::vector<std::shared_ptr<const SourceFile>> files;
   std::vector<Rule> rules;
+  std::vector<Table> tables;
+  std::vector<NamedList> lists;
+  // The table of that name, or null.
+  const Table* FindTable(std::string_view name) const {
+    for (const auto& t : tables) {
+      if (t.name == name) return &t;
+    }
+    return nullptr;
+  }
 };
 
 }  // namespace cepheus::dsl

@@ -59,6 +59,9 @@ class Engine {
   int64_t active_runs() const;
   size_t buffered() const;
   const EngineOptions& options() const;
+  // The tables the rules' lookups read (section 6.1); not owned, must outlive
+  // the engine. Without them every lookup reads null.
+  void set_tables(const nfa::TableReader* tables);
 
   // Writes the whole state (runs of every key, watermark, buffered events) to
   // `store`, replacing what was there under the "engine/" prefix.

@@ -195,7 +195,8 @@ struct KeyRuns {
 
 // The value of `expr` (an emit expression) over a completed run's bindings,
 // as alert-message text ("FR, DE" for a list, "null" for null).
-std::string EvaluateOnRun(const CompiledExpr& expr, const Run& run);
+std::string EvaluateOnRun(const CompiledExpr& expr, const Run& run, const TableReader* tables = nullptr,
+                          Millis at = 0);
 
 struct Match {
   Run run;
@@ -211,7 +212,7 @@ struct MatchStats {
 class Matcher {
  public:
   explicit Matcher(const Program* program);
-  Matcher(const Matcher& o) : Matcher(o.p_) {}  // scratch buffers are not copied
+  Matcher(const Matcher& o) : Matcher(o.p_) { tables_ = o.tables_; }  // scratch buffers are not copied
 
   // Evaluates `e` (of this rule's key) against `k`. Appends the matches, in
   // order, to `out`. REQUIRES: every window that closed before e->ts has been
@@ -248,6 +249,11 @@ class Matcher {
   // True when `e` could start a run (fits the first step).
   bool Starts(const Event& e) const { return Fits(0, e, nullptr); }
 
+  // The tables lookups read (not owned; must outlive the matcher). Null when
+  // the rule set reads none.
+  void set_tables(const TableReader* tables) { tables_ = tables; }
+  const TableReader* tables() const { return tables_; }
+
   // True when `e` is of a type this rule reads.
   bool Relevant(const Event& e) const {
     return p_->needs_all_types || (e.type_id >= 0 && p_->relevant[e.type_id]);
@@ -257,7 +263,9 @@ class Matcher {
   bool Fits(int step, const Event& e, const Run* run) const;
   // Would taking an event at `step` complete the pattern (before `where`)?
   bool WouldComplete(const Run& r, int step) const;
-  bool WhereHolds(const Run& r) const;
+  // `at`: the time tables are read as of (the last bound event's, or an
+  // absence's deadline).
+  bool WhereHolds(const Run& r, Millis at) const;
   bool Killed(const Run& run, const Event& e) const;
   bool CanIterate(const Run& r) const {
     int max = p_->steps[r.step].max;
@@ -295,6 +303,7 @@ class Matcher {
   SuffixRuns& Buffer(KeyRuns& k) const;
 
   const Program* p_;
+  const TableReader* tables_ = nullptr;
   // Scratch reused across calls (a Matcher serves one engine, one thread).
   mutable std::vector<Run> next_;
   mutable std::vector<Run> completed_;

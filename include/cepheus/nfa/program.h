@@ -45,6 +45,9 @@ enum class Op : uint8_t {
   kEq, kNe, kLt, kLe, kGt, kGe, kIn, kNotIn,
   kIsNull, kIsNotNull,  // `a == null` / `a != null`: the only comparisons true with null
   kAdd, kSub, kMul, kDiv,
+  kLookup,     // field `slot` of table `table`'s record for key `a`, as of the evaluation's time
+  kInTable,    // table `table` holds a live record for key `a`
+  kNotInTable,
 };
 
 struct Node {
@@ -53,6 +56,7 @@ struct Node {
   int32_t step = -1;
   int32_t slot = -1;
   int32_t agg = -1;
+  int32_t table = -1;  // CompiledRuleSet::tables index
   Value constant;
   std::vector<int32_t> items;
 };
@@ -120,9 +124,13 @@ struct EmitPart {
   bool key = false;
 };
 
+struct TableProgram;
+
 struct Program {
   std::string name;
   const dsl::Rule* rule = nullptr;  // owned by the RuleSet the program was compiled from
+  // The rule set's tables (CompiledRuleSet::tables), for names in dumps.
+  const std::vector<TableProgram>* tables = nullptr;
   int key_slot = -1;
   std::vector<StepProgram> steps;
   CompiledExpr where;
@@ -167,11 +175,43 @@ class TypeTable {
   std::map<std::string, int32_t, std::less<>> index_;
 };
 
+// A declared table (section 6.1) as the rules read it: its record fields that
+// some rule reads, by slot (a record is decoded into these, as an event into
+// the rule set's FieldTable).
+struct TableProgram {
+  std::string name;
+  std::vector<std::string> key;   // the record field that is its key
+  std::vector<std::string> time;  // empty: records hold from the beginning of time
+  Millis history = 0;
+  FieldTable fields;
+  bool read = false;  // some rule reads it
+};
+
+// Reference data as of a time: what a lookup reads. Implemented by the
+// engine's tables (engine/tables.h); rules that read no table never call it.
+class TableReader {
+ public:
+  virtual ~TableReader() = default;
+  // The record of `key` in table `table` (CompiledRuleSet::tables index) that
+  // holds at `at`: the version with the greatest time not after `at`; null
+  // when there is none or it is a deletion. The record's fields are by the
+  // table's FieldTable slots, and stay valid until the table next changes.
+  virtual const Event* Find(int32_t table, std::string_view key, Millis at) const = 0;
+};
+
 struct CompiledRuleSet {
   std::shared_ptr<const dsl::RuleSet> source;
   FieldTable fields;
   TypeTable types;
   std::vector<std::unique_ptr<Program>> programs;
+  std::vector<TableProgram> tables;  // every declared table, in declaration order
+  // The index of the table of that name, or -1.
+  int32_t FindTable(std::string_view name) const {
+    for (size_t i = 0; i < tables.size(); ++i) {
+      if (tables[i].name == name) return static_cast<int32_t>(i);
+    }
+    return -1;
+  }
 };
 
 // Compiles every rule of a checked set. Fails only on a limit (the checker has

@@ -82,6 +82,10 @@ static_assert(sizeof(Value) == 16);
 bool Equal(const Value& a, const Value& b);
 // Text for alert messages: numbers in shortest form, lists as "a, b, c".
 std::string ToText(const Value& v);
+// The text of a value used as a key (a rule's key, a table's key): a string
+// as it is, a number in its shortest form, true or false. False for null and
+// lists, which are no key.
+bool ValueKeyText(const Value& v, std::string* out);
 
 // Where an event came from; its identity in alert ids.
 struct Position {

@@ -40,6 +40,8 @@
 
 #include <simdjson.h>
 
+#include "cepheus/common/json_writer.h"
+
 namespace cepheus::reference {
 namespace {
 
@@ -216,6 +218,69 @@ std::optional<Event> ParseEvent(simdjson::dom::parser& parser, const std::string
   return e;
 }
 
+// ---- tables (section 6.1) --------------------------------------------------------
+
+// The text a key value is compared by: a string as it is, a number in its
+// shortest form, true or false; nullopt for null, lists and objects (no key).
+std::optional<std::string> KeyTextOf(const Value& v) {
+  switch (v.kind) {
+    case Value::Kind::kString: return v.text;
+    case Value::Kind::kNumber: return FormatNumber(v.number);
+    case Value::Kind::kBool: return std::string(v.boolean ? "true" : "false");
+    default: return std::nullopt;
+  }
+}
+
+// "profiles[EXPR].PATH reads a field of the record whose key equals EXPR, as
+// of the current event's time: the version with the greatest time not after
+// the event's ts (a record without time holds from the beginning of time).
+// No record, or a deleted one, reads as null." "Of two versions of one key
+// with the same time, the later in the source wins." A record `{..., "deleted":
+// true}` deletes the key from its time on. Every record is parsed again at
+// every lookup.
+std::optional<Value> LookupRecord(const std::vector<ReferenceTable>& tables, const std::string& name,
+                                  const Value& key, Millis at) {
+  std::optional<std::string> want = KeyTextOf(key);
+  if (!want) return std::nullopt;  // "A null key looks up nothing"
+  const ReferenceTable* table = nullptr;
+  for (const auto& t : tables) {
+    if (t.table->name == name) table = &t;
+  }
+  if (table == nullptr) return std::nullopt;
+  simdjson::dom::parser parser;
+  std::optional<Value> best;
+  std::optional<Millis> best_time;
+  for (const std::string& raw : table->records) {
+    simdjson::dom::element root;
+    if (parser.parse(raw).get(root) != simdjson::SUCCESS || root.type() != simdjson::dom::element_type::OBJECT) {
+      continue;
+    }
+    Value doc = FromJson(root);
+    std::optional<std::string> k = KeyTextOf(FieldOf(doc, table->table->key, 0));
+    if (!k || *k != *want) continue;
+    Millis time = std::numeric_limits<Millis>::min();  // the beginning of time
+    if (!table->table->time.empty()) {
+      Value t = FieldOf(doc, table->table->time, 0);
+      if (IsNumber(t) && t.number == std::floor(t.number)) {
+        time = static_cast<Millis>(t.number);
+      } else if (IsString(t) && ParseRfc3339(t.text)) {
+        time = *ParseRfc3339(t.text);
+      } else if (!IsNull(t)) {
+        continue;  // a time that is not one: malformed
+      }
+    }
+    if (time > at) continue;
+    if (!best_time || time >= *best_time) {  // ">=": of one time, the later in the source
+      best_time = time;
+      best = doc;
+    }
+  }
+  if (!best) return std::nullopt;
+  Value deleted = FieldOf(*best, {"deleted"}, 0);
+  if (IsTrue(deleted)) return std::nullopt;
+  return best;
+}
+
 // ---- runs ---------------------------------------------------------------------
 
 // A partial match: the step it is at, how many events that step has taken,
@@ -238,8 +303,8 @@ struct KeyState {
 
 class Matcher {
  public:
-  Matcher(const dsl::Rule& rule, Millis out_of_order)
-      : rule_(rule), steps_(rule.pattern.steps), out_of_order_(out_of_order) {}
+  Matcher(const dsl::Rule& rule, Millis out_of_order, const std::vector<ReferenceTable>& tables)
+      : rule_(rule), steps_(rule.pattern.steps), out_of_order_(out_of_order), tables_(tables) {}
 
   // Section 4.1: an arriving event is late when ts < W; otherwise it is
   // buffered, and everything at or before the new watermark is released.
@@ -313,7 +378,7 @@ class Matcher {
           }
           Run r = ks.runs[i];
           ks.runs.erase(ks.runs.begin() + static_cast<std::ptrdiff_t>(i));
-          if (WaitsOnlyOnTrailingAbsent(r) && WhereHolds(r)) {
+          if (WaitsOnlyOnTrailingAbsent(r) && WhereHolds(r, *earliest)) {
             std::vector<Run> none;
             std::vector<bool> none_consumed;
             Match(key, &ks, r, "absence", *earliest, events_[r.last].order, &none,
@@ -392,7 +457,7 @@ class Matcher {
         if (!WouldComplete(next)) {
           live.push_back(std::move(next));
           took = true;
-        } else if (WhereHolds(next)) {
+        } else if (WhereHolds(next, e.ts)) {
           completed.push_back(std::move(next));
           took = true;
         } else if (CanIterate(next)) {
@@ -418,7 +483,7 @@ class Matcher {
       Run next = Take(fresh, 0, index);
       if (!WouldComplete(next)) {
         live.push_back(std::move(next));
-      } else if (WhereHolds(next)) {
+      } else if (WhereHolds(next, e.ts)) {
         completed.push_back(std::move(next));
       } else if (CanIterate(next)) {
         live.push_back(std::move(next));
@@ -497,11 +562,15 @@ class Matcher {
     for (const std::string& t : step.types) type_ok = type_ok || t == "any" || t == e.type;
     if (!type_ok) return false;
     if (!step.filter) return true;
+    at_ = e.ts;  // "In a filter, current event is the event being tested"
     return IsTrue(Eval(*step.filter, &e, r));
   }
 
-  bool WhereHolds(const Run& r) {
+  // In `where`, tables are read as of the match's last bound event, or for
+  // an absence as of the deadline (`at`).
+  bool WhereHolds(const Run& r, Millis at) {
     if (!rule_.where) return true;
+    at_ = at;
     return IsTrue(Eval(*rule_.where, nullptr, r));
   }
 
@@ -714,6 +783,11 @@ class Matcher {
         return List(std::move(items));
       }
       case Expr::Kind::kCall: return Call(e, current, r);
+      case Expr::Kind::kLookup: {
+        std::optional<Value> rec = LookupRecord(tables_, e.text, Eval(e.args[0], current, r), at_);
+        return rec ? FieldOf(*rec, e.path, 0) : Null();
+      }
+      case Expr::Kind::kTable: return Null();  // only under `in`
       case Expr::Kind::kUnary: {
         Value v = Eval(e.args[0], current, r);
         if (e.text == "not") return Bool(!IsTrue(v));
@@ -728,6 +802,14 @@ class Matcher {
           const Expr& other = e.args[0].kind == Expr::Kind::kNull ? e.args[1] : e.args[0];
           bool is_null = IsNull(Eval(other, current, r));
           return Bool(e.text == "==" ? is_null : !is_null);
+        }
+        if ((e.text == "in" || e.text == "not in") && e.args[1].kind == Expr::Kind::kTable) {
+          // "EXPR in T is true when the table holds a live record for that
+          // key at that time"; "null in T / null not in T are both false".
+          Value key = Eval(e.args[0], current, r);
+          if (!KeyTextOf(key)) return Bool(false);
+          bool live = LookupRecord(tables_, e.args[1].text, key, at_).has_value();
+          return Bool(e.text == "in" ? live : !live);
         }
         return Binary(e.text, Eval(e.args[0], current, r), Eval(e.args[1], current, r));
       }
@@ -745,13 +827,15 @@ class Matcher {
   std::optional<Millis> max_ts_;
   std::map<std::string, KeyState> keys_;
   ReferenceResult result_;
+  const std::vector<ReferenceTable>& tables_;
+  Millis at_ = 0;  // the time lookups read the tables as of
 };
 
 }  // namespace
 
 ReferenceResult RunReference(const dsl::Rule& rule, const std::vector<std::string>& events,
-                             Millis out_of_order) {
-  Matcher m(rule, out_of_order);
+                             Millis out_of_order, const std::vector<ReferenceTable>& tables) {
+  Matcher m(rule, out_of_order, tables);
   for (size_t i = 0; i < events.size(); ++i) m.Arrive(events[i], static_cast<int>(i));
   m.Finish();
   return m.TakeResult();

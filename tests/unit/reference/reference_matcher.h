@@ -34,13 +34,21 @@ struct ReferenceResult {
   std::vector<std::string> late;     // ids of late events, in arrival order
 };
 
+// A table's source (section 6.1): its declaration and its records (JSON
+// objects), in source order.
+struct ReferenceTable {
+  const dsl::Table* table = nullptr;
+  std::vector<std::string> records;
+};
+
 // Runs `rule` over `events` (one JSON object per string, in arrival order)
 // with allowed out-of-orderness `out_of_order` (D, in ms), up to the end of
-// the input (the watermark then moves to +infinity). Events that are not JSON
-// objects with a string "type" and a usable "ts" are skipped, as the engine
-// skips malformed records.
+// the input (the watermark then moves to +infinity), its lookups reading
+// `tables`. Events that are not JSON objects with a string "type" and a
+// usable "ts" are skipped, as the engine skips malformed records; so are
+// table records without a usable key or time.
 ReferenceResult RunReference(const dsl::Rule& rule, const std::vector<std::string>& events,
-                             Millis out_of_order);
+                             Millis out_of_order, const std::vector<ReferenceTable>& tables = {});
 
 // One line of text for an alert, e.g. `rule u key=u1 absence {o: [e1]}`.
 std::string Describe(const ReducedAlert& alert);
