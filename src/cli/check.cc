@@ -25,6 +25,10 @@ int RunCheck(const CheckOptions& o) {
       std::cerr << "cepheus: error: " << config.status().message() << "\n";
       return 1;
     }
+    if (Status st = daemon::CheckTablesConfigured(*rules, config.value()); !st.ok()) {
+      std::cerr << st.message() << "\n";
+      return 1;
+    }
     const std::string& partition_key = config.value().kafka.partition_key;
     for (const auto& r : rules->source->rules) {
       std::string key = fmt::format("{}", fmt::join(r.key, "."));

@@ -26,6 +26,8 @@
 #include "cepheus/engine/replay.h"
 #include "cepheus/daemon/config.h"
 #include "cepheus/daemon/rules_loader.h"
+#include "cepheus/engine/tables.h"
+#include "cli/tables.h"
 
 namespace cepheus::cli {
 
@@ -52,7 +54,8 @@ class StdoutSink : public engine::AlertSink {
 // `max_bytes` and malformed events are reported on stderr and counted in
 // *malformed. Returns the events evaluated, or the reader's error.
 Result<uint64_t> Stream(LineReader* reader, const std::string& source, size_t max_bytes,
-                        engine::EventDecoder* decoder, engine::Engine* eng, uint64_t* malformed) {
+                        engine::EventDecoder* decoder, engine::Engine* eng, engine::Tables* tables,
+                        uint64_t* malformed) {
   auto report = [&](uint64_t line, const std::string& why) {
     ++*malformed;
     std::cerr << fmt::format("{}:{}: malformed event skipped: {}\n", source, line, why);
@@ -73,7 +76,26 @@ Result<uint64_t> Stream(LineReader* reader, const std::string& source, size_t ma
     nfa::Position pos;
     pos.offset = static_cast<int64_t>(line.number);
     pump.Feed(line.text, pos, /*padded=*/true);
+    if (line.number % 65536 == 0) tables->Fold(eng->watermark());  // versions past `history` go
   }
+}
+
+// The tables of --table, loaded whole before the first event (section 6.1).
+// Returns 0, or the exit code after a message.
+int LoadTables(const ReplayOptions& o, const nfa::CompiledRuleSet& rules, engine::Tables* tables) {
+  auto sources = ParseTableSources(o.tables);
+  std::vector<std::string> names;
+  if (sources.ok()) {
+    for (const auto& s : sources.value()) names.push_back(s.name);
+  }
+  Status st = sources.ok() ? CheckTableSources(rules, names, "give --table {}=FILE (JSON lines)") : sources.status();
+  uint64_t malformed = 0;
+  if (st.ok()) st = LoadTableFiles(sources.value(), tables, o.max_event_bytes, std::cerr, &malformed);
+  if (!st.ok()) {
+    std::cerr << "cepheus: error: " << st.message() << "\n";
+    return 2;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -130,12 +152,15 @@ int RunReplay(const ReplayOptions& o) {
   engine::EventDecoder decoder(rules, names);
   decoder.set_max_bytes(o.max_event_bytes);
   engine::Engine eng(rules, options, &sink);
+  engine::Tables tables(rules, {});
+  if (int rc = LoadTables(o, *rules, &tables); rc != 0) return rc;
+  eng.set_tables(&tables);
   reader.value()->set_before_read([&] {
     std::fflush(stdout);
     if (late) std::fflush(late);
   });
   uint64_t malformed = 0;
-  auto fed = Stream(reader.value().get(), source, o.max_event_bytes, &decoder, &eng, &malformed);
+  auto fed = Stream(reader.value().get(), source, o.max_event_bytes, &decoder, &eng, &tables, &malformed);
   if (!fed.ok()) {
     std::cerr << "cepheus: error: " << fed.status().message() << "\n";
     return 1;
@@ -166,6 +191,9 @@ Command AddReplay(CLI::App& app) {
   sub->add_option("--late", o->late_out, "Write late events to this file");
   sub->add_option("--max-event-bytes", o->max_event_bytes,
                   "Longest event line; longer ones are malformed (default 1048576)");
+  sub->add_option("--table", o->tables,
+                  "NAME=FILE: the records of table NAME (JSON lines), loaded before the first event; one per "
+                  "table the rules read");
   sub->add_flag("--quiet", o->quiet, "No summary on standard error");
   return {sub, [o] { return RunReplay(*o); }};
 }

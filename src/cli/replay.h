@@ -17,6 +17,7 @@ struct ReplayOptions {
   std::string late_out;      // file for late events, "" for none
   bool quiet = false;        // no summary
   size_t max_event_bytes = 1 << 20;  // longer lines are malformed
+  std::vector<std::string> tables;   // NAME=FILE, one per table the rules read
 };
 int RunReplay(const ReplayOptions& o);
 Command AddReplay(CLI::App& app);

@@ -65,6 +65,10 @@ int RunDaemon(const RunOptions& o) {
     daemon::LogError(fmt::format("the rules in {} do not check; not starting", config.value().rules_path));
     return kExitConfig;
   }
+  if (Status st = daemon::CheckTablesConfigured(*rules, config.value()); !st.ok()) {
+    daemon::LogError(st.message() + "; not starting");
+    return kExitConfig;
+  }
   daemon::Daemon daemon(std::move(config).value(), rules);
   daemon.set_failpoint(failpoint);
   return daemon.Run(g_stop, &g_reload);

@@ -15,6 +15,14 @@
 //       expect:
 //         - {rule: multi_country_orders, key: u1, events: {o: [e1, e2, e3]}}
 //       late: [e4]                  # optional: ids expected to be late
+//       tables:                     # optional: more records for this case
+//         profiles: [{user_id: u1, country: DE, updated_at: 0}]
+//   tables:                         # records of each table the rules read
+//     profiles:
+//       - {user_id: u1, country: FR}
+//
+// Table records (YAML maps, or JSON strings) are loaded before the events,
+// the file's first and then the case's, in order.
 #include "cli/test.h"
 
 #include <algorithm>
@@ -33,6 +41,8 @@
 #include "cepheus/engine/replay.h"
 #include "cepheus/daemon/rules_loader.h"
 #include "cepheus/daemon/yaml_checks.h"
+#include "cepheus/engine/tables.h"
+#include "cli/tables.h"
 
 namespace cepheus::cli {
 namespace {
@@ -119,10 +129,33 @@ Reduced ReduceAlert(const std::string& json) {
                 std::string(a["reason"].get_string().value()), events);
 }
 
+// Applies the records of a `tables:` section (a map of table name to a list
+// of records) to `tables`; a record the table refuses is a problem.
+void ApplyTableRecords(const YAML::Node& section, engine::Tables* tables, std::vector<std::string>* problems) {
+  if (!section) return;
+  for (const auto& kv : section) {
+    std::string name = kv.first.as<std::string>();
+    int32_t t = tables->Index(name);
+    if (t < 0) throw std::runtime_error(fmt::format("no table '{}' is declared in the rules", name));
+    int n = 0;
+    for (const auto& rec : kv.second) {
+      ++n;
+      std::string json;
+      if (rec.IsScalar()) json = rec.as<std::string>();
+      else NodeToJson(rec, &json);
+      simdjson::padded_string padded(json);
+      if (Status st = tables->Apply(t, std::string_view(padded.data(), padded.size())); !st.ok()) {
+        problems->push_back(fmt::format("record {} of table '{}' is refused: {}", n, name, st.message()));
+      }
+    }
+  }
+}
+
 // Runs one case: its events (YAML maps, or JSON strings) through a fresh
-// engine; returns what differs from its expected alerts and late events.
-// Throws on a malformed case (the caller reports it).
-std::vector<std::string> RunCase(const YAML::Node& c, const std::string& default_ooo,
+// engine, with the file's tables and then the case's; returns what differs
+// from its expected alerts and late events. Throws on a malformed case (the
+// caller reports it).
+std::vector<std::string> RunCase(const YAML::Node& c, const YAML::Node& file_tables, const std::string& default_ooo,
                                  const std::shared_ptr<const nfa::CompiledRuleSet>& rules,
                                  engine::CollectingSink* sink) {
   engine::EngineOptions options;
@@ -144,10 +177,14 @@ std::vector<std::string> RunCase(const YAML::Node& c, const std::string& default
   }
   simdjson::padded_string input(lines);
   std::vector<std::string> problems;
+  engine::Tables tables(rules, {});
+  ApplyTableRecords(file_tables, &tables, &problems);
+  ApplyTableRecords(c["tables"], &tables, &problems);
   engine::ReplayText(std::string_view(input.data(), input.size()), rules, options, engine::EventFieldNames{}, sink,
                      [&](uint64_t line, const std::string& why) {
                        problems.push_back(fmt::format("event {} is malformed: {}", line, why));
-                     });
+                     },
+                     &tables);
   std::vector<Reduced> got, want;
   for (const auto& a : sink->alerts) got.push_back(ReduceAlert(a.json));
   for (const auto& x : c["expect"]) {
@@ -190,12 +227,14 @@ constexpr size_t kMaxTestFileNodes = 2000000;
 // expected alert a mapping, within the node budget.
 Status CheckShape(const YAML::Node& doc, const std::string& file) {
   if (Status st = daemon::CheckYamlDocument(doc, file, kMaxTestFileNodes); !st.ok()) return st;
-  if (Status st = daemon::CheckMapKeys(doc, file, "a test file", {"rules", "cases", "out_of_order"}); !st.ok()) {
+  if (Status st = daemon::CheckMapKeys(doc, file, "a test file", {"rules", "cases", "out_of_order", "tables"});
+      !st.ok()) {
     return st;
   }
   if (!doc["cases"] || !doc["cases"].IsSequence()) return Status::Ok();  // reported by the caller
   for (const auto& c : doc["cases"]) {
-    if (Status st = daemon::CheckMapKeys(c, file, "a case", {"name", "events", "expect", "late", "out_of_order"});
+    if (Status st =
+            daemon::CheckMapKeys(c, file, "a case", {"name", "events", "expect", "late", "out_of_order", "tables"});
         !st.ok()) {
       return st;
     }
@@ -243,6 +282,16 @@ TestResult RunDocument(const YAML::Node& doc, const fs::path& file, const RulesL
     ++r.failed;
     return r;
   }
+  // Every table the rules read needs a `tables:` entry (an empty list is one).
+  std::vector<std::string> given;
+  if (doc["tables"] && doc["tables"].IsMap()) {
+    for (const auto& kv : doc["tables"]) given.push_back(kv.first.as<std::string>());
+  }
+  if (Status st = CheckTableSources(*rules, given, "add `tables: {{{}: [...]}}` to the test file"); !st.ok()) {
+    out << fmt::format("FAIL {}: {}\n", file.string(), st.message());
+    ++r.failed;
+    return r;
+  }
   int index = 0;
   for (const auto& c : doc["cases"]) {
     ++index;
@@ -250,7 +299,7 @@ TestResult RunDocument(const YAML::Node& doc, const fs::path& file, const RulesL
     try {
       if (c["name"]) label = fmt::format("{}: {}", file.filename().string(), c["name"].as<std::string>());
       engine::CollectingSink sink;
-      std::vector<std::string> problems = RunCase(c, default_ooo, rules, &sink);
+      std::vector<std::string> problems = RunCase(c, doc["tables"], default_ooo, rules, &sink);
       if (problems.empty()) {
         ++r.passed;
         out << fmt::format("PASS {}\n", label);

@@ -619,6 +619,12 @@ bool Daemon::Reload() {
   std::ostringstream diagnostics;
   auto next = LoadAndCompile({config_.rules_path}, diagnostics);
   std::string status = fmt::format("processing {} partitions", parts_.size());
+  if (next) {
+    if (Status st = CheckTablesConfigured(*next, config_); !st.ok()) {
+      diagnostics << st.message() << "\n";
+      next = nullptr;
+    }
+  }
   if (!next) {
     std::istringstream lines(diagnostics.str());
     for (std::string line; std::getline(lines, line);) LogError(line);

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "cepheus/common/source.h"
+#include "cepheus/daemon/config.h"
 #include "cepheus/dsl/parser.h"
 
 namespace cepheus::daemon {
@@ -24,6 +25,20 @@ std::shared_ptr<const nfa::CompiledRuleSet> LoadAndCompile(const std::vector<std
     return nullptr;
   }
   return compiled.value();
+}
+
+Status CheckTablesConfigured(const nfa::CompiledRuleSet& rules, const Config& config) {
+  (void)config;  // no `tables:` section yet: the daemon reads no table topic
+  for (const auto& t : rules.tables) {
+    if (!t.read) continue;
+    const dsl::Table* decl = rules.source->FindTable(t.name);
+    auto at = decl->file->Locate(decl->name_span.begin);
+    return Status::FailedPrecondition(
+        fmt::format("{}:{}:{}: table '{}' is read by the rules but has no source in the configuration: the daemon "
+                    "does not read table topics yet (`cepheus replay --table` and rule tests do)",
+                    decl->file->name(), at.line, at.col, t.name));
+  }
+  return Status::Ok();
 }
 
 }  // namespace cepheus::daemon

@@ -10,9 +10,11 @@ namespace cepheus::engine {
 ReplayCounts ReplayText(std::string_view text, std::shared_ptr<const nfa::CompiledRuleSet> rules,
                         const EngineOptions& options, const EventFieldNames& names,
                         AlertSink* sink,
-                        const std::function<void(uint64_t, const std::string&)>& on_malformed) {
+                        const std::function<void(uint64_t, const std::string&)>& on_malformed,
+                        const nfa::TableReader* tables) {
   EventDecoder decoder(rules, names);
   Engine eng(rules, options, sink);
+  eng.set_tables(tables);
   Pump pump(&decoder, &eng, [&](std::string_view, const nfa::Position& pos, const Status& why) {
     if (on_malformed) on_malformed(static_cast<uint64_t>(pos.offset), why.message());
   });

@@ -22,10 +22,12 @@ struct ReplayCounts {
 // (watermark to +infinity). `text` must be followed by
 // kPayloadPadding readable bytes (simdjson::padded_string leaves enough).
 // Malformed lines are reported to `on_malformed` with their 1-based line
-// number and skipped.
+// number and skipped. Lookups read `tables` (may be null when no rule reads
+// a table).
 ReplayCounts ReplayText(std::string_view text, std::shared_ptr<const nfa::CompiledRuleSet> rules,
                         const EngineOptions& options, const EventFieldNames& names,
                         AlertSink* sink,
-                        const std::function<void(uint64_t, const std::string&)>& on_malformed);
+                        const std::function<void(uint64_t, const std::string&)>& on_malformed,
+                        const nfa::TableReader* tables = nullptr);
 
 }  // namespace cepheus::engine
