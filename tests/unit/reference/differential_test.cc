@@ -38,6 +38,7 @@
 #include "cepheus/engine/seams.h"
 #include "cepheus/nfa/program.h"
 #include "cepheus/engine/replay.h"
+#include "cepheus/engine/tables.h"
 #include "reference/reference_matcher.h"
 
 // So that CHECK(a == b) on alert lists prints both lists.
@@ -127,18 +128,31 @@ std::string JoinLines(const std::vector<std::string>& events) {
   return text;
 }
 
+// Records of each table, by table name, in source order.
+using TableRecords = std::map<std::string, std::vector<std::string>>;
+
 Outcome RunEngine(const std::shared_ptr<const nfa::CompiledRuleSet>& compiled,
-                  const std::vector<std::string>& events, Millis out_of_order) {
+                  const std::vector<std::string>& events, Millis out_of_order, const TableRecords& records = {}) {
   Outcome out;
   simdjson::padded_string input(JoinLines(events));
   engine::EngineOptions options;
   options.out_of_order = out_of_order;
   engine::CollectingSink sink;
+  engine::Tables tables(compiled, {});
+  for (const auto& [name, lines] : records) {
+    int32_t t = tables.Index(name);
+    if (t < 0) continue;
+    for (const std::string& line : lines) {
+      simdjson::padded_string padded(line);
+      (void)tables.Apply(t, std::string_view(padded.data(), padded.size()));
+    }
+  }
   engine::ReplayText(std::string_view(input.data(), input.size()), compiled, options,
                      engine::EventFieldNames{}, &sink,
                      [&](uint64_t line, const std::string& why) {
                        out.error += "line " + std::to_string(line) + " is malformed: " + why + "\n";
-                     });
+                     },
+                     &tables);
   for (const engine::Alert& a : sink.alerts) {
     out.alerts.push_back(ReduceAlertJson(a.json, &out.error));
   }
@@ -148,9 +162,20 @@ Outcome RunEngine(const std::shared_ptr<const nfa::CompiledRuleSet>& compiled,
   return out;
 }
 
+// The reference's view of the records: the set's declarations with them.
+std::vector<reference::ReferenceTable> RefTables(const dsl::RuleSet* set, const TableRecords& records) {
+  std::vector<reference::ReferenceTable> out;
+  if (set == nullptr) return out;
+  for (const auto& t : set->tables) {
+    auto it = records.find(t.name);
+    out.push_back({&t, it == records.end() ? std::vector<std::string>{} : it->second});
+  }
+  return out;
+}
+
 Outcome RunRef(const dsl::Rule& rule, const std::vector<std::string>& events,
-               Millis out_of_order) {
-  ReferenceResult r = RunReference(rule, events, out_of_order);
+               Millis out_of_order, const std::vector<reference::ReferenceTable>& tables = {}) {
+  ReferenceResult r = RunReference(rule, events, out_of_order, tables);
   Outcome out;
   out.alerts = std::move(r.alerts);
   out.late = std::move(r.late);
@@ -176,6 +201,7 @@ struct Subject {
   std::shared_ptr<dsl::RuleSet> set;
   std::shared_ptr<const nfa::CompiledRuleSet> compiled;
   std::string error;
+  TableRecords records;  // of the stream being compared (tables the rule reads)
 
   explicit Subject(std::string rule_text) : text(std::move(rule_text)) {
     set = ParseRules(text, &error);
@@ -190,13 +216,23 @@ struct Subject {
   }
   bool ok() const { return set != nullptr && set->rules.size() == 1; }
   const dsl::Rule& rule() const { return set->rules[0]; }
+  Outcome Ref(const std::vector<std::string>& events, Millis d) const {
+    return RunRef(rule(), events, d, RefTables(set.get(), records));
+  }
+  Outcome Engine(const std::vector<std::string>& events, Millis d) const {
+    return RunEngine(compiled, events, d, records);
+  }
 };
 
 // The reproducer text for one disagreement.
 std::string Reproducer(const Subject& subject, const std::vector<std::string>& events,
                        Millis out_of_order, const Outcome& want, const Outcome& got) {
-  std::string s = "rule:\n" + subject.text + "out_of_order (D): " + std::to_string(out_of_order) +
-                  " ms\nevents (arrival order):\n";
+  std::string s = "rule:\n" + subject.text + "out_of_order (D): " + std::to_string(out_of_order) + " ms\n";
+  for (const auto& [name, lines] : subject.records) {
+    s += "table " + name + ":\n";
+    for (const std::string& l : lines) s += "    " + l + "\n";
+  }
+  s += "events (arrival order):\n";
   for (const std::string& e : events) s += "    " + e + "\n";
   s += "reference (expected):\n" + Show(want) + "engine (actual):\n" + Show(got);
   return s;
@@ -205,7 +241,7 @@ std::string Reproducer(const Subject& subject, const std::vector<std::string>& e
 // Greedily drops events (and tries D = 0) while the two sides still disagree.
 void Shrink(const Subject& subject, std::vector<std::string>* events, Millis* out_of_order) {
   auto disagree = [&](const std::vector<std::string>& evs, Millis d) {
-    return !(RunRef(subject.rule(), evs, d) == RunEngine(subject.compiled, evs, d));
+    return !(subject.Ref(evs, d) == subject.Engine(evs, d));
   };
   if (*out_of_order != 0 && disagree(*events, 0)) *out_of_order = 0;
   bool changed = true;
@@ -228,8 +264,8 @@ void Shrink(const Subject& subject, std::vector<std::string>* events, Millis* ou
 // the original input and a shrunk reproducer.
 std::string Compare(const Subject& subject, const std::vector<std::string>& events,
                     Millis out_of_order, Outcome* reference_out = nullptr) {
-  Outcome want = RunRef(subject.rule(), events, out_of_order);
-  Outcome got = RunEngine(subject.compiled, events, out_of_order);
+  Outcome want = subject.Ref(events, out_of_order);
+  Outcome got = subject.Engine(events, out_of_order);
   if (reference_out != nullptr) *reference_out = want;
   if (want == got) return "";
   std::string report = "DISAGREEMENT\n" + Reproducer(subject, events, out_of_order, want, got);
@@ -237,8 +273,7 @@ std::string Compare(const Subject& subject, const std::vector<std::string>& even
   Millis small_d = out_of_order;
   Shrink(subject, &small, &small_d);
   report += "\nSHRUNK REPRODUCER\n" +
-            Reproducer(subject, small, small_d, RunRef(subject.rule(), small, small_d),
-                       RunEngine(subject.compiled, small, small_d));
+            Reproducer(subject, small, small_d, subject.Ref(small, small_d), subject.Engine(small, small_d));
   return report;
 }
 
@@ -290,6 +325,7 @@ struct RuleFeatures {
   bool limit = false;
   bool filter_on_earlier_name = false;
   bool hot_shape = false;      // GenHotShape
+  bool tables = false;         // reads tables and a named list (section 6.1)
   bool shared_buffer = false;  // the engine keeps its runs in one buffer (set from the compiled rule)
 };
 
@@ -324,9 +360,26 @@ std::string NameFor(const std::vector<std::string>& types, const std::set<std::s
   }
 }
 
+// The declarations a rule that reads tables starts with (section 6.1).
+const char* kTableDecls =
+    "table profiles\n  key user_id\n  time updated_at\n  history 30d\n"
+    "table blocked\n  key card_id\n  time since\n"
+    "list risky = [\"BR\", \"IN\"]\n";
+
+// Filter atoms that read the tables, as of the event tested.
+const std::vector<std::string> kTableAtoms = {
+    "country != profiles[user_id].country",
+    "profiles[user_id].tier == \"gold\"",
+    "card_id in blocked",
+    "card_id not in blocked",
+    "country in risky",
+    "amount > profiles[user_id].limit",
+    "user_id in profiles and profiles[user_id].country == null",
+};
+
 // A filter for step `s`; `earlier` are the named non-absent steps before it.
 std::string GenFilter(Rng& rng, const GenStep& step, const std::vector<GenStep>& earlier,
-                      bool* uses_earlier) {
+                      bool* uses_earlier, bool tables) {
   std::vector<std::string> atoms = {
       "amount > " + std::to_string(rng.Pick(std::vector<int>{50, 100, 250, 500, 800})),
       "amount < " + std::to_string(rng.Pick(std::vector<int>{10, 50, 100})),
@@ -372,6 +425,7 @@ std::string GenFilter(Rng& rng, const GenStep& step, const std::vector<GenStep>&
     }
   }
   auto atom = [&]() {
+    if (tables && rng.Chance(45)) return rng.Pick(kTableAtoms);
     if (!linked.empty() && rng.Chance(step.kind == StepKind::kAbsent ? 75 : 50)) {
       *uses_earlier = true;
       return rng.Pick(linked);
@@ -386,7 +440,7 @@ std::string GenFilter(Rng& rng, const GenStep& step, const std::vector<GenStep>&
   return f;
 }
 
-std::string GenWhere(Rng& rng, const std::vector<GenStep>& named) {
+std::string GenWhere(Rng& rng, const std::vector<GenStep>& named, bool tables) {
   std::vector<std::string> atoms;
   std::vector<const GenStep*> plain;
   for (const GenStep& s : named) {
@@ -412,6 +466,12 @@ std::string GenWhere(Rng& rng, const std::vector<GenStep>& named) {
       plain.push_back(&s);
       atoms.push_back(n + ".amount > 100");
       atoms.push_back(n + ".country in [\"BR\", \"IN\"]");
+      if (tables) {  // as of the match's last event, or an absence's deadline
+        atoms.push_back(n + ".country != profiles[" + n + ".user_id].country");
+        atoms.push_back("profiles[" + n + ".user_id].tier == \"gold\"");
+        atoms.push_back(n + ".card_id in blocked");
+        atoms.push_back(n + ".country in risky");
+      }
     }
   }
   for (size_t i = 0; i < plain.size(); ++i) {
@@ -489,6 +549,7 @@ GeneratedRule GenRule(Rng& rng, int serial) {
   int r = static_cast<int>(rng.Below(100));
   int n = r < 30 ? 1 : (r < 70 ? 2 : 3);
   f.steps = n;
+  f.tables = rng.Chance(25);
   std::vector<GenStep> steps;
   std::set<std::string> used;
   for (int s = 0; s < n; ++s) {
@@ -544,7 +605,7 @@ GeneratedRule GenRule(Rng& rng, int serial) {
       if (e.kind != StepKind::kAbsent && !e.name.empty()) earlier.push_back(e);
     }
     if (rng.Chance(step.kind == StepKind::kAbsent ? 65 : 55)) {
-      step.filter = GenFilter(rng, step, earlier, &f.filter_on_earlier_name);
+      step.filter = GenFilter(rng, step, earlier, &f.filter_on_earlier_name, f.tables);
     }
     for (const std::string& t : step.types) out.types.push_back(t);
     f.any_type = f.any_type || step.types[0] == "any";
@@ -567,7 +628,8 @@ GeneratedRule GenRule(Rng& rng, int serial) {
     pattern += step.quantifier;
   }
 
-  std::string text = "rule g" + std::to_string(serial) + "\n";
+  std::string text = f.tables ? kTableDecls : "";
+  text += "rule g" + std::to_string(serial) + "\n";
   text += std::string("  key ") + (rng.Chance(60) ? "user_id" : "card_id") + "\n";
   text += "  match " + pattern + "\n";
   std::vector<GenStep> named;
@@ -575,7 +637,7 @@ GeneratedRule GenRule(Rng& rng, int serial) {
     if (s.kind != StepKind::kAbsent && !s.name.empty()) named.push_back(s);
   }
   if (rng.Chance(35)) {
-    text += "  where " + GenWhere(rng, named) + "\n";
+    text += "  where " + GenWhere(rng, named, f.tables) + "\n";
     f.where = true;
   }
   text += "  within " + rng.Pick(std::vector<std::string>{"30s", "1m", "2m", "5m"}) + "\n";
@@ -692,6 +754,51 @@ GeneratedStream GenEvents(Rng& rng, const std::vector<std::string>& rule_types) 
   return out;
 }
 
+// Records of the tables of kTableDecls for a stream starting at 1700000000000
+// and lasting up to ~27 minutes: 0-3 versions per user and 0-2 per card,
+// some deleted, some without a time, some sharing one, and half of them timed
+// exactly at one of the stream's events (a lookup at a version's own time).
+TableRecords GenTableRecords(Rng& rng, const GeneratedStream& stream) {
+  TableRecords out;
+  const Millis base = 1700000000000;
+  std::vector<Millis> event_times;
+  for (const std::string& e : stream.events) {
+    size_t at = e.find("\"ts\": ");
+    if (at != std::string::npos && e[at + 6] != '"') event_times.push_back(std::stoll(e.substr(at + 6)));
+  }
+  auto when = [&]() {
+    if (!event_times.empty() && rng.Chance(50)) return rng.Pick(event_times);
+    return base + static_cast<Millis>(rng.Int(-60, 1700)) * 1000;
+  };
+  for (int u = 0; u < 4; ++u) {
+    int versions = rng.Int(0, 3);
+    Millis last = when();
+    for (int v = 0; v < versions; ++v) {
+      Millis t = rng.Chance(10) ? last : when();
+      last = t;
+      std::string rec = "{\"user_id\": \"u" + std::to_string(u) + "\"";
+      if (!rng.Chance(10)) rec += ", \"updated_at\": " + std::to_string(t);
+      if (rng.Chance(15)) {
+        rec += ", \"deleted\": true}";
+      } else {
+        if (!rng.Chance(10)) rec += ", \"country\": \"" + rng.Pick(kCountries) + "\"";
+        rec += ", \"tier\": \"" + rng.Pick(std::vector<std::string>{"gold", "silver"}) + "\"";
+        rec += ", \"limit\": " + std::to_string(rng.Pick(kAmounts)) + "}";
+      }
+      out["profiles"].push_back(rec);
+    }
+  }
+  for (int c = 0; c < 4; ++c) {
+    int versions = rng.Int(0, 2);
+    for (int v = 0; v < versions; ++v) {
+      std::string rec = "{\"card_id\": \"c" + std::to_string(c) + "\", \"since\": " + std::to_string(when());
+      rec += rng.Chance(30) ? ", \"deleted\": true}" : "}";
+      out["blocked"].push_back(rec);
+    }
+  }
+  return out;
+}
+
 // ---- the campaign -----------------------------------------------------------------
 
 constexpr int kRules = 1500;
@@ -760,6 +867,7 @@ Campaign RunCampaign() {
     }
     for (int k = 0; k < kStreamsPerRule; ++k) {
       GeneratedStream stream = GenEvents(rng, g.types);
+      subject.records = g.features.tables ? GenTableRecords(rng, stream) : TableRecords{};
       if (ExcludedFromRandomMix(g, stream)) {
         ++c.excluded;
         continue;
@@ -795,6 +903,7 @@ Campaign RunCampaign() {
             {"filter on earlier name", f.filter_on_earlier_name},
             {"hot shape", f.hot_shape},
             {"shared buffer", f.shared_buffer},
+            {"tables", f.tables},
         };
         for (const auto& [name, on] : features) {
           if (on) ++c.combos_with_alerts_by_feature[name];
@@ -807,12 +916,14 @@ Campaign RunCampaign() {
         }
       }
       if (without_cooldown) {
-        size_t more = RunReference(*without_cooldown, stream.events, stream.out_of_order)
+        size_t more = RunReference(*without_cooldown, stream.events, stream.out_of_order,
+                                   RefTables(subject.set.get(), subject.records))
                           .alerts.size();
         c.cooldown_suppressions += static_cast<int>(more - want.alerts.size());
       }
       if (without_limit) {
-        Outcome unlimited = RunRef(*without_limit, stream.events, stream.out_of_order);
+        Outcome unlimited = RunRef(*without_limit, stream.events, stream.out_of_order,
+                                   RefTables(subject.set.get(), subject.records));
         if (!(unlimited.alerts == want.alerts)) ++c.limit_changes;
       }
     }
@@ -951,7 +1062,7 @@ TEST_CASE("the reference campaign exercises every feature of the rule language i
   for (const char* feature :
        {"strict", "any", "alternation", "counted", "open counted", "ranged counted", "optional",
         "middle absent", "trailing absent", "where", "cooldown", "limit",
-        "filter on earlier name", "hot shape", "shared buffer"}) {
+        "filter on earlier name", "hot shape", "shared buffer", "tables"}) {
     CAPTURE(feature);
     CHECK(c.combos_with_alerts_by_feature.count(feature));
     if (c.combos_with_alerts_by_feature.count(feature)) {
