@@ -245,6 +245,11 @@ const std::vector<ConfigKey> kSchema = {
                   ? std::string()
                   : std::string("must be error, warning, info or debug");
      }},
+    {"tables", ConfigKind::kTables, "{}",
+     "Where the rules' tables come from (section 6.1 of the rule language): NAME: {topic: T, "
+     "max_versions: N}. Every daemon reads every partition of T from its start, before it says READY, "
+     "then each update as it comes; max_versions (default 10000000) bounds the versions the table keeps.",
+     [](Config*, const std::string&) { return std::string(); }},
 };
 
 const ConfigKey* FindKey(const std::string& name) {
@@ -329,7 +334,35 @@ class Loader {
     return Status::InvalidArgument(fmt::format("{}:{}:{}: {}", name_, m.line + 1, m.column + 1, msg));
   }
 
+  // `tables:`: NAME: {topic: T, max_versions: N}, each key checked.
+  Status SetTables(const YAML::Node& v) {
+    if (v.IsNull()) return Status::Ok();
+    if (!v.IsMap()) return Error(v, "tables must be a map of table names to {topic: ..., max_versions: ...}");
+    for (const auto& t : v) {
+      std::string name = t.first.as<std::string>();
+      if (!t.second.IsMap()) return Error(t.second, fmt::format("tables.{} must be a map with a topic", name));
+      Config::Table table;
+      for (const auto& kv : t.second) {
+        std::string key = kv.first.as<std::string>();
+        if (!kv.second.IsScalar()) return Error(kv.second, fmt::format("tables.{}.{} must be a single value", name, key));
+        std::string value = kv.second.as<std::string>();
+        if (key == "topic") {
+          table.topic = value;
+        } else if (key == "max_versions") {
+          std::string err = SetCount(&table.max_versions, value, 1ULL << 40);
+          if (!err.empty()) return Error(kv.second, fmt::format("tables.{}.max_versions: {}", name, err));
+        } else {
+          return Error(kv.first, fmt::format("unknown key 'tables.{}.{}' (expected topic or max_versions)", name, key));
+        }
+      }
+      if (table.topic.empty()) return Error(t.first, fmt::format("tables.{} has no topic", name));
+      config_->tables[name] = table;
+    }
+    return Status::Ok();
+  }
+
   Status Set(const ConfigKey& k, const YAML::Node& v) {
+    if (k.kind == ConfigKind::kTables) return SetTables(v);
     if (k.kind == ConfigKind::kPassThrough) {
       if (!v.IsMap() && !v.IsNull()) return Error(v, fmt::format("{} must be a map of librdkafka properties", k.name));
       auto& dest = std::string(k.name) == "kafka.consumer" ? config_->kafka.consumer : config_->kafka.producer;
@@ -382,7 +415,7 @@ Status ApplyEnvironment(Config* config, const std::map<std::string, std::string>
   }
   std::set<std::string> known;
   for (const auto& k : kSchema) {
-    if (k.kind == ConfigKind::kPassThrough) continue;
+    if (k.kind == ConfigKind::kPassThrough || k.kind == ConfigKind::kTables) continue;
     std::string name = EnvName(k.name);
     known.insert(name);
     auto it = env.find(name);
@@ -414,7 +447,7 @@ bool IsSecretProperty(const std::string& name) {
 Config DefaultConfig() {
   Config c;
   for (const auto& k : kSchema) {
-    if (k.kind == ConfigKind::kPassThrough) continue;
+    if (k.kind == ConfigKind::kPassThrough || k.kind == ConfigKind::kTables) continue;
     YAML::Node n = YAML::Load(k.default_yaml);
     std::string text;
     if (n.IsSequence()) {
@@ -517,6 +550,10 @@ std::string DumpConfig(const Config& c) {
   out += fmt::format("metrics:\n  listen: {}\n  username: {}\n  password: {}\nlog:\n  level: {}\n",
                      q(c.metrics.listen), q(c.metrics.username),
                      c.metrics.password.empty() ? q("") : std::string("<redacted>"), q(c.log.level));
+  out += c.tables.empty() ? "tables: {}\n" : "tables:\n";
+  for (const auto& [name, t] : c.tables) {
+    out += fmt::format("  {}:\n    topic: {}\n    max_versions: {}\n", q(name), q(t.topic), t.max_versions);
+  }
   return out;
 }
 

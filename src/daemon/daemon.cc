@@ -250,6 +250,8 @@ Status Daemon::Start() {
     daemon::Log(LogLevel::kWarning, "output topics: " + st.message());
   }
 
+  if (Status st = LoadTables(rules_, &feed_); !st.ok()) return st;
+
   step(fmt::format("joining group {} on {}", config_.kafka.group_id, fmt::join(config_.kafka.input_topics, ", ")));
   auto c = clients_->GroupConsumer(config_.kafka.group_id, config_.kafka.input_topics, GroupConsumerProperties(config_),
                                    this);
@@ -271,6 +273,7 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
   p.logged_refused = p.logged_forced = 0;
   p.outbox.Clear();
   p.engine = std::make_unique<engine::Engine>(rules_, eo, &p.outbox);
+  p.engine->set_tables(feed_ ? feed_->tables() : nullptr);
   // The pump only notes why a record was refused: Handle sends the dead
   // letter after Feed returns (a failed send aborts, which rebuilds the pump).
   p.pump = std::make_unique<engine::Pump>(
@@ -647,8 +650,17 @@ bool Daemon::Reload() {
     (it == before.end() ? added : it->second == p->fingerprint ? kept : changed)++;
   }
   int removed = static_cast<int>(rules_->programs.size()) - kept - changed;
+  std::unique_ptr<TableFeed> next_feed;
+  if (Status st = LoadTables(next, &next_feed); !st.ok()) {
+    LogError(fmt::format("rule reload refused: cannot load the tables of the new rules: {}; the {} running rules go on",
+                         st.message(), rules_->programs.size()));
+    metrics_->CountReload(false);
+    notify_.Ready(status + "; the last rule reload was refused");
+    return false;
+  }
   metrics_->SetRules(*next);  // while the old set is still alive
   rules_ = next;
+  feed_ = std::move(next_feed);
   uint64_t dropped_changed = 0, dropped_removed = 0;
   for (auto& [key, p] : parts_) {
     int64_t lmdb_offset = -1;
@@ -706,6 +718,13 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
       fatal_ = true;
       break;
     }
+    if (feed_) {  // table updates, between records
+      if (Status st = feed_->Poll(kRecordsPerTurn); !st.ok()) {
+        LogError(st.message());
+        fatal_ = true;
+        break;
+      }
+    }
     auto now = std::chrono::steady_clock::now();
     if (now >= next_tick) {
       next_tick = now + std::chrono::milliseconds(500);
@@ -726,7 +745,51 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
   return Shutdown();
 }
 
+Status Daemon::LoadTables(std::shared_ptr<const nfa::CompiledRuleSet> rules, std::unique_ptr<TableFeed>* out) {
+  out->reset();
+  if (Status st = CheckTablesConfigured(*rules, config_); !st.ok()) return st;
+  auto feed = std::make_unique<TableFeed>(config_, std::move(rules), clients_);
+  if (!feed->needed()) return Status::Ok();
+  Log("loading the rules' tables from their topics");
+  notify_.Status("loading the rules' tables");
+  Status st = feed->Bootstrap([this](const std::string& what) {
+    notify_.Status(what);
+    notify_.MaybePingWatchdog();
+  });
+  if (!st.ok()) return st;
+  *out = std::move(feed);
+  if (metrics_) TickTables();
+  return Status::Ok();
+}
+
+void Daemon::TickTables() {
+  if (!feed_) return;
+  for (auto& r : feed_->TakeRefused()) {
+    ++malformed_;
+    metrics_->CountMalformed(1);
+    std::string payload = r.record.value.value_or("");
+    Status st = producer_->Produce(config_.kafka.dead_letter_topic, r.record.key.value_or(""), payload,
+                                   {{"cepheus.error", "table " + r.table + ": " + r.why},
+                                    {"cepheus.origin.topic", config_.tables.at(r.table).topic},
+                                    {"cepheus.origin.partition", std::to_string(r.record.partition)},
+                                    {"cepheus.origin.offset", std::to_string(r.record.offset)}});
+    if (!st.ok()) LogError(fmt::format("table {}: cannot send a refused record to the dead-letter topic: {}", r.table,
+                                       st.message()));
+    dirty_ = true;
+  }
+  // Versions older than a table's history behind the slowest partition's
+  // watermark are folded (no lookup of a partition reads before it).
+  Millis slowest = kMaxTime;
+  for (const auto& [key, p] : parts_) slowest = std::min(slowest, p->engine->watermark());
+  if (slowest != kMaxTime && slowest > kMinTime) feed_->tables()->Fold(slowest);
+  for (const auto& prog : feed_->progress()) {
+    int32_t t = feed_->tables()->Index(prog.table);
+    metrics_->SetTable(prog.table, feed_->tables()->stats(t), prog.lag, prog.bootstrap_seconds);
+  }
+}
+
 void Daemon::Tick() {
+  TickTables();
   Millis wall = WallMs();
   for (auto& [key, p] : parts_) {
     if (wall - p->last_wall >= config_.idle_timeout) {

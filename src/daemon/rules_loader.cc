@@ -28,15 +28,14 @@ std::shared_ptr<const nfa::CompiledRuleSet> LoadAndCompile(const std::vector<std
 }
 
 Status CheckTablesConfigured(const nfa::CompiledRuleSet& rules, const Config& config) {
-  (void)config;  // no `tables:` section yet: the daemon reads no table topic
   for (const auto& t : rules.tables) {
-    if (!t.read) continue;
+    if (!t.read || config.tables.count(t.name)) continue;
     const dsl::Table* decl = rules.source->FindTable(t.name);
     auto at = decl->file->Locate(decl->name_span.begin);
     return Status::FailedPrecondition(
-        fmt::format("{}:{}:{}: table '{}' is read by the rules but has no source in the configuration: the daemon "
-                    "does not read table topics yet (`cepheus replay --table` and rule tests do)",
-                    decl->file->name(), at.line, at.col, t.name));
+        fmt::format("{}:{}:{}: table '{}' is read by the rules but has no source in the configuration: add "
+                    "`tables: {{{}: {{topic: TOPIC}}}}`",
+                    decl->file->name(), at.line, at.col, t.name, t.name));
   }
   return Status::Ok();
 }

@@ -48,6 +48,7 @@ struct Table {
   tsl::robin_map<std::string, Versions, Hash, Eq> keys;
   std::vector<std::string> multi;  // keys that gained a second version since the last Fold
   TableStats stats;
+  uint64_t max_versions = 0;
   mutable Millis read_horizon = kMinTime;  // the latest time a lookup has read the table as of
 };
 
@@ -83,7 +84,9 @@ Tables::Tables(std::shared_ptr<const nfa::CompiledRuleSet> rules, TablesOptions 
     : impl_(std::make_unique<Impl>()) {
   impl_->rules = std::move(rules);
   impl_->options = options;
-  for (const auto& tp : impl_->rules->tables) impl_->tables.push_back(Table{&tp, {}, {}, {}});
+  for (const auto& tp : impl_->rules->tables) {
+    impl_->tables.push_back(Table{&tp, {}, {}, {}, impl_->options.max_versions});
+  }
 }
 
 Tables::~Tables() = default;
@@ -91,6 +94,9 @@ Tables::~Tables() = default;
 int32_t Tables::Index(std::string_view name) const { return impl_->rules->FindTable(name); }
 size_t Tables::size() const { return impl_->tables.size(); }
 const TableStats& Tables::stats(int32_t table) const { return impl_->tables[static_cast<size_t>(table)].stats; }
+void Tables::set_max_versions(int32_t table, uint64_t max_versions) {
+  impl_->tables[static_cast<size_t>(table)].max_versions = max_versions;
+}
 
 // The fields of the record that rules read, in one allocation as an event's.
 Result<nfa::EventRef> Tables::Impl::Decode(const Table& t, simdjson::dom::element root) {
@@ -138,10 +144,10 @@ Status Tables::Impl::Insert(Table& t, std::string_view key, Millis from, nfa::Ev
   if (from != kMinTime && from <= t.read_horizon) ++t.stats.late;
   auto it = t.keys.find(key);
   if (it == t.keys.end()) {
-    if (options.max_versions > 0 && t.stats.versions >= options.max_versions) {
+    if (t.max_versions > 0 && t.stats.versions >= t.max_versions) {
       ++t.stats.refused;
       return Status::LimitExceeded(
-          fmt::format("table '{}' holds {} versions, its limit", t.program->name, options.max_versions));
+          fmt::format("table '{}' holds {} versions, its limit", t.program->name, t.max_versions));
     }
     t.stats.bytes += RecordBytes(record.get()) + key.size();
     t.keys.emplace(std::string(key), Versions{Version{from, std::move(record)}});
@@ -160,10 +166,10 @@ Status Tables::Impl::Insert(Table& t, std::string_view key, Millis from, nfa::Ev
     ++t.stats.records;
     return Status::Ok();
   }
-  if (options.max_versions > 0 && t.stats.versions >= options.max_versions) {
+  if (t.max_versions > 0 && t.stats.versions >= t.max_versions) {
     ++t.stats.refused;
     return Status::LimitExceeded(
-        fmt::format("table '{}' holds {} versions, its limit", t.program->name, options.max_versions));
+        fmt::format("table '{}' holds {} versions, its limit", t.program->name, t.max_versions));
   }
   t.stats.bytes += RecordBytes(record.get());
   if (vs.size() == 1) t.multi.emplace_back(key);

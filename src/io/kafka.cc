@@ -407,6 +407,101 @@ Result<CompactedLog> ReadCompacted(
   return out;
 }
 
+namespace {
+
+// TopicReader on librdkafka: one consumer in assign mode (no group join; the
+// group id only names it), read_committed.
+class KafkaTopicReader : public TopicReader {
+ public:
+  KafkaTopicReader(std::string topic, std::unique_ptr<RdKafka::KafkaConsumer> c)
+      : topic_(std::move(topic)), c_(std::move(c)) {}
+  ~KafkaTopicReader() override {
+    if (assigned_) c_->unassign();
+    c_->close();
+  }
+
+  Result<std::map<int32_t, int64_t>> EndOffsets(int timeout_ms) override {
+    RdKafka::Metadata* md = nullptr;
+    std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(c_.get(), topic_, nullptr, err_));
+    RdKafka::ErrorCode e = c_->metadata(false, t.get(), &md, timeout_ms);
+    std::unique_ptr<RdKafka::Metadata> owned(md);
+    if (e != RdKafka::ERR_NO_ERROR) return Status::IoError(fmt::format("{}: {}", topic_, RdKafka::err2str(e)));
+    std::map<int32_t, int64_t> out;
+    for (const auto* tm : *md->topics()) {
+      if (tm->topic() != topic_) continue;
+      if (tm->err() != RdKafka::ERR_NO_ERROR) {
+        return Status::IoError(fmt::format("{}: {}", topic_, RdKafka::err2str(tm->err())));
+      }
+      for (const auto* pm : *tm->partitions()) {
+        int64_t low = 0, high = 0;
+        e = c_->query_watermark_offsets(topic_, pm->id(), &low, &high, timeout_ms);
+        if (e != RdKafka::ERR_NO_ERROR) {
+          return Status::IoError(fmt::format("{}/{}: {}", topic_, pm->id(), RdKafka::err2str(e)));
+        }
+        out[pm->id()] = high;
+      }
+    }
+    if (out.empty()) return Status::IoError(fmt::format("topic {} does not exist", topic_));
+    return out;
+  }
+
+  Status Assign(const std::map<int32_t, int64_t>& from) override {
+    std::vector<RdKafka::TopicPartition*> tps;
+    for (const auto& [p, offset] : from) tps.push_back(RdKafka::TopicPartition::create(topic_, p, offset));
+    RdKafka::ErrorCode e = c_->assign(tps);
+    RdKafka::TopicPartition::destroy(tps);
+    if (e != RdKafka::ERR_NO_ERROR) return Status::IoError(fmt::format("{}: assign: {}", topic_, RdKafka::err2str(e)));
+    assigned_ = true;
+    return Status::Ok();
+  }
+
+  Result<bool> Poll(int timeout_ms, TopicRecord* out) override {
+    std::unique_ptr<RdKafka::Message> m(c_->consume(timeout_ms));
+    switch (m->err()) {
+      case RdKafka::ERR_NO_ERROR: break;
+      case RdKafka::ERR__TIMED_OUT:
+      case RdKafka::ERR__PARTITION_EOF: return false;
+      default: return Status::IoError(fmt::format("{}: {}", topic_, m->errstr()));
+    }
+    out->partition = m->partition();
+    out->offset = m->offset();
+    out->timestamp = m->timestamp().timestamp;
+    if (m->key() != nullptr) out->key = *m->key();
+    else out->key.reset();
+    if (m->payload() != nullptr) out->value = std::string(static_cast<const char*>(m->payload()), m->len());
+    else out->value.reset();
+    return true;
+  }
+
+  int64_t CachedEnd(int32_t partition) override {
+    int64_t low = -1, high = -1;
+    if (c_->get_watermark_offsets(topic_, partition, &low, &high) != RdKafka::ERR_NO_ERROR) return -1;
+    return high;
+  }
+
+ private:
+  std::string topic_;
+  std::unique_ptr<RdKafka::KafkaConsumer> c_;
+  std::string err_;
+  bool assigned_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<TopicReader>> KafkaClients::Reader(const std::string& topic, const Properties& extra) {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  RouteLogs(conf.get());
+  if (Status st = ApplyAll(conf.get(), extra); !st.ok()) return st;
+  Properties own = {{"bootstrap.servers", brokers_},       {"group.id", "cepheus-table-" + topic},
+                    {"enable.auto.commit", "false"},       {"enable.auto.offset.store", "false"},
+                    {"isolation.level", "read_committed"}, {"auto.offset.reset", "earliest"}};
+  if (Status st = ApplyAll(conf.get(), own); !st.ok()) return st;
+  std::string err;
+  std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf.get(), err));
+  if (!c) return Status::IoError(fmt::format("cannot create the reader of table topic {}: {}", topic, err));
+  return std::unique_ptr<TopicReader>(new KafkaTopicReader(topic, std::move(c)));
+}
+
 int KafkaProducer::Poll(int timeout_ms) { return impl_->producer->poll(timeout_ms); }
 
 Status KafkaProducer::Flush(int timeout_ms) {

@@ -7,6 +7,8 @@
 // throws when the exposer cannot bind; that exception is caught here, once.
 #include "cepheus/metrics/metrics.h"
 
+#include "cepheus/engine/tables.h"
+
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
@@ -105,8 +107,18 @@ struct Metrics::Impl {
   prometheus::Gauge* keys_used = nullptr;        // cepheus_limit_used_ratio{limit="keys_per_partition"}
   prometheus::Gauge* buffer_used = nullptr;      // cepheus_limit_used_ratio{limit="reorder_buffer"}
   prometheus::Gauge* quarantined = nullptr;
+  prometheus::Family<prometheus::Counter>* table_records = nullptr;
+  prometheus::Family<prometheus::Counter>* table_refused = nullptr;
+  prometheus::Family<prometheus::Counter>* table_late = nullptr;
+  prometheus::Family<prometheus::Gauge>* table_versions = nullptr;
+  prometheus::Family<prometheus::Gauge>* table_keys = nullptr;
+  prometheus::Family<prometheus::Gauge>* table_bytes = nullptr;
+  prometheus::Family<prometheus::Gauge>* table_lag = nullptr;
+  prometheus::Family<prometheus::Gauge>* table_bootstrap = nullptr;
+  std::map<std::string, engine::TableStats> table_last;  // by table: the stats as of the last SetTable
   // The ratios are the fullest partition's: recomputed from these.
   void UpdateLimitRatios();
+  void RegisterTables(prometheus::Registry& reg);
 
   // Points the per-rule series at `set`'s rules; series of rules no longer
   // in it are removed, those of rules still in it keep their values.
@@ -246,6 +258,7 @@ void Metrics::Impl::RegisterState(const std::string& version) {
                            "post-mortem; the state was rebuilt from the changelog.")
                      .Register(reg)
                      .Add({});
+  RegisterTables(reg);
   BuildGauge().Name("cepheus_build_info").Help("Build information.").Register(reg).Add({{"version", version}}).Set(1);
   BuildGauge().Name("cepheus_up").Help("1 while the process serves.").Register(*health).Add({}).Set(1);
 }
@@ -346,6 +359,36 @@ void Metrics::ForgetPartition(int32_t partition) {
   i.consumer_lag->Remove(&i.consumer_lag->Add({{"partition", std::to_string(partition)}}));
 }
 
+// The tables' series (section 6.1), by table name.
+void Metrics::Impl::RegisterTables(prometheus::Registry& reg) {
+  table_records = &BuildCounter()
+                       .Name("cepheus_table_records_total")
+                       .Help("Records and tombstones of a table's topic applied to the table.")
+                       .Register(reg);
+  table_refused = &BuildCounter()
+                       .Name("cepheus_table_records_refused_total")
+                       .Help("Records of a table's topic refused: malformed (sent to the dead-letter topic), or "
+                             "past the table's max_versions.")
+                       .Register(reg);
+  table_late = &BuildCounter()
+                    .Name("cepheus_table_updates_late_total")
+                    .Help("Table versions timed at or before a lookup the table had already served: an event they "
+                          "should have applied to was evaluated without them.")
+                    .Register(reg);
+  table_versions = &BuildGauge().Name("cepheus_table_versions").Help("Versions a table keeps.").Register(reg);
+  table_keys = &BuildGauge().Name("cepheus_table_keys").Help("Keys a table holds.").Register(reg);
+  table_bytes = &BuildGauge().Name("cepheus_table_bytes").Help("Bytes of a table's records in memory (approximate).").Register(reg);
+  table_lag = &BuildGauge()
+                   .Name("cepheus_table_lag")
+                   .Help("Records of a table's topic not yet applied, over its partitions.")
+                   .Register(reg);
+  table_bootstrap = &BuildGauge()
+                         .Name("cepheus_table_bootstrap_seconds")
+                         .Help("How long reading a table's topic to its end took at start (or at the reload that "
+                               "brought it).")
+                         .Register(reg);
+}
+
 void Metrics::Impl::UpdateLimitRatios() {
   double k = 0, b = 0;
   for (const auto& [partition, l] : last) {
@@ -357,6 +400,23 @@ void Metrics::Impl::UpdateLimitRatios() {
 }
 
 void Metrics::SetQuarantinedFiles(int n) { impl_->quarantined->Set(n); }
+
+void Metrics::SetTable(const std::string& table, const engine::TableStats& s, int64_t lag, double bootstrap_seconds) {
+  Impl& i = *impl_;
+  engine::TableStats& last = i.table_last[table];
+  auto delta = [](uint64_t now, uint64_t before) { return static_cast<double>(now >= before ? now - before : now); };
+  const std::map<std::string, std::string> labels = {{"table", table}};
+  i.table_records->Add(labels).Increment(delta(s.records, last.records));
+  i.table_refused->Add({{"table", table}, {"reason", "malformed"}}).Increment(delta(s.malformed, last.malformed));
+  i.table_refused->Add({{"table", table}, {"reason", "limit"}}).Increment(delta(s.refused, last.refused));
+  i.table_late->Add(labels).Increment(delta(s.late, last.late));
+  i.table_versions->Add(labels).Set(static_cast<double>(s.versions));
+  i.table_keys->Add(labels).Set(static_cast<double>(s.keys));
+  i.table_bytes->Add(labels).Set(static_cast<double>(s.bytes));
+  i.table_lag->Add(labels).Set(static_cast<double>(lag));
+  i.table_bootstrap->Add(labels).Set(bootstrap_seconds);
+  last = s;
+}
 
 void Metrics::CountReload(bool ok) {
   (ok ? impl_->reloads_ok : impl_->reloads_error)->Increment();

@@ -65,6 +65,7 @@ def main():
     cmake, build, source = sys.argv[1:4]
     failures = []
     rules = sorted(os.path.basename(p) for p in glob.glob(os.path.join(source, "rules", "*.rules")))
+    table_rules = sorted(os.path.basename(p) for p in glob.glob(os.path.join(source, "rules", "tables", "*.rules")))
     if not rules:
         sys.exit(f"FAIL no rules in {source}/rules")
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,7 +83,8 @@ def main():
             "/usr/share/cepheus/prometheus/cepheus-alerts.test.yml",
             "/usr/share/cepheus/grafana/cepheus.json",
             "/usr/share/doc/cepheus/README.md",
-        } | {f"/etc/cepheus/rules/{r}" for r in rules} | {f"/usr/share/cepheus/rules/{r}" for r in rules}
+        } | {f"/etc/cepheus/rules/{r}" for r in rules} | {f"/usr/share/cepheus/rules/{r}" for r in rules} \
+          | {f"/usr/share/cepheus/rules/tables/{r}" for r in table_rules}  # examples that read tables
         got = files_under(d)
         for p in sorted(expected - got):
             failures.append(f"not installed: {p}")

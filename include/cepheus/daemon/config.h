@@ -59,9 +59,15 @@ struct Config {
   struct Log {
     std::string level;
   } log;
+  // Sources of the rules' tables (section 6.1), by table name.
+  struct Table {
+    std::string topic;
+    uint64_t max_versions = 10000000;
+  };
+  std::map<std::string, Table> tables;
 };
 
-enum class ConfigKind { kString, kDuration, kCount, kBytes, kStringList, kPassThrough };
+enum class ConfigKind { kString, kDuration, kCount, kBytes, kStringList, kPassThrough, kTables };
 
 struct ConfigKey {
   const char* name;         // dotted, e.g. "kafka.brokers"

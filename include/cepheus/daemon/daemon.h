@@ -24,6 +24,7 @@
 #include "cepheus/metrics/metrics.h"
 #include "cepheus/state/lmdb_store.h"
 #include "cepheus/daemon/config.h"
+#include "cepheus/daemon/table_feed.h"
 #include "cepheus/daemon/log.h"
 #include "cepheus/daemon/systemd.h"
 
@@ -99,6 +100,12 @@ class Daemon : public io::RebalanceListener {
   // Logs that a partition's engine hit state.max_keys or events.max_buffered
   // since the last report (at most once a minute per partition).
   void LogLimits(Part& p, Millis wall);
+  // Reads the rules' tables from their topics (none when no rule reads one)
+  // into a new feed: at start, and when a reload brings other rules.
+  Status LoadTables(std::shared_ptr<const nfa::CompiledRuleSet> rules, std::unique_ptr<TableFeed>* out);
+  // Table records the tables refused go to the dead-letter topic; the
+  // tables' versions past `history` are folded; their metrics updated.
+  void TickTables();
   // The end of Run: the last commit, the state writer, the consumer and the
   // producer closed; the exit code.
   int Shutdown();
@@ -126,6 +133,7 @@ class Daemon : public io::RebalanceListener {
   io::Clients* clients_;
   std::unique_ptr<io::TxnProducer> producer_;
   std::unique_ptr<io::Consumer> consumer_;
+  std::unique_ptr<TableFeed> feed_;  // the rules' tables; null when no rule reads one
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<Part>> parts_;
   Part* last_part_ = nullptr;  // the part of the last record handled (records come in runs)
   Millis turn_wall_ = 0;       // the wall clock at the start of the loop's turn

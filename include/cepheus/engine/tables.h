@@ -72,6 +72,8 @@ class Tables : public nfa::TableReader {
   void Fold(Millis watermark);
 
   const TableStats& stats(int32_t table) const;
+  // Overrides TablesOptions::max_versions for one table.
+  void set_max_versions(int32_t table, uint64_t max_versions);
 
  private:
   struct Impl;

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "cepheus/common/status.h"
 #include "cepheus/engine/seams.h"
 
@@ -102,6 +104,33 @@ class TxnProducer {
 using CompactedLog = std::map<int32_t, std::map<std::string, std::string>>;
 
 // Makes the daemon's clients of one cluster.
+// One record of a topic read whole (a table's topic): the message key, and
+// no value for a tombstone.
+struct TopicRecord {
+  int32_t partition = 0;
+  int64_t offset = 0;
+  Millis timestamp = 0;  // the message's time
+  std::optional<std::string> key;
+  std::optional<std::string> value;  // nullopt: a tombstone
+};
+
+// Reads every partition of one topic from given offsets, outside any group
+// (a table's topic: every daemon reads all of it).
+class TopicReader {
+ public:
+  virtual ~TopicReader() = default;
+  // Every partition of the topic with its end offset now (read_committed:
+  // the last stable offset).
+  virtual Result<std::map<int32_t, int64_t>> EndOffsets(int timeout_ms) = 0;
+  // Reads each partition from its offset (kOffsetBeginning for the first).
+  virtual Status Assign(const std::map<int32_t, int64_t>& from) = 0;
+  // The next record into `out`: true when one came within the timeout.
+  virtual Result<bool> Poll(int timeout_ms, TopicRecord* out) = 0;
+  // A partition's end offset as the fetcher last saw it (no request); -1
+  // when unknown.
+  virtual int64_t CachedEnd(int32_t partition) = 0;
+};
+
 class Clients {
  public:
   virtual ~Clients() = default;
@@ -115,6 +144,11 @@ class Clients {
   // keeping the last value of each key; tombstones remove the key.
   virtual Result<CompactedLog> ReadCompacted(const std::string& topic, const std::vector<int32_t>& partitions,
                                              const Properties& extra, int timeout_ms) = 0;
+  // A reader of every partition of `topic`.
+  virtual Result<std::unique_ptr<TopicReader>> Reader(const std::string& topic, const Properties& extra) {
+    (void)extra;
+    return Status::FailedPrecondition(fmt::format("these clients cannot read topic {} whole", topic));
+  }
 };
 
 }  // namespace cepheus::io

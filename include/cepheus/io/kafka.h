@@ -157,6 +157,7 @@ class KafkaClients : public Clients {
                                                   const Properties& extra, RebalanceListener* listener) override;
   Result<CompactedLog> ReadCompacted(const std::string& topic, const std::vector<int32_t>& partitions,
                                      const Properties& extra, int timeout_ms) override;
+  Result<std::unique_ptr<TopicReader>> Reader(const std::string& topic, const Properties& extra) override;
 
  private:
   std::string brokers_;

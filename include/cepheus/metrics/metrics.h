@@ -21,6 +21,7 @@ class Exposer;
 
 namespace cepheus::engine {
 class Engine;
+struct TableStats;
 }  // namespace cepheus::engine
 namespace cepheus::nfa {
 struct CompiledRuleSet;
@@ -57,6 +58,9 @@ class Metrics {
   void SetStateBytes(uint64_t bytes, uint64_t max_bytes);
   // Damaged state files set aside in the state directory.
   void SetQuarantinedFiles(int n);
+  // One table's figures (section 6.1): its counters advance by what `stats`
+  // gained since the last call (a table rebuilt by a reload starts again).
+  void SetTable(const std::string& table, const engine::TableStats& stats, int64_t lag, double bootstrap_seconds);
   void CountTransactionAbort();
   void SetConsumerLag(int32_t partition, int64_t lag);
   // A partition's engine was dropped or replaced (revoked, or rolled back to

@@ -31,8 +31,13 @@ TEST_CASE("the shipped config file lists every key of the schema at its default"
   REQUIRE(parsed.ok());
   CHECK(daemon::DumpConfig(parsed.value()) == daemon::DumpConfig(daemon::DefaultConfig()));
   for (const auto& key : daemon::ConfigSchema()) {
-    std::string leaf = std::string(key.name).substr(std::string(key.name).find('.') + 1);
+    std::string name = key.name;
     CAPTURE(key.name);
+    if (name.find('.') == std::string::npos) {  // a section of its own
+      CHECK(text.str().find("\n" + name + ":") != std::string::npos);
+      continue;
+    }
+    std::string leaf = name.substr(name.find('.') + 1);
     CHECK(text.str().find("  " + leaf + ":") != std::string::npos);
   }
 }
@@ -70,6 +75,21 @@ TEST_CASE("bad values are refused with the key named") {
   CHECK(Error("state:\n  max_keys: 0\n").find("state.max_keys: '0' must be at least 1") != std::string::npos);
   CHECK(Error("state:\n  max_keys: many\n").find("state.max_keys: 'many' is not a whole number") != std::string::npos);
   CHECK(Error("events:\n  max_buffered: 99999999999\n").find("events.max_buffered: '99999999999' is more than the maximum") !=
+        std::string::npos);
+}
+
+TEST_CASE("tables name their topic and may bound their versions; a table without a topic or with an unknown key is refused") {
+  auto c = daemon::ParseConfig("tables:\n  profiles: {topic: profiles.v1}\n  blocked: {topic: blocked, max_versions: 500}\n",
+                               "c.yaml", &kNoEnv);
+  REQUIRE(c.ok());
+  CHECK(c.value().tables.at("profiles").topic == "profiles.v1");
+  CHECK(c.value().tables.at("profiles").max_versions == 10000000);
+  CHECK(c.value().tables.at("blocked").max_versions == 500);
+  CHECK(daemon::DumpConfig(c.value()).find("  \"blocked\":\n    topic: \"blocked\"\n    max_versions: 500") !=
+        std::string::npos);
+  CHECK(Error("tables:\n  profiles: {max_versions: 5}\n").find("c.yaml:2:3: tables.profiles has no topic") !=
+        std::string::npos);
+  CHECK(Error("tables:\n  profiles: {topic: p, topik: q}\n").find("unknown key 'tables.profiles.topik'") !=
         std::string::npos);
 }
 

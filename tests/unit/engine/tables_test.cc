@@ -206,3 +206,14 @@ rule unblocked
   CHECK(testing::Reduce(sink.alerts) == std::vector<std::string>{"unblocked|u|match|p=a", "blocked|u|match|p=b",
                                                                  "unblocked|u|match|p=c"});
 }
+
+TEST_CASE("a tombstone deletes its key from its time on, and a later record brings the key back") {
+  auto rules = testing::CompileRules(kProfiles);
+  engine::Tables tables(rules, {});
+  REQUIRE(tables.Apply(0, R"({"user_id":"u1","updated_at":1000,"country":"FR"})").ok());
+  REQUIRE(tables.Delete(0, "u1", 2000).ok());
+  REQUIRE(tables.Apply(0, R"({"user_id":"u1","updated_at":3000,"country":"DE"})").ok());
+  CHECK(CountryAt(tables, *rules, "u1", 1500) == "FR");
+  CHECK(CountryAt(tables, *rules, "u1", 2500) == "null");
+  CHECK(CountryAt(tables, *rules, "u1", 3500) == "DE");
+}

@@ -1,0 +1,138 @@
+// TableFeed: table topics into engine::Tables.
+//
+// One io::TopicReader per table, assigned every partition of its topic from
+// the beginning (the topic is compacted: its whole history is the table).
+// Bootstrap reads until each partition's position reaches the end offset
+// measured when it started, so a daemon is READY only with its tables as of
+// that moment; later records are applied by Poll between input records. The
+// state is rebuilt from the topics at every start (not yet kept in LMDB).
+#include "cepheus/daemon/table_feed.h"
+
+#include <chrono>
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include "cepheus/daemon/log.h"
+
+namespace cepheus::daemon {
+
+struct TableFeed::Feed {
+  int32_t index;
+  std::string name;
+  std::string topic;
+  std::unique_ptr<io::TopicReader> reader;
+  std::map<int32_t, int64_t> next;  // the next offset to read, by partition
+  std::map<int32_t, int64_t> end;   // the end offsets last measured
+  double bootstrap_seconds = 0;
+  io::TopicRecord record;           // reused
+};
+
+TableFeed::TableFeed(const Config& config, std::shared_ptr<const nfa::CompiledRuleSet> rules, io::Clients* clients)
+    : config_(config), rules_(std::move(rules)), clients_(clients) {}
+
+TableFeed::~TableFeed() = default;
+
+bool TableFeed::needed() const {
+  for (const auto& t : rules_->tables) {
+    if (t.read) return true;
+  }
+  return false;
+}
+
+Status TableFeed::Apply(Feed& f, const io::TopicRecord& r) {
+  f.next[r.partition] = r.offset + 1;
+  Status st;
+  if (!r.value) {
+    st = r.key ? tables_->Delete(f.index, *r.key, r.timestamp)
+               : Status::InvalidArgument("a tombstone without a key deletes nothing");
+  } else {
+    simdjson::padded_string padded(*r.value);
+    st = tables_->Apply(f.index, std::string_view(padded.data(), padded.size()));
+  }
+  if (!st.ok()) refused_.push_back({f.name, r, st.message()});
+  return Status::Ok();
+}
+
+Status TableFeed::Bootstrap(const std::function<void(const std::string&)>& status) {
+  tables_ = std::make_unique<engine::Tables>(rules_, engine::TablesOptions{});
+  feeds_.clear();
+  for (const auto& t : rules_->tables) {
+    if (!t.read) continue;
+    auto source = config_.tables.find(t.name);
+    if (source == config_.tables.end()) {
+      return Status::FailedPrecondition(fmt::format("table '{}' has no source in the configuration", t.name));
+    }
+    auto feed = std::make_unique<Feed>();
+    feed->index = rules_->FindTable(t.name);
+    tables_->set_max_versions(feed->index, source->second.max_versions);
+    feed->name = t.name;
+    feed->topic = source->second.topic;
+    auto reader = clients_->Reader(feed->topic, config_.kafka.consumer);
+    if (!reader.ok()) return reader.status();
+    feed->reader = std::move(reader).value();
+    feeds_.push_back(std::move(feed));
+  }
+  for (auto& f : feeds_) {
+    auto started = std::chrono::steady_clock::now();
+    auto end = f->reader->EndOffsets(10000);
+    if (!end.ok()) return Status::IoError(fmt::format("table '{}': {}", f->name, end.status().message()));
+    f->end = end.value();
+    std::map<int32_t, int64_t> from;
+    for (const auto& [p, e] : f->end) from[p] = io::kOffsetBeginning, f->next[p] = 0;
+    if (Status st = f->reader->Assign(from); !st.ok()) return st;
+    auto behind = [&] {
+      int64_t n = 0;
+      for (const auto& [p, e] : f->end) n += std::max<int64_t>(0, e - f->next[p]);
+      return n;
+    };
+    uint64_t applied = 0;
+    while (behind() > 0) {
+      auto got = f->reader->Poll(200, &f->record);
+      if (!got.ok()) return Status::IoError(fmt::format("table '{}': {}", f->name, got.status().message()));
+      if (!got.value()) continue;
+      Apply(*f, f->record);
+      if (++applied % 100000 == 0) {
+        status(fmt::format("loading table {} from {}: {} records, {} to go", f->name, f->topic, applied, behind()));
+      }
+    }
+    f->bootstrap_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const engine::TableStats& s = tables_->stats(f->index);
+    Log(LogLevel::kInfo, fmt::format("table {}: {} records from {} in {:.3f} s ({} keys, {} versions, {} refused)",
+                                     f->name, s.records, f->topic, f->bootstrap_seconds, s.keys, s.versions,
+                                     refused_.size()));
+  }
+  return Status::Ok();
+}
+
+Status TableFeed::Poll(size_t max) {
+  size_t n = 0;
+  for (auto& f : feeds_) {
+    while (n < max) {
+      auto got = f->reader->Poll(0, &f->record);
+      if (!got.ok()) return Status::IoError(fmt::format("table '{}': {}", f->name, got.status().message()));
+      if (!got.value()) break;
+      Apply(*f, f->record);
+      ++n;
+    }
+  }
+  return Status::Ok();
+}
+
+std::vector<TableFeed::Refused> TableFeed::TakeRefused() { return std::exchange(refused_, {}); }
+
+std::vector<TableFeed::Progress> TableFeed::progress() const {
+  std::vector<Progress> out;
+  for (const auto& f : feeds_) {
+    Progress p{f->name, f->topic, 0, f->bootstrap_seconds};
+    for (const auto& [part, measured] : f->end) {
+      int64_t e = std::max(measured, f->reader->CachedEnd(part));
+      auto it = f->next.find(part);
+      p.lag += std::max<int64_t>(0, e - (it == f->next.end() ? 0 : it->second));
+    }
+    out.push_back(p);
+  }
+  return out;
+}
+
+}  // namespace cepheus::daemon
