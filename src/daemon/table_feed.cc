@@ -76,7 +76,12 @@ Status TableFeed::Bootstrap(const std::function<void(const std::string&)>& statu
   for (auto& f : feeds_) {
     auto started = std::chrono::steady_clock::now();
     auto end = f->reader->EndOffsets(10000);
-    if (!end.ok()) return Status::IoError(fmt::format("table '{}': {}", f->name, end.status().message()));
+    if (!end.ok()) {
+      // A topic that does not exist is the operator's to fix (exit 78).
+      std::string why = fmt::format("table '{}': {}", f->name, end.status().message());
+      return end.status().code() == Status::Code::kFailedPrecondition ? Status::FailedPrecondition(why)
+                                                                        : Status::IoError(why);
+    }
     f->end = end.value();
     std::map<int32_t, int64_t> from;
     for (const auto& [p, e] : f->end) from[p] = io::kOffsetBeginning, f->next[p] = 0;

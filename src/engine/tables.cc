@@ -236,7 +236,7 @@ const nfa::Event* Tables::Find(int32_t table, std::string_view key, Millis at) c
 
 void Tables::Fold(Millis watermark) {
   for (Table& t : impl_->tables) {
-    if (watermark == kMinTime || watermark - t.program->history <= kMinTime) continue;
+    if (watermark < kMinTime + t.program->history) continue;  // nothing that old (and no overflow)
     const Millis horizon = watermark - t.program->history;
     std::vector<std::string> still;
     for (const std::string& key : t.multi) {

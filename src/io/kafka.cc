@@ -429,6 +429,9 @@ class KafkaTopicReader : public TopicReader {
     std::map<int32_t, int64_t> out;
     for (const auto* tm : *md->topics()) {
       if (tm->topic() != topic_) continue;
+      if (tm->err() == RdKafka::ERR_UNKNOWN_TOPIC_OR_PART) {
+        return Status::FailedPrecondition(fmt::format("topic {} does not exist", topic_));
+      }
       if (tm->err() != RdKafka::ERR_NO_ERROR) {
         return Status::IoError(fmt::format("{}: {}", topic_, RdKafka::err2str(tm->err())));
       }
@@ -441,7 +444,7 @@ class KafkaTopicReader : public TopicReader {
         out[pm->id()] = high;
       }
     }
-    if (out.empty()) return Status::IoError(fmt::format("topic {} does not exist", topic_));
+    if (out.empty()) return Status::FailedPrecondition(fmt::format("topic {} does not exist", topic_));
     return out;
   }
 
