@@ -764,7 +764,9 @@ Status Daemon::LoadTables(std::shared_ptr<const nfa::CompiledRuleSet> rules, std
 
 void Daemon::TickTables() {
   if (!feed_) return;
+  std::map<std::string, int> at_limit;  // by table: records refused at max_versions this tick
   for (auto& r : feed_->TakeRefused()) {
+    if (r.why.find("its limit") != std::string::npos) ++at_limit[r.table];
     ++malformed_;
     metrics_->CountMalformed(1);
     std::string payload = r.record.value.value_or("");
@@ -776,6 +778,12 @@ void Daemon::TickTables() {
     if (!st.ok()) LogError(fmt::format("table {}: cannot send a refused record to the dead-letter topic: {}", r.table,
                                        st.message()));
     dirty_ = true;
+  }
+  for (const auto& [table, n] : at_limit) {
+    daemon::Log(LogLevel::kWarning,
+                fmt::format("table {}: {} records refused at its limit of {} versions (tables.{}.max_versions); "
+                            "they are in the dead-letter topic",
+                            table, n, config_.tables.at(table).max_versions, table));
   }
   // Versions older than a table's history behind the slowest partition's
   // watermark are folded (no lookup of a partition reads before it).

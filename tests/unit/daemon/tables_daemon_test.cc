@@ -100,3 +100,39 @@ TEST_CASE("a daemon whose rules read a table with no source in the configuration
   CHECK(st.message().find("table 'profiles' is read by the rules but has no source in the configuration: add "
                           "`tables: {profiles: {topic: TOPIC}}`") != std::string::npos);
 }
+
+TEST_CASE("a table past its max_versions refuses the records beyond, counts them, logs it and dead-letters them") {
+  auto cluster = io::MockCluster::Create(1);
+  REQUIRE(cluster.ok());
+  std::string brokers = cluster.value()->bootstraps();
+  for (auto [t, n] : {std::pair<std::string, int>{"events", 1}, {"alerts", 1}, {"dead", 1}, {"profiles", 1}}) {
+    REQUIRE(cluster.value()->CreateTopic(t, n).ok());
+  }
+  auto producer = io::KafkaProducer::Create(brokers, {});
+  REQUIRE(producer.ok());
+  for (int u = 0; u < 20; ++u) {
+    std::string user = fmt::format("u{}", u);
+    REQUIRE(producer.value()
+                ->Produce("profiles", user, fmt::format(R"({{"user_id":"{}","updated_at":0,"country":"FR"}})", user))
+                .ok());
+  }
+  REQUIRE(producer.value()->Flush(10000).ok());
+  auto config = testing::TestConfig(brokers, "cepheus-table-limit");
+  config.tables["profiles"] = {"profiles", 12};
+  auto dir = std::filesystem::temp_directory_path() / ("cepheus-table-limit-" + std::to_string(::getpid()));
+  config.state.directory = dir.string();
+  testing::CapturedStderr log;
+  daemon::Daemon d(config, Rules());
+  testing::DaemonThread running(d);
+  REQUIRE(testing::Eventually([&] { return d.ready(); }));
+  REQUIRE(testing::Eventually([&] {
+    std::string scrape = testing::Scrape(d.metrics_port());
+    return testing::Sample(scrape, "cepheus_table_records_refused_total{reason=\"limit\",table=\"profiles\"}") == 8;
+  }));
+  CHECK(testing::Sample(testing::Scrape(d.metrics_port()), "cepheus_table_keys{table=\"profiles\"}") == 12);
+  CHECK(running.Stop() == 0);
+  CHECK(d.malformed() == 8);  // each refused record went to the dead-letter topic
+  CHECK(log.text().find("table profiles: 8 records refused at its limit of 12 versions (tables.profiles.max_versions)") !=
+        std::string::npos);
+  std::filesystem::remove_all(dir);
+}
