@@ -748,8 +748,27 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
 Status Daemon::LoadTables(std::shared_ptr<const nfa::CompiledRuleSet> rules, std::unique_ptr<TableFeed>* out) {
   out->reset();
   if (Status st = CheckTablesConfigured(*rules, config_); !st.ok()) return st;
-  auto feed = std::make_unique<TableFeed>(config_, std::move(rules), clients_);
+  auto feed = std::make_unique<TableFeed>(config_, rules, clients_, nullptr);
   if (!feed->needed()) return Status::Ok();
+  if (!table_store_) {
+    // The tables' own LMDB environment: their commits never share a batch
+    // with the engines' (which an aborted transaction rolls back).
+    state::LmdbOptions lmdb{(std::filesystem::path(config_.state.directory) / "tables").string(),
+                            config_.state.map_size, config_.state.max_map_size};
+    auto store = state::LmdbStore::Open(lmdb);
+    if (!store.ok() && store.status().code() == Status::Code::kCorruption) {
+      auto aside = std::filesystem::path(config_.state.directory) / fmt::format("corrupt-tables-{}", WallMs());
+      LogError(fmt::format("{}; moving it to {} and reading the tables from their topics", store.status().message(),
+                           aside.string()));
+      std::error_code ec;
+      std::filesystem::rename(lmdb.directory, aside, ec);
+      if (ec) return Status::IoError(fmt::format("cannot move the damaged tables to {}: {}", aside.string(), ec.message()));
+      store = state::LmdbStore::Open(lmdb);
+    }
+    if (!store.ok()) return store.status();
+    table_store_ = std::move(store).value();
+  }
+  feed = std::make_unique<TableFeed>(config_, std::move(rules), clients_, table_store_.get());
   Log("loading the rules' tables from their topics");
   notify_.Status("loading the rules' tables");
   Status st = feed->Bootstrap([this](const std::string& what) {
@@ -784,6 +803,11 @@ void Daemon::TickTables() {
                 fmt::format("table {}: {} records refused at its limit of {} versions (tables.{}.max_versions); "
                             "they are in the dead-letter topic",
                             table, n, config_.tables.at(table).max_versions, table));
+  }
+  if (Status st = feed_->Persist(); !st.ok()) {
+    LogError("cannot keep the tables in the state directory: " + st.message());
+    fatal_ = true;
+    return;
   }
   // Versions older than a table's history behind the slowest partition's
   // watermark are folded (no lookup of a partition reads before it).

@@ -4,11 +4,16 @@
 // the beginning (the topic is compacted: its whole history is the table).
 // Bootstrap reads until each partition's position reaches the end offset
 // measured when it started, so a daemon is READY only with its tables as of
-// that moment; later records are applied by Poll between input records. The
-// state is rebuilt from the topics at every start (not yet kept in LMDB).
+// that moment; later records are applied by Poll between input records.
+// With a store (the daemon's <state>/tables LMDB environment), each table and
+// the offsets it reached are kept there: Bootstrap starts from them, Persist
+// (every tick) writes what changed and the offsets in one commit. Offsets are
+// one record per table, "o/NAME/FINGERPRINT": "PARTITION:NEXT_OFFSET" pairs
+// separated by commas, in text.
 #include "cepheus/daemon/table_feed.h"
 
 #include <chrono>
+#include <cstdio>
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -28,8 +33,49 @@ struct TableFeed::Feed {
   io::TopicRecord record;           // reused
 };
 
-TableFeed::TableFeed(const Config& config, std::shared_ptr<const nfa::CompiledRuleSet> rules, io::Clients* clients)
-    : config_(config), rules_(std::move(rules)), clients_(clients) {}
+TableFeed::TableFeed(const Config& config, std::shared_ptr<const nfa::CompiledRuleSet> rules, io::Clients* clients,
+                     state::LmdbStore* store)
+    : config_(config), rules_(std::move(rules)), clients_(clients), store_(store) {}
+
+std::string TableFeed::OffsetsKey(const Feed& f) const {
+  std::string prefix = tables_->Prefix(f.index);  // "t/NAME/FP/"
+  return "o" + prefix.substr(1, prefix.size() - 2);
+}
+
+Status TableFeed::LoadStored(Feed& f) {
+  if (store_ == nullptr) return Status::Ok();
+  if (Status st = tables_->Load(f.index, *store_); !st.ok()) return st;
+  Status bad;
+  const std::string key = OffsetsKey(f);
+  Status st = store_->Scan(key, [&](std::string_view k, std::string_view v) {
+    if (k != key) return;
+    std::string text(v);
+    for (size_t at = 0; at < text.size();) {
+      size_t comma = text.find(',', at);
+      std::string pair = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+      int32_t p = 0;
+      long long o = 0;
+      if (std::sscanf(pair.c_str(), "%d:%lld", &p, &o) != 2) {
+        bad = Status::Corruption(fmt::format("table '{}': its stored offsets are damaged", f.name));
+        return;
+      }
+      f.next[p] = o;
+      at = comma == std::string::npos ? text.size() : comma + 1;
+    }
+  });
+  return st.ok() ? bad : st;
+}
+
+Status TableFeed::Persist() {
+  if (store_ == nullptr || !tables_) return Status::Ok();
+  for (auto& f : feeds_) {
+    if (Status st = tables_->SaveChanges(f->index, store_); !st.ok()) return st;
+    std::string value;
+    for (const auto& [p, o] : f->next) value += fmt::format("{}{}:{}", value.empty() ? "" : ",", p, o);
+    if (Status st = store_->Put(OffsetsKey(*f), value); !st.ok()) return st;
+  }
+  return store_->Commit();
+}
 
 TableFeed::~TableFeed() = default;
 
@@ -83,8 +129,14 @@ Status TableFeed::Bootstrap(const std::function<void(const std::string&)>& statu
                                                                         : Status::IoError(why);
     }
     f->end = end.value();
+    if (Status st = LoadStored(*f); !st.ok()) return st;
+    const uint64_t stored = tables_->stats(f->index).versions;
     std::map<int32_t, int64_t> from;
-    for (const auto& [p, e] : f->end) from[p] = io::kOffsetBeginning, f->next[p] = 0;
+    for (const auto& [p, e] : f->end) {
+      auto it = f->next.find(p);
+      if (it == f->next.end()) f->next[p] = 0;
+      from[p] = it == f->next.end() ? io::kOffsetBeginning : it->second;
+    }
     if (Status st = f->reader->Assign(from); !st.ok()) return st;
     auto behind = [&] {
       int64_t n = 0;
@@ -103,11 +155,12 @@ Status TableFeed::Bootstrap(const std::function<void(const std::string&)>& statu
     }
     f->bootstrap_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     const engine::TableStats& s = tables_->stats(f->index);
-    Log(LogLevel::kInfo, fmt::format("table {}: {} records from {} in {:.3f} s ({} keys, {} versions, {} refused)",
-                                     f->name, s.records, f->topic, f->bootstrap_seconds, s.keys, s.versions,
-                                     refused_.size()));
+    Log(LogLevel::kInfo,
+        fmt::format("table {}: {} versions kept from the last run, {} records read from {} in {:.3f} s ({} keys, {} "
+                    "versions, {} refused)",
+                    f->name, stored, applied, f->topic, f->bootstrap_seconds, s.keys, s.versions, refused_.size()));
   }
-  return Status::Ok();
+  return Persist();
 }
 
 Status TableFeed::Poll(size_t max) {

@@ -9,6 +9,11 @@
 // the same time (the later in the source wins). Find hashes the key once and
 // binary-searches that key's versions for the last one not after `at`.
 //
+// Each version keeps the JSON text of its record, so the daemon can save a
+// table (SaveChanges: the whole version list of each key changed since the
+// last save, one store record per key under a digest of the key) and load it
+// again, even into a rule set that reads other fields of it.
+//
 // Fold walks only the keys that hold more than one version (kept in a list as
 // they gain a second), so its cost follows the keys that changed, not the
 // table. A key left with a single deletion older than the horizon is removed:
@@ -23,6 +28,10 @@
 #include <tsl/robin_map.h>
 
 #include "engine/json_values.h"
+#include "engine/state_format.h"
+
+#include <xxhash.h>
+#include <unordered_set>
 
 namespace cepheus::engine {
 namespace {
@@ -44,9 +53,10 @@ struct Eq {
 };
 
 struct Table {
-  const nfa::TableProgram* program;
+  const nfa::TableProgram* program = nullptr;
   tsl::robin_map<std::string, Versions, Hash, Eq> keys;
   std::vector<std::string> multi;  // keys that gained a second version since the last Fold
+  std::unordered_set<std::string> dirty;  // keys changed since the last SaveChanges or Load
   TableStats stats;
   uint64_t max_versions = 0;
   mutable Millis read_horizon = kMinTime;  // the latest time a lookup has read the table as of
@@ -77,7 +87,8 @@ struct Tables::Impl {
   std::string key;  // scratch
 
   Status Insert(Table& t, std::string_view key, Millis from, nfa::EventRef record);
-  Result<nfa::EventRef> Decode(const Table& t, simdjson::dom::element root);
+  // The record's fields that rules read, and its text.
+  Result<nfa::EventRef> Decode(const Table& t, simdjson::dom::element root, std::string_view json);
 };
 
 Tables::Tables(std::shared_ptr<const nfa::CompiledRuleSet> rules, TablesOptions options)
@@ -85,7 +96,10 @@ Tables::Tables(std::shared_ptr<const nfa::CompiledRuleSet> rules, TablesOptions 
   impl_->rules = std::move(rules);
   impl_->options = options;
   for (const auto& tp : impl_->rules->tables) {
-    impl_->tables.push_back(Table{&tp, {}, {}, {}, impl_->options.max_versions});
+    Table t;
+    t.program = &tp;
+    t.max_versions = impl_->options.max_versions;
+    impl_->tables.push_back(std::move(t));
   }
 }
 
@@ -99,7 +113,7 @@ void Tables::set_max_versions(int32_t table, uint64_t max_versions) {
 }
 
 // The fields of the record that rules read, in one allocation as an event's.
-Result<nfa::EventRef> Tables::Impl::Decode(const Table& t, simdjson::dom::element root) {
+Result<nfa::EventRef> Tables::Impl::Decode(const Table& t, simdjson::dom::element root, std::string_view json) {
   const auto& paths = t.program->fields.paths();
   std::vector<simdjson::dom::element> found(paths.size());
   std::vector<bool> have(paths.size(), false);
@@ -114,14 +128,16 @@ Result<nfa::EventRef> Tables::Impl::Decode(const Table& t, simdjson::dom::elemen
       if (n > Value::kInline) text_bytes += n;
     } else if (el.is_array()) {
       ++arrays;
-      for (auto item : el.get_array().value_unsafe()) {
+      simdjson::dom::array arr = el.get_array().value_unsafe();
+      for (auto item : arr) {
         if (item.is_string() && item.get_string().value_unsafe().size() > Value::kInline) {
           text_bytes += item.get_string().value_unsafe().size();
         }
       }
     }
   }
-  nfa::EventRef ev(nfa::Event::New(paths.size(), text_bytes));
+  nfa::EventRef ev(nfa::Event::New(paths.size(), text_bytes + json.size()));
+  ev->raw = ev->Keep(json);
   ev->lists.reserve(arrays);
   auto rebase = [&](Value v) {
     if (v.kind == Value::Kind::kString && !v.is_inline_string()) v.chars = ev->Keep(v.str()).data();
@@ -131,7 +147,8 @@ Result<nfa::EventRef> Tables::Impl::Decode(const Table& t, simdjson::dom::elemen
     if (!have[slot]) continue;
     if (found[slot].is_array()) {
       ev->lists.emplace_back();
-      for (auto item : found[slot].get_array().value_unsafe()) ev->lists.back().push_back(rebase(Scalar(item)));
+      simdjson::dom::array arr = found[slot].get_array().value_unsafe();
+      for (auto item : arr) ev->lists.back().push_back(rebase(Scalar(item)));
       ev->fields[slot] = Value::List(ev->lists.back());
     } else {
       ev->fields[slot] = rebase(Scalar(found[slot]));
@@ -151,6 +168,7 @@ Status Tables::Impl::Insert(Table& t, std::string_view key, Millis from, nfa::Ev
     }
     t.stats.bytes += RecordBytes(record.get()) + key.size();
     t.keys.emplace(std::string(key), Versions{Version{from, std::move(record)}});
+    t.dirty.emplace(key);
     ++t.stats.keys;
     ++t.stats.versions;
     ++t.stats.records;
@@ -163,6 +181,7 @@ Status Tables::Impl::Insert(Table& t, std::string_view key, Millis from, nfa::Ev
     t.stats.bytes += RecordBytes(record.get());
     t.stats.bytes -= RecordBytes((at - 1)->record.get());
     (at - 1)->record = std::move(record);
+    t.dirty.emplace(key);
     ++t.stats.records;
     return Status::Ok();
   }
@@ -174,6 +193,7 @@ Status Tables::Impl::Insert(Table& t, std::string_view key, Millis from, nfa::Ev
   t.stats.bytes += RecordBytes(record.get());
   if (vs.size() == 1) t.multi.emplace_back(key);
   vs.insert(at, Version{from, std::move(record)});
+  t.dirty.emplace(key);
   ++t.stats.versions;
   ++t.stats.records;
   return Status::Ok();
@@ -212,7 +232,7 @@ Status Tables::Apply(int32_t table, std::string_view json) {
   if (obj.at_key("deleted").get(deleted) == simdjson::SUCCESS) is_deleted = deleted.is_bool() && deleted.get_bool().value_unsafe();
   nfa::EventRef record;
   if (!is_deleted) {
-    auto decoded = impl_->Decode(t, root);
+    auto decoded = impl_->Decode(t, root, json);
     if (!decoded.ok()) return fail(decoded.status().message());
     record = std::move(decoded).value();
   }
@@ -253,9 +273,11 @@ void Tables::Fold(Millis watermark) {
         vs.erase(vs.begin(), vs.begin() + static_cast<std::ptrdiff_t>(old - 1));
         vs.front().from = oldest;
         t.stats.versions -= old - 1;
+        t.dirty.insert(key);
       }
       if (vs.size() == 1 && vs.front().record == nullptr && vs.front().from < horizon) {
         t.stats.bytes -= key.size();
+        t.dirty.insert(key);
         t.keys.erase(it);
         --t.stats.keys;
         --t.stats.versions;
@@ -265,6 +287,96 @@ void Tables::Fold(Millis watermark) {
     }
     t.multi = std::move(still);
   }
+}
+
+std::string Tables::Prefix(int32_t table) const {
+  const nfa::TableProgram& p = *impl_->tables[static_cast<size_t>(table)].program;
+  std::string decl = fmt::format("{}\n{}", fmt::join(p.key, "."), fmt::join(p.time, "."));
+  return fmt::format("t/{}/{:016x}/", p.name, XXH3_64bits(decl.data(), decl.size()));
+}
+
+namespace {
+
+// A key's store key: the table's prefix and the 16 bytes of XXH3-128 of the
+// key's text (any length fits LMDB's key limit).
+std::string StoreKey(const std::string& prefix, std::string_view key) {
+  XXH128_canonical_t c;
+  XXH128_canonicalFromHash(&c, XXH3_128bits(key.data(), key.size()));
+  std::string out = prefix;
+  out.append(reinterpret_cast<const char*>(c.digest), sizeof c.digest);
+  return out;
+}
+
+}  // namespace
+
+// The record of one key: string key, varint N, then N x (svarint from, u8
+// deleted, string JSON text), oldest first.
+Status Tables::SaveChanges(int32_t table, StateStore* store) {
+  Table& t = impl_->tables[static_cast<size_t>(table)];
+  const std::string prefix = Prefix(table);
+  std::string value;
+  for (const std::string& key : t.dirty) {
+    auto it = t.keys.find(key);
+    if (it == t.keys.end()) {
+      if (Status st = store->Delete(StoreKey(prefix, key)); !st.ok()) return st;
+      continue;
+    }
+    value.clear();
+    PutVarint(&value, key.size());
+    value.append(key);
+    PutVarint(&value, it->second.size());
+    for (const Version& v : it->second) {
+      PutSigned(&value, v.from);
+      value.push_back(v.record == nullptr ? '\1' : '\0');
+      std::string_view raw = v.record == nullptr ? std::string_view() : v.record->raw;
+      PutVarint(&value, raw.size());
+      value.append(raw);
+    }
+    if (Status st = store->Put(StoreKey(prefix, key), value); !st.ok()) return st;
+  }
+  t.dirty.clear();
+  return Status::Ok();
+}
+
+Status Tables::Load(int32_t table, const StateStore& store) {
+  Table& t = impl_->tables[static_cast<size_t>(table)];
+  t.keys.clear();
+  t.multi.clear();
+  t.stats = TableStats{};
+  Status result;
+  Status scanned = store.Scan(Prefix(table), [&](std::string_view, std::string_view v) {
+    if (!result.ok()) return;
+    std::string_view in = v;
+    Reader r(&in);
+    std::string key(r.String());
+    uint64_t n = r.Varint();
+    for (uint64_t i = 0; i < n && r.ok(); ++i) {
+      Millis from = r.Signed();
+      bool deleted = r.Byte() != 0;
+      std::string_view raw = r.String();
+      if (!r.ok()) break;
+      nfa::EventRef record;
+      if (!deleted) {
+        simdjson::padded_string padded(raw);
+        simdjson::dom::element root;
+        if (impl_->parser.parse(padded).get(root)) {
+          result = Status::Corruption(fmt::format("table '{}': a stored record is not JSON", t.program->name));
+          return;
+        }
+        auto decoded = impl_->Decode(t, root, raw);
+        if (!decoded.ok()) {
+          result = decoded.status();
+          return;
+        }
+        record = std::move(decoded).value();
+      }
+      (void)impl_->Insert(t, key, from, std::move(record));
+    }
+    if (!r.ok()) result = Status::Corruption(fmt::format("table '{}': a stored record is damaged", t.program->name));
+  });
+  t.dirty.clear();
+  t.stats.late = 0;
+  return scanned.ok() ? result : scanned;
 }
 
 }  // namespace cepheus::engine

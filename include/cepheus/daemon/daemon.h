@@ -134,6 +134,7 @@ class Daemon : public io::RebalanceListener {
   std::unique_ptr<io::TxnProducer> producer_;
   std::unique_ptr<io::Consumer> consumer_;
   std::unique_ptr<TableFeed> feed_;  // the rules' tables; null when no rule reads one
+  std::unique_ptr<state::LmdbStore> table_store_;  // <state>/tables, opened when a rule first reads a table
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<Part>> parts_;
   Part* last_part_ = nullptr;  // the part of the last record handled (records come in runs)
   Millis turn_wall_ = 0;       // the wall clock at the start of the loop's turn

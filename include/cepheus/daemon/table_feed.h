@@ -12,6 +12,12 @@
 // (malformed, or past max_versions) are kept for the caller to send to the
 // dead-letter topic (TakeRefused).
 //
+// With a store, the tables live there too: Bootstrap loads what the store
+// holds and reads each partition from the offset stored with it, and Persist
+// writes the keys changed since and the offsets reached, in one commit. A
+// restart then resumes where the last Persist left off; a record read again
+// after a crash is applied again, to the same result.
+//
 // Thread-safety: none; the daemon's loop thread drives it.
 #pragma once
 
@@ -25,6 +31,7 @@
 #include "cepheus/daemon/config.h"
 #include "cepheus/engine/tables.h"
 #include "cepheus/io/clients.h"
+#include "cepheus/state/lmdb_store.h"
 
 namespace cepheus::daemon {
 
@@ -42,7 +49,9 @@ class TableFeed {
     double bootstrap_seconds = 0;
   };
 
-  TableFeed(const Config& config, std::shared_ptr<const nfa::CompiledRuleSet> rules, io::Clients* clients);
+  // `store` (may be null: nothing is kept) must outlive the feed.
+  TableFeed(const Config& config, std::shared_ptr<const nfa::CompiledRuleSet> rules, io::Clients* clients,
+            state::LmdbStore* store);
   ~TableFeed();
 
   // True when some rule reads a table.
@@ -52,6 +61,9 @@ class TableFeed {
   Status Bootstrap(const std::function<void(const std::string&)>& status);
   // Applies the records that have arrived, at most `max`, without waiting.
   Status Poll(size_t max);
+  // Writes the changes since the last Persist, and the offsets reached, to
+  // the store, in one commit (nothing without a store).
+  Status Persist();
   engine::Tables* tables() { return tables_.get(); }
   std::vector<Refused> TakeRefused();
   std::vector<Progress> progress() const;
@@ -59,10 +71,14 @@ class TableFeed {
  private:
   struct Feed;
   Status Apply(Feed& f, const io::TopicRecord& r);
+  // Loads the table and its offsets from the store into `f`.
+  Status LoadStored(Feed& f);
+  std::string OffsetsKey(const Feed& f) const;
 
   const Config& config_;
   std::shared_ptr<const nfa::CompiledRuleSet> rules_;
   io::Clients* clients_;
+  state::LmdbStore* store_;
   std::unique_ptr<engine::Tables> tables_;
   std::vector<std::unique_ptr<Feed>> feeds_;
   std::vector<Refused> refused_;

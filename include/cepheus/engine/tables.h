@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "cepheus/common/status.h"
+#include "cepheus/engine/seams.h"
 #include "cepheus/nfa/program.h"
 
 namespace cepheus::engine {
@@ -72,6 +73,18 @@ class Tables : public nfa::TableReader {
   void Fold(Millis watermark);
 
   const TableStats& stats(int32_t table) const;
+
+  // Persistence (the daemon keeps its tables in LMDB). Each key is one
+  // record under Prefix(table): the key's text and its versions (time, and
+  // the record's JSON, or a deletion). SaveChanges writes the keys changed
+  // since the last save or load (a key gone is deleted). Load replaces one
+  // table's contents with what SaveChanges wrote under its prefix.
+  Status SaveChanges(int32_t table, StateStore* store);
+  Status Load(int32_t table, const StateStore& store);
+  // "t/NAME/FINGERPRINT/": the store prefix of a table, where FINGERPRINT
+  // (16 hex digits) digests its key and time fields, so records written under
+  // another declaration of the table are never read as this one's.
+  std::string Prefix(int32_t table) const;
   // Overrides TablesOptions::max_versions for one table.
   void set_max_versions(int32_t table, uint64_t max_versions);
 

@@ -136,3 +136,52 @@ TEST_CASE("a table past its max_versions refuses the records beyond, counts them
         std::string::npos);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("a restarted daemon loads its tables from the state directory and reads only the records after them") {
+  auto cluster = io::MockCluster::Create(1);
+  REQUIRE(cluster.ok());
+  std::string brokers = cluster.value()->bootstraps();
+  for (auto [t, n] : {std::pair<std::string, int>{"events", 1}, {"alerts", 1}, {"dead", 1}, {"profiles", 2}}) {
+    REQUIRE(cluster.value()->CreateTopic(t, n).ok());
+  }
+  auto producer = io::KafkaProducer::Create(brokers, {});
+  REQUIRE(producer.ok());
+  auto profile = [&](int u, const char* country) {
+    std::string user = fmt::format("u{}", u);
+    REQUIRE(producer.value()
+                ->Produce("profiles", user,
+                          fmt::format(R"({{"user_id":"{}","updated_at":0,"country":"{}"}})", user, country))
+                .ok());
+  };
+  for (int u = 0; u < 20; ++u) profile(u, "FR");
+  REQUIRE(producer.value()->Flush(10000).ok());
+  auto config = testing::TestConfig(brokers, "cepheus-table-restart");
+  config.tables["profiles"] = {"profiles", 1000};
+  // The mock cluster keeps a closed member until its session times out.
+  config.kafka.consumer = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+  auto dir = std::filesystem::temp_directory_path() / ("cepheus-table-restart-" + std::to_string(::getpid()));
+  config.state.directory = dir.string();
+  {
+    daemon::Daemon d(config, Rules());
+    testing::DaemonThread running(d);
+    REQUIRE(testing::Eventually([&] { return d.ready(); }));
+    CHECK(running.Stop() == 0);
+  }
+  for (int u = 20; u < 25; ++u) profile(u, "DE");
+  REQUIRE(producer.value()->Flush(10000).ok());
+  testing::CapturedStderr log;
+  daemon::Daemon d(config, Rules());
+  testing::DaemonThread running(d);
+  REQUIRE(testing::Eventually([&] { return d.ready(); }));
+  CHECK(testing::Sample(testing::Scrape(d.metrics_port()), "cepheus_table_keys{table=\"profiles\"}") == 25);
+  // u3's profile came from the state directory, u22's from the topic.
+  REQUIRE(producer.value()->Produce("events", "u3", Order("a", "u3", 1000, "DE")).ok());
+  REQUIRE(producer.value()->Produce("events", "u22", Order("b", "u22", 2000, "FR")).ok());
+  REQUIRE(producer.value()->Flush(10000).ok());
+  REQUIRE(testing::Eventually([&] { return d.records_handled() >= 2 && d.alerts_published() >= 2; }));
+  CHECK(running.Stop() == 0);
+  CHECK(d.alerts_published() == 2);
+  CHECK(log.text().find("table profiles: 20 versions kept from the last run, 5 records read from profiles") !=
+        std::string::npos);
+  std::filesystem::remove_all(dir);
+}
