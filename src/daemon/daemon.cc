@@ -772,7 +772,7 @@ Status Daemon::LoadTables(std::shared_ptr<const nfa::CompiledRuleSet> rules, std
   Log("loading the rules' tables from their topics");
   notify_.Status("loading the rules' tables");
   Status st = feed->Bootstrap([this](const std::string& what) {
-    notify_.Status(what);
+    if (!what.empty()) notify_.Status(what);
     notify_.MaybePingWatchdog();
   });
   if (!st.ok()) return st;

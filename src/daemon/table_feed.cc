@@ -138,15 +138,19 @@ Status TableFeed::Bootstrap(const std::function<void(const std::string&)>& statu
       from[p] = it == f->next.end() ? io::kOffsetBeginning : it->second;
     }
     if (Status st = f->reader->Assign(from); !st.ok()) return st;
+    // Behind: records before each partition's end offset not yet read. A
+    // transactional producer's commit markers take offsets no record
+    // carries, so the reader's position counts too.
     auto behind = [&] {
       int64_t n = 0;
-      for (const auto& [p, e] : f->end) n += std::max<int64_t>(0, e - f->next[p]);
+      for (const auto& [p, e] : f->end) n += std::max<int64_t>(0, e - std::max(f->next[p], f->reader->Position(p)));
       return n;
     };
     uint64_t applied = 0;
     while (behind() > 0) {
       auto got = f->reader->Poll(200, &f->record);
       if (!got.ok()) return Status::IoError(fmt::format("table '{}': {}", f->name, got.status().message()));
+      status("");  // alive (the watchdog), however long the brokers take
       if (!got.value()) continue;
       Apply(*f, f->record);
       if (++applied % 100000 == 0) {

@@ -476,6 +476,14 @@ class KafkaTopicReader : public TopicReader {
     return true;
   }
 
+  int64_t Position(int32_t partition) override {
+    std::vector<RdKafka::TopicPartition*> tps = {RdKafka::TopicPartition::create(topic_, partition)};
+    int64_t at = -1;
+    if (c_->position(tps) == RdKafka::ERR_NO_ERROR && tps[0]->err() == RdKafka::ERR_NO_ERROR) at = tps[0]->offset();
+    RdKafka::TopicPartition::destroy(tps);
+    return at;
+  }
+
   int64_t CachedEnd(int32_t partition) override {
     int64_t low = -1, high = -1;
     if (c_->get_watermark_offsets(topic_, partition, &low, &high) != RdKafka::ERR_NO_ERROR) return -1;

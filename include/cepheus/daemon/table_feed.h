@@ -56,8 +56,10 @@ class TableFeed {
 
   // True when some rule reads a table.
   bool needed() const;
-  // Reads every table topic from its start to the end offsets it has now;
-  // `status` is told what is being read, now and then.
+  // Reads every table topic from its start (or where the store left off) to
+  // the end offsets it has now; `status` is called at every poll, with what
+  // is being read now and then and "" otherwise (the caller pings its
+  // watchdog).
   Status Bootstrap(const std::function<void(const std::string&)>& status);
   // Applies the records that have arrived, at most `max`, without waiting.
   Status Poll(size_t max);

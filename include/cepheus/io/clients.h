@@ -129,6 +129,9 @@ class TopicReader {
   // A partition's end offset as the fetcher last saw it (no request); -1
   // when unknown.
   virtual int64_t CachedEnd(int32_t partition) = 0;
+  // The next offset the reader will consume from a partition (past the
+  // transaction markers it skipped, which no record carries), or -1.
+  virtual int64_t Position(int32_t partition) = 0;
 };
 
 class Clients {
