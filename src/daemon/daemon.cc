@@ -184,6 +184,32 @@ std::string Daemon::Prefix(const std::string& topic, int32_t partition) const {
   return fmt::format("p/{}/{}/", topic, partition);
 }
 
+namespace {
+
+// Opens the LMDB environment of `options`. A damaged one (Corruption) has its
+// files moved to STATE_DIR/PREFIX-<ms>/ for a post-mortem and is opened again,
+// empty; `then` tells the log what fills it again. The folder is inside the
+// state directory: under the unit's sandbox the only place cepheus may write.
+Result<std::unique_ptr<state::LmdbStore>> OpenOrSetAside(const state::LmdbOptions& options,
+                                                        const std::string& state_dir, const std::string& prefix,
+                                                        const std::string& then) {
+  auto store = state::LmdbStore::Open(options);
+  if (store.ok() || store.status().code() != Status::Code::kCorruption) return store;
+  auto aside = std::filesystem::path(state_dir) / fmt::format("{}-{}", prefix, WallMs());
+  daemon::Log(LogLevel::kError,
+              fmt::format("{}; moving its files to {} and {}", store.status().message(), aside.string(), then));
+  std::error_code ec;
+  std::filesystem::create_directory(aside, ec);
+  for (const char* f : {"data.mdb", "lock.mdb"}) {
+    auto from = std::filesystem::path(options.directory) / f;
+    if (!ec && std::filesystem::exists(from)) std::filesystem::rename(from, aside / f, ec);
+  }
+  if (ec) return Status::IoError(fmt::format("cannot move the damaged state to {}: {}", aside.string(), ec.message()));
+  return state::LmdbStore::Open(options);
+}
+
+}  // namespace
+
 Status Daemon::Start() {
   auto step = [this](const std::string& what) {
     Log(what);
@@ -191,24 +217,7 @@ Status Daemon::Start() {
   };
   step(fmt::format("opening state in {}", config_.state.directory));
   state::LmdbOptions lmdb{config_.state.directory, config_.state.map_size, config_.state.max_map_size};
-  auto store = state::LmdbStore::Open(lmdb);
-  if (!store.ok() && store.status().code() == Status::Code::kCorruption) {
-    // Damaged files: set them aside for a post-mortem and start empty; the
-    // partitions' state comes back from the changelog at assignment. They go
-    // to a folder inside the state directory: under the unit's sandbox that
-    // directory is the only place cepheus may write.
-    auto aside = std::filesystem::path(config_.state.directory) / fmt::format("corrupt-{}", WallMs());
-    LogError(fmt::format("{}; moving its files to {} and rebuilding the state from the changelog",
-                         store.status().message(), aside.string()));
-    std::error_code ec;
-    std::filesystem::create_directory(aside, ec);
-    for (const char* f : {"data.mdb", "lock.mdb"}) {
-      auto from = std::filesystem::path(config_.state.directory) / f;
-      if (!ec && std::filesystem::exists(from)) std::filesystem::rename(from, aside / f, ec);
-    }
-    if (ec) return Status::IoError(fmt::format("cannot move the damaged state to {}: {}", aside.string(), ec.message()));
-    store = state::LmdbStore::Open(lmdb);
-  }
+  auto store = OpenOrSetAside(lmdb, config_.state.directory, "corrupt", "rebuilding the state from the changelog");
   if (!store.ok()) return store.status();
   store_ = std::move(store).value();
 
@@ -755,16 +764,7 @@ Status Daemon::LoadTables(std::shared_ptr<const nfa::CompiledRuleSet> rules, std
     // with the engines' (which an aborted transaction rolls back).
     state::LmdbOptions lmdb{(std::filesystem::path(config_.state.directory) / "tables").string(),
                             config_.state.map_size, config_.state.max_map_size};
-    auto store = state::LmdbStore::Open(lmdb);
-    if (!store.ok() && store.status().code() == Status::Code::kCorruption) {
-      auto aside = std::filesystem::path(config_.state.directory) / fmt::format("corrupt-tables-{}", WallMs());
-      LogError(fmt::format("{}; moving it to {} and reading the tables from their topics", store.status().message(),
-                           aside.string()));
-      std::error_code ec;
-      std::filesystem::rename(lmdb.directory, aside, ec);
-      if (ec) return Status::IoError(fmt::format("cannot move the damaged tables to {}: {}", aside.string(), ec.message()));
-      store = state::LmdbStore::Open(lmdb);
-    }
+    auto store = OpenOrSetAside(lmdb, config_.state.directory, "corrupt-tables", "reading the tables from their topics");
     if (!store.ok()) return store.status();
     table_store_ = std::move(store).value();
   }
