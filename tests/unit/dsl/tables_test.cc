@@ -148,3 +148,19 @@ TEST_CASE("explain says which steps read which tables, and as of when") {
   CHECK(text.find("where/emit read tables: profiles (as of the match's last event") != std::string::npos);
   CHECK(text.find("(event.country != profiles[event.user_id].country)") != std::string::npos);
 }
+
+TEST_CASE("lookups nest like brackets: at the depth limit they check, one past it is refused with its position") {
+  auto nested = [](int depth) {
+    std::string key = "user_id";
+    for (int i = 0; i < depth; ++i) key = "t[" + key + "].k";
+    return "table t key k\nrule r key user_id match o: order[" + key + " == 1] within 1m\n";
+  };
+  // The step's own brackets are one level: 63 lookups inside them reach 64.
+  auto at = Parse(nested(63));
+  INFO(at.diagnostics);
+  CHECK(at.ok);
+  auto past = Parse(nested(64));
+  CHECK_FALSE(past.ok);
+  CHECK(past.diagnostics.find("t.rules:2:") != std::string::npos);
+  CHECK(past.diagnostics.find("expressions nest deeper than 64 levels") != std::string::npos);
+}
