@@ -757,8 +757,7 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
 Status Daemon::LoadTables(std::shared_ptr<const nfa::CompiledRuleSet> rules, std::unique_ptr<TableFeed>* out) {
   out->reset();
   if (Status st = CheckTablesConfigured(*rules, config_); !st.ok()) return st;
-  auto feed = std::make_unique<TableFeed>(config_, rules, clients_, nullptr);
-  if (!feed->needed()) return Status::Ok();
+  if (!TableFeed::Needed(*rules)) return Status::Ok();
   if (!table_store_) {
     // The tables' own LMDB environment: their commits never share a batch
     // with the engines' (which an aborted transaction rolls back).
@@ -768,7 +767,7 @@ Status Daemon::LoadTables(std::shared_ptr<const nfa::CompiledRuleSet> rules, std
     if (!store.ok()) return store.status();
     table_store_ = std::move(store).value();
   }
-  feed = std::make_unique<TableFeed>(config_, std::move(rules), clients_, table_store_.get());
+  auto feed = std::make_unique<TableFeed>(config_, std::move(rules), clients_, table_store_.get());
   Log("loading the rules' tables from their topics");
   notify_.Status("loading the rules' tables");
   Status st = feed->Bootstrap([this](const std::string& what) {
@@ -785,12 +784,12 @@ void Daemon::TickTables() {
   if (!feed_) return;
   std::map<std::string, int> at_limit;  // by table: records refused at max_versions this tick
   for (auto& r : feed_->TakeRefused()) {
-    if (r.why.find("its limit") != std::string::npos) ++at_limit[r.table];
+    if (r.why.code() == Status::Code::kLimitExceeded) ++at_limit[r.table];
     ++malformed_;
     metrics_->CountMalformed(1);
     std::string payload = r.record.value.value_or("");
     Status st = producer_->Produce(config_.kafka.dead_letter_topic, r.record.key.value_or(""), payload,
-                                   {{"cepheus.error", "table " + r.table + ": " + r.why},
+                                   {{"cepheus.error", "table " + r.table + ": " + r.why.message()},
                                     {"cepheus.origin.topic", config_.tables.at(r.table).topic},
                                     {"cepheus.origin.partition", std::to_string(r.record.partition)},
                                     {"cepheus.origin.offset", std::to_string(r.record.offset)}});
@@ -804,16 +803,17 @@ void Daemon::TickTables() {
                             "they are in the dead-letter topic",
                             table, n, config_.tables.at(table).max_versions, table));
   }
+  // Versions older than a table's history behind the slowest partition's
+  // watermark are folded (no lookup of a partition reads before it); the
+  // fold is saved with the next records.
+  Millis slowest = kMaxTime;
+  for (const auto& [key, p] : parts_) slowest = std::min(slowest, p->engine->watermark());
+  if (slowest != kMaxTime && slowest > kMinTime) feed_->tables()->Fold(slowest);
   if (Status st = feed_->Persist(); !st.ok()) {
     LogError("cannot keep the tables in the state directory: " + st.message());
     fatal_ = true;
     return;
   }
-  // Versions older than a table's history behind the slowest partition's
-  // watermark are folded (no lookup of a partition reads before it).
-  Millis slowest = kMaxTime;
-  for (const auto& [key, p] : parts_) slowest = std::min(slowest, p->engine->watermark());
-  if (slowest != kMaxTime && slowest > kMinTime) feed_->tables()->Fold(slowest);
   for (const auto& prog : feed_->progress()) {
     int32_t t = feed_->tables()->Index(prog.table);
     metrics_->SetTable(prog.table, feed_->tables()->stats(t), prog.lag, prog.bootstrap_seconds);

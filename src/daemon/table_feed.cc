@@ -67,27 +67,30 @@ Status TableFeed::LoadStored(Feed& f) {
 }
 
 Status TableFeed::Persist() {
-  if (store_ == nullptr || !tables_) return Status::Ok();
+  if (store_ == nullptr || !tables_ || !unsaved_) return Status::Ok();
   for (auto& f : feeds_) {
     if (Status st = tables_->SaveChanges(f->index, store_); !st.ok()) return st;
     std::string value;
     for (const auto& [p, o] : f->next) value += fmt::format("{}{}:{}", value.empty() ? "" : ",", p, o);
     if (Status st = store_->Put(OffsetsKey(*f), value); !st.ok()) return st;
   }
-  return store_->Commit();
+  if (Status st = store_->Commit(); !st.ok()) return st;
+  unsaved_ = false;
+  return Status::Ok();
 }
 
 TableFeed::~TableFeed() = default;
 
-bool TableFeed::needed() const {
-  for (const auto& t : rules_->tables) {
+bool TableFeed::Needed(const nfa::CompiledRuleSet& rules) {
+  for (const auto& t : rules.tables) {
     if (t.read) return true;
   }
   return false;
 }
 
-Status TableFeed::Apply(Feed& f, const io::TopicRecord& r) {
+void TableFeed::Apply(Feed& f, const io::TopicRecord& r) {
   f.next[r.partition] = r.offset + 1;
+  unsaved_ = true;
   Status st;
   if (!r.value) {
     st = r.key ? tables_->Delete(f.index, *r.key, r.timestamp)
@@ -96,8 +99,7 @@ Status TableFeed::Apply(Feed& f, const io::TopicRecord& r) {
     simdjson::padded_string padded(*r.value);
     st = tables_->Apply(f.index, std::string_view(padded.data(), padded.size()));
   }
-  if (!st.ok()) refused_.push_back({f.name, r, st.message()});
-  return Status::Ok();
+  if (!st.ok()) refused_.push_back({f.name, r, st});
 }
 
 Status TableFeed::Bootstrap(const std::function<void(const std::string&)>& status) {
@@ -138,6 +140,7 @@ Status TableFeed::Bootstrap(const std::function<void(const std::string&)>& statu
       from[p] = it == f->next.end() ? io::kOffsetBeginning : it->second;
     }
     if (Status st = f->reader->Assign(from); !st.ok()) return st;
+    unsaved_ = true;  // the first Persist writes the offsets, read or not
     // Behind: records before each partition's end offset not yet read. A
     // transactional producer's commit markers take offsets no record
     // carries, so the reader's position counts too.

@@ -40,7 +40,7 @@ class TableFeed {
   struct Refused {
     std::string table;
     io::TopicRecord record;
-    std::string why;
+    Status why;  // InvalidArgument (malformed) or LimitExceeded (past max_versions)
   };
   struct Progress {
     std::string table;
@@ -54,8 +54,8 @@ class TableFeed {
             state::LmdbStore* store);
   ~TableFeed();
 
-  // True when some rule reads a table.
-  bool needed() const;
+  // True when some rule of `rules` reads a table.
+  static bool Needed(const nfa::CompiledRuleSet& rules);
   // Reads every table topic from its start (or where the store left off) to
   // the end offsets it has now; `status` is called at every poll, with what
   // is being read now and then and "" otherwise (the caller pings its
@@ -64,7 +64,8 @@ class TableFeed {
   // Applies the records that have arrived, at most `max`, without waiting.
   Status Poll(size_t max);
   // Writes the changes since the last Persist, and the offsets reached, to
-  // the store, in one commit (nothing without a store).
+  // the store, in one commit (nothing without a store, or when no record
+  // came since).
   Status Persist();
   engine::Tables* tables() { return tables_.get(); }
   std::vector<Refused> TakeRefused();
@@ -72,7 +73,7 @@ class TableFeed {
 
  private:
   struct Feed;
-  Status Apply(Feed& f, const io::TopicRecord& r);
+  void Apply(Feed& f, const io::TopicRecord& r);
   // Loads the table and its offsets from the store into `f`.
   Status LoadStored(Feed& f);
   std::string OffsetsKey(const Feed& f) const;
@@ -84,6 +85,7 @@ class TableFeed {
   std::unique_ptr<engine::Tables> tables_;
   std::vector<std::unique_ptr<Feed>> feeds_;
   std::vector<Refused> refused_;
+  bool unsaved_ = false;  // records applied since the last Persist
 };
 
 }  // namespace cepheus::daemon
