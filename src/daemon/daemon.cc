@@ -259,7 +259,7 @@ Status Daemon::Start() {
     daemon::Log(LogLevel::kWarning, "output topics: " + st.message());
   }
 
-  if (Status st = LoadTables(rules_, &feed_); !st.ok()) return st;
+  if (Status st = LoadTables(); !st.ok()) return st;
 
   step(fmt::format("joining group {} on {}", config_.kafka.group_id, fmt::join(config_.kafka.input_topics, ", ")));
   auto c = clients_->GroupConsumer(config_.kafka.group_id, config_.kafka.input_topics, GroupConsumerProperties(config_),
@@ -544,6 +544,8 @@ bool Daemon::Commit() {
   for (Millis t : uncommitted_alert_times_) metrics_->ObserveEventToAlert(static_cast<double>(now - t) / 1000.0);
   uncommitted_alert_times_.clear();
   uncommitted_alerts_ = 0;
+  table_letters_.clear();  // in the dead-letter topic: their tables can be kept
+  if (!PersistTables()) return false;
   // Kafka has the alerts and the offsets: now the state that reflects them,
   // written while the loop goes on (the next commit waits for it).
   store_->CommitInBackground();
@@ -593,6 +595,8 @@ bool Daemon::Abort(const std::string& why) {
     return false;
   }
   store_->Rollback();
+  for (auto& r : table_letters_) table_letters_again_.push_back(std::move(r));
+  table_letters_.clear();
   uncommitted_alert_times_.clear();
   uncommitted_alerts_ = 0;
   dirty_ = false;
@@ -630,26 +634,82 @@ bool Daemon::Reload() {
   Log(fmt::format("reloading the rules from {}", config_.rules_path));
   std::ostringstream diagnostics;
   auto next = LoadAndCompile({config_.rules_path}, diagnostics);
-  std::string status = fmt::format("processing {} partitions", parts_.size());
   if (next) {
     if (Status st = CheckTablesConfigured(*next, config_); !st.ok()) {
       diagnostics << st.message() << "\n";
       next = nullptr;
     }
   }
+  if (pending_) {
+    Log(fmt::format("this reload replaces the one still loading table {}",
+                    fmt::join(pending_->feed->loading(), ", ")));
+    pending_.reset();
+    reload_pending_ = false;
+  }
   if (!next) {
     std::istringstream lines(diagnostics.str());
     for (std::string line; std::getline(lines, line);) LogError(line);
-    LogError(fmt::format("rule reload refused: {} does not check; the {} running rules go on", config_.rules_path,
-                         rules_->programs.size()));
-    metrics_->CountReload(false);
-    notify_.Ready(status + "; the last rule reload was refused");
-    return false;
+    return RefuseReload(fmt::format("{} does not check", config_.rules_path));
   }
-  // Make LMDB equal memory, so every engine can be rebuilt from it.
-  if (!Commit()) {
+  std::unique_ptr<TableFeed> next_feed;
+  if (TableFeed::Needed(*next)) {
+    if (Status st = OpenTableStore(); !st.ok()) return RefuseReload(st.message());
+    next_feed = std::make_unique<TableFeed>(config_, next, clients_, table_store_.get());
+    // Tables the running rules read already are taken over whole at the
+    // swap; only the others are read, while the running rules go on.
+    if (Status st = next_feed->Begin(feed_.get()); !st.ok()) {
+      return RefuseReload("cannot load the tables of the new rules: " + st.message());
+    }
+    if (!next_feed->loading().empty()) {
+      std::string tables = fmt::format("{}", fmt::join(next_feed->loading(), ", "));
+      Log(fmt::format("reload: loading table {} for the new rules; the {} running rules go on until it is read",
+                      tables, rules_->programs.size()));
+      notify_.Status(fmt::format("reloading: loading table {}", tables));
+      pending_ = std::make_unique<PendingReload>(PendingReload{next, std::move(next_feed)});
+      reload_pending_ = true;
+      return true;
+    }
+  }
+  return FinishReload(std::move(next), std::move(next_feed));
+}
+
+bool Daemon::RefuseReload(const std::string& why) {
+  LogError(fmt::format("rule reload refused: {}; the {} running rules go on", why, rules_->programs.size()));
+  metrics_->CountReload(false);
+  notify_.Ready(fmt::format("processing {} partitions; the last rule reload was refused", parts_.size()));
+  return false;
+}
+
+void Daemon::StepPendingReload() {
+  auto done = pending_->feed->Load(kRecordsPerTurn, 0, [this](const std::string& what) {
+    if (!what.empty()) notify_.Status("reloading: " + what);
+  });
+  if (!done.ok()) {
+    pending_.reset();
+    reload_pending_ = false;
+    RefuseReload("cannot load the tables of the new rules: " + done.status().message());
+    return;
+  }
+  if (!done.value()) return;
+  auto pending = std::move(pending_);
+  reload_pending_ = false;
+  FinishReload(std::move(pending->rules), std::move(pending->feed));
+}
+
+bool Daemon::FinishReload(std::shared_ptr<const nfa::CompiledRuleSet> next, std::unique_ptr<TableFeed> next_feed) {
+  // The running tables' dead letters go with this batch; then LMDB equals
+  // memory, so every engine can be rebuilt from it.
+  TickTables();
+  if (fatal_ || !Commit()) {
     fatal_ = true;
     return false;
+  }
+  if (next_feed && feed_) {
+    if (Status st = next_feed->Adopt(*feed_); !st.ok()) {
+      LogError("rule reload: cannot take over the running tables: " + st.message());
+      fatal_ = true;
+      return false;
+    }
   }
   std::map<std::string, uint64_t> before;
   for (const auto& p : rules_->programs) before[p->name] = p->fingerprint;
@@ -659,16 +719,8 @@ bool Daemon::Reload() {
     (it == before.end() ? added : it->second == p->fingerprint ? kept : changed)++;
   }
   int removed = static_cast<int>(rules_->programs.size()) - kept - changed;
-  std::unique_ptr<TableFeed> next_feed;
-  if (Status st = LoadTables(next, &next_feed); !st.ok()) {
-    LogError(fmt::format("rule reload refused: cannot load the tables of the new rules: {}; the {} running rules go on",
-                         st.message(), rules_->programs.size()));
-    metrics_->CountReload(false);
-    notify_.Ready(status + "; the last rule reload was refused");
-    return false;
-  }
   metrics_->SetRules(*next);  // while the old set is still alive
-  rules_ = next;
+  rules_ = std::move(next);
   feed_ = std::move(next_feed);
   uint64_t dropped_changed = 0, dropped_removed = 0;
   for (auto& [key, p] : parts_) {
@@ -684,10 +736,11 @@ bool Daemon::Reload() {
   metrics_->CountReload(true);
   rule_state_dropped_ += dropped_changed + dropped_removed;
   CountRuns();
+  TickTables();
   Log(fmt::format("rules reloaded: {} rules ({} unchanged, {} changed, {} added, {} removed); {} partial matches "
                   "of changed or removed rules dropped",
                   rules_->programs.size(), kept, changed, added, removed, dropped_changed + dropped_removed));
-  notify_.Ready(status);
+  notify_.Ready(fmt::format("processing {} partitions", parts_.size()));
   return true;
 }
 
@@ -709,6 +762,7 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
       Reload();
       continue;
     }
+    if (pending_) StepPendingReload();
     // A turn: wait up to 50 ms for a record, then take what is already
     // fetched (up to kRecordsPerTurn) before looking at the clocks again.
     turn_wall_ = WallMs();
@@ -754,20 +808,24 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
   return Shutdown();
 }
 
-Status Daemon::LoadTables(std::shared_ptr<const nfa::CompiledRuleSet> rules, std::unique_ptr<TableFeed>* out) {
-  out->reset();
-  if (Status st = CheckTablesConfigured(*rules, config_); !st.ok()) return st;
-  if (!TableFeed::Needed(*rules)) return Status::Ok();
-  if (!table_store_) {
-    // The tables' own LMDB environment: their commits never share a batch
-    // with the engines' (which an aborted transaction rolls back).
-    state::LmdbOptions lmdb{(std::filesystem::path(config_.state.directory) / "tables").string(),
-                            config_.state.map_size, config_.state.max_map_size};
-    auto store = OpenOrSetAside(lmdb, config_.state.directory, "corrupt-tables", "reading the tables from their topics");
-    if (!store.ok()) return store.status();
-    table_store_ = std::move(store).value();
-  }
-  auto feed = std::make_unique<TableFeed>(config_, std::move(rules), clients_, table_store_.get());
+Status Daemon::OpenTableStore() {
+  if (table_store_) return Status::Ok();
+  // The tables' own LMDB environment: their commits never share a batch
+  // with the engines' (which an aborted transaction rolls back).
+  state::LmdbOptions lmdb{(std::filesystem::path(config_.state.directory) / "tables").string(),
+                          config_.state.map_size, config_.state.max_map_size};
+  auto store = OpenOrSetAside(lmdb, config_.state.directory, "corrupt-tables", "reading the tables from their topics");
+  if (!store.ok()) return store.status();
+  table_store_ = std::move(store).value();
+  return Status::Ok();
+}
+
+Status Daemon::LoadTables() {
+  feed_.reset();
+  if (Status st = CheckTablesConfigured(*rules_, config_); !st.ok()) return st;
+  if (!TableFeed::Needed(*rules_)) return Status::Ok();
+  if (Status st = OpenTableStore(); !st.ok()) return st;
+  auto feed = std::make_unique<TableFeed>(config_, rules_, clients_, table_store_.get());
   Log("loading the rules' tables from their topics");
   notify_.Status("loading the rules' tables");
   Status st = feed->Bootstrap([this](const std::string& what) {
@@ -775,27 +833,41 @@ Status Daemon::LoadTables(std::shared_ptr<const nfa::CompiledRuleSet> rules, std
     notify_.MaybePingWatchdog();
   });
   if (!st.ok()) return st;
-  *out = std::move(feed);
-  if (metrics_) TickTables();
+  feed_ = std::move(feed);
+  TickTables();
   return Status::Ok();
 }
 
 void Daemon::TickTables() {
   if (!feed_) return;
+  // Refused table records go to the dead-letter topic in the open
+  // transaction; the tables (and the offsets past those records) are kept
+  // only once it is committed, so a crash or an abort sends them again.
+  std::vector<TableFeed::Refused> letters = std::exchange(table_letters_again_, {});
+  const size_t again = letters.size();
+  for (auto& r : feed_->TakeRefused()) letters.push_back(std::move(r));
   std::map<std::string, int> at_limit;  // by table: records refused at max_versions this tick
-  for (auto& r : feed_->TakeRefused()) {
-    if (r.why.code() == Status::Code::kLimitExceeded) ++at_limit[r.table];
-    ++malformed_;
-    metrics_->CountMalformed(1);
-    std::string payload = r.record.value.value_or("");
-    Status st = producer_->Produce(config_.kafka.dead_letter_topic, r.record.key.value_or(""), payload,
+  for (size_t i = 0; i < letters.size(); ++i) {
+    const TableFeed::Refused& r = letters[i];
+    if (i >= again) {
+      if (r.why.code() == Status::Code::kLimitExceeded) ++at_limit[r.table];
+      ++malformed_;
+      metrics_->CountMalformed(1);
+    }
+    Status st = producer_->Produce(config_.kafka.dead_letter_topic, r.record.key.value_or(""),
+                                   r.record.value.value_or(""),
                                    {{"cepheus.error", "table " + r.table + ": " + r.why.message()},
                                     {"cepheus.origin.topic", config_.tables.at(r.table).topic},
                                     {"cepheus.origin.partition", std::to_string(r.record.partition)},
                                     {"cepheus.origin.offset", std::to_string(r.record.offset)}});
-    if (!st.ok()) LogError(fmt::format("table {}: cannot send a refused record to the dead-letter topic: {}", r.table,
-                                       st.message()));
+    table_letters_.push_back(std::move(letters[i]));
     dirty_ = true;
+    if (!st.ok()) {
+      for (size_t j = i + 1; j < letters.size(); ++j) table_letters_again_.push_back(std::move(letters[j]));
+      Abort(fmt::format("table {}: cannot send a refused record to the dead-letter topic: {}", r.table,
+                        st.message()));
+      break;
+    }
   }
   for (const auto& [table, n] : at_limit) {
     daemon::Log(LogLevel::kWarning,
@@ -809,15 +881,21 @@ void Daemon::TickTables() {
   Millis slowest = kMaxTime;
   for (const auto& [key, p] : parts_) slowest = std::min(slowest, p->engine->watermark());
   if (slowest != kMaxTime && slowest > kMinTime) feed_->tables()->Fold(slowest);
-  if (Status st = feed_->Persist(); !st.ok()) {
-    LogError("cannot keep the tables in the state directory: " + st.message());
-    fatal_ = true;
-    return;
-  }
+  if (table_letters_.empty()) PersistTables();  // else after the commit (Commit)
   for (const auto& prog : feed_->progress()) {
     int32_t t = feed_->tables()->Index(prog.table);
     metrics_->SetTable(prog.table, feed_->tables()->stats(t), prog.lag, prog.bootstrap_seconds);
   }
+}
+
+bool Daemon::PersistTables() {
+  if (!feed_) return true;
+  if (Status st = feed_->Persist(); !st.ok()) {
+    LogError("cannot keep the tables in the state directory: " + st.message());
+    fatal_ = true;
+    return false;
+  }
+  return true;
 }
 
 void Daemon::Tick() {

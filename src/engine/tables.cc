@@ -289,6 +289,40 @@ void Tables::Fold(Millis watermark) {
   }
 }
 
+Status Tables::Adopt(int32_t table, Tables& from, int32_t from_table) {
+  if (Prefix(table) != from.Prefix(from_table)) {
+    return Status::FailedPrecondition("a table is adopted only under the same declaration");
+  }
+  Table& t = impl_->tables[static_cast<size_t>(table)];
+  Table& src = from.impl_->tables[static_cast<size_t>(from_table)];
+  const nfa::TableProgram* program = t.program;
+  const uint64_t max_versions = t.max_versions;
+  const bool same_fields = src.program->fields.paths() == program->fields.paths();
+  t = std::move(src);
+  src = Table{};
+  src.program = t.program;
+  t.program = program;
+  t.max_versions = max_versions;
+  if (same_fields) return Status::Ok();
+  // Decoded for the other rule set's fields: decode each record again.
+  for (auto it = t.keys.begin(); it != t.keys.end(); ++it) {
+    for (Version& v : it.value()) {
+      if (v.record == nullptr) continue;
+      simdjson::padded_string padded(v.record->raw);
+      simdjson::dom::element root;
+      if (impl_->parser.parse(padded).get(root)) {
+        return Status::Corruption(fmt::format("table '{}': a kept record is not JSON", program->name));
+      }
+      auto decoded = impl_->Decode(t, root, v.record->raw);
+      if (!decoded.ok()) return decoded.status();
+      t.stats.bytes += RecordBytes(decoded.value().get());
+      t.stats.bytes -= RecordBytes(v.record.get());
+      v.record = std::move(decoded).value();
+    }
+  }
+  return Status::Ok();
+}
+
 std::string Tables::Prefix(int32_t table) const {
   const nfa::TableProgram& p = *impl_->tables[static_cast<size_t>(table)].program;
   std::string decl = fmt::format("{}\n{}", fmt::join(p.key, "."), fmt::join(p.time, "."));

@@ -71,7 +71,11 @@ class Daemon : public io::RebalanceListener {
   // open batch is committed, then every partition's engine is rebuilt on the
   // new rules from LMDB, so the partial matches of rules whose text did not
   // change are kept, while those of changed or removed rules are dropped,
-  // counted, and deleted from LMDB and the changelog.
+  // counted, and deleted from LMDB and the changelog. When the new rules read
+  // a table the running ones do not, that table is read first, between
+  // batches, while the running rules (and tables) go on; the swap happens
+  // once it is caught up (reload_pending() until then). A newer reload
+  // replaces a pending one.
   bool Reload();
 
   // For tests.
@@ -81,6 +85,7 @@ class Daemon : public io::RebalanceListener {
   uint64_t rule_state_dropped() const { return rule_state_dropped_.load(); }
   uint64_t late_events() const { return late_events_.load(); }
   bool ready() const { return ready_.load(); }
+  bool reload_pending() const { return reload_pending_.load(); }
   int64_t active_runs() const { return active_runs_.load(); }
   uint64_t records_handled() const { return records_handled_.load(); }
   uint64_t restored_runs() const { return restored_runs_.load(); }
@@ -100,12 +105,30 @@ class Daemon : public io::RebalanceListener {
   // Logs that a partition's engine hit state.max_keys or events.max_buffered
   // since the last report (at most once a minute per partition).
   void LogLimits(Part& p, Millis wall);
-  // Reads the rules' tables from their topics (none when no rule reads one)
-  // into a new feed: at start, and when a reload brings other rules.
-  Status LoadTables(std::shared_ptr<const nfa::CompiledRuleSet> rules, std::unique_ptr<TableFeed>* out);
+  // At start: reads the rules' tables from their topics (none when no rule
+  // reads one) into feed_, before READY.
+  Status LoadTables();
+  // Opens <state>/tables when a rule first reads a table.
+  Status OpenTableStore();
   // Table records the tables refused go to the dead-letter topic; the
-  // tables' versions past `history` are folded; their metrics updated.
+  // tables' versions past `history` are folded; the tables are kept in
+  // their store unless dead letters await the commit; metrics updated.
   void TickTables();
+  // feed_->Persist; false (and fatal) when the store fails.
+  bool PersistTables();
+  // A reload that checks but reads tables the running rules do not: its
+  // tables load, a turn at a time (StepPendingReload), while the running
+  // rules go on; once read, FinishReload swaps the rules in.
+  struct PendingReload {
+    std::shared_ptr<const nfa::CompiledRuleSet> rules;
+    std::unique_ptr<TableFeed> feed;
+  };
+  void StepPendingReload();
+  // Commits, takes the running tables over into `next_feed`, and rebuilds
+  // every partition's engine on `next` from LMDB.
+  bool FinishReload(std::shared_ptr<const nfa::CompiledRuleSet> next, std::unique_ptr<TableFeed> next_feed);
+  // Logs why a reload was refused; the running rules go on. Returns false.
+  bool RefuseReload(const std::string& why);
   // The end of Run: the last commit, the state writer, the consumer and the
   // producer closed; the exit code.
   int Shutdown();
@@ -135,6 +158,10 @@ class Daemon : public io::RebalanceListener {
   std::unique_ptr<io::Consumer> consumer_;
   std::unique_ptr<TableFeed> feed_;  // the rules' tables; null when no rule reads one
   std::unique_ptr<state::LmdbStore> table_store_;  // <state>/tables, opened when a rule first reads a table
+  std::unique_ptr<PendingReload> pending_;         // a reload whose tables are loading
+  std::atomic<bool> reload_pending_{false};
+  std::vector<TableFeed::Refused> table_letters_;        // dead letters of tables in the open transaction
+  std::vector<TableFeed::Refused> table_letters_again_;  // those of an aborted one, to send again
   std::map<std::pair<std::string, int32_t>, std::unique_ptr<Part>> parts_;
   Part* last_part_ = nullptr;  // the part of the last record handled (records come in runs)
   Millis turn_wall_ = 0;       // the wall clock at the start of the loop's turn

@@ -59,14 +59,30 @@ class TableFeed {
   // Reads every table topic from its start (or where the store left off) to
   // the end offsets it has now; `status` is called at every poll, with what
   // is being read now and then and "" otherwise (the caller pings its
-  // watchdog).
+  // watchdog). Begin, then Load until it returns true.
   Status Bootstrap(const std::function<void(const std::string&)>& status);
+  // Starts loading the tables: each is loaded from the store and read from
+  // the offsets stored with it, up to the end offsets its topic has now.
+  // Tables `keep` (a running feed, or null) holds under the same declaration
+  // and topic are not read: Adopt takes them from it, whole, when this feed
+  // is caught up (a rule reload adds a table without re-reading the others).
+  Status Begin(const TableFeed* keep);
+  // Reads at most `max` records of the tables still loading, waiting up to
+  // `timeout_ms` for one; true once every table reached its end offsets.
+  Result<bool> Load(size_t max, int timeout_ms, const std::function<void(const std::string&)>& status);
+  // Takes from `old` the tables Begin left to it (records, versions, reader
+  // and offsets); `old` must not be used after.
+  Status Adopt(TableFeed& old);
   // Applies the records that have arrived, at most `max`, without waiting.
   Status Poll(size_t max);
   // Writes the changes since the last Persist, and the offsets reached, to
   // the store, in one commit (nothing without a store, or when no record
-  // came since).
+  // came since). The caller persists only once the refused records taken
+  // before are in the dead-letter topic: a crash before then reads them
+  // again.
   Status Persist();
+  // The names of the tables still loading (Begin to Load's true).
+  std::vector<std::string> loading() const;
   engine::Tables* tables() { return tables_.get(); }
   std::vector<Refused> TakeRefused();
   std::vector<Progress> progress() const;
@@ -74,6 +90,8 @@ class TableFeed {
  private:
   struct Feed;
   void Apply(Feed& f, const io::TopicRecord& r);
+  // Records before the end offsets measured at Begin, not yet read.
+  int64_t Behind(Feed& f) const;
   // Loads the table and its offsets from the store into `f`.
   Status LoadStored(Feed& f);
   std::string OffsetsKey(const Feed& f) const;

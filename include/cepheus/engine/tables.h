@@ -85,6 +85,11 @@ class Tables : public nfa::TableReader {
   // (16 hex digits) digests its key and time fields, so records written under
   // another declaration of the table are never read as this one's.
   std::string Prefix(int32_t table) const;
+  // Moves table `from_table` of `from` (another rule set's, with the same
+  // declaration of the table: Prefix equal) into table `table`, whole:
+  // versions, keys to save, counts. Records are decoded again when this rule
+  // set reads other fields of the table. `from`'s table is left empty.
+  Status Adopt(int32_t table, Tables& from, int32_t from_table);
   // Overrides TablesOptions::max_versions for one table.
   void set_max_versions(int32_t table, uint64_t max_versions);
 

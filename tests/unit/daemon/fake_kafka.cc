@@ -344,4 +344,76 @@ Result<io::CompactedLog> FakeKafka::ReadCompacted(const std::string& topic, cons
   return out;
 }
 
+// ---- reader of a whole topic ------------------------------------------------
+
+class FakeKafka::FakeReader : public io::TopicReader {
+ public:
+  FakeReader(FakeKafka* k, std::string topic) : k_(k), topic_(std::move(topic)) {}
+
+  Result<std::map<int32_t, int64_t>> EndOffsets(int) override {
+    std::lock_guard lock(k_->mu_);
+    auto it = k_->topics_.find(topic_);
+    if (it == k_->topics_.end()) return Status::FailedPrecondition("unknown topic " + topic_);
+    std::map<int32_t, int64_t> out;
+    for (size_t p = 0; p < it->second.size(); ++p) out[static_cast<int32_t>(p)] = Size(it->second[p]);
+    return out;
+  }
+  Status Assign(const std::map<int32_t, int64_t>& from) override {
+    for (const auto& [p, o] : from) position_[p] = o < 0 ? 0 : o;
+    return Status::Ok();
+  }
+  Result<bool> Poll(int timeout_ms, io::TopicRecord* out) override {
+    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    std::unique_lock lock(k_->mu_);
+    for (;;) {
+      auto it = k_->topics_.find(topic_);
+      if (it != k_->topics_.end() && !k_->held_.count(topic_)) {
+        for (auto& [p, at] : position_) {
+          const auto& log = it->second.at(static_cast<size_t>(p));
+          if (at >= Size(log)) continue;
+          const Record& r = log[static_cast<size_t>(at)];
+          *out = io::TopicRecord{p, at, 0, r.key, r.value};
+          ++at;
+          return true;
+        }
+      }
+      if (k_->appended_.wait_until(lock, deadline) == std::cv_status::timeout) return false;
+    }
+  }
+  int64_t CachedEnd(int32_t partition) override {
+    std::lock_guard lock(k_->mu_);
+    auto it = k_->topics_.find(topic_);
+    return it == k_->topics_.end() ? -1 : Size(it->second.at(static_cast<size_t>(partition)));
+  }
+  int64_t Position(int32_t partition) override {
+    auto it = position_.find(partition);
+    return it == position_.end() ? -1 : it->second;
+  }
+
+ private:
+  static int64_t Size(const std::vector<Record>& log) { return static_cast<int64_t>(log.size()); }
+
+  FakeKafka* k_;
+  std::string topic_;
+  std::map<int32_t, int64_t> position_;
+};
+
+Result<std::unique_ptr<io::TopicReader>> FakeKafka::Reader(const std::string& topic, const io::Properties&) {
+  std::lock_guard lock(mu_);
+  ++readers_;
+  return std::unique_ptr<io::TopicReader>(std::make_unique<FakeReader>(this, topic));
+}
+
+int FakeKafka::readers() const {
+  std::lock_guard lock(mu_);
+  return readers_;
+}
+
+void FakeKafka::HoldReads(const std::string& topic, bool held) {
+  std::lock_guard lock(mu_);
+  if (held) held_.insert(topic);
+  else held_.erase(topic);
+  appended_.notify_all();
+}
+
 }  // namespace cepheus::testing

@@ -69,10 +69,18 @@ class FakeKafka : public io::Clients {
                                                       io::RebalanceListener* listener) override;
   Result<io::CompactedLog> ReadCompacted(const std::string& topic, const std::vector<int32_t>& partitions,
                                          const io::Properties& extra, int timeout_ms) override;
+  // A reader of a whole topic (a table's), reading committed records.
+  Result<std::unique_ptr<io::TopicReader>> Reader(const std::string& topic, const io::Properties& extra) override;
+  // While held, readers of `topic` see its end offsets but read nothing (a
+  // table that takes long to load).
+  void HoldReads(const std::string& topic, bool held);
+  // Readers made so far (Reader calls).
+  int readers() const;
 
  private:
   class FakeProducer;
   class FakeConsumer;
+  class FakeReader;
   struct Move {
     bool assign;
     bool lost;
@@ -93,6 +101,8 @@ class FakeKafka : public io::Clients {
   std::map<std::pair<std::string, int32_t>, int64_t> group_offsets_;
   std::map<Call, std::deque<io::TxnOutcome>> faults_;
   std::map<std::string, uint64_t> epochs_;  // by transactional id
+  int readers_ = 0;
+  std::set<std::string> held_;              // topics whose readers read nothing (HoldReads)
   std::vector<Member> members_;
   int commits_ = 0;
   int aborts_ = 0;

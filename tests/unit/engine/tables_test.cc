@@ -280,3 +280,36 @@ TEST_CASE("records saved under another declaration of the table (key or time fie
   REQUIRE(loaded.Load(0, store).ok());
   CHECK(loaded.stats(0).keys == 0);
 }
+
+TEST_CASE("a table taken over by a rule set that reads other fields of it reads the same, and the new fields too") {
+  auto rules = testing::CompileRules(kProfiles);
+  engine::Tables running(rules, {});
+  REQUIRE(running.Apply(0, R"({"user_id":"u1","updated_at":1000,"country":"FR","tier":"gold"})").ok());
+  REQUIRE(running.Apply(0, R"({"user_id":"u1","updated_at":3000,"country":"DE","tier":"silver"})").ok());
+  engine::MemoryStateStore unsaved;
+  auto wider = testing::CompileRules(std::string(kProfiles) +
+                                     "rule gold key user_id match o: order[profiles[user_id].tier == \"gold\"] within 1m\n");
+  engine::Tables next(wider, {});
+  REQUIRE(next.Adopt(0, running, 0).ok());
+  CHECK(CountryAt(next, *wider, "u1", 2000) == "FR");
+  CHECK(CountryAt(next, *wider, "u1", 3000) == "DE");
+  const nfa::Event* rec = next.Find(0, "u1", 2000);
+  REQUIRE(rec != nullptr);
+  const auto& paths = wider->tables[0].fields.paths();
+  bool gold = false;
+  for (size_t i = 0; i < paths.size(); ++i) gold |= paths[i] == std::vector<std::string>{"tier"} && rec->fields[i].str() == "gold";
+  CHECK(gold);
+  CHECK(next.stats(0).versions == 2);
+  CHECK(running.stats(0).keys == 0);  // moved, not copied
+  // The keys not yet saved when it was taken over are saved by the new owner.
+  REQUIRE(next.SaveChanges(0, &unsaved).ok());
+  CHECK(unsaved.size() == 1);
+
+  // Another declaration of the table is not taken over.
+  auto other = testing::CompileRules(
+      "table profiles\n  key user_id\n  time changed_at\n"
+      "rule r key user_id match o: order[profiles[user_id].country == \"FR\"] within 1m\n");
+  engine::Tables refused(other, {});
+  CHECK(refused.Adopt(0, next, 0).code() == Status::Code::kFailedPrecondition);
+  CHECK(next.stats(0).versions == 2);
+}
