@@ -7,6 +7,15 @@
 // directory and a 2-second idle timeout, and prints each alert as it is
 // published. Everything the daemon does (transactions, dead letters, the
 // changelog, LMDB, metrics) happens here too, on the mock.
+//
+// The tables the rules in rules/tables read come from two topics the demo
+// fills before the daemon starts: `profiles` (every generated user's home
+// country, as the generator has it, and when the account was created: a few
+// of the busiest accounts are a few hours old) and `blocked_cards` (a few
+// moderately active users' cards). While it runs, every 5 s one busy user
+// "moves" to another country (and the one before moves back home), and every
+// 20 s one more card is blocked, so the lookups read versions as of each
+// event's time.
 #include "cli/demo.h"
 
 #include <unistd.h>
@@ -50,7 +59,7 @@ std::string_view KeyOf(std::string_view json, std::string_view field) {
 // out-of-orderness and idle timeout, state in a temporary directory.
 daemon::Config DemoConfig(const DemoOptions& o, const std::string& brokers, const std::filesystem::path& state_dir) {
   daemon::Config config = daemon::DefaultConfig();
-  config.rules_path = o.rules;
+  config.rules_paths = o.rules;
   config.kafka.brokers = brokers;
   config.kafka.group_id = "cepheus-demo";
   config.kafka.transactional_id = "cepheus-demo";
@@ -61,7 +70,86 @@ daemon::Config DemoConfig(const DemoOptions& o, const std::string& brokers, cons
   config.metrics.listen = o.metrics;
   config.state.directory = state_dir.string();
   config.state.map_size = 64ULL << 20;
+  config.tables["profiles"] = {"profiles", 10000000};
+  config.tables["blocked_cards"] = {"blocked_cards", 10000000};
   return config;
+}
+
+constexpr int64_t kUsers = 2000;
+
+Millis NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Profile(int64_t user, std::string_view country, Millis created_at, Millis updated_at) {
+  return fmt::format(R"({{"user_id":"u{}","country":"{}","created_at":{},"updated_at":{}}})", user, country,
+                     created_at, updated_at);
+}
+
+std::string BlockedCard(int64_t user, Millis at) {
+  return fmt::format(R"({{"card_id":"c{}","blocked_at":{}}})", user, at);
+}
+
+// A user whose account is a few hours old: one in 17, u3 (among the busiest)
+// the first.
+bool NewAccount(int64_t user) { return user % 17 == 3; }
+
+Millis CreatedAt(int64_t user, Millis now) {
+  return NewAccount(user) ? now - 3600000 * (1 + user % 20) : now - 400LL * 86400000;
+}
+
+// Every user's profile, and the first cards blocked, as of an hour ago.
+Status ProduceTables(io::KafkaProducer* producer, Millis now, int* blocked) {
+  for (int64_t u = 1; u <= kUsers; ++u) {
+    std::string key = fmt::format("u{}", u);
+    if (Status st = producer->Produce("profiles", key, Profile(u, gen::HomeCountryOf(u), CreatedAt(u, now), now - 3600000));
+        !st.ok()) {
+      return st;
+    }
+  }
+  for (int64_t u : {101, 157}) {
+    if (Status st = producer->Produce("blocked_cards", fmt::format("c{}", u), BlockedCard(u, now - 3600000));
+        !st.ok()) {
+      return st;
+    }
+    ++*blocked;
+  }
+  return producer->Flush(10000);
+}
+
+// Table updates while the demo runs (see the file comment). Stops with g_stop.
+void UpdateTables(io::KafkaProducer* producer) {
+  int64_t moved = 0;
+  for (int tick = 1; !g_stop; ++tick) {
+    for (int i = 0; i < 50 && !g_stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (g_stop) break;
+    Millis now = NowMs();
+    if (moved != 0) {
+      (void)producer->Produce("profiles", fmt::format("u{}", moved),
+                              Profile(moved, gen::HomeCountryOf(moved), CreatedAt(moved, now), now));
+    }
+    moved = 2 + tick % 40;
+    std::string_view home = gen::HomeCountryOf(moved);
+    std::string_view away = home;
+    for (size_t i = static_cast<size_t>(tick); away == home; ++i) away = gen::CountryAt(i);
+    (void)producer->Produce("profiles", fmt::format("u{}", moved), Profile(moved, away, CreatedAt(moved, now), now));
+    if (tick % 4 == 0) {
+      int64_t card = 200 + 37 * (tick / 4) % (kUsers - 200);
+      (void)producer->Produce("blocked_cards", fmt::format("c{}", card), BlockedCard(card, now));
+    }
+  }
+}
+
+// The events topic, the daemon's outputs and the table topics.
+Status CreateTopics(io::MockCluster& cluster, const daemon::Config& config, int partitions) {
+  for (auto [topic, parts] : {std::pair<std::string, int>{"events", partitions}, {config.kafka.alerts_topic, 1},
+                              {config.kafka.dead_letter_topic, 1}, {config.kafka.late_topic, 1},
+                              {config.kafka.group_id + "-changelog", partitions}, {"profiles", 2},
+                              {"blocked_cards", 1}}) {
+    if (Status st = cluster.CreateTopic(topic, parts); !st.ok()) return st;
+  }
+  return Status::Ok();
 }
 
 // The generator: event time is the wall clock; one record in a thousand is
@@ -69,7 +157,7 @@ daemon::Config DemoConfig(const DemoOptions& o, const std::string& brokers, cons
 void Generate(const DemoOptions& o, io::KafkaProducer* producer, std::atomic<uint64_t>* produced) {
   gen::GenOptions g;
   g.events = o.seconds > 0 ? static_cast<int64_t>(o.seconds) * o.rate * 2 : INT64_MAX / 4;
-  g.users = 2000;
+  g.users = kUsers;
   g.seed = o.seed;
   g.fraud_rate = 0.03;  // dense, so a short demo shows every kind of alert
   g.out_of_order = 2000;
@@ -87,10 +175,25 @@ void Generate(const DemoOptions& o, io::KafkaProducer* producer, std::atomic<uin
   });
 }
 
+void PrintBanner(const DemoOptions& o, const daemon::Config& config, size_t rules, int blocked, int port) {
+  std::fprintf(stderr,
+               "cepheus demo: in-process Kafka (librdkafka mock cluster) at %s\n"
+               "  topics: events (%d partitions), %s, %s, %s, %s, profiles, blocked_cards\n"
+               "  rules: %zu from %s; state in %s\n"
+               "  tables: profiles (%lld customers, some moving now and then), blocked_cards (%d cards, more coming)\n"
+               "  metrics: http://127.0.0.1:%d/metrics (and /healthz)\n"
+               "  %d events/s with fraud planted; alerts follow as JSON lines. Ctrl-C stops%s.\n",
+               config.kafka.brokers.c_str(), o.partitions, config.kafka.alerts_topic.c_str(),
+               config.kafka.dead_letter_topic.c_str(), config.kafka.late_topic.c_str(),
+               (config.kafka.group_id + "-changelog").c_str(), rules, fmt::format("{}", fmt::join(o.rules, ", ")).c_str(),
+               config.state.directory.c_str(), static_cast<long long>(kUsers), blocked, port, o.rate,
+               o.seconds > 0 ? fmt::format(" (or {} s)", o.seconds).c_str() : "");
+}
+
 }  // namespace
 
 int RunDemo(const DemoOptions& o) {
-  auto rules = daemon::LoadAndCompile({o.rules}, std::cerr);
+  auto rules = daemon::LoadAndCompile(o.rules, std::cerr);
   if (!rules) return 1;
   daemon::InstallSignalHandlers(&g_stop, &g_reload);  // SIGHUP reloads the rules, as in `cepheus run`
   daemon::RouteKafkaLogs();
@@ -106,17 +209,18 @@ int RunDemo(const DemoOptions& o) {
   }
   auto state_dir = std::filesystem::temp_directory_path() / fmt::format("cepheus-demo-{}", ::getpid());
   daemon::Config config = DemoConfig(o, cluster.value()->bootstraps(), state_dir);
-  for (auto [topic, parts] : {std::pair<std::string, int>{"events", o.partitions}, {config.kafka.alerts_topic, 1},
-                              {config.kafka.dead_letter_topic, 1}, {config.kafka.late_topic, 1},
-                              {config.kafka.group_id + "-changelog", o.partitions}}) {
-    if (Status st = cluster.value()->CreateTopic(topic, parts); !st.ok()) {
-      std::cerr << "cepheus: error: " << st.message() << "\n";
-      return 1;
-    }
+  if (Status st = CreateTopics(*cluster.value(), config, o.partitions); !st.ok()) {
+    std::cerr << "cepheus: error: " << st.message() << "\n";
+    return 1;
   }
   auto producer = io::KafkaProducer::Create(config.kafka.brokers, {});
   if (!producer.ok()) {
     std::cerr << "cepheus: error: " << producer.status().message() << "\n";
+    return 1;
+  }
+  int blocked = 0;
+  if (Status st = ProduceTables(producer.value().get(), NowMs(), &blocked); !st.ok()) {
+    std::cerr << "cepheus: error: cannot fill the demo's tables: " << st.message() << "\n";
     return 1;
   }
 
@@ -135,20 +239,11 @@ int RunDemo(const DemoOptions& o) {
     std::filesystem::remove_all(state_dir);
     return 1;
   }
-  std::fprintf(stderr,
-               "cepheus demo: in-process Kafka (librdkafka mock cluster) at %s\n"
-               "  topics: events (%d partitions), %s, %s, %s, %s\n"
-               "  rules: %zu from %s; state in %s\n"
-               "  metrics: http://127.0.0.1:%d/metrics (and /healthz)\n"
-               "  %d events/s with fraud planted; alerts follow as JSON lines. Ctrl-C stops%s.\n",
-               config.kafka.brokers.c_str(), o.partitions, config.kafka.alerts_topic.c_str(),
-               config.kafka.dead_letter_topic.c_str(), config.kafka.late_topic.c_str(),
-               (config.kafka.group_id + "-changelog").c_str(), rules->programs.size(), o.rules.c_str(),
-               config.state.directory.c_str(), daemon.metrics_port(), o.rate,
-               o.seconds > 0 ? fmt::format(" (or {} s)", o.seconds).c_str() : "");
+  PrintBanner(o, config, rules->programs.size(), blocked, daemon.metrics_port());
 
   std::atomic<uint64_t> produced{0};
   std::thread generator([&] { Generate(o, producer.value().get(), &produced); });
+  std::thread tables([&] { UpdateTables(producer.value().get()); });
   std::thread timer([&] {
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(o.seconds);
     while (!g_stop && (o.seconds == 0 || std::chrono::steady_clock::now() < until)) {
@@ -160,6 +255,7 @@ int RunDemo(const DemoOptions& o) {
   g_stop = true;
   timer.join();
   generator.join();
+  tables.join();
   (void)producer.value()->Flush(5000);
   std::fprintf(stderr, "cepheus demo: %llu events produced, %llu read, %llu alerts, %llu malformed\n",
                static_cast<unsigned long long>(produced.load()),
@@ -193,7 +289,7 @@ Command AddDemo(CLI::App& app) {
   auto* sub = app.add_subcommand("demo", "Run the whole pipeline on an in-process Kafka cluster with generated events");
   sub->add_option("--seconds", o->seconds, "Stop after this many seconds (0: until Ctrl-C)")
       ->check(CLI::Range(0, 86400));
-  sub->add_option("--rules", o->rules, "Rule file or directory");
+  sub->add_option("--rules", o->rules, "Rule files or directories (default: rules rules/tables)");
   sub->add_option("--rate", o->rate, "Events per second")->check(CLI::Range(1, 1000000));
   sub->add_option("--partitions", o->partitions, "Partitions of the events topic")->check(CLI::Range(1, 64));
   sub->add_option("--seed", o->seed, "Seed of the event generator");

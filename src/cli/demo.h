@@ -2,13 +2,14 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "cli/command.h"
 
 namespace cepheus::cli {
 
 struct DemoOptions {
-  std::string rules = "rules";
+  std::vector<std::string> rules = {"rules", "rules/tables"};  // files or directories
   int seconds = 0;  // 0: until Ctrl-C
   int rate = 500;   // events per second
   int partitions = 4;

@@ -58,11 +58,11 @@ int RunDaemon(const RunOptions& o) {
   daemon::SetLogLevel(config.value().log.level);
   daemon::RouteKafkaLogs();
   std::ostringstream diagnostics;
-  auto rules = daemon::LoadAndCompile({config.value().rules_path}, diagnostics);
+  auto rules = daemon::LoadAndCompile(config.value().rules_paths, diagnostics);
   if (!rules) {
     std::istringstream lines(diagnostics.str());
     for (std::string line; std::getline(lines, line);) daemon::LogError(line);
-    daemon::LogError(fmt::format("the rules in {} do not check; not starting", config.value().rules_path));
+    daemon::LogError(fmt::format("the rules in {} do not check; not starting", fmt::join(config.value().rules_paths, ", ")));
     return kExitConfig;
   }
   if (Status st = daemon::CheckTablesConfigured(*rules, config.value()); !st.ok()) {

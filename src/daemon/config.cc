@@ -128,9 +128,17 @@ std::vector<std::string> SplitList(const std::string& v) {
 }
 
 const std::vector<ConfigKey> kSchema = {
-    {"rules.path", ConfigKind::kString, "/etc/cepheus/rules",
-     "Rule file or directory (every *.rules file in it, in name order).",
-     [](Config* c, const std::string& v) { c->rules_path = v; return NotEmpty(v); }},
+    {"rules.path", ConfigKind::kPathList, "/etc/cepheus/rules",
+     "Rule file or directory (every *.rules file in it, in name order), or a list of them.",
+     [](Config* c, const std::string& v) {
+       c->rules_paths.clear();
+       for (size_t at = 0; at <= v.size();) {
+         size_t nl = std::min(v.find('\n', at), v.size());
+         if (nl > at) c->rules_paths.push_back(v.substr(at, nl - at));
+         at = nl + 1;
+       }
+       return c->rules_paths.empty() ? std::string("needs a rule file or directory") : std::string();
+     }},
     {"events.type_field", ConfigKind::kString, "type", "Field that holds the event type.",
      [](Config* c, const std::string& v) { c->events.type = v; return NotEmpty(v); }},
     {"events.time_field", ConfigKind::kString, "ts",
@@ -380,8 +388,10 @@ class Loader {
       return Status::Ok();
     }
     std::string text;
-    if (k.kind == ConfigKind::kStringList && v.IsSequence()) {
-      for (const auto& item : v) text += (text.empty() ? "" : ",") + item.as<std::string>();
+    if ((k.kind == ConfigKind::kStringList || k.kind == ConfigKind::kPathList) && v.IsSequence()) {
+      // Paths are one a line (a path may hold a comma); other lists, comma-separated.
+      const char* sep = k.kind == ConfigKind::kPathList ? "\n" : ",";
+      for (const auto& item : v) text += (text.empty() ? "" : sep) + item.as<std::string>();
     } else if (v.IsScalar() || v.IsNull()) {
       text = v.IsNull() ? "" : v.as<std::string>();
     } else {
@@ -527,7 +537,10 @@ std::string DumpConfig(const Config& c) {
     return out;
   };
   std::string out;
-  out += fmt::format("rules:\n  path: {}\n", q(c.rules_path));
+  std::vector<std::string> paths;
+  for (const auto& p : c.rules_paths) paths.push_back(q(p));
+  std::string joined = fmt::format("{}", fmt::join(paths, ", "));
+  out += fmt::format("rules:\n  path: {}\n", paths.size() == 1 ? joined : "[" + joined + "]");
   out += fmt::format("events:\n  type_field: {}\n  time_field: {}\n  id_field: {}\n  out_of_order: {}\n"
                      "  idle_timeout: {}\n  max_future_skew: {}\n  max_buffered: {}\n",
                      q(c.events.type), q(c.events.time), q(c.events.id), FormatDuration(c.out_of_order),

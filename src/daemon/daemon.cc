@@ -630,10 +630,11 @@ bool Daemon::Abort(const std::string& why) {
 }
 
 bool Daemon::Reload() {
-  notify_.Reloading(fmt::format("reloading the rules from {}", config_.rules_path));
-  Log(fmt::format("reloading the rules from {}", config_.rules_path));
+  const std::string from = fmt::format("{}", fmt::join(config_.rules_paths, ", "));
+  notify_.Reloading(fmt::format("reloading the rules from {}", from));
+  Log(fmt::format("reloading the rules from {}", from));
   std::ostringstream diagnostics;
-  auto next = LoadAndCompile({config_.rules_path}, diagnostics);
+  auto next = LoadAndCompile(config_.rules_paths, diagnostics);
   if (next) {
     if (Status st = CheckTablesConfigured(*next, config_); !st.ok()) {
       diagnostics << st.message() << "\n";
@@ -649,7 +650,7 @@ bool Daemon::Reload() {
   if (!next) {
     std::istringstream lines(diagnostics.str());
     for (std::string line; std::getline(lines, line);) LogError(line);
-    return RefuseReload(fmt::format("{} does not check", config_.rules_path));
+    return RefuseReload(fmt::format("{} does not check", from));
   }
   std::unique_ptr<TableFeed> next_feed;
   if (TableFeed::Needed(*next)) {

@@ -479,6 +479,10 @@ class Generator {
 
 }  // namespace
 
+std::string_view HomeCountryOf(int64_t user) { return kCountries[HomeCountry(user)]; }
+size_t CountryCount() { return kCountries.size(); }
+std::string_view CountryAt(size_t i) { return kCountries[i % kCountries.size()]; }
+
 GenStats GenerateEvents(const GenOptions& options,
                         const std::function<void(std::string_view)>& emit) {
   return Generator(options, emit).Run();

@@ -4,7 +4,7 @@ exports: every metric name in their PromQL (and every label and label value
 they match on) is in a live scrape of /metrics from `cepheus demo`, and every
 expression parses (`promtool check rules` on a scratch file of them).
 
-    metric_names_test.py PATH/TO/cepheus RULES_DIR DASHBOARD.json ALERTS.yml
+    metric_names_test.py PATH/TO/cepheus RULES_DIR[:RULES_DIR...] DASHBOARD.json ALERTS.yml
 
 Names Prometheus makes itself (`up`) and the labels it adds (job, instance)
 are allowed. Histograms are matched by their series: `x_bucket`, `x_sum`,
@@ -106,7 +106,7 @@ def parse(expr):
 def scrape_demo(binary, rules, wanted):
     """Union of the series and families seen in scrapes of a running demo, polled until `wanted` are all seen."""
     port = free_port()
-    proc = subprocess.Popen([binary, "demo", "--seconds", "20", "--rate", "1000", "--rules", rules,
+    proc = subprocess.Popen([binary, "demo", "--seconds", "20", "--rate", "1000", "--rules", *rules.split(os.pathsep),
                              "--metrics", f"127.0.0.1:{port}", "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     series = {}      # sample name -> {label: set(values)}

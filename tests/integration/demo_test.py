@@ -4,7 +4,10 @@ generator through Kafka into the engines, alerts come out on stdout as JSON,
 malformed records are counted, and a real HTTP scrape of /metrics and /healthz
 answers while it runs; `promtool check metrics` finds nothing to say about it.
 
-    demo_test.py PATH/TO/cepheus RULES_DIR
+The table rules of rules/tables fire on the demo's profiles and block list,
+and the tables' metrics are exported.
+
+    demo_test.py PATH/TO/cepheus RULES_DIR...
 """
 import json
 import subprocess
@@ -18,9 +21,9 @@ from testlib import free_port  # noqa: E402
 
 
 def main():
-    binary, rules = sys.argv[1], sys.argv[2]
+    binary, rules = sys.argv[1], sys.argv[2:]
     port = free_port()
-    proc = subprocess.Popen([binary, "demo", "--seconds", "14", "--rate", "1500", "--rules", rules,
+    proc = subprocess.Popen([binary, "demo", "--seconds", "14", "--rate", "1500", "--rules", *rules,
                              "--metrics", f"127.0.0.1:{port}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(9)
@@ -50,12 +53,21 @@ def main():
         failures.append(f"promtool check metrics: {lint.stdout}{lint.stderr}")
     for name in ("cepheus_events_total", "cepheus_alerts_total", "cepheus_alerts_suppressed_total",
                  "cepheus_runs_active", "cepheus_runs_evicted_total", "cepheus_keys_active",
-                 "cepheus_event_to_alert_seconds", "cepheus_watermark_lag_seconds", "cepheus_build_info"):
+                 "cepheus_event_to_alert_seconds", "cepheus_watermark_lag_seconds", "cepheus_build_info",
+                 "cepheus_table_records_total", "cepheus_table_versions", "cepheus_table_lag",
+                 "cepheus_table_bootstrap_seconds"):
         if f"# TYPE {name} " not in metrics:
             failures.append(f"{name} is not exported")
     alerts = [json.loads(l) for l in out.splitlines() if l.strip()]
     if not alerts:
         failures.append("no alert printed")
+    fired = {a.get("rule") for a in alerts}
+    for rule in ("new_account_big_order", "order_outside_home_country", "blocked_card_payment"):
+        if rule not in fired:
+            failures.append(f"the table rule {rule} raised no alert (rules that fired: {sorted(fired)})")
+    profiles = values.get('cepheus_table_keys{table="profiles"}', 0)
+    if profiles < 2000:
+        failures.append(f"the profiles table holds {profiles} keys, not 2000")
     for a in alerts:
         for field in ("alert_id", "rule", "key", "severity", "reason", "events", "message"):
             if field not in a:

@@ -22,7 +22,7 @@
 namespace cepheus::daemon {
 
 struct Config {
-  std::string rules_path;
+  std::vector<std::string> rules_paths;  // rule files or directories (rules.path)
   engine::EventFieldNames events;
   Millis out_of_order = 0;
   Millis idle_timeout = 0;
@@ -67,7 +67,7 @@ struct Config {
   std::map<std::string, Table> tables;
 };
 
-enum class ConfigKind { kString, kDuration, kCount, kBytes, kStringList, kPassThrough, kTables };
+enum class ConfigKind { kString, kDuration, kCount, kBytes, kStringList, kPathList, kPassThrough, kTables };
 
 struct ConfigKey {
   const char* name;         // dotted, e.g. "kafka.brokers"

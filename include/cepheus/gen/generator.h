@@ -49,4 +49,11 @@ struct GenStats {
 // "card_id", "country" and type-specific fields.
 GenStats GenerateEvents(const GenOptions& options, const std::function<void(std::string_view)>& emit);
 
+// The home country of user N (its "country" when it acts from home), for
+// reference data that agrees with the events (`cepheus demo`'s profiles).
+std::string_view HomeCountryOf(int64_t user);
+// The countries events come from.
+size_t CountryCount();
+std::string_view CountryAt(size_t i);
+
 }  // namespace cepheus::gen

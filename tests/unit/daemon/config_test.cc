@@ -42,9 +42,22 @@ TEST_CASE("the shipped config file lists every key of the schema at its default"
   }
 }
 
+TEST_CASE("rules.path is one rule file or directory, or a list of them, and a path may hold a comma") {
+  auto one = daemon::ParseConfig("rules:\n  path: /srv/rules, old\n", "one.yaml", &kNoEnv);
+  REQUIRE(one.ok());
+  CHECK(one.value().rules_paths == std::vector<std::string>{"/srv/rules, old"});
+  auto two = daemon::ParseConfig("rules:\n  path: [/srv/rules, /srv/rules/tables]\n", "two.yaml", &kNoEnv);
+  REQUIRE(two.ok());
+  CHECK(two.value().rules_paths == std::vector<std::string>{"/srv/rules", "/srv/rules/tables"});
+  CHECK(daemon::DefaultConfig().rules_paths == std::vector<std::string>{"/etc/cepheus/rules"});
+  auto none = daemon::ParseConfig("rules:\n  path: []\n", "none.yaml", &kNoEnv);
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.status().message().find("rules.path: needs a rule file or directory") != std::string::npos);
+}
+
 TEST_CASE("the printed configuration reads back the same, quotes, backslashes and newlines in values included") {
   daemon::Config c = daemon::DefaultConfig();
-  c.rules_path = "/etc/cepheus/rules \"new\"\\v2";
+  c.rules_paths = {"/etc/cepheus/rules \"new\"\\v2", "/srv/rules, v3"};
   c.kafka.group_id = "fraud\nteam: 'a'";
   c.kafka.consumer["client.rack"] = "rack \"1\"";
   std::string dump = daemon::DumpConfig(c);
@@ -52,7 +65,7 @@ TEST_CASE("the printed configuration reads back the same, quotes, backslashes an
   INFO(dump);
   INFO((back.ok() ? "" : back.status().message()));
   REQUIRE(back.ok());
-  CHECK(back.value().rules_path == c.rules_path);
+  CHECK(back.value().rules_paths == c.rules_paths);
   CHECK(back.value().kafka.group_id == c.kafka.group_id);
   CHECK(back.value().kafka.consumer.at("client.rack") == "rack \"1\"");
   CHECK(daemon::DumpConfig(back.value()) == dump);

@@ -38,7 +38,7 @@ struct World {
     c.state.directory = (dir / state).string();
     c.state.commit_interval = 20;
     c.kafka.late_topic = "late";
-    c.rules_path = (dir / "rules").string();
+    c.rules_paths = {(dir / "rules").string()};
     c.metrics.listen = "";  // no HTTP endpoint: stopping civetweb's takes 2 s
     return c;
   }

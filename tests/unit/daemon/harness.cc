@@ -15,7 +15,7 @@ namespace cepheus::testing {
 
 daemon::Config TestConfig(const std::string& brokers, const std::string& name) {
   auto config = daemon::DefaultConfig();
-  config.rules_path = std::string(CEPHEUS_SOURCE_DIR) + "/rules";
+  config.rules_paths = {std::string(CEPHEUS_SOURCE_DIR) + "/rules"};
   config.kafka.brokers = brokers;
   config.kafka.group_id = name;
   config.kafka.input_topics = {"events"};

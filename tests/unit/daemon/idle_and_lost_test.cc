@@ -58,7 +58,7 @@ struct Setup {
     std::filesystem::create_directories(dir / "rules");
     std::ofstream(dir / "rules" / "r.rules") << rules_text;
     config = TestConfig(cluster->bootstraps(), name);
-    config.rules_path = (dir / "rules").string();
+    config.rules_paths = {(dir / "rules").string()};
     config.state.directory = (dir / "state").string();
   }
   ~Setup() { std::filesystem::remove_all(dir); }
@@ -76,7 +76,7 @@ TEST_CASE("a quiet partition's absence alert fires by the wall clock, and its ne
   s.config.idle_timeout = 1000;
   s.config.out_of_order = 500;
   s.config.max_future_skew = 60000;
-  auto rules = daemon::LoadAndCompile({s.config.rules_path}, std::cerr);
+  auto rules = daemon::LoadAndCompile(s.config.rules_paths, std::cerr);
   REQUIRE(rules);
   std::mutex mu;
   std::vector<std::pair<std::string, Clock::time_point>> alerts;
@@ -117,7 +117,7 @@ TEST_CASE("a quiet partition's absence alert fires by the wall clock, and its ne
 TEST_CASE("an alert is committed once every fetched record is handled, without waiting for the commit interval") {
   Setup s("cepheus-eager-commit", "rule logins key user_id match l: login{2} within 1h\n");
   s.config.state.commit_interval = 60000;  // a minute: only the eager commit can be seen in the test
-  auto rules = daemon::LoadAndCompile({s.config.rules_path}, std::cerr);
+  auto rules = daemon::LoadAndCompile(s.config.rules_paths, std::cerr);
   REQUIRE(rules);
   daemon::Daemon d(s.config, rules);
   testing::DaemonThread running(d);
@@ -152,7 +152,7 @@ TEST_CASE("a loop stalled past max.poll.interval.ms loses its assignment, aborts
   s.config.kafka.consumer = {{"max.poll.interval.ms", "4000"},
                              {"session.timeout.ms", "3000"},
                              {"heartbeat.interval.ms", "500"}};
-  auto rules = daemon::LoadAndCompile({s.config.rules_path}, std::cerr);
+  auto rules = daemon::LoadAndCompile(s.config.rules_paths, std::cerr);
   REQUIRE(rules);
   std::atomic<bool> stall{false};
   auto owned = std::make_unique<daemon::Daemon>(s.config, rules);

@@ -147,8 +147,8 @@ TEST_CASE("under systemd the daemon reports each start-up step, is ready once it
   WriteFile(dir / "rules" / "every_login.rules", "rule every_login key user_id match l: login within 1m\n");
   auto config = TestConfig(cluster.brokers, "cepheus-notify");
   config.state.directory = (dir / "state").string();
-  config.rules_path = (dir / "rules").string();
-  auto rules = daemon::LoadAndCompile({config.rules_path}, std::cerr);
+  config.rules_paths = {(dir / "rules").string()};
+  auto rules = daemon::LoadAndCompile(config.rules_paths, std::cerr);
   REQUIRE(rules);
 
   std::atomic<bool> wedge{false};
@@ -210,8 +210,8 @@ TEST_CASE("a reload refuses a rule set that does not check and keeps the running
   WriteFile(dir / "rules" / "removed.rules", "rule removed key user_id match o: order -> p: payment within 1h\n");
   auto config = TestConfig(cluster.brokers, "cepheus-reload");
   config.state.directory = (dir / "state").string();
-  config.rules_path = (dir / "rules").string();
-  auto rules = daemon::LoadAndCompile({config.rules_path}, std::cerr);
+  config.rules_paths = {(dir / "rules").string()};
+  auto rules = daemon::LoadAndCompile(config.rules_paths, std::cerr);
   REQUIRE(rules);
 
   std::vector<std::string> fired;
@@ -346,7 +346,7 @@ TEST_CASE("a daemon that the group gives no partition is ready all the same") {
   }
   auto dir = std::filesystem::temp_directory_path() / ("cepheus-idle-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
-  auto rules = daemon::LoadAndCompile({TestConfig(brokers, "x").rules_path}, std::cerr);
+  auto rules = daemon::LoadAndCompile(TestConfig(brokers, "x").rules_paths, std::cerr);
   REQUIRE(rules);
   std::vector<std::unique_ptr<daemon::Daemon>> daemons;
   std::atomic<bool> stop{false};

@@ -57,7 +57,7 @@ struct World {
     auto c = testing::TestConfig("fake:9092", "logic");
     c.state.directory = (dir / "state").string();
     c.state.commit_interval = 20;
-    c.rules_path = (dir / "rules").string();
+    c.rules_paths = {(dir / "rules").string()};
     c.metrics.listen = "";
     c.tables["profiles"] = {"profiles", 1000};
     c.tables["blocked"] = {"blocked", 1000};
