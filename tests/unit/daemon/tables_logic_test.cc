@@ -144,3 +144,38 @@ TEST_CASE("a reload that adds a table reads it while the running rules and table
   CHECK(w.Alerts("foreign_order") == 3);  // the profiles taken over still serve lookups
   CHECK(run.Stop() == 0);
 }
+
+TEST_CASE("a table whose topic does not exist stops the start with exit 78, naming the table and the topic") {
+  World w;
+  auto config = w.Config();
+  config.tables["profiles"] = {"profiles-typo", 1000};
+  testing::CapturedStderr log;
+  daemon::Daemon d(config, testing::CompileRules(kProfiles), &w.kafka);
+  std::atomic<bool> stop{false};
+  CHECK(d.Run(stop) == 78);  // EX_CONFIG: systemd does not restart it in a loop
+  CHECK_FALSE(d.ready());
+  CHECK(log.text().find("cannot start: table 'profiles': unknown topic profiles-typo") != std::string::npos);
+}
+
+TEST_CASE("a reload whose new table's topic does not exist is refused, and the running rules and tables go on") {
+  World w;
+  w.kafka.Append("profiles", 0, Profile("u1", "FR"));
+  std::ofstream(w.dir / "rules" / "r.rules") << kProfiles;
+  auto config = w.Config();
+  config.tables["blocked"] = {"blocked-typo", 1000};
+  testing::CapturedStderr log;
+  daemon::Daemon d(config, testing::CompileRules(kProfiles), &w.kafka);
+  std::atomic<bool> reload{false};
+  testing::DaemonThread run(d, &reload);
+  REQUIRE(testing::Eventually([&] { return d.ready(); }, std::chrono::seconds(5)));
+  std::ofstream(w.dir / "rules" / "r.rules", std::ios::trunc) << kProfiles << kBlocked;
+  reload = true;
+  REQUIRE(testing::Eventually([&] { return log.text().find("rule reload refused") != std::string::npos; },
+                              std::chrono::seconds(5)));
+  CHECK(log.text().find("rule reload refused: cannot load the tables of the new rules: table 'blocked': unknown "
+                        "topic blocked-typo; the 1 running rules go on") != std::string::npos);
+  w.kafka.Append("events", 0, Order("a", "u1", 1000, "DE"));
+  REQUIRE(testing::Eventually([&] { return w.Alerts("foreign_order") == 1; }, std::chrono::seconds(5)));
+  CHECK(d.rules().programs.size() == 1);
+  CHECK(run.Stop() == 0);
+}
