@@ -13,10 +13,10 @@ Starts a broker (tests/kafka/broker.sh) and fills:
                  while), and one record that is not JSON;
   blocked_cards  1 partition: 40 cards blocked at times inside the range, 10
                  of them unblocked later ("deleted": true);
-  events         4 partitions: N generated events (`cepheus gen`), then a
-                 "heartbeat" event an hour later on every partition, so every
-                 partition's watermark passes every real event (no rule reads
-                 heartbeats).
+  events         4 partitions (one such topic per run), fed over ~20 s: N
+                 generated events (`cepheus gen`), then a "heartbeat" event
+                 an hour later on every partition, so every partition's
+                 watermark passes every real event (no rule reads heartbeats).
 
 The same records, as JSON-lines files, go to `cepheus replay --table`. Then:
 
@@ -164,7 +164,7 @@ def kill_while_processing(cepheus, config, port, log_path, rng):
         if n:
             break
         time.sleep(0.05)
-    time.sleep(rng.uniform(0.2, 1.0))
+    time.sleep(rng.uniform(3.0, 6.0))
     n = evaluated(port) or n
     proc.kill()
     proc.wait()
@@ -207,19 +207,17 @@ def main():
         with open(f"{work}/events.jsonl", "w") as f:
             subprocess.run([cepheus] + gen, check=True, stdout=f, stderr=subprocess.DEVNULL)
         last_ts = max(json.loads(l)["ts"] for l in open(f"{work}/events.jsonl"))
-        subprocess.run([cepheus, gen[0], "--kafka", brokers, "--topic", "events"] + gen[1:], check=True,
-                       capture_output=True)
         # A heartbeat an hour after the last event, on every partition (2000
         # keys cover the 4), moves every partition's watermark past the events.
-        beats = [(f"u{u}", json.dumps({"type": "heartbeat", "ts": last_ts + 3600000, "user_id": f"u{u}"}))
-                 for u in range(1, users + 1)]
-        produce(work, "events", beats, jsonl=False)
         with open(f"{work}/events.jsonl", "a") as f:
-            f.writelines(v + "\n" for _, v in beats)
+            f.writelines(json.dumps({"type": "heartbeat", "ts": last_ts + 3600000, "user_id": f"u{u}"}) + "\n"
+                         for u in range(1, users + 1))
+        with open(f"{work}/events.jsonl") as f:  # fed to each run's topic over ~20 s, keyed by user
+            lines = [f"{json.loads(l)['user_id']}\t{l.rstrip()}" for l in f if l.strip()]
         profiles, blocked = table_records(rng, users, last_ts - START)
         produce(work, "profiles", profiles)
         produce(work, "blocked_cards", blocked)
-        total = n_events + len(beats)
+        total = len(lines)
         print(f"tables: broker up, {total} events, {len(profiles)} profile and {len(blocked)} block-list records "
               f"produced in {time.time() - t0:.1f} s", flush=True)
 
@@ -242,17 +240,21 @@ def main():
         in_bootstrap = kill_during_bootstrap(cepheus, f"{work}/killed.yaml", log_path)
         print(f"tables: killed: kill -9 #1 {'during' if in_bootstrap else 'after'} the table bootstrap "
               f"({time.time() - t1:.1f} s)", flush=True)
+        feeder = Feeder(work, "events", lines, len(lines) // 200 + 1)
+        procs.append(feeder.proc)
+        feeder.start()
         read = kill_while_processing(cepheus, f"{work}/killed.yaml", port, log_path, rng)
-        print(f"tables: killed: kill -9 #2 while processing, {read} events read ({time.time() - t1:.1f} s)",
-              flush=True)
+        print(f"tables: killed: kill -9 #2 while processing, {read:.0f} of {total} events read "
+              f"({time.time() - t1:.1f} s)", flush=True)
         with open(log_path, "a") as log:
             proc = start(cepheus, f"{work}/killed.yaml", log)
         procs.append(proc)
+        feeder.wait()
         code = finish(proc, port, total)
         kept = re.findall(r"table profiles: (\d+) versions kept from the last run, (\d+) records read", open(log_path).read())
         print(f"tables: killed: finished in {time.time() - t1:.1f} s, exit {code}; profiles at each start "
               f"(kept, read): {kept}", flush=True)
-        killed_ok = compare(work, "killed", golden) and code == 0 and in_bootstrap
+        killed_ok = compare(work, "killed", golden) and code == 0 and in_bootstrap and 0 < read < total
         # The last start read the tables from the state directory, not the topic.
         killed_ok = killed_ok and len(kept) >= 2 and int(kept[-1][0]) > 0 and int(kept[-1][1]) < len(profiles) // 2
 
@@ -262,8 +264,6 @@ def main():
         ports = {"a": free_port(), "b": free_port()}
         for m in ports:
             write_config(f"{work}/{m}.yaml", work, brokers, rules, ports[m], "joined", f"joined-{m}", "events-joined")
-        with open(f"{work}/events.jsonl") as f:
-            lines = [f"{json.loads(l)['user_id']}\t{l.rstrip()}" for l in f if l.strip()]
         feeder = Feeder(work, "events-joined", lines, len(lines) // 200 + 1)
         procs.append(feeder.proc)
         with open(log_path, "a") as log:

@@ -169,6 +169,7 @@ class TypeTable {
   // -1 when no rule names the type.
   int32_t Find(std::string_view type) const;
   size_t size() const { return names_.size(); }
+  const std::string& name(int32_t id) const { return names_[static_cast<size_t>(id)]; }
 
  private:
   std::vector<std::string> names_;
