@@ -27,6 +27,8 @@
 #include "engine/engine_impl.h"
 #include "engine/alert.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace cepheus::engine {
@@ -58,6 +60,11 @@ EngineImpl::EngineImpl(std::shared_ptr<const nfa::CompiledRuleSet> rules, Engine
     reads.back() |= p->needs_all_types;
     states_.push_back(RuleState{p.get(), nfa::Matcher(p.get()), g, pos, !p->trailing_absent});
   }
+  for (auto& g : groups_) {
+    const auto& only = options_.key_fields;
+    g.enabled = only.empty() || std::find(only.begin(), only.end(), g.field) != only.end();
+    if (!g.enabled) std::fill(g.reads.begin(), g.reads.end(), 0);
+  }
   stats_.rules.resize(states_.size());
   deadlines_.resize(states_.size());
   compact_at_.resize(states_.size(), kCompactMin);
@@ -87,7 +94,9 @@ void EngineImpl::Push(nfa::EventRef e) {
   }
   if (e->ts > max_ts_) {
     max_ts_ = e->ts;
-    if (max_ts_ - options_.out_of_order > watermark_) watermark_ = max_ts_ - options_.out_of_order;
+    if (options_.watermark_from_events && max_ts_ - options_.out_of_order > watermark_) {
+      watermark_ = max_ts_ - options_.out_of_order;
+    }
   }
   buffer_.push(Buffered(std::move(e)));
   if (options_.max_buffered > 0 && buffer_.size() > options_.max_buffered && buffer_.top().ts > watermark_) {

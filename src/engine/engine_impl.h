@@ -90,6 +90,9 @@ class EngineImpl {
     // Event types (TypeTable ids; the last entry: unknown types) that some
     // rule of the group reads; the others skip the key lookup.
     std::vector<uint8_t> reads;
+    // False when EngineOptions::key_fields leaves the field out: its rules
+    // see no event and load no state.
+    bool enabled = true;
   };
   struct RuleState {
     const nfa::Program* program;

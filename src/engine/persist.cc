@@ -247,6 +247,7 @@ Status EngineImpl::LoadKey(std::string_view k, std::string_view field, std::stri
                            EventDecoder* decoder, LoadReport* report, std::vector<uint32_t>* loaded) {
   uint32_t g = 0;
   while (g < groups_.size() && groups_[g].field != field) ++g;
+  if (g < groups_.size() && !groups_[g].enabled) g = static_cast<uint32_t>(groups_.size());  // run elsewhere
   // The rule a section belongs to, if it is still keyed on this field.
   auto rule_of = [&](std::string_view name) -> int {
     if (g == groups_.size()) return -1;

@@ -33,6 +33,15 @@ struct EngineOptions {
   // fields are still evaluated); each (event, key field) so refused is
   // counted in EngineStats::keys_refused. 0: no limit.
   uint64_t max_keys = 0;
+  // The key fields (dotted paths) whose rules run; empty: every rule. The
+  // rules keyed on other fields see no event, and their stored state is
+  // dropped at Load as a removed rule's (a daemon partition that runs only
+  // some key fields, section 6.4).
+  std::vector<std::string> key_fields;
+  // false: the watermark moves only by AdvanceWatermark, never by the events'
+  // times (a re-keyed partition, whose watermark is the least of its
+  // sources' marks).
+  bool watermark_from_events = true;
 };
 
 class EventDecoder;

@@ -61,7 +61,9 @@ std::vector<std::string> OtherKeysAlerts(const std::vector<std::string>& lines,
                                          std::shared_ptr<const nfa::CompiledRuleSet> rules) {
   engine::EventDecoder decoder(rules, {});
   engine::CollectingSink sink;
-  engine::Engine eng(rules, {kOutOfOrder}, &sink);
+  engine::EngineOptions eo;
+  eo.out_of_order = kOutOfOrder;
+  engine::Engine eng(rules, eo, &sink);
   std::vector<std::string> out;
   auto take = [&] {
     for (const auto& a : sink.alerts) {
@@ -92,7 +94,9 @@ TEST_CASE("a hot key's partial matches stay within each rule's limit, the runs d
   size_t heap_at_tenth = 0;
   int64_t peak_runs = 0;
   {
-    engine::Engine eng(rules, {kOutOfOrder}, &sink);
+    engine::EngineOptions eo;
+  eo.out_of_order = kOutOfOrder;
+  engine::Engine eng(rules, eo, &sink);
     for (int i = 0; i < kHotEvents; ++i) {
       eng.Push(decoder.Decode(HotOrder(i), {"events", 0, i}).value());
       if ((i + 1) % 10000 == 0) {
@@ -163,7 +167,9 @@ TEST_CASE("a hot key's runs dropped at the limit are exported as cepheus_runs_ev
   REQUIRE(m.ok());
   engine::EventDecoder decoder(rules, {});
   engine::CollectingSink sink;
-  engine::Engine eng(rules, {kOutOfOrder}, &sink);
+  engine::EngineOptions eo;
+  eo.out_of_order = kOutOfOrder;
+  engine::Engine eng(rules, eo, &sink);
   for (int i = 0; i < 5000; ++i) eng.Push(decoder.Decode(HotOrder(i), {"events", 0, i}).value());
   m.value()->UpdateEngine(0, eng, 0);
   std::string scrape = testing::Scrape(m.value()->port());
