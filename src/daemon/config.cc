@@ -199,6 +199,17 @@ const std::vector<ConfigKey> kSchema = {
        c->kafka.static_membership = v == "true";
        return std::string();
      }},
+    {"kafka.rekey", ConfigKind::kString, "false",
+     "true: rules keyed on another field than partition_key run after re-keying: the daemon forwards the "
+     "events they read to the topic <group_id>-rekey-<field> (created with the input's partition count) in "
+     "the transaction that consumes them, with watermark marks, and runs those rules on its partitions. "
+     "false: every rule runs on the input partitions (a rule keyed on another field sees, per partition, "
+     "only that partition's events). Experimental until proven against a real broker.",
+     [](Config* c, const std::string& v) {
+       if (v != "true" && v != "false") return std::string("must be true or false");
+       c->kafka.rekey = v == "true";
+       return std::string();
+     }},
     {"kafka.changelog_topic", ConfigKind::kString, "\"\"",
      "Compacted topic that receives every state change in the same transaction as the alerts, so "
      "a partition's partial matches follow it to another daemon; empty: <group_id>-changelog. "
@@ -552,7 +563,8 @@ std::string DumpConfig(const Config& c) {
                      q(c.kafka.brokers), q(c.kafka.group_id), topics, q(c.kafka.partition_key),
                      q(c.kafka.alerts_topic), q(c.kafka.late_topic), q(c.kafka.dead_letter_topic),
                      q(c.kafka.transactional_id));
-  out += fmt::format("  static_membership: {}\n  changelog_topic: {}\n", c.kafka.static_membership ? "true" : "false",
+  out += fmt::format("  static_membership: {}\n  rekey: {}\n  changelog_topic: {}\n",
+                     c.kafka.static_membership ? "true" : "false", c.kafka.rekey ? "true" : "false",
                      q(c.kafka.changelog_topic));
   out += "  consumer:" + props(c.kafka.consumer);
   out += "  producer:" + props(c.kafka.producer);

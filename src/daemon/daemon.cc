@@ -28,6 +28,7 @@
 // whose fingerprint (source text) changed does not load and is deleted.
 #include "cepheus/daemon/daemon.h"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <csignal>
@@ -35,10 +36,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
 #include "cepheus/engine/event_decoder.h"
+#include "cepheus/engine/source_marks.h"
+#include "daemon/rekeyer.h"
 #include "cepheus/engine/pump.h"
 #include "cepheus/io/kafka.h"
 #include "cepheus/state/prefix_store.h"
@@ -145,6 +149,17 @@ struct Daemon::Part {
   // when that was (a limit hit is logged at most once a minute).
   uint64_t logged_refused = 0, logged_forced = 0;
   Millis limit_logged_at = 0;
+  // Re-keying (section 6.4). A stage partition (stage >= 0) runs the rules
+  // of its stage, its watermark the least of its sources' marks; an input
+  // partition sends its watermark as a mark when it moved.
+  int stage = -1;
+  std::unique_ptr<engine::SourceMarks> marks;  // a stage partition's
+  bool marks_dirty = false;
+  Millis mark_sent = kMinTime;
+  bool replaying = false;      // the record at hand was published before a crash
+  std::string forward_error;   // a failed forward of the record at hand
+  std::string Label() const { return label.empty() ? std::to_string(partition) : label; }
+  std::string label;           // the metrics' partition label of a stage partition ("card_id/3")
 };
 
 Daemon::Daemon(Config config, std::shared_ptr<const nfa::CompiledRuleSet> rules, io::Clients* clients)
@@ -262,8 +277,10 @@ Status Daemon::Start() {
   if (Status st = LoadTables(); !st.ok()) return st;
 
   step(fmt::format("joining group {} on {}", config_.kafka.group_id, fmt::join(config_.kafka.input_topics, ", ")));
-  auto c = clients_->GroupConsumer(config_.kafka.group_id, config_.kafka.input_topics, GroupConsumerProperties(config_),
-                                   this);
+  if (Status st = PlanRekeying(); !st.ok()) return st;
+  std::vector<std::string> topics = config_.kafka.input_topics;
+  for (const auto& s : plan_.stages) topics.push_back(s.topic);
+  auto c = clients_->GroupConsumer(config_.kafka.group_id, topics, GroupConsumerProperties(config_), this);
   if (!c.ok()) return c.status();
   consumer_ = std::move(c).value();
   started_ = true;
@@ -273,12 +290,17 @@ Status Daemon::Start() {
 }
 
 Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed, uint64_t* dropped_removed) {
-  metrics_->ForgetPartition(p.partition);  // its engine is replaced
+  metrics_->ForgetPartition(p.Label());  // its engine is replaced
   p.decoder = std::make_unique<engine::EventDecoder>(rules_, config_.events);
   engine::EngineOptions eo;
   eo.out_of_order = config_.out_of_order;
   eo.max_buffered = config_.max_buffered;
   eo.max_keys = config_.state.max_keys;
+  if (rekeyer_) {
+    eo.key_fields = p.stage < 0 ? plan_.DirectFields() : std::vector<std::string>{plan_.stages[static_cast<size_t>(p.stage)].field};
+    eo.watermark_from_events = p.stage < 0;
+  }
+  p.mark_sent = kMinTime;
   p.logged_refused = p.logged_forced = 0;
   p.outbox.Clear();
   p.engine = std::make_unique<engine::Engine>(rules_, eo, &p.outbox);
@@ -289,9 +311,16 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
       p.decoder.get(), p.engine.get(),
       [&p](std::string_view, const nfa::Position&, const Status& why) { p.refused = why.message(); },
       [this, &p](const nfa::Event& e) {
-        if (e.ts <= p.last_wall + config_.max_future_skew) return Status::Ok();
-        return Status::InvalidArgument(fmt::format("time {} is more than {} ahead of the wall clock", e.ts,
-                                                   FormatDuration(config_.max_future_skew)));
+        if (e.ts > p.last_wall + config_.max_future_skew) {
+          return Status::InvalidArgument(fmt::format("time {} is more than {} ahead of the wall clock", e.ts,
+                                                     FormatDuration(config_.max_future_skew)));
+        }
+        // An input partition's event goes on to the stages that read it; a
+        // failure to queue it aborts the batch (Handle, after Feed).
+        if (rekeyer_ && p.stage < 0 && !p.replaying) {
+          if (Status st = rekeyer_->Forward(e); !st.ok()) p.forward_error = st.message();
+        }
+        return Status::Ok();
       });
   std::string prefix = Prefix(p.topic, p.partition);
   state::PrefixStore view(store_.get(), prefix);
@@ -302,7 +331,8 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
   // the changelog, so neither a restart nor another daemon loads them again.
   for (const auto& k : report.stale_keys) {
     if (Status st = view.Delete(k); !st.ok()) return st;
-    if (Status st = producer_->ProduceTo(config_.kafka.changelog_topic, p.partition, prefix + k, std::nullopt);
+    if (Status st = producer_->ProduceTo(config_.kafka.changelog_topic, ChangelogPartition(p.partition), prefix + k,
+                                         std::nullopt);
         !st.ok()) {
       return st;
     }
@@ -324,6 +354,18 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
   });
   if (!st.ok()) return st;
   if (!bad.ok()) return Status::Corruption(fmt::format("{}/{}: {}", p.topic, p.partition, bad.message()));
+  if (p.stage >= 0) {
+    // A stage partition's sources' marks, as of the batch LMDB holds.
+    p.marks = std::make_unique<engine::SourceMarks>(sources_);
+    p.marks_dirty = false;
+    Status marks = Status::Ok();
+    st = view.Scan("marks", [&](std::string_view k, std::string_view v) {
+      if (k == "marks") marks = p.marks->Decode(v);
+    });
+    if (!st.ok()) return st;
+    if (!marks.ok()) return Status::Corruption(fmt::format("{}/{}: {}", p.topic, p.partition, marks.message()));
+    p.engine->AdvanceWatermark(p.marks->watermark());
+  }
   return Status::Ok();
 }
 
@@ -378,7 +420,9 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
   if (dirty_ && !fatal_ && !Commit()) fatal_ = true;
   auto restore_started = std::chrono::steady_clock::now();
   std::vector<int32_t> numbers;
-  for (const auto& tp : committed) numbers.push_back(tp.partition);
+  for (const auto& tp : committed) numbers.push_back(ChangelogPartition(tp.partition));
+  std::sort(numbers.begin(), numbers.end());
+  numbers.erase(std::unique(numbers.begin(), numbers.end()), numbers.end());
   auto logs = clients_->ReadCompacted(config_.kafka.changelog_topic, numbers,
                                 config_.kafka.consumer, 120000);
   if (!logs.ok()) {
@@ -390,7 +434,7 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
   for (const auto& tp : committed) {
     notify_.MaybePingWatchdog();  // restoring many partitions takes a while
     static const std::map<std::string, std::string> kNone;
-    const auto& log = logs.ok() ? logs.value()[tp.partition] : kNone;
+    const auto& log = logs.ok() ? logs.value()[ChangelogPartition(tp.partition)] : kNone;
     if (Status st = CatchUpFromChangelog(tp.topic, tp.partition, log); !st.ok()) {
       LogError(fmt::format("{}/{}: cannot restore from the changelog: {}", tp.topic, tp.partition, st.message()));
       fatal_ = true;
@@ -399,6 +443,10 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
     part->topic = tp.topic;
     part->partition = tp.partition;
     part->last_wall = WallMs();
+    part->stage = rekeyer_ ? rekeyer_->StageOf(tp.topic) : -1;
+    if (part->stage >= 0) {
+      part->label = fmt::format("{}/{}", plan_.stages[static_cast<size_t>(part->stage)].field, tp.partition);
+    }
     int64_t lmdb_offset = -1;
     if (Status st = Restore(*part, &lmdb_offset, &dropped_changed, &dropped_removed); !st.ok()) {
       LogError(fmt::format("{}/{}: cannot restore its state: {}", tp.topic, tp.partition, st.message()));
@@ -443,8 +491,10 @@ void Daemon::OnRevoked(const std::vector<io::TopicOffset>& partitions, bool lost
   for (const auto& tp : partitions) {
     Log(fmt::format("revoked {}/{}", tp.topic, tp.partition));
     last_part_ = nullptr;
-    parts_.erase({tp.topic, tp.partition});
-    metrics_->ForgetPartition(tp.partition);
+    auto it = parts_.find({tp.topic, tp.partition});
+    if (it == parts_.end()) continue;
+    metrics_->ForgetPartition(it->second->Label());
+    parts_.erase(it);
   }
   CountRuns();
   notify_.Status(fmt::format("processing {} partitions", parts_.size()));
@@ -489,8 +539,17 @@ void Daemon::Handle(engine::RawRecord& r) {
   metrics_->CountRecord();
   p.last_wall = turn_wall_;
   dirty_ = true;
+  if (p.stage >= 0 && engine::IsMarkRecord(r.payload)) {
+    HandleMark(p, r);
+    return;
+  }
+  p.replaying = r.pos.offset < p.suppress_until;
   bool padded = r.payload.capacity() >= r.payload.size() + engine::kPayloadPadding;
   if (p.pump->Feed(r.payload, r.pos, padded)) {
+    if (!p.forward_error.empty()) {
+      Abort("cannot forward an event to its re-keying topic: " + std::exchange(p.forward_error, {}));
+      return;
+    }
     Publish(p, r.pos.offset, r.source_time);
     return;
   }
@@ -505,12 +564,87 @@ void Daemon::Handle(engine::RawRecord& r) {
   if (!st.ok()) Abort(st.message());
 }
 
+// A source's watermark mark on a stage partition: the partition's watermark
+// becomes the least of its sources' marks, which may close windows.
+void Daemon::HandleMark(Part& p, const engine::RawRecord& r) {
+  auto mark = engine::ParseMarkRecord(r.payload);
+  if (!mark.ok()) {
+    LogError(fmt::format("{}/{} offset {}: {}; skipped", r.pos.topic, r.pos.partition, r.pos.offset,
+                         mark.status().message()));
+    return;
+  }
+  p.marks->Mark(mark.value().first, mark.value().second);
+  p.marks_dirty = true;
+  p.engine->AdvanceWatermark(p.marks->watermark());
+  Publish(p, r.pos.offset, 0);
+}
+
+int32_t Daemon::ChangelogPartition(int32_t partition) const {
+  return changelog_partitions_ > 0 ? partition % changelog_partitions_ : partition;
+}
+
+// With kafka.rekey, the plan of the rules; each stage's topic checked, or
+// created with the input's partition count.
+Status Daemon::PlanRekeying() {
+  plan_ = Plan{};
+  rekeyer_.reset();
+  if (!config_.kafka.rekey) return Status::Ok();
+  plan_ = MakePlan(*rules_, config_.kafka.partition_key, config_.kafka.group_id);
+  std::istringstream plan(FormatPlan(plan_));
+  for (std::string line; std::getline(plan, line);) Log(line);
+  if (plan_.stages.empty()) return Status::Ok();
+  int32_t input_partitions = 0;
+  sources_.clear();
+  for (const auto& topic : config_.kafka.input_topics) {
+    auto n = producer_->PartitionCount(topic, 10000);
+    if (!n.ok()) return Status::FailedPrecondition(fmt::format("input topic {}: {}", topic, n.status().message()));
+    for (int32_t p = 0; p < n.value(); ++p) sources_.push_back(fmt::format("{}/{}", topic, p));
+    input_partitions = std::max(input_partitions, n.value());
+  }
+  auto changelog = producer_->PartitionCount(config_.kafka.changelog_topic, 10000);
+  changelog_partitions_ = changelog.ok() ? changelog.value() : 0;
+  std::vector<int32_t> partitions;
+  for (const auto& s : plan_.stages) {
+    auto n = producer_->PartitionCount(s.topic, 10000);
+    if (!n.ok() && n.status().code() == Status::Code::kNotFound) {
+      Log(fmt::format("creating the re-keying topic {} with {} partitions", s.topic, input_partitions));
+      if (Status st = producer_->CreateTopic(s.topic, input_partitions, 30000); !st.ok()) {
+        return Status::FailedPrecondition(fmt::format("{}; create it with {} partitions", st.message(),
+                                                      input_partitions));
+      }
+      for (int attempt = 0; attempt < 50 && !(n = producer_->PartitionCount(s.topic, 10000)).ok(); ++attempt) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+    if (!n.ok()) return Status::FailedPrecondition(fmt::format("re-keying topic {}: {}", s.topic, n.status().message()));
+    partitions.push_back(n.value());
+  }
+  rekeyer_ = std::make_unique<Rekeyer>(plan_, std::move(partitions), producer_.get());
+  return Status::Ok();
+}
+
 bool Daemon::Commit() {
   if (!dirty_) return true;
+  if (rekeyer_) {
+    // Each input partition's watermark, when it moved, to every stage
+    // partition, in this transaction (after the events it covers).
+    for (auto& [key, p] : parts_) {
+      Millis w = p->engine->watermark();
+      if (p->stage >= 0 || w <= p->mark_sent || w == kMinTime || p->next_offset < p->suppress_until) continue;
+      if (Status st = rekeyer_->SendMarks(fmt::format("{}/{}", p->topic, p->partition), w); !st.ok()) {
+        return Abort(st.message());
+      }
+      p->mark_sent = w;
+    }
+  }
   std::vector<io::TopicOffset> offsets;
   for (auto& [key, p] : parts_) {
     TeeStore tee(store_.get(), Prefix(p->topic, p->partition), producer_.get(), &config_.kafka.changelog_topic,
-                 p->partition);
+                 ChangelogPartition(p->partition));
+    if (p->stage >= 0 && p->marks_dirty) {
+      if (Status st = tee.Put("marks", p->marks->Encode()); !st.ok()) return Abort(st.message());
+      p->marks_dirty = false;
+    }
     if (Status st = p->engine->SaveChanges(&tee); !st.ok()) return Abort(st.message());
     if (p->next_offset >= 0) {
       if (Status st = tee.Put("offset", std::to_string(p->next_offset)); !st.ok()) return Abort(st.message());
@@ -652,6 +786,20 @@ bool Daemon::Reload() {
     for (std::string line; std::getline(lines, line);) LogError(line);
     return RefuseReload(fmt::format("{} does not check", from));
   }
+  if (config_.kafka.rekey) {
+    // The stage topics are subscribed at start: a reload keeps them.
+    auto topics = [](const Plan& plan) {
+      std::vector<std::string> out;
+      for (const auto& s : plan.stages) out.push_back(s.topic);
+      return out;
+    };
+    Plan next_plan = MakePlan(*next, config_.kafka.partition_key, config_.kafka.group_id);
+    if (topics(next_plan) != topics(plan_)) {
+      return RefuseReload(fmt::format("the new rules re-key through [{}] but the running ones through [{}]; restart "
+                                      "the daemon to change the re-keying topics",
+                                      fmt::join(topics(next_plan), ", "), fmt::join(topics(plan_), ", ")));
+    }
+  }
   std::unique_ptr<TableFeed> next_feed;
   if (TableFeed::Needed(*next)) {
     if (Status st = OpenTableStore(); !st.ok()) return RefuseReload(st.message());
@@ -723,6 +871,12 @@ bool Daemon::FinishReload(std::shared_ptr<const nfa::CompiledRuleSet> next, std:
   metrics_->SetRules(*next);  // while the old set is still alive
   rules_ = std::move(next);
   feed_ = std::move(next_feed);
+  if (rekeyer_) {  // the same topics (Reload checked), other rules and types
+    std::vector<int32_t> partitions;
+    for (size_t s = 0; s < plan_.stages.size(); ++s) partitions.push_back(rekeyer_->partitions(s));
+    plan_ = MakePlan(*rules_, config_.kafka.partition_key, config_.kafka.group_id);
+    rekeyer_ = std::make_unique<Rekeyer>(plan_, std::move(partitions), producer_.get());
+  }
   uint64_t dropped_changed = 0, dropped_removed = 0;
   for (auto& [key, p] : parts_) {
     int64_t lmdb_offset = -1;
@@ -902,8 +1056,16 @@ bool Daemon::PersistTables() {
 void Daemon::Tick() {
   TickTables();
   Millis wall = WallMs();
+  if (rekeyer_) {
+    auto counts = rekeyer_->TakeCounts();
+    for (size_t s = 0; s < counts.size(); ++s) {
+      metrics_->CountRekeyed(plan_.stages[s].field, counts[s].forwarded, counts[s].missing_key);
+    }
+  }
   for (auto& [key, p] : parts_) {
-    if (wall - p->last_wall >= config_.idle_timeout) {
+    // A stage partition's watermark comes from its sources' marks only (an
+    // idle source's mark follows the clock at the source).
+    if (p->stage < 0 && wall - p->last_wall >= config_.idle_timeout) {
       Millis before = p->engine->watermark();
       // A quiet partition follows the clock, idle_timeout + out_of_order
       // behind it: a record that was on its way (produced with the time
@@ -912,10 +1074,10 @@ void Daemon::Tick() {
       if (p->engine->watermark() != before) dirty_ = true;
       Publish(*p, -1, 0);
     }
-    metrics_->UpdateEngine(p->partition, *p->engine, wall);
+    metrics_->UpdateEngine(p->Label(), *p->engine, wall);
     LogLimits(*p, wall);
     int64_t high = consumer_->HighWatermark(p->topic, p->partition);
-    if (high >= 0 && p->next_offset >= 0) metrics_->SetConsumerLag(p->partition, high - p->next_offset);
+    if (high >= 0 && p->next_offset >= 0) metrics_->SetConsumerLag(p->Label(), high - p->next_offset);
   }
 }
 

@@ -241,6 +241,56 @@ Status KafkaProducer::LoadMetadata(const std::vector<std::string>& topics, int t
   return Status::Ok();
 }
 
+Result<int32_t> KafkaProducer::PartitionCount(const std::string& topic, int timeout_ms) {
+  std::string err;
+  RdKafka::Topic* t = impl_->TopicHandle(topic, &err);
+  if (t == nullptr) return Status::IoError(fmt::format("topic {}: {}", topic, err));
+  RdKafka::Metadata* md = nullptr;
+  RdKafka::ErrorCode e = impl_->producer->metadata(false, t, &md, timeout_ms);
+  std::unique_ptr<RdKafka::Metadata> owned(md);
+  if (e != RdKafka::ERR_NO_ERROR) return Status::IoError(fmt::format("topic {}: {}", topic, RdKafka::err2str(e)));
+  for (const auto* tm : *md->topics()) {
+    if (tm->topic() != topic) continue;
+    if (tm->err() != RdKafka::ERR_NO_ERROR) {
+      return Status::NotFound(fmt::format("topic {}: {}", topic, RdKafka::err2str(tm->err())));
+    }
+    return static_cast<int32_t>(tm->partitions()->size());
+  }
+  return Status::NotFound(fmt::format("topic {}: not in the brokers' metadata", topic));
+}
+
+Status KafkaProducer::CreateTopic(const std::string& topic, int32_t partitions, int timeout_ms) {
+  rd_kafka_t* rk = impl_->producer->c_ptr();
+  char errstr[512];
+  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, errstr, sizeof errstr);
+  if (nt == nullptr) return Status::InvalidArgument(fmt::format("topic {}: {}", topic, errstr));
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr, sizeof errstr);
+  rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+  Status st;
+  if (ev == nullptr) {
+    st = Status::IoError(fmt::format("creating topic {}: no answer within {} ms", topic, timeout_ms));
+  } else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    st = Status::IoError(fmt::format("creating topic {}: {}", topic, rd_kafka_event_error_string(ev)));
+  } else {
+    size_t n = 0;
+    const rd_kafka_topic_result_t** res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    for (size_t i = 0; i < n; ++i) {
+      rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+      if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        st = Status::IoError(fmt::format("creating topic {}: {}", topic, rd_kafka_err2str(e)));
+      }
+    }
+  }
+  if (ev != nullptr) rd_kafka_event_destroy(ev);
+  rd_kafka_AdminOptions_destroy(opts);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_NewTopic_destroy(nt);
+  return st;
+}
+
 KafkaProducer::~KafkaProducer() {
   if (impl_ && impl_->producer) impl_->producer->flush(5000);
 }

@@ -107,6 +107,8 @@ struct Metrics::Impl {
   prometheus::Gauge* keys_used = nullptr;        // cepheus_limit_used_ratio{limit="keys_per_partition"}
   prometheus::Gauge* buffer_used = nullptr;      // cepheus_limit_used_ratio{limit="reorder_buffer"}
   prometheus::Gauge* quarantined = nullptr;
+  prometheus::Family<prometheus::Counter>* rekey_forwarded = nullptr;
+  prometheus::Family<prometheus::Counter>* rekey_missing = nullptr;
   prometheus::Family<prometheus::Counter>* table_records = nullptr;
   prometheus::Family<prometheus::Counter>* table_refused = nullptr;
   prometheus::Family<prometheus::Counter>* table_late = nullptr;
@@ -131,7 +133,7 @@ struct Metrics::Impl {
     int64_t keys = 0;
     double keys_ratio = 0, buffer_ratio = 0;  // of the engine's limits
   };
-  std::map<int32_t, Last> last;
+  std::map<std::string, Last> last;
 };
 
 namespace {
@@ -259,6 +261,14 @@ void Metrics::Impl::RegisterState(const std::string& version) {
                      .Register(reg)
                      .Add({});
   RegisterTables(reg);
+  rekey_forwarded = &BuildCounter()
+                         .Name("cepheus_rekey_forwarded_total")
+                         .Help("Events forwarded to a re-keying topic, by the key field it re-keys by.")
+                         .Register(reg);
+  rekey_missing = &BuildCounter()
+                       .Name("cepheus_rekey_missing_key_total")
+                       .Help("Events of a type a re-keyed rule reads that lack its key field (not forwarded).")
+                       .Register(reg);
   BuildGauge().Name("cepheus_build_info").Help("Build information.").Register(reg).Add({{"version", version}}).Set(1);
   BuildGauge().Name("cepheus_up").Help("1 while the process serves.").Register(*health).Add({}).Set(1);
 }
@@ -344,7 +354,7 @@ void Metrics::SetRules(const nfa::CompiledRuleSet& rules) {
   i.last.clear();
 }
 
-void Metrics::ForgetPartition(int32_t partition) {
+void Metrics::ForgetPartition(const std::string& partition) {
   Impl& i = *impl_;
   auto it = i.last.find(partition);
   if (it == i.last.end()) return;
@@ -355,8 +365,8 @@ void Metrics::ForgetPartition(int32_t partition) {
   i.keys->Decrement(static_cast<double>(last.keys));
   i.last.erase(it);
   i.UpdateLimitRatios();
-  i.watermark_lag->Remove(&i.watermark_lag->Add({{"partition", std::to_string(partition)}}));
-  i.consumer_lag->Remove(&i.consumer_lag->Add({{"partition", std::to_string(partition)}}));
+  i.watermark_lag->Remove(&i.watermark_lag->Add({{"partition", partition}}));
+  i.consumer_lag->Remove(&i.consumer_lag->Add({{"partition", partition}}));
 }
 
 // The tables' series (section 6.1), by table name.
@@ -436,7 +446,7 @@ int Metrics::port() const {
   return ports.empty() ? 0 : ports.front();
 }
 
-void Metrics::UpdateEngine(int32_t partition, const engine::Engine& eng, Millis wall_now_ms) {
+void Metrics::UpdateEngine(const std::string& partition, const engine::Engine& eng, Millis wall_now_ms) {
   Impl& i = *impl_;
   Impl::Last& last = i.last[partition];
   const engine::EngineStats& s = eng.stats();
@@ -461,7 +471,7 @@ void Metrics::UpdateEngine(int32_t partition, const engine::Engine& eng, Millis 
   last.keys = keys;
   last.stats = s;
   if (eng.watermark() > kMinTime) {
-    i.watermark_lag->Add({{"partition", std::to_string(partition)}})
+    i.watermark_lag->Add({{"partition", partition}})
         .Set(static_cast<double>(wall_now_ms - eng.watermark()) / 1000.0);
   }
 }
@@ -475,8 +485,13 @@ void Metrics::SetStateBytes(uint64_t bytes, uint64_t max_bytes) {
   if (max_bytes > 0) impl_->map_used_ratio->Set(static_cast<double>(bytes) / static_cast<double>(max_bytes));
 }
 void Metrics::CountTransactionAbort() { impl_->aborts->Increment(); }
-void Metrics::SetConsumerLag(int32_t partition, int64_t lag) {
-  impl_->consumer_lag->Add({{"partition", std::to_string(partition)}}).Set(static_cast<double>(lag));
+void Metrics::SetConsumerLag(const std::string& partition, int64_t lag) {
+  impl_->consumer_lag->Add({{"partition", partition}}).Set(static_cast<double>(lag));
+}
+
+void Metrics::CountRekeyed(const std::string& field, uint64_t forwarded, uint64_t missing_key) {
+  if (forwarded > 0) impl_->rekey_forwarded->Add({{"field", field}}).Increment(static_cast<double>(forwarded));
+  if (missing_key > 0) impl_->rekey_missing->Add({{"field", field}}).Increment(static_cast<double>(missing_key));
 }
 
 void Metrics::CountRecord() { impl_->records->Increment(); }

@@ -41,6 +41,10 @@ struct Config {
     // Static membership: the group consumer's group.instance.id is
     // transactional_id unless `consumer` sets one (GroupConsumerProperties).
     bool static_membership = true;
+    // Rules keyed on another field than partition_key run after re-keying
+    // through internal topics (section 6.4). Off by default while it is
+    // being proven against a real broker (issue 15).
+    bool rekey = false;
     std::map<std::string, std::string> consumer;  // librdkafka properties
     std::map<std::string, std::string> producer;
   } kafka;

@@ -24,11 +24,14 @@
 #include "cepheus/metrics/metrics.h"
 #include "cepheus/state/lmdb_store.h"
 #include "cepheus/daemon/config.h"
+#include "cepheus/daemon/rekey_plan.h"
 #include "cepheus/daemon/table_feed.h"
 #include "cepheus/daemon/log.h"
 #include "cepheus/daemon/systemd.h"
 
 namespace cepheus::daemon {
+
+class Rekeyer;  // daemon/rekeyer.h
 
 // A place to kill the daemon at, for the crash tests (reliability test A3):
 // at its Nth commit, just before or just after the Kafka transaction commits.
@@ -135,6 +138,14 @@ class Daemon : public io::RebalanceListener {
   // Aborts the open transaction, puts every engine back to its LMDB state and
   // rewinds the consumer there.
   bool Abort(const std::string& why);
+  // A watermark mark on a stage partition (section 6.4).
+  void HandleMark(Part& p, const engine::RawRecord& r);
+  // With kafka.rekey: plan_, sources_, the stage topics (created when
+  // missing) and rekeyer_.
+  Status PlanRekeying();
+  // The changelog partition of a partition's state: the same number, modulo
+  // the changelog's partition count when known (stage topics may have more).
+  int32_t ChangelogPartition(int32_t partition) const;
   // Rebuilds `p`'s decoder and engine on rules_ from LMDB. State of changed
   // or removed rules is deleted (in LMDB's open batch and, as tombstones, in
   // the changelog of the open transaction); `dropped` counts its runs.
@@ -158,6 +169,10 @@ class Daemon : public io::RebalanceListener {
   std::unique_ptr<io::Consumer> consumer_;
   std::unique_ptr<TableFeed> feed_;  // the rules' tables; null when no rule reads one
   std::unique_ptr<state::LmdbStore> table_store_;  // <state>/tables, opened when a rule first reads a table
+  Plan plan_;                          // the re-keying plan (no stage unless kafka.rekey)
+  std::unique_ptr<Rekeyer> rekeyer_;  // null when nothing is re-keyed
+  std::vector<std::string> sources_;  // every input partition, "topic/partition": a stage partition's sources
+  int32_t changelog_partitions_ = 0;  // 0: unknown
   std::unique_ptr<PendingReload> pending_;         // a reload whose tables are loading
   std::atomic<bool> reload_pending_{false};
   std::vector<TableFeed::Refused> table_letters_;        // dead letters of tables in the open transaction

@@ -95,6 +95,12 @@ class TxnProducer {
                            std::optional<std::string_view> value) = 0;
   // Fetches the metadata of `topics` now; the first unknown topic is an error.
   virtual Status LoadMetadata(const std::vector<std::string>& topics, int timeout_ms) = 0;
+  // The number of partitions of `topic`; NotFound when the brokers do not
+  // know it.
+  virtual Result<int32_t> PartitionCount(const std::string& topic, int timeout_ms) = 0;
+  // Creates `topic` with `partitions` partitions and the brokers' default
+  // replication; a topic that exists already is not an error.
+  virtual Status CreateTopic(const std::string& topic, int32_t partitions, int timeout_ms) = 0;
   // Serves delivery reports; returns the number of failed deliveries seen.
   virtual int Poll(int timeout_ms) = 0;
   virtual Status Flush(int timeout_ms) = 0;

@@ -101,6 +101,9 @@ class KafkaProducer : public TxnProducer {
   // held until librdkafka's next metadata refresh (up to a second). Returns
   // the first topic the brokers do not know, or another failure.
   Status LoadMetadata(const std::vector<std::string>& topics, int timeout_ms) override;
+  Result<int32_t> PartitionCount(const std::string& topic, int timeout_ms) override;
+  // Through the Admin API (CreateTopics) on the producer's own connection.
+  Status CreateTopic(const std::string& topic, int32_t partitions, int timeout_ms) override;
   // Serves delivery reports; returns the number of failed deliveries seen.
   int Poll(int timeout_ms) override;
   Status Flush(int timeout_ms) override;

@@ -45,7 +45,12 @@ class Metrics {
   // The engine probe: publishes one partition's engine. Counters advance by
   // what changed since the last call for that partition; gauges are summed
   // over partitions.
-  void UpdateEngine(int32_t partition, const engine::Engine& engine, Millis wall_now_ms);
+  // `partition` is the label value: the partition's number for an input
+  // partition, "FIELD/N" for partition N of a re-keying topic.
+  void UpdateEngine(const std::string& partition, const engine::Engine& engine, Millis wall_now_ms);
+  void UpdateEngine(int32_t partition, const engine::Engine& engine, Millis wall_now_ms) {
+    UpdateEngine(std::to_string(partition), engine, wall_now_ms);
+  }
   void CountMalformed(uint64_t n);
   void CountRecord();  // a record read from Kafka, whatever became of it
   void ObserveEventToAlert(double seconds);
@@ -62,11 +67,16 @@ class Metrics {
   // gained since the last call (a table rebuilt by a reload starts again).
   void SetTable(const std::string& table, const engine::TableStats& stats, int64_t lag, double bootstrap_seconds);
   void CountTransactionAbort();
-  void SetConsumerLag(int32_t partition, int64_t lag);
+  void SetConsumerLag(const std::string& partition, int64_t lag);
+  void SetConsumerLag(int32_t partition, int64_t lag) { SetConsumerLag(std::to_string(partition), lag); }
+  // Events forwarded to a re-keying topic, and events without its key field
+  // (not forwarded), by key field (section 6.4).
+  void CountRekeyed(const std::string& field, uint64_t forwarded, uint64_t missing_key);
   // A partition's engine was dropped or replaced (revoked, or rolled back to
   // LMDB after an abort): its share of the gauges goes, and the next
   // UpdateEngine for it starts from zero.
-  void ForgetPartition(int32_t partition);
+  void ForgetPartition(const std::string& partition);
+  void ForgetPartition(int32_t partition) { ForgetPartition(std::to_string(partition)); }
   // A rule reload: the per-rule series now follow `rules` (which must outlive
   // this object or the next SetRules). Every engine is assumed replaced.
   void SetRules(const nfa::CompiledRuleSet& rules);

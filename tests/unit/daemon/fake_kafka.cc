@@ -73,6 +73,17 @@ class FakeKafka::FakeProducer : public io::TxnProducer {
     }
     return Status::Ok();
   }
+  Result<int32_t> PartitionCount(const std::string& topic, int) override {
+    std::lock_guard lock(k_->mu_);
+    auto it = k_->topics_.find(topic);
+    if (it == k_->topics_.end()) return Status::NotFound("unknown topic " + topic);
+    return static_cast<int32_t>(it->second.size());
+  }
+  Status CreateTopic(const std::string& topic, int32_t partitions, int) override {
+    std::lock_guard lock(k_->mu_);
+    if (!k_->topics_.count(topic)) k_->topics_[topic].resize(static_cast<size_t>(partitions));
+    return Status::Ok();
+  }
   int Poll(int) override { return 0; }
   Status Flush(int) override { return Status::Ok(); }
 

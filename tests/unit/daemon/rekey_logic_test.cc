@@ -1,0 +1,179 @@
+// Re-keying in the daemon (section 6.4, kafka.rekey) on the in-memory Kafka:
+// a rule keyed on another field than the partition key sees the events of
+// every input partition, its windows close by the least of the sources'
+// watermarks, and a silent source is released by the idle timeout.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "cepheus/daemon/daemon.h"
+#include "cepheus/engine/source_marks.h"
+#include "fake_kafka.h"
+#include "harness.h"
+#include "test_util.h"
+
+using namespace cepheus;
+using testing::FakeKafka;
+
+namespace {
+
+constexpr const char* kRules = R"(
+rule two_orders
+  key user_id
+  match o: order{2}
+  within 1h
+rule card_two_users
+  key card_id
+  match a: order -> b: order[user_id != a.user_id]
+  within 1h
+rule card_unpaid
+  key card_id
+  match o: order -> absent p: payment[order_id == o.order_id]
+  within 1m
+)";
+
+std::string Order(const std::string& id, const std::string& user, const std::string& card, int64_t ts) {
+  return fmt::format(R"({{"id":"{}","type":"order","ts":{},"user_id":"{}","card_id":"{}","order_id":"{}"}})", id, ts,
+                     user, card, id);
+}
+std::string Payment(const std::string& id, const std::string& user, const std::string& card, int64_t ts,
+                    const std::string& order) {
+  return fmt::format(R"({{"id":"{}","type":"payment","ts":{},"user_id":"{}","card_id":"{}","order_id":"{}"}})", id,
+                     ts, user, card, order);
+}
+
+struct World {
+  World() : dir(std::filesystem::temp_directory_path() / ("cepheus-rekey-" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    kafka.CreateTopic("events", 2);
+    for (const char* t : {"alerts", "dead"}) kafka.CreateTopic(t, 1);
+    kafka.CreateTopic("rk-changelog", 2);
+  }
+  ~World() { std::filesystem::remove_all(dir); }
+  daemon::Config Config(bool rekey) const {
+    auto c = testing::TestConfig("fake:9092", "rk");
+    c.state.directory = (dir / "state").string();
+    c.state.commit_interval = 20;
+    c.metrics.listen = "";
+    c.kafka.rekey = rekey;
+    c.out_of_order = 1000;
+    return c;
+  }
+  std::vector<std::string> Alerts(const std::string& rule) const {
+    std::vector<std::string> keys;
+    for (const auto& r : kafka.Committed("alerts")) {
+      if (r.value->find("\"rule\":\"" + rule + "\"") != std::string::npos) keys.push_back(r.key);
+    }
+    return keys;
+  }
+  std::filesystem::path dir;
+  FakeKafka kafka;
+};
+
+// Two users on the two input partitions share card c1, 1 s apart; later
+// orders on both partitions move both sources' watermarks past them (and
+// make two orders of each user).
+void Feed(World& w) {
+  w.kafka.Append("events", 0, Order("a", "u1", "c1", 1000));
+  w.kafka.Append("events", 1, Order("b", "u2", "c1", 2000));
+  w.kafka.Append("events", 0, Order("c", "u1", "c9", 100000));
+  w.kafka.Append("events", 1, Order("d", "u2", "c8", 100000));
+  w.kafka.Append("events", 0, Order("e", "u1", "c7", 200000));
+  w.kafka.Append("events", 1, Order("f", "u2", "c6", 200000));
+}
+
+}  // namespace
+
+TEST_CASE("with kafka.rekey a rule keyed on the card sees the card's events from every input partition") {
+  World w;
+  daemon::Daemon d(w.Config(true), testing::CompileRules(kRules), &w.kafka);
+  testing::DaemonThread run(d);
+  Feed(w);
+  REQUIRE(testing::Eventually([&] { return !w.Alerts("card_two_users").empty(); }, std::chrono::seconds(5)));
+  CHECK(w.Alerts("card_two_users") == std::vector<std::string>{"c1"});
+  CHECK(w.Alerts("two_orders") == std::vector<std::string>{"u1", "u2"});  // on the partition key: direct
+  // The stage topic, created by the daemon with the input's partition count,
+  // holds the forwarded orders and the sources' marks.
+  auto staged = w.kafka.Committed("rk-rekey-card_id");
+  size_t marks = 0, events = 0;
+  for (const auto& r : staged) (engine::IsMarkRecord(*r.value) ? marks : events)++;
+  CHECK(events == 6);
+  CHECK(marks >= 4);  // both sources, into both partitions
+  CHECK(run.Stop() == 0);
+}
+
+TEST_CASE("without kafka.rekey the same rule sees each partition's events alone, as in v1") {
+  World w;
+  daemon::Daemon d(w.Config(false), testing::CompileRules(kRules), &w.kafka);
+  testing::DaemonThread run(d);
+  Feed(w);
+  REQUIRE(testing::Eventually([&] { return w.kafka.GroupOffset("events", 1) == 3; }, std::chrono::seconds(5)));
+  REQUIRE(testing::Eventually([&] { return w.Alerts("two_orders").size() == 2; }, std::chrono::seconds(5)));
+  CHECK(w.Alerts("card_two_users").empty());
+  CHECK(run.Stop() == 0);
+}
+
+TEST_CASE("a re-keyed window waits for every source, and a silent source is released by the idle timeout") {
+  World w;
+  auto config = w.Config(true);
+  config.idle_timeout = 300;
+  daemon::Daemon d(config, testing::CompileRules(kRules), &w.kafka);
+  testing::DaemonThread run(d);
+  // Only partition 0 speaks: an unpaid order of c1, then time moves on there.
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  w.kafka.Append("events", 0, Order("a", "u1", "c1", now - 300000));
+  w.kafka.Append("events", 0, Payment("p", "u1", "c1", now - 299000, "zzz"));  // pays another order
+  // Partition 1 never speaks: its idle timeout lets its watermark follow the
+  // clock, so the stage's watermark passes a's window and the absence fires.
+  REQUIRE(testing::Eventually([&] { return !w.Alerts("card_unpaid").empty(); }, std::chrono::seconds(5)));
+  CHECK(w.Alerts("card_unpaid") == std::vector<std::string>{"c1"});
+  CHECK(run.Stop() == 0);
+}
+
+TEST_CASE("an aborted batch forwards its events again and the re-keyed alert is published once") {
+  World w;
+  w.kafka.FailNext(FakeKafka::Call::kCommit, io::TxnOutcome::kAbort, 2);
+  daemon::Daemon d(w.Config(true), testing::CompileRules(kRules), &w.kafka);
+  testing::DaemonThread run(d);
+  Feed(w);
+  REQUIRE(testing::Eventually([&] { return !w.Alerts("card_two_users").empty(); }, std::chrono::seconds(5)));
+  REQUIRE(testing::Eventually([&] { return w.kafka.GroupOffset("events", 0) == 3 && w.kafka.GroupOffset("events", 1) == 3; },
+                              std::chrono::seconds(5)));
+  CHECK(w.kafka.aborts() >= 1);
+  size_t events = 0;
+  for (const auto& r : w.kafka.Committed("rk-rekey-card_id")) events += !engine::IsMarkRecord(*r.value);
+  CHECK(events == 6);  // the aborted forwards are not committed
+  CHECK(w.Alerts("card_two_users") == std::vector<std::string>{"c1"});
+  CHECK(run.Stop() == 0);
+}
+
+TEST_CASE("a restarted daemon keeps its stage partitions' marks and windows: a card pattern spanning the restart fires once") {
+  World w;
+  {
+    daemon::Daemon d(w.Config(true), testing::CompileRules(kRules), &w.kafka);
+    testing::DaemonThread run(d);
+    w.kafka.Append("events", 0, Order("a", "u1", "c1", 1000));
+    w.kafka.Append("events", 1, Order("x", "u2", "c5", 1500));
+    REQUIRE(testing::Eventually([&] { return w.kafka.GroupOffset("rk-rekey-card_id", 0) + w.kafka.GroupOffset("rk-rekey-card_id", 1) >= 2; },
+                                std::chrono::seconds(5)));
+    CHECK(run.Stop() == 0);
+  }
+  daemon::Daemon again(w.Config(true), testing::CompileRules(kRules), &w.kafka);
+  testing::DaemonThread run(again);
+  REQUIRE(testing::Eventually([&] { return w.kafka.consumers() == 2; }, std::chrono::seconds(5)));
+  w.kafka.Assign(1, "events", {0, 1});
+  w.kafka.Assign(1, "rk-rekey-card_id", {0, 1});
+  w.kafka.Append("events", 1, Order("b", "u2", "c1", 2000));
+  w.kafka.Append("events", 0, Order("c", "u1", "c9", 100000));
+  w.kafka.Append("events", 1, Order("d", "u2", "c8", 100000));
+  REQUIRE(testing::Eventually([&] { return !w.Alerts("card_two_users").empty(); }, std::chrono::seconds(5)));
+  CHECK(w.Alerts("card_two_users") == std::vector<std::string>{"c1"});  // a (before the restart), then b
+  CHECK(run.Stop() == 0);
+}
