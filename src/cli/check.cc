@@ -1,6 +1,7 @@
 // `cepheus check`: load, check and compile the rules; print the diagnostics
-// (and, with --config, a warning for each rule keyed on another field than
-// the input's partition key), then "N rules OK".
+// and, with --config, the re-keying plan (section 6.4) on standard output
+// when kafka.rekey is on, else a warning for each rule keyed on another field
+// than the input's partition key; then "N rules OK".
 #include "cli/check.h"
 
 #include <iostream>
@@ -12,6 +13,7 @@
 #include "cepheus/dsl/parser.h"
 #include "cepheus/nfa/program.h"
 #include "cepheus/daemon/config.h"
+#include "cepheus/daemon/rekey_plan.h"
 #include "cepheus/daemon/rules_loader.h"
 
 namespace cepheus::cli {
@@ -30,12 +32,17 @@ int RunCheck(const CheckOptions& o) {
       return 1;
     }
     const std::string& partition_key = config.value().kafka.partition_key;
+    if (config.value().kafka.rekey) {
+      std::cout << daemon::FormatPlan(daemon::MakePlan(*rules, partition_key, config.value().kafka.group_id));
+    }
     for (const auto& r : rules->source->rules) {
+      if (config.value().kafka.rekey) break;  // the plan says where each rule runs
       std::string key = fmt::format("{}", fmt::join(r.key, "."));
       if (key == partition_key) continue;
       Diagnostic d{Severity::kWarning, r.file, r.key_span,
                    fmt::format("rule '{}' keys on '{}' but the input topics are partitioned by '{}': the events "
-                               "of one {} can land on several partitions, each with its own state and order",
+                               "of one {} can land on several partitions, each with its own state and order "
+                               "(kafka.rekey: true runs it after re-keying)",
                                r.name, key, partition_key, key)};
       std::cerr << FormatDiagnostic(d);
     }
@@ -52,7 +59,8 @@ Command AddCheck(CLI::App& app) {
   sub->add_option("RULES", o->paths, "Rule files or directories")->required();
   sub->add_flag("--dump", o->dump, "Print the checked rules in canonical form");
   sub->add_option("--config", o->config,
-                  "cepheus.yaml: also warn about rules keyed on another field than the partition key");
+                  "cepheus.yaml: also check the tables' sources and print the re-keying plan (or, without "
+                  "kafka.rekey, warn about rules keyed on another field than the partition key)");
   return {sub, [o] { return RunCheck(*o); }};
 }
 

@@ -12,6 +12,7 @@ struct ExplainOptions {
   std::vector<std::string> paths;
   std::string rule;  // "" for all
   std::string format = "text";
+  std::string config;  // cepheus.yaml: say where each rule runs (section 6.4)
 };
 int RunExplain(const ExplainOptions& o);
 Command AddExplain(CLI::App& app);
