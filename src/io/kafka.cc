@@ -241,12 +241,12 @@ Status KafkaProducer::LoadMetadata(const std::vector<std::string>& topics, int t
   return Status::Ok();
 }
 
+// All topics' metadata, not the topic's own: a request naming a topic the
+// brokers do not know may create it (auto.create.topics.enable) with the
+// brokers' default partition count.
 Result<int32_t> KafkaProducer::PartitionCount(const std::string& topic, int timeout_ms) {
-  std::string err;
-  RdKafka::Topic* t = impl_->TopicHandle(topic, &err);
-  if (t == nullptr) return Status::IoError(fmt::format("topic {}: {}", topic, err));
   RdKafka::Metadata* md = nullptr;
-  RdKafka::ErrorCode e = impl_->producer->metadata(false, t, &md, timeout_ms);
+  RdKafka::ErrorCode e = impl_->producer->metadata(true, nullptr, &md, timeout_ms);
   std::unique_ptr<RdKafka::Metadata> owned(md);
   if (e != RdKafka::ERR_NO_ERROR) return Status::IoError(fmt::format("topic {}: {}", topic, RdKafka::err2str(e)));
   for (const auto* tm : *md->topics()) {

@@ -204,7 +204,12 @@ def main():
         two_ok = compare(work, "two", golden) and code_b == 0 and mid_stream
         log.close()
         fired = {a[0] for a in golden}
-        ok = one_ok and two_ok and {"many_accounts_one_card", "device_shared_login_then_order"} <= fired
+        text = open(f"{work}/daemons.log").read()
+        created = [f"creating the re-keying topic {g}-rekey-{f} with 4 partitions" in text
+                   for g in ("one", "two") for f in ("card_id", "device_id")]
+        print(f"rekey: re-keying topics created by the daemons: {sum(created)} of 4", flush=True)
+        ok = (one_ok and two_ok and all(created)
+              and {"many_accounts_one_card", "device_shared_login_then_order"} <= fired)
     finally:
         stop_all(work, procs)
         if ok:

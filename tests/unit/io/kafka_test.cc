@@ -96,3 +96,19 @@ TEST_CASE("an abortable commit error is not taken for a fencing") {
   CHECK(r.outcome != io::TxnOutcome::kFatal);
   CHECK_FALSE(r.fenced);
 }
+
+// CreateTopic itself needs a real broker (librdkafka 2.0.2's mock cluster
+// does not answer CreateTopics): tests/kafka/rekey_test.py has the daemon
+// create its re-keying topics.
+TEST_CASE("asking for a topic's partition count does not create it, and tells a missing topic apart") {
+  auto cluster = io::MockCluster::Create(1);
+  REQUIRE(cluster.ok());
+  auto producer = io::KafkaProducer::Create(cluster.value()->bootstraps(), {});
+  REQUIRE(producer.ok());
+  CHECK(producer.value()->PartitionCount("g-rekey-card_id", 5000).status().code() == Status::Code::kNotFound);
+  CHECK(producer.value()->PartitionCount("g-rekey-card_id", 5000).status().code() == Status::Code::kNotFound);
+  REQUIRE(cluster.value()->CreateTopic("g-rekey-card_id", 3).ok());
+  auto n = producer.value()->PartitionCount("g-rekey-card_id", 5000);
+  REQUIRE(n.ok());
+  CHECK(n.value() == 3);
+}
