@@ -16,6 +16,11 @@
 // "moves" to another country (and the one before moves back home), and every
 // 20 s one more card is blocked, so the lookups read versions as of each
 // event's time.
+//
+// Re-keying (kafka.rekey) is on: the rules keyed on card_id run on the
+// topic cepheus-demo-rekey-card_id (the demo creates it: the mock cluster has
+// no Admin API). Two rings of three users each pay with one shared card, so
+// many_accounts_one_card fires across input partitions.
 #include "cli/demo.h"
 
 #include <unistd.h>
@@ -36,6 +41,7 @@
 
 #include "cepheus/io/kafka.h"
 #include "cepheus/daemon/daemon.h"
+#include "cepheus/daemon/rekey_plan.h"
 #include "cepheus/daemon/rules_loader.h"
 #include "cepheus/daemon/signals.h"
 #include "cepheus/gen/generator.h"
@@ -70,6 +76,7 @@ daemon::Config DemoConfig(const DemoOptions& o, const std::string& brokers, cons
   config.metrics.listen = o.metrics;
   config.state.directory = state_dir.string();
   config.state.map_size = 64ULL << 20;
+  config.kafka.rekey = true;
   config.tables["profiles"] = {"profiles", 10000000};
   config.tables["blocked_cards"] = {"blocked_cards", 10000000};
   return config;
@@ -141,8 +148,30 @@ void UpdateTables(io::KafkaProducer* producer) {
   }
 }
 
-// The events topic, the daemon's outputs and the table topics.
-Status CreateTopics(io::MockCluster& cluster, const daemon::Config& config, int partitions) {
+// A ring member's payment: its card becomes the ring's shared card.
+std::string ShareCard(std::string_view line) {
+  static const std::pair<const char*, const char*> kRings[] = {
+      {"u41", "c-ring-1"}, {"u43", "c-ring-1"}, {"u47", "c-ring-1"},
+      {"u57", "c-ring-2"}, {"u59", "c-ring-2"}, {"u61", "c-ring-2"}};
+  std::string out(line);
+  if (KeyOf(line, "type") != "payment") return out;
+  std::string_view user = KeyOf(line, "user_id");
+  for (const auto& [member, card] : kRings) {
+    if (user != member) continue;
+    std::string was = fmt::format("\"card_id\":\"{}\"", KeyOf(line, "card_id"));
+    size_t at = out.find(was);
+    if (at != std::string::npos) out.replace(at, was.size(), fmt::format("\"card_id\":\"{}\"", card));
+  }
+  return out;
+}
+
+// The events topic, the daemon's outputs, the table topics and the
+// re-keying topics of the rules' plan.
+Status CreateTopics(io::MockCluster& cluster, const daemon::Config& config, int partitions,
+                    const nfa::CompiledRuleSet& rules) {
+  for (const auto& s : daemon::MakePlan(rules, config.kafka.partition_key, config.kafka.group_id).stages) {
+    if (Status st = cluster.CreateTopic(s.topic, partitions); !st.ok()) return st;
+  }
   for (auto [topic, parts] : {std::pair<std::string, int>{"events", partitions}, {config.kafka.alerts_topic, 1},
                               {config.kafka.dead_letter_topic, 1}, {config.kafka.late_topic, 1},
                               {config.kafka.group_id + "-changelog", partitions}, {"profiles", 2},
@@ -171,7 +200,7 @@ void Generate(const DemoOptions& o, io::KafkaProducer* producer, std::atomic<uin
   gen::GenerateEvents(g, [&](std::string_view line) {
     uint64_t n = produced->fetch_add(1) + 1;
     std::this_thread::sleep_until(start + std::chrono::microseconds(n * 1000000 / std::max(1, o.rate)));
-    (void)producer->Produce("events", KeyOf(line, "user_id"), line);
+    (void)producer->Produce("events", KeyOf(line, "user_id"), ShareCard(line));
   });
 }
 
@@ -209,7 +238,7 @@ int RunDemo(const DemoOptions& o) {
   }
   auto state_dir = std::filesystem::temp_directory_path() / fmt::format("cepheus-demo-{}", ::getpid());
   daemon::Config config = DemoConfig(o, cluster.value()->bootstraps(), state_dir);
-  if (Status st = CreateTopics(*cluster.value(), config, o.partitions); !st.ok()) {
+  if (Status st = CreateTopics(*cluster.value(), config, o.partitions, *rules); !st.ok()) {
     std::cerr << "cepheus: error: " << st.message() << "\n";
     return 1;
   }

@@ -490,8 +490,9 @@ void Metrics::SetConsumerLag(const std::string& partition, int64_t lag) {
 }
 
 void Metrics::CountRekeyed(const std::string& field, uint64_t forwarded, uint64_t missing_key) {
-  if (forwarded > 0) impl_->rekey_forwarded->Add({{"field", field}}).Increment(static_cast<double>(forwarded));
-  if (missing_key > 0) impl_->rekey_missing->Add({{"field", field}}).Increment(static_cast<double>(missing_key));
+  // Called every tick for every stage: the series exist from the start.
+  impl_->rekey_forwarded->Add({{"field", field}}).Increment(static_cast<double>(forwarded));
+  impl_->rekey_missing->Add({{"field", field}}).Increment(static_cast<double>(missing_key));
 }
 
 void Metrics::CountRecord() { impl_->records->Increment(); }

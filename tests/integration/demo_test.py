@@ -5,7 +5,8 @@ malformed records are counted, and a real HTTP scrape of /metrics and /healthz
 answers while it runs; `promtool check metrics` finds nothing to say about it.
 
 The table rules of rules/tables fire on the demo's profiles and block list,
-and the tables' metrics are exported.
+and the tables' metrics are exported; many_accounts_one_card, re-keyed by
+card_id, fires on the demo's card rings.
 
     demo_test.py PATH/TO/cepheus RULES_DIR...
 """
@@ -65,6 +66,13 @@ def main():
     for rule in ("new_account_big_order", "order_outside_home_country", "blocked_card_payment"):
         if rule not in fired:
             failures.append(f"the table rule {rule} raised no alert (rules that fired: {sorted(fired)})")
+    # Re-keyed by card_id: the rings' cards are used from several partitions.
+    if "many_accounts_one_card" not in fired:
+        failures.append(f"many_accounts_one_card (re-keyed by card_id) raised no alert (fired: {sorted(fired)})")
+    if values.get('cepheus_rekey_forwarded_total{field="card_id"}', 0) <= 0:
+        failures.append("no event forwarded to the card_id re-keying topic")
+    if not any(name.startswith('cepheus_watermark_lag_seconds{partition="card_id/') for name in values):
+        failures.append("no watermark of a card_id re-keying partition exported")
     profiles = values.get('cepheus_table_keys{table="profiles"}', 0)
     if profiles < 2000:
         failures.append(f"the profiles table holds {profiles} keys, not 2000")
