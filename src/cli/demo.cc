@@ -76,7 +76,6 @@ daemon::Config DemoConfig(const DemoOptions& o, const std::string& brokers, cons
   config.metrics.listen = o.metrics;
   config.state.directory = state_dir.string();
   config.state.map_size = 64ULL << 20;
-  config.kafka.rekey = true;
   config.tables["profiles"] = {"profiles", 10000000};
   config.tables["blocked_cards"] = {"blocked_cards", 10000000};
   return config;

@@ -199,12 +199,12 @@ const std::vector<ConfigKey> kSchema = {
        c->kafka.static_membership = v == "true";
        return std::string();
      }},
-    {"kafka.rekey", ConfigKind::kString, "false",
+    {"kafka.rekey", ConfigKind::kString, "true",
      "true: rules keyed on another field than partition_key run after re-keying: the daemon forwards the "
      "events they read to the topic <group_id>-rekey-<field> (created with the input's partition count) in "
      "the transaction that consumes them, with watermark marks, and runs those rules on its partitions. "
      "false: every rule runs on the input partitions (a rule keyed on another field sees, per partition, "
-     "only that partition's events). Experimental until proven against a real broker.",
+     "only that partition's events, as in v1).",
      [](Config* c, const std::string& v) {
        if (v != "true" && v != "false") return std::string("must be true or false");
        c->kafka.rekey = v == "true";

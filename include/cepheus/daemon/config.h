@@ -42,9 +42,9 @@ struct Config {
     // transactional_id unless `consumer` sets one (GroupConsumerProperties).
     bool static_membership = true;
     // Rules keyed on another field than partition_key run after re-keying
-    // through internal topics (section 6.4). Off by default while it is
-    // being proven against a real broker (issue 15).
-    bool rekey = false;
+    // through internal topics (section 6.4); false: every rule runs on the
+    // input partitions, as in v1.
+    bool rekey = true;
     std::map<std::string, std::string> consumer;  // librdkafka properties
     std::map<std::string, std::string> producer;
   } kafka;
