@@ -160,6 +160,7 @@ struct Daemon::Part {
   std::string forward_error;   // a failed forward of the record at hand
   std::string Label() const { return label.empty() ? std::to_string(partition) : label; }
   std::string label;           // the metrics' partition label of a stage partition ("card_id/3")
+  uint64_t read_since_tick = 0;  // a stage partition's records read since the last Tick
 };
 
 Daemon::Daemon(Config config, std::shared_ptr<const nfa::CompiledRuleSet> rules, io::Clients* clients)
@@ -539,6 +540,7 @@ void Daemon::Handle(engine::RawRecord& r) {
   metrics_->CountRecord();
   p.last_wall = turn_wall_;
   dirty_ = true;
+  if (p.stage >= 0) ++p.read_since_tick;
   if (p.stage >= 0 && engine::IsMarkRecord(r.payload)) {
     HandleMark(p, r);
     return;
@@ -1080,6 +1082,9 @@ void Daemon::Tick() {
       Publish(*p, -1, 0);
     }
     metrics_->UpdateEngine(p->Label(), *p->engine, wall);
+    if (p->stage >= 0) {
+      metrics_->CountRekeyRead(plan_.stages[static_cast<size_t>(p->stage)].field, std::exchange(p->read_since_tick, 0));
+    }
     LogLimits(*p, wall);
     int64_t high = consumer_->HighWatermark(p->topic, p->partition);
     if (high >= 0 && p->next_offset >= 0) metrics_->SetConsumerLag(p->Label(), high - p->next_offset);

@@ -109,6 +109,7 @@ struct Metrics::Impl {
   prometheus::Gauge* quarantined = nullptr;
   prometheus::Family<prometheus::Counter>* rekey_forwarded = nullptr;
   prometheus::Family<prometheus::Counter>* rekey_missing = nullptr;
+  prometheus::Family<prometheus::Counter>* rekey_read = nullptr;
   prometheus::Family<prometheus::Counter>* table_records = nullptr;
   prometheus::Family<prometheus::Counter>* table_refused = nullptr;
   prometheus::Family<prometheus::Counter>* table_late = nullptr;
@@ -121,6 +122,7 @@ struct Metrics::Impl {
   // The ratios are the fullest partition's: recomputed from these.
   void UpdateLimitRatios();
   void RegisterTables(prometheus::Registry& reg);
+  void RegisterRekey(prometheus::Registry& reg);
 
   // Points the per-rule series at `set`'s rules; series of rules no longer
   // in it are removed, those of rules still in it keep their values.
@@ -261,14 +263,7 @@ void Metrics::Impl::RegisterState(const std::string& version) {
                      .Register(reg)
                      .Add({});
   RegisterTables(reg);
-  rekey_forwarded = &BuildCounter()
-                         .Name("cepheus_rekey_forwarded_total")
-                         .Help("Events forwarded to a re-keying topic, by the key field it re-keys by.")
-                         .Register(reg);
-  rekey_missing = &BuildCounter()
-                       .Name("cepheus_rekey_missing_key_total")
-                       .Help("Events of a type a re-keyed rule reads that lack its key field (not forwarded).")
-                       .Register(reg);
+  RegisterRekey(reg);
   BuildGauge().Name("cepheus_build_info").Help("Build information.").Register(reg).Add({{"version", version}}).Set(1);
   BuildGauge().Name("cepheus_up").Help("1 while the process serves.").Register(*health).Add({}).Set(1);
 }
@@ -367,6 +362,22 @@ void Metrics::ForgetPartition(const std::string& partition) {
   i.UpdateLimitRatios();
   i.watermark_lag->Remove(&i.watermark_lag->Add({{"partition", partition}}));
   i.consumer_lag->Remove(&i.consumer_lag->Add({{"partition", partition}}));
+}
+
+// The re-keying series (section 6.4), by key field.
+void Metrics::Impl::RegisterRekey(prometheus::Registry& reg) {
+  rekey_forwarded = &BuildCounter()
+                         .Name("cepheus_rekey_forwarded_total")
+                         .Help("Events forwarded to a re-keying topic, by the key field it re-keys by.")
+                         .Register(reg);
+  rekey_read = &BuildCounter()
+                    .Name("cepheus_rekey_records_read_total")
+                    .Help("Records (events and watermark marks) read from a re-keying topic, by its key field.")
+                    .Register(reg);
+  rekey_missing = &BuildCounter()
+                       .Name("cepheus_rekey_missing_key_total")
+                       .Help("Events of a type a re-keyed rule reads that lack its key field (not forwarded).")
+                       .Register(reg);
 }
 
 // The tables' series (section 6.1), by table name.
@@ -487,6 +498,10 @@ void Metrics::SetStateBytes(uint64_t bytes, uint64_t max_bytes) {
 void Metrics::CountTransactionAbort() { impl_->aborts->Increment(); }
 void Metrics::SetConsumerLag(const std::string& partition, int64_t lag) {
   impl_->consumer_lag->Add({{"partition", partition}}).Set(static_cast<double>(lag));
+}
+
+void Metrics::CountRekeyRead(const std::string& field, uint64_t records) {
+  impl_->rekey_read->Add({{"field", field}}).Increment(static_cast<double>(records));
 }
 
 void Metrics::CountRekeyed(const std::string& field, uint64_t forwarded, uint64_t missing_key) {

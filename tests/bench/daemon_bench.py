@@ -3,6 +3,7 @@
 
     tests/bench/daemon_bench.py CEPHEUS RULES [--events N] [--latency-rate R] [--commit-interval D]
     tests/bench/daemon_bench.py CEPHEUS RULES --vs OTHER_CEPHEUS [--rounds K] [--events N]
+    tests/bench/daemon_bench.py CEPHEUS RULES --rekey-ratio [--rounds K] [--events N]
 
 Full speed: N events are produced first, then one daemon reads them all with
 every rule in RULES; the figure is events per second of daemon CPU time
@@ -19,6 +20,11 @@ Side by side (--vs): the full-speed run only, K rounds (default 5) of CEPHEUS
 then OTHER on the same broker and the same topic (each with its own group,
 changelog and state), so both see the same machine drift; prints each run's
 events per daemon CPU-second and the median of the per-round ratios.
+Re-keying (--rekey-ratio): the full-speed run, K rounds (default 3) with
+kafka.rekey on then off, the same rules and events: the cost of running the
+rules keyed off user_id after re-keying, against running them on the input
+partitions (as v1 did, with per-partition results). Events are counted from
+the input topic only (re-keying records are read too, and counted apart).
 """
 import os
 import re
@@ -61,7 +67,7 @@ def quantile(text, q, metric="cepheus_event_to_alert_seconds"):
     return prev_le
 
 
-def config(work, name, brokers, rules, port, topic, commit="100ms"):
+def config(work, name, brokers, rules, port, topic, commit="100ms", rekey=True):
     path = f"{work}/{name}.yaml"
     with open(path, "w") as f:
         f.write(f"""rules: {{path: {rules}}}
@@ -73,6 +79,7 @@ kafka:
   alerts_topic: alerts
   dead_letter_topic: dead
   transactional_id: {name}
+  rekey: {"true" if rekey else "false"}
 state: {{directory: {work}/state-{name}, commit_interval: {commit}}}
 metrics: {{listen: "127.0.0.1:{port}"}}
 """)
@@ -82,6 +89,12 @@ metrics: {{listen: "127.0.0.1:{port}"}}
 def counter(text, name):
     m = re.search(r"^" + name + r" (\S+)", text, re.M)
     return float(m.group(1)) if m else 0.0
+
+
+def input_records(text):
+    """Records read from the input topics: all records read less those of the re-keying topics."""
+    rekeyed = sum(float(v) for v in re.findall(r"^cepheus_rekey_records_read_total\{[^}]*\} (\S+)", text, re.M))
+    return counter(text, "cepheus_records_read_total") - rekeyed
 
 
 def minus(later, earlier):
@@ -122,7 +135,7 @@ def run(cepheus, cfg, port, expected, producer=None, broker_pid=None):
             cpu["daemon's main thread"] = cpu_seconds(proc.pid, proc.pid)
             return (time.time(), cpu["daemon"], n, cpu)
 
-        n = counter(text, "cepheus_records_read_total")
+        n = input_records(text)
         if first is None and n > 0:
             first = sample(n)
         if warm is None and n >= expected / 10:
@@ -140,9 +153,9 @@ def run(cepheus, cfg, port, expected, producer=None, broker_pid=None):
     return first, last, text
 
 
-def full_speed(work, name, brokers, cepheus, rules, n, commit):
+def full_speed(work, name, brokers, cepheus, rules, n, commit, rekey=True):
     port = free_port()
-    first, last, text = run(cepheus, config(work, name, brokers, rules, port, "events", commit), port, n)
+    first, last, text = run(cepheus, config(work, name, brokers, rules, port, "events", commit, rekey), port, n)
     if first is None or last is None:
         raise SystemExit("the full-speed run did not read every event")
     cpu = last[1] - first[1]
@@ -176,6 +189,26 @@ def side_by_side(work, brokers, new, old, rules, n, commit, rounds):
               f"{rounds} rounds of {n:,} events")
 
 
+def rekey_ratio(work, brokers, cepheus, rules, n, commit, rounds):
+    """Events per daemon CPU-second with kafka.rekey on (the rules keyed off
+    user_id run after re-keying) against off (every rule on the input
+    partitions), the same rules, events and broker, in rounds."""
+    ratios = []
+    for i in range(rounds):
+        got = {}
+        for label, rekey in (("on", True), ("off", False)):
+            name = f"k{i}{label}"
+            subprocess.run([BROKER, "topic", f"{work}/broker", f"{name}-changelog", "4"], check=True,
+                           capture_output=True)
+            got[label] = full_speed(work, name, brokers, cepheus, rules, n, commit, rekey)[0]
+        ratios.append(got["on"] / got["off"])
+        print(f"round {i + 1}: events per daemon CPU-second with re-keying {got['on']:,.0f}, without "
+              f"{got['off']:,.0f} (on/off {ratios[-1]:.3f})", flush=True)
+    ratios.sort()
+    print(f"re-keying on/off per daemon CPU-second: median {ratios[len(ratios) // 2]:.3f} (min {ratios[0]:.3f}, "
+          f"max {ratios[-1]:.3f}) over {rounds} rounds of {n:,} events")
+
+
 def main():
     args = sys.argv[1:]
     cepheus, rules = os.path.abspath(args[0]), os.path.abspath(args[1])
@@ -193,6 +226,10 @@ def main():
                "--out-of-order", "2s", "--kafka", brokers]
         subprocess.run(gen + ["--topic", "events"], check=True, capture_output=True)
 
+        if "--rekey-ratio" in args:
+            rekey_ratio(work, brokers, cepheus, rules, n, commit,
+                        int(args[args.index("--rounds") + 1]) if "--rounds" in args else 3)
+            return
         if "--vs" in args:
             side_by_side(work, brokers, cepheus, os.path.abspath(args[args.index("--vs") + 1]), rules, n, commit,
                          int(args[args.index("--rounds") + 1]) if "--rounds" in args else 5)

@@ -58,17 +58,30 @@ def sh(*args, **kw):
     return subprocess.run(args, check=True, capture_output=True, text=True, **kw).stdout
 
 
-def evaluated(port):
-    """Records the daemon behind `port` has read from Kafka."""
+def read_counts(port):
+    """(input records, all records) the daemon behind `port` has read from
+    Kafka: all records include those of its re-keying topics (events and
+    watermark marks, section 6.4), the input ones do not. None when its
+    metrics do not answer."""
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
     except OSError:
         return None
+    total, rekeyed = None, 0.0
     for line in text.splitlines():
         m = re.match(r'cepheus_records_read_total (\S+)', line)
         if m:
-            return float(m.group(1))
-    return None
+            total = float(m.group(1))
+        m = re.match(r'cepheus_rekey_records_read_total\{[^}]*\} (\S+)', line)
+        if m:
+            rekeyed += float(m.group(1))
+    return None if total is None else (total - rekeyed, total)
+
+
+def evaluated(port):
+    """Input records the daemon behind `port` has read from Kafka."""
+    counts = read_counts(port)
+    return None if counts is None else counts[0]
 
 
 def write_config(path, work, name, brokers, rules, port, group=None, member=None, topic="events",
@@ -174,7 +187,16 @@ def wait_until_read(port, expected, timeout=300, proc=None):
         if n is not None and n != last:
             last, last_change = n, time.time()
         if n is not None and n >= expected:
-            time.sleep(1.5)  # a commit and a metrics update after the last record
+            # The re-keying topics' records follow the input's: until they
+            # stop coming (2 s), then a commit and a metrics update.
+            settled, before = time.time() + 60, None
+            while time.time() < settled and (proc is None or proc.poll() is None):
+                counts = read_counts(port)
+                if counts is not None and counts[1] == before:
+                    break
+                before = counts[1] if counts is not None else None
+                time.sleep(2)
+            time.sleep(1.5)
             break
         if time.time() - last_change > 20 and last >= 0:
             break

@@ -72,6 +72,9 @@ class Metrics {
   // Events forwarded to a re-keying topic, and events without its key field
   // (not forwarded), by key field (section 6.4).
   void CountRekeyed(const std::string& field, uint64_t forwarded, uint64_t missing_key);
+  // Records (events and marks) read from a re-keying topic, by its field;
+  // cepheus_records_read_total counts them too.
+  void CountRekeyRead(const std::string& field, uint64_t records);
   // A partition's engine was dropped or replaced (revoked, or rolled back to
   // LMDB after an abort): its share of the gauges goes, and the next
   // UpdateEngine for it starts from zero.
