@@ -547,7 +547,10 @@ void Daemon::Handle(engine::RawRecord& r) {
   }
   p.replaying = r.pos.offset < p.suppress_until;
   bool padded = r.payload.capacity() >= r.payload.size() + engine::kPayloadPadding;
-  if (p.pump->Feed(r.payload, r.pos, padded)) {
+  // A forwarded event takes back its input position (alert ids name it).
+  const nfa::Position* pos = &r.pos;
+  if (p.stage >= 0 && Rekeyer::OriginOf(r.key, &origin_)) pos = &origin_;
+  if (p.pump->Feed(r.payload, *pos, padded)) {
     if (!p.forward_error.empty()) {
       Abort("cannot forward an event to its re-keying topic: " + std::exchange(p.forward_error, {}));
       return;

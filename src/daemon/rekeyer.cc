@@ -5,6 +5,9 @@
 
 #include <utility>
 
+#include <charconv>
+
+#include <fmt/format.h>
 #include <xxhash.h>
 
 #include "cepheus/engine/source_marks.h"
@@ -31,7 +34,8 @@ Status Rekeyer::Forward(const nfa::Event& e) {
     }
     auto partition = static_cast<int32_t>(XXH3_64bits(key_.data(), key_.size()) %
                                           static_cast<uint64_t>(partitions_[s]));
-    if (Status st = producer_->ProduceTo(stage.topic, partition, key_, e.raw); !st.ok()) return st;
+    message_ = fmt::format("{}{}{}{}{}{}{}", key_, '\0', e.pos.topic, '\0', e.pos.partition, '\0', e.pos.offset);
+    if (Status st = producer_->ProduceTo(stage.topic, partition, message_, e.raw); !st.ok()) return st;
     ++counts_[s].forwarded;
   }
   return Status::Ok();
@@ -45,6 +49,29 @@ Status Rekeyer::SendMarks(const std::string& source, Millis watermark) {
     }
   }
   return Status::Ok();
+}
+
+bool Rekeyer::OriginOf(std::string_view message_key, nfa::Position* out) {
+  // From the right: the key's text may hold a NUL, a topic's name cannot.
+  size_t c = message_key.rfind('\0');
+  if (c == std::string_view::npos || c == 0) return false;
+  size_t b = message_key.rfind('\0', c - 1);
+  if (b == std::string_view::npos || b == 0) return false;
+  size_t a = message_key.rfind('\0', b - 1);
+  if (a == std::string_view::npos) return false;
+  std::string_view partition = message_key.substr(b + 1, c - b - 1), offset = message_key.substr(c + 1);
+  int32_t p = 0;
+  int64_t o = 0;
+  auto [pe, pc] = std::from_chars(partition.data(), partition.data() + partition.size(), p);
+  auto [oe, oc] = std::from_chars(offset.data(), offset.data() + offset.size(), o);
+  if (pc != std::errc() || oc != std::errc() || pe != partition.data() + partition.size() ||
+      oe != offset.data() + offset.size()) {
+    return false;
+  }
+  out->topic.assign(message_key.substr(a + 1, b - a - 1));
+  out->partition = p;
+  out->offset = o;
+  return true;
 }
 
 std::vector<Rekeyer::Counts> Rekeyer::TakeCounts() {

@@ -10,7 +10,11 @@
 //   r.SendMarks("events/2", watermark);    // before each commit
 //
 // The partition of a key is XXH3-64 of its text modulo the topic's partition
-// count: the same in every daemon, whatever librdkafka's partitioner.
+// count: the same in every daemon, whatever librdkafka's partitioner. The
+// message key is the key's text, then NUL, topic, NUL, partition, NUL,
+// offset: the event's input position, which a stage partition gives the event
+// back (OriginOf), so an alert's id names input positions, as a direct
+// rule's does, whatever the stage topic's offsets.
 // Thread-safety: none; the daemon's loop thread drives it.
 #pragma once
 
@@ -46,13 +50,17 @@ class Rekeyer {
   Status SendMarks(const std::string& source, Millis watermark);
   // Counts since the last call, by stage.
   std::vector<Counts> TakeCounts();
+  // The input position a forwarded record's message key carries; false when
+  // the key carries none.
+  static bool OriginOf(std::string_view message_key, nfa::Position* out);
 
  private:
   Plan plan_;
   std::vector<int32_t> partitions_;
   io::TxnProducer* producer_;
   std::vector<Counts> counts_;
-  std::string key_;  // scratch
+  std::string key_;      // scratch
+  std::string message_;  // scratch: the message key
 };
 
 }  // namespace cepheus::daemon

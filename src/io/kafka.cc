@@ -655,6 +655,7 @@ Result<bool> KafkaConsumer::Poll(int timeout_ms, engine::RawRecord* out) {
       rd_kafka_timestamp_type_t type;
       int64_t ts = rd_kafka_message_timestamp(c, &type);
       out->source_time = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? 0 : ts;
+      out->key.assign(c->key ? static_cast<const char*>(c->key) : "", c->key ? c->key_len : 0);
       return true;
     }
     case RdKafka::ERR__TIMED_OUT:

@@ -181,6 +181,7 @@ class Daemon : public io::RebalanceListener {
   Part* last_part_ = nullptr;  // the part of the last record handled (records come in runs)
   Millis turn_wall_ = 0;       // the wall clock at the start of the loop's turn
   engine::RawRecord record_;   // the record at hand (its buffers are reused)
+  nfa::Position origin_;       // a forwarded record's input position (reused)
   Notifier notify_;
   bool fatal_ = false;
   bool started_ = false;

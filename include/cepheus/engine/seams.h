@@ -24,6 +24,7 @@ struct RawRecord {
   std::string payload;  // capacity >= size + kPayloadPadding when the source keeps it
   nfa::Position pos;
   Millis source_time = 0;  // Kafka message time (0 when unknown)
+  std::string key;         // the Kafka message key ("" when none, and in replay)
 };
 
 class EventSource {

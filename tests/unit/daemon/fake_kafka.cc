@@ -213,6 +213,7 @@ class FakeKafka::FakeConsumer : public io::Consumer {
       out->pos.partition = tp.second;
       out->pos.offset = pos++;
       out->source_time = 0;
+      out->key = r.key;
       last_ = tp;
       return true;
     }

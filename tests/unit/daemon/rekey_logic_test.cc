@@ -12,6 +12,8 @@
 #include <fmt/format.h>
 
 #include "cepheus/daemon/daemon.h"
+#include "cepheus/engine/engine.h"
+#include "cepheus/engine/event_decoder.h"
 #include "cepheus/engine/source_marks.h"
 #include "fake_kafka.h"
 #include "harness.h"
@@ -176,4 +178,36 @@ TEST_CASE("a restarted daemon keeps its stage partitions' marks and windows: a c
   REQUIRE(testing::Eventually([&] { return !w.Alerts("card_two_users").empty(); }, std::chrono::seconds(5)));
   CHECK(w.Alerts("card_two_users") == std::vector<std::string>{"c1"});  // a (before the restart), then b
   CHECK(run.Stop() == 0);
+}
+
+TEST_CASE("a re-keyed alert's id names its events' input positions, as one engine over the input gives it") {
+  World w;
+  daemon::Daemon d(w.Config(true), testing::CompileRules(kRules), &w.kafka);
+  testing::DaemonThread run(d);
+  Feed(w);
+  REQUIRE(testing::Eventually([&] { return !w.Alerts("card_two_users").empty(); }, std::chrono::seconds(5)));
+  CHECK(run.Stop() == 0);
+  std::string committed;
+  for (const auto& r : w.kafka.Committed("alerts")) {
+    if (r.value->find("\"rule\":\"card_two_users\"") != std::string::npos) committed = *r.value;
+  }
+  // The same two events at their input positions (events/0 offset 0,
+  // events/1 offset 0), through one engine.
+  auto rules = testing::CompileRules(kRules);
+  engine::EventDecoder decoder(rules, {});
+  engine::CollectingSink sink;
+  engine::Engine eng(rules, {}, &sink);
+  int32_t partition = 0;
+  for (const std::string& text : {Order("a", "u1", "c1", 1000), Order("b", "u2", "c1", 2000)}) {
+    auto e = decoder.Decode(text, nfa::Position{"events", partition++, 0});
+    REQUIRE(e.ok());
+    eng.Push(std::move(e).value());
+  }
+  eng.Finish();
+  std::string id;
+  for (const auto& a : sink.alerts) {
+    if (a.json.find("\"rule\":\"card_two_users\"") != std::string::npos) id = a.alert_id;
+  }
+  REQUIRE_FALSE(id.empty());
+  CHECK(committed.find("\"alert_id\":\"" + id + "\"") != std::string::npos);
 }
