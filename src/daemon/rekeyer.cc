@@ -6,6 +6,7 @@
 #include <utility>
 
 #include <charconv>
+#include <iterator>
 
 #include <fmt/format.h>
 #include <xxhash.h>
@@ -34,7 +35,10 @@ Status Rekeyer::Forward(const nfa::Event& e) {
     }
     auto partition = static_cast<int32_t>(XXH3_64bits(key_.data(), key_.size()) %
                                           static_cast<uint64_t>(partitions_[s]));
-    message_ = fmt::format("{}{}{}{}{}{}{}", key_, '\0', e.pos.topic, '\0', e.pos.partition, '\0', e.pos.offset);
+    message_.assign(key_);  // in place: no allocation per event once the buffer has grown
+    message_.push_back('\0');
+    message_.append(e.pos.topic);
+    fmt::format_to(std::back_inserter(message_), "{}{}{}{}", '\0', e.pos.partition, '\0', e.pos.offset);
     if (Status st = producer_->ProduceTo(stage.topic, partition, message_, e.raw); !st.ok()) return st;
     ++counts_[s].forwarded;
   }
