@@ -851,8 +851,8 @@ void Daemon::StepPendingReload() {
   }
   if (!done.value()) return;
   auto pending = std::move(pending_);
-  reload_pending_ = false;
   FinishReload(std::move(pending->rules), std::move(pending->feed));
+  reload_pending_ = false;  // after the swap: a test that sees false may read rules()
 }
 
 bool Daemon::FinishReload(std::shared_ptr<const nfa::CompiledRuleSet> next, std::unique_ptr<TableFeed> next_feed) {
