@@ -15,8 +15,8 @@
 
 namespace cepheus::daemon {
 
-Rekeyer::Rekeyer(Plan plan, std::vector<int32_t> partitions, io::TxnProducer* producer)
-    : plan_(std::move(plan)), partitions_(std::move(partitions)), producer_(producer), counts_(plan_.stages.size()) {}
+Rekeyer::Rekeyer(const Plan& plan, std::vector<int32_t> partitions, io::TxnProducer* producer)
+    : plan_(plan), partitions_(std::move(partitions)), producer_(producer), counts_(plan_.stages.size()) {}
 
 int Rekeyer::StageOf(std::string_view topic) const {
   for (size_t s = 0; s < plan_.stages.size(); ++s) {

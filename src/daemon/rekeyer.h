@@ -37,10 +37,11 @@ class Rekeyer {
     uint64_t missing_key = 0;  // of a forwarded type, without the stage's key field
   };
 
-  // `partitions`: each stage's topic's partition count, in plan order.
-  Rekeyer(Plan plan, std::vector<int32_t> partitions, io::TxnProducer* producer);
+  // `plan` (the daemon's, not copied: it must outlive the Rekeyer, which is
+  // made again when it changes); `partitions`: each stage's topic's
+  // partition count, in plan order.
+  Rekeyer(const Plan& plan, std::vector<int32_t> partitions, io::TxnProducer* producer);
 
-  const Plan& plan() const { return plan_; }
   int32_t partitions(size_t stage) const { return partitions_[stage]; }
   // The stage whose topic is `topic`, or -1.
   int StageOf(std::string_view topic) const;
@@ -55,7 +56,7 @@ class Rekeyer {
   static bool OriginOf(std::string_view message_key, nfa::Position* out);
 
  private:
-  Plan plan_;
+  const Plan& plan_;
   std::vector<int32_t> partitions_;
   io::TxnProducer* producer_;
   std::vector<Counts> counts_;
