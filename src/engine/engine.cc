@@ -123,6 +123,7 @@ void EngineImpl::Drain() {
   while (!buffer_.empty() && buffer_.top().ts <= watermark_) {
     nfa::EventRef e = buffer_.top().e;
     buffer_.pop();
+    if (e->arrival <= saved_arrival_) released_saved_.push_back(e->arrival);
     CloseUntil(e->ts);
     Evaluate(e);
     for (uint32_t r = 0; r < deadlines_.size(); ++r) {

@@ -150,6 +150,7 @@ class EngineImpl {
   uint32_t NewEntry(uint32_t group, std::string_view key);
   void MarkDirty(uint32_t entry);
   Status PutMeta(StateStore* store) const;
+  Status PutBuffer(StateStore* store);
   // The parts of Load (persist: meta, reorder buffer, one key's record).
   Status LoadMeta(std::string_view v);
   Status LoadBuffer(std::string_view v, EventDecoder* decoder);
@@ -178,7 +179,16 @@ class EngineImpl {
   std::vector<KeyGroup> groups_;
   std::vector<KeyEntry> entries_;
   std::vector<uint32_t> free_entries_;
-  std::priority_queue<Buffered, std::vector<Buffered>, std::greater<>> buffer_;
+  // The reorder buffer: a heap whose container the saves walk (each
+  // buffered event is a record of its own, written once, deleted once out).
+  struct BufferHeap : std::priority_queue<Buffered, std::vector<Buffered>, std::greater<>> {
+    const std::vector<Buffered>& items() const { return c; }
+  };
+  BufferHeap buffer_;
+  // Buffered events with an arrival up to this are in the store (the arrival
+  // counter at the last save); those released since, to delete at the next.
+  uint64_t saved_arrival_ = 0;
+  std::vector<uint64_t> released_saved_;
   std::vector<std::deque<Deadline>> deadlines_;  // by rule
   std::vector<size_t> compact_at_;               // by rule: the FIFO size of the next CompactDeadlines
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;

@@ -1,7 +1,8 @@
 // The engine's persistence: Save writes every key's record and the meta
-// (watermark, counters, reorder buffer); SaveChanges only what changed since
-// (records of touched keys, deletes of freed ones); Load reads them back in
-// parts (meta, buffer, one key's record), rebuilds the closings in deadline
+// (watermark, counters) and the reorder buffer (a record per event);
+// SaveChanges only what changed since (records of touched keys and of newly
+// buffered events, deletes of freed keys and released events); Load reads
+// them back in parts (meta, one buffered event, one key's record), rebuilds the closings in deadline
 // order, and drops the state of rules that changed or went, reporting it.
 // The bytes of a record are the codec's (state_codec.h); the layout of the
 // records is in STATE_FORMAT.md.
@@ -56,15 +57,37 @@ Status EngineImpl::PutMeta(StateStore* store) const {
   PutSigned(&meta, max_ts_);
   PutVarint(&meta, arrival_);
   PutVarint(&meta, seq_);
-  if (Status st = store->Put("engine/meta", meta); !st.ok()) return st;
-  std::string buf;
-  auto copy = buffer_;
-  PutVarint(&buf, copy.size());
-  while (!copy.empty()) {
-    EncodeEvent(*copy.top().e, &buf);
-    copy.pop();
+  return store->Put("engine/meta", meta);
+}
+
+namespace {
+// `engine/b/` and the event's arrival, big-endian: the store's order is the
+// order of arrival.
+void BufferKeyOf(uint64_t arrival, std::string* out) {
+  out->assign("engine/b/");
+  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>((arrival >> shift) & 0xff));
+}
+}  // namespace
+
+// The reorder buffer's changes since the last save: a record for each event
+// buffered since and still held, a delete for each saved one released since.
+// A commit's cost grows with the events that came and went, not with the
+// buffer (which, after a re-keying hop, can hold many seconds of a topic).
+Status EngineImpl::PutBuffer(StateStore* store) {
+  for (uint64_t arrival : released_saved_) {
+    BufferKeyOf(arrival, &save_key_);
+    if (Status st = store->Delete(save_key_); !st.ok()) return st;
   }
-  return store->Put("engine/buffer", buf);
+  released_saved_.clear();
+  for (const Buffered& b : buffer_.items()) {
+    if (b.arrival <= saved_arrival_) continue;
+    BufferKeyOf(b.arrival, &save_key_);
+    save_value_.clear();
+    EncodeEvent(*b.e, &save_value_);
+    if (Status st = store->Put(save_key_, save_value_); !st.ok()) return st;
+  }
+  saved_arrival_ = arrival_;
+  return Status::Ok();
 }
 
 // Writes the record of one key: a section per rule that needs its state kept.
@@ -104,6 +127,9 @@ Status EngineImpl::Save(StateStore* store) {
     if (Status d = store->Delete(k); !d.ok()) return d;
   }
   if (st = PutMeta(store); !st.ok()) return st;
+  saved_arrival_ = 0;  // every buffered event written again (deleted above)
+  released_saved_.clear();
+  if (st = PutBuffer(store); !st.ok()) return st;
   for (uint32_t g = 0; g < groups_.size(); ++g) {
     for (uint32_t id : groups_[g].index) {
       KeyEntry& entry = entries_[id];
@@ -130,6 +156,7 @@ Status EngineImpl::Save(StateStore* store) {
 // any more. A key the store holds no record of is not deleted.
 Status EngineImpl::SaveChanges(StateStore* store) {
   if (Status st = PutMeta(store); !st.ok()) return st;
+  if (Status st = PutBuffer(store); !st.ok()) return st;
   for (const auto& k : stale_) {
     if (Status st = store->Delete(k); !st.ok()) return st;
   }
@@ -155,7 +182,7 @@ Status EngineImpl::SaveChanges(StateStore* store) {
   return Status::Ok();
 }
 
-// Load, in parts: the meta record, the reorder buffer, one key's record.
+// Load, in parts: the meta record, a buffered event, one key's record.
 // What the records hold is in STATE_FORMAT.md.
 Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadReport* report) {
   for (auto& g : groups_) g.index.clear();
@@ -167,6 +194,8 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
   timers_ = {};
   for (auto& d : deadlines_) d.clear();
   buffer_ = {};
+  released_saved_.clear();
+  bool one_record_buffer = false;
   for (auto& r : stats_.rules) r.runs = 0;
   Status result;
   std::vector<uint32_t> loaded;
@@ -174,8 +203,17 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
     if (!result.ok()) return;
     if (k == "engine/meta") {
       result = LoadMeta(v);
+    } else if (k.substr(0, 9) == "engine/b/") {
+      std::string_view in = v;
+      auto ev = DecodeEvent(&in, decoder);
+      if (ev.ok()) buffer_.push(Buffered(std::move(ev).value()));
+      result = ev.status();
     } else if (k == "engine/buffer") {
+      // The whole buffer in one record, as written before v2's re-keying:
+      // loaded, then written as one record per event and deleted.
       result = LoadBuffer(v, decoder);
+      one_record_buffer = true;
+      stale_.emplace_back(k);
     } else if (k.substr(0, 9) == "engine/k/") {
       // A record of format version 1 (one per rule and key): not loaded.
       CountDropped(report, CountStoredRuns(v), false);
@@ -202,6 +240,7 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
     }
   });
   if (!st.ok()) return st;
+  saved_arrival_ = one_record_buffer ? 0 : arrival_;
   // Keys load in key order; closings must come in deadline order.
   for (auto& d : deadlines_) {
     std::stable_sort(d.begin(), d.end(), [](const Deadline& a, const Deadline& b) { return a.at < b.at; });

@@ -256,6 +256,13 @@ std::vector<std::string> FakeKafka::CommittedValues(const std::string& topic) co
   return out;
 }
 
+int64_t FakeKafka::EndOffset(const std::string& topic, int32_t partition) const {
+  std::lock_guard lock(mu_);
+  auto it = topics_.find(topic);
+  if (it == topics_.end() || partition < 0 || static_cast<size_t>(partition) >= it->second.size()) return 0;
+  return static_cast<int64_t>(it->second[static_cast<size_t>(partition)].size());
+}
+
 int64_t FakeKafka::GroupOffset(const std::string& topic, int32_t partition) const {
   std::lock_guard lock(mu_);
   auto it = group_offsets_.find({topic, partition});

@@ -42,6 +42,8 @@ class FakeKafka : public io::Clients {
   // The committed records of a topic, partition by partition, in offset order.
   std::vector<Record> Committed(const std::string& topic) const;
   std::vector<std::string> CommittedValues(const std::string& topic) const;
+  // The end of a partition's committed records (its next offset).
+  int64_t EndOffset(const std::string& topic, int32_t partition) const;
   // The group's committed offset of a partition (-1 when none).
   int64_t GroupOffset(const std::string& topic, int32_t partition) const;
   // The next `times` calls of `call` fail with `outcome` (kRetry, kAbort or

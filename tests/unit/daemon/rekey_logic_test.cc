@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -210,4 +211,72 @@ TEST_CASE("a re-keyed alert's id names its events' input positions, as one engin
   }
   REQUIRE_FALSE(id.empty());
   CHECK(committed.find("\"alert_id\":\"" + id + "\"") != std::string::npos);
+}
+
+TEST_CASE("aborts at many points of a re-keyed stream lose and duplicate nothing: the alerts are one engine's over the input") {
+  World w;
+  auto config = w.Config(true);
+  daemon::Daemon d(config, testing::CompileRules(kRules), &w.kafka);
+  testing::DaemonThread run(d);
+  // Events in time order, each on its user's partition; cards shared across
+  // users (so across partitions), payments for some orders.
+  std::vector<std::pair<int32_t, std::string>> input;
+  uint64_t x = 7;
+  auto next = [&] { return x = x * 6364136223846793005ULL + 1442695040888963407ULL, x >> 33; };
+  for (int i = 0; i < 240; ++i) {
+    int user = static_cast<int>(next() % 8);
+    std::string card = fmt::format("c{}", next() % 5);
+    int64_t ts = 1000 + i * 7000;
+    std::string id = fmt::format("e{}", i);
+    input.emplace_back(user % 2, next() % 3 == 0 ? Payment(id, fmt::format("u{}", user), card, ts,
+                                                            fmt::format("e{}", i - 1 - static_cast<int>(next() % 4)))
+                                                 : Order(id, fmt::format("u{}", user), card, ts));
+  }
+  for (int32_t p : {0, 1}) input.emplace_back(p, Order(fmt::format("end{}", p), fmt::format("u{}", p), "c0", 10000000));
+  int64_t counts[2] = {0, 0};
+  for (size_t i = 0; i < input.size(); ++i) {
+    w.kafka.Append("events", input[i].first, input[i].second);
+    ++counts[input[i].first];
+    if (i % 30 == 29) {  // an abort every few batches, at whatever point the daemon is
+      w.kafka.FailNext(FakeKafka::Call::kCommit, io::TxnOutcome::kAbort, 1);
+      REQUIRE(testing::Eventually([&] { return w.kafka.GroupOffset("events", 0) == counts[0] &&
+                                               w.kafka.GroupOffset("events", 1) == counts[1]; },
+                                  std::chrono::seconds(5)));
+    }
+  }
+  REQUIRE(testing::Eventually([&] { return w.kafka.GroupOffset("events", 0) == counts[0] &&
+                                           w.kafka.GroupOffset("events", 1) == counts[1]; },
+                              std::chrono::seconds(5)));
+  // The stage's last marks are committed, then read: wait for its offsets
+  // to reach the topic's end.
+  REQUIRE(testing::Eventually([&] {
+    for (int32_t p : {0, 1}) {
+      if (w.kafka.GroupOffset("rk-rekey-card_id", p) < w.kafka.EndOffset("rk-rekey-card_id", p)) return false;
+    }
+    return true;
+  }, std::chrono::seconds(5)));
+  CHECK(run.Stop() == 0);
+  CHECK(w.kafka.aborts() >= 8);
+
+  auto rules = testing::CompileRules(kRules);
+  engine::EventDecoder decoder(rules, {});
+  engine::CollectingSink sink;
+  engine::EngineOptions eo;
+  eo.out_of_order = config.out_of_order;
+  engine::Engine eng(rules, eo, &sink);
+  int64_t offsets[2] = {0, 0};
+  for (const auto& [p, text] : input) {
+    auto e = decoder.Decode(text, nfa::Position{"events", p, offsets[p]++});
+    REQUIRE(e.ok());
+    eng.Push(std::move(e).value());
+  }
+  std::multiset<std::string> want, got;
+  for (const auto& a : sink.alerts) want.insert(a.alert_id);
+  for (const auto& r : w.kafka.Committed("alerts")) {
+    auto at = r.value->find("\"alert_id\":\"");
+    REQUIRE(at != std::string::npos);
+    got.insert(r.value->substr(at + 12, r.value->find('"', at + 12) - at - 12));
+  }
+  CHECK(want.size() > 20);
+  CHECK(got == want);
 }
