@@ -118,3 +118,26 @@ std::optional<Millis> ParseRfc3339(std::string_view s) {
 }
 
 }  // namespace cepheus
+
+namespace cepheus {
+
+std::string FormatRfc3339(Millis ms) {
+  // Civil from days (Howard Hinnant's algorithm), for any year.
+  Millis day_ms = 86400000;
+  int64_t days = ms >= 0 ? ms / day_ms : -((-ms + day_ms - 1) / day_ms);
+  Millis in_day = ms - days * day_ms;
+  int64_t z = days + 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t y = yoe + era * 400;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  if (m <= 2) ++y;
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", y, m, d, in_day / 3600000, in_day / 60000 % 60,
+                     in_day / 1000 % 60, in_day % 1000);
+}
+
+}  // namespace cepheus

@@ -128,8 +128,33 @@ struct StringList : Tagged {
   std::vector<StringLit> items;
 };
 
+// What a counter counts (`count order[amount > 0]`, `sum order.amount`) or an
+// aggregate reads (`from order[status != "test"]`): event types, a filter,
+// and for a counter's sum, avg, min, max and distinct the field.
+struct Source : Tagged {
+  Types types;
+  boost::optional<Chain> filter;
+  boost::optional<std::vector<std::string>> field;
+};
+
+// `window tumbling 5m` / `window hopping 15m every 5m`.
+struct Window : Tagged {
+  std::string kind;
+  Word size;
+  boost::optional<Word> every;
+};
+
+// `compute total = sum(amount), orders = count()`.
+struct Computed : Tagged {
+  Ident name;
+  Call call;
+};
+struct ComputeList : Tagged {
+  std::vector<Computed> items;
+};
+
 struct ClauseValue
-    : x3::variant<StringLit, Word, Path, Pattern, Chain, Template, StringList> {
+    : x3::variant<StringLit, Word, Path, Pattern, Chain, Template, StringList, Source, Window, ComputeList> {
   using base_type::base_type;
   using base_type::operator=;
 };
@@ -156,11 +181,25 @@ struct NamedList : Tagged {
   List items;
 };
 
+// `counter NAME key ... count|sum|avg|min|max|distinct ... over ... [resolution ...]` (section 6.2).
+struct Counter : Tagged {
+  Ident name;
+  std::vector<Clause> clauses;
+};
+
+// `aggregate NAME from ... group by ... window ... compute ... [alert when ...]` (section 6.3).
+struct Aggregate : Tagged {
+  Ident name;
+  std::vector<Clause> clauses;
+};
+
 // The declarations of one file, in the order written.
 struct File {
   std::vector<Rule> rules;
   std::vector<Table> tables;
   std::vector<NamedList> lists;
+  std::vector<Counter> counters;
+  std::vector<Aggregate> aggregates;
 };
 
 }  // namespace cepheus::dsl::ast

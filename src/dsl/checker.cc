@@ -44,7 +44,10 @@ struct Binding {
   bool absent;
 };
 
-enum class Where { kFilter, kWhere, kEmit };
+// kSource: the filter of a counter or an aggregate (the event's own fields);
+// kAlertWhen / kAggregateEmit: an aggregate's `alert when` and `emit` (its
+// computed fields, `group`, and in `alert when` previous_avg / previous_max).
+enum class Where { kFilter, kWhere, kEmit, kSource, kAlertWhen, kAggregateEmit };
 
 struct FunctionInfo {
   const char* name;
@@ -65,6 +68,8 @@ class RuleChecker {
       : file_(file), decls_(decls), diags_(diags) {}
 
   std::optional<Rule> Check(const ast::Rule& in);
+  std::optional<Counter> CheckCounter(const ast::Counter& in);
+  std::optional<Aggregate> CheckAggregate(const ast::Aggregate& in);
 
  private:
   using Clauses = std::map<std::string, const ast::Clause*>;  // by keyword
@@ -104,6 +109,17 @@ class RuleChecker {
   // match's last bound event, up to `within` back.
   void CheckHistory(const Rule& rule);
 
+  // Counters and aggregates (sections 6.2 and 6.3).
+  Type TypeOfCounter(const Expr& e, Where where);
+  Type TypeOfAggregatePath(const Expr& e, Where where);
+  Type TypeOfPrevious(const Expr& e, Where where);
+  void LowerSource(const ast::Source& in, EventSource* out);
+  void CheckCounterSettings(const std::map<std::string, const ast::Clause*>& seen, Counter* c);
+  void CheckWindow(const ast::Window& w, Aggregate* a);
+  void CheckCompute(const ast::ComputeList& list, Aggregate* a);
+  void LowerTemplate(const ast::Template& tmpl, Where where, std::vector<TemplatePart>* out);
+  std::optional<Severity> CheckSeverity(const ast::Word& w);
+
   const SourceFile& file_;
   const RuleSet& decls_;  // tables and lists of the whole set
   DiagnosticSink* diags_;
@@ -114,6 +130,9 @@ class RuleChecker {
   int expr_nodes_ = 0;  // in the expression being lowered
   std::map<std::string, Binding> names_;
   std::string rule_name_;
+  std::vector<std::string> rule_key_;         // of the rule checked
+  const Aggregate* aggregate_ = nullptr;      // the aggregate checked
+  int history_ = 0;                           // its largest previous_* n
 };
 
 Expr RuleChecker::LowerExpr(const ast::Chain& c) {
@@ -235,6 +254,10 @@ void RuleChecker::ResolveDeclared(Expr* e) const {
     e->kind = Expr::Kind::kTable, e->text = e->path[0], e->path.clear();
     return;
   }
+  if (decls_.FindCounter(e->path[0]) != nullptr) {
+    e->kind = Expr::Kind::kCounter, e->text = e->path[0], e->path.clear();
+    return;
+  }
   for (const auto& l : decls_.lists) {
     if (l.name != e->path[0]) continue;
     Span at = e->span;
@@ -331,6 +354,8 @@ bool RuleChecker::LowerPattern(const ast::Pattern& p, Pattern* out) {
 }
 
 Type RuleChecker::TypeOfPath(const Expr& e, Where where, int step, bool allow_names) {
+  if (where == Where::kAlertWhen || where == Where::kAggregateEmit) return TypeOfAggregatePath(e, where);
+  if (where == Where::kSource) return Type::kAny;  // a field of the event
   const std::string& head = e.path[0];
   auto it = names_.find(head);
   if (it == names_.end()) {
@@ -374,13 +399,30 @@ Type RuleChecker::TypeOfPath(const Expr& e, Where where, int step, bool allow_na
 }
 
 Type RuleChecker::TypeOfCall(const Expr& e, Where where, int step) {
+  if (e.text == "previous_avg" || e.text == "previous_max") return TypeOfPrevious(e, where);
+  if (where == Where::kAlertWhen || where == Where::kAggregateEmit || where == Where::kSource) {
+    bool scalar = e.text == "abs" || e.text == "lower" || e.text == "upper" || e.text == "len";
+    if (!scalar) {
+      if (where == Where::kSource) {
+        Error(e.span, fmt::format("'{}' in the filter of a counter or an aggregate: it reads one event's fields "
+                                  "(abs, lower, upper and len apply to them)",
+                                  e.text));
+      } else {
+        Error(e.span, fmt::format("'{}' in an aggregate's expression: compute a field with `compute NAME = {}(FIELD)` "
+                                  "and read it by name",
+                                  e.text, e.text));
+      }
+      return Type::kAny;
+    }
+  }
   const FunctionInfo* fn = nullptr;
   for (const auto& f : kFunctions) {
     if (e.text == f.name) fn = &f;
   }
   if (fn == nullptr) {
     Error(e.span, fmt::format("unknown function '{}' (known: count, sum, avg, min, max, distinct, "
-                              "first, last, abs, lower, upper, len)",
+                              "first, last, abs, lower, upper, len; previous_avg and previous_max in an "
+                              "aggregate's 'alert when')",
                               e.text));
     return Type::kAny;
   }
@@ -539,6 +581,7 @@ Type RuleChecker::TypeOf(const Expr& e, Where where, int step) {
       return Type::kBool;
     }
     case K::kBinary: return TypeOfBinary(e, where, step);
+    case K::kCounter: return TypeOfCounter(e, where);
   }
   return Type::kAny;
 }
@@ -565,6 +608,7 @@ std::optional<Rule> RuleChecker::Check(const ast::Rule& in) {
     }
   }
   CheckSettings(seen, &rule);
+  rule_key_ = rule.key;
   CheckPatternWhereEmit(seen, &rule);
   CheckHistory(rule);
   std::string_view text(file_.text().data() + rule.span.begin, rule.span.end - rule.span.begin);
@@ -692,6 +736,354 @@ void RuleChecker::CheckPatternWhereEmit(const Clauses& seen, Rule* out) {
   }
 }
 
+// ---- counters and aggregates (sections 6.2 and 6.3) ----------------------
+
+Type RuleChecker::TypeOfCounter(const Expr& e, Where where) {
+  const Counter* c = decls_.FindCounter(e.text);
+  if (where == Where::kSource || where == Where::kAlertWhen || where == Where::kAggregateEmit) {
+    Error(e.span, fmt::format("counter '{}' is read by rules; {} reads the event's own fields", e.text,
+                              where == Where::kSource ? "the filter of a counter or an aggregate" : "an aggregate"));
+    return Type::kAny;
+  }
+  if (c != nullptr && !rule_key_.empty() && c->key != rule_key_) {
+    Error(e.span, fmt::format("counter '{}' is keyed by {}, rule '{}' by {}: a rule reads only the counters of its "
+                              "own key (declare one with `key {}`)",
+                              e.text, fmt::join(c->key, "."), rule_name_, fmt::join(rule_key_, "."),
+                              fmt::join(rule_key_, ".")));
+  }
+  if (c == nullptr) return Type::kAny;
+  bool never_null = c->fn == AggFn::kCount || c->fn == AggFn::kSum || c->fn == AggFn::kDistinct;
+  return never_null ? Type::kNumber : Type::kAny;
+}
+
+Type RuleChecker::TypeOfAggregatePath(const Expr& e, Where where) {
+  std::string names;
+  for (const auto& c : aggregate_->compute) {
+    names += (names.empty() ? "" : ", ") + c.name;
+    if (e.path.size() == 1 && e.path[0] == c.name) {
+      bool never_null = c.fn == AggFn::kCount || c.fn == AggFn::kSum || c.fn == AggFn::kDistinct;
+      return never_null ? Type::kNumber : Type::kAny;
+    }
+  }
+  if (e.path.size() == 1 && e.path[0] == "group") return Type::kAny;
+  Error(e.span, fmt::format("'{}' is not a field of aggregate '{}': {} reads its computed fields ({}) and group",
+                            fmt::join(e.path, "."), aggregate_->name,
+                            where == Where::kAlertWhen ? "'alert when'" : "'emit'", names));
+  return Type::kAny;
+}
+
+// previous_avg(x, n) / previous_max(x, n): only in an aggregate's `alert
+// when`; x a computed field, n a whole number of windows.
+Type RuleChecker::TypeOfPrevious(const Expr& e, Where where) {
+  if (where != Where::kAlertWhen) {
+    Error(e.span, fmt::format("{}() reads the group's earlier windows: it is only for an aggregate's 'alert when'",
+                              e.text));
+    return Type::kAny;
+  }
+  if (e.args.size() != 2) {
+    Error(e.span, fmt::format("{}() takes 2 arguments (a computed field and a number of windows, for example "
+                              "{}(total, 12)), {} given",
+                              e.text, e.text, e.args.size()));
+    return Type::kAny;
+  }
+  const Expr& x = e.args[0];
+  if (x.kind != Expr::Kind::kPath || x.path.size() != 1 || x.path[0] == "group") {
+    Error(x.span, fmt::format("{}() needs a computed field of '{}' by name", e.text, aggregate_->name));
+  } else {
+    TypeOfAggregatePath(x, where);
+  }
+  const Expr& n = e.args[1];
+  if (n.kind != Expr::Kind::kNumber || n.number != static_cast<double>(static_cast<int64_t>(n.number)) ||
+      n.number < 1 || n.number > kMaxPrevious) {
+    Error(n.span, fmt::format("the number of windows of {}() is a whole number from 1 to {}", e.text, kMaxPrevious));
+  } else {
+    history_ = std::max(history_, static_cast<int>(n.number));
+  }
+  return Type::kAny;
+}
+
+void RuleChecker::LowerSource(const ast::Source& in, EventSource* out) {
+  out->types = in.types.names;
+  if (in.filter) {
+    out->filter = LowerExpr(*in.filter);
+    Type t = TypeOf(*out->filter, Where::kSource, -1);
+    if (t != Type::kAny && t != Type::kBool && t != Type::kNull) {
+      Error(out->filter->span, fmt::format("a filter needs a true/false condition, not {}", TypeName(t)));
+    }
+  }
+}
+
+std::optional<Severity> RuleChecker::CheckSeverity(const ast::Word& w) {
+  static const std::pair<const char*, Severity> kSev[] = {
+      {"low", Severity::kLow}, {"medium", Severity::kMedium}, {"high", Severity::kHigh}, {"critical", Severity::kCritical}};
+  for (auto& [n, s] : kSev) {
+    if (w.text == n) return s;
+  }
+  Error(SpanOf(w), fmt::format("unknown severity '{}' (expected low, medium, high or critical)", w.text));
+  return std::nullopt;
+}
+
+// over and resolution: whole seconds, over a multiple of resolution; the
+// default resolution is the largest whole number of seconds that divides
+// over and is at most max(1s, over/60).
+void RuleChecker::CheckCounterSettings(const std::map<std::string, const ast::Clause*>& seen, Counter* c) {
+  auto seconds = [&](const char* kw) -> std::optional<Millis> {
+    auto it = seen.find(kw);
+    if (it == seen.end()) return std::nullopt;
+    const auto& w = boost::get<ast::Word>(it->second->value);
+    auto d = CheckDuration(&w, fmt::format("'{}'", kw).c_str());
+    if (d && *d % 1000 != 0) {
+      Error(SpanOf(w), fmt::format("'{}' is a whole number of seconds, not {}", kw, w.text));
+      return std::nullopt;
+    }
+    return d;
+  };
+  auto over = seconds("over");
+  auto resolution = seconds("resolution");
+  if (!over) return;
+  c->over = *over;
+  if (resolution) {
+    if (*over % *resolution != 0) {
+      const auto& w = boost::get<ast::Word>(seen.at("resolution")->value);
+      Error(SpanOf(w), fmt::format("'over' ({}) is not a whole multiple of 'resolution' ({})", FormatDuration(*over),
+                                   FormatDuration(*resolution)));
+      return;
+    }
+    c->resolution = *resolution;
+  } else {
+    int64_t s = *over / 1000, limit = std::max<int64_t>(1, s / 60);
+    int64_t best = 1;
+    for (int64_t d = 1; d * d <= s; ++d) {
+      if (s % d != 0) continue;
+      if (d <= limit) best = std::max(best, d);
+      if (s / d <= limit) best = std::max(best, s / d);
+    }
+    c->resolution = best * 1000;
+  }
+  if (c->buckets() > kMaxCounterBuckets) {
+    const auto* at = seen.count("resolution") ? seen.at("resolution") : seen.at("over");
+    Error(SpanOf(*at), fmt::format("counter '{}' would keep {} buckets per key (over / resolution); the limit is {}: "
+                                   "give a coarser resolution",
+                                   c->name, c->buckets(), kMaxCounterBuckets));
+  }
+}
+
+std::optional<Counter> RuleChecker::CheckCounter(const ast::Counter& in) {
+  Counter c;
+  c.file = &file_;
+  c.span = SpanOf(in);
+  c.name = in.name.name;
+  c.name_span = SpanOf(in.name);
+  static const std::pair<const char*, AggFn> kFns[] = {{"count", AggFn::kCount}, {"sum", AggFn::kSum},
+                                                       {"avg", AggFn::kAvg},     {"min", AggFn::kMin},
+                                                       {"max", AggFn::kMax},     {"distinct", AggFn::kDistinct}};
+  std::map<std::string, const ast::Clause*> seen;
+  const ast::Clause* fn = nullptr;
+  for (const auto& cl : in.clauses) {
+    bool is_fn = false;
+    for (auto& [n, f] : kFns) {
+      if (cl.keyword == n) is_fn = true, c.fn = f;
+    }
+    if (is_fn) {
+      if (fn != nullptr) {
+        Error(SpanOf(cl), fmt::format("counter '{}' already has its function ('{}' at line {}): a counter computes one",
+                                      c.name, fn->keyword, file_.Locate(fn->begin).line));
+      }
+      fn = &cl;
+      continue;
+    }
+    auto [it, fresh] = seen.emplace(cl.keyword, &cl);
+    if (!fresh) Error(SpanOf(cl), fmt::format("'{}' is given twice in counter '{}'", cl.keyword, c.name));
+  }
+  if (!seen.count("key")) Error(c.name_span, fmt::format("counter '{}' has no 'key' clause", c.name));
+  if (!seen.count("over")) Error(c.name_span, fmt::format("counter '{}' has no 'over' clause (its sliding window)", c.name));
+  if (fn == nullptr) {
+    Error(c.name_span, fmt::format("counter '{}' counts nothing: give count, sum, avg, min, max or distinct and the "
+                                   "events (for example count order[amount > 0] or sum order.amount)",
+                                   c.name));
+  }
+  if (auto it = seen.find("key"); it != seen.end()) {
+    const auto& p = boost::get<ast::Path>(it->second->value);
+    c.key = p.parts;
+    c.key_span = SpanOf(p);
+  }
+  if (auto it = seen.find("description"); it != seen.end()) c.description = boost::get<ast::StringLit>(it->second->value).value;
+  if (fn != nullptr) {
+    const auto& src = boost::get<ast::Source>(fn->value);
+    LowerSource(src, &c.source);
+    if (src.field) c.field = *src.field;
+    if (c.fn == AggFn::kCount && src.field) {
+      Error(SpanOf(src), fmt::format("count counts events: write `count {}`, without a field", fmt::join(c.source.types, "|")));
+    } else if (c.fn != AggFn::kCount && !src.field) {
+      Error(SpanOf(src), fmt::format("{} needs the field it reads, for example `{} {}.amount`", fn->keyword,
+                                     fn->keyword, c.source.types.empty() ? "order" : c.source.types[0]));
+    }
+  }
+  CheckCounterSettings(seen, &c);
+  std::string_view text(file_.text().data() + c.span.begin, c.span.end - c.span.begin);
+  c.fingerprint = XXH3_64bits(text.data(), text.size());
+  if (!ok_) return std::nullopt;
+  return c;
+}
+
+void RuleChecker::CheckWindow(const ast::Window& w, Aggregate* a) {
+  a->hopping = w.kind == "hopping";
+  auto size = CheckDuration(&w.size, "the window's size");
+  if (!size) return;
+  a->size = a->every = *size;
+  if (w.every) {
+    auto every = CheckDuration(&*w.every, "'every'");
+    if (!every) return;
+    if (*every > *size) {
+      Error(SpanOf(*w.every), fmt::format("a hopping window moves by at most its size ({}), not {}",
+                                          FormatDuration(*size), FormatDuration(*every)));
+      return;
+    }
+    if ((*size + *every - 1) / *every > kMaxWindowsPerEvent) {
+      Error(SpanOf(w), fmt::format("each event would count in more than {} windows (size / every)", kMaxWindowsPerEvent));
+      return;
+    }
+    a->every = *every;
+  }
+}
+
+void RuleChecker::CheckCompute(const ast::ComputeList& list, Aggregate* a) {
+  static const std::pair<const char*, AggFn> kFns[] = {{"count", AggFn::kCount}, {"sum", AggFn::kSum},
+                                                       {"avg", AggFn::kAvg},     {"min", AggFn::kMin},
+                                                       {"max", AggFn::kMax},     {"distinct", AggFn::kDistinct}};
+  for (const auto& item : list.items) {
+    Computed c;
+    c.name = item.name.name;
+    c.span = SpanOf(item);
+    if (c.name == "group") Error(SpanOf(item.name), "'group' names the aggregate's group; give the field another name");
+    for (const auto& other : a->compute) {
+      if (other.name == c.name) Error(SpanOf(item.name), fmt::format("'{}' is computed twice", c.name));
+    }
+    bool known = false;
+    for (auto& [n, f] : kFns) {
+      if (item.call.name == n) known = true, c.fn = f;
+    }
+    if (!known) {
+      Error(SpanOf(item.call), fmt::format("unknown function '{}' in compute (known: count, sum, avg, min, max, distinct)",
+                                           item.call.name));
+      continue;
+    }
+    size_t want = c.fn == AggFn::kCount ? 0 : 1;
+    if (item.call.args.size() != want) {
+      Error(SpanOf(item.call), want == 0 ? std::string("count() takes no argument: it counts the window's events")
+                                         : fmt::format("{}() takes one field of the event, for example {}(amount)",
+                                                       item.call.name, item.call.name));
+      continue;
+    }
+    if (want == 1) {
+      Expr arg = LowerExpr(item.call.args[0]);
+      if (arg.kind != Expr::Kind::kPath) {
+        Error(arg.span, fmt::format("{}() takes a field of the event, for example {}(amount)", item.call.name,
+                                    item.call.name));
+        continue;
+      }
+      c.field = arg.path;
+    }
+    a->compute.push_back(std::move(c));
+  }
+}
+
+void RuleChecker::LowerTemplate(const ast::Template& tmpl, Where where, std::vector<TemplatePart>* out) {
+  std::string text;
+  for (const auto& part : tmpl.parts) {
+    if (const auto* s = boost::get<std::string>(&part)) text += *s;
+  }
+  CheckString(tmpl, text, "the emit message's text");
+  for (const auto& part : tmpl.parts) {
+    TemplatePart tp;
+    if (const auto* s = boost::get<std::string>(&part)) {
+      tp.text = *s;
+    } else {
+      Expr e = LowerExpr(boost::get<ast::Chain>(part));
+      TypeOf(e, where, -1);
+      tp.expr = std::move(e);
+    }
+    out->push_back(std::move(tp));
+  }
+}
+
+std::optional<Aggregate> RuleChecker::CheckAggregate(const ast::Aggregate& in) {
+  Aggregate a;
+  a.file = &file_;
+  a.span = SpanOf(in);
+  a.name = in.name.name;
+  a.name_span = SpanOf(in.name);
+  aggregate_ = &a;
+  std::map<std::string, const ast::Clause*> seen;
+  for (const auto& cl : in.clauses) {
+    auto [it, fresh] = seen.emplace(cl.keyword, &cl);
+    if (!fresh) Error(SpanOf(cl), fmt::format("'{}' is given twice in aggregate '{}'", cl.keyword, a.name));
+  }
+  for (const char* kw : {"from", "group", "window", "compute"}) {
+    if (!seen.count(kw)) {
+      Error(a.name_span, fmt::format("aggregate '{}' has no '{}' clause (from, group by, window and compute are "
+                                     "required)",
+                                     a.name, std::string(kw) == "group" ? "group by" : kw));
+    }
+  }
+  if (auto it = seen.find("from"); it != seen.end()) {
+    const auto& src = boost::get<ast::Source>(it->second->value);
+    LowerSource(src, &a.source);
+    if (src.field) Error(SpanOf(src), "'from' names events, not a field: compute reads the fields");
+  }
+  if (auto it = seen.find("group"); it != seen.end()) {
+    const auto& p = boost::get<ast::Path>(it->second->value);
+    a.group = p.parts;
+    a.group_span = SpanOf(p);
+  }
+  if (auto it = seen.find("window"); it != seen.end()) CheckWindow(boost::get<ast::Window>(it->second->value), &a);
+  if (auto it = seen.find("compute"); it != seen.end()) CheckCompute(boost::get<ast::ComputeList>(it->second->value), &a);
+  if (auto it = seen.find("alert"); it != seen.end()) {
+    a.alert_when = LowerExpr(boost::get<ast::Chain>(it->second->value));
+    Type t = TypeOf(*a.alert_when, Where::kAlertWhen, -1);
+    if (t != Type::kAny && t != Type::kBool && t != Type::kNull) {
+      Error(a.alert_when->span, fmt::format("'alert when' needs a true/false condition, not {}", TypeName(t)));
+    }
+  }
+  if (auto it = seen.find("severity"); it != seen.end()) {
+    if (auto sev = CheckSeverity(boost::get<ast::Word>(it->second->value))) a.severity = *sev;
+  }
+  if (auto it = seen.find("emit"); it != seen.end()) {
+    if (!seen.count("alert")) Error(SpanOf(*it->second), "'emit' is the message of an alert: it needs 'alert when'");
+    LowerTemplate(boost::get<ast::Template>(it->second->value), Where::kAggregateEmit, &a.emit);
+  }
+  if (auto it = seen.find("description"); it != seen.end()) a.description = boost::get<ast::StringLit>(it->second->value).value;
+  if (auto it = seen.find("tags"); it != seen.end()) {
+    for (const auto& s : boost::get<ast::StringList>(it->second->value).items) a.tags.push_back(s.value);
+  }
+  a.history = history_;
+  std::string_view text(file_.text().data() + a.span.begin, a.span.end - a.span.begin);
+  a.fingerprint = XXH3_64bits(text.data(), text.size());
+  aggregate_ = nullptr;
+  if (!ok_) return std::nullopt;
+  return a;
+}
+
+// Counters and aggregates read lists and tables, so they come after them
+// (of this file; those of files read later are not known yet).
+bool CheckCountersAndAggregates(const SourceFile& file, const ast::File& parsed, RuleSet* set,
+                                DiagnosticSink* diags) {
+  bool ok = true;
+  for (const auto& in : parsed.counters) {
+    RuleChecker checker(file, *set, diags);
+    auto c = checker.CheckCounter(in);
+    if (c) set->counters.push_back(std::move(*c));
+    else ok = false;
+  }
+  for (const auto& in : parsed.aggregates) {
+    RuleChecker checker(file, *set, diags);
+    auto a = checker.CheckAggregate(in);
+    if (a) set->aggregates.push_back(std::move(*a));
+    else ok = false;
+  }
+  return ok;
+}
+
 }  // namespace
 
 bool CheckDeclarations(const SourceFile& file, const ast::File& parsed, RuleSet* set, DiagnosticSink* diags) {
@@ -768,7 +1160,7 @@ bool CheckDeclarations(const SourceFile& file, const ast::File& parsed, RuleSet*
     }
     set->lists.push_back(std::move(l));
   }
-  return ok;
+  return CheckCountersAndAggregates(file, parsed, set, diags) && ok;
 }
 
 bool CheckRules(const SourceFile& file, const std::vector<ast::Rule>& parsed, RuleSet* set,

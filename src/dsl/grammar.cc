@@ -222,16 +222,22 @@ class FileParser {
     }
     const auto table_parser = x3::with<grammar::source_base_tag>(base_)[grammar::table_];
     const auto list_parser = x3::with<grammar::source_base_tag>(base_)[grammar::named_list];
+    const auto counter_parser = x3::with<grammar::source_base_tag>(base_)[grammar::counter_];
+    const auto aggregate_parser = x3::with<grammar::source_base_tag>(base_)[grammar::aggregate_];
     const char* p = SkipSpace(base_, end_);
     while (p < end_) {
       if (AtWord(p, end_, "table")) {
         p = Declaration(p, table_parser, &out.tables);
       } else if (AtWord(p, end_, "list")) {
         p = Declaration(p, list_parser, &out.lists);
+      } else if (AtWord(p, end_, "counter")) {
+        p = Declaration(p, counter_parser, &out.counters);
+      } else if (AtWord(p, end_, "aggregate")) {
+        p = Declaration(p, aggregate_parser, &out.aggregates);
       } else if (AtWord(p, end_, "rule")) {
         p = Rule(p, &out.rules);
       } else {
-        ErrorAt(p, fmt::format("expected 'rule', 'table' or 'list', found {}", TokenAt(p, end_)));
+        ErrorAt(p, fmt::format("expected 'rule', 'table', 'list', 'counter' or 'aggregate', found {}", TokenAt(p, end_)));
         p = NextLine(p, end_, false);
       }
     }
@@ -258,7 +264,7 @@ class FileParser {
     }
   }
 
-  // A table or a list declaration; returns where the next one starts.
+  // A table, list, counter or aggregate declaration; returns where the next one starts.
   template <class Parser, class Decl>
   const char* Declaration(const char* p, const Parser& parser, std::vector<Decl>* into) {
     Decl decl;
@@ -271,8 +277,11 @@ class FileParser {
     }
     it = SkipSpace(it, end_);
     if (it < end_ && !AtDeclaration(it, end_)) {
-      ErrorAt(it, fmt::format("unexpected {} in a {} declaration", TokenAt(it, end_),
-                              AtWord(p, end_, "table") ? "table" : "list"));
+      const char* what = AtWord(p, end_, "table")     ? "table"
+                         : AtWord(p, end_, "list")    ? "list"
+                         : AtWord(p, end_, "counter") ? "counter"
+                                                      : "aggregate";
+      ErrorAt(it, fmt::format("unexpected {} in a {} declaration", TokenAt(it, end_), what));
       return NextLine(it, end_, false);
     }
     into->push_back(std::move(decl));

@@ -113,6 +113,16 @@ struct lookup_field_class;
 struct table_clause_class : annotate {};
 struct table_class : annotate {};
 struct named_list_class : annotate {};
+struct source_class : annotate {};
+struct source_field_class;
+struct window_class : annotate {};
+struct computed_class : annotate {};
+struct compute_list_class : annotate {};
+struct compute_items_class;
+struct counter_clause_class : annotate {};
+struct counter_class : annotate {};
+struct aggregate_clause_class : annotate {};
+struct aggregate_class : annotate {};
 
 const x3::rule<name_str_class, std::string> name_str = "a name";
 const x3::rule<ident_class, ast::Ident> ident = "a name";
@@ -171,6 +181,24 @@ const x3::rule<lookup_field_class, std::vector<std::string>> lookup_field =
 const x3::rule<table_clause_class, ast::Clause> table_clause = "key, time or history";
 const x3::rule<table_class, ast::Table> table_ = "a table";
 const x3::rule<named_list_class, ast::NamedList> named_list = "a list";
+const x3::rule<source_class, ast::Source> source = "an event type";
+const x3::rule<source_field_class, std::vector<std::string>> source_field =
+    "'.' and the field it reads (for example order.amount)";
+const x3::rule<window_class, ast::Window> window = "tumbling or hopping";
+const x3::rule<computed_class, ast::Computed> computed = "a name, '=' and a function (for example total = sum(amount))";
+const x3::rule<compute_items_class, std::vector<ast::Computed>> compute_items =
+    "a name, '=' and a function (for example total = sum(amount))";
+const x3::rule<compute_list_class, ast::ComputeList> compute_list =
+    "a name, '=' and a function (for example total = sum(amount))";
+const x3::rule<counter_clause_class, ast::Clause> counter_clause =
+    "key, count, sum, avg, min, max, distinct, over or resolution";
+const x3::rule<counter_class, ast::Counter> counter_ = "a counter";
+const x3::rule<aggregate_clause_class, ast::Clause> aggregate_clause =
+    "from, group by, window, compute, alert when, severity, emit, description or tags";
+const x3::rule<aggregate_class, ast::Aggregate> aggregate_ = "an aggregate";
+struct compute_list_raw_class;
+const x3::rule<compute_list_raw_class, ast::ComputeList> compute_list_raw =
+    "a name, '=' and a function (for example total = sum(amount))";
 
 // X3 passes no attribute to on_success when a rule's right-hand side has a
 // semantic action, so each action rule (`x_raw`) is wrapped by an annotated
@@ -327,6 +355,29 @@ BOOST_SPIRIT_DEFINE(quantifier_raw, ident_raw, number_raw, string_lit_raw, word_
                     types_list, types, quantifier, step, arrow_step, pattern, template_text,
                     template_expr, template_hole, template_parts, template_lit, string_list, duration, severity,
                     skip_policy, count_word, word_text, word_lit_text, absent_kw, binding, clause, rule_)
+// Counters and aggregates (sections 6.2 and 6.3).
+const auto source_field_def = '.' > path_parts;
+const auto source_def = types >> -('[' > expr > ']') >> -source_field;
+const auto window_def = (kw_str("tumbling") > duration > x3::attr(boost::optional<ast::Word>())) |
+                        (kw_str("hopping") > duration > (kw("every") > duration));
+const auto computed_def = ident > '=' > call;
+const auto compute_items_def = computed % ',';
+const auto compute_list_def = compute_list_raw;
+const auto compute_list_raw_def = compute_items[set_items];
+const auto counter_clause_def = (kw_str("key") > path) | (kw_str("over") > duration) |
+                                (kw_str("resolution") > duration) | (kw_str("description") > string_lit) |
+                                ((kw_str("count") | kw_str("sum") | kw_str("avg") | kw_str("min") | kw_str("max") |
+                                  kw_str("distinct")) > source);
+const auto counter__def = kw("counter") > ident > *counter_clause;
+const auto aggregate_clause_def = (kw_str("from") > source) | (kw_str("group") > kw("by") > path) |
+                                  (kw_str("window") > window) | (kw_str("compute") > compute_list) |
+                                  (kw_str("alert") > kw("when") > expr) | (kw_str("severity") > severity) |
+                                  (kw_str("emit") > template_lit) | (kw_str("description") > string_lit) |
+                                  (kw_str("tags") > string_list);
+const auto aggregate__def = kw("aggregate") > ident > *aggregate_clause;
+
 BOOST_SPIRIT_DEFINE(lookup, lookup_field, table_clause, table_, named_list)
+BOOST_SPIRIT_DEFINE(source, source_field, window, computed, compute_items, compute_list, compute_list_raw,
+                    counter_clause, counter_, aggregate_clause, aggregate_)
 
 }  // namespace cepheus::dsl::grammar

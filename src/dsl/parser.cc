@@ -29,6 +29,18 @@ const char* SeverityName(Severity s) {
   return "medium";
 }
 
+const char* AggFnName(AggFn f) {
+  switch (f) {
+    case AggFn::kCount: return "count";
+    case AggFn::kSum: return "sum";
+    case AggFn::kAvg: return "avg";
+    case AggFn::kMin: return "min";
+    case AggFn::kMax: return "max";
+    case AggFn::kDistinct: return "distinct";
+  }
+  return "count";
+}
+
 const char* SkipPolicyName(SkipPolicy s) {
   switch (s) {
     case SkipPolicy::kPastLast: return "past_last";
@@ -40,7 +52,7 @@ const char* SkipPolicyName(SkipPolicy s) {
 
 namespace {
 
-// Names are unique across the set: rules, tables and lists together. Reports
+// Names are unique across the set: rules, tables, lists, counters and aggregates together. Reports
 // each declaration whose name an earlier one took.
 void CheckNamesUnique(const RuleSet& set, DiagnosticSink* diags) {
   struct Decl {
@@ -64,6 +76,12 @@ void CheckNamesUnique(const RuleSet& set, DiagnosticSink* diags) {
     }
     for (const auto& l : set.lists) {
       if (l.file == f.get()) add(l.name, l.file, l.name_span, "list");
+    }
+    for (const auto& c : set.counters) {
+      if (c.file == f.get()) add(c.name, c.file, c.name_span, "counter");
+    }
+    for (const auto& a : set.aggregates) {
+      if (a.file == f.get()) add(a.name, a.file, a.name_span, "aggregate");
     }
     for (const auto& r : set.rules) {
       if (r.file == f.get()) add(r.name, r.file, r.name_span, "rule");

@@ -34,6 +34,7 @@ std::string DumpExpr(const Expr& e) {
       return fmt::format("({} {} {})", DumpExpr(e.args[0]), e.text, DumpExpr(e.args[1]));
     case K::kLookup: return fmt::format("{}[{}].{}", e.text, DumpExpr(e.args[0]), fmt::join(e.path, "."));
     case K::kTable: return e.text;
+    case K::kCounter: return e.text;
   }
   return "?";
 }

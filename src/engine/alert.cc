@@ -47,7 +47,8 @@ std::string AlertId(const nfa::Program& p, const std::string& key, const nfa::Ru
 
 }  // namespace
 
-Alert MakeAlert(const nfa::Program& p, const std::string& key, const nfa::Match& m, const nfa::TableReader* tables) {
+Alert MakeAlert(const nfa::Program& p, const std::string& key, const nfa::Match& m, const nfa::TableReader* tables,
+                const nfa::CounterReader* counters) {
   const nfa::Run& run = m.run;
   Alert a;
   a.rule = p.name;
@@ -62,7 +63,7 @@ Alert MakeAlert(const nfa::Program& p, const std::string& key, const nfa::Match&
   } else {
     for (const auto& part : p.emit) {
       if (part.key) message += key;
-      else if (!part.expr.empty()) message += nfa::EvaluateOnRun(part.expr, run, tables, m.detected_at);
+      else if (!part.expr.empty()) message += nfa::EvaluateOnRun(part.expr, run, tables, m.detected_at, counters);
       else message += part.text;
     }
   }

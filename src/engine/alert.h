@@ -11,6 +11,6 @@ namespace cepheus::engine {
 // Formats a match as the alert of section 5 (JSON, deterministic alert_id).
 // The message's lookups read `tables` as of the match's detection time.
 Alert MakeAlert(const nfa::Program& p, const std::string& key, const nfa::Match& m,
-                const nfa::TableReader* tables = nullptr);
+                const nfa::TableReader* tables = nullptr, const nfa::CounterReader* counters = nullptr);
 
 }  // namespace cepheus::engine

@@ -40,7 +40,7 @@ constexpr size_t kCompactMin = 4096;  // a closing FIFO is never compacted below
 
 EngineImpl::EngineImpl(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions options,
                AlertSink* sink)
-    : rules_(std::move(rules)), options_(options), sink_(sink) {
+    : rules_(std::move(rules)), options_(options), sink_(sink), aggregates_(rules_, options_.key_fields) {
   for (const auto& p : rules_->programs) {
     uint32_t g = 0;
     while (g < groups_.size() && groups_[g].slot != p->key_slot) ++g;
@@ -50,7 +50,7 @@ EngineImpl::EngineImpl(std::shared_ptr<const nfa::CompiledRuleSet> rules, Engine
         if (!field.empty()) field += '.';
         field += part;
       }
-      groups_.push_back(KeyGroup{p->key_slot, std::move(field), {}, KeyIndex(0, IndexHash{&entries_}, IndexEq{&entries_}), {}});
+      groups_.push_back(KeyGroup{p->key_slot, std::move(field), {}, {}, KeyIndex(0, IndexHash{&entries_}, IndexEq{&entries_}), {}});
     }
     uint32_t pos = static_cast<uint32_t>(groups_[g].rules.size());
     groups_[g].rules.push_back(static_cast<uint32_t>(states_.size()));
@@ -60,6 +60,25 @@ EngineImpl::EngineImpl(std::shared_ptr<const nfa::CompiledRuleSet> rules, Engine
     reads.back() |= p->needs_all_types;
     states_.push_back(RuleState{p.get(), nfa::Matcher(p.get()), g, pos, !p->trailing_absent});
   }
+  // Counters join the group of their key field (one with no rule if need be).
+  counter_pos_.resize(rules_->counters.size());
+  for (uint32_t c = 0; c < rules_->counters.size(); ++c) {
+    const nfa::CounterProgram& cp = rules_->counters[c];
+    uint32_t g = 0;
+    while (g < groups_.size() && groups_[g].slot != cp.key_slot) ++g;
+    if (g == groups_.size()) {
+      groups_.push_back(KeyGroup{cp.key_slot, fmt::format("{}", fmt::join(cp.counter->key, ".")), {}, {},
+                                 KeyIndex(0, IndexHash{&entries_}, IndexEq{&entries_}), {}});
+    }
+    counter_pos_[c] = static_cast<uint32_t>(groups_[g].counters.size());
+    groups_[g].counters.push_back(c);
+    auto& reads = groups_[g].reads;
+    reads.resize(rules_->types.size() + 1, 0);
+    if (cp.source.any_type) std::fill(reads.begin(), reads.end(), 1);
+    for (int32_t t : cp.source.type_ids) reads[static_cast<size_t>(t)] = 1;
+  }
+  reader_.engine = this;
+  for (auto& st : states_) st.matcher.set_counters(&reader_);
   for (auto& g : groups_) {
     const auto& only = options_.key_fields;
     g.enabled = only.empty() || std::find(only.begin(), only.end(), g.field) != only.end();
@@ -131,6 +150,7 @@ void EngineImpl::Drain() {
     }
   }
   CloseUntil(watermark_);
+  if (!aggregates_.empty()) aggregates_.CloseUntil(watermark_, sink_);
 }
 
 void EngineImpl::CloseUntil(Millis t) {
@@ -157,6 +177,12 @@ void EngineImpl::CloseUntil(Millis t) {
       Fire(tm.entry, tm.generation, tm.rule, tm.at);
       continue;
     }
+    if (!counter_wakes_.empty() && counter_wakes_.top().at < at) {
+      CounterWake w = counter_wakes_.top();
+      counter_wakes_.pop();
+      if (entries_[w.entry].generation == w.generation) MaybeForget(w.entry, w.at);
+      continue;
+    }
     if (best == UINT32_MAX) return;
     Deadline d = deadlines_[best].front();
     deadlines_[best].pop_front();
@@ -178,6 +204,7 @@ void EngineImpl::Fire(uint32_t id, uint32_t generation, uint32_t rule, Millis at
   KeyState& ks = entry.rules[rs.pos];
   int64_t before = static_cast<int64_t>(ks.runs.size());
   matches_.clear();
+  reader_.entry = id;
   rs.matcher.CloseWindows(ks.runs, at + 1, &matches_);
   int64_t closed = before - static_cast<int64_t>(ks.runs.size());
   stats_.rules[rule].runs -= closed;
@@ -221,6 +248,7 @@ uint32_t EngineImpl::NewEntry(uint32_t group, std::string_view key) {
   entry.key.assign(key);
   entry.group = group;
   entry.rules.resize(groups_[group].rules.size());
+  entry.counters.assign(groups_[group].counters.size(), CounterState{});
   groups_[group].index.insert(id);
   return id;
 }
@@ -228,6 +256,7 @@ uint32_t EngineImpl::NewEntry(uint32_t group, std::string_view key) {
 void EngineImpl::Evaluate(const nfa::EventRef& e) {
   e->seq = ++seq_;
   ++stats_.evaluated;
+  if (!aggregates_.empty()) aggregates_.Add(*e);
   for (uint32_t g = 0; g < groups_.size(); ++g) {
     KeyGroup& group = groups_[g];
     if (!group.reads[e->type_id >= 0 ? static_cast<size_t>(e->type_id) : group.reads.size() - 1]) continue;
@@ -242,6 +271,8 @@ void EngineImpl::Evaluate(const nfa::EventRef& e) {
     }
     uint32_t id = UINT32_MAX;
     if (auto it = group.index.find(key); it != group.index.end()) id = *it;
+    if (!group.counters.empty()) id = CountEvent(g, key, id, *e);
+    reader_.entry = id;
     for (uint32_t r : group.rules) {
       RuleState& rs = states_[r];
       if (!rs.matcher.Relevant(*e)) continue;
@@ -252,6 +283,7 @@ void EngineImpl::Evaluate(const nfa::EventRef& e) {
           break;
         }
         id = NewEntry(g, key);
+        reader_.entry = id;
       }
       KeyEntry& entry = entries_[id];
       KeyState& ks = entry.rules[rs.pos];
@@ -274,6 +306,70 @@ void EngineImpl::Evaluate(const nfa::EventRef& e) {
     }
     if (id != UINT32_MAX) MaybeForget(id, e->ts);
   }
+}
+
+namespace {
+int64_t BucketOf(Millis t, Millis resolution) {
+  return t >= 0 ? t / resolution : -((-t + resolution - 1) / resolution);
+}
+bool NeverNull(dsl::AggFn fn) {
+  return fn == dsl::AggFn::kCount || fn == dsl::AggFn::kSum || fn == dsl::AggFn::kDistinct;
+}
+bool Counts(const nfa::SourceProgram& s, const nfa::Event& e) {
+  return s.any_type || (e.type_id >= 0 && std::find(s.type_ids.begin(), s.type_ids.end(), e.type_id) != s.type_ids.end());
+}
+}  // namespace
+
+uint32_t EngineImpl::CountEvent(uint32_t g, std::string_view key, uint32_t id, const nfa::Event& e) {
+  const std::vector<uint32_t>& counters = groups_[g].counters;
+  for (size_t i = 0; i < counters.size(); ++i) {
+    const nfa::CounterProgram& c = rules_->counters[counters[i]];
+    if (!Counts(c.source, e)) continue;
+    if (!c.source.filter.empty() &&
+        !nfa::EvaluateOnEvent(c.source.filter, e, tables_, e.ts)) {
+      continue;
+    }
+    if (id == UINT32_MAX) {
+      if (options_.max_keys > 0 && entries_.size() - free_entries_.size() >= options_.max_keys) {
+        ++stats_.keys_refused;
+        return id;
+      }
+      id = NewEntry(g, key);
+    }
+    KeyEntry& entry = entries_[id];
+    int64_t bucket = BucketOf(e.ts, c.resolution);
+    static const nfa::Value kNull;
+    const nfa::Value& v = c.field_slot >= 0 ? e.fields[static_cast<size_t>(c.field_slot)] : kNull;
+    const std::string* text = nullptr;
+    if (c.fn == dsl::AggFn::kDistinct && nfa::ValueKeyText(v, &text_)) text = &text_;
+    int64_t before = entry.counters[i].newest();
+    if (!entry.counters[i].Add(bucket, v, text, c.fn, c.buckets)) ++stats_.distinct_capped;
+    if (entry.counters[i].newest() != before) {
+      counter_wakes_.push(CounterWake{(bucket + c.buckets) * c.resolution, id, entry.generation});
+    }
+    MarkDirty(id);
+  }
+  return id;
+}
+
+bool EngineImpl::CountersLive(const KeyEntry& entry, Millis now) const {
+  const KeyGroup& group = groups_[entry.group];
+  for (size_t i = 0; i < entry.counters.size(); ++i) {
+    const nfa::CounterProgram& c = rules_->counters[group.counters[i]];
+    if (entry.counters[i].Live(BucketOf(now, c.resolution), c.buckets)) return true;
+  }
+  return false;
+}
+
+nfa::Value EngineImpl::KeyCounters::Read(int32_t counter, Millis at) const {
+  const nfa::CounterProgram& c = engine->rules_->counters[static_cast<size_t>(counter)];
+  nfa::Value none = NeverNull(c.fn) ? nfa::Value::Number(0) : nfa::Value::Null();
+  if (entry == UINT32_MAX) return none;
+  KeyEntry& e = engine->entries_[entry];
+  uint32_t pos = engine->counter_pos_[static_cast<size_t>(counter)];
+  const KeyGroup& g = engine->groups_[e.group];
+  if (pos >= e.counters.size() || g.counters[pos] != static_cast<uint32_t>(counter)) return none;
+  return e.counters[pos].Read(BucketOf(at, c.resolution), c.fn, c.buckets);
 }
 
 void EngineImpl::CompactDeadlines(uint32_t rule) {
@@ -324,12 +420,14 @@ void EngineImpl::MaybeForget(uint32_t id, Millis now) {
   for (size_t i = 0; i < entry.rules.size(); ++i) {
     if (Needed(*states_[group.rules[i]].program, entry.rules[i].runs, now)) return;
   }
+  if (CountersLive(entry, now)) return;
   if (entry.stored) forgotten_.emplace_back(entry.group, entry.key);  // deleted at the next save
   group.index.erase(std::string_view(entry.key));
   ++entry.generation;
   entry.dirty = false;
   entry.stored = false;
   entry.rules.clear();
+  entry.counters.clear();
   free_entries_.push_back(id);
 }
 
@@ -342,7 +440,7 @@ void EngineImpl::Publish(uint32_t rule, const std::string& key, std::vector<nfa:
     }
     ++stats_.rules[rule].alerts;
     ++stats_.alerts;
-    if (sink_) sink_->Publish(MakeAlert(p, key, m, tables_));
+    if (sink_) sink_->Publish(MakeAlert(p, key, m, tables_, &reader_));
   }
 }
 

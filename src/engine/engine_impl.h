@@ -15,6 +15,8 @@
 #include "cepheus/engine/event_decoder.h"
 #include "cepheus/engine/state_codec.h"
 #include "cepheus/nfa/matcher.h"
+#include "engine/aggregates.h"
+#include "engine/counters.h"
 
 namespace cepheus::engine {
 
@@ -62,6 +64,7 @@ class EngineImpl {
     bool dirty = false;  // changed since the last save
     bool stored = false; // the store holds a record of it (as of the last save)
     std::vector<KeyState> rules;  // by position in the group
+    std::vector<CounterState> counters;  // by position in the group's counters
   };
   // The index of one key field's keys: the ids of their entries in an open
   // addressing table (robin hood, with 32 bits of each hash stored beside the
@@ -86,6 +89,7 @@ class EngineImpl {
     int32_t slot;
     std::string field;  // the key field's path ("user_id"), naming its records
     std::vector<uint32_t> rules;  // rule indices
+    std::vector<uint32_t> counters;  // CompiledRuleSet::counters indices keyed on the field
     KeyIndex index;               // entry ids, by key
     // Event types (TypeTable ids; the last entry: unknown types) that some
     // rule of the group reads; the others skip the key lookup.
@@ -134,6 +138,24 @@ class EngineImpl {
     explicit Buffered(nfa::EventRef ev) : ts(ev->ts), arrival(ev->arrival), e(std::move(ev)) {}
     bool operator>(const Buffered& o) const { return ts != o.ts ? ts > o.ts : arrival > o.arrival; }
   };
+
+  // The counters of the key whose rules are evaluated (section 6.2).
+  struct KeyCounters : nfa::CounterReader {
+    EngineImpl* engine = nullptr;
+    uint32_t entry = UINT32_MAX;  // none: every counter reads as over no event
+    nfa::Value Read(int32_t counter, Millis at) const override;
+  };
+  // A key kept for its counters: checked again when their window has passed.
+  struct CounterWake {
+    Millis at;
+    uint32_t entry;
+    uint32_t generation;
+    bool operator>(const CounterWake& o) const { return at > o.at; }
+  };
+  // Updates the counters of `group` that `e` counts; returns the key's entry
+  // (created when some counter counts e), or `id` as given.
+  uint32_t CountEvent(uint32_t g, std::string_view key, uint32_t id, const nfa::Event& e);
+  bool CountersLive(const KeyEntry& entry, Millis now) const;
 
   void Drain();
   void CloseUntil(Millis t);
@@ -210,6 +232,11 @@ class EngineImpl {
   std::vector<RuleRuns> save_rules_;
   std::vector<nfa::Match> matches_;  // reused
   std::string key_;                  // reused
+  std::string text_;                 // reused: a distinct counter's value
+  std::vector<uint32_t> counter_pos_;  // by counter: its position in its group
+  KeyCounters reader_;
+  std::priority_queue<CounterWake, std::vector<CounterWake>, std::greater<>> counter_wakes_;
+  Aggregates aggregates_;
 };
 
 

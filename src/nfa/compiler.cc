@@ -111,6 +111,10 @@ class ExprCompiler {
         return Push(n);
       }
       case K::kTable: return Push(n);  // only under `in`, compiled there
+      case K::kCounter:
+        n.op = Op::kCounter;
+        n.counter = counters_ == nullptr ? -1 : CounterIndex(e.text);
+        return Push(n);
       case K::kUnary:
         n.op = e.text == "not" ? Op::kNot : Op::kNeg;
         n.a = Emit(e.args[0]);
@@ -196,6 +200,17 @@ class ExprCompiler {
     return Push(n);
   }
 
+  int32_t CounterIndex(const std::string& name) const {
+    for (size_t i = 0; i < counters_->size(); ++i) {
+      if ((*counters_)[i].name == name) return static_cast<int32_t>(i);
+    }
+    return -1;
+  }
+
+ public:
+  const std::vector<dsl::Counter>* counters_ = nullptr;
+
+ private:
   // A table's index by name (the checker has made sure it is declared).
   int32_t TableIndex(const std::string& name) const {
     for (size_t i = 0; i < tables_->size(); ++i) {
@@ -312,6 +327,100 @@ SuffixPlan PlanSuffix(const Program& p) {
 }
 
 // Every declared table, with no field read yet (the lookups intern theirs).
+// A counter's or an aggregate's events: types (interned) and filter.
+Status CompileSource(const dsl::EventSource& in, CompiledRuleSet* out, Program* scratch, SourceProgram* sp) {
+  sp->any_type = in.types.size() == 1 && in.types[0] == "any";
+  if (!sp->any_type) {
+    for (const auto& t : in.types) sp->type_ids.push_back(out->types.Intern(t));
+  }
+  if (!in.filter) return Status::Ok();
+  std::map<std::string, NameInfo> none;
+  ExprCompiler ec(scratch, &out->fields, &out->tables, &none);
+  return ec.Compile(*in.filter, &sp->filter);
+}
+
+Status CompileCounters(const dsl::RuleSet& set, CompiledRuleSet* out) {
+  for (const dsl::Counter& c : set.counters) {
+    CounterProgram cp;
+    cp.name = c.name;
+    cp.counter = &c;
+    cp.key_slot = out->fields.Intern(c.key);
+    cp.fn = c.fn;
+    cp.field_slot = c.field.empty() ? -1 : out->fields.Intern(c.field);
+    cp.resolution = c.resolution;
+    cp.buckets = c.buckets();
+    cp.scratch = std::make_unique<Program>();
+    cp.scratch->name = c.name;
+    if (Status st = CompileSource(c.source, out, cp.scratch.get(), &cp.source); !st.ok()) return st;
+    out->counters.push_back(std::move(cp));
+  }
+  return Status::Ok();
+}
+
+// previous_avg(x, n) / previous_max(x, n) become paths to fields of the
+// synthetic event (filled in at the window's close).
+void ReplacePrevious(dsl::Expr* e, AggregateProgram* ap) {
+  if (e->kind == dsl::Expr::Kind::kCall && (e->text == "previous_avg" || e->text == "previous_max") &&
+      e->args.size() == 2) {
+    AggregateProgram::Previous p;
+    p.max = e->text == "previous_max";
+    p.field = 0;
+    for (size_t i = 0; i < ap->compute.size(); ++i) {
+      if (!e->args[0].path.empty() && ap->compute[i].name == e->args[0].path[0]) p.field = static_cast<int32_t>(i);
+    }
+    p.n = static_cast<int>(e->args[1].number);
+    std::vector<std::string> path{"\x01previous", p.max ? "max" : "avg", std::to_string(p.field), std::to_string(p.n)};
+    p.slot = ap->values.Intern(path);
+    bool known = false;
+    for (const auto& q : ap->previous) known |= q.slot == p.slot;
+    if (!known) ap->previous.push_back(p);
+    dsl::Expr path_expr;
+    path_expr.kind = dsl::Expr::Kind::kPath;
+    path_expr.span = e->span;
+    path_expr.path = std::move(path);
+    *e = std::move(path_expr);
+    return;
+  }
+  for (auto& a : e->args) ReplacePrevious(&a, ap);
+}
+
+Status CompileAggregates(const dsl::RuleSet& set, CompiledRuleSet* out) {
+  for (const dsl::Aggregate& a : set.aggregates) {
+    AggregateProgram ap;
+    ap.name = a.name;
+    ap.aggregate = &a;
+    ap.group_slot = out->fields.Intern(a.group);
+    ap.size = a.size;
+    ap.every = a.every;
+    ap.scratch = std::make_unique<Program>();
+    ap.scratch->name = a.name;
+    if (Status st = CompileSource(a.source, out, ap.scratch.get(), &ap.source); !st.ok()) return st;
+    for (const auto& c : a.compute) {
+      ap.compute.push_back({c.name, c.fn, c.field.empty() ? -1 : out->fields.Intern(c.field)});
+      ap.values.Intern({c.name});
+    }
+    ap.group_value_slot = ap.values.Intern({"group"});
+    std::map<std::string, NameInfo> none;
+    std::vector<TableProgram> no_tables;
+    ExprCompiler ec(ap.scratch.get(), &ap.values, &no_tables, &none);
+    if (a.alert_when) {
+      dsl::Expr when = *a.alert_when;
+      ReplacePrevious(&when, &ap);
+      if (Status st = ec.Compile(when, &ap.alert_when); !st.ok()) return st;
+    }
+    for (const auto& part : a.emit) {
+      EmitPart ep;
+      ep.text = part.text;
+      if (part.expr) {
+        if (Status st = ec.Compile(*part.expr, &ep.expr); !st.ok()) return st;
+      }
+      ap.emit.push_back(std::move(ep));
+    }
+    out->aggregates.push_back(std::move(ap));
+  }
+  return Status::Ok();
+}
+
 std::vector<TableProgram> TablePrograms(const dsl::RuleSet& set) {
   std::vector<TableProgram> out;
   for (const dsl::Table& t : set.tables) {
@@ -332,6 +441,7 @@ Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl
   auto out = std::make_shared<CompiledRuleSet>();
   out->source = set;
   out->tables = TablePrograms(*set);
+  if (Status st = CompileCounters(*set, out.get()); !st.ok()) return st;
   for (const dsl::Rule& r : set->rules) {
     auto prog = std::make_unique<Program>();
     prog->name = r.name;
@@ -349,6 +459,7 @@ Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl
       if (!s.name.empty()) names[s.name] = {static_cast<int>(i), s.counted};
     }
     ExprCompiler ec(prog.get(), &out->fields, &out->tables, &names);
+    ec.counters_ = &set->counters;
     for (size_t i = 0; i < r.pattern.steps.size(); ++i) {
       const auto& s = r.pattern.steps[i];
       StepProgram sp;
@@ -396,6 +507,7 @@ Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl
     }
     out->programs.push_back(std::move(prog));
   }
+  if (Status st = CompileAggregates(*set, out.get()); !st.ok()) return st;
   for (auto& prog : out->programs) {
     prog->relevant.assign(out->types.size(), false);
     for (const auto& s : prog->steps) {

@@ -82,6 +82,7 @@ std::string Expr(const Program& p, const FieldTable& f, const CompiledExpr& e, i
     case Op::kNotInTable:
       return fmt::format("({} {} table {})", Expr(p, f, e, n.a), n.op == Op::kInTable ? "in" : "not in",
                          (*p.tables)[static_cast<size_t>(n.table)].name);
+    case Op::kCounter: return fmt::format("counter#{}", n.counter);
   }
   return "?";
 }

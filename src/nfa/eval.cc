@@ -230,6 +230,8 @@ class Evaluator {
         const Event* rec = ctx_.tables == nullptr ? nullptr : ctx_.tables->Find(n.table, key_, ctx_.at);
         return Value::Bool((rec != nullptr) == (n.op == Op::kInTable));
       }
+      case Op::kCounter:
+        return ctx_.counters == nullptr ? Value::Null() : ctx_.counters->Read(n.counter, ctx_.at);
       case Op::kAdd: case Op::kSub: case Op::kMul: case Op::kDiv: {
         Value a = Eval(n.a), b = Eval(n.b);
         if (a.kind != Value::Kind::kNumber || b.kind != Value::Kind::kNumber) return Value::Null();
@@ -281,8 +283,21 @@ std::string EvaluateToText(const CompiledExpr& expr, const EvalContext& ctx) {
   return ToText(ev.Eval(expr.root));
 }
 
-std::string EvaluateOnRun(const CompiledExpr& expr, const Run& run, const TableReader* tables, Millis at) {
-  return EvaluateToText(expr, EvalContext{nullptr, &run, tables, at});
+std::string EvaluateOnRun(const CompiledExpr& expr, const Run& run, const TableReader* tables, Millis at,
+                          const CounterReader* counters) {
+  return EvaluateToText(expr, EvalContext{nullptr, &run, tables, at, counters});
+}
+
+}  // namespace cepheus::nfa
+
+namespace cepheus::nfa {
+
+bool EvaluateOnEvent(const CompiledExpr& expr, const Event& e, const TableReader* tables, Millis at) {
+  return EvaluateCondition(expr, EvalContext{&e, nullptr, tables, at});
+}
+
+std::string EvaluateTextOnEvent(const CompiledExpr& expr, const Event& e, Millis at) {
+  return EvaluateToText(expr, EvalContext{&e, nullptr, nullptr, at});
 }
 
 }  // namespace cepheus::nfa

@@ -17,6 +17,7 @@ struct EvalContext {
   const Run* run = nullptr;
   const TableReader* tables = nullptr;
   Millis at = 0;
+  const CounterReader* counters = nullptr;  // the key's counters (section 6.2)
 };
 
 // An empty expression is true; otherwise only a `true` result is.

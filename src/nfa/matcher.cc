@@ -121,11 +121,11 @@ bool Matcher::Fits(int step, const Event& e, const Run* run) const {
   if (!s.any_type) {
     if (std::find(s.type_ids.begin(), s.type_ids.end(), e.type_id) == s.type_ids.end()) return false;
   }
-  return s.filter.empty() || EvaluateCondition(s.filter, EvalContext{&e, run, tables_, e.ts});
+  return s.filter.empty() || EvaluateCondition(s.filter, EvalContext{&e, run, tables_, e.ts, counters_});
 }
 
 bool Matcher::WhereHolds(const Run& r, Millis at) const {
-  return p_->where.empty() || EvaluateCondition(p_->where, EvalContext{nullptr, &r, tables_, at});
+  return p_->where.empty() || EvaluateCondition(p_->where, EvalContext{nullptr, &r, tables_, at, counters_});
 }
 
 bool Matcher::Killed(const Run& run, const Event& e) const {
@@ -745,7 +745,7 @@ void Matcher::SequenceOnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>
   for (size_t j = 0; j < n; ++j) {
     const StepProgram& st = p_->steps[j];
     if (!st.any_type && std::find(st.type_ids.begin(), st.type_ids.end(), e.type_id) == st.type_ids.end()) continue;
-    if (st.filter.empty() || EvaluateCondition(st.filter, EvalContext{&e, nullptr, tables_, e.ts})) fits |= 1u << j;
+    if (st.filter.empty() || EvaluateCondition(st.filter, EvalContext{&e, nullptr, tables_, e.ts, counters_})) fits |= 1u << j;
   }
   if (fits == 0) return;  // every run skips e (no `=>`, no absent step), and e starts none
   if (!k.suffix && !(fits & 1)) return;
@@ -797,14 +797,14 @@ bool Matcher::SuffixOnEvent(KeyRuns& k, const EventRef& ep, std::vector<Match>* 
   // runs that have not bound its value.)
   std::string key;  // kDistinct: e's value
   if (plan.kind == SuffixPlan::Kind::kAll) {
-    if (!step.filter.empty() && !EvaluateCondition(step.filter, EvalContext{&e, nullptr, tables_, e.ts})) return true;
+    if (!step.filter.empty() && !EvaluateCondition(step.filter, EvalContext{&e, nullptr, tables_, e.ts, counters_})) return true;
     for (int32_t a : plan.sum_aggs) {
       const Value& v = FieldAt(e, p_->aggs[static_cast<size_t>(a)].slot);
       if (v.kind == Value::Kind::kNumber && v.number < 0) return false;  // sums no longer only grow
     }
   } else {
     for (const CompiledExpr& c : conjuncts_) {
-      if (!EvaluateCondition(c, EvalContext{&e, nullptr, tables_, e.ts})) return true;
+      if (!EvaluateCondition(c, EvalContext{&e, nullptr, tables_, e.ts, counters_})) return true;
     }
     const Value& x = FieldAt(e, plan.distinct_slot);
     if (x.is_null()) return true;  // `null not in ...` is false: no run takes e, none starts

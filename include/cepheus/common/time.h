@@ -39,5 +39,7 @@ std::string FormatDuration(Millis ms);
 // Parses an RFC 3339 date-time ("2024-01-31T12:00:00.250Z", offsets allowed)
 // to epoch milliseconds. Fractions beyond milliseconds are truncated.
 std::optional<Millis> ParseRfc3339(std::string_view text);
+// RFC 3339 in UTC with milliseconds: 2023-11-14T22:13:20.000Z.
+std::string FormatRfc3339(Millis ms);
 
 }  // namespace cepheus

@@ -22,7 +22,8 @@ namespace cepheus::dsl {
 struct Expr {
   // kLookup: `text[args[0]].path`, a field of table `text`'s record.
   // kTable: the table `text`, only as the right side of `in` / `not in`.
-  enum class Kind { kNumber, kString, kBool, kNull, kPath, kList, kCall, kUnary, kBinary, kLookup, kTable };
+  // kCounter: the counter `text` (section 6.2), read as of the evaluation's time.
+  enum class Kind { kNumber, kString, kBool, kNull, kPath, kList, kCall, kUnary, kBinary, kLookup, kTable, kCounter };
   Kind kind = Kind::kNull;
   Span span;
   double number = 0;
@@ -116,12 +117,83 @@ struct NamedList {
   Expr items;  // kList of literals
 };
 
+// The functions of counters and aggregates (sections 6.2 and 6.3).
+enum class AggFn { kCount, kSum, kAvg, kMin, kMax, kDistinct };
+const char* AggFnName(AggFn f);
+
+// What a counter counts or an aggregate reads: event types and a filter over
+// the event's own fields.
+struct EventSource {
+  std::vector<std::string> types;  // {"any"} accepts every type
+  std::optional<Expr> filter;
+};
+
+// `counter NAME key PATH FN TYPE[FILTER][.FIELD] over D [resolution R]`.
+inline constexpr int64_t kMaxCounterBuckets = 10000;  // over / resolution
+inline constexpr size_t kMaxDistinctValues = 10000;   // per key and window, then capped
+struct Counter {
+  const SourceFile* file = nullptr;
+  Span span;
+  std::string name;
+  Span name_span;
+  std::vector<std::string> key;
+  Span key_span;
+  AggFn fn = AggFn::kCount;
+  EventSource source;
+  std::vector<std::string> field;  // empty for count
+  Millis over = 0;
+  Millis resolution = 0;
+  std::string description;
+  uint64_t fingerprint = 0;
+  int64_t buckets() const { return resolution > 0 ? over / resolution : 0; }
+};
+
+// `name = fn(field)` of an aggregate's `compute`; count() has no field.
+struct Computed {
+  std::string name;
+  Span span;
+  AggFn fn = AggFn::kCount;
+  std::vector<std::string> field;
+};
+
+// `aggregate NAME from SOURCE group by PATH window ... compute ... [alert when EXPR]`.
+inline constexpr int64_t kMaxWindowsPerEvent = 1000;  // size / every of a hopping window
+inline constexpr int kMaxPrevious = 1000;              // n of previous_avg / previous_max
+struct Aggregate {
+  const SourceFile* file = nullptr;
+  Span span;
+  std::string name;
+  Span name_span;
+  EventSource source;
+  std::vector<std::string> group;
+  Span group_span;
+  bool hopping = false;
+  Millis size = 0;
+  Millis every = 0;  // = size when tumbling
+  std::vector<Computed> compute;
+  std::optional<Expr> alert_when;  // paths: computed names and `group`; previous_avg / previous_max calls
+  Severity severity = Severity::kMedium;
+  std::vector<TemplatePart> emit;  // empty: the aggregate's name
+  std::string description;
+  std::vector<std::string> tags;
+  uint64_t fingerprint = 0;
+  int history = 0;  // the largest n of its previous_* calls: closed windows kept per group
+};
+
 // Parsed and checked rules with the source files they came from.
 struct RuleSet {
   std::vector<std::shared_ptr<const SourceFile>> files;
   std::vector<Rule> rules;
   std::vector<Table> tables;
   std::vector<NamedList> lists;
+  std::vector<Counter> counters;
+  std::vector<Aggregate> aggregates;
+  const Counter* FindCounter(std::string_view name) const {
+    for (const auto& c : counters) {
+      if (c.name == name) return &c;
+    }
+    return nullptr;
+  }
   // The table of that name, or null.
   const Table* FindTable(std::string_view name) const {
     for (const auto& t : tables) {

@@ -21,6 +21,7 @@ struct EngineStats {
   uint64_t alerts = 0;
   uint64_t keys_refused = 0;   // at EngineOptions::max_keys: events whose key could not start state
   uint64_t buffer_forced = 0;  // at EngineOptions::max_buffered: events released before the watermark reached them
+  uint64_t distinct_capped = 0;  // distinct counters: values refused past kMaxDistinctValues per key and window
   std::vector<RuleStats> rules;  // by rule index
 };
 

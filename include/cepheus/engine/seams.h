@@ -43,10 +43,21 @@ struct Alert {
   Millis detected_at = 0;
 };
 
+// A closed window's result (section 6.3): one JSON record.
+struct AggregateRecord {
+  std::string aggregate;
+  std::string group;
+  Millis window_start = 0;
+  Millis window_end = 0;
+  std::string json;
+};
+
 class AlertSink {
  public:
   virtual ~AlertSink() = default;
   virtual void Publish(const Alert& alert) = 0;
+  // A window's result, published once when the watermark passes its end.
+  virtual void PublishAggregate(const AggregateRecord& record) {}
   // An event that arrived after the watermark passed it (section 4.1).
   virtual void Late(const nfa::Event& event) {}
 };

@@ -196,7 +196,13 @@ struct KeyRuns {
 // The value of `expr` (an emit expression) over a completed run's bindings,
 // as alert-message text ("FR, DE" for a list, "null" for null).
 std::string EvaluateOnRun(const CompiledExpr& expr, const Run& run, const TableReader* tables = nullptr,
-                          Millis at = 0);
+                          Millis at = 0, const CounterReader* counters = nullptr);
+
+// A filter over one event (the filter of a counter or an aggregate, or an
+// aggregate's `alert when` over its synthetic event), as of `at`.
+bool EvaluateOnEvent(const CompiledExpr& expr, const Event& e, const TableReader* tables, Millis at);
+// The value of `expr` over one event as alert-message text.
+std::string EvaluateTextOnEvent(const CompiledExpr& expr, const Event& e, Millis at);
 
 struct Match {
   Run run;
@@ -212,7 +218,7 @@ struct MatchStats {
 class Matcher {
  public:
   explicit Matcher(const Program* program);
-  Matcher(const Matcher& o) : Matcher(o.p_) { tables_ = o.tables_; }  // scratch buffers are not copied
+  Matcher(const Matcher& o) : Matcher(o.p_) { tables_ = o.tables_, counters_ = o.counters_; }  // scratch buffers are not copied
 
   // Evaluates `e` (of this rule's key) against `k`. Appends the matches, in
   // order, to `out`. REQUIRES: every window that closed before e->ts has been
@@ -252,6 +258,9 @@ class Matcher {
   // The tables lookups read (not owned; must outlive the matcher). Null when
   // the rule set reads none.
   void set_tables(const TableReader* tables) { tables_ = tables; }
+  // The counters of the key being evaluated (not owned); null: every counter
+  // reads as over no event.
+  void set_counters(const CounterReader* counters) { counters_ = counters; }
   const TableReader* tables() const { return tables_; }
 
   // True when `e` is of a type this rule reads.
@@ -304,6 +313,7 @@ class Matcher {
 
   const Program* p_;
   const TableReader* tables_ = nullptr;
+  const CounterReader* counters_ = nullptr;
   // Scratch reused across calls (a Matcher serves one engine, one thread).
   mutable std::vector<Run> next_;
   mutable std::vector<Run> completed_;

@@ -48,6 +48,7 @@ enum class Op : uint8_t {
   kLookup,     // field `slot` of table `table`'s record for key `a`, as of the evaluation's time
   kInTable,    // table `table` holds a live record for key `a`
   kNotInTable,
+  kCounter,    // counter `counter` of the key, as of the evaluation's time (section 6.2)
 };
 
 struct Node {
@@ -56,7 +57,8 @@ struct Node {
   int32_t step = -1;
   int32_t slot = -1;
   int32_t agg = -1;
-  int32_t table = -1;  // CompiledRuleSet::tables index
+  int32_t table = -1;    // CompiledRuleSet::tables index
+  int32_t counter = -1;  // CompiledRuleSet::counters index
   Value constant;
   std::vector<int32_t> items;
 };
@@ -200,12 +202,74 @@ class TableReader {
   virtual const Event* Find(int32_t table, std::string_view key, Millis at) const = 0;
 };
 
+// A counter's values as of a time, for the key whose rules are evaluated:
+// what a counter read returns. Implemented by the engine (counters.h).
+class CounterReader {
+ public:
+  virtual ~CounterReader() = default;
+  // Counter `counter` (CompiledRuleSet::counters index) over the buckets
+  // ending with `at`'s: a number, or null (avg, min, max over no event).
+  virtual Value Read(int32_t counter, Millis at) const = 0;
+};
+
+// Which events a counter or an aggregate reads: types and a filter over the
+// event's own fields (rule set slots).
+struct SourceProgram {
+  bool any_type = false;
+  std::vector<int32_t> type_ids;
+  CompiledExpr filter;  // empty: every event of the types
+};
+
+// A declared counter (section 6.2).
+struct CounterProgram {
+  std::string name;
+  const dsl::Counter* counter = nullptr;
+  int key_slot = -1;
+  dsl::AggFn fn = dsl::AggFn::kCount;
+  SourceProgram source;
+  int field_slot = -1;  // -1 for count
+  Millis resolution = 0;
+  int64_t buckets = 0;  // over / resolution
+  std::unique_ptr<Program> scratch;  // storage for the filter's strings
+};
+
+// A declared aggregate (section 6.3). Its `alert when` and `emit` are
+// compiled as filters over a synthetic event whose fields (`values`) are the
+// computed fields (slots 0..n-1), `group` (slot n) and each previous_* call.
+struct AggregateProgram {
+  std::string name;
+  const dsl::Aggregate* aggregate = nullptr;
+  int group_slot = -1;
+  SourceProgram source;
+  struct Field {
+    std::string name;
+    dsl::AggFn fn;
+    int slot;  // rule set slot of the event field it reads; -1 for count
+  };
+  std::vector<Field> compute;
+  Millis size = 0, every = 0;
+  struct Previous {
+    bool max;         // previous_max, else previous_avg
+    int32_t field;    // compute index
+    int n;
+    int slot;         // in `values`
+  };
+  std::vector<Previous> previous;
+  FieldTable values;
+  int group_value_slot = -1;
+  CompiledExpr alert_when;  // empty: no alert
+  std::vector<EmitPart> emit;
+  std::unique_ptr<Program> scratch;  // storage for the expressions' strings
+};
+
 struct CompiledRuleSet {
   std::shared_ptr<const dsl::RuleSet> source;
   FieldTable fields;
   TypeTable types;
   std::vector<std::unique_ptr<Program>> programs;
   std::vector<TableProgram> tables;  // every declared table, in declaration order
+  std::vector<CounterProgram> counters;
+  std::vector<AggregateProgram> aggregates;
   // The index of the table of that name, or -1.
   int32_t FindTable(std::string_view name) const {
     for (size_t i = 0; i < tables.size(); ++i) {

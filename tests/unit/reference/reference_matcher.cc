@@ -35,6 +35,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <set>
 #include <string_view>
 #include <utility>
 
@@ -45,6 +46,7 @@
 namespace cepheus::reference {
 namespace {
 
+using dsl::AggFn;
 using dsl::Arrow;
 using dsl::Expr;
 using dsl::SkipPolicy;
@@ -363,6 +365,7 @@ class Matcher {
   // completes with reason "absence"; every other run is dropped.
   void CloseWindowsBefore(Millis limit) {
     for (auto& [key, ks] : keys_) {
+      current_key_ = key;
       while (true) {
         std::optional<Millis> earliest;
         for (const Run& r : ks.runs) {
@@ -428,6 +431,60 @@ class Matcher {
     }
   }
 
+  // ---- counters (6.2), literally: every counted event of the key kept, the
+  // window's events summed afresh at each read ----
+
+  static int64_t Bucket(Millis t, Millis res) { return t >= 0 ? t / res : -((-t + res - 1) / res); }
+
+  void Count(const Event& e, const std::string& key) {
+    if (counters_ == nullptr) return;
+    for (const dsl::Counter& c : *counters_) {
+      bool type_ok = false;
+      for (const std::string& t : c.source.types) type_ok = type_ok || t == "any" || t == e.type;
+      if (!type_ok) continue;
+      at_ = e.ts;
+      Run none;
+      if (c.source.filter && !IsTrue(Eval(*c.source.filter, &e, none))) continue;
+      counted_[c.name][key].emplace_back(e.ts, c.field.empty() ? Null() : FieldOf(e.doc, c.field, 0));
+    }
+  }
+
+  // "the aggregate of the key's events that match ..., evaluated so far in
+  // the key's order, whose bucket is one of the last over/resolution buckets
+  // ending with the current event's bucket" (or the deadline's).
+  Value CounterValue(const std::string& name, Millis at) {
+    const dsl::Counter* c = nullptr;
+    for (const auto& x : counters_ ? *counters_ : std::vector<dsl::Counter>{}) {
+      if (x.name == name) c = &x;
+    }
+    if (c == nullptr) return Null();
+    int64_t now = Bucket(at, c->resolution);
+    double count = 0, sum = 0, min = 0, max = 0, numbers = 0;
+    std::set<std::string> distinct;
+    for (const auto& [ts, v] : counted_[c->name][current_key_]) {
+      int64_t b = Bucket(ts, c->resolution);
+      if (b > now || b <= now - c->buckets()) continue;
+      count += 1;
+      if (c->fn == AggFn::kDistinct) {
+        if (auto t = KeyTextOf(v)) distinct.insert(*t);
+      } else if (IsNumber(v)) {
+        min = numbers == 0 ? v.number : std::min(min, v.number);
+        max = numbers == 0 ? v.number : std::max(max, v.number);
+        sum += v.number;
+        numbers += 1;
+      }
+    }
+    switch (c->fn) {
+      case AggFn::kCount: return Number(count);
+      case AggFn::kSum: return Number(sum);
+      case AggFn::kAvg: return numbers == 0 ? Null() : Number(sum / numbers);
+      case AggFn::kMin: return numbers == 0 ? Null() : Number(min);
+      case AggFn::kMax: return numbers == 0 ? Null() : Number(max);
+      case AggFn::kDistinct: return Number(static_cast<double>(distinct.size()));
+    }
+    return Null();
+  }
+
   // ---- one evaluated event (4.2) ----
 
   void Evaluate(int index) {
@@ -435,6 +492,8 @@ class Matcher {
     const Event& e = events_[index];
     std::optional<std::string> key = KeyOf(e);
     if (!key) return;  // the rule ignores events without a usable key
+    current_key_ = *key;
+    Count(e, *key);
     KeyState& ks = keys_[*key];
 
     std::vector<Run> live;       // the runs after e
@@ -788,6 +847,7 @@ class Matcher {
         return rec ? FieldOf(*rec, e.path, 0) : Null();
       }
       case Expr::Kind::kTable: return Null();  // only under `in`
+      case Expr::Kind::kCounter: return CounterValue(e.text, at_);
       case Expr::Kind::kUnary: {
         Value v = Eval(e.args[0], current, r);
         if (e.text == "not") return Bool(!IsTrue(v));
@@ -829,13 +889,20 @@ class Matcher {
   ReferenceResult result_;
   const std::vector<ReferenceTable>& tables_;
   Millis at_ = 0;  // the time lookups read the tables as of
+ public:
+  const std::vector<dsl::Counter>* counters_ = nullptr;  // the rule set's (same key as the rule)
+ private:
+  std::map<std::string, std::map<std::string, std::vector<std::pair<Millis, Value>>>> counted_;  // counter, key
+  std::string current_key_;  // the key of the event evaluated or the window closed
 };
 
 }  // namespace
 
 ReferenceResult RunReference(const dsl::Rule& rule, const std::vector<std::string>& events,
-                             Millis out_of_order, const std::vector<ReferenceTable>& tables) {
+                             Millis out_of_order, const std::vector<ReferenceTable>& tables,
+                             const std::vector<dsl::Counter>* counters) {
   Matcher m(rule, out_of_order, tables);
+  m.counters_ = counters;
   for (size_t i = 0; i < events.size(); ++i) m.Arrive(events[i], static_cast<int>(i));
   m.Finish();
   return m.TakeResult();

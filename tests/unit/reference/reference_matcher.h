@@ -47,8 +47,10 @@ struct ReferenceTable {
 // `tables`. Events that are not JSON objects with a string "type" and a
 // usable "ts" are skipped, as the engine skips malformed records; so are
 // table records without a usable key or time.
+// `counters`: the rule set's counters (section 6.2) that the rule may read.
 ReferenceResult RunReference(const dsl::Rule& rule, const std::vector<std::string>& events,
-                             Millis out_of_order, const std::vector<ReferenceTable>& tables = {});
+                             Millis out_of_order, const std::vector<ReferenceTable>& tables = {},
+                             const std::vector<dsl::Counter>* counters = nullptr);
 
 // One line of text for an alert, e.g. `rule u key=u1 absence {o: [e1]}`.
 std::string Describe(const ReducedAlert& alert);

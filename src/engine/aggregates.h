@@ -1,0 +1,56 @@
+// Windowed aggregates (section 6.3): per aggregate and group, the open
+// windows' accumulators and the results of the last closed windows that
+// previous_avg / previous_max read. Private to the engine.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "cepheus/engine/seams.h"
+#include "cepheus/nfa/program.h"
+
+namespace cepheus::engine {
+
+class Aggregates {
+ public:
+  explicit Aggregates(std::shared_ptr<const nfa::CompiledRuleSet> rules, const std::vector<std::string>& key_fields);
+  bool empty() const { return states_.empty(); }
+  // An evaluated (not late) event: counted in every window of every
+  // aggregate that reads it and holds its time.
+  void Add(const nfa::Event& e);
+  // Closes every window whose end the watermark `w` reached: its record, and
+  // its alert when `alert when` holds, go to `sink`.
+  void CloseUntil(Millis w, AlertSink* sink);
+  int64_t groups() const;
+  int64_t open_windows() const;
+  uint64_t windows_closed() const { return closed_; }
+
+ private:
+  struct Acc {
+    double count = 0, sum = 0, min = 0, max = 0, numbers = 0;
+    std::unordered_set<std::string> distinct;
+  };
+  struct Group {
+    std::map<Millis, std::vector<Acc>> open;               // by window start
+    std::map<Millis, std::vector<nfa::Value>> history;     // closed windows' results, by start
+  };
+  struct State {
+    const nfa::AggregateProgram* program;
+    bool enabled = true;
+    std::unordered_map<std::string, Group> groups;
+    std::map<Millis, std::vector<std::string>> ends;  // window end -> groups with that window open
+  };
+  void Close(State& s, const std::string& group, Group& g, Millis start, AlertSink* sink);
+  nfa::Value Previous(const State& s, const Group& g, Millis start, const nfa::AggregateProgram::Previous& p) const;
+
+  std::shared_ptr<const nfa::CompiledRuleSet> rules_;
+  std::vector<State> states_;
+  std::string text_;  // reused
+  uint64_t closed_ = 0;
+};
+
+}  // namespace cepheus::engine

@@ -1,0 +1,198 @@
+// Counters (section 6.2): per key, buckets of the counter's resolution in a
+// two-stack sliding window (see counters.h), so an event costs O(1) whatever
+// the counter's `over`; distinct keeps each value's newest bucket and the
+// values by bucket, so the values that fall out are dropped bucket by bucket.
+#include "engine/counters.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "cepheus/engine/state_codec.h"
+#include "engine/state_format.h"
+
+namespace cepheus::engine {
+
+void CounterState::Agg::Add(double v) {
+  if (count == 0) {
+    min = max = v;
+  } else {
+    min = std::min(min, v);
+    max = std::max(max, v);
+  }
+  count += 1;
+  sum += v;
+}
+
+CounterState::Agg CounterState::Agg::Combine(const Agg& older, const Agg& newer) {
+  if (older.count == 0) return newer;
+  if (newer.count == 0) return older;
+  Agg a;
+  a.count = older.count + newer.count;
+  a.sum = older.sum + newer.sum;
+  a.min = std::min(older.min, newer.min);
+  a.max = std::max(older.max, newer.max);
+  return a;
+}
+
+void CounterState::Evict(int64_t oldest_kept) {
+  for (;;) {
+    if (front_.empty() && !back_.empty() && back_.front().first < oldest_kept) {
+      // Flip: back to front, newest first, each with its suffix aggregate.
+      Agg running;
+      for (size_t i = back_.size(); i-- > 0;) {
+        running = Agg::Combine(back_[i].second, running);
+        front_.emplace_back(back_[i].first, running);
+      }
+      back_.clear();
+      back_agg_ = Agg{};
+    }
+    if (front_.empty() || front_.back().first >= oldest_kept) break;
+    front_.pop_back();
+  }
+  if (open_index_ != kNone && open_index_ < oldest_kept) {
+    open_index_ = kNone;
+    open_ = Agg{};
+  }
+  while (!by_bucket_.empty() && by_bucket_.front().first < oldest_kept) {
+    for (const auto& v : by_bucket_.front().second) {
+      auto it = last_seen_.find(v);
+      if (it != last_seen_.end() && it->second == by_bucket_.front().first) last_seen_.erase(it);
+    }
+    by_bucket_.pop_front();
+  }
+}
+
+bool CounterState::Add(int64_t bucket, const nfa::Value& value, const std::string* text, dsl::AggFn fn,
+                       int64_t buckets) {
+  Evict(bucket - buckets + 1);
+  newest_ = std::max(newest_, bucket);
+  if (fn == dsl::AggFn::kDistinct) {
+    if (text == nullptr) return true;
+    auto it = last_seen_.find(*text);
+    if (it == last_seen_.end()) {
+      if (last_seen_.size() >= dsl::kMaxDistinctValues) return false;
+      last_seen_.emplace(*text, bucket);
+    } else if (it->second == bucket) {
+      return true;
+    } else {
+      it->second = bucket;
+    }
+    if (by_bucket_.empty() || by_bucket_.back().first != bucket) by_bucket_.emplace_back(bucket, std::vector<std::string>{});
+    by_bucket_.back().second.push_back(*text);
+    return true;
+  }
+  if (fn != dsl::AggFn::kCount && value.kind != nfa::Value::Kind::kNumber) return true;
+  if (open_index_ != bucket) {
+    if (open_index_ != kNone) {
+      back_.emplace_back(open_index_, open_);
+      back_agg_ = Agg::Combine(back_agg_, open_);
+    }
+    open_index_ = bucket;
+    open_ = Agg{};
+  }
+  open_.Add(fn == dsl::AggFn::kCount ? 0.0 : value.number);
+  return true;
+}
+
+nfa::Value CounterState::Read(int64_t now, dsl::AggFn fn, int64_t buckets) {
+  Evict(now - buckets + 1);
+  if (fn == dsl::AggFn::kDistinct) return nfa::Value::Number(static_cast<double>(last_seen_.size()));
+  Agg a = front_.empty() ? Agg{} : front_.back().second;
+  a = Agg::Combine(a, back_agg_);
+  a = Agg::Combine(a, open_);
+  switch (fn) {
+    case dsl::AggFn::kCount: return nfa::Value::Number(a.count);
+    case dsl::AggFn::kSum: return nfa::Value::Number(a.sum);
+    case dsl::AggFn::kAvg: return a.count == 0 ? nfa::Value::Null() : nfa::Value::Number(a.sum / a.count);
+    case dsl::AggFn::kMin: return a.count == 0 ? nfa::Value::Null() : nfa::Value::Number(a.min);
+    case dsl::AggFn::kMax: return a.count == 0 ? nfa::Value::Null() : nfa::Value::Number(a.max);
+    case dsl::AggFn::kDistinct: break;
+  }
+  return nfa::Value::Null();
+}
+
+namespace {
+void PutDouble(std::string* out, double d) {
+  uint64_t bits;
+  std::memcpy(&bits, &d, sizeof bits);
+  char b[8];
+  std::memcpy(b, &bits, 8);
+  out->append(b, 8);
+}
+double GetDouble(Reader* r) {
+  uint64_t bits = r->Fixed64();
+  double d;
+  std::memcpy(&d, &bits, sizeof d);
+  return d;
+}
+void PutString(std::string* out, std::string_view s) {
+  PutVarint(out, s.size());
+  out->append(s);
+}
+void PutAgg(std::string* out, const CounterState::Agg& a) {
+  PutDouble(out, a.count);
+  PutDouble(out, a.sum);
+  PutDouble(out, a.min);
+  PutDouble(out, a.max);
+}
+CounterState::Agg GetAgg(Reader* r) {
+  CounterState::Agg a;
+  a.count = GetDouble(r);
+  a.sum = GetDouble(r);
+  a.min = GetDouble(r);
+  a.max = GetDouble(r);
+  return a;
+}
+}  // namespace
+
+// The exact structure (the suffix aggregates too), so a restored counter
+// combines its sums in the same order as the one that never stopped.
+void CounterState::Encode(std::string* out) const {
+  PutSigned(out, newest_);
+  PutSigned(out, open_index_);
+  PutAgg(out, open_);
+  PutAgg(out, back_agg_);
+  for (const auto* stack : {&front_, &back_}) {
+    PutVarint(out, stack->size());
+    for (const auto& [index, agg] : *stack) {
+      PutSigned(out, index);
+      PutAgg(out, agg);
+    }
+  }
+  PutVarint(out, by_bucket_.size());
+  for (const auto& [bucket, values] : by_bucket_) {
+    PutSigned(out, bucket);
+    PutVarint(out, values.size());
+    for (const auto& v : values) PutString(out, v);
+  }
+}
+
+Status CounterState::Decode(std::string_view* in) {
+  Reader r(in);
+  newest_ = r.Signed();
+  open_index_ = r.Signed();
+  open_ = GetAgg(&r);
+  back_agg_ = GetAgg(&r);
+  for (auto* stack : {&front_, &back_}) {
+    stack->clear();
+    uint64_t n = r.Varint();
+    for (uint64_t i = 0; i < n && r.ok(); ++i) {
+      int64_t index = r.Signed();
+      stack->emplace_back(index, GetAgg(&r));
+    }
+  }
+  by_bucket_.clear();
+  last_seen_.clear();
+  uint64_t n = r.Varint();
+  for (uint64_t i = 0; i < n && r.ok(); ++i) {
+    int64_t bucket = r.Signed();
+    uint64_t m = r.Varint();
+    std::vector<std::string> values;
+    for (uint64_t j = 0; j < m && r.ok(); ++j) values.emplace_back(r.String());
+    for (const auto& v : values) last_seen_[v] = bucket;
+    by_bucket_.emplace_back(bucket, std::move(values));
+  }
+  return r.ok() ? Status::Ok() : Status::Corruption("bad counter state");
+}
+
+}  // namespace cepheus::engine
