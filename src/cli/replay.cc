@@ -35,7 +35,7 @@ namespace {
 
 class StdoutSink : public engine::AlertSink {
  public:
-  explicit StdoutSink(std::FILE* late) : late_(late) {}
+  StdoutSink(std::FILE* late, std::FILE* aggregates) : late_(late), aggregates_(aggregates) {}
   void Publish(const engine::Alert& a) override {
     std::fwrite(a.json.data(), 1, a.json.size(), stdout);
     std::fputc('\n', stdout);
@@ -45,10 +45,27 @@ class StdoutSink : public engine::AlertSink {
     std::fwrite(e.raw.data(), 1, e.raw.size(), late_);
     std::fputc('\n', late_);
   }
+  void PublishAggregate(const engine::AggregateRecord& r) override {
+    if (aggregates_ == nullptr) return;
+    std::fwrite(r.json.data(), 1, r.json.size(), aggregates_);
+    std::fputc('\n', aggregates_);
+  }
 
  private:
   std::FILE* late_;
+  std::FILE* aggregates_;
 };
+
+// A file given on the command line, opened for writing (null for "").
+std::FILE* OpenOutput(const std::string& path, bool* failed) {
+  if (path.empty()) return nullptr;
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) {
+    std::cerr << fmt::format("cepheus: error: cannot write {}\n", path);
+    *failed = true;
+  }
+  return f;
+}
 
 // Feeds every line of `reader` to the engine through a Pump; lines past
 // `max_bytes` and malformed events are reported on stderr and counted in
@@ -138,15 +155,11 @@ int RunReplay(const ReplayOptions& o) {
     std::cerr << "cepheus: error: " << reader.status().message() << "\n";
     return 2;
   }
-  std::FILE* late = nullptr;
-  if (!o.late_out.empty()) {
-    late = std::fopen(o.late_out.c_str(), "w");
-    if (late == nullptr) {
-      std::cerr << fmt::format("cepheus: error: cannot write {}\n", o.late_out);
-      return 2;
-    }
-  }
-  StdoutSink sink(late);
+  bool failed = false;
+  std::FILE* late = OpenOutput(o.late_out, &failed);
+  std::FILE* aggregates = OpenOutput(o.aggregates_out, &failed);
+  if (failed) return 2;
+  StdoutSink sink(late, aggregates);
   std::string source = o.events == "-" ? "<stdin>" : o.events;
   auto start = std::chrono::steady_clock::now();
   engine::EventDecoder decoder(rules, names);
@@ -173,6 +186,7 @@ int RunReplay(const ReplayOptions& o) {
   c.alerts = eng.stats().alerts;
   std::fflush(stdout);
   if (late) std::fclose(late);
+  if (aggregates) std::fclose(aggregates);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!o.quiet) {
     std::cerr << fmt::format("replay: {} events, {} alerts, {} late, {} malformed in {:.3f} s\n", c.events,
@@ -189,6 +203,7 @@ Command AddReplay(CLI::App& app) {
   sub->add_option("--out-of-order", o->out_of_order, "Allowed out-of-orderness, e.g. 5s");
   sub->add_option("--config", o->config, "cepheus.yaml (its events section is used)");
   sub->add_option("--late", o->late_out, "Write late events to this file");
+  sub->add_option("--aggregates", o->aggregates_out, "Write the aggregates' window records to this file (JSON lines)");
   sub->add_option("--max-event-bytes", o->max_event_bytes,
                   "Longest event line; longer ones are malformed (default 1048576)");
   sub->add_option("--table", o->tables,

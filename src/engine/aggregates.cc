@@ -178,10 +178,12 @@ nfa::Value Aggregates::Previous(const State& s, const Group& g, Millis start,
   return nfa::Value::Number(q.max ? best : total / n);
 }
 
-void Aggregates::Close(State& s, const std::string& group, Group& g, Millis start, AlertSink* sink) {
+// Returns true when it published an alert.
+bool Aggregates::Close(State& s, const std::string& group, Group& g, Millis start, AlertSink* sink) {
   const nfa::AggregateProgram& p = *s.program;
   auto it = g.open.find(start);
-  if (it == g.open.end()) return;
+  if (it == g.open.end()) return false;
+  bool alerted = false;
   std::vector<nfa::Value> values;
   for (size_t i = 0; i < p.compute.size(); ++i) {
     const Acc& a = it->second[i];
@@ -222,12 +224,15 @@ void Aggregates::Close(State& s, const std::string& group, Group& g, Millis star
       if (p.emit.empty()) message = p.name;
       for (const auto& part : p.emit) message += part.expr.empty() ? part.text : nfa::EvaluateTextOnEvent(part.expr, *ev, end);
       sink->Publish(AggregateAlert(p, group, start, end, values, message));
+      alerted = true;
     }
   }
   if (p.aggregate->history > 0) g.history.emplace(start, std::move(values));
+  return alerted;
 }
 
-void Aggregates::CloseUntil(Millis w, AlertSink* sink) {
+uint64_t Aggregates::CloseUntil(Millis w, AlertSink* sink) {
+  uint64_t alerts = 0;
   for (State& s : states_) {
     const nfa::AggregateProgram& p = *s.program;
     bool any = false;
@@ -237,7 +242,7 @@ void Aggregates::CloseUntil(Millis w, AlertSink* sink) {
       Millis start = node.key() - p.size;
       for (const auto& group : node.mapped()) {
         auto git = s.groups.find(group);
-        if (git != s.groups.end()) Close(s, group, git->second, start, sink);
+        if (git != s.groups.end()) alerts += Close(s, group, git->second, start, sink);
       }
       any = true;
       last_start = start;
@@ -253,6 +258,7 @@ void Aggregates::CloseUntil(Millis w, AlertSink* sink) {
       else ++it;
     }
   }
+  return alerts;
 }
 
 int64_t Aggregates::groups() const {

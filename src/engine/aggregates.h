@@ -23,8 +23,8 @@ class Aggregates {
   // aggregate that reads it and holds its time.
   void Add(const nfa::Event& e);
   // Closes every window whose end the watermark `w` reached: its record, and
-  // its alert when `alert when` holds, go to `sink`.
-  void CloseUntil(Millis w, AlertSink* sink);
+  // its alert when `alert when` holds, go to `sink`. Returns the alerts.
+  uint64_t CloseUntil(Millis w, AlertSink* sink);
   int64_t groups() const;
   int64_t open_windows() const;
   uint64_t windows_closed() const { return closed_; }
@@ -44,7 +44,7 @@ class Aggregates {
     std::unordered_map<std::string, Group> groups;
     std::map<Millis, std::vector<std::string>> ends;  // window end -> groups with that window open
   };
-  void Close(State& s, const std::string& group, Group& g, Millis start, AlertSink* sink);
+  bool Close(State& s, const std::string& group, Group& g, Millis start, AlertSink* sink);
   nfa::Value Previous(const State& s, const Group& g, Millis start, const nfa::AggregateProgram::Previous& p) const;
 
   std::shared_ptr<const nfa::CompiledRuleSet> rules_;

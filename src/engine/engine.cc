@@ -150,7 +150,7 @@ void EngineImpl::Drain() {
     }
   }
   CloseUntil(watermark_);
-  if (!aggregates_.empty()) aggregates_.CloseUntil(watermark_, sink_);
+  if (!aggregates_.empty()) stats_.alerts += aggregates_.CloseUntil(watermark_, sink_);
 }
 
 void EngineImpl::CloseUntil(Millis t) {
