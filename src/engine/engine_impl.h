@@ -173,6 +173,11 @@ class EngineImpl {
   void MarkDirty(uint32_t entry);
   Status PutMeta(StateStore* store) const;
   Status PutBuffer(StateStore* store);
+  static constexpr uint8_t kCountersMarker = 0xC7;  // before a key record whose key has counters
+  struct KeyGroup;
+  void PutCounters(const KeyGroup& g, const KeyEntry& entry, std::string* out) const;
+  Status LoadCounters(std::string_view* in, uint32_t g, std::vector<std::pair<uint32_t, CounterState>>* out,
+                      bool* dropped);
   // The parts of Load (persist: meta, reorder buffer, one key's record).
   Status LoadMeta(std::string_view v);
   Status LoadBuffer(std::string_view v, EventDecoder* decoder);

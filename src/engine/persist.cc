@@ -7,6 +7,7 @@
 // The bytes of a record are the codec's (state_codec.h); the layout of the
 // records is in STATE_FORMAT.md.
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -105,18 +106,38 @@ Status EngineImpl::PutKey(StateStore* store, uint32_t group, std::string_view ke
         save_rules_.push_back(RuleRuns{rs.program, &entry->rules[i].runs, &rs.matcher});
       }
     }
-    if (!save_rules_.empty()) {
+    bool counters = CountersLive(*entry, watermark_);
+    if (!save_rules_.empty() || counters) {
       save_value_.clear();
       PutVarint(&save_value_, g.field.size());
       save_value_.append(g.field);
       PutVarint(&save_value_, key.size());
       save_value_.append(key);
+      if (counters) PutCounters(g, *entry, &save_value_);
       EncodeKeyRecord(save_rules_, &save_value_);
       *wrote = true;
       return store->Put(save_key_, save_value_);
     }
   }
   return store->Delete(save_key_);
+}
+
+// The key's counters, before its key record: a marker byte (the key record
+// starts with its format version, 1 or 2), then each counter by name and
+// fingerprint with its buckets.
+void EngineImpl::PutCounters(const KeyGroup& g, const KeyEntry& entry, std::string* out) const {
+  out->push_back(static_cast<char>(kCountersMarker));
+  PutVarint(out, entry.counters.size());
+  for (size_t i = 0; i < entry.counters.size(); ++i) {
+    const nfa::CounterProgram& c = rules_->counters[g.counters[i]];
+    PutVarint(out, c.name.size());
+    out->append(c.name);
+    uint64_t fp = c.counter->fingerprint;
+    char b[8];
+    std::memcpy(b, &fp, 8);
+    out->append(b, 8);
+    entry.counters[i].Encode(out);
+  }
 }
 
 Status EngineImpl::Save(StateStore* store) {
@@ -134,7 +155,7 @@ Status EngineImpl::Save(StateStore* store) {
     for (uint32_t id : groups_[g].index) {
       KeyEntry& entry = entries_[id];
       entry.stored = false;
-      bool any = false;
+      bool any = CountersLive(entry, watermark_);
       for (size_t i = 0; i < groups_[g].rules.size() && !any; ++i) {
         any = Needed(*states_[groups_[g].rules[i]].program, entry.rules[i].runs, watermark_);
       }
@@ -171,7 +192,7 @@ Status EngineImpl::SaveChanges(StateStore* store) {
     if (entry.generation != gen) continue;  // forgotten since, deleted above
     entry.dirty = false;
     const KeyGroup& group = groups_[entry.group];
-    bool any = false;
+    bool any = CountersLive(entry, watermark_);
     for (size_t i = 0; i < group.rules.size() && !any; ++i) {
       any = Needed(*states_[group.rules[i]].program, entry.rules[i].runs, watermark_);
     }
@@ -287,6 +308,12 @@ Status EngineImpl::LoadKey(std::string_view k, std::string_view field, std::stri
   uint32_t g = 0;
   while (g < groups_.size() && groups_[g].field != field) ++g;
   if (g < groups_.size() && !groups_[g].enabled) g = static_cast<uint32_t>(groups_.size());  // run elsewhere
+  std::vector<std::pair<uint32_t, CounterState>> counters;  // (counter index, state) still declared as written
+  bool counters_dropped = false;
+  if (!v.empty() && static_cast<uint8_t>(v[0]) == kCountersMarker) {
+    v.remove_prefix(1);
+    if (Status st = LoadCounters(&v, g, &counters, &counters_dropped); !st.ok()) return st;
+  }
   // The rule a section belongs to, if it is still keyed on this field.
   auto rule_of = [&](std::string_view name) -> int {
     if (g == groups_.size()) return -1;
@@ -330,11 +357,45 @@ Status EngineImpl::LoadKey(std::string_view k, std::string_view field, std::stri
     }
     Schedule(id, r, watermark_);
   }
+  for (auto& [c, state] : counters) {
+    if (id == UINT32_MAX) {
+      id = NewEntry(g, key);
+      loaded->push_back(id);
+    }
+    const nfa::CounterProgram& cp = rules_->counters[c];
+    KeyEntry& entry = entries_[id];
+    counter_wakes_.push(CounterWake{(state.newest() + cp.buckets) * cp.resolution, id, entry.generation});
+    entry.counters[counter_pos_[c]] = std::move(state);
+  }
+  dropped = dropped || counters_dropped;
   if (id == UINT32_MAX) {
     if (dropped) stale_.emplace_back(k);  // nothing of it is kept
   } else {
     entries_[id].stored = true;
     if (dropped) MarkDirty(id);  // rewritten without the dropped rules at the next save
+  }
+  return Status::Ok();
+}
+
+// The counters section of a key record (PutCounters): the states of
+// counters still declared with the same text, keyed on this group, are kept.
+Status EngineImpl::LoadCounters(std::string_view* in, uint32_t g, std::vector<std::pair<uint32_t, CounterState>>* out,
+                                bool* dropped) {
+  Reader r(in);
+  uint64_t n = r.Varint();
+  if (!r.ok() || n > in->size()) return Status::Corruption("bad counter count in state");
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string name(r.String());
+    uint64_t fp = r.Fixed64();
+    CounterState state;
+    if (!r.ok()) return Status::Corruption("truncated counter state");
+    if (Status st = state.Decode(in); !st.ok()) return st;
+    uint32_t c = 0;
+    while (c < rules_->counters.size() && rules_->counters[c].name != name) ++c;
+    bool keep = c < rules_->counters.size() && rules_->counters[c].counter->fingerprint == fp && g < groups_.size() &&
+                counter_pos_[c] < groups_[g].counters.size() && groups_[g].counters[counter_pos_[c]] == c;
+    if (keep) out->emplace_back(c, std::move(state));
+    else *dropped = true;
   }
   return Status::Ok();
 }
