@@ -250,6 +250,12 @@ void RuleChecker::ResolveDeclared(Expr* e) const {
   // A declared table or list name, alone, means it (a bound name of the rule
   // wins, then declarations, then a field of the event).
   if (e->path.size() != 1 || pattern_names_.count(e->path[0])) return;
+  if (aggregate_ != nullptr) {  // an aggregate's computed fields and `group` win
+    if (e->path[0] == "group") return;
+    for (const auto& c : aggregate_->compute) {
+      if (c.name == e->path[0]) return;
+    }
+  }
   if (decls_.FindTable(e->path[0]) != nullptr) {
     e->kind = Expr::Kind::kTable, e->text = e->path[0], e->path.clear();
     return;

@@ -12,6 +12,7 @@
 #include "engine/aggregates.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include <xxhash.h>
 
@@ -20,6 +21,7 @@
 #include "cepheus/common/json_writer.h"
 #include "cepheus/common/time.h"
 #include "cepheus/nfa/matcher.h"
+#include "engine/state_format.h"
 
 namespace cepheus::engine {
 namespace {
@@ -125,6 +127,7 @@ void Aggregates::Add(const nfa::Event& e) {
     }
     if (!KeyTextOf(e.fields[static_cast<size_t>(p.group_slot)], &text_)) continue;  // no group
     Group& g = s.groups[text_];
+    MarkDirty(static_cast<uint32_t>(&s - states_.data()), text_);
     // Windows k*every <= ts < k*every + size.
     Millis last = e.ts >= 0 ? e.ts / p.every : -((-e.ts + p.every - 1) / p.every);
     for (Millis k = last; k * p.every + p.size > e.ts; --k) {
@@ -191,6 +194,7 @@ bool Aggregates::Close(State& s, const std::string& group, Group& g, Millis star
   }
   g.open.erase(it);
   ++closed_;
+  MarkDirty(static_cast<uint32_t>(&s - states_.data()), group);
   Millis end = start + p.size;
   AggregateRecord rec;
   rec.aggregate = p.name;
@@ -240,6 +244,8 @@ uint64_t Aggregates::CloseUntil(Millis w, AlertSink* sink) {
     while (!s.ends.empty() && s.ends.begin()->first <= w) {
       auto node = s.ends.extract(s.ends.begin());
       Millis start = node.key() - p.size;
+      // In group order: the same order after a restore as without one.
+      std::sort(node.mapped().begin(), node.mapped().end());
       for (const auto& group : node.mapped()) {
         auto git = s.groups.find(group);
         if (git != s.groups.end()) alerts += Close(s, group, git->second, start, sink);
@@ -253,12 +259,155 @@ uint64_t Aggregates::CloseUntil(Millis w, AlertSink* sink) {
     Millis keep_from = last_start + p.every - static_cast<Millis>(p.aggregate->history) * p.every;
     for (auto it = s.groups.begin(); it != s.groups.end();) {
       auto& h = it->second.history;
-      h.erase(h.begin(), h.lower_bound(keep_from));
+      if (!h.empty() && h.begin()->first < keep_from) {
+        h.erase(h.begin(), h.lower_bound(keep_from));
+        MarkDirty(static_cast<uint32_t>(&s - states_.data()), it->first);
+      }
       if (h.empty() && it->second.open.empty()) it = s.groups.erase(it);
       else ++it;
     }
   }
   return alerts;
+}
+
+namespace {
+
+void PutDouble(std::string* out, double d) {
+  char b[8];
+  std::memcpy(b, &d, 8);
+  out->append(b, 8);
+}
+double GetDouble(Reader* r) {
+  uint64_t bits = r->Fixed64();
+  double d;
+  std::memcpy(&d, &bits, 8);
+  return d;
+}
+void PutStr(std::string* out, std::string_view s) {
+  PutVarint(out, s.size());
+  out->append(s);
+}
+std::string RecordKey(std::string_view aggregate, std::string_view group) {
+  std::string joined(aggregate);
+  joined.push_back('\0');
+  joined.append(group);
+  XXH128_canonical_t c;
+  XXH128_canonicalFromHash(&c, XXH3_128bits(joined.data(), joined.size()));
+  return "engine/a/" + std::string(reinterpret_cast<const char*>(c.digest), sizeof c.digest);
+}
+
+}  // namespace
+
+// string aggregate, u64le fingerprint, string group; varint W open windows,
+// each svarint start and per computed field five doubles (count, sum, min,
+// max, numbers) and its distinct values; varint H kept results, each svarint
+// start and per field u8 (0 null, 1 number) and the number.
+Status Aggregates::Put(StateStore* store, uint32_t state, const std::string& group) {
+  const State& s = states_[state];
+  std::string key = RecordKey(s.program->name, group);
+  auto it = s.groups.find(group);
+  if (it == s.groups.end()) {
+    if (stored_.erase({state, group}) == 0) return Status::Ok();
+    return store->Delete(key);
+  }
+  std::string v;
+  PutStr(&v, s.program->name);
+  uint64_t fp = s.program->aggregate->fingerprint;
+  v.append(reinterpret_cast<const char*>(&fp), 8);
+  PutStr(&v, group);
+  PutVarint(&v, it->second.open.size());
+  for (const auto& [start, accs] : it->second.open) {
+    PutSigned(&v, start);
+    for (const Acc& a : accs) {
+      for (double d : {a.count, a.sum, a.min, a.max, a.numbers}) PutDouble(&v, d);
+      std::vector<std::string> values(a.distinct.begin(), a.distinct.end());
+      std::sort(values.begin(), values.end());  // the same bytes for the same set
+      PutVarint(&v, values.size());
+      for (const auto& x : values) PutStr(&v, x);
+    }
+  }
+  PutVarint(&v, it->second.history.size());
+  for (const auto& [start, values] : it->second.history) {
+    PutSigned(&v, start);
+    for (const auto& x : values) {
+      v.push_back(x.kind == nfa::Value::Kind::kNumber ? 1 : 0);
+      if (x.kind == nfa::Value::Kind::kNumber) PutDouble(&v, x.number);
+    }
+  }
+  stored_.emplace(state, group);
+  return store->Put(key, v);
+}
+
+Status Aggregates::Save(StateStore* store) {
+  stored_.clear();  // the caller deleted every engine/ record
+  dirty_.clear();
+  for (uint32_t i = 0; i < states_.size(); ++i) {
+    for (const auto& [group, g] : states_[i].groups) {
+      if (Status st = Put(store, i, group); !st.ok()) return st;
+    }
+  }
+  return Status::Ok();
+}
+
+Status Aggregates::SaveChanges(StateStore* store) {
+  for (const auto& [state, group] : dirty_) {
+    if (Status st = Put(store, state, group); !st.ok()) return st;
+  }
+  dirty_.clear();
+  return Status::Ok();
+}
+
+void Aggregates::Clear() {
+  for (auto& s : states_) {
+    s.groups.clear();
+    s.ends.clear();
+  }
+  dirty_.clear();
+  stored_.clear();
+}
+
+Status Aggregates::Load(std::string_view key, std::string_view value, bool* stale) {
+  std::string_view in = value;
+  Reader r(&in);
+  std::string name(r.String());
+  uint64_t fp = r.Fixed64();
+  std::string group(r.String());
+  if (!r.ok()) return Status::Corruption("bad aggregate record");
+  uint32_t i = 0;
+  while (i < states_.size() && states_[i].program->name != name) ++i;
+  if (i == states_.size() || states_[i].program->aggregate->fingerprint != fp || !states_[i].enabled) {
+    *stale = true;  // changed, removed, or run elsewhere
+    return Status::Ok();
+  }
+  State& s = states_[i];
+  const size_t fields = s.program->compute.size();
+  Group g;
+  uint64_t n = r.Varint();
+  for (uint64_t w = 0; w < n && r.ok(); ++w) {
+    Millis start = r.Signed();
+    std::vector<Acc> accs(fields);
+    for (Acc& a : accs) {
+      for (double* d : {&a.count, &a.sum, &a.min, &a.max, &a.numbers}) *d = GetDouble(&r);
+      uint64_t m = r.Varint();
+      for (uint64_t j = 0; j < m && r.ok(); ++j) a.distinct.emplace(r.String());
+    }
+    g.open.emplace(start, std::move(accs));
+    s.ends[start + s.program->size].push_back(group);
+  }
+  uint64_t h = r.Varint();
+  for (uint64_t w = 0; w < h && r.ok(); ++w) {
+    Millis start = r.Signed();
+    std::vector<nfa::Value> values(fields);
+    for (auto& x : values) {
+      if (r.Byte() == 1) x = nfa::Value::Number(GetDouble(&r));
+    }
+    g.history.emplace(start, std::move(values));
+  }
+  if (!r.ok() || !in.empty()) return Status::Corruption("truncated aggregate record");
+  (void)key;
+  s.groups[group] = std::move(g);
+  stored_.emplace(i, group);
+  return Status::Ok();
 }
 
 int64_t Aggregates::groups() const {

@@ -4,12 +4,14 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "cepheus/common/status.h"
 #include "cepheus/engine/seams.h"
 #include "cepheus/nfa/program.h"
 
@@ -25,6 +27,14 @@ class Aggregates {
   // Closes every window whose end the watermark `w` reached: its record, and
   // its alert when `alert when` holds, go to `sink`. Returns the alerts.
   uint64_t CloseUntil(Millis w, AlertSink* sink);
+  // Persistence (records `engine/a/<digest of aggregate and group>`): Save
+  // writes every group, SaveChanges the groups changed since (a delete for
+  // those gone), Load reads one record (a group of an aggregate whose text
+  // changed or went is reported stale, not loaded).
+  Status Save(StateStore* store);
+  Status SaveChanges(StateStore* store);
+  void Clear();
+  Status Load(std::string_view key, std::string_view value, bool* stale);
   int64_t groups() const;
   int64_t open_windows() const;
   uint64_t windows_closed() const { return closed_; }
@@ -47,8 +57,13 @@ class Aggregates {
   bool Close(State& s, const std::string& group, Group& g, Millis start, AlertSink* sink);
   nfa::Value Previous(const State& s, const Group& g, Millis start, const nfa::AggregateProgram::Previous& p) const;
 
+  void MarkDirty(uint32_t state, const std::string& group) { dirty_.emplace(state, group); }
+  Status Put(StateStore* store, uint32_t state, const std::string& group);
+
   std::shared_ptr<const nfa::CompiledRuleSet> rules_;
   std::vector<State> states_;
+  std::set<std::pair<uint32_t, std::string>> dirty_;   // (state, group) changed since the last save
+  std::set<std::pair<uint32_t, std::string>> stored_;  // (state, group) the store holds
   std::string text_;  // reused
   uint64_t closed_ = 0;
 };

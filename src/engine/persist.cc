@@ -1,4 +1,4 @@
-// The engine's persistence: Save writes every key's record and the meta
+// The engine's persistence (aggregates' groups: aggregates.cc): Save writes every key's record and the meta
 // (watermark, counters) and the reorder buffer (a record per event);
 // SaveChanges only what changed since (records of touched keys and of newly
 // buffered events, deletes of freed keys and released events); Load reads
@@ -151,6 +151,7 @@ Status EngineImpl::Save(StateStore* store) {
   saved_arrival_ = 0;  // every buffered event written again (deleted above)
   released_saved_.clear();
   if (st = PutBuffer(store); !st.ok()) return st;
+  if (st = aggregates_.Save(store); !st.ok()) return st;
   for (uint32_t g = 0; g < groups_.size(); ++g) {
     for (uint32_t id : groups_[g].index) {
       KeyEntry& entry = entries_[id];
@@ -178,6 +179,7 @@ Status EngineImpl::Save(StateStore* store) {
 Status EngineImpl::SaveChanges(StateStore* store) {
   if (Status st = PutMeta(store); !st.ok()) return st;
   if (Status st = PutBuffer(store); !st.ok()) return st;
+  if (Status st = aggregates_.SaveChanges(store); !st.ok()) return st;
   for (const auto& k : stale_) {
     if (Status st = store->Delete(k); !st.ok()) return st;
   }
@@ -216,6 +218,7 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
   for (auto& d : deadlines_) d.clear();
   buffer_ = {};
   released_saved_.clear();
+  aggregates_.Clear();
   bool one_record_buffer = false;
   for (auto& r : stats_.rules) r.runs = 0;
   Status result;
@@ -224,6 +227,10 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
     if (!result.ok()) return;
     if (k == "engine/meta") {
       result = LoadMeta(v);
+    } else if (k.substr(0, 9) == "engine/a/") {
+      bool stale = false;
+      result = aggregates_.Load(k, v, &stale);
+      if (stale) stale_.emplace_back(k);
     } else if (k.substr(0, 9) == "engine/b/") {
       std::string_view in = v;
       auto ev = DecodeEvent(&in, decoder);

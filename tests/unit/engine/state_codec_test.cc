@@ -448,7 +448,7 @@ TEST_CASE("a reorder buffer saved in one record (before re-keying) is loaded, th
   CHECK(after == keys);  // the same records a save of today writes, and no engine/buffer
 }
 
-TEST_CASE("counters restored at any point give the same alerts, values in messages included, as counters that never stopped") {
+TEST_CASE("counters and aggregates restored at any point give the same alerts and records, values included, as ones that never stopped") {
   const char* rules = R"(
 counter n_orders
   key user_id
@@ -486,12 +486,23 @@ rule card
   match o: order[card_orders >= 4]
   within 10s
   emit "{card_orders}"
+aggregate by_country
+  from order
+  group by country
+  window hopping 20s every 10s
+  compute total = sum(amount), n = count(), users = distinct(user_id), top = max(amount), mean = avg(amount)
+  alert when total > previous_avg(total, 3) and top >= previous_max(top, 2)
+  emit "{group} {total} {mean}"
 )";
   auto compiled = testing::CompileRules(rules);
   auto events = Stream();
   engine::EngineOptions options;
   options.out_of_order = 3000;
-  engine::CollectingSink golden;
+  struct RecordSink : engine::CollectingSink {
+    void PublishAggregate(const engine::AggregateRecord& r) override { records.push_back(r.json); }
+    std::vector<std::string> records;
+  };
+  RecordSink golden;
   {
     engine::EventDecoder dec(compiled, {});
     engine::Engine eng(compiled, options, &golden);
@@ -499,9 +510,13 @@ rule card
     eng.Finish();
   }
   REQUIRE(golden.alerts.size() >= 10);
+  REQUIRE(golden.records.size() >= 20);
+  size_t aggregate_alerts = 0;
+  for (const auto& a : golden.alerts) aggregate_alerts += a.json.find("\"reason\":\"aggregate\"") != std::string::npos;
+  CHECK(aggregate_alerts >= 3);
   for (size_t cut = 0; cut <= events.size(); cut += 5) {
     CAPTURE(cut);
-    engine::CollectingSink first, second;
+    RecordSink first, second;
     engine::EventDecoder dec(compiled, {});
     engine::Engine a(compiled, options, &first);
     engine::MemoryStateStore store;
@@ -521,6 +536,9 @@ rule card
     auto rest = Json(second.alerts);
     got.insert(got.end(), rest.begin(), rest.end());
     CHECK(got == Json(golden.alerts));
+    auto records = first.records;
+    records.insert(records.end(), second.records.begin(), second.records.end());
+    CHECK(records == golden.records);
   }
 }
 
