@@ -184,6 +184,9 @@ const std::vector<ConfigKey> kSchema = {
     {"kafka.late_topic", ConfigKind::kString, "\"\"",
      "Topic for late events; empty: late events are counted and dropped.",
      [](Config* c, const std::string& v) { c->kafka.late_topic = v; return std::string(); }},
+    {"kafka.aggregates_topic", ConfigKind::kString, "aggregates",
+     "Topic the aggregates' window records are published to (section 6.3), keyed by group.",
+     [](Config* c, const std::string& v) { c->kafka.aggregates_topic = v; return NotEmpty(v); }},
     {"kafka.dead_letter_topic", ConfigKind::kString, "events.dead-letter",
      "Topic for malformed records, with the reason and origin in headers.",
      [](Config* c, const std::string& v) { c->kafka.dead_letter_topic = v; return NotEmpty(v); }},
@@ -559,9 +562,11 @@ std::string DumpConfig(const Config& c) {
   std::string topics;
   for (const auto& t : c.kafka.input_topics) topics += (topics.empty() ? "" : ", ") + q(t);
   out += fmt::format("kafka:\n  brokers: {}\n  group_id: {}\n  input_topics: [{}]\n  partition_key: {}\n"
-                     "  alerts_topic: {}\n  late_topic: {}\n  dead_letter_topic: {}\n  transactional_id: {}\n",
+                     "  alerts_topic: {}\n  aggregates_topic: {}\n  late_topic: {}\n  dead_letter_topic: {}\n"
+                     "  transactional_id: {}\n",
                      q(c.kafka.brokers), q(c.kafka.group_id), topics, q(c.kafka.partition_key),
-                     q(c.kafka.alerts_topic), q(c.kafka.late_topic), q(c.kafka.dead_letter_topic),
+                     q(c.kafka.alerts_topic), q(c.kafka.aggregates_topic), q(c.kafka.late_topic),
+                     q(c.kafka.dead_letter_topic),
                      q(c.kafka.transactional_id));
   out += fmt::format("  static_membership: {}\n  rekey: {}\n  changelog_topic: {}\n",
                      c.kafka.static_membership ? "true" : "false", c.kafka.rekey ? "true" : "false",

@@ -123,12 +123,15 @@ class Outbox : public engine::AlertSink {
  public:
   void Publish(const engine::Alert& alert) override { alerts.push_back(alert); }
   void Late(const nfa::Event& event) override { late.emplace_back(event.raw); }
+  void PublishAggregate(const engine::AggregateRecord& r) override { records.push_back(r); }
   void Clear() {
     alerts.clear();
     late.clear();
+    records.clear();
   }
   std::vector<engine::Alert> alerts;
   std::vector<std::string> late;  // late events, as received
+  std::vector<engine::AggregateRecord> records;  // closed windows (section 6.3)
 };
 
 }  // namespace
@@ -271,6 +274,7 @@ Status Daemon::Start() {
   std::vector<std::string> outputs = {config_.kafka.alerts_topic, config_.kafka.changelog_topic,
                                       config_.kafka.dead_letter_topic};
   if (!config_.kafka.late_topic.empty()) outputs.push_back(config_.kafka.late_topic);
+  if (!rules_->aggregates.empty()) outputs.push_back(config_.kafka.aggregates_topic);
   if (Status st = producer_->LoadMetadata(outputs, 10000); !st.ok()) {
     daemon::Log(LogLevel::kWarning, "output topics: " + st.message());
   }
@@ -513,6 +517,15 @@ void Daemon::Publish(Part& p, int64_t offset, Millis source_time) {
     ++uncommitted_alerts_;
     if (source_time > 0) uncommitted_alert_times_.push_back(source_time);
     if (on_alert_) on_alert_(a);
+  }
+  for (const auto& r : p.outbox.records) {
+    // A window's record, like an alert: in the transaction, once.
+    if (replaying) continue;
+    if (Status st = producer_->Produce(config_.kafka.aggregates_topic, r.group, r.json); !st.ok()) {
+      Abort(st.message());
+      return;
+    }
+    metrics_->CountAggregateRecord(r.aggregate);
   }
   late_events_ += p.outbox.late.size();
   if (!config_.kafka.late_topic.empty() && !replaying) {

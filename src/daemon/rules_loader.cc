@@ -28,18 +28,6 @@ std::shared_ptr<const nfa::CompiledRuleSet> LoadAndCompile(const std::vector<std
 }
 
 Status CheckTablesConfigured(const nfa::CompiledRuleSet& rules, const Config& config) {
-  // Counters and aggregates run in replay and test; the daemon does not keep
-  // their state in LMDB and the changelog yet, so a restart would lose it:
-  // refused rather than silently wrong.
-  auto refuse = [](const SourceFile* file, Span span, const char* what, const std::string& name) {
-    auto at = file->Locate(span.begin);
-    return Status::FailedPrecondition(fmt::format(
-        "{}:{}:{}: {} '{}': the daemon does not run counters and aggregates yet (cepheus replay and cepheus test "
-        "do); keep them out of the daemon's rules.path",
-        file->name(), at.line, at.col, what, name));
-  };
-  for (const auto& c : rules.source->counters) return refuse(c.file, c.name_span, "counter", c.name);
-  for (const auto& a : rules.source->aggregates) return refuse(a.file, a.name_span, "aggregate", a.name);
   for (const auto& t : rules.tables) {
     if (!t.read || config.tables.count(t.name)) continue;
     const dsl::Table* decl = rules.source->FindTable(t.name);

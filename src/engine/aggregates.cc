@@ -107,14 +107,26 @@ Alert AggregateAlert(const nfa::AggregateProgram& p, const std::string& group, M
 
 }  // namespace
 
-Aggregates::Aggregates(std::shared_ptr<const nfa::CompiledRuleSet> rules, const std::vector<std::string>& key_fields)
-    : rules_(std::move(rules)) {
+Aggregates::Aggregates(std::shared_ptr<const nfa::CompiledRuleSet> rules, const std::vector<std::string>& key_fields,
+                       std::vector<AggregateStats>* stats)
+    : rules_(std::move(rules)), stats_(stats) {
+  stats_->resize(rules_->aggregates.size());
   for (const auto& a : rules_->aggregates) {
     State s;
     s.program = &a;
     std::string field = fmt::format("{}", fmt::join(a.aggregate->group, "."));
     s.enabled = key_fields.empty() || std::find(key_fields.begin(), key_fields.end(), field) != key_fields.end();
     states_.push_back(std::move(s));
+  }
+}
+
+void Aggregates::CountLate(const nfa::Event& e) {
+  for (size_t i = 0; i < states_.size(); ++i) {
+    const nfa::AggregateProgram& p = *states_[i].program;
+    if (!states_[i].enabled || !TypeMatches(p.source, e)) continue;
+    if (!p.source.filter.empty() && !nfa::EvaluateOnEvent(p.source.filter, e, nullptr, e.ts)) continue;
+    if (!KeyTextOf(e.fields[static_cast<size_t>(p.group_slot)], &text_)) continue;
+    ++(*stats_)[i].late;
   }
 }
 
@@ -128,6 +140,7 @@ void Aggregates::Add(const nfa::Event& e) {
     if (!KeyTextOf(e.fields[static_cast<size_t>(p.group_slot)], &text_)) continue;  // no group
     Group& g = s.groups[text_];
     MarkDirty(static_cast<uint32_t>(&s - states_.data()), text_);
+    (*stats_)[static_cast<size_t>(&s - states_.data())].groups = static_cast<int64_t>(s.groups.size());
     // Windows k*every <= ts < k*every + size.
     Millis last = e.ts >= 0 ? e.ts / p.every : -((-e.ts + p.every - 1) / p.every);
     for (Millis k = last; k * p.every + p.size > e.ts; --k) {
@@ -194,6 +207,7 @@ bool Aggregates::Close(State& s, const std::string& group, Group& g, Millis star
   }
   g.open.erase(it);
   ++closed_;
+  ++(*stats_)[static_cast<size_t>(&s - states_.data())].windows_closed;
   MarkDirty(static_cast<uint32_t>(&s - states_.data()), group);
   Millis end = start + p.size;
   AggregateRecord rec;
@@ -266,6 +280,7 @@ uint64_t Aggregates::CloseUntil(Millis w, AlertSink* sink) {
       if (h.empty() && it->second.open.empty()) it = s.groups.erase(it);
       else ++it;
     }
+    (*stats_)[static_cast<size_t>(&s - states_.data())].groups = static_cast<int64_t>(s.groups.size());
   }
   return alerts;
 }
@@ -362,6 +377,7 @@ void Aggregates::Clear() {
     s.groups.clear();
     s.ends.clear();
   }
+  for (auto& st : *stats_) st.groups = 0;
   dirty_.clear();
   stored_.clear();
 }
@@ -407,6 +423,7 @@ Status Aggregates::Load(std::string_view key, std::string_view value, bool* stal
   (void)key;
   s.groups[group] = std::move(g);
   stored_.emplace(i, group);
+  (*stats_)[i].groups = static_cast<int64_t>(s.groups.size());
   return Status::Ok();
 }
 

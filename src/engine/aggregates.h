@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cepheus/common/status.h"
+#include "cepheus/engine/engine_stats.h"
 #include "cepheus/engine/seams.h"
 #include "cepheus/nfa/program.h"
 
@@ -19,7 +20,11 @@ namespace cepheus::engine {
 
 class Aggregates {
  public:
-  explicit Aggregates(std::shared_ptr<const nfa::CompiledRuleSet> rules, const std::vector<std::string>& key_fields);
+  // `stats` (one per aggregate) is kept up to date.
+  Aggregates(std::shared_ptr<const nfa::CompiledRuleSet> rules, const std::vector<std::string>& key_fields,
+             std::vector<AggregateStats>* stats);
+  // A late event: counted for each aggregate that would have read it.
+  void CountLate(const nfa::Event& e);
   bool empty() const { return states_.empty(); }
   // An evaluated (not late) event: counted in every window of every
   // aggregate that reads it and holds its time.
@@ -65,6 +70,7 @@ class Aggregates {
   std::set<std::pair<uint32_t, std::string>> dirty_;   // (state, group) changed since the last save
   std::set<std::pair<uint32_t, std::string>> stored_;  // (state, group) the store holds
   std::string text_;  // reused
+  std::vector<AggregateStats>* stats_;
   uint64_t closed_ = 0;
 };
 

@@ -40,7 +40,7 @@ constexpr size_t kCompactMin = 4096;  // a closing FIFO is never compacted below
 
 EngineImpl::EngineImpl(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions options,
                AlertSink* sink)
-    : rules_(std::move(rules)), options_(options), sink_(sink), aggregates_(rules_, options_.key_fields) {
+    : rules_(std::move(rules)), options_(options), sink_(sink), aggregates_(rules_, options_.key_fields, &stats_.aggregates) {
   for (const auto& p : rules_->programs) {
     uint32_t g = 0;
     while (g < groups_.size() && groups_[g].slot != p->key_slot) ++g;
@@ -85,6 +85,7 @@ EngineImpl::EngineImpl(std::shared_ptr<const nfa::CompiledRuleSet> rules, Engine
     if (!g.enabled) std::fill(g.reads.begin(), g.reads.end(), 0);
   }
   stats_.rules.resize(states_.size());
+  stats_.counter_keys.resize(rules_->counters.size());
   deadlines_.resize(states_.size());
   compact_at_.resize(states_.size(), kCompactMin);
 }
@@ -108,6 +109,7 @@ void EngineImpl::Push(nfa::EventRef e) {
   e->arrival = ++arrival_;
   if (e->ts < watermark_) {
     ++stats_.late;
+    if (!aggregates_.empty()) aggregates_.CountLate(*e);
     if (sink_) sink_->Late(*e);
     return;
   }
@@ -344,6 +346,7 @@ uint32_t EngineImpl::CountEvent(uint32_t g, std::string_view key, uint32_t id, c
     if (c.fn == dsl::AggFn::kDistinct && nfa::ValueKeyText(v, &text_)) text = &text_;
     int64_t before = entry.counters[i].newest();
     if (!entry.counters[i].Add(bucket, v, text, c.fn, c.buckets)) ++stats_.distinct_capped;
+    if (before == INT64_MIN) ++stats_.counter_keys[counters[i]];
     if (entry.counters[i].newest() != before) {
       counter_wakes_.push(CounterWake{(bucket + c.buckets) * c.resolution, id, entry.generation});
     }
@@ -427,6 +430,9 @@ void EngineImpl::MaybeForget(uint32_t id, Millis now) {
   entry.dirty = false;
   entry.stored = false;
   entry.rules.clear();
+  for (size_t i = 0; i < entry.counters.size(); ++i) {
+    if (entry.counters[i].newest() != INT64_MIN) --stats_.counter_keys[group.counters[i]];
+  }
   entry.counters.clear();
   free_entries_.push_back(id);
 }

@@ -224,7 +224,7 @@ class EngineImpl {
   uint64_t arrival_ = 0;
   uint64_t seq_ = 0;
   uint64_t timer_order_ = 0;
-  EngineStats stats_;
+  EngineStats stats_;  // before aggregates_, which keeps its share
   std::vector<std::pair<uint32_t, uint32_t>> dirty_;        // (entry, generation)
   // (group, key) freed since the last save while the store held a record of it
   std::vector<std::pair<uint32_t, std::string>> forgotten_;

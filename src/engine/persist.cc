@@ -219,6 +219,7 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
   buffer_ = {};
   released_saved_.clear();
   aggregates_.Clear();
+  std::fill(stats_.counter_keys.begin(), stats_.counter_keys.end(), 0);
   bool one_record_buffer = false;
   for (auto& r : stats_.rules) r.runs = 0;
   Status result;
@@ -372,6 +373,7 @@ Status EngineImpl::LoadKey(std::string_view k, std::string_view field, std::stri
     const nfa::CounterProgram& cp = rules_->counters[c];
     KeyEntry& entry = entries_[id];
     counter_wakes_.push(CounterWake{(state.newest() + cp.buckets) * cp.resolution, id, entry.generation});
+    if (state.newest() != INT64_MIN) ++stats_.counter_keys[c];
     entry.counters[counter_pos_[c]] = std::move(state);
   }
   dropped = dropped || counters_dropped;

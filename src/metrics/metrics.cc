@@ -107,6 +107,34 @@ struct Metrics::Impl {
   prometheus::Gauge* keys_used = nullptr;        // cepheus_limit_used_ratio{limit="keys_per_partition"}
   prometheus::Gauge* buffer_used = nullptr;      // cepheus_limit_used_ratio{limit="reorder_buffer"}
   prometheus::Gauge* quarantined = nullptr;
+  // Counters and aggregates (sections 6.2, 6.3), by declaration name.
+  prometheus::Family<prometheus::Counter>* aggregate_records = nullptr;
+  prometheus::Family<prometheus::Counter>* aggregate_windows = nullptr;
+  prometheus::Family<prometheus::Counter>* aggregate_late = nullptr;
+  prometheus::Family<prometheus::Gauge>* aggregate_groups = nullptr;
+  prometheus::Family<prometheus::Gauge>* counter_keys = nullptr;
+  void RegisterAggregates(prometheus::Registry& reg);
+  // The counters' and aggregates' series move by what `now` gained over
+  // `before` (`counting` 0: only the gauges go back, for a forgotten partition).
+  void UpdateDeclarations(const engine::EngineStats& now, const engine::EngineStats& before, int counting) {
+    if (rules == nullptr) return;
+    for (size_t a = 0; a < rules->aggregates.size(); ++a) {
+      prometheus::Labels l{{"aggregate", rules->aggregates[a].name}};
+      engine::AggregateStats n = a < now.aggregates.size() ? now.aggregates[a] : engine::AggregateStats{};
+      engine::AggregateStats b = a < before.aggregates.size() ? before.aggregates[a] : engine::AggregateStats{};
+      if (counting) {
+        aggregate_windows->Add(l).Increment(static_cast<double>(n.windows_closed - b.windows_closed));
+        aggregate_late->Add(l).Increment(static_cast<double>(n.late - b.late));
+        aggregate_records->Add(l);
+      }
+      aggregate_groups->Add(l).Increment(static_cast<double>(n.groups - b.groups));
+    }
+    for (size_t c = 0; c < rules->counters.size(); ++c) {
+      int64_t n = c < now.counter_keys.size() ? now.counter_keys[c] : 0;
+      int64_t b = c < before.counter_keys.size() ? before.counter_keys[c] : 0;
+      counter_keys->Add({{"counter", rules->counters[c].name}}).Increment(static_cast<double>(n - b));
+    }
+  }
   prometheus::Family<prometheus::Counter>* rekey_forwarded = nullptr;
   prometheus::Family<prometheus::Counter>* rekey_missing = nullptr;
   prometheus::Family<prometheus::Counter>* rekey_read = nullptr;
@@ -264,6 +292,7 @@ void Metrics::Impl::RegisterState(const std::string& version) {
                      .Add({});
   RegisterTables(reg);
   RegisterRekey(reg);
+  RegisterAggregates(reg);
   BuildGauge().Name("cepheus_build_info").Help("Build information.").Register(reg).Add({{"version", version}}).Set(1);
   BuildGauge().Name("cepheus_up").Help("1 while the process serves.").Register(*health).Add({}).Set(1);
 }
@@ -341,6 +370,10 @@ void Metrics::Impl::BindRules(const nfa::CompiledRuleSet& set) {
 
 void Metrics::SetRules(const nfa::CompiledRuleSet& rules) {
   Impl& i = *impl_;
+  if (i.rules != nullptr) {  // the gauges of the running declarations restart from zero too
+    for (const auto& a : i.rules->aggregates) i.aggregate_groups->Add({{"aggregate", a.name}}).Set(0);
+    for (const auto& c : i.rules->counters) i.counter_keys->Add({{"counter", c.name}}).Set(0);
+  }
   i.BindRules(rules);
   // Every engine is replaced along with its rules: gauges restart from zero
   // and the next UpdateEngine of each partition publishes it whole.
@@ -358,10 +391,36 @@ void Metrics::ForgetPartition(const std::string& partition) {
     i.runs[r]->Decrement(static_cast<double>(last.stats.rules[r].runs));
   }
   i.keys->Decrement(static_cast<double>(last.keys));
+  i.UpdateDeclarations(engine::EngineStats{}, last.stats, 0);
   i.last.erase(it);
   i.UpdateLimitRatios();
   i.watermark_lag->Remove(&i.watermark_lag->Add({{"partition", partition}}));
   i.consumer_lag->Remove(&i.consumer_lag->Add({{"partition", partition}}));
+}
+
+// The counters' and aggregates' series (sections 6.2, 6.3), by name.
+void Metrics::Impl::RegisterAggregates(prometheus::Registry& reg) {
+  aggregate_records = &BuildCounter()
+                           .Name("cepheus_aggregate_records_total")
+                           .Help("Window records published to the aggregates topic, by aggregate.")
+                           .Register(reg);
+  aggregate_windows = &BuildCounter()
+                           .Name("cepheus_aggregate_windows_closed_total")
+                           .Help("Windows closed (the watermark reached their end), by aggregate.")
+                           .Register(reg);
+  aggregate_late = &BuildCounter()
+                        .Name("cepheus_aggregate_late_events_total")
+                        .Help("Late events an aggregate would have counted (sent to the late output), by aggregate.")
+                        .Register(reg);
+  aggregate_groups = &BuildGauge()
+                          .Name("cepheus_aggregate_groups")
+                          .Help("Groups an aggregate holds (open windows or results kept for previous_*).")
+                          .Register(reg);
+  counter_keys = &BuildGauge().Name("cepheus_counter_keys").Help("Keys holding a counter's buckets, by counter.").Register(reg);
+}
+
+void Metrics::CountAggregateRecord(const std::string& aggregate) {
+  impl_->aggregate_records->Add({{"aggregate", aggregate}}).Increment();
 }
 
 // The re-keying series (section 6.4), by key field.
@@ -470,6 +529,7 @@ void Metrics::UpdateEngine(const std::string& partition, const engine::Engine& e
     i.evicted[r]->Increment(static_cast<double>(s.rules[r].evicted - last.stats.rules[r].evicted));
     i.runs[r]->Increment(static_cast<double>(s.rules[r].runs - last.stats.rules[r].runs));
   }
+  i.UpdateDeclarations(s, last.stats, 1);
   int64_t keys = eng.active_keys();
   i.keys->Increment(static_cast<double>(keys - last.keys));
   i.keys_refused->Increment(static_cast<double>(s.keys_refused - last.stats.keys_refused));

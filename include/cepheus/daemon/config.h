@@ -34,6 +34,7 @@ struct Config {
     std::vector<std::string> input_topics;
     std::string partition_key;
     std::string alerts_topic;
+    std::string aggregates_topic = "aggregates";
     std::string late_topic;
     std::string dead_letter_topic;
     std::string transactional_id;

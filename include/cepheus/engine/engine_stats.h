@@ -14,6 +14,13 @@ struct RuleStats {
   int64_t runs = 0;  // live runs now
 };
 
+// One aggregate (section 6.3).
+struct AggregateStats {
+  uint64_t windows_closed = 0;  // each published as a record
+  uint64_t late = 0;            // late events it would have read
+  int64_t groups = 0;           // groups held now (open windows or kept results)
+};
+
 struct EngineStats {
   uint64_t received = 0;
   uint64_t evaluated = 0;
@@ -23,6 +30,8 @@ struct EngineStats {
   uint64_t buffer_forced = 0;  // at EngineOptions::max_buffered: events released before the watermark reached them
   uint64_t distinct_capped = 0;  // distinct counters: values refused past kMaxDistinctValues per key and window
   std::vector<RuleStats> rules;  // by rule index
+  std::vector<AggregateStats> aggregates;  // by CompiledRuleSet::aggregates index
+  std::vector<int64_t> counter_keys;       // by CompiledRuleSet::counters index: keys holding it now
 };
 
 }  // namespace cepheus::engine

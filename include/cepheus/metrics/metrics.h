@@ -84,6 +84,8 @@ class Metrics {
   // this object or the next SetRules). Every engine is assumed replaced.
   void SetRules(const nfa::CompiledRuleSet& rules);
   void CountReload(bool ok);
+  // A closed window's record published to the aggregates topic (section 6.3).
+  void CountAggregateRecord(const std::string& aggregate);
   void CountRuleStateDropped(uint64_t changed, uint64_t removed);
 
  private:
