@@ -59,8 +59,20 @@ int RunExplain(const ExplainOptions& o) {
     std::cout << (o.format == "dot" ? nfa::DumpProgramDot(*p, rules->fields)
                                     : nfa::DumpProgram(*p, rules->fields));
   }
+  if (o.format == "text") {
+    for (const auto& c : rules->counters) {
+      if (!o.rule.empty() && c.name != o.rule) continue;
+      found = true;
+      std::cout << nfa::DumpCounter(c, rules->fields);
+    }
+    for (const auto& a : rules->aggregates) {
+      if (!o.rule.empty() && a.name != o.rule) continue;
+      found = true;
+      std::cout << nfa::DumpAggregate(a, rules->fields);
+    }
+  }
   if (!found) {
-    std::cerr << fmt::format("cepheus: error: no rule named '{}'\n", o.rule);
+    std::cerr << fmt::format("cepheus: error: no rule, counter or aggregate named '{}'\n", o.rule);
     return 1;
   }
   return 0;

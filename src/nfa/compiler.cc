@@ -351,6 +351,7 @@ Status CompileCounters(const dsl::RuleSet& set, CompiledRuleSet* out) {
     cp.buckets = c.buckets();
     cp.scratch = std::make_unique<Program>();
     cp.scratch->name = c.name;
+    cp.scratch->tables = &out->tables;
     if (Status st = CompileSource(c.source, out, cp.scratch.get(), &cp.source); !st.ok()) return st;
     out->counters.push_back(std::move(cp));
   }
@@ -394,6 +395,7 @@ Status CompileAggregates(const dsl::RuleSet& set, CompiledRuleSet* out) {
     ap.every = a.every;
     ap.scratch = std::make_unique<Program>();
     ap.scratch->name = a.name;
+    ap.scratch->tables = &out->tables;
     if (Status st = CompileSource(a.source, out, ap.scratch.get(), &ap.source); !st.ok()) return st;
     for (const auto& c : a.compute) {
       ap.compute.push_back({c.name, c.fn, c.field.empty() ? -1 : out->fields.Intern(c.field)});
@@ -446,7 +448,7 @@ Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl
     auto prog = std::make_unique<Program>();
     prog->name = r.name;
     prog->rule = &r;
-    prog->tables = &out->tables;
+    prog->tables = &out->tables, prog->counters = &out->counters;
     prog->key_slot = out->fields.Intern(r.key);
     prog->within = r.within;
     prog->skip = r.skip;

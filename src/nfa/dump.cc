@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "cepheus/dsl/parser.h"
+
 #include "cepheus/common/json_writer.h"
 #include "cepheus/dsl/rule.h"
 #include "cepheus/nfa/program.h"
@@ -82,7 +84,9 @@ std::string Expr(const Program& p, const FieldTable& f, const CompiledExpr& e, i
     case Op::kNotInTable:
       return fmt::format("({} {} table {})", Expr(p, f, e, n.a), n.op == Op::kInTable ? "in" : "not in",
                          (*p.tables)[static_cast<size_t>(n.table)].name);
-    case Op::kCounter: return fmt::format("counter#{}", n.counter);
+    case Op::kCounter:
+      return p.counters != nullptr && n.counter >= 0 ? (*p.counters)[static_cast<size_t>(n.counter)].name
+                                                     : fmt::format("counter#{}", n.counter);
   }
   return "?";
 }
@@ -215,6 +219,58 @@ std::string DumpProgramDot(const Program& p, const FieldTable& f) {
   out += fmt::format("  s{} -> accept [label=\"{}\"];\n", p.steps.size() - 1,
                      where.empty() ? "" : "where " + where);
   out += "}\n";
+  return out;
+}
+
+}  // namespace cepheus::nfa
+
+namespace cepheus::nfa {
+
+namespace {
+std::string SourceText(const Program& scratch, const FieldTable& f, const SourceProgram& s,
+                       const std::vector<std::string>& types) {
+  std::string out = fmt::format("{}", fmt::join(types, "|"));
+  if (!s.filter.empty()) out += fmt::format(" [{}]", ExprText(scratch, f, s.filter));  // event.x: the event's own field
+  return out;
+}
+}  // namespace
+
+std::string DumpCounter(const CounterProgram& c, const FieldTable& f) {
+  const dsl::Counter& d = *c.counter;
+  std::string out = fmt::format("counter {} (key {})\n", c.name, fmt::join(d.key, "."));
+  out += fmt::format("  {} of {}{}\n", dsl::AggFnName(c.fn), SourceText(*c.scratch, f, c.source, d.source.types),
+                     c.field_slot >= 0 ? "." + fmt::format("{}", fmt::join(d.field, ".")) : "");
+  out += fmt::format("  over {} in {} buckets of {} (bucket = floor(ts / {}))\n", FormatDuration(d.over), c.buckets,
+                     FormatDuration(c.resolution), FormatDuration(c.resolution));
+  out += fmt::format("  state per key: at most {} buckets{}; O(1) per event whatever `over` (two-stack sliding "
+                     "window)\n",
+                     c.buckets + 1,
+                     c.fn == dsl::AggFn::kDistinct ? fmt::format(", and up to {} distinct values", dsl::kMaxDistinctValues)
+                                                   : std::string());
+  return out;
+}
+
+std::string DumpAggregate(const AggregateProgram& a, const FieldTable& f) {
+  const dsl::Aggregate& d = *a.aggregate;
+  std::string out = fmt::format("aggregate {} (group by {})\n", a.name, fmt::join(d.group, "."));
+  out += fmt::format("  from {}\n", SourceText(*a.scratch, f, a.source, d.source.types));
+  out += d.hopping ? fmt::format("  window hopping {} every {}: windows [k*{}, k*{} + {})\n", FormatDuration(a.size),
+                                 FormatDuration(a.every), FormatDuration(a.every), FormatDuration(a.every),
+                                 FormatDuration(a.size))
+                   : fmt::format("  window tumbling {}: windows [k*{}, (k+1)*{})\n", FormatDuration(a.size),
+                                 FormatDuration(a.size), FormatDuration(a.size));
+  std::vector<std::string> fields;
+  for (size_t i = 0; i < a.compute.size(); ++i) {
+    const auto& c = d.compute[i];
+    fields.push_back(fmt::format("{} = {}({})", c.name, dsl::AggFnName(c.fn), fmt::join(c.field, ".")));
+  }
+  out += fmt::format("  compute {}\n", fmt::join(fields, ", "));
+  if (d.alert_when) out += fmt::format("  alert when {}\n", dsl::DumpExpr(*d.alert_when));
+  int64_t open = (a.size + a.every - 1) / a.every;
+  out += fmt::format("  state per group: up to {} open window{} (more while the watermark lags){}\n", open,
+                     open == 1 ? "" : "s",
+                     d.history > 0 ? fmt::format(", and the results of its last {} windows for previous_*", d.history)
+                                   : std::string());
   return out;
 }
 

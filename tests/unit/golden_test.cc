@@ -110,6 +110,8 @@ TEST_CASE("compiled programs match their golden files") {
       out += nfa::DumpProgram(*prog, compiled->fields);
       out += nfa::DumpProgramDot(*prog, compiled->fields);
     }
+    for (const auto& c : compiled->counters) out += nfa::DumpCounter(c, compiled->fields);
+    for (const auto& a : compiled->aggregates) out += nfa::DumpAggregate(a, compiled->fields);
     Compare(p, out);
   }
 }

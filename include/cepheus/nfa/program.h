@@ -127,12 +127,15 @@ struct EmitPart {
 };
 
 struct TableProgram;
+struct CounterProgram;
 
 struct Program {
   std::string name;
   const dsl::Rule* rule = nullptr;  // owned by the RuleSet the program was compiled from
   // The rule set's tables (CompiledRuleSet::tables), for names in dumps.
   const std::vector<TableProgram>* tables = nullptr;
+  // The rule set's counters (CompiledRuleSet::counters), for names in dumps.
+  const std::vector<CounterProgram>* counters = nullptr;
   int key_slot = -1;
   std::vector<StepProgram> steps;
   CompiledExpr where;
@@ -293,6 +296,10 @@ Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl
                                                        CompileOptions options = {});
 
 std::string DumpProgram(const Program& p, const FieldTable& fields);
+// A counter's or an aggregate's declaration as compiled, with its state bound
+// (`cepheus explain`).
+std::string DumpCounter(const CounterProgram& c, const FieldTable& fields);
+std::string DumpAggregate(const AggregateProgram& a, const FieldTable& fields);
 std::string DumpProgramDot(const Program& p, const FieldTable& fields);
 
 }  // namespace cepheus::nfa
