@@ -1,7 +1,8 @@
 // `cepheus check`: load, check and compile the rules; print the diagnostics
 // and, with --config, the re-keying plan (section 6.4) on standard output
 // when kafka.rekey is on, else a warning for each rule keyed on another field
-// than the input's partition key; then "N rules OK".
+// than the input's partition key; then "N rules OK" (", N counters, N
+// aggregates" when there are some).
 #include "cli/check.h"
 
 #include <iostream>
@@ -48,8 +49,11 @@ int RunCheck(const CheckOptions& o) {
     }
   }
   if (o.dump) std::cout << dsl::DumpRuleSet(*rules->source);
-  std::cerr << fmt::format("{} rule{} OK\n", rules->programs.size(),
-                           rules->programs.size() == 1 ? "" : "s");
+  auto n = [](size_t k, const char* what) { return fmt::format("{} {}{}", k, what, k == 1 ? "" : "s"); };
+  std::string counted = n(rules->programs.size(), "rule");
+  if (!rules->counters.empty()) counted += ", " + n(rules->counters.size(), "counter");
+  if (!rules->aggregates.empty()) counted += ", " + n(rules->aggregates.size(), "aggregate");
+  std::cerr << counted << " OK\n";
   return 0;
 }
 

@@ -15,6 +15,8 @@
 //       expect:
 //         - {rule: multi_country_orders, key: u1, events: {o: [e1, e2, e3]}}
 //       late: [e4]                  # optional: ids expected to be late
+//       aggregates:                 # optional: the window records expected, all of them
+//         - {aggregate: sales, group: books, window_start: 0, total: 45}
 //       tables:                     # optional: more records for this case
 //         profiles: [{user_id: u1, country: DE, updated_at: 0}]
 //   tables:                         # records of each table the rules read
@@ -22,7 +24,10 @@
 //       - {user_id: u1, country: FR}
 //
 // Table records (YAML maps, or JSON strings) are loaded before the events,
-// the file's first and then the case's, in order.
+// the file's first and then the case's, in order. An expected window record
+// names its aggregate, group and window_start, and any of the record's other
+// fields to compare (numbers by value); with `aggregates:` given, a record
+// published but not expected is a failure too.
 #include "cli/test.h"
 
 #include <algorithm>
@@ -48,6 +53,12 @@ namespace cepheus::cli {
 namespace {
 
 namespace fs = std::filesystem;
+
+bool ParseDouble(const std::string& s, double* out) {
+  char* end = nullptr;
+  *out = std::strtod(s.c_str(), &end);
+  return !s.empty() && end == s.c_str() + s.size();
+}
 
 void ScalarToJson(const YAML::Node& n, std::string* out) {
   const std::string& s = n.Scalar();
@@ -151,6 +162,9 @@ void ApplyTableRecords(const YAML::Node& section, engine::Tables* tables, std::v
   }
 }
 
+void CompareRecords(const YAML::Node& want, const std::vector<engine::AggregateRecord>& got,
+                    std::vector<std::string>* problems);
+
 // Runs one case: its events (YAML maps, or JSON strings) through a fresh
 // engine, with the file's tables and then the case's; returns what differs
 // from its expected alerts and late events. Throws on a malformed case (the
@@ -204,6 +218,7 @@ std::vector<std::string> RunCase(const YAML::Node& c, const YAML::Node& file_tab
   std::set_difference(got.begin(), got.end(), want.begin(), want.end(), std::back_inserter(extra));
   for (const auto& m : missing) problems.push_back("missing alert " + m);
   for (const auto& m : extra) problems.push_back("unexpected alert " + m);
+  if (c["aggregates"]) CompareRecords(c["aggregates"], sink->records, &problems);
   if (c["late"]) {
     std::vector<std::string> want_late;
     for (const auto& id : c["late"]) want_late.push_back(id.as<std::string>());
@@ -216,6 +231,46 @@ std::vector<std::string> RunCase(const YAML::Node& c, const YAML::Node& file_tab
     }
   }
   return problems;
+}
+
+// Expected window records against those published (see the top comment).
+void CompareRecords(const YAML::Node& want, const std::vector<engine::AggregateRecord>& got,
+                    std::vector<std::string>* problems) {
+  std::vector<bool> matched(got.size(), false);
+  simdjson::dom::parser parser;
+  for (const auto& x : want) {
+    std::string aggregate = x["aggregate"].as<std::string>(), group = x["group"].as<std::string>();
+    Millis start = x["window_start"].as<Millis>();
+    std::string name = fmt::format("{} {} window_start {}", aggregate, group, start);
+    size_t i = 0;
+    while (i < got.size() && (matched[i] || got[i].aggregate != aggregate || got[i].group != group ||
+                              got[i].window_start != start)) {
+      ++i;
+    }
+    if (i == got.size()) {
+      problems->push_back("missing window record " + name);
+      continue;
+    }
+    matched[i] = true;
+    simdjson::padded_string json(got[i].json);
+    simdjson::dom::element root = parser.parse(json);
+    for (const auto& kv : x) {
+      std::string field = kv.first.as<std::string>();
+      if (field == "aggregate" || field == "group" || field == "window_start") continue;
+      simdjson::dom::element v;
+      std::string actual = root[field].get(v) == simdjson::SUCCESS ? simdjson::minify(v) : "(none)";
+      std::string expected = kv.second.as<std::string>();
+      double a = 0, e = 0;
+      bool numbers = v.get_double().get(a) == simdjson::SUCCESS && kv.second.IsScalar() &&
+                     ParseDouble(expected, &e);
+      if (numbers ? a != e : actual != expected) {
+        problems->push_back(fmt::format("window record {}: {} is {}, expected {}", name, field, actual, expected));
+      }
+    }
+  }
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!matched[i]) problems->push_back("unexpected window record " + got[i].json);
+  }
 }
 
 // Past this many nodes (aliases expanded) a test file is refused: a few
@@ -234,14 +289,23 @@ Status CheckShape(const YAML::Node& doc, const std::string& file) {
   if (!doc["cases"] || !doc["cases"].IsSequence()) return Status::Ok();  // reported by the caller
   for (const auto& c : doc["cases"]) {
     if (Status st =
-            daemon::CheckMapKeys(c, file, "a case", {"name", "events", "expect", "late", "out_of_order", "tables"});
+            daemon::CheckMapKeys(c, file, "a case", {"name", "events", "expect", "late", "out_of_order", "tables", "aggregates"});
         !st.ok()) {
       return st;
     }
-    for (const char* list : {"events", "expect", "late"}) {
+    for (const char* list : {"events", "expect", "late", "aggregates"}) {
       if (c[list] && !c[list].IsSequence() && !c[list].IsNull()) {
         return Status::InvalidArgument(fmt::format("{}:{}:{}: '{}' must be a list", file, c[list].Mark().line + 1,
                                                    c[list].Mark().column + 1, list));
+      }
+    }
+    if (c["aggregates"] && c["aggregates"].IsSequence()) {
+      for (const auto& x : c["aggregates"]) {
+        if (!x.IsMap() || !x["aggregate"] || !x["group"] || !x["window_start"]) {
+          return Status::InvalidArgument(fmt::format(
+              "{}:{}: an expected window record is a mapping with aggregate, group and window_start", file,
+              x.Mark().line + 1));
+        }
       }
     }
     if (!c["expect"] || !c["expect"].IsSequence()) continue;

@@ -98,14 +98,17 @@ class CollectingSink : public AlertSink {
     late.emplace_back(event.id);
     late_events.emplace_back(event.raw);
   }
+  void PublishAggregate(const AggregateRecord& record) override { records.push_back(record); }
   void Clear() {
     alerts.clear();
     late.clear();
     late_events.clear();
+    records.clear();
   }
   std::vector<Alert> alerts;
   std::vector<std::string> late;         // ids of late events
   std::vector<std::string> late_events;  // the late events as received
+  std::vector<AggregateRecord> records;  // closed windows' records (section 6.3)
 };
 
 class MemoryStateStore : public StateStore {

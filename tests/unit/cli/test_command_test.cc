@@ -43,7 +43,7 @@ TEST_CASE("a mistyped key in a case fails the file with its line instead of pass
       "    expectd:\n"
       "      - {rule: card_testing, key: c1}\n");
   CHECK(r.exit_code == 1);
-  CHECK(r.out.find(":6:5: unknown key 'expectd' in a case (expected name, events, expect, late, out_of_order or tables)") !=
+  CHECK(r.out.find(":6:5: unknown key 'expectd' in a case (expected name, events, expect, late, out_of_order, tables or aggregates)") !=
         std::string::npos);
   CHECK(r.out.find("PASS") == std::string::npos);
 }
