@@ -147,6 +147,14 @@ void UpdateTables(io::KafkaProducer* producer) {
   }
 }
 
+// An order of the planted gift-card spike (see Generate).
+std::string GiftCardOrder(const std::string& user, uint64_t n, Millis now) {
+  return fmt::format(
+      R"({{"id":"spike-{}","type":"order","ts":{},"user_id":"{}","card_id":"c-{}","country":"FR","order_id":"spike-{}",)"
+      R"("amount":{},"category":"gift_cards"}})",
+      n, now, user, user, n, 150 + n % 7 * 25);
+}
+
 // A ring member's payment: its card becomes the ring's shared card.
 std::string ShareCard(std::string_view line) {
   static const std::pair<const char*, const char*> kRings[] = {
@@ -173,6 +181,7 @@ Status CreateTopics(io::MockCluster& cluster, const daemon::Config& config, int 
   }
   for (auto [topic, parts] : {std::pair<std::string, int>{"events", partitions}, {config.kafka.alerts_topic, 1},
                               {config.kafka.dead_letter_topic, 1}, {config.kafka.late_topic, 1},
+                              {config.kafka.aggregates_topic, 1},
                               {config.kafka.group_id + "-changelog", partitions}, {"profiles", 2},
                               {"blocked_cards", 1}}) {
     if (Status st = cluster.CreateTopic(topic, parts); !st.ok()) return st;
@@ -196,10 +205,21 @@ void Generate(const DemoOptions& o, io::KafkaProducer* producer, std::atomic<uin
   g.malformed_rate = 0.001;
   g.stop = &g_stop;
   auto start = std::chrono::steady_clock::now();
+  uint64_t spiked = 0;
   gen::GenerateEvents(g, [&](std::string_view line) {
     uint64_t n = produced->fetch_add(1) + 1;
     std::this_thread::sleep_until(start + std::chrono::microseconds(n * 1000000 / std::max(1, o.rate)));
     (void)producer->Produce("events", KeyOf(line, "user_id"), ShareCard(line));
+    // The planted spike: seconds 8 to 14 of every minute of the demo, one
+    // more gift-card order for every third event, from many users.
+    Millis now = NowMs();
+    auto second = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start).count() % 60;
+    if (second >= 8 && second < 14 && n % 3 == 0) {
+      ++spiked;
+      std::string user = fmt::format("u{}", 1000 + spiked % 500);
+      (void)producer->Produce("events", user, GiftCardOrder(user, spiked, now));
+      produced->fetch_add(1);
+    }
   });
 }
 
@@ -256,6 +276,13 @@ int RunDemo(const DemoOptions& o) {
   daemon.set_on_alert([&](const engine::Alert& a) {
     if (!o.quiet) {
       std::fwrite(a.json.data(), 1, a.json.size(), stdout);
+      std::fputc('\n', stdout);
+      std::fflush(stdout);
+    }
+  });
+  daemon.set_on_record([&](const engine::AggregateRecord& r) {  // window records, as JSON lines too
+    if (!o.quiet) {
+      std::fwrite(r.json.data(), 1, r.json.size(), stdout);
       std::fputc('\n', stdout);
       std::fflush(stdout);
     }
@@ -317,7 +344,7 @@ Command AddDemo(CLI::App& app) {
   auto* sub = app.add_subcommand("demo", "Run the whole pipeline on an in-process Kafka cluster with generated events");
   sub->add_option("--seconds", o->seconds, "Stop after this many seconds (0: until Ctrl-C)")
       ->check(CLI::Range(0, 86400));
-  sub->add_option("--rules", o->rules, "Rule files or directories (default: rules rules/tables)");
+  sub->add_option("--rules", o->rules, "Rule files or directories (default: rules rules/tables rules/demo)");
   sub->add_option("--rate", o->rate, "Events per second")->check(CLI::Range(1, 1000000));
   sub->add_option("--partitions", o->partitions, "Partitions of the events topic")->check(CLI::Range(1, 64));
   sub->add_option("--seed", o->seed, "Seed of the event generator");

@@ -9,7 +9,7 @@
 namespace cepheus::cli {
 
 struct DemoOptions {
-  std::vector<std::string> rules = {"rules", "rules/tables"};  // files or directories
+  std::vector<std::string> rules = {"rules", "rules/tables", "rules/demo"};  // files or directories
   int seconds = 0;  // 0: until Ctrl-C
   int rate = 500;   // events per second
   int partitions = 4;

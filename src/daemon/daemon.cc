@@ -526,6 +526,7 @@ void Daemon::Publish(Part& p, int64_t offset, Millis source_time) {
       return;
     }
     metrics_->CountAggregateRecord(r.aggregate);
+    if (on_record_) on_record_(r);
   }
   late_events_ += p.outbox.late.size();
   if (!config_.kafka.late_topic.empty() && !replaying) {

@@ -416,7 +416,7 @@ void Metrics::Impl::RegisterAggregates(prometheus::Registry& reg) {
                           .Name("cepheus_aggregate_groups")
                           .Help("Groups an aggregate holds (open windows or results kept for previous_*).")
                           .Register(reg);
-  counter_keys = &BuildGauge().Name("cepheus_counter_keys").Help("Keys holding a counter's buckets, by counter.").Register(reg);
+  counter_keys = &BuildGauge().Name("cepheus_sliding_window_keys").Help("Keys holding the buckets of a counter (section 6.2), by counter.").Register(reg);
 }
 
 void Metrics::CountAggregateRecord(const std::string& aggregate) {

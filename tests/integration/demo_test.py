@@ -6,13 +6,16 @@ answers while it runs; `promtool check metrics` finds nothing to say about it.
 
 The table rules of rules/tables fire on the demo's profiles and block list,
 and the tables' metrics are exported; many_accounts_one_card, re-keyed by
-card_id, fires on the demo's card rings.
+card_id, fires on the demo's card rings; the demo-time aggregate of
+rules/demo prints a window record per category every 10 seconds and alerts on
+the planted gift-card spike.
 
     demo_test.py PATH/TO/cepheus RULES_DIR...
 """
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import os
@@ -24,13 +27,22 @@ from testlib import free_port  # noqa: E402
 def main():
     binary, rules = sys.argv[1], sys.argv[2:]
     port = free_port()
-    proc = subprocess.Popen([binary, "demo", "--seconds", "14", "--rate", "1500", "--rules", *rules,
+    proc = subprocess.Popen([binary, "demo", "--seconds", "32", "--rate", "1500", "--rules", *rules,
                              "--metrics", f"127.0.0.1:{port}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(9)
+    # Read both pipes as the demo writes: a full pipe would stall its loop.
+    chunks = {"out": [], "err": []}
+    readers = [threading.Thread(target=lambda k=k, f=f: chunks[k].extend(f), daemon=True)
+               for k, f in (("out", proc.stdout), ("err", proc.stderr))]
+    for r in readers:
+        r.start()
+    time.sleep(27)  # after the spike's window has closed (the records counter is read here)
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
-    out, err = proc.communicate(timeout=60)
+    proc.wait(timeout=60)
+    for r in readers:
+        r.join(timeout=10)
+    out, err = "".join(chunks["out"]), "".join(chunks["err"])
     failures = []
     if proc.returncode != 0:
         failures.append(f"demo exited {proc.returncode}: {err}")
@@ -59,7 +71,9 @@ def main():
                  "cepheus_table_bootstrap_seconds"):
         if f"# TYPE {name} " not in metrics:
             failures.append(f"{name} is not exported")
-    alerts = [json.loads(l) for l in out.splitlines() if l.strip()]
+    lines = [json.loads(l) for l in out.splitlines() if l.strip()]
+    alerts = [l for l in lines if "aggregate" not in l]
+    records = [l for l in lines if "aggregate" in l]
     if not alerts:
         failures.append("no alert printed")
     fired = {a.get("rule") for a in alerts}
@@ -73,6 +87,16 @@ def main():
         failures.append("no event forwarded to the card_id re-keying topic")
     if not any(name.startswith('cepheus_watermark_lag_seconds{partition="card_id/') for name in values):
         failures.append("no watermark of a card_id re-keying partition exported")
+    # The aggregate (section 6.3): a record per category and closed window, and
+    # the spike's alert on gift_cards.
+    categories = {r["group"] for r in records if r["aggregate"] == "sales_spike_demo"}
+    if len(categories) < 7:
+        failures.append(f"window records of only {sorted(categories)}")
+    spikes = [a for a in alerts if a.get("rule") == "sales_spike_demo"]
+    if not any(a.get("key") == "gift_cards" and a.get("reason") == "aggregate" for a in spikes):
+        failures.append(f"no aggregate alert on the gift_cards spike (aggregate alerts: {[a.get('key') for a in spikes]})")
+    if values.get('cepheus_aggregate_records_total{aggregate="sales_spike_demo"}', 0) <= 0:
+        failures.append("cepheus_aggregate_records_total did not count the records")
     profiles = values.get('cepheus_table_keys{table="profiles"}', 0)
     if profiles < 2000:
         failures.append(f"the profiles table holds {profiles} keys, not 2000")
@@ -86,7 +110,8 @@ def main():
         failures.append(f"no malformed record counted: {summary}")
     for f in failures:
         print("FAIL", f)
-    print(f"demo: {len(alerts)} alerts, {int(evaluated)} evaluated at the scrape; {summary[-1] if summary else ''}")
+    print(f"demo: {len(alerts)} alerts, {len(records)} window records, {int(evaluated)} evaluated at the scrape; "
+          f"{summary[-1] if summary else ''}")
     return 1 if failures else 0
 
 

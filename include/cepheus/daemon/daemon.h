@@ -62,6 +62,8 @@ class Daemon : public io::RebalanceListener {
   Status Start();
   // Called with every alert once it is produced (inside its transaction).
   void set_on_alert(std::function<void(const engine::Alert&)> f) { on_alert_ = std::move(f); }
+  // Called for each window record produced (section 6.3), like on_alert.
+  void set_on_record(std::function<void(const engine::AggregateRecord&)> f) { on_record_ = std::move(f); }
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
   uint64_t malformed() const { return malformed_.load(); }
 
@@ -189,6 +191,7 @@ class Daemon : public io::RebalanceListener {
   std::atomic<uint64_t> rule_state_dropped_{0};
   std::atomic<uint64_t> malformed_{0};
   std::function<void(const engine::Alert&)> on_alert_;
+  std::function<void(const engine::AggregateRecord&)> on_record_;
   bool dirty_ = false;  // records handled since the last commit
   std::atomic<uint64_t> alerts_published_{0};
   std::atomic<uint64_t> records_handled_{0};
