@@ -2,6 +2,7 @@
 #include "cepheus/common/json_writer.h"
 
 #include <cmath>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -38,5 +39,15 @@ std::string FormatNumber(double v) {
 }
 
 void AppendJsonNumber(std::string* out, double v) { out->append(FormatNumber(v)); }
+
+void AppendExactJsonNumber(std::string* out, double v) {
+  if (!std::isfinite(v)) {
+    out->append("null");
+  } else if (v == std::trunc(v) && std::fabs(v) < 1e15) {
+    fmt::format_to(std::back_inserter(*out), "{}", static_cast<long long>(v));
+  } else {
+    fmt::format_to(std::back_inserter(*out), "{}", v);  // shortest text that reads back to v
+  }
+}
 
 }  // namespace cepheus

@@ -49,7 +49,7 @@ nfa::Value Result(const nfa::AggregateProgram::Field& f, double count, double su
 }
 
 void AppendValue(std::string* j, const nfa::Value& v) {
-  if (v.kind == nfa::Value::Kind::kNumber) AppendJsonNumber(j, v.number);
+  if (v.kind == nfa::Value::Kind::kNumber) AppendExactJsonNumber(j, v.number);
   else *j += "null";
 }
 

@@ -14,5 +14,8 @@ void AppendJsonString(std::string* out, std::string_view s);
 // Integers print without a fraction; other values in their shortest form.
 void AppendJsonNumber(std::string* out, double v);
 std::string FormatNumber(double v);
+// The shortest text that reads back to exactly `v` (integers without a
+// fraction): for values a program reads, such as aggregate records.
+void AppendExactJsonNumber(std::string* out, double v);
 
 }  // namespace cepheus

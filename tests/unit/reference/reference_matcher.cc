@@ -39,6 +39,7 @@
 #include <string_view>
 #include <utility>
 
+#include <fmt/format.h>
 #include <simdjson.h>
 
 #include "cepheus/common/json_writer.h"
@@ -325,6 +326,14 @@ class Matcher {
 
   // At the end of a finite input the watermark moves to +infinity.
   void Finish() { Release(kInfinity); }
+
+  // An expression over one event's own fields (an aggregate's filter, or its
+  // `alert when` over the record's values).
+  Value EvalOn(const Expr& e, const Event& current) {
+    Run none;
+    none.bound.resize(steps_.size());
+    return Eval(e, &current, none);
+  }
 
   ReferenceResult TakeResult() { return std::move(result_); }
 
@@ -906,6 +915,153 @@ ReferenceResult RunReference(const dsl::Rule& rule, const std::vector<std::strin
   for (size_t i = 0; i < events.size(); ++i) m.Arrive(events[i], static_cast<int>(i));
   m.Finish();
   return m.TakeResult();
+}
+
+// ---- aggregates (6.3), literally -----------------------------------------------
+
+namespace {
+
+std::string NumberText(const Value& v) {
+  return v.kind == Value::Kind::kNumber ? fmt::format("{}", v.number) : "null";
+}
+
+// One window of one group: its events' values, in evaluation order.
+struct WindowEvents {
+  std::vector<const Event*> events;
+};
+
+Value Compute(const dsl::Computed& c, const WindowEvents& w) {
+  double sum = 0, min = 0, max = 0, numbers = 0;
+  std::set<std::string> distinct;
+  for (const Event* e : w.events) {
+    Value v = c.field.empty() ? Null() : FieldOf(e->doc, c.field, 0);
+    if (c.fn == AggFn::kDistinct) {
+      if (auto t = KeyTextOf(v)) distinct.insert(*t);
+    } else if (IsNumber(v)) {
+      min = numbers == 0 ? v.number : std::min(min, v.number);
+      max = numbers == 0 ? v.number : std::max(max, v.number);
+      sum += v.number;
+      numbers += 1;
+    }
+  }
+  switch (c.fn) {
+    case AggFn::kCount: return Number(static_cast<double>(w.events.size()));
+    case AggFn::kSum: return Number(sum);
+    case AggFn::kAvg: return numbers == 0 ? Null() : Number(sum / numbers);
+    case AggFn::kMin: return numbers == 0 ? Null() : Number(min);
+    case AggFn::kMax: return numbers == 0 ? Null() : Number(max);
+    case AggFn::kDistinct: return Number(static_cast<double>(distinct.size()));
+  }
+  return Null();
+}
+
+// previous_avg(x, n) / previous_max(x, n) of the window starting at `start`:
+// "the same group's n windows before this one: those starting i x step
+// earlier, i = 1..n. A window with no event of the group counts as 0 for a
+// field computed by count, sum or distinct, and is skipped for avg, min, max;
+// with nothing left the result is null".
+Value Previous(const dsl::Aggregate& a, const std::map<Millis, std::vector<Value>>& results, Millis start,
+               const std::string& fn, const std::string& field, int n) {
+  size_t f = 0;
+  while (f < a.compute.size() && a.compute[f].name != field) ++f;
+  if (f == a.compute.size()) return Null();
+  AggFn kind = a.compute[f].fn;
+  std::vector<double> seen;
+  for (int i = 1; i <= n; ++i) {
+    auto it = results.find(start - i * a.every);
+    if (it == results.end()) {
+      if (kind == AggFn::kCount || kind == AggFn::kSum || kind == AggFn::kDistinct) seen.push_back(0);
+    } else if (IsNumber(it->second[f])) {
+      seen.push_back(it->second[f].number);
+    }
+  }
+  if (seen.empty()) return Null();
+  if (fn == "previous_max") return Number(*std::max_element(seen.begin(), seen.end()));
+  double total = 0;
+  for (double v : seen) total += v;
+  return Number(total / static_cast<double>(seen.size()));
+}
+
+// The expression with each previous_* call replaced by its value.
+Expr WithPrevious(const Expr& e, const dsl::Aggregate& a, const std::map<Millis, std::vector<Value>>& results,
+                  Millis start) {
+  if (e.kind == Expr::Kind::kCall && (e.text == "previous_avg" || e.text == "previous_max")) {
+    Value v = Previous(a, results, start, e.text, e.args[0].path[0], static_cast<int>(e.args[1].number));
+    Expr out;
+    out.kind = IsNumber(v) ? Expr::Kind::kNumber : Expr::Kind::kNull;
+    out.number = v.number;
+    return out;
+  }
+  Expr out = e;
+  for (auto& arg : out.args) arg = WithPrevious(arg, a, results, start);
+  return out;
+}
+
+}  // namespace
+
+AggregateResult RunReferenceAggregate(const dsl::Aggregate& a, const std::vector<std::string>& events,
+                                      Millis out_of_order) {
+  // Only its evaluator is used: expressions over one event's own fields.
+  dsl::Rule dummy;
+  dummy.pattern.steps.resize(1);
+  dummy.pattern.steps[0].types = {"any"};
+  Matcher eval(dummy, out_of_order, {});
+  AggregateResult out;
+  simdjson::dom::parser parser;
+  // 4.1: an event is late when ts < W on arrival, W = (largest ts seen) - D.
+  std::vector<Event> kept;
+  std::optional<Millis> max_ts;
+  for (size_t i = 0; i < events.size(); ++i) {
+    std::optional<Event> e = ParseEvent(parser, events[i], static_cast<int>(i));
+    if (!e) continue;
+    if (max_ts && e->ts < *max_ts - out_of_order) {
+      out.late.push_back(e->id);
+      continue;
+    }
+    max_ts = max_ts ? std::max(*max_ts, e->ts) : e->ts;
+    kept.push_back(std::move(*e));
+  }
+  std::stable_sort(kept.begin(), kept.end(), [](const Event& x, const Event& y) { return x.ts < y.ts; });
+  // "An event counts in every window that holds its ts": [k*every, k*every + size).
+  std::map<std::string, std::map<Millis, WindowEvents>> windows;  // group -> start -> events
+  for (const Event& e : kept) {
+    bool type_ok = false;
+    for (const auto& t : a.source.types) type_ok = type_ok || t == "any" || t == e.type;
+    if (!type_ok) continue;
+    if (a.source.filter && !IsTrue(eval.EvalOn(*a.source.filter, e))) continue;
+    std::optional<std::string> group = KeyTextOf(FieldOf(e.doc, a.group, 0));
+    if (!group) continue;
+    for (Millis start = e.ts - ((e.ts % a.every) + a.every) % a.every; start + a.size > e.ts; start -= a.every) {
+      windows[*group][start].events.push_back(&e);
+    }
+  }
+  for (const auto& [group, by_start] : windows) {
+    std::map<Millis, std::vector<Value>> results;
+    for (const auto& [start, w] : by_start) {
+      std::vector<Value> values;
+      for (const auto& c : a.compute) values.push_back(Compute(c, w));
+      results[start] = values;
+      std::string record = fmt::format("{}|{}|{}|{}", a.name, group, start, start + a.size);
+      for (size_t i = 0; i < values.size(); ++i) record += fmt::format("|{}={}", a.compute[i].name, NumberText(values[i]));
+      out.records.push_back(record);
+      if (!a.alert_when) continue;
+      Event synthetic;
+      synthetic.doc.kind = Value::Kind::kObject;
+      for (size_t i = 0; i < values.size(); ++i) {
+        synthetic.doc.field_names.push_back(a.compute[i].name);
+        synthetic.doc.items.push_back(values[i]);
+      }
+      synthetic.doc.field_names.push_back("group");
+      synthetic.doc.items.push_back(String(group));
+      if (IsTrue(eval.EvalOn(WithPrevious(*a.alert_when, a, results, start), synthetic))) {
+        out.alerts.push_back(ReducedAlert{a.name, group, "aggregate", {}});
+      }
+    }
+  }
+  std::sort(out.records.begin(), out.records.end());
+  std::sort(out.alerts.begin(), out.alerts.end());
+  std::sort(out.late.begin(), out.late.end());
+  return out;
 }
 
 std::string Describe(const ReducedAlert& alert) {

@@ -52,6 +52,19 @@ ReferenceResult RunReference(const dsl::Rule& rule, const std::vector<std::strin
                              Millis out_of_order, const std::vector<ReferenceTable>& tables = {},
                              const std::vector<dsl::Counter>* counters = nullptr);
 
+// An aggregate (section 6.3) over `events`, literally: every window of every
+// group with its events, the computed fields, `alert when` with previous_*
+// read from the group's other windows. Records as text
+// "aggregate|group|start|end|field=value|..." (numbers in fmt's shortest
+// form, or null), sorted; alerts and late ids sorted.
+struct AggregateResult {
+  std::vector<std::string> records;
+  std::vector<ReducedAlert> alerts;
+  std::vector<std::string> late;
+};
+AggregateResult RunReferenceAggregate(const dsl::Aggregate& aggregate, const std::vector<std::string>& events,
+                                      Millis out_of_order);
+
 // One line of text for an alert, e.g. `rule u key=u1 absence {o: [e1]}`.
 std::string Describe(const ReducedAlert& alert);
 
