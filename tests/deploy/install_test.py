@@ -66,6 +66,7 @@ def main():
     failures = []
     rules = sorted(os.path.basename(p) for p in glob.glob(os.path.join(source, "rules", "*.rules")))
     table_rules = sorted(os.path.basename(p) for p in glob.glob(os.path.join(source, "rules", "tables", "*.rules")))
+    demo_rules = sorted(os.path.basename(p) for p in glob.glob(os.path.join(source, "rules", "demo", "*.rules")))
     if not rules:
         sys.exit(f"FAIL no rules in {source}/rules")
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,7 +85,8 @@ def main():
             "/usr/share/cepheus/grafana/cepheus.json",
             "/usr/share/doc/cepheus/README.md",
         } | {f"/etc/cepheus/rules/{r}" for r in rules} | {f"/usr/share/cepheus/rules/{r}" for r in rules} \
-          | {f"/usr/share/cepheus/rules/tables/{r}" for r in table_rules}  # examples that read tables
+          | {f"/usr/share/cepheus/rules/tables/{r}" for r in table_rules} \
+          | {f"/usr/share/cepheus/rules/demo/{r}" for r in demo_rules}  # examples that read tables; the demo's time scale
         got = files_under(d)
         for p in sorted(expected - got):
             failures.append(f"not installed: {p}")
