@@ -182,7 +182,12 @@ void EngineImpl::CloseUntil(Millis t) {
     if (!counter_wakes_.empty() && counter_wakes_.top().at < at) {
       CounterWake w = counter_wakes_.top();
       counter_wakes_.pop();
-      if (entries_[w.entry].generation == w.generation) MaybeForget(w.entry, w.at);
+      KeyEntry& entry = entries_[w.entry];
+      if (entry.generation != w.generation || entry.counter_wake != w.at) continue;
+      entry.counter_wake = kMaxTime;
+      MaybeForget(w.entry, w.at);
+      // Still held (newer buckets, or its rules): wake again at the new end.
+      if (entries_[w.entry].generation == w.generation) ArmCounterWake(w.entry, w.at);
       continue;
     }
     if (best == UINT32_MAX) return;
@@ -251,6 +256,7 @@ uint32_t EngineImpl::NewEntry(uint32_t group, std::string_view key) {
   entry.group = group;
   entry.rules.resize(groups_[group].rules.size());
   entry.counters.assign(groups_[group].counters.size(), CounterState{});
+  entry.counter_wake = kMaxTime;
   groups_[group].index.insert(id);
   return id;
 }
@@ -347,12 +353,23 @@ uint32_t EngineImpl::CountEvent(uint32_t g, std::string_view key, uint32_t id, c
     int64_t before = entry.counters[i].newest();
     if (!entry.counters[i].Add(bucket, v, text, c.fn, c.buckets)) ++stats_.distinct_capped;
     if (before == INT64_MIN) ++stats_.counter_keys[counters[i]];
-    if (entry.counters[i].newest() != before) {
-      counter_wakes_.push(CounterWake{(bucket + c.buckets) * c.resolution, id, entry.generation});
-    }
+    if (entry.counter_wake == kMaxTime) ArmCounterWake(id, kMinTime);
     MarkDirty(id);
   }
   return id;
+}
+
+void EngineImpl::ArmCounterWake(uint32_t id, Millis after) {
+  KeyEntry& entry = entries_[id];
+  const KeyGroup& group = groups_[entry.group];
+  Millis at = kMinTime;
+  for (size_t i = 0; i < entry.counters.size(); ++i) {
+    const nfa::CounterProgram& c = rules_->counters[group.counters[i]];
+    if (entry.counters[i].newest() != INT64_MIN) at = std::max(at, (entry.counters[i].newest() + c.buckets) * c.resolution);
+  }
+  if (at <= after) return;  // its counters are done: the key's rules, if any, hold it
+  entry.counter_wake = at;
+  counter_wakes_.push(CounterWake{at, id, entry.generation});
 }
 
 bool EngineImpl::CountersLive(const KeyEntry& entry, Millis now) const {

@@ -65,6 +65,7 @@ class EngineImpl {
     bool stored = false; // the store holds a record of it (as of the last save)
     std::vector<KeyState> rules;  // by position in the group
     std::vector<CounterState> counters;  // by position in the group's counters
+    Millis counter_wake = kMaxTime;      // its one pending CounterWake (kMaxTime: none)
   };
   // The index of one key field's keys: the ids of their entries in an open
   // addressing table (robin hood, with 32 bits of each hash stored beside the
@@ -156,6 +157,10 @@ class EngineImpl {
   // (created when some counter counts e), or `id` as given.
   uint32_t CountEvent(uint32_t g, std::string_view key, uint32_t id, const nfa::Event& e);
   bool CountersLive(const KeyEntry& entry, Millis now) const;
+  // Pushes the key's wake-up at the end of its counters' windows (the last
+  // bucket's expiry), unless one is pending: one heap entry per key, so the
+  // heap does not grow with the events inside `over`.
+  void ArmCounterWake(uint32_t id, Millis after);
 
   void Drain();
   void CloseUntil(Millis t);

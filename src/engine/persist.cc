@@ -370,12 +370,11 @@ Status EngineImpl::LoadKey(std::string_view k, std::string_view field, std::stri
       id = NewEntry(g, key);
       loaded->push_back(id);
     }
-    const nfa::CounterProgram& cp = rules_->counters[c];
     KeyEntry& entry = entries_[id];
-    counter_wakes_.push(CounterWake{(state.newest() + cp.buckets) * cp.resolution, id, entry.generation});
     if (state.newest() != INT64_MIN) ++stats_.counter_keys[c];
     entry.counters[counter_pos_[c]] = std::move(state);
   }
+  if (id != UINT32_MAX && !counters.empty()) ArmCounterWake(id, kMinTime);
   dropped = dropped || counters_dropped;
   if (id == UINT32_MAX) {
     if (dropped) stale_.emplace_back(k);  // nothing of it is kept
