@@ -1,7 +1,7 @@
 // `cepheus check`: load, check and compile the rules; print the diagnostics
 // and, with --config, the re-keying plan (section 6.4) on standard output
-// when kafka.rekey is on, else a warning for each rule keyed on another field
-// than the input's partition key; then "N rules OK" (", N counters, N
+// when kafka.rekey is on, else a warning for each rule, counter or aggregate
+// keyed (grouped) on another field than the input's partition key; then "N rules OK" (", N counters, N
 // aggregates" when there are some).
 #include "cli/check.h"
 
@@ -18,6 +18,35 @@
 #include "cepheus/daemon/rules_loader.h"
 
 namespace cepheus::cli {
+namespace {
+
+// With kafka.rekey off: counters keyed, and aggregates grouped, off the
+// partition key get per-partition results (a count per partition, a record
+// per partition for one group's window).
+void WarnPerPartitionDeclarations(const dsl::RuleSet& set, const std::string& partition_key) {
+  auto warn = [&](const SourceFile* file, Span span, std::string msg) {
+    std::cerr << FormatDiagnostic(Diagnostic{Severity::kWarning, file, span, std::move(msg)});
+  };
+  for (const auto& c : set.counters) {
+    std::string key = fmt::format("{}", fmt::join(c.key, "."));
+    if (key == partition_key) continue;
+    warn(c.file, c.key_span,
+         fmt::format("counter '{}' keys on '{}' but the input topics are partitioned by '{}': each partition keeps "
+                     "its own count of a {} (kafka.rekey: true runs it after re-keying)",
+                     c.name, key, partition_key, key));
+  }
+  for (const auto& a : set.aggregates) {
+    std::string group = fmt::format("{}", fmt::join(a.group, "."));
+    if (group == partition_key) continue;
+    warn(a.file, a.group_span,
+         fmt::format("aggregate '{}' groups by '{}' but the input topics are partitioned by '{}': each partition "
+                     "publishes its own record of a group's window, from its events only (kafka.rekey: true runs "
+                     "it after re-keying)",
+                     a.name, group, partition_key));
+  }
+}
+
+}  // namespace
 
 int RunCheck(const CheckOptions& o) {
   auto rules = daemon::LoadAndCompile(o.paths, std::cerr);
@@ -47,6 +76,7 @@ int RunCheck(const CheckOptions& o) {
                                r.name, key, partition_key, key)};
       std::cerr << FormatDiagnostic(d);
     }
+    if (!config.value().kafka.rekey) WarnPerPartitionDeclarations(*rules->source, partition_key);
   }
   if (o.dump) std::cout << dsl::DumpRuleSet(*rules->source);
   auto n = [](size_t k, const char* what) { return fmt::format("{} {}{}", k, what, k == 1 ? "" : "s"); };

@@ -62,6 +62,14 @@ const FunctionInfo kFunctions[] = {
     {"lower", false, Type::kString}, {"upper", false, Type::kString}, {"len", false, Type::kNumber},
 };
 
+// The function of a counter's clause or an aggregate's `compute`, by name.
+std::optional<AggFn> AggFnOf(std::string_view name) {
+  for (AggFn f : {AggFn::kCount, AggFn::kSum, AggFn::kAvg, AggFn::kMin, AggFn::kMax, AggFn::kDistinct}) {
+    if (name == AggFnName(f)) return f;
+  }
+  return std::nullopt;
+}
+
 class RuleChecker {
  public:
   RuleChecker(const SourceFile& file, const RuleSet& decls, DiagnosticSink* diags)
@@ -656,18 +664,7 @@ void RuleChecker::CheckSettings(const Clauses& seen, Rule* out) {
     rule.description = d.value;
   }
   if (const ast::Word* w = word("severity")) {
-    static const std::pair<const char*, Severity> kSev[] = {{"low", Severity::kLow},
-                                                           {"medium", Severity::kMedium},
-                                                           {"high", Severity::kHigh},
-                                                           {"critical", Severity::kCritical}};
-    bool found = false;
-    for (auto& [n, s] : kSev) {
-      if (w->text == n) rule.severity = s, found = true;
-    }
-    if (!found) {
-      Error(SpanOf(*w), fmt::format("unknown severity '{}' (expected low, medium, high or critical)",
-                                    w->text));
-    }
+    if (auto sev = CheckSeverity(*w)) rule.severity = *sev;
   }
   if (auto it = seen.find("key"); it != seen.end()) {
     const auto& p = boost::get<ast::Path>(it->second->value);
@@ -717,28 +714,7 @@ void RuleChecker::CheckPatternWhereEmit(const Clauses& seen, Rule* out) {
     }
   }
   if (auto it = seen.find("emit"); it != seen.end()) {
-    const auto& tmpl = boost::get<ast::Template>(it->second->value);
-    std::string text;
-    for (const auto& part : tmpl.parts) {
-      if (const auto* s = boost::get<std::string>(&part)) text += *s;
-    }
-    CheckString(tmpl, text, "the emit message's text");
-    for (const auto& part : tmpl.parts) {
-      TemplatePart tp;
-      if (const auto* s = boost::get<std::string>(&part)) {
-        tp.text = *s;
-      } else {
-        Expr e = LowerExpr(boost::get<ast::Chain>(part));
-        if (e.kind == Expr::Kind::kPath && e.path.size() == 1 && e.path[0] == "key" &&
-            !names_.count("key")) {
-          tp.key = true;
-        } else {
-          TypeOf(e, Where::kEmit, -1);
-          tp.expr = std::move(e);
-        }
-      }
-      rule.emit.push_back(std::move(tp));
-    }
+    LowerTemplate(boost::get<ast::Template>(it->second->value), Where::kEmit, &rule.emit);
   }
 }
 
@@ -880,17 +856,11 @@ std::optional<Counter> RuleChecker::CheckCounter(const ast::Counter& in) {
   c.span = SpanOf(in);
   c.name = in.name.name;
   c.name_span = SpanOf(in.name);
-  static const std::pair<const char*, AggFn> kFns[] = {{"count", AggFn::kCount}, {"sum", AggFn::kSum},
-                                                       {"avg", AggFn::kAvg},     {"min", AggFn::kMin},
-                                                       {"max", AggFn::kMax},     {"distinct", AggFn::kDistinct}};
   std::map<std::string, const ast::Clause*> seen;
   const ast::Clause* fn = nullptr;
   for (const auto& cl : in.clauses) {
-    bool is_fn = false;
-    for (auto& [n, f] : kFns) {
-      if (cl.keyword == n) is_fn = true, c.fn = f;
-    }
-    if (is_fn) {
+    if (auto f = AggFnOf(cl.keyword)) {
+      c.fn = *f;
       if (fn != nullptr) {
         Error(SpanOf(cl), fmt::format("counter '{}' already has its function ('{}' at line {}): a counter computes one",
                                       c.name, fn->keyword, file_.Locate(fn->begin).line));
@@ -954,9 +924,6 @@ void RuleChecker::CheckWindow(const ast::Window& w, Aggregate* a) {
 }
 
 void RuleChecker::CheckCompute(const ast::ComputeList& list, Aggregate* a) {
-  static const std::pair<const char*, AggFn> kFns[] = {{"count", AggFn::kCount}, {"sum", AggFn::kSum},
-                                                       {"avg", AggFn::kAvg},     {"min", AggFn::kMin},
-                                                       {"max", AggFn::kMax},     {"distinct", AggFn::kDistinct}};
   for (const auto& item : list.items) {
     Computed c;
     c.name = item.name.name;
@@ -965,11 +932,9 @@ void RuleChecker::CheckCompute(const ast::ComputeList& list, Aggregate* a) {
     for (const auto& other : a->compute) {
       if (other.name == c.name) Error(SpanOf(item.name), fmt::format("'{}' is computed twice", c.name));
     }
-    bool known = false;
-    for (auto& [n, f] : kFns) {
-      if (item.call.name == n) known = true, c.fn = f;
-    }
-    if (!known) {
+    auto fn = AggFnOf(item.call.name);
+    if (fn) c.fn = *fn;
+    if (!fn) {
       Error(SpanOf(item.call), fmt::format("unknown function '{}' in compute (known: count, sum, avg, min, max, distinct)",
                                            item.call.name));
       continue;
@@ -1006,8 +971,13 @@ void RuleChecker::LowerTemplate(const ast::Template& tmpl, Where where, std::vec
       tp.text = *s;
     } else {
       Expr e = LowerExpr(boost::get<ast::Chain>(part));
-      TypeOf(e, where, -1);
-      tp.expr = std::move(e);
+      if (where == Where::kEmit && e.kind == Expr::Kind::kPath && e.path.size() == 1 && e.path[0] == "key" &&
+          !names_.count("key")) {
+        tp.key = true;  // a rule's key value
+      } else {
+        TypeOf(e, where, -1);
+        tp.expr = std::move(e);
+      }
     }
     out->push_back(std::move(tp));
   }

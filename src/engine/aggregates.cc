@@ -287,21 +287,6 @@ uint64_t Aggregates::CloseUntil(Millis w, AlertSink* sink) {
 
 namespace {
 
-void PutDouble(std::string* out, double d) {
-  char b[8];
-  std::memcpy(b, &d, 8);
-  out->append(b, 8);
-}
-double GetDouble(Reader* r) {
-  uint64_t bits = r->Fixed64();
-  double d;
-  std::memcpy(&d, &bits, 8);
-  return d;
-}
-void PutStr(std::string* out, std::string_view s) {
-  PutVarint(out, s.size());
-  out->append(s);
-}
 std::string RecordKey(std::string_view aggregate, std::string_view group) {
   std::string joined(aggregate);
   joined.push_back('\0');
@@ -326,19 +311,19 @@ Status Aggregates::Put(StateStore* store, uint32_t state, const std::string& gro
     return store->Delete(key);
   }
   std::string v;
-  PutStr(&v, s.program->name);
+  PutLengthPrefixed(&v, s.program->name);
   uint64_t fp = s.program->aggregate->fingerprint;
   v.append(reinterpret_cast<const char*>(&fp), 8);
-  PutStr(&v, group);
+  PutLengthPrefixed(&v, group);
   PutVarint(&v, it->second.open.size());
   for (const auto& [start, accs] : it->second.open) {
     PutSigned(&v, start);
     for (const Acc& a : accs) {
-      for (double d : {a.count, a.sum, a.min, a.max, a.numbers}) PutDouble(&v, d);
+      for (double d : {a.count, a.sum, a.min, a.max, a.numbers}) PutF64(&v, d);
       std::vector<std::string> values(a.distinct.begin(), a.distinct.end());
       std::sort(values.begin(), values.end());  // the same bytes for the same set
       PutVarint(&v, values.size());
-      for (const auto& x : values) PutStr(&v, x);
+      for (const auto& x : values) PutLengthPrefixed(&v, x);
     }
   }
   PutVarint(&v, it->second.history.size());
@@ -346,7 +331,7 @@ Status Aggregates::Put(StateStore* store, uint32_t state, const std::string& gro
     PutSigned(&v, start);
     for (const auto& x : values) {
       v.push_back(x.kind == nfa::Value::Kind::kNumber ? 1 : 0);
-      if (x.kind == nfa::Value::Kind::kNumber) PutDouble(&v, x.number);
+      if (x.kind == nfa::Value::Kind::kNumber) PutF64(&v, x.number);
     }
   }
   stored_.emplace(state, group);
@@ -403,7 +388,7 @@ Status Aggregates::Load(std::string_view key, std::string_view value, bool* stal
     Millis start = r.Signed();
     std::vector<Acc> accs(fields);
     for (Acc& a : accs) {
-      for (double* d : {&a.count, &a.sum, &a.min, &a.max, &a.numbers}) *d = GetDouble(&r);
+      for (double* d : {&a.count, &a.sum, &a.min, &a.max, &a.numbers}) *d = r.F64();
       uint64_t m = r.Varint();
       for (uint64_t j = 0; j < m && r.ok(); ++j) a.distinct.emplace(r.String());
     }
@@ -415,7 +400,7 @@ Status Aggregates::Load(std::string_view key, std::string_view value, bool* stal
     Millis start = r.Signed();
     std::vector<nfa::Value> values(fields);
     for (auto& x : values) {
-      if (r.Byte() == 1) x = nfa::Value::Number(GetDouble(&r));
+      if (r.Byte() == 1) x = nfa::Value::Number(r.F64());
     }
     g.history.emplace(start, std::move(values));
   }

@@ -112,35 +112,18 @@ nfa::Value CounterState::Read(int64_t now, dsl::AggFn fn, int64_t buckets) {
 }
 
 namespace {
-void PutDouble(std::string* out, double d) {
-  uint64_t bits;
-  std::memcpy(&bits, &d, sizeof bits);
-  char b[8];
-  std::memcpy(b, &bits, 8);
-  out->append(b, 8);
-}
-double GetDouble(Reader* r) {
-  uint64_t bits = r->Fixed64();
-  double d;
-  std::memcpy(&d, &bits, sizeof d);
-  return d;
-}
-void PutString(std::string* out, std::string_view s) {
-  PutVarint(out, s.size());
-  out->append(s);
-}
 void PutAgg(std::string* out, const CounterState::Agg& a) {
-  PutDouble(out, a.count);
-  PutDouble(out, a.sum);
-  PutDouble(out, a.min);
-  PutDouble(out, a.max);
+  PutF64(out, a.count);
+  PutF64(out, a.sum);
+  PutF64(out, a.min);
+  PutF64(out, a.max);
 }
 CounterState::Agg GetAgg(Reader* r) {
   CounterState::Agg a;
-  a.count = GetDouble(r);
-  a.sum = GetDouble(r);
-  a.min = GetDouble(r);
-  a.max = GetDouble(r);
+  a.count = r->F64();
+  a.sum = r->F64();
+  a.min = r->F64();
+  a.max = r->F64();
   return a;
 }
 }  // namespace
@@ -163,7 +146,7 @@ void CounterState::Encode(std::string* out) const {
   for (const auto& [bucket, values] : by_bucket_) {
     PutSigned(out, bucket);
     PutVarint(out, values.size());
-    for (const auto& v : values) PutString(out, v);
+    for (const auto& v : values) PutLengthPrefixed(out, v);
   }
 }
 

@@ -42,6 +42,17 @@ inline char* PutString(char* p, std::string_view s) {
   return p + s.size();
 }
 inline constexpr size_t kMaxVarint = 10;
+// A double as its 8 bytes (little-endian on the machines cepheus runs on), so
+// it reads back exactly.
+inline void PutF64(std::string* out, double d) {
+  char b[8];
+  std::memcpy(b, &d, 8);
+  out->append(b, 8);
+}
+inline void PutLengthPrefixed(std::string* out, std::string_view s) {
+  PutVarint(out, s.size());
+  out->append(s);
+}
 
 class Reader {
  public:
@@ -97,6 +108,12 @@ class Reader {
     std::memcpy(&v, in_->data(), 8);
     in_->remove_prefix(8);
     return v;
+  }
+  double F64() {
+    uint64_t bits = Fixed64();
+    double d;
+    std::memcpy(&d, &bits, 8);
+    return d;
   }
 
  private:
