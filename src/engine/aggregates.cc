@@ -28,8 +28,6 @@ namespace {
 
 constexpr int kRuleVersion = 1;
 
-bool KeyTextOf(const nfa::Value& v, std::string* out) { return nfa::ValueKeyText(v, out); }
-
 bool TypeMatches(const nfa::SourceProgram& s, const nfa::Event& e) {
   if (s.any_type) return true;
   return std::find(s.type_ids.begin(), s.type_ids.end(), e.type_id) != s.type_ids.end() && e.type_id >= 0;
@@ -125,7 +123,7 @@ void Aggregates::CountLate(const nfa::Event& e) {
     const nfa::AggregateProgram& p = *states_[i].program;
     if (!states_[i].enabled || !TypeMatches(p.source, e)) continue;
     if (!p.source.filter.empty() && !nfa::EvaluateOnEvent(p.source.filter, e, nullptr, e.ts)) continue;
-    if (!KeyTextOf(e.fields[static_cast<size_t>(p.group_slot)], &text_)) continue;
+    if (!nfa::ValueKeyText(e.fields[static_cast<size_t>(p.group_slot)], &text_)) continue;
     ++(*stats_)[i].late;
   }
 }
@@ -137,7 +135,7 @@ void Aggregates::Add(const nfa::Event& e) {
     if (!p.source.filter.empty() && !nfa::EvaluateOnEvent(p.source.filter, e, nullptr, e.ts)) {
       continue;
     }
-    if (!KeyTextOf(e.fields[static_cast<size_t>(p.group_slot)], &text_)) continue;  // no group
+    if (!nfa::ValueKeyText(e.fields[static_cast<size_t>(p.group_slot)], &text_)) continue;  // no group
     Group& g = s.groups[text_];
     MarkDirty(static_cast<uint32_t>(&s - states_.data()), text_);
     (*stats_)[static_cast<size_t>(&s - states_.data())].groups = static_cast<int64_t>(s.groups.size());
@@ -206,7 +204,6 @@ bool Aggregates::Close(State& s, const std::string& group, Group& g, Millis star
     values.push_back(Result(p.compute[i], a.count, a.sum, a.min, a.max, a.numbers, a.distinct.size()));
   }
   g.open.erase(it);
-  ++closed_;
   ++(*stats_)[static_cast<size_t>(&s - states_.data())].windows_closed;
   MarkDirty(static_cast<uint32_t>(&s - states_.data()), group);
   Millis end = start + p.size;
@@ -410,20 +407,6 @@ Status Aggregates::Load(std::string_view key, std::string_view value, bool* stal
   stored_.emplace(i, group);
   (*stats_)[i].groups = static_cast<int64_t>(s.groups.size());
   return Status::Ok();
-}
-
-int64_t Aggregates::groups() const {
-  int64_t n = 0;
-  for (const auto& s : states_) n += static_cast<int64_t>(s.groups.size());
-  return n;
-}
-
-int64_t Aggregates::open_windows() const {
-  int64_t n = 0;
-  for (const auto& s : states_) {
-    for (const auto& [g, st] : s.groups) n += static_cast<int64_t>(st.open.size());
-  }
-  return n;
 }
 
 }  // namespace cepheus::engine

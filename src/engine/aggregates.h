@@ -40,9 +40,6 @@ class Aggregates {
   Status SaveChanges(StateStore* store);
   void Clear();
   Status Load(std::string_view key, std::string_view value, bool* stale);
-  int64_t groups() const;
-  int64_t open_windows() const;
-  uint64_t windows_closed() const { return closed_; }
 
  private:
   struct Acc {
@@ -71,7 +68,6 @@ class Aggregates {
   std::set<std::pair<uint32_t, std::string>> stored_;  // (state, group) the store holds
   std::string text_;  // reused
   std::vector<AggregateStats>* stats_;
-  uint64_t closed_ = 0;
 };
 
 }  // namespace cepheus::engine

@@ -39,7 +39,11 @@ def main():
     try:
         rules_dir = os.path.join(work, "rules")
         shutil.copytree(rules, rules_dir, ignore=shutil.ignore_patterns("tests", "*.md"))
-        n_rules = len([f for f in os.listdir(rules_dir) if f.endswith(".rules")])
+        n_rules = 0  # rule declarations (a file may hold only counters or aggregates)
+        for f in os.listdir(rules_dir):
+            if f.endswith(".rules"):
+                with open(os.path.join(rules_dir, f)) as text:
+                    n_rules += sum(1 for line in text if line.startswith("rule "))
         systemd = FakeSystemd(os.path.join(work, "notify"))
         err_path = os.path.join(work, "stderr")
         err = open(err_path, "w")
