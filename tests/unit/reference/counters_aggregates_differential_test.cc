@@ -39,8 +39,9 @@ std::shared_ptr<dsl::RuleSet> Parse(const std::string& text, std::string* error)
   return set;
 }
 
-std::vector<reference::ReducedAlert> Engine(const std::shared_ptr<const nfa::CompiledRuleSet>& compiled,
-                                            const std::vector<std::string>& events, Millis d) {
+// What `cepheus replay` publishes for `events`, allowed out-of-orderness `d`.
+engine::CollectingSink Replay(const std::shared_ptr<const nfa::CompiledRuleSet>& compiled,
+                              const std::vector<std::string>& events, Millis d) {
   std::string text;
   for (const auto& e : events) text += e + "\n";
   simdjson::padded_string input(text);
@@ -49,6 +50,12 @@ std::vector<reference::ReducedAlert> Engine(const std::shared_ptr<const nfa::Com
   engine::CollectingSink sink;
   engine::ReplayText(std::string_view(input.data(), input.size()), compiled, options, engine::EventFieldNames{},
                      &sink, [](uint64_t, const std::string&) {});
+  return sink;
+}
+
+std::vector<reference::ReducedAlert> Engine(const std::shared_ptr<const nfa::CompiledRuleSet>& compiled,
+                                            const std::vector<std::string>& events, Millis d) {
+  engine::CollectingSink sink = Replay(compiled, events, d);
   std::vector<reference::ReducedAlert> out;
   simdjson::dom::parser parser;
   for (const auto& a : sink.alerts) {
@@ -134,14 +141,7 @@ struct AggregateOutcome {
 
 AggregateOutcome EngineAggregate(const std::shared_ptr<const nfa::CompiledRuleSet>& compiled,
                                  const std::vector<std::string>& events, Millis d) {
-  std::string text;
-  for (const auto& e : events) text += e + "\n";
-  simdjson::padded_string input(text);
-  engine::EngineOptions options;
-  options.out_of_order = d;
-  engine::CollectingSink sink;
-  engine::ReplayText(std::string_view(input.data(), input.size()), compiled, options, engine::EventFieldNames{},
-                     &sink, [](uint64_t, const std::string&) {});
+  engine::CollectingSink sink = Replay(compiled, events, d);
   AggregateOutcome out;
   simdjson::dom::parser parser;
   const dsl::Aggregate& a = compiled->source->aggregates[0];

@@ -234,6 +234,34 @@ std::optional<std::string> KeyTextOf(const Value& v) {
   }
 }
 
+// count, sum, avg, min, max or distinct of some values, in their order: what
+// a counter reads over its window's events and an aggregate's `compute` over
+// a window's (sections 6.2, 6.3). sum, avg, min and max count only numbers;
+// over nothing, avg, min and max are null.
+Value AggregateOf(dsl::AggFn fn, const std::vector<Value>& values) {
+  double sum = 0, min = 0, max = 0, numbers = 0;
+  std::set<std::string> distinct;
+  for (const Value& v : values) {
+    if (fn == dsl::AggFn::kDistinct) {
+      if (auto t = KeyTextOf(v)) distinct.insert(*t);
+    } else if (IsNumber(v)) {
+      min = numbers == 0 ? v.number : std::min(min, v.number);
+      max = numbers == 0 ? v.number : std::max(max, v.number);
+      sum += v.number;
+      numbers += 1;
+    }
+  }
+  switch (fn) {
+    case dsl::AggFn::kCount: return Number(static_cast<double>(values.size()));
+    case dsl::AggFn::kSum: return Number(sum);
+    case dsl::AggFn::kAvg: return numbers == 0 ? Null() : Number(sum / numbers);
+    case dsl::AggFn::kMin: return numbers == 0 ? Null() : Number(min);
+    case dsl::AggFn::kMax: return numbers == 0 ? Null() : Number(max);
+    case dsl::AggFn::kDistinct: return Number(static_cast<double>(distinct.size()));
+  }
+  return Null();
+}
+
 // "profiles[EXPR].PATH reads a field of the record whose key equals EXPR, as
 // of the current event's time: the version with the greatest time not after
 // the event's ts (a record without time holds from the beginning of time).
@@ -468,30 +496,12 @@ class Matcher {
     }
     if (c == nullptr) return Null();
     int64_t now = Bucket(at, c->resolution);
-    double count = 0, sum = 0, min = 0, max = 0, numbers = 0;
-    std::set<std::string> distinct;
+    std::vector<Value> window;
     for (const auto& [ts, v] : counted_[c->name][current_key_]) {
       int64_t b = Bucket(ts, c->resolution);
-      if (b > now || b <= now - c->buckets()) continue;
-      count += 1;
-      if (c->fn == AggFn::kDistinct) {
-        if (auto t = KeyTextOf(v)) distinct.insert(*t);
-      } else if (IsNumber(v)) {
-        min = numbers == 0 ? v.number : std::min(min, v.number);
-        max = numbers == 0 ? v.number : std::max(max, v.number);
-        sum += v.number;
-        numbers += 1;
-      }
+      if (b <= now && b > now - c->buckets()) window.push_back(v);
     }
-    switch (c->fn) {
-      case AggFn::kCount: return Number(count);
-      case AggFn::kSum: return Number(sum);
-      case AggFn::kAvg: return numbers == 0 ? Null() : Number(sum / numbers);
-      case AggFn::kMin: return numbers == 0 ? Null() : Number(min);
-      case AggFn::kMax: return numbers == 0 ? Null() : Number(max);
-      case AggFn::kDistinct: return Number(static_cast<double>(distinct.size()));
-    }
-    return Null();
+    return AggregateOf(c->fn, window);
   }
 
   // ---- one evaluated event (4.2) ----
@@ -931,28 +941,9 @@ struct WindowEvents {
 };
 
 Value Compute(const dsl::Computed& c, const WindowEvents& w) {
-  double sum = 0, min = 0, max = 0, numbers = 0;
-  std::set<std::string> distinct;
-  for (const Event* e : w.events) {
-    Value v = c.field.empty() ? Null() : FieldOf(e->doc, c.field, 0);
-    if (c.fn == AggFn::kDistinct) {
-      if (auto t = KeyTextOf(v)) distinct.insert(*t);
-    } else if (IsNumber(v)) {
-      min = numbers == 0 ? v.number : std::min(min, v.number);
-      max = numbers == 0 ? v.number : std::max(max, v.number);
-      sum += v.number;
-      numbers += 1;
-    }
-  }
-  switch (c.fn) {
-    case AggFn::kCount: return Number(static_cast<double>(w.events.size()));
-    case AggFn::kSum: return Number(sum);
-    case AggFn::kAvg: return numbers == 0 ? Null() : Number(sum / numbers);
-    case AggFn::kMin: return numbers == 0 ? Null() : Number(min);
-    case AggFn::kMax: return numbers == 0 ? Null() : Number(max);
-    case AggFn::kDistinct: return Number(static_cast<double>(distinct.size()));
-  }
-  return Null();
+  std::vector<Value> values;
+  for (const Event* e : w.events) values.push_back(c.field.empty() ? Null() : FieldOf(e->doc, c.field, 0));
+  return AggregateOf(c.fn, values);
 }
 
 // previous_avg(x, n) / previous_max(x, n) of the window starting at `start`:
