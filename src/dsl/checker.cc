@@ -924,6 +924,11 @@ void RuleChecker::CheckWindow(const ast::Window& w, Aggregate* a) {
 }
 
 void RuleChecker::CheckCompute(const ast::ComputeList& list, Aggregate* a) {
+  if (list.items.size() > kMaxComputed) {
+    Error(SpanOf(list.items[kMaxComputed]), fmt::format("aggregate '{}' computes {} fields; the limit is {}", a->name,
+                                                         list.items.size(), kMaxComputed));
+    return;
+  }
   for (const auto& item : list.items) {
     Computed c;
     c.name = item.name.name;

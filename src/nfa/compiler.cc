@@ -327,6 +327,14 @@ SuffixPlan PlanSuffix(const Program& p) {
 }
 
 // Every declared table, with no field read yet (the lookups intern theirs).
+// The Program that holds a counter's or an aggregate's expression storage.
+std::unique_ptr<Program> Scratch(const std::string& name, const CompiledRuleSet& out) {
+  auto p = std::make_unique<Program>();
+  p->name = name;
+  p->tables = &out.tables;
+  return p;
+}
+
 // A counter's or an aggregate's events: types (interned) and filter.
 Status CompileSource(const dsl::EventSource& in, CompiledRuleSet* out, Program* scratch, SourceProgram* sp) {
   sp->any_type = in.types.size() == 1 && in.types[0] == "any";
@@ -349,9 +357,7 @@ Status CompileCounters(const dsl::RuleSet& set, CompiledRuleSet* out) {
     cp.field_slot = c.field.empty() ? -1 : out->fields.Intern(c.field);
     cp.resolution = c.resolution;
     cp.buckets = c.buckets();
-    cp.scratch = std::make_unique<Program>();
-    cp.scratch->name = c.name;
-    cp.scratch->tables = &out->tables;
+    cp.scratch = Scratch(c.name, *out);
     if (Status st = CompileSource(c.source, out, cp.scratch.get(), &cp.source); !st.ok()) return st;
     out->counters.push_back(std::move(cp));
   }
@@ -393,9 +399,7 @@ Status CompileAggregates(const dsl::RuleSet& set, CompiledRuleSet* out) {
     ap.group_slot = out->fields.Intern(a.group);
     ap.size = a.size;
     ap.every = a.every;
-    ap.scratch = std::make_unique<Program>();
-    ap.scratch->name = a.name;
-    ap.scratch->tables = &out->tables;
+    ap.scratch = Scratch(a.name, *out);
     if (Status st = CompileSource(a.source, out, ap.scratch.get(), &ap.source); !st.ok()) return st;
     for (const auto& c : a.compute) {
       ap.compute.push_back({c.name, c.fn, c.field.empty() ? -1 : out->fields.Intern(c.field)});

@@ -159,6 +159,7 @@ struct Computed {
 // `aggregate NAME from SOURCE group by PATH window ... compute ... [alert when EXPR]`.
 inline constexpr int64_t kMaxWindowsPerEvent = 1000;  // size / every of a hopping window
 inline constexpr int kMaxPrevious = 1000;              // n of previous_avg / previous_max
+inline constexpr size_t kMaxComputed = 64;             // fields of one aggregate's `compute`
 struct Aggregate {
   const SourceFile* file = nullptr;
   Span span;

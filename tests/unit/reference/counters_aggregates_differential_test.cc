@@ -39,6 +39,16 @@ std::shared_ptr<dsl::RuleSet> Parse(const std::string& text, std::string* error)
   return set;
 }
 
+// The rule set of `text`, checked and compiled (the test fails otherwise).
+std::shared_ptr<const nfa::CompiledRuleSet> Compiled(const std::string& text) {
+  std::string error;
+  auto set = Parse(text, &error);
+  REQUIRE_MESSAGE(set != nullptr, error);
+  auto compiled = nfa::Compile(set);
+  REQUIRE(compiled.ok());
+  return compiled.value();
+}
+
 // What `cepheus replay` publishes for `events`, allowed out-of-orderness `d`.
 engine::CollectingSink Replay(const std::shared_ptr<const nfa::CompiledRuleSet>& compiled,
                               const std::vector<std::string>& events, Millis d) {
@@ -99,11 +109,8 @@ TEST_CASE("random counters read in filters and where give the reference's alerts
         "  within {}s\n  skip {}\n",
         f1, source(f1), over, res, f2, source(f2), over * 2, threshold, 1 + pick(8),
         pick(2) ? "past_last" : "none");
-    std::string error;
-    auto set = Parse(rules, &error);
-    REQUIRE_MESSAGE(set != nullptr, error);
-    auto compiled = nfa::Compile(set);
-    REQUIRE(compiled.ok());
+    auto compiled = Compiled(rules);
+    const dsl::RuleSet& set = *compiled->source;
     std::vector<std::string> events;
     Millis ts = 1700000000000;
     const char* countries[] = {"FR", "DE", "US"};
@@ -115,9 +122,9 @@ TEST_CASE("random counters read in filters and where give the reference's alerts
                                    countries[pick(3)]));
     }
     Millis d = pick(3) * 1000;
-    auto want = reference::RunReference(set->rules[0], events, d, {}, &set->counters).alerts;
+    auto want = reference::RunReference(set.rules[0], events, d, {}, &set.counters).alerts;
     std::sort(want.begin(), want.end());
-    auto got = Engine(compiled.value(), events, d);
+    auto got = Engine(compiled, events, d);
     CAPTURE(rules);
     CAPTURE(d);
     std::string all;
@@ -198,11 +205,8 @@ TEST_CASE("random aggregates give the reference's records and alerts, out-of-ord
         pick(2) ? "category" : "user_id",
         hopping ? fmt::format("hopping {}s every {}s", size, every) : fmt::format("tumbling {}s", size),
         fmt::join(compute, ", "), when);
-    std::string error;
-    auto set = Parse(rules, &error);
-    REQUIRE_MESSAGE(set != nullptr, error);
-    auto compiled = nfa::Compile(set);
-    REQUIRE(compiled.ok());
+    auto compiled = Compiled(rules);
+    const dsl::RuleSet& set = *compiled->source;
     std::vector<std::string> events;
     Millis ts = 1700000000000;
     const char* categories[] = {"books", "toys", "home"};
@@ -216,8 +220,8 @@ TEST_CASE("random aggregates give the reference's records and alerts, out-of-ord
                                    amount, category));
     }
     Millis d = pick(3) * 1000;
-    auto want = reference::RunReferenceAggregate(set->aggregates[0], events, d);
-    auto got = EngineAggregate(compiled.value(), events, d);
+    auto want = reference::RunReferenceAggregate(set.aggregates[0], events, d);
+    auto got = EngineAggregate(compiled, events, d);
     CAPTURE(rules);
     CAPTURE(d);
     std::string all;
