@@ -346,7 +346,7 @@ uint32_t EngineImpl::CountEvent(uint32_t g, std::string_view key, uint32_t id, c
     }
     KeyEntry& entry = entries_[id];
     int64_t bucket = BucketOf(e.ts, c.resolution);
-    static const nfa::Value kNull;
+    static const nfa::Value kNull{};
     const nfa::Value& v = c.field_slot >= 0 ? e.fields[static_cast<size_t>(c.field_slot)] : kNull;
     const std::string* text = nullptr;
     if (c.fn == dsl::AggFn::kDistinct && nfa::ValueKeyText(v, &text_)) text = &text_;

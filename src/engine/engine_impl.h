@@ -179,7 +179,6 @@ class EngineImpl {
   Status PutMeta(StateStore* store) const;
   Status PutBuffer(StateStore* store);
   static constexpr uint8_t kCountersMarker = 0xC7;  // before a key record whose key has counters
-  struct KeyGroup;
   void PutCounters(const KeyGroup& g, const KeyEntry& entry, std::string* out) const;
   Status LoadCounters(std::string_view* in, uint32_t g, std::vector<std::pair<uint32_t, CounterState>>* out,
                       bool* dropped);
