@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "cepheus/dsl/functions.h"
 #include "cepheus/dsl/parser.h"
 #include "dsl/ast.h"
 #include "dsl/checker.h"
@@ -109,6 +110,7 @@ class RuleChecker {
   Type TypeOf(const Expr& e, Where where, int step);
   Type TypeOfPath(const Expr& e, Where where, int step, bool allow_names);
   Type TypeOfCall(const Expr& e, Where where, int step);
+  Type TypeOfScalarCall(const Expr& e, const ScalarFnInfo& fn, Where where, int step);
   Type TypeOfBinary(const Expr& e, Where where, int step);
 
   // Tables: a lookup's table, and `in TABLE`.
@@ -415,7 +417,8 @@ Type RuleChecker::TypeOfPath(const Expr& e, Where where, int step, bool allow_na
 Type RuleChecker::TypeOfCall(const Expr& e, Where where, int step) {
   if (e.text == "previous_avg" || e.text == "previous_max") return TypeOfPrevious(e, where);
   if (where == Where::kAlertWhen || where == Where::kAggregateEmit || where == Where::kSource) {
-    bool scalar = e.text == "abs" || e.text == "lower" || e.text == "upper" || e.text == "len";
+    bool scalar = e.text == "abs" || e.text == "lower" || e.text == "upper" || e.text == "len" ||
+                  FindScalarFn(e.text, e.args.size()) != nullptr;
     if (!scalar) {
       if (where == Where::kSource) {
         Error(e.span, fmt::format("'{}' in the filter of a counter or an aggregate: it reads one event's fields "
@@ -429,15 +432,18 @@ Type RuleChecker::TypeOfCall(const Expr& e, Where where, int step) {
       return Type::kAny;
     }
   }
+  if (const ScalarFnInfo* scalar = FindScalarFn(e.text, e.args.size())) {
+    return TypeOfScalarCall(e, *scalar, where, step);
+  }
   const FunctionInfo* fn = nullptr;
   for (const auto& f : kFunctions) {
     if (e.text == f.name) fn = &f;
   }
   if (fn == nullptr) {
     Error(e.span, fmt::format("unknown function '{}' (known: count, sum, avg, min, max, distinct, "
-                              "first, last, abs, lower, upper, len; previous_avg and previous_max in an "
+                              "first, last, abs, lower, upper, len, {}; previous_avg and previous_max in an "
                               "aggregate's 'alert when')",
-                              e.text));
+                              e.text, ScalarFnNames()));
     return Type::kAny;
   }
   if (e.args.size() != 1) {
@@ -470,6 +476,55 @@ Type RuleChecker::TypeOfCall(const Expr& e, Where where, int step) {
     Error(a.span, fmt::format("{}() needs a string, not {}", e.text, TypeName(t)));
   }
   return fn->result;
+}
+
+Type RuleChecker::TypeOfScalarCall(const Expr& e, const ScalarFnInfo& fn, Where where, int step) {
+  size_t n = e.args.size();
+  if (n < fn.min_args || (fn.max_args != kVariadic && n > fn.max_args) ||
+      (fn.max_args == kVariadic && n > kMaxCoalesceArgs)) {
+    std::string want = fn.min_args == fn.max_args ? fmt::format("{}", fn.min_args)
+                       : fn.max_args == kVariadic ? fmt::format("{} to {}", fn.min_args, kMaxCoalesceArgs)
+                                                  : fmt::format("{} or {}", fn.min_args, fn.max_args);
+    Error(e.span, fmt::format("{}() takes {} arguments ({}), {} given", fn.name, want, fn.signature, n));
+    return Type::kAny;
+  }
+  std::vector<Type> types;
+  for (size_t i = 0; i < n; ++i) {
+    const Expr& a = e.args[i];
+    ArgKind kind = fn.max_args == kVariadic ? fn.args[0] : fn.args[i];
+    Type t = TypeOf(a, where, step);
+    types.push_back(t);
+    auto known = t != Type::kAny && t != Type::kNull;
+    const char* want = kind == ArgKind::kNumber ? "a number"
+                       : kind == ArgKind::kString ? "a string"
+                       : kind == ArgKind::kBool   ? "true/false"
+                       : kind == ArgKind::kTime   ? "a time (epoch milliseconds or an RFC 3339 string)"
+                                                  : nullptr;
+    bool fits = !known || kind == ArgKind::kAny || kind == ArgKind::kConstString || kind == ArgKind::kConstInt ||
+                (kind == ArgKind::kNumber && t == Type::kNumber) || (kind == ArgKind::kString && t == Type::kString) ||
+                (kind == ArgKind::kBool && t == Type::kBool) ||
+                (kind == ArgKind::kTime && (t == Type::kNumber || t == Type::kString));
+    if (t == Type::kList || t == Type::kNames) {
+      Error(a.span, fmt::format("{}() takes one value as argument {}, not {} (aggregate a list first, for "
+                                "example with max() or first())",
+                                fn.name, i + 1, TypeName(t)));
+    } else if (!fits && want != nullptr) {
+      Error(a.span, fmt::format("{}() needs {} as argument {}, not {} ({})", fn.name, want, i + 1, TypeName(t),
+                                fn.signature));
+    } else if (auto problem = CheckConstArgument(fn, i, a)) {
+      Error(a.span, *problem);
+    }
+  }
+  switch (fn.result) {
+    case ResultKind::kNumber: return Type::kNumber;
+    case ResultKind::kString: return Type::kString;
+    case ResultKind::kBool: return Type::kBool;
+    case ResultKind::kAny: return Type::kAny;
+    case ResultKind::kSameAsBranches:
+      if (types[1] == types[2] || types[2] == Type::kNull) return types[1];
+      return types[1] == Type::kNull ? types[2] : Type::kAny;
+  }
+  return Type::kAny;
 }
 
 Type RuleChecker::TypeOfLookup(const Expr& e, Where where, int step) {
@@ -529,7 +584,7 @@ Type RuleChecker::TypeOfBinary(const Expr& e, Where where, int step) {
     }
     return Type::kBool;
   }
-  if (op == "+" || op == "-" || op == "*" || op == "/") {
+  if (op == "+" || op == "-" || op == "*" || op == "/" || op == "%") {
     if ((known(l) && l != Type::kNumber) || (known(r) && r != Type::kNumber)) {
       Error(e.span, fmt::format("cannot apply '{}' to {} and {}", op, TypeName(l), TypeName(r)));
     }

@@ -84,6 +84,7 @@ const char* NextLine(const char* p, const char* end, bool clauses) {
 // Returns the first byte out of place (and why), or nullptr.
 const char* BadCharacter(const char* p, const char* end, std::string* why) {
   bool in_string = false, in_comment = false;
+  bool single = false;  // the string is in single quotes: no holes
   std::vector<bool> brackets;  // open brackets in code; true: a message's `{` hole
   for (; p < end; ++p) {
     auto c = static_cast<unsigned char>(*p);
@@ -116,8 +117,10 @@ const char* BadCharacter(const char* p, const char* end, std::string* why) {
       if (c == '\\' && p + 1 < end && static_cast<unsigned char>(p[1]) >= 0x20 &&
           static_cast<unsigned char>(p[1]) < 0x80) {
         ++p;
-      } else if (c == '"') {
+      } else if (c == (single ? '\'' : '"')) {
         in_string = false;
+      } else if (single) {
+        continue;
       } else if (c == '{' && p + 1 < end && p[1] == '{') {
         ++p;
       } else if (c == '{') {
@@ -128,14 +131,15 @@ const char* BadCharacter(const char* p, const char* end, std::string* why) {
     }
     if (c == '#') {
       in_comment = true;
-    } else if (c == '"') {
+    } else if (c == '"' || c == '\'') {
       in_string = true;
+      single = c == '\'';
     } else if (c == '(' || c == '[' || c == '{') {
       brackets.push_back(false);
     } else if ((c == ')' || c == ']' || c == '}') && !brackets.empty()) {
       bool hole = brackets.back();
       brackets.pop_back();
-      if (hole && c == '}') in_string = true;
+      if (hole && c == '}') in_string = true, single = false;
     }
   }
   return nullptr;
@@ -156,13 +160,16 @@ const char* TooDeep(const char* p, const char* end) {
   int depth = 0;
   int prefix_run = 0;
   bool in_string = false;
+  bool single = false;  // in single quotes: no holes
   for (; p < end; ++p) {
     char c = *p;
     if (in_string) {
       if (c == '\\' && p + 1 < end) {
         ++p;
-      } else if (c == '"' || c == '\n') {
+      } else if (c == (single ? '\'' : '"') || c == '\n') {
         in_string = false;
+      } else if (single) {
+        continue;
       } else if (c == '{' && p + 1 < end && p[1] == '{') {
         ++p;  // a literal brace
       } else if (c == '{') {
@@ -183,8 +190,9 @@ const char* TooDeep(const char* p, const char* end) {
       continue;
     }
     prefix_run = 0;
-    if (c == '"') {
+    if (c == '"' || c == '\'') {
       in_string = true;
+      single = c == '\'';
     } else if (c == '(' || c == '[' || c == '{') {
       stack.push_back({false});
       if (++depth > kMaxExprDepth) return p;
@@ -193,7 +201,7 @@ const char* TooDeep(const char* p, const char* end) {
         bool hole = stack.back().hole;
         stack.pop_back();
         --depth;
-        if (hole && c == '}') in_string = true;  // back into the message
+        if (hole && c == '}') in_string = true, single = false;  // back into the message
       }
     }
   }

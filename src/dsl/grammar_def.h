@@ -9,7 +9,7 @@
 // where the error belongs at the opening quote).
 //
 // Expressions use one Chain node per precedence level (calc9's approach):
-//   or < and < not < comparison < + - < * / < unary minus < primary
+//   or < and < not < comparison < + - < * / % < unary minus < primary
 #pragma once
 
 #include <string>
@@ -244,16 +244,31 @@ inline const auto reserved =
 const auto name_str_def = lexeme[(alpha | char_('_')) >> *(alnum | char_('_'))];
 const auto ident_def = ident_raw;
 const auto ident_raw_def = name_str[set_name];
+// A duration in an expression (`30s`, `1h`) is its number of milliseconds,
+// so `b.ts - a.ts < 30s` compares a gap between two events' times.
+inline const x3::symbols<double> duration_units = [] {
+  x3::symbols<double> units;
+  units.add("ms", 1)("s", 1000)("m", 60000)("h", 3600000)("d", 86400000);
+  return units;
+}();
+inline const auto set_duration = [](auto& ctx) {
+  auto& attr = x3::_attr(ctx);
+  x3::_val(ctx).value = static_cast<double>(boost::fusion::at_c<0>(attr)) * boost::fusion::at_c<1>(attr);
+};
 const auto number_def = number_raw;
 const auto number_raw_def =
+    lexeme[x3::uint32 >> duration_units >> !(alnum | '_')][set_duration] |
     lexeme[&(x3::digit | ('-' >> x3::digit) | ('.' >> x3::digit)) >> x3::double_][set_value];
 
-const auto escape_def = char_('"') | char_('\\') | (lit('n') >> x3::attr('\n')) |
+const auto escape_def = char_('"') | char_('\'') | char_('\\') | (lit('n') >> x3::attr('\n')) |
                         (lit('t') >> x3::attr('\t'));
-const auto string_body_def = lexeme['"' >> *(('\\' > escape) | ~char_("\"\\\n")) >> '"'];
+// Single quotes too, so a string can be written inside a message's hole:
+// emit "domain {split_part(email, '@', -1)}".
+const auto string_body_def = lexeme['"' >> *(('\\' > escape) | ~char_("\"\\\n")) >> '"'] |
+                             lexeme['\'' >> *(('\\' > escape) | ~char_("'\\\n")) >> '\''];
 const auto unterminated_def = x3::eps(false);
 const auto string_lit_def = string_lit_raw;
-const auto string_lit_raw_def = string_body[set_value] | (&lit('"') > unterminated);
+const auto string_lit_raw_def = string_body[set_value] | ((&lit('"') | &lit('\'')) > unterminated);
 const auto word_lit_text_def = kw_str("true") | kw_str("false") | kw_str("null");
 const auto word_lit_def = word_lit_raw;
 const auto word_lit_raw_def = word_lit_text[set_word];
@@ -271,7 +286,7 @@ const auto lookup_field_def = '.' > path_parts;
 const auto primary_def = number | string_lit | word_lit | list | lookup | call | path | ('(' > expr > ')');
 const auto unary_minus_def = x3::string("-") > neg_expr;
 const auto neg_expr_def = primary | unary_minus;
-const auto mul_operation_def = (x3::string("*") | x3::string("/")) > neg_expr;
+const auto mul_operation_def = (x3::string("*") | x3::string("/") | x3::string("%")) > neg_expr;
 const auto mul_expr_def = neg_expr >> *mul_operation;
 const auto add_operation_def = (x3::string("+") | (x3::string("-") >> !lit('>'))) > mul_expr;
 const auto add_expr_def = mul_expr >> *add_operation;

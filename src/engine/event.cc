@@ -6,7 +6,8 @@
 // Value::kInline bytes are held in their Values; the sizes of the longer ones
 // are gathered first, so the Event, its values and its text (the record, type,
 // id and those strings) are one allocation whatever its number of fields
-// (array fields add one).
+// (array fields add one). The time field reads as epoch milliseconds
+// whatever its form in the record.
 #include "cepheus/engine/event_decoder.h"
 
 #include <algorithm>
@@ -52,6 +53,7 @@ struct EventDecoder::Impl {
   simdjson::dom::parser parser;
   std::vector<Pending> pending;
   size_t max_bytes = kMaxEventBytes;
+  int time_slot = -1;  // the slot of the time field itself: read as epoch milliseconds
 };
 
 EventDecoder::EventDecoder(std::shared_ptr<const nfa::CompiledRuleSet> rules, EventFieldNames names)
@@ -70,6 +72,7 @@ EventDecoder::EventDecoder(std::shared_ptr<const nfa::CompiledRuleSet> rules, Ev
       level = &node->children;
     }
     if (node != nullptr) node->slot = static_cast<int>(slot);
+    if (paths[slot].size() == 1 && paths[slot][0] == impl_->names.time) impl_->time_slot = static_cast<int>(slot);
   }
 }
 
@@ -216,6 +219,9 @@ Result<nfa::EventRef> EventDecoder::Impl::Decode(std::string_view raw, const nfa
       ev->fields[p.slot] = rebase(Scalar(p.el));
     }
   }
+  // Rules read the event time as a number (`b.ts - a.ts < 30s`), whether it
+  // came as epoch milliseconds or as RFC 3339 text.
+  if (time_slot >= 0) ev->fields[static_cast<size_t>(time_slot)] = Value::Number(static_cast<double>(ts));
   ev->pos = pos;
   return ev;
 }

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "cepheus/nfa/program.h"
+#include "nfa/functions.h"
 
 namespace cepheus::nfa {
 
@@ -124,7 +125,7 @@ class ExprCompiler {
             {"and", Op::kAnd}, {"or", Op::kOr},   {"==", Op::kEq},    {"!=", Op::kNe},
             {"<", Op::kLt},    {"<=", Op::kLe},   {">", Op::kGt},     {">=", Op::kGe},
             {"in", Op::kIn},   {"not in", Op::kNotIn}, {"+", Op::kAdd}, {"-", Op::kSub},
-            {"*", Op::kMul},   {"/", Op::kDiv}};
+            {"*", Op::kMul},   {"/", Op::kDiv},   {"%", Op::kMod}};
         for (auto& [s, op] : kOps) {
           if (e.text == s) n.op = op;
         }
@@ -179,6 +180,16 @@ class ExprCompiler {
         {"distinct", Op::kDistinct}, {"first", Op::kFirst}, {"last", Op::kLast}, {"abs", Op::kAbs},
         {"lower", Op::kLower}, {"upper", Op::kUpper}, {"len", Op::kLen}};
     Node n;
+    if (const dsl::ScalarFnInfo* info = dsl::FindScalarFn(e.text, e.args.size())) {
+      n.op = Op::kScalar;
+      n.fn = info->fn;
+      for (size_t i = 0; i < e.args.size(); ++i) {
+        n.items.push_back(Emit(e.args[i]));
+        bool literal = info->max_args != dsl::kVariadic && info->args[i] == dsl::ArgKind::kConstString;
+        if (literal) n.data = MakeFunctionData(info->fn, &e.args[i]);
+      }
+      return Push(n);
+    }
     const dsl::Expr& arg = e.args[0];
     if (e.text == "count") {
       n.op = Op::kCount;

@@ -76,6 +76,12 @@ std::string Expr(const Program& p, const FieldTable& f, const CompiledExpr& e, i
     case Op::kSub: return bin("-");
     case Op::kMul: return bin("*");
     case Op::kDiv: return bin("/");
+    case Op::kMod: return bin("%");
+    case Op::kScalar: {
+      std::vector<std::string> args;
+      for (int32_t it : n.items) args.push_back(Expr(p, f, e, it));
+      return fmt::format("{}({})", dsl::ScalarFnInfoOf(n.fn).name, fmt::join(args, ", "));
+    }
     case Op::kLookup: {
       const TableProgram& t = (*p.tables)[static_cast<size_t>(n.table)];
       return fmt::format("{}[{}].{}", t.name, Expr(p, f, e, n.a), Path(t.fields, n.slot));

@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "cepheus/common/json_writer.h"
+#include "nfa/functions.h"
 
 namespace cepheus::nfa {
 
@@ -232,21 +233,41 @@ class Evaluator {
       }
       case Op::kCounter:
         return ctx_.counters == nullptr ? Value::Null() : ctx_.counters->Read(n.counter, ctx_.at);
-      case Op::kAdd: case Op::kSub: case Op::kMul: case Op::kDiv: {
+      case Op::kAdd: case Op::kSub: case Op::kMul: case Op::kDiv: case Op::kMod: {
         Value a = Eval(n.a), b = Eval(n.b);
         if (a.kind != Value::Kind::kNumber || b.kind != Value::Kind::kNumber) return Value::Null();
         switch (n.op) {
           case Op::kAdd: return Value::Number(a.number + b.number);
           case Op::kSub: return Value::Number(a.number - b.number);
           case Op::kMul: return Value::Number(a.number * b.number);
+          // The remainder has the sign of `a`, as in C, Java and SQL.
+          case Op::kMod: return b.number == 0 ? Value::Null() : Value::Number(std::fmod(a.number, b.number));
           default: return b.number == 0 ? Value::Null() : Value::Number(a.number / b.number);
         }
       }
+      case Op::kScalar: return Scalar(n);
     }
     return Value::Null();
   }
 
  private:
+  // A scalar function: if() and coalesce() evaluate only what they return;
+  // the others take their arguments evaluated, on the stack (at most 4).
+  Value Scalar(const Node& n) {
+    if (n.fn == dsl::ScalarFn::kIf) return Test(n.items[0]) ? Eval(n.items[1]) : Eval(n.items[2]);
+    if (n.fn == dsl::ScalarFn::kCoalesce) {
+      for (int32_t item : n.items) {
+        Value v = Eval(item);
+        if (!v.is_null()) return v;
+      }
+      return Value::Null();
+    }
+    Value args[4];
+    size_t k = std::min<size_t>(n.items.size(), 4);
+    for (size_t i = 0; i < k; ++i) args[i] = Eval(n.items[i]);
+    return CallScalar(n.fn, n.data.get(), std::span<const Value>(args, k));
+  }
+
   // The record a lookup node reads, or null.
   const Event* Record(const Node& n) {
     if (!ValueKeyText(Eval(n.a), &key_) || ctx_.tables == nullptr) return nullptr;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cepheus/common/status.h"
+#include "cepheus/dsl/functions.h"
 #include "cepheus/dsl/rule.h"
 #include "cepheus/nfa/value.h"
 
@@ -49,7 +50,13 @@ enum class Op : uint8_t {
   kInTable,    // table `table` holds a live record for key `a`
   kNotInTable,
   kCounter,    // counter `counter` of the key, as of the evaluation's time (section 6.2)
+  kMod,        // a % b
+  kScalar,     // scalar function `fn` (dsl::ScalarFn) of `items`, with its vetted literal in `data`
 };
+
+// What a scalar function compiled once: the RE2 of matches(), the time zone
+// of hour() and weekday() (defined in src/nfa/functions.h).
+struct FunctionData;
 
 struct Node {
   Op op = Op::kConst;
@@ -59,8 +66,10 @@ struct Node {
   int32_t agg = -1;
   int32_t table = -1;    // CompiledRuleSet::tables index
   int32_t counter = -1;  // CompiledRuleSet::counters index
+  dsl::ScalarFn fn = dsl::ScalarFn::kRound;  // kScalar
   Value constant;
   std::vector<int32_t> items;
+  std::shared_ptr<const FunctionData> data;  // kScalar: matches(), hour(), weekday()
 };
 
 struct CompiledExpr {
