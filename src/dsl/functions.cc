@@ -82,7 +82,7 @@ std::optional<std::string> CheckConstArgument(const ScalarFnInfo& fn, size_t i, 
   }
   if (kind != ArgKind::kConstString) return std::nullopt;
   if (arg.kind != Expr::Kind::kString) {
-    return fmt::format("{}()'s argument {} must be a string in double quotes, so that it is checked once when "
+    return fmt::format("{}()'s argument {} must be a string written in the rule, so that it is checked once when "
                        "the rule is loaded ({})",
                        fn.name, i + 1, fn.signature);
   }

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <simdjson.h>
 
 #include "cepheus/common/time.h"
@@ -326,6 +327,7 @@ struct RuleFeatures {
   bool filter_on_earlier_name = false;
   bool hot_shape = false;      // GenHotShape
   bool tables = false;         // reads tables and a named list (section 6.1)
+  bool functions = false;      // calls the authoring functions (%, round, matches, geo_km, ...)
   bool shared_buffer = false;  // the engine keeps its runs in one buffer (set from the compiled rule)
 };
 
@@ -340,6 +342,11 @@ const std::vector<std::string> kAllTypes = {"login",  "logout",     "order",    
                                             "refund", "chargeback", "password_change"};
 const std::vector<std::string> kCountries = {"US", "FR", "DE", "BR", "IN"};
 const std::vector<int> kAmounts = {1, 5, 20, 40, 49, 120, 300, 600, 900, 1500};
+const std::vector<std::string> kEmails = {"bob@example.com", "ann@mail.ru", "c.d@corp.example.org", "zoë@mail.ru",
+                                          "alice@gmail.com", "x@y"};
+// Paris, Paris again (a few metres off), New York, Mumbai, Sao Paulo.
+const std::vector<std::pair<double, double>> kPlaces = {
+    {48.8566, 2.3522}, {48.857, 2.353}, {40.7128, -74.006}, {19.076, 72.8777}, {-23.5505, -46.6333}};
 
 std::string TypesText(const std::vector<std::string>& types) {
   if (types.size() == 1) return types[0];
@@ -377,9 +384,40 @@ const std::vector<std::string> kTableAtoms = {
     "user_id in profiles and profiles[user_id].country == null",
 };
 
+// Filter atoms that call the authoring functions on the current event's
+// fields (events carry an e-mail and a position, each sometimes missing).
+const std::vector<std::string> kFunctionAtoms = {
+    "amount % 7 == 3",
+    "amount % -7 < 2",
+    "round(amount / 7, 1) > 20.5",
+    "round(amount / 3) == 100",
+    "floor(amount / 100) == 1",
+    "ceil(amount / 100) >= 3",
+    "min(amount, 300) == amount",
+    "max(country, \"DE\") == country",
+    "if(country == \"FR\", amount > 100, amount > 500)",
+    "coalesce(amount, 0) < 30",
+    "coalesce(email, country, \"none\") != \"none\"",
+    "starts_with(email, \"a\")",
+    "ends_with(email, \".ru\")",
+    "contains(email, \"mail\")",
+    "matches(email, \"^[a-c][a-z]*@\")",
+    "matches(user_id, '[02]$')",
+    "substr(user_id, 2) == \"1\"",
+    "substr(email, -3) == \".ru\"",
+    "substr(email, 1, 3) == \"bob\"",
+    "split_part(email, \"@\", -1) == \"mail.ru\"",
+    "split_part(email, \".\", 2) == \"com\"",
+    "hour(ts, \"Asia/Kolkata\") == 3",
+    "weekday(ts, \"Pacific/Auckland\") == 3",
+    "(ts / 1m) % 3 == 0",
+    "geo_km(lat, lon, 48.85, 2.35) > 1000",
+    "geo_km(lat, lon, 48.85, 2.35) < 10",
+};
+
 // A filter for step `s`; `earlier` are the named non-absent steps before it.
 std::string GenFilter(Rng& rng, const GenStep& step, const std::vector<GenStep>& earlier,
-                      bool* uses_earlier, bool tables) {
+                      bool* uses_earlier, bool tables, bool functions) {
   std::vector<std::string> atoms = {
       "amount > " + std::to_string(rng.Pick(std::vector<int>{50, 100, 250, 500, 800})),
       "amount < " + std::to_string(rng.Pick(std::vector<int>{10, 50, 100})),
@@ -399,6 +437,7 @@ std::string GenFilter(Rng& rng, const GenStep& step, const std::vector<GenStep>&
       "country != 5 or amount == \"120\"",
       "abs(amount - 300) <= 180",
   };
+  if (functions) atoms.insert(atoms.end(), kFunctionAtoms.begin(), kFunctionAtoms.end());
   std::vector<std::string> linked;
   if (step.list() && !step.name.empty()) {
     const std::string& n = step.name;
@@ -422,10 +461,16 @@ std::string GenFilter(Rng& rng, const GenStep& step, const std::vector<GenStep>&
       linked.push_back("country == " + n + ".country");
       linked.push_back("amount > " + n + ".amount");
       linked.push_back("amount >= 2 * " + n + ".amount");
+      if (functions) {
+        linked.push_back("ts - " + n + ".ts < 30s");
+        linked.push_back("geo_km(" + n + ".lat, " + n + ".lon, lat, lon) / max((ts - " + n + ".ts) / 1h, 0.001) > 900");
+        linked.push_back("split_part(email, \"@\", 2) != split_part(" + n + ".email, \"@\", 2)");
+      }
     }
   }
   auto atom = [&]() {
     if (tables && rng.Chance(45)) return rng.Pick(kTableAtoms);
+    if (functions && rng.Chance(50)) return rng.Pick(kFunctionAtoms);
     if (!linked.empty() && rng.Chance(step.kind == StepKind::kAbsent ? 75 : 50)) {
       *uses_earlier = true;
       return rng.Pick(linked);
@@ -440,7 +485,7 @@ std::string GenFilter(Rng& rng, const GenStep& step, const std::vector<GenStep>&
   return f;
 }
 
-std::string GenWhere(Rng& rng, const std::vector<GenStep>& named, bool tables) {
+std::string GenWhere(Rng& rng, const std::vector<GenStep>& named, bool tables, bool functions) {
   std::vector<std::string> atoms;
   std::vector<const GenStep*> plain;
   for (const GenStep& s : named) {
@@ -456,6 +501,11 @@ std::string GenWhere(Rng& rng, const std::vector<GenStep>& named, bool tables) {
       atoms.push_back("first(" + n + ".country) != last(" + n + ".country)");
       atoms.push_back("avg(" + n + ".amount) * count(" + n + ") > 1000");
       atoms.push_back("max(" + n + ".country) > min(" + n + ".country)");
+      if (functions) {
+        atoms.push_back("round(avg(" + n + ".amount)) % 2 == 0");
+        atoms.push_back("coalesce(max(" + n + ".amount), 0) > 500");
+        atoms.push_back("if(count(" + n + ") > 2, sum(" + n + ".amount) > 900, max(" + n + ".amount) > 600)");
+      }
     } else if (s.kind == StepKind::kOptional) {
       atoms.push_back("count(" + n + ") == 0");
       atoms.push_back("count(" + n + ") > 0");
@@ -483,6 +533,13 @@ std::string GenWhere(Rng& rng, const std::vector<GenStep>& named, bool tables) {
       atoms.push_back(b + ".country != " + a + ".country");
       atoms.push_back(b + ".amount >= 2 * " + a + ".amount");
       atoms.push_back("abs(" + b + ".amount - " + a + ".amount) > 100");
+      if (functions) {
+        atoms.push_back(b + ".ts - " + a + ".ts < 20s");
+        atoms.push_back("geo_km(" + a + ".lat, " + a + ".lon, " + b + ".lat, " + b + ".lon) / max((" + b + ".ts - " +
+                        a + ".ts) / 1h, 0.001) > 900");
+        atoms.push_back("split_part(" + a + ".email, \"@\", -1) != split_part(" + b + ".email, \"@\", -1)");
+        atoms.push_back("max(" + a + ".amount, " + b + ".amount) % 100 == 0");
+      }
     }
   }
   std::string w = rng.Pick(atoms);
@@ -550,6 +607,7 @@ GeneratedRule GenRule(Rng& rng, int serial) {
   int n = r < 30 ? 1 : (r < 70 ? 2 : 3);
   f.steps = n;
   f.tables = rng.Chance(25);
+  f.functions = rng.Chance(30);
   std::vector<GenStep> steps;
   std::set<std::string> used;
   for (int s = 0; s < n; ++s) {
@@ -605,7 +663,7 @@ GeneratedRule GenRule(Rng& rng, int serial) {
       if (e.kind != StepKind::kAbsent && !e.name.empty()) earlier.push_back(e);
     }
     if (rng.Chance(step.kind == StepKind::kAbsent ? 65 : 55)) {
-      step.filter = GenFilter(rng, step, earlier, &f.filter_on_earlier_name, f.tables);
+      step.filter = GenFilter(rng, step, earlier, &f.filter_on_earlier_name, f.tables, f.functions);
     }
     for (const std::string& t : step.types) out.types.push_back(t);
     f.any_type = f.any_type || step.types[0] == "any";
@@ -637,7 +695,7 @@ GeneratedRule GenRule(Rng& rng, int serial) {
     if (s.kind != StepKind::kAbsent && !s.name.empty()) named.push_back(s);
   }
   if (rng.Chance(35)) {
-    text += "  where " + GenWhere(rng, named, f.tables) + "\n";
+    text += "  where " + GenWhere(rng, named, f.tables, f.functions) + "\n";
     f.where = true;
   }
   text += "  within " + rng.Pick(std::vector<std::string>{"30s", "1m", "2m", "5m"}) + "\n";
@@ -720,6 +778,11 @@ GeneratedStream GenEvents(Rng& rng, const std::vector<std::string>& rule_types) 
         rng.Chance(55) ? kCountries[user % kCountries.size()] : rng.Pick(kCountries);
     if (!rng.Chance(3)) json += ", \"country\": \"" + country + "\"";
     if (!rng.Chance(5)) json += ", \"amount\": " + std::to_string(rng.Pick(kAmounts));
+    if (!rng.Chance(10)) json += ", \"email\": \"" + kEmails[(user + rng.Below(2)) % kEmails.size()] + "\"";
+    if (!rng.Chance(10)) {
+      const auto& [lat, lon] = kPlaces[rng.Chance(60) ? user % kPlaces.size() : rng.Below(kPlaces.size())];
+      json += fmt::format(", \"lat\": {}, \"lon\": {}", lat, lon);
+    }
     if (type == "order") {
       std::string oid = "o" + std::to_string(i);
       orders_of[user].push_back(oid);
@@ -904,6 +967,7 @@ Campaign RunCampaign() {
             {"hot shape", f.hot_shape},
             {"shared buffer", f.shared_buffer},
             {"tables", f.tables},
+            {"functions", f.functions},
         };
         for (const auto& [name, on] : features) {
           if (on) ++c.combos_with_alerts_by_feature[name];
@@ -1062,7 +1126,7 @@ TEST_CASE("the reference campaign exercises every feature of the rule language i
   for (const char* feature :
        {"strict", "any", "alternation", "counted", "open counted", "ranged counted", "optional",
         "middle absent", "trailing absent", "where", "cooldown", "limit",
-        "filter on earlier name", "hot shape", "shared buffer", "tables"}) {
+        "filter on earlier name", "hot shape", "shared buffer", "tables", "functions"}) {
     CAPTURE(feature);
     CHECK(c.combos_with_alerts_by_feature.count(feature));
     if (c.combos_with_alerts_by_feature.count(feature)) {

@@ -39,7 +39,10 @@
 #include <string_view>
 #include <utility>
 
+#include <absl/time/civil_time.h>
+#include <absl/time/time.h>
 #include <fmt/format.h>
+#include <re2/re2.h>
 #include <simdjson.h>
 
 #include "cepheus/common/json_writer.h"
@@ -310,6 +313,149 @@ std::optional<Value> LookupRecord(const std::vector<ReferenceTable>& tables, con
   Value deleted = FieldOf(*best, {"deleted"}, 0);
   if (IsTrue(deleted)) return std::nullopt;
   return best;
+}
+
+// ---- scalar functions (rules/README, "Functions"), literally ---------------------
+
+bool ScalarFunction(const std::string& fn) {
+  for (const char* f : {"round", "floor", "ceil", "starts_with", "ends_with", "contains", "matches", "substr",
+                        "split_part", "hour", "weekday", "geo_km"}) {
+    if (fn == f) return true;
+  }
+  return false;
+}
+
+bool IsWholeNumber(const Value& v) {
+  return IsNumber(v) && std::isfinite(v.number) && std::floor(v.number) == v.number;
+}
+
+// The characters (code points) of UTF-8 text, each as its bytes.
+std::vector<std::string> Characters(const std::string& s) {
+  std::vector<std::string> out;
+  for (unsigned char c : s) {
+    if ((c & 0xC0) == 0x80 && !out.empty()) {
+      out.back().push_back(static_cast<char>(c));
+    } else {
+      out.emplace_back(1, static_cast<char>(c));
+    }
+  }
+  return out;
+}
+
+// "substr(s, start[, length]): the characters from position start (1 the
+// first, -1 the last), at most length of them (all when omitted); "" past the
+// end; null unless s is a string, start a whole number other than 0 and
+// length a whole number >= 0."
+Value Substr(const std::vector<Value>& a) {
+  if (!IsString(a[0]) || !IsWholeNumber(a[1]) || a[1].number == 0) return Null();
+  if (a.size() > 2 && (!IsWholeNumber(a[2]) || a[2].number < 0)) return Null();
+  std::vector<std::string> chars = Characters(a[0].text);
+  double n = static_cast<double>(chars.size());
+  double first = a[1].number > 0 ? a[1].number - 1 : std::max(0.0, n + a[1].number);  // 0-based
+  std::string out;
+  for (double i = first, taken = 0; i < n && (a.size() < 3 || taken < a[2].number); ++i, ++taken) {
+    out += chars[static_cast<size_t>(i)];
+  }
+  return String(out);
+}
+
+// "split_part(s, d, n): the n-th part of s cut at each d (1 the first, -1
+// the last); "" when there are fewer parts; null unless s and d are strings,
+// d is not empty and n is a whole number other than 0."
+Value SplitPart(const std::vector<Value>& a) {
+  if (!IsString(a[0]) || !IsString(a[1]) || a[1].text.empty() || !IsWholeNumber(a[2]) || a[2].number == 0) {
+    return Null();
+  }
+  std::vector<std::string> parts;
+  std::string rest = a[0].text;
+  for (size_t at; (at = rest.find(a[1].text)) != std::string::npos;) {
+    parts.push_back(rest.substr(0, at));
+    rest = rest.substr(at + a[1].text.size());
+  }
+  parts.push_back(rest);
+  double n = a[2].number, count = static_cast<double>(parts.size());
+  double index = n > 0 ? n - 1 : count + n;
+  if (index < 0 || index >= count) return String("");
+  return String(parts[static_cast<size_t>(index)]);
+}
+
+// "hour(t[, zone]) 0 to 23 and weekday(t[, zone]) 1 (Monday) to 7 (Sunday),
+// of a time t given as epoch milliseconds or an RFC 3339 string, in the zone
+// of the tz database (UTC when none is given); null for anything else."
+Value HourOrWeekday(const std::string& fn, const std::vector<Value>& a, const std::vector<Expr>& exprs) {
+  std::optional<Millis> t;
+  if (IsNumber(a[0]) && std::isfinite(a[0].number) && std::fabs(a[0].number) < 1e15) {
+    t = static_cast<Millis>(std::floor(a[0].number));
+  } else if (IsString(a[0])) {
+    t = ParseRfc3339(a[0].text);
+  }
+  if (!t) return Null();
+  absl::TimeZone zone = absl::UTCTimeZone();
+  if (exprs.size() > 1 && !absl::LoadTimeZone(exprs[1].text, &zone)) return Null();
+  absl::CivilSecond local = absl::ToCivilSecond(absl::FromUnixMillis(*t), zone);
+  if (fn == "hour") return Number(static_cast<double>(local.hour()));
+  static const absl::Weekday kIso[] = {absl::Weekday::monday, absl::Weekday::tuesday, absl::Weekday::wednesday,
+                                       absl::Weekday::thursday, absl::Weekday::friday, absl::Weekday::saturday,
+                                       absl::Weekday::sunday};
+  absl::Weekday day = absl::GetWeekday(absl::CivilDay(local));
+  for (int i = 0; i < 7; ++i) {
+    if (kIso[i] == day) return Number(i + 1);
+  }
+  return Null();
+}
+
+// "geo_km(lat1, lon1, lat2, lon2): the great-circle distance in kilometres
+// between two points given in degrees (haversine, on a sphere of radius
+// 6371 km); null unless all four are numbers."
+Value GeoKm(const std::vector<Value>& a) {
+  for (const Value& v : a) {
+    if (!IsNumber(v)) return Null();
+  }
+  const double to_rad = std::acos(-1.0) / 180;
+  double dlat = (a[2].number - a[0].number) * to_rad, dlon = (a[3].number - a[1].number) * to_rad;
+  double h = std::pow(std::sin(dlat / 2), 2) +
+             std::cos(a[0].number * to_rad) * std::cos(a[2].number * to_rad) * std::pow(std::sin(dlon / 2), 2);
+  return Number(2 * 6371 * std::asin(std::sqrt(std::min(1.0, h))));
+}
+
+// Every scalar function but if() and coalesce(), on evaluated arguments;
+// `exprs` are the arguments as written (for the literal regex and zone).
+Value CallScalar(const std::string& fn, const std::vector<Value>& a, const std::vector<Expr>& exprs) {
+  if (fn == "round") {
+    if (!IsNumber(a[0])) return Null();
+    double scale = std::pow(10.0, a.size() > 1 ? a[1].number : 0);
+    if (!std::isfinite(a[0].number * scale)) return a[0];
+    return Number(std::round(a[0].number * scale) / scale);  // halves away from zero
+  }
+  if (fn == "floor") return IsNumber(a[0]) ? Number(std::floor(a[0].number)) : Null();
+  if (fn == "ceil") return IsNumber(a[0]) ? Number(std::ceil(a[0].number)) : Null();
+  if (fn == "min" || fn == "max") {  // "of two numbers or two strings; null otherwise"
+    bool want_max = fn == "max";
+    if (IsNumber(a[0]) && IsNumber(a[1])) {
+      return Number(want_max ? std::max(a[0].number, a[1].number) : std::min(a[0].number, a[1].number));
+    }
+    if (IsString(a[0]) && IsString(a[1])) {
+      return String(want_max ? std::max(a[0].text, a[1].text) : std::min(a[0].text, a[1].text));
+    }
+    return Null();
+  }
+  if (fn == "matches") {  // "somewhere in s"; false unless s is a string
+    if (!IsString(a[0])) return Bool(false);
+    return Bool(RE2::PartialMatch(a[0].text, RE2(exprs[1].text)));
+  }
+  if (fn == "starts_with" || fn == "ends_with" || fn == "contains") {  // false unless both are strings
+    if (!IsString(a[0]) || !IsString(a[1])) return Bool(false);
+    const std::string& s = a[0].text;
+    const std::string& p = a[1].text;
+    if (fn == "starts_with") return Bool(s.size() >= p.size() && s.compare(0, p.size(), p) == 0);
+    if (fn == "ends_with") return Bool(s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0);
+    return Bool(s.find(p) != std::string::npos);
+  }
+  if (fn == "substr") return Substr(a);
+  if (fn == "split_part") return SplitPart(a);
+  if (fn == "hour" || fn == "weekday") return HourOrWeekday(fn, a, exprs);
+  if (fn == "geo_km") return GeoKm(a);
+  return Null();
 }
 
 // ---- runs ---------------------------------------------------------------------
@@ -718,18 +864,38 @@ class Matcher {
   // list for a counted step).
   Value PathValue(const std::vector<std::string>& path, const Event* current, const Run& r) {
     int s = StepNamed(path[0]);
-    if (s < 0) return current ? FieldOf(current->doc, path, 0) : Null();
+    if (s < 0) return current ? EventField(*current, path, 0) : Null();
     if (steps_[s].counted) {
       std::vector<Value> values;
-      for (int i : r.bound[s]) values.push_back(FieldOf(events_[i].doc, path, 1));
+      for (int i : r.bound[s]) values.push_back(EventField(events_[i], path, 1));
       return List(std::move(values));
     }
     if (r.bound[s].empty()) return Null();
-    return FieldOf(events_[r.bound[s][0]].doc, path, 1);
+    return EventField(events_[r.bound[s][0]], path, 1);
+  }
+
+  // "The time field reads as epoch milliseconds, whatever its form in the
+  // record" (rules/README, section Functions); every other field as written.
+  static Value EventField(const Event& e, const std::vector<std::string>& path, size_t from) {
+    if (path.size() == from + 1 && path[from] == "ts") return Number(static_cast<double>(e.ts));
+    return FieldOf(e.doc, path, from);
   }
 
   Value Call(const Expr& e, const Event* current, const Run& r) {
     const std::string& fn = e.text;
+    if (fn == "if") return IsTrue(Eval(e.args[0], current, r)) ? Eval(e.args[1], current, r) : Eval(e.args[2], current, r);
+    if (fn == "coalesce") {
+      for (const Expr& a : e.args) {
+        Value v = Eval(a, current, r);
+        if (!IsNull(v)) return v;
+      }
+      return Null();
+    }
+    if (e.args.size() > 1 || ScalarFunction(fn)) {
+      std::vector<Value> args;
+      for (const Expr& a : e.args) args.push_back(Eval(a, current, r));
+      return CallScalar(fn, args, e.args);
+    }
     const Expr& arg = e.args[0];
     if (fn == "count") {
       int s = StepNamed(arg.path[0]);
@@ -844,6 +1010,7 @@ class Matcher {
     if (op == "-") return Number(a.number - b.number);
     if (op == "*") return Number(a.number * b.number);
     if (op == "/") return b.number == 0 ? Null() : Number(a.number / b.number);
+    if (op == "%") return b.number == 0 ? Null() : Number(std::fmod(a.number, b.number));
     return Null();
   }
 
