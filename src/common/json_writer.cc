@@ -29,25 +29,24 @@ void AppendJsonString(std::string* out, std::string_view s) {
 }
 
 std::string FormatNumber(double v) {
-  if (std::isfinite(v) && v == std::trunc(v) && std::fabs(v) < 1e15) {
-    return fmt::format("{}", static_cast<long long>(v));
-  }
-  if (!std::isfinite(v)) return "null";
-  // 15 significant digits: sums like 0.1 + 0.2 print as 0.3, not
-  // 0.30000000000000004 (a double holds 15 decimal digits exactly).
-  return fmt::format("{:.15g}", v);
+  std::string out;
+  AppendJsonNumber(&out, v);
+  return out;
 }
 
-void AppendJsonNumber(std::string* out, double v) { out->append(FormatNumber(v)); }
-
-void AppendExactJsonNumber(std::string* out, double v) {
+void AppendJsonNumber(std::string* out, double v) {
   if (!std::isfinite(v)) {
     out->append("null");
   } else if (v == std::trunc(v) && std::fabs(v) < 1e15) {
-    fmt::format_to(std::back_inserter(*out), "{}", static_cast<long long>(v));
+    fmt::format_to(std::back_inserter(*out), "{}", static_cast<long long>(v));  // 1500, not 1500.0 nor 1.5e+03
   } else {
-    fmt::format_to(std::back_inserter(*out), "{}", v);  // shortest text that reads back to v
+    // The shortest text that reads back to exactly v (fmt's Dragonbox):
+    // 66.66666666666667, and 0.1 + 0.2 as 0.30000000000000004 (round() or
+    // a format such as {x:.2f} when a message wants fewer digits).
+    fmt::format_to(std::back_inserter(*out), "{}", v);
   }
 }
+
+
 
 }  // namespace cepheus

@@ -115,7 +115,13 @@ struct Pattern : Tagged {
   std::vector<ArrowStep> rest;
 };
 
-struct TemplatePart : x3::variant<std::string, Chain> {
+// `{expr}` or `{expr:spec}` in a message; the spec (".2f", ",") formats a number.
+struct Hole : Tagged {
+  Chain expr;
+  boost::optional<Word> spec;
+};
+
+struct TemplatePart : x3::variant<std::string, Hole> {
   using base_type::base_type;
   using base_type::operator=;
 };

@@ -1030,7 +1030,13 @@ void RuleChecker::LowerTemplate(const ast::Template& tmpl, Where where, std::vec
     if (const auto* s = boost::get<std::string>(&part)) {
       tp.text = *s;
     } else {
-      Expr e = LowerExpr(boost::get<ast::Chain>(part));
+      const auto& hole = boost::get<ast::Hole>(part);
+      if (hole.spec) {
+        std::string error;
+        tp.format = ParseNumberFormat(hole.spec->text, &error);
+        if (!tp.format) Error(SpanOf(*hole.spec), error);
+      }
+      Expr e = LowerExpr(hole.expr);
       if (where == Where::kEmit && e.kind == Expr::Kind::kPath && e.path.size() == 1 && e.path[0] == "key" &&
           !names_.count("key")) {
         tp.key = true;  // a rule's key value

@@ -159,10 +159,14 @@ const x3::rule<step_class, ast::Step> step = "a pattern step";
 const x3::rule<arrow_step_class, ast::ArrowStep> arrow_step = "a pattern step";
 const x3::rule<pattern_class, ast::Pattern> pattern = "a pattern";
 const x3::rule<template_text_class, std::string> template_text = "text";
-const x3::rule<template_expr_class, ast::Chain> template_expr = "an expression";
+const x3::rule<template_expr_class, ast::Hole> template_expr = "an expression";
 const x3::rule<template_parts_class, std::vector<ast::TemplatePart>> template_parts = "text";
-const x3::rule<template_hole_class, ast::Chain> template_hole =
+const x3::rule<template_hole_class, ast::Hole> template_hole =
     "an expression after '{' (write {{ for a literal brace)";
+struct format_spec_class : annotate {};
+struct format_spec_raw_class;
+const x3::rule<format_spec_class, ast::Word> format_spec = "a number format such as .2f or ,";
+const x3::rule<format_spec_raw_class, ast::Word> format_spec_raw = "a number format such as .2f or ,";
 const x3::rule<template_class, ast::Template> template_lit = "a message in double quotes";
 const x3::rule<string_list_class, ast::StringList> string_list = "a string in double quotes";
 const x3::rule<duration_class, ast::Word> duration = "a duration such as 90s or 2m";
@@ -332,7 +336,9 @@ const auto template_text_def = +((lit("{{") >> x3::attr('{')) | (lit("}}") >> x3
 // Inside a message the hole's expression may not cross a line end.
 // A quote cannot start a hole's expression (it would read as a string to the
 // end of the line): `{` then `"` is a brace the writer meant literally.
-const auto template_hole_def = x3::skip(x3::blank)[!lit('"') >> expr];
+const auto format_spec_def = format_spec_raw;
+const auto format_spec_raw_def = lexeme[*~char_("}\"\n")][set_text];
+const auto template_hole_def = x3::skip(x3::blank)[!lit('"') >> expr >> -(':' >> format_spec)];
 const auto template_expr_def = '{' > template_hole > '}';
 const auto template_parts_def = *(template_text | template_expr);
 const auto template_lit_def = template_lit_raw;
@@ -361,7 +367,7 @@ const auto table_clause_def = (kw_str("key") > path) | (kw_str("time") > path) |
 const auto table__def = kw("table") > ident > *table_clause;
 const auto named_list_def = kw("list") > ident > '=' > list;
 
-BOOST_SPIRIT_DEFINE(count_int)
+BOOST_SPIRIT_DEFINE(count_int, format_spec, format_spec_raw)
 BOOST_SPIRIT_DEFINE(quantifier_raw, ident_raw, number_raw, string_lit_raw, word_lit_raw, path_raw, list_raw, types_raw, template_lit_raw, string_list_raw, duration_raw, severity_raw, skip_policy_raw, count_word_raw,
                     name_str, ident, number, escape, string_body, unterminated, string_lit,
                     word_lit, path_parts, path, call, list_items, list, primary, unary_minus,

@@ -88,6 +88,9 @@ std::string DumpRuleSet(const RuleSet& set) {
       out += "  emit \"";
       for (const auto& p : r.emit) {
         if (p.key) out += "{key}";
+        else if (p.expr && p.format) out += fmt::format("{{{}:{}{}{}}}", DumpExpr(*p.expr), p.format->grouping ? "," : "",
+                                                        p.format->precision >= 0 ? fmt::format(".{}", p.format->precision) : "",
+                                                        p.format->type ? std::string(1, p.format->type) : "");
         else if (p.expr) out += fmt::format("{{{}}}", DumpExpr(*p.expr));
         else out += p.text;
       }

@@ -47,7 +47,7 @@ nfa::Value Result(const nfa::AggregateProgram::Field& f, double count, double su
 }
 
 void AppendValue(std::string* j, const nfa::Value& v) {
-  if (v.kind == nfa::Value::Kind::kNumber) AppendExactJsonNumber(j, v.number);
+  if (v.kind == nfa::Value::Kind::kNumber) AppendJsonNumber(j, v.number);
   else *j += "null";
 }
 
@@ -237,7 +237,10 @@ bool Aggregates::Close(State& s, const std::string& group, Group& g, Millis star
     if (nfa::EvaluateOnEvent(p.alert_when, *ev, nullptr, end) && sink) {
       std::string message;
       if (p.emit.empty()) message = p.name;
-      for (const auto& part : p.emit) message += part.expr.empty() ? part.text : nfa::EvaluateTextOnEvent(part.expr, *ev, end);
+      for (const auto& part : p.emit) {
+        message += part.expr.empty() ? part.text
+                                     : nfa::EvaluateTextOnEvent(part.expr, *ev, end, part.format ? &*part.format : nullptr);
+      }
       sink->Publish(AggregateAlert(p, group, start, end, values, message));
       alerted = true;
     }

@@ -63,7 +63,8 @@ Alert MakeAlert(const nfa::Program& p, const std::string& key, const nfa::Match&
   } else {
     for (const auto& part : p.emit) {
       if (part.key) message += key;
-      else if (!part.expr.empty()) message += nfa::EvaluateOnRun(part.expr, run, tables, m.detected_at, counters);
+      else if (!part.expr.empty()) message += nfa::EvaluateOnRun(part.expr, run, tables, m.detected_at, counters,
+                                                                     part.format ? &*part.format : nullptr);
       else message += part.text;
     }
   }

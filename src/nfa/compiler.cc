@@ -238,6 +238,21 @@ class ExprCompiler {
   size_t total_nodes_ = 0;
 };
 
+// A message template: its text, its expressions and their number formats.
+Status CompileEmit(const std::vector<dsl::TemplatePart>& parts, ExprCompiler* ec, std::vector<EmitPart>* out) {
+  for (const auto& part : parts) {
+    EmitPart ep;
+    ep.text = part.text;
+    ep.key = part.key;
+    ep.format = part.format;
+    if (part.expr) {
+      if (Status st = ec->Compile(*part.expr, &ep.expr); !st.ok()) return st;
+    }
+    out->push_back(std::move(ep));
+  }
+  return Status::Ok();
+}
+
 // True when no node under `i` reads a run (bound names, aggregates).
 bool RunFree(const CompiledExpr& e, int32_t i) {
   if (i < 0) return true;
@@ -425,14 +440,7 @@ Status CompileAggregates(const dsl::RuleSet& set, CompiledRuleSet* out) {
       ReplacePrevious(&when, &ap);
       if (Status st = ec.Compile(when, &ap.alert_when); !st.ok()) return st;
     }
-    for (const auto& part : a.emit) {
-      EmitPart ep;
-      ep.text = part.text;
-      if (part.expr) {
-        if (Status st = ec.Compile(*part.expr, &ep.expr); !st.ok()) return st;
-      }
-      ap.emit.push_back(std::move(ep));
-    }
+    if (Status st = CompileEmit(a.emit, &ec, &ap.emit); !st.ok()) return st;
     out->aggregates.push_back(std::move(ap));
   }
   return Status::Ok();
@@ -512,16 +520,7 @@ Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl
       if (!st.ok()) return st;
     }
     if (options.shared_suffix) prog->suffix = PlanSuffix(*prog);
-    for (const auto& part : r.emit) {
-      EmitPart ep;
-      ep.text = part.text;
-      ep.key = part.key;
-      if (part.expr) {
-        Status st = ec.Compile(*part.expr, &ep.expr);
-        if (!st.ok()) return st;
-      }
-      prog->emit.push_back(std::move(ep));
-    }
+    if (Status st = CompileEmit(r.emit, &ec, &prog->emit); !st.ok()) return st;
     out->programs.push_back(std::move(prog));
   }
   if (Status st = CompileAggregates(*set, out.get()); !st.ok()) return st;

@@ -299,14 +299,20 @@ bool EvaluateCondition(const CompiledExpr& expr, const EvalContext& ctx) {
   return ev.Test(expr.root);
 }
 
-std::string EvaluateToText(const CompiledExpr& expr, const EvalContext& ctx) {
+std::string EvaluateToText(const CompiledExpr& expr, const EvalContext& ctx, const NumberFormat* format) {
   Evaluator ev(expr, ctx);
-  return ToText(ev.Eval(expr.root));
+  Value v = ev.Eval(expr.root);
+  if (format == nullptr) return ToText(v);
+  auto one = [&](const Value& x) { return x.kind == Value::Kind::kNumber ? FormatNumber(x.number, *format) : ToText(x); };
+  if (v.kind != Value::Kind::kList) return one(v);
+  std::string out;  // each number of a list in the format
+  for (size_t i = 0; i < v.len; ++i) out += (i ? ", " : "") + one(v.items[i]);
+  return out;
 }
 
 std::string EvaluateOnRun(const CompiledExpr& expr, const Run& run, const TableReader* tables, Millis at,
-                          const CounterReader* counters) {
-  return EvaluateToText(expr, EvalContext{nullptr, &run, tables, at, counters});
+                          const CounterReader* counters, const NumberFormat* format) {
+  return EvaluateToText(expr, EvalContext{nullptr, &run, tables, at, counters}, format);
 }
 
 }  // namespace cepheus::nfa
@@ -317,8 +323,8 @@ bool EvaluateOnEvent(const CompiledExpr& expr, const Event& e, const TableReader
   return EvaluateCondition(expr, EvalContext{&e, nullptr, tables, at});
 }
 
-std::string EvaluateTextOnEvent(const CompiledExpr& expr, const Event& e, Millis at) {
-  return EvaluateToText(expr, EvalContext{&e, nullptr, nullptr, at});
+std::string EvaluateTextOnEvent(const CompiledExpr& expr, const Event& e, Millis at, const NumberFormat* format) {
+  return EvaluateToText(expr, EvalContext{&e, nullptr, nullptr, at}, format);
 }
 
 }  // namespace cepheus::nfa

@@ -23,6 +23,6 @@ struct EvalContext {
 // An empty expression is true; otherwise only a `true` result is.
 bool EvaluateCondition(const CompiledExpr& expr, const EvalContext& ctx);
 // The value as alert-message text ("FR, DE" for a list).
-std::string EvaluateToText(const CompiledExpr& expr, const EvalContext& ctx);
+std::string EvaluateToText(const CompiledExpr& expr, const EvalContext& ctx, const NumberFormat* format = nullptr);
 
 }  // namespace cepheus::nfa

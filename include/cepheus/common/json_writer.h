@@ -11,11 +11,10 @@
 namespace cepheus {
 
 void AppendJsonString(std::string* out, std::string_view s);
-// Integers print without a fraction; other values in their shortest form.
+// Integers (below 1e15) print without a fraction; every other number in
+// the shortest text that reads back to exactly the same double; non-finite
+// numbers as null.
 void AppendJsonNumber(std::string* out, double v);
 std::string FormatNumber(double v);
-// The shortest text that reads back to exactly `v` (integers without a
-// fraction): for values a program reads, such as aggregate records.
-void AppendExactJsonNumber(std::string* out, double v);
 
 }  // namespace cepheus

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cepheus/common/number_format.h"
 #include "cepheus/common/source.h"
 #include "cepheus/common/time.h"
 
@@ -62,6 +63,7 @@ struct TemplatePart {
   std::string text;           // literal text (when !expr)
   std::optional<Expr> expr;
   bool key = false;
+  std::optional<NumberFormat> format;  // `{expr:.2f}`: how a number prints
 };
 
 enum class SkipPolicy { kPastLast, kToNext, kNone };

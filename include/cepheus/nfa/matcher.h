@@ -194,15 +194,18 @@ struct KeyRuns {
 };
 
 // The value of `expr` (an emit expression) over a completed run's bindings,
-// as alert-message text ("FR, DE" for a list, "null" for null).
+// as alert-message text ("FR, DE" for a list, "null" for null; a number in
+// `format` when one is given).
 std::string EvaluateOnRun(const CompiledExpr& expr, const Run& run, const TableReader* tables = nullptr,
-                          Millis at = 0, const CounterReader* counters = nullptr);
+                          Millis at = 0, const CounterReader* counters = nullptr,
+                          const NumberFormat* format = nullptr);
 
 // A filter over one event (the filter of a counter or an aggregate, or an
 // aggregate's `alert when` over its synthetic event), as of `at`.
 bool EvaluateOnEvent(const CompiledExpr& expr, const Event& e, const TableReader* tables, Millis at);
 // The value of `expr` over one event as alert-message text.
-std::string EvaluateTextOnEvent(const CompiledExpr& expr, const Event& e, Millis at);
+std::string EvaluateTextOnEvent(const CompiledExpr& expr, const Event& e, Millis at,
+                                const NumberFormat* format = nullptr);
 
 struct Match {
   Run run;

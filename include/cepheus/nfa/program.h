@@ -133,6 +133,7 @@ struct EmitPart {
   std::string text;
   CompiledExpr expr;  // empty for text
   bool key = false;
+  std::optional<NumberFormat> format;  // how a number the expression gives prints
 };
 
 struct TableProgram;

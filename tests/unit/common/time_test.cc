@@ -1,6 +1,9 @@
+#include <cstdlib>
+
 #include <doctest/doctest.h>
 
 #include "cepheus/common/json_writer.h"
+#include "cepheus/common/number_format.h"
 #include "cepheus/common/time.h"
 
 using namespace cepheus;
@@ -46,8 +49,42 @@ TEST_CASE("JSON strings escape quotes, backslashes and control characters") {
   CHECK(FormatNumber(-0.5) == "-0.5");
 }
 
-TEST_CASE("numbers print with at most 15 significant digits") {
-  CHECK(FormatNumber(0.1 + 0.2) == "0.3");
-  CHECK(FormatNumber(4514.950000000001) == "4514.95");
+TEST_CASE("numbers print in the shortest text that reads back to the same double") {
+  CHECK(FormatNumber(200.0 / 3) == "66.66666666666667");
+  CHECK(FormatNumber(1500.0) == "1500");
+  CHECK(FormatNumber(0.1 + 0.2) == "0.30000000000000004");
+  CHECK(FormatNumber(4514.95) == "4514.95");
+  CHECK(FormatNumber(-0.5) == "-0.5");
   CHECK(FormatNumber(1e20) == "1e+20");
+  for (double v : {200.0 / 3, 0.1 + 0.2, 1e-7, 123456.789, 2.0 / 7e10}) {
+    CAPTURE(v);
+    CHECK(std::strtod(FormatNumber(v).c_str(), nullptr) == v);
+  }
+}
+
+TEST_CASE("a number format in a message groups thousands, fixes decimals or prints a percentage") {
+  auto as = [](double v, const char* spec) {
+    std::string error;
+    auto f = cepheus::ParseNumberFormat(spec, &error);
+    REQUIRE_MESSAGE(f.has_value(), error);
+    return cepheus::FormatNumber(v, *f);
+  };
+  CHECK(as(200.0 / 3, ".2f") == "66.67");
+  CHECK(as(1234567.891, ",") == "1,234,567.891");
+  CHECK(as(1234567.891, ",.0f") == "1,234,568");
+  CHECK(as(-1234.5, ",.2f") == "-1,234.50");
+  CHECK(as(999.995, ",.1f") == "1,000.0");
+  CHECK(as(0.1234, ".1%") == "12.3%");
+  CHECK(as(1500, "e") == "1.500000e+03");
+  CHECK(as(2.5, "f") == "2.500000");
+  CHECK(as(-0.001, ".2f") == "0.00");  // never "-0.00"
+  CHECK(as(100, ",") == "100");
+  std::string error;
+  CHECK_FALSE(cepheus::ParseNumberFormat(".2", &error));
+  CHECK(error.find(".2f for decimals") != std::string::npos);
+  CHECK_FALSE(cepheus::ParseNumberFormat("", &error));
+  CHECK_FALSE(cepheus::ParseNumberFormat(".16f", &error));
+  CHECK(error.find("at most 15 decimals") != std::string::npos);
+  CHECK_FALSE(cepheus::ParseNumberFormat("x", &error));
+  CHECK_FALSE(cepheus::ParseNumberFormat(",e", &error));
 }

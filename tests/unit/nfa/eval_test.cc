@@ -89,7 +89,22 @@ TEST_CASE("messages print numbers, strings and lists readably") {
        R"({"id":"e2","type":"x","ts":2,"user_id":"u","a":0.2,"c":"DE"})"},
       0, &sink);
   REQUIRE(sink.alerts.size() == 1);
-  CHECK(sink.alerts[0].json.find(R"("message":"u 0.3 0.15 FR, DE FR 2 null, null")") != std::string::npos);
+  // 0.1 + 0.2 prints as the double it is: the shortest text that reads back
+  // to it (round() or {sum(o.a):.1f} when a message wants fewer digits).
+  CHECK(sink.alerts[0].json.find(R"("message":"u 0.30000000000000004 0.15000000000000002 FR, DE FR 2 null, null")") !=
+        std::string::npos);
+}
+
+TEST_CASE("a message's number formats apply to numbers and to each number of a list") {
+  cepheus::engine::CollectingSink sink;
+  Run(R"(rule r key user_id match o: x{3} within 1m emit "{avg(o.a)} {avg(o.a):.2f} {sum(o.a) * 1000:,} {o.a:.1f} {o.c:.1f} {max(o.a) / sum(o.a):.0%}")",
+      {R"({"id":"e1","type":"x","ts":1,"user_id":"u","a":100,"c":"FR"})",
+       R"({"id":"e2","type":"x","ts":2,"user_id":"u","a":50,"c":"DE"})",
+       R"({"id":"e3","type":"x","ts":3,"user_id":"u","a":50,"c":"DE"})"},
+      0, &sink);
+  REQUIRE(sink.alerts.size() == 1);
+  CHECK(sink.alerts[0].json.find(R"("message":"66.66666666666667 66.67 200,000 100.0, 50.0, 50.0 FR, DE, DE 50%")") !=
+        std::string::npos);
 }
 
 namespace {
