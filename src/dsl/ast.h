@@ -159,8 +159,18 @@ struct ComputeList : Tagged {
   std::vector<Computed> items;
 };
 
+// `fields { total: sum(o.amount), countries: distinct(o.country) }`.
+struct FieldEntry : Tagged {
+  Ident name;
+  Chain value;
+};
+struct FieldList : Tagged {
+  std::vector<FieldEntry> items;
+};
+
 struct ClauseValue
-    : x3::variant<StringLit, Word, Path, Pattern, Chain, Template, StringList, Source, Window, ComputeList> {
+    : x3::variant<StringLit, Word, Path, Pattern, Chain, Template, StringList, Source, Window, ComputeList,
+                  FieldList> {
   using base_type::base_type;
   using base_type::operator=;
 };

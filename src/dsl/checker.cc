@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "cepheus/common/suggest.h"
 #include "cepheus/dsl/functions.h"
 #include "cepheus/dsl/parser.h"
 #include "dsl/ast.h"
@@ -128,6 +129,7 @@ class RuleChecker {
   void CheckWindow(const ast::Window& w, Aggregate* a);
   void CheckCompute(const ast::ComputeList& list, Aggregate* a);
   void LowerTemplate(const ast::Template& tmpl, Where where, std::vector<TemplatePart>* out);
+  void CheckFields(const ast::FieldList& list, Rule* rule);
   std::optional<Severity> CheckSeverity(const ast::Word& w);
 
   const SourceFile& file_;
@@ -379,7 +381,7 @@ Type RuleChecker::TypeOfPath(const Expr& e, Where where, int step, bool allow_na
     if (where == Where::kEmit && e.path.size() == 1 && head == "key") return Type::kString;
     Error(e.span, fmt::format("'{}' does not start with a bound name; in '{}', write name.field "
                               "(for example o.amount)",
-                              fmt::join(e.path, "."), where == Where::kWhere ? "where" : "emit"));
+                              fmt::join(e.path, "."), where == Where::kWhere ? "where" : "emit and fields"));
     return Type::kAny;
   }
   const Binding& b = it->second;
@@ -440,10 +442,17 @@ Type RuleChecker::TypeOfCall(const Expr& e, Where where, int step) {
     if (e.text == f.name) fn = &f;
   }
   if (fn == nullptr) {
-    Error(e.span, fmt::format("unknown function '{}' (known: count, sum, avg, min, max, distinct, "
+    std::vector<std::string> known;
+    for (const auto& f : kFunctions) known.push_back(f.name);
+    for (const char* f : {"round", "floor", "ceil", "if", "coalesce", "starts_with", "ends_with", "contains",
+                          "matches", "substr", "split_part", "hour", "weekday", "geo_km"}) {
+      known.push_back(f);
+    }
+    auto close = Closest(e.text, known);
+    Error(e.span, fmt::format("unknown function '{}'{} (known: count, sum, avg, min, max, distinct, "
                               "first, last, abs, lower, upper, len, {}; previous_avg and previous_max in an "
                               "aggregate's 'alert when')",
-                              e.text, ScalarFnNames()));
+                              e.text, close ? fmt::format(": did you mean '{}'?", *close) : "", ScalarFnNames()));
     return Type::kAny;
   }
   if (e.args.size() != 1) {
@@ -770,6 +779,35 @@ void RuleChecker::CheckPatternWhereEmit(const Clauses& seen, Rule* out) {
   }
   if (auto it = seen.find("emit"); it != seen.end()) {
     LowerTemplate(boost::get<ast::Template>(it->second->value), Where::kEmit, &rule.emit);
+  }
+  if (auto it = seen.find("fields"); it != seen.end()) CheckFields(boost::get<ast::FieldList>(it->second->value), &rule);
+}
+
+// `fields { NAME: EXPR, ... }`: read like `emit` (every name bound), each
+// name once, at most kMaxAlertFields of them.
+void RuleChecker::CheckFields(const ast::FieldList& list, Rule* rule) {
+  std::map<std::string, uint32_t> names;
+  for (const auto& entry : list.items) {
+    Rule::Field f;
+    f.name = entry.name.name;
+    f.span = SpanOf(entry.name);
+    auto [it, fresh] = names.emplace(f.name, entry.name.begin);
+    if (!fresh) {
+      Error(f.span, fmt::format("field '{}' is given twice (first at line {})", f.name, file_.Locate(it->second).line));
+    }
+    if (rule->fields.size() == kMaxAlertFields) {
+      Error(f.span, fmt::format("more than {} fields: keep the alert's fields to what a case system reads",
+                                kMaxAlertFields));
+      return;
+    }
+    f.expr = LowerExpr(entry.value);
+    if (f.expr.kind == Expr::Kind::kPath && f.expr.path.size() == 1 && f.expr.path[0] == "key" && !names_.count("key")) {
+      Error(f.expr.span, "the alert carries its key already (\"key\"); a field reads the bound events, for example "
+                         "o.amount");
+    } else {
+      TypeOf(f.expr, Where::kEmit, -1);
+    }
+    rule->fields.push_back(std::move(f));
   }
 }
 

@@ -19,7 +19,7 @@ struct ClauseKeyword {
 inline constexpr ClauseKeyword kClauses[] = {
     {"description", false}, {"severity", false}, {"key", true},       {"match", true},
     {"where", false},       {"within", true},     {"skip", false},    {"cooldown", false},
-    {"limit", false},       {"emit", false},      {"tags", false},
+    {"limit", false},       {"emit", false},      {"tags", false},    {"fields", false},
 };
 
 // The words that start a declaration at the top of a file.

@@ -163,6 +163,14 @@ const x3::rule<template_expr_class, ast::Hole> template_expr = "an expression";
 const x3::rule<template_parts_class, std::vector<ast::TemplatePart>> template_parts = "text";
 const x3::rule<template_hole_class, ast::Hole> template_hole =
     "an expression after '{' (write {{ for a literal brace)";
+struct field_entry_class : annotate {};
+struct field_list_class : annotate {};
+struct field_items_class;
+struct field_list_raw_class;
+const x3::rule<field_entry_class, ast::FieldEntry> field_entry = "a name, ':' and an expression";
+const x3::rule<field_items_class, std::vector<ast::FieldEntry>> field_items = "a name, ':' and an expression";
+const x3::rule<field_list_class, ast::FieldList> field_list = "'{' and fields such as total: sum(o.amount)";
+const x3::rule<field_list_raw_class, ast::FieldList> field_list_raw = "'{' and fields such as total: sum(o.amount)";
 struct format_spec_class : annotate {};
 struct format_spec_raw_class;
 const x3::rule<format_spec_class, ast::Word> format_spec = "a number format such as .2f or ,";
@@ -361,13 +369,18 @@ const auto clause_def = (kw_str("description") > string_lit) | (kw_str("severity
                         (kw_str("where") > expr) | (kw_str("within") > duration) |
                         (kw_str("skip") > skip_policy) | (kw_str("cooldown") > duration) |
                         (kw_str("limit") > count_word) | (kw_str("emit") > template_lit) |
-                        (kw_str("tags") > string_list);
+                        (kw_str("tags") > string_list) | (kw_str("fields") > field_list);
+const auto field_entry_def = ident > ':' > expr;
+const auto field_items_def = field_entry % ',';
+const auto field_list_def = field_list_raw;
+const auto field_list_raw_def = ('{' > field_items > '}')[set_items];
 const auto rule__def = kw("rule") > ident > *clause;
 const auto table_clause_def = (kw_str("key") > path) | (kw_str("time") > path) | (kw_str("history") > duration);
 const auto table__def = kw("table") > ident > *table_clause;
 const auto named_list_def = kw("list") > ident > '=' > list;
 
 BOOST_SPIRIT_DEFINE(count_int, format_spec, format_spec_raw)
+BOOST_SPIRIT_DEFINE(field_entry, field_items, field_list, field_list_raw)
 BOOST_SPIRIT_DEFINE(quantifier_raw, ident_raw, number_raw, string_lit_raw, word_lit_raw, path_raw, list_raw, types_raw, template_lit_raw, string_list_raw, duration_raw, severity_raw, skip_policy_raw, count_word_raw,
                     name_str, ident, number, escape, string_body, unterminated, string_lit,
                     word_lit, path_parts, path, call, list_items, list, primary, unary_minus,

@@ -86,6 +86,16 @@ Alert MakeAlert(const nfa::Program& p, const std::string& key, const nfa::Match&
     j += ",\"description\":";
     AppendJsonString(&j, p.rule->description);
   }
+  if (!p.fields.empty()) {
+    j += ",\"fields\":{";
+    for (size_t i = 0; i < p.fields.size(); ++i) {
+      if (i) j += ',';
+      AppendJsonString(&j, p.fields[i].first);
+      j += ':';
+      nfa::AppendJsonOnRun(p.fields[i].second, run, tables, m.detected_at, counters, &j);
+    }
+    j += '}';
+  }
   j += ",\"events\":{";
   bool first_name = true;
   for (size_t s = 0; s < p.steps.size(); ++s) {

@@ -521,6 +521,10 @@ Result<std::shared_ptr<const CompiledRuleSet>> Compile(std::shared_ptr<const dsl
     }
     if (options.shared_suffix) prog->suffix = PlanSuffix(*prog);
     if (Status st = CompileEmit(r.emit, &ec, &prog->emit); !st.ok()) return st;
+    for (const auto& f : r.fields) {
+      prog->fields.emplace_back(f.name, CompiledExpr{});
+      if (Status st = ec.Compile(f.expr, &prog->fields.back().second); !st.ok()) return st;
+    }
     out->programs.push_back(std::move(prog));
   }
   if (Status st = CompileAggregates(*set, out.get()); !st.ok()) return st;

@@ -323,6 +323,34 @@ bool EvaluateOnEvent(const CompiledExpr& expr, const Event& e, const TableReader
   return EvaluateCondition(expr, EvalContext{&e, nullptr, tables, at});
 }
 
+namespace {
+
+void AppendJsonValue(const Value& v, std::string* out) {
+  switch (v.kind) {
+    case Value::Kind::kNull: out->append("null"); return;
+    case Value::Kind::kBool: out->append(v.boolean ? "true" : "false"); return;
+    case Value::Kind::kNumber: AppendJsonNumber(out, v.number); return;
+    case Value::Kind::kString: AppendJsonString(out, v.str()); return;
+    case Value::Kind::kList:
+      out->push_back('[');
+      for (size_t i = 0; i < v.len; ++i) {
+        if (i) out->push_back(',');
+        AppendJsonValue(v.items[i], out);
+      }
+      out->push_back(']');
+      return;
+  }
+}
+
+}  // namespace
+
+void AppendJsonOnRun(const CompiledExpr& expr, const Run& run, const TableReader* tables, Millis at,
+                     const CounterReader* counters, std::string* out) {
+  EvalContext ctx{nullptr, &run, tables, at, counters};
+  Evaluator ev(expr, ctx);
+  AppendJsonValue(ev.Eval(expr.root), out);
+}
+
 std::string EvaluateTextOnEvent(const CompiledExpr& expr, const Event& e, Millis at, const NumberFormat* format) {
   return EvaluateToText(expr, EvalContext{&e, nullptr, nullptr, at}, format);
 }

@@ -73,6 +73,7 @@ const char* SeverityName(Severity s);
 const char* SkipPolicyName(SkipPolicy s);
 
 inline constexpr int kDefaultLimit = 1000;
+inline constexpr size_t kMaxAlertFields = 64;  // entries of a rule's `fields`
 inline constexpr int kMaxLimit = 1000000;
 
 struct Rule {
@@ -92,6 +93,13 @@ struct Rule {
   int limit = kDefaultLimit;
   std::vector<TemplatePart> emit;    // empty: the message is the rule name
   std::vector<std::string> tags;
+  // `fields { NAME: EXPR, ... }`: typed values added to the alert as "fields".
+  struct Field {
+    std::string name;
+    Span span;
+    Expr expr;
+  };
+  std::vector<Field> fields;
   // A stable digest of the rule's own text (comments and spacing included);
   // persisted state is tied to it.
   uint64_t fingerprint = 0;

@@ -200,6 +200,11 @@ std::string EvaluateOnRun(const CompiledExpr& expr, const Run& run, const TableR
                           Millis at = 0, const CounterReader* counters = nullptr,
                           const NumberFormat* format = nullptr);
 
+// The value of `expr` over a completed run's bindings as JSON, appended to
+// `out`: a number, a string, true/false, null, or an array of those.
+void AppendJsonOnRun(const CompiledExpr& expr, const Run& run, const TableReader* tables, Millis at,
+                     const CounterReader* counters, std::string* out);
+
 // A filter over one event (the filter of a counter or an aggregate, or an
 // aggregate's `alert when` over its synthetic event), as of `at`.
 bool EvaluateOnEvent(const CompiledExpr& expr, const Event& e, const TableReader* tables, Millis at);

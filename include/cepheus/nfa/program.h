@@ -154,6 +154,7 @@ struct Program {
   Millis cooldown = 0;  // 0: none
   int limit = dsl::kDefaultLimit;
   std::vector<EmitPart> emit;
+  std::vector<std::pair<std::string, CompiledExpr>> fields;  // `fields`: name, value
   std::vector<AggSpec> aggs;
   // Steps after the last non-absent step are all absent: the pattern can only
   // complete when its window closes (reason "absence").

@@ -231,7 +231,7 @@ TEST_CASE("every clause keyword of the one list is parsed as its clause, and onl
       {"description", "description \"d\""}, {"severity", "severity high"},  {"key", "key user_id"},
       {"match", "match o: order"},          {"where", "where o.amount > 1"}, {"within", "within 1m"},
       {"skip", "skip past_last"},           {"cooldown", "cooldown 5m"},     {"limit", "limit 10"},
-      {"emit", "emit \"x\""},               {"tags", "tags \"a\""},
+      {"emit", "emit \"x\""},               {"tags", "tags \"a\""},         {"fields", "fields { n: count(o) }"},
   };
   std::string all;
   for (const auto& c : dsl::kClauses) {
