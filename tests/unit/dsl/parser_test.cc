@@ -258,5 +258,5 @@ TEST_CASE("every clause keyword of the one list is parsed as its clause, and onl
   }
   auto unknown = Parse("rule r key user_id match order within 2m windw 5m");
   CHECK(unknown.diagnostics.find("unknown clause 'windw' (expected description, severity, key, match, where, "
-                                 "within, skip, cooldown, limit, emit or tags)") != std::string::npos);
+                                 "within, skip, cooldown, limit, emit, tags or fields)") != std::string::npos);
 }
