@@ -11,6 +11,7 @@
 #include "cli/gen.h"
 #include "cli/replay.h"
 #include "cli/run.h"
+#include "cli/schema.h"
 #include "cli/test.h"
 #include "cli/version.h"
 
@@ -20,7 +21,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
   const std::vector<Command> commands = {AddCheck(app),   AddExplain(app), AddReplay(app), AddTest(app),
-                                         AddGen(app),     AddDemo(app),    AddRun(app),    AddVersion(app)};
+                                         AddGen(app),     AddDemo(app),    AddRun(app),    AddSchema(app),
+                                         AddVersion(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

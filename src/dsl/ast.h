@@ -209,6 +209,25 @@ struct Aggregate : Tagged {
   std::vector<Clause> clauses;
 };
 
+// `event order { user_id: string, card: { bin: string } }`: the fields of an
+// event type, each a type word or an object of more fields.
+struct SchemaObject;
+struct SchemaType : x3::variant<Word, x3::forward_ast<SchemaObject>> {
+  using base_type::base_type;
+  using base_type::operator=;
+};
+struct SchemaField : Tagged {
+  Ident name;
+  SchemaType type;
+};
+struct SchemaObject : Tagged {
+  std::vector<SchemaField> fields;
+};
+struct EventDecl : Tagged {
+  Ident name;
+  SchemaObject body;
+};
+
 // The declarations of one file, in the order written.
 struct File {
   std::vector<Rule> rules;
@@ -216,6 +235,7 @@ struct File {
   std::vector<NamedList> lists;
   std::vector<Counter> counters;
   std::vector<Aggregate> aggregates;
+  std::vector<EventDecl> events;
 };
 
 }  // namespace cepheus::dsl::ast

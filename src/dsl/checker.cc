@@ -21,6 +21,7 @@
 #include "dsl/ast.h"
 #include "dsl/checker.h"
 #include "dsl/clauses.h"
+#include "dsl/schema.h"
 
 namespace cepheus::dsl {
 namespace {
@@ -144,6 +145,15 @@ class RuleChecker {
   std::string rule_name_;
   std::vector<std::string> rule_key_;         // of the rule checked
   const Aggregate* aggregate_ = nullptr;      // the aggregate checked
+  // Event schemas: the types of each step of the rule checked, of the source
+  // of the counter or aggregate checked; the paths whose type a declaration gave.
+  std::vector<std::vector<std::string>> step_types_;
+  std::vector<std::string> source_types_;
+  std::set<const Expr*> schema_typed_;
+  // The type `types` declare for `path` (kAny when undeclared); an error at
+  // `span` when a declared type lacks it.
+  Type SchemaType(const std::vector<std::string>& types, const std::vector<std::string>& path, Span span,
+                  const Expr* e = nullptr);
   int history_ = 0;                           // its largest previous_* n
 };
 
@@ -359,6 +369,8 @@ bool RuleChecker::LowerPattern(const ast::Pattern& p, Pattern* out) {
       }
     }
   }
+  step_types_.clear();
+  for (const auto& s : out->steps) step_types_.push_back(s.types);
   for (size_t i = 0; i < out->steps.size(); ++i) {
     if (out->steps[i].filter) TypeOf(*out->steps[i].filter, Where::kFilter, static_cast<int>(i));
   }
@@ -371,13 +383,34 @@ bool RuleChecker::LowerPattern(const ast::Pattern& p, Pattern* out) {
   return true;
 }
 
+Type RuleChecker::SchemaType(const std::vector<std::string>& types, const std::vector<std::string>& path, Span span,
+                              const Expr* e) {
+  PathCheck c = CheckPath(decls_, types, path);
+  if (c.kind == PathCheck::Kind::kMissing) {
+    Error(span, c.message);
+    return Type::kAny;
+  }
+  if (c.kind == PathCheck::Kind::kUndeclared) return Type::kAny;
+  Type t = c.type == FieldType::kString ? Type::kString
+           : c.type == FieldType::kNumber ? Type::kNumber
+           : c.type == FieldType::kBool   ? Type::kBool
+           : c.type == FieldType::kList   ? Type::kList
+                                          : Type::kAny;
+  if (e != nullptr && t != Type::kAny) schema_typed_.insert(e);
+  return t;
+}
+
 Type RuleChecker::TypeOfPath(const Expr& e, Where where, int step, bool allow_names) {
   if (where == Where::kAlertWhen || where == Where::kAggregateEmit) return TypeOfAggregatePath(e, where);
-  if (where == Where::kSource) return Type::kAny;  // a field of the event
+  if (where == Where::kSource) return SchemaType(source_types_, e.path, e.span, &e);  // a field of the event
   const std::string& head = e.path[0];
   auto it = names_.find(head);
   if (it == names_.end()) {
-    if (where == Where::kFilter) return Type::kAny;  // a field of the current event
+    if (where == Where::kFilter) {  // a field of the current event
+      return step >= 0 && static_cast<size_t>(step) < step_types_.size()
+                 ? SchemaType(step_types_[static_cast<size_t>(step)], e.path, e.span, &e)
+                 : Type::kAny;
+    }
     if (where == Where::kEmit && e.path.size() == 1 && head == "key") return Type::kString;
     Error(e.span, fmt::format("'{}' does not start with a bound name; in '{}', write name.field "
                               "(for example o.amount)",
@@ -413,7 +446,11 @@ Type RuleChecker::TypeOfPath(const Expr& e, Where where, int step, bool allow_na
                               head, head, head));
     return Type::kAny;
   }
-  return b.counted ? Type::kList : Type::kAny;
+  std::vector<std::string> rest(e.path.begin() + 1, e.path.end());
+  Type declared = static_cast<size_t>(b.step) < step_types_.size()
+                      ? SchemaType(step_types_[static_cast<size_t>(b.step)], rest, e.span, b.counted ? nullptr : &e)
+                      : Type::kAny;
+  return b.counted ? Type::kList : declared;
 }
 
 Type RuleChecker::TypeOfCall(const Expr& e, Where where, int step) {
@@ -507,10 +544,12 @@ Type RuleChecker::TypeOfScalarCall(const Expr& e, const ScalarFnInfo& fn, Where 
     const char* want = kind == ArgKind::kNumber ? "a number"
                        : kind == ArgKind::kString ? "a string"
                        : kind == ArgKind::kBool   ? "true/false"
+                       : kind == ArgKind::kZone   ? "a time zone name"
                        : kind == ArgKind::kTime   ? "a time (epoch milliseconds or an RFC 3339 string)"
                                                   : nullptr;
     bool fits = !known || kind == ArgKind::kAny || kind == ArgKind::kConstString || kind == ArgKind::kConstInt ||
-                (kind == ArgKind::kNumber && t == Type::kNumber) || (kind == ArgKind::kString && t == Type::kString) ||
+                (kind == ArgKind::kNumber && t == Type::kNumber) ||
+                ((kind == ArgKind::kString || kind == ArgKind::kZone) && t == Type::kString) ||
                 (kind == ArgKind::kBool && t == Type::kBool) ||
                 (kind == ArgKind::kTime && (t == Type::kNumber || t == Type::kString));
     if (t == Type::kList || t == Type::kNames) {
@@ -613,6 +652,11 @@ Type RuleChecker::TypeOfBinary(const Expr& e, Where where, int step) {
     Error(e.span, fmt::format("cannot compare a list with '{}'; use 'in' or an aggregate such as "
                               "count() or sum()",
                               op));
+  } else if (known(l) && known(r) && l != r && (schema_typed_.count(&e.args[0]) || schema_typed_.count(&e.args[1]))) {
+    // A declared field's type is certain: the comparison can never hold.
+    const Expr& field = schema_typed_.count(&e.args[0]) ? e.args[0] : e.args[1];
+    Error(e.span, fmt::format("'{}' compares {} with {}, which is always false ('{}' is declared {})", op,
+                              TypeName(l), TypeName(r), fmt::join(field.path, "."), TypeName(field.path == e.args[0].path ? l : r)));
   } else if ((l == Type::kString && r == Type::kNumber) ||
              (l == Type::kNumber && r == Type::kString)) {
     Warning(e.span, "comparing a string with a number is always false");
@@ -688,6 +732,11 @@ std::optional<Rule> RuleChecker::Check(const ast::Rule& in) {
   CheckSettings(seen, &rule);
   rule_key_ = rule.key;
   CheckPatternWhereEmit(seen, &rule);
+  if (!rule.key.empty()) {  // every type the rule reads has its key
+    std::vector<std::string> types;
+    for (const auto& s : rule.pattern.steps) types.insert(types.end(), s.types.begin(), s.types.end());
+    SchemaType(types, rule.key, rule.key_span);
+  }
   CheckHistory(rule);
   std::string_view text(file_.text().data() + rule.span.begin, rule.span.end - rule.span.begin);
   rule.fingerprint = XXH3_64bits(text.data(), text.size());
@@ -879,6 +928,7 @@ Type RuleChecker::TypeOfPrevious(const Expr& e, Where where) {
 
 void RuleChecker::LowerSource(const ast::Source& in, EventSource* out) {
   out->types = in.types.names;
+  source_types_ = out->types;
   if (in.filter) {
     out->filter = LowerExpr(*in.filter);
     Type t = TypeOf(*out->filter, Where::kSource, -1);
@@ -981,6 +1031,8 @@ std::optional<Counter> RuleChecker::CheckCounter(const ast::Counter& in) {
     const auto& src = boost::get<ast::Source>(fn->value);
     LowerSource(src, &c.source);
     if (src.field) c.field = *src.field;
+    if (!c.key.empty()) SchemaType(c.source.types, c.key, c.key_span);
+    if (!c.field.empty()) SchemaType(c.source.types, c.field, SpanOf(src));
     if (c.fn == AggFn::kCount && src.field) {
       Error(SpanOf(src), fmt::format("count counts events: write `count {}`, without a field", fmt::join(c.source.types, "|")));
     } else if (c.fn != AggFn::kCount && !src.field) {
@@ -1052,6 +1104,7 @@ void RuleChecker::CheckCompute(const ast::ComputeList& list, Aggregate* a) {
         continue;
       }
       c.field = arg.path;
+      SchemaType(a->source.types, c.field, arg.span);
     }
     a->compute.push_back(std::move(c));
   }
@@ -1115,6 +1168,7 @@ std::optional<Aggregate> RuleChecker::CheckAggregate(const ast::Aggregate& in) {
     const auto& p = boost::get<ast::Path>(it->second->value);
     a.group = p.parts;
     a.group_span = SpanOf(p);
+    SchemaType(a.source.types, a.group, a.group_span);
   }
   if (auto it = seen.find("window"); it != seen.end()) CheckWindow(boost::get<ast::Window>(it->second->value), &a);
   if (auto it = seen.find("compute"); it != seen.end()) CheckCompute(boost::get<ast::ComputeList>(it->second->value), &a);

@@ -23,7 +23,7 @@ inline constexpr ClauseKeyword kClauses[] = {
 };
 
 // The words that start a declaration at the top of a file.
-inline constexpr const char* kDeclarations[] = {"rule", "table", "list", "counter", "aggregate"};
+inline constexpr const char* kDeclarations[] = {"rule", "table", "list", "counter", "aggregate", "event"};
 
 // "a, b or c" for a message: every clause keyword, or the required ones
 // ("key, match and within").

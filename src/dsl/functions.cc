@@ -33,9 +33,8 @@ const ScalarFnInfo kScalarFns[] = {
      "substr(s, start[, length])"},
     {ScalarFn::kSplitPart, "split_part", 3, 3, {A::kString, A::kString, A::kNumber}, R::kString,
      "split_part(s, delimiter, n)"},
-    {ScalarFn::kHour, "hour", 1, 2, {A::kTime, A::kConstString}, R::kNumber, "hour(time[, \"Zone/City\"])"},
-    {ScalarFn::kWeekday, "weekday", 1, 2, {A::kTime, A::kConstString}, R::kNumber,
-     "weekday(time[, \"Zone/City\"])"},
+    {ScalarFn::kHour, "hour", 1, 2, {A::kTime, A::kZone}, R::kNumber, "hour(time[, zone])"},
+    {ScalarFn::kWeekday, "weekday", 1, 2, {A::kTime, A::kZone}, R::kNumber, "weekday(time[, zone])"},
     {ScalarFn::kGeoKm, "geo_km", 4, 4, {A::kNumber, A::kNumber, A::kNumber, A::kNumber}, R::kNumber,
      "geo_km(lat1, lon1, lat2, lon2)"},
 };
@@ -80,7 +79,8 @@ std::optional<std::string> CheckConstArgument(const ScalarFnInfo& fn, size_t i, 
     }
     return std::nullopt;
   }
-  if (kind != ArgKind::kConstString) return std::nullopt;
+  if (kind == ArgKind::kZone && arg.kind != Expr::Kind::kString) return std::nullopt;  // looked up at run time
+  if (kind != ArgKind::kConstString && kind != ArgKind::kZone) return std::nullopt;
   if (arg.kind != Expr::Kind::kString) {
     return fmt::format("{}()'s argument {} must be a string written in the rule, so that it is checked once when "
                        "the rule is loaded ({})",

@@ -232,6 +232,7 @@ class FileParser {
     const auto list_parser = x3::with<grammar::source_base_tag>(base_)[grammar::named_list];
     const auto counter_parser = x3::with<grammar::source_base_tag>(base_)[grammar::counter_];
     const auto aggregate_parser = x3::with<grammar::source_base_tag>(base_)[grammar::aggregate_];
+    const auto event_parser = x3::with<grammar::source_base_tag>(base_)[grammar::event_decl];
     const char* p = SkipSpace(base_, end_);
     while (p < end_) {
       if (AtWord(p, end_, "table")) {
@@ -242,10 +243,13 @@ class FileParser {
         p = Declaration(p, counter_parser, &out.counters);
       } else if (AtWord(p, end_, "aggregate")) {
         p = Declaration(p, aggregate_parser, &out.aggregates);
+      } else if (AtWord(p, end_, "event")) {
+        p = Declaration(p, event_parser, &out.events);
       } else if (AtWord(p, end_, "rule")) {
         p = Rule(p, &out.rules);
       } else {
-        ErrorAt(p, fmt::format("expected 'rule', 'table', 'list', 'counter' or 'aggregate', found {}", TokenAt(p, end_)));
+        ErrorAt(p, fmt::format("expected 'rule', 'table', 'list', 'counter', 'aggregate' or 'event', found {}",
+                               TokenAt(p, end_)));
         p = NextLine(p, end_, false);
       }
     }
@@ -288,6 +292,7 @@ class FileParser {
       const char* what = AtWord(p, end_, "table")     ? "table"
                          : AtWord(p, end_, "list")    ? "list"
                          : AtWord(p, end_, "counter") ? "counter"
+                         : AtWord(p, end_, "event")   ? "event"
                                                       : "aggregate";
       ErrorAt(it, fmt::format("unexpected {} in a {} declaration", TokenAt(it, end_), what));
       return NextLine(it, end_, false);

@@ -50,6 +50,7 @@ inline const auto set_text = [](auto& ctx) { x3::_val(ctx).text = x3::_attr(ctx)
 inline const auto set_parts = [](auto& ctx) { x3::_val(ctx).parts = x3::_attr(ctx); };
 inline const auto set_names = [](auto& ctx) { x3::_val(ctx).names = x3::_attr(ctx); };
 inline const auto set_items = [](auto& ctx) { x3::_val(ctx).items = x3::_attr(ctx); };
+inline const auto set_fields = [](auto& ctx) { x3::_val(ctx).fields = x3::_attr(ctx); };
 inline const auto set_min = [](auto& ctx) { x3::_val(ctx).min = x3::_val(ctx).max = x3::_attr(ctx); };
 inline const auto set_open = [](auto& ctx) { x3::_val(ctx).max = -1; };
 inline const auto set_max = [](auto& ctx) { x3::_val(ctx).max = x3::_attr(ctx); };
@@ -171,6 +172,23 @@ const x3::rule<field_entry_class, ast::FieldEntry> field_entry = "a name, ':' an
 const x3::rule<field_items_class, std::vector<ast::FieldEntry>> field_items = "a name, ':' and an expression";
 const x3::rule<field_list_class, ast::FieldList> field_list = "'{' and fields such as total: sum(o.amount)";
 const x3::rule<field_list_raw_class, ast::FieldList> field_list_raw = "'{' and fields such as total: sum(o.amount)";
+struct schema_field_class : annotate {};
+struct schema_object_class : annotate {};
+struct schema_object_raw_class;
+struct schema_fields_class;
+struct schema_type_class;
+struct schema_word_class : annotate {};
+struct schema_word_raw_class;
+struct event_decl_class : annotate {};
+const x3::rule<schema_field_class, ast::SchemaField> schema_field = "a field name, ':' and its type";
+const x3::rule<schema_fields_class, std::vector<ast::SchemaField>> schema_fields = "a field name, ':' and its type";
+const x3::rule<schema_object_class, ast::SchemaObject> schema_object = "'{' and the fields";
+const x3::rule<schema_object_raw_class, ast::SchemaObject> schema_object_raw = "'{' and the fields";
+const x3::rule<schema_type_class, ast::SchemaType> schema_type =
+    "a type (string, number, bool, time, list or any) or '{'";
+const x3::rule<schema_word_class, ast::Word> schema_word = "a type (string, number, bool, time, list or any)";
+const x3::rule<schema_word_raw_class, ast::Word> schema_word_raw = "a type (string, number, bool, time, list or any)";
+const x3::rule<event_decl_class, ast::EventDecl> event_decl = "an event declaration";
 struct format_spec_class : annotate {};
 struct format_spec_raw_class;
 const x3::rule<format_spec_class, ast::Word> format_spec = "a number format such as .2f or ,";
@@ -374,6 +392,14 @@ const auto field_entry_def = ident > ':' > expr;
 const auto field_items_def = field_entry % ',';
 const auto field_list_def = field_list_raw;
 const auto field_list_raw_def = ('{' > field_items > '}')[set_items];
+const auto schema_word_def = schema_word_raw;
+const auto schema_word_raw_def = name_str[set_text];
+const auto schema_type_def = schema_object | schema_word;
+const auto schema_field_def = ident > ':' > schema_type;
+const auto schema_fields_def = -(schema_field % ',');
+const auto schema_object_def = schema_object_raw;
+const auto schema_object_raw_def = ('{' > schema_fields > '}')[set_fields];
+const auto event_decl_def = kw("event") > ident > schema_object;
 const auto rule__def = kw("rule") > ident > *clause;
 const auto table_clause_def = (kw_str("key") > path) | (kw_str("time") > path) | (kw_str("history") > duration);
 const auto table__def = kw("table") > ident > *table_clause;
@@ -381,6 +407,8 @@ const auto named_list_def = kw("list") > ident > '=' > list;
 
 BOOST_SPIRIT_DEFINE(count_int, format_spec, format_spec_raw)
 BOOST_SPIRIT_DEFINE(field_entry, field_items, field_list, field_list_raw)
+BOOST_SPIRIT_DEFINE(schema_word, schema_word_raw, schema_type, schema_field, schema_fields, schema_object,
+                    schema_object_raw, event_decl)
 BOOST_SPIRIT_DEFINE(quantifier_raw, ident_raw, number_raw, string_lit_raw, word_lit_raw, path_raw, list_raw, types_raw, template_lit_raw, string_list_raw, duration_raw, severity_raw, skip_policy_raw, count_word_raw,
                     name_str, ident, number, escape, string_body, unterminated, string_lit,
                     word_lit, path_parts, path, call, list_items, list, primary, unary_minus,

@@ -15,6 +15,7 @@
 
 #include "cepheus/common/file.h"
 #include "dsl/checker.h"
+#include "dsl/schema.h"
 #include "dsl/grammar.h"
 
 namespace cepheus::dsl {
@@ -109,7 +110,9 @@ bool ParseSources(std::vector<std::shared_ptr<const SourceFile>> files, RuleSet*
     }
     parsed.emplace_back(&f, ParseFile(f, diags));
   }
-  // Declarations first, so a rule may read a table or a list of any file.
+  // Event types first (every declaration reads them), then the other
+  // declarations, so a rule may read a table or a list of any file.
+  for (const auto& [f, p] : parsed) CheckEventDeclarations(*f, p.events, set, diags);
   for (const auto& [f, p] : parsed) CheckDeclarations(*f, p, set, diags);
   for (const auto& [f, p] : parsed) CheckRules(*f, p.rules, set, diags);
   CheckNamesUnique(*set, diags);

@@ -185,7 +185,8 @@ class ExprCompiler {
       n.fn = info->fn;
       for (size_t i = 0; i < e.args.size(); ++i) {
         n.items.push_back(Emit(e.args[i]));
-        bool literal = info->max_args != dsl::kVariadic && info->args[i] == dsl::ArgKind::kConstString;
+        bool literal = info->max_args != dsl::kVariadic &&
+                       (info->args[i] == dsl::ArgKind::kConstString || info->args[i] == dsl::ArgKind::kZone);
         if (literal) n.data = MakeFunctionData(info->fn, &e.args[i]);
       }
       return Push(n);

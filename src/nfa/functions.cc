@@ -103,10 +103,17 @@ bool TimeOf(const Value& v, Millis* out) {
   return false;
 }
 
-Value HourOrWeekday(ScalarFn fn, const FunctionData* data, const Value& t) {
+// The zone is the literal's (loaded once), or a zone name the rule read
+// (looked up in absl's cache of loaded zones), or UTC when none is given.
+Value HourOrWeekday(ScalarFn fn, const FunctionData* data, std::span<const Value> a) {
   Millis ms;
-  if (!TimeOf(t, &ms)) return Value::Null();
-  absl::TimeZone zone = data != nullptr ? data->zone : absl::UTCTimeZone();
+  if (!TimeOf(a[0], &ms)) return Value::Null();
+  absl::TimeZone zone = absl::UTCTimeZone();
+  if (data != nullptr) {
+    zone = data->zone;
+  } else if (a.size() > 1) {
+    if (!IsString(a[1]) || !absl::LoadTimeZone(std::string(a[1].str()), &zone)) return Value::Null();
+  }
   absl::CivilSecond cs = zone.At(absl::FromUnixMillis(ms)).cs;
   if (fn == ScalarFn::kHour) return Value::Number(cs.hour());
   // ISO 8601: Monday 1 ... Sunday 7.
@@ -190,7 +197,7 @@ Value CallScalar(dsl::ScalarFn fn, const FunctionData* data, std::span<const Val
       return StringTest(fn, data, a[0], a[1]);
     case ScalarFn::kSubstr: return Substr(a);
     case ScalarFn::kSplitPart: return SplitPart(a);
-    case ScalarFn::kHour: case ScalarFn::kWeekday: return HourOrWeekday(fn, data, a[0]);
+    case ScalarFn::kHour: case ScalarFn::kWeekday: return HourOrWeekday(fn, data, a);
     case ScalarFn::kGeoKm: return GeoKm(a);
     case ScalarFn::kIf: case ScalarFn::kCoalesce: break;  // lazy: in the evaluator
   }

@@ -22,7 +22,9 @@ enum class ScalarFn : uint8_t {
 // What an argument must be. kConstString and kConstInt must be written as a
 // literal, so the checker can vet it once: a regular expression, a time zone,
 // a number of digits.
-enum class ArgKind : uint8_t { kNumber, kString, kBool, kAny, kTime, kConstString, kConstInt };
+// kZone: a time zone, checked once when written as a literal ("Europe/Paris"),
+// looked up when the rule runs when it is an expression (a profile's zone).
+enum class ArgKind : uint8_t { kNumber, kString, kBool, kAny, kTime, kConstString, kConstInt, kZone };
 // What a call returns; kSameAsBranches: the type both branches of if() have.
 enum class ResultKind : uint8_t { kNumber, kString, kBool, kAny, kSameAsBranches };
 

@@ -191,6 +191,26 @@ struct Aggregate {
   int history = 0;  // the largest n of its previous_* calls: closed windows kept per group
 };
 
+// `event NAME { FIELD: TYPE, ... }`: the fields of an event type. When a
+// type is declared, a rule that reads a field it does not declare is refused,
+// and a comparison of mismatched declared types is an error.
+enum class FieldType { kString, kNumber, kBool, kTime, kList, kAny, kObject };
+const char* FieldTypeName(FieldType t);
+struct FieldSchema {
+  std::string name;
+  Span span;
+  FieldType type = FieldType::kAny;
+  std::vector<FieldSchema> fields;  // kObject
+};
+struct EventSchema {
+  const SourceFile* file = nullptr;
+  Span span;
+  std::string name;
+  Span name_span;
+  std::vector<FieldSchema> fields;
+};
+inline constexpr size_t kMaxSchemaFields = 1000;  // fields of one event declaration, nested ones included
+
 // Parsed and checked rules with the source files they came from.
 struct RuleSet {
   std::vector<std::shared_ptr<const SourceFile>> files;
@@ -199,6 +219,13 @@ struct RuleSet {
   std::vector<NamedList> lists;
   std::vector<Counter> counters;
   std::vector<Aggregate> aggregates;
+  std::vector<EventSchema> events;
+  const EventSchema* FindEvent(std::string_view name) const {
+    for (const auto& e : events) {
+      if (e.name == name) return &e;
+    }
+    return nullptr;
+  }
   const Counter* FindCounter(std::string_view name) const {
     for (const auto& c : counters) {
       if (c.name == name) return &c;

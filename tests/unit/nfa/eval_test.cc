@@ -219,6 +219,10 @@ TEST_CASE("time: durations are milliseconds, the time field a number, hour and w
   CHECK(Text("hour(e.created, 'Europe/Paris')", R"("created":"2024-07-01T23:30:00Z")") == "1");  // summer time
   CHECK(Text("hour(e.created)", R"("created":"yesterday")") == "null");
   CHECK(Text("weekday(e.missing)", "") == "null");
+  // A zone read from the data (a profile's, say) is looked up when the rule runs.
+  CHECK(Text("hour(e.ts, e.tz)", R"("tz":"Asia/Tokyo")") == "20");
+  CHECK(Text("hour(e.ts, e.tz)", R"("tz":"Mars/Olympus_Mons")") == "null");
+  CHECK(Text("hour(e.ts, e.tz)", "") == "null");
 }
 
 TEST_CASE("geo_km is the great-circle distance, null without four numbers") {

@@ -410,6 +410,7 @@ const std::vector<std::string> kFunctionAtoms = {
     "split_part(email, \".\", 2) == \"com\"",
     "hour(ts, \"Asia/Kolkata\") == 3",
     "weekday(ts, \"Pacific/Auckland\") == 3",
+    "hour(ts, if(country == \"IN\", \"Asia/Kolkata\", \"America/Sao_Paulo\")) == 3",
     "(ts / 1m) % 3 == 0",
     "geo_km(lat, lon, 48.85, 2.35) > 1000",
     "geo_km(lat, lon, 48.85, 2.35) < 10",

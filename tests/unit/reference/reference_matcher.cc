@@ -390,8 +390,10 @@ Value HourOrWeekday(const std::string& fn, const std::vector<Value>& a, const st
     t = ParseRfc3339(a[0].text);
   }
   if (!t) return Null();
+  // "zone: a name of the tz database, written in the rule or read from the
+  // data (a profile's zone); null when it names no zone".
   absl::TimeZone zone = absl::UTCTimeZone();
-  if (exprs.size() > 1 && !absl::LoadTimeZone(exprs[1].text, &zone)) return Null();
+  if (a.size() > 1 && (!IsString(a[1]) || !absl::LoadTimeZone(a[1].text, &zone))) return Null();
   absl::CivilSecond local = absl::ToCivilSecond(absl::FromUnixMillis(*t), zone);
   if (fn == "hour") return Number(static_cast<double>(local.hour()));
   static const absl::Weekday kIso[] = {absl::Weekday::monday, absl::Weekday::tuesday, absl::Weekday::wednesday,
