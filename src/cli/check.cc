@@ -83,6 +83,7 @@ int RunCheck(const CheckOptions& o) {
   std::string counted = n(rules->programs.size(), "rule");
   if (!rules->counters.empty()) counted += ", " + n(rules->counters.size(), "counter");
   if (!rules->aggregates.empty()) counted += ", " + n(rules->aggregates.size(), "aggregate");
+  if (!rules->source->events.empty()) counted += ", " + n(rules->source->events.size(), "event type");
   std::cerr << counted << " OK\n";
   return 0;
 }

@@ -159,7 +159,7 @@ int RunSchema(const SchemaOptions& o, std::ostream& out, std::ostream& err) {
       text += fmt::format("\n# left out: event type '{}' (not a name a rule can write)\n", name);
       continue;
     }
-    text += fmt::format("\nevent {} {{  # {} events\n", name, obj.objects);
+    text += fmt::format("\nevent {} {{  # {} event{}\n", name, obj.objects, obj.objects == 1 ? "" : "s");
     Print(obj, o.time_field, 2, true, &text);
     text += "}\n";
   }
