@@ -165,6 +165,45 @@ void ApplyTableRecords(const YAML::Node& section, engine::Tables* tables, std::v
 void CompareRecords(const YAML::Node& want, const std::vector<engine::AggregateRecord>& got,
                     std::vector<std::string>* problems);
 
+Reduced ReduceExpected(const YAML::Node& x) {
+  std::map<std::string, std::vector<std::string>> evs;
+  if (x["events"]) {
+    for (const auto& kv : x["events"]) {
+      for (const auto& id : kv.second) evs[kv.first.as<std::string>()].push_back(id.as<std::string>());
+    }
+  }
+  return Reduce(x["rule"].as<std::string>(), x["key"].as<std::string>(),
+                x["reason"] ? x["reason"].as<std::string>() : "match", evs);
+}
+
+// An expected alert's `message` (the exact text) and `fields` (each one
+// given, as a JSON value) against the alert it names, when there is one.
+void CompareDetails(const YAML::Node& x, const std::map<Reduced, std::string>& got, std::vector<std::string>* problems) {
+  if (!x["message"] && !x["fields"]) return;
+  auto it = got.find(ReduceExpected(x));
+  if (it == got.end()) return;  // reported as missing
+  simdjson::dom::parser parser, want_parser;
+  simdjson::dom::element a = parser.parse(it->second);
+  if (x["message"]) {
+    std::string_view message = a["message"].get_string().value();
+    if (message != x["message"].as<std::string>()) {
+      problems->push_back(fmt::format("alert {}: message \"{}\", expected \"{}\"", it->first, message,
+                                      x["message"].as<std::string>()));
+    }
+  }
+  if (!x["fields"]) return;
+  for (const auto& kv : x["fields"]) {
+    std::string name = kv.first.as<std::string>(), want_json;
+    NodeToJson(kv.second, &want_json);
+    simdjson::dom::element got_value;
+    std::string got_text = a["fields"][name].get(got_value) ? "(none)" : simdjson::minify(got_value);
+    std::string want_text = simdjson::minify(want_parser.parse(want_json).value());
+    if (got_text != want_text) {
+      problems->push_back(fmt::format("alert {}: field '{}' is {}, expected {}", it->first, name, got_text, want_text));
+    }
+  }
+}
+
 // Runs one case: its events (YAML maps, or JSON strings) through a fresh
 // engine, with the file's tables and then the case's; returns what differs
 // from its expected alerts and late events. Throws on a malformed case (the
@@ -200,17 +239,12 @@ std::vector<std::string> RunCase(const YAML::Node& c, const YAML::Node& file_tab
                      },
                      &tables);
   std::vector<Reduced> got, want;
-  for (const auto& a : sink->alerts) got.push_back(ReduceAlert(a.json));
-  for (const auto& x : c["expect"]) {
-    std::map<std::string, std::vector<std::string>> evs;
-    if (x["events"]) {
-      for (const auto& kv : x["events"]) {
-        for (const auto& id : kv.second) evs[kv.first.as<std::string>()].push_back(id.as<std::string>());
-      }
-    }
-    want.push_back(Reduce(x["rule"].as<std::string>(), x["key"].as<std::string>(),
-                          x["reason"] ? x["reason"].as<std::string>() : "match", evs));
+  std::map<Reduced, std::string> got_json;
+  for (const auto& a : sink->alerts) {
+    got.push_back(ReduceAlert(a.json));
+    got_json.emplace(got.back(), a.json);
   }
+  for (const auto& x : c["expect"]) want.push_back(ReduceExpected(x));
   std::sort(got.begin(), got.end());
   std::sort(want.begin(), want.end());
   std::vector<Reduced> missing, extra;
@@ -218,6 +252,7 @@ std::vector<std::string> RunCase(const YAML::Node& c, const YAML::Node& file_tab
   std::set_difference(got.begin(), got.end(), want.begin(), want.end(), std::back_inserter(extra));
   for (const auto& m : missing) problems.push_back("missing alert " + m);
   for (const auto& m : extra) problems.push_back("unexpected alert " + m);
+  for (const auto& x : c["expect"]) CompareDetails(x, got_json, &problems);
   if (c["aggregates"]) CompareRecords(c["aggregates"], sink->records, &problems);
   if (c["late"]) {
     std::vector<std::string> want_late;
@@ -310,7 +345,7 @@ Status CheckShape(const YAML::Node& doc, const std::string& file) {
     }
     if (!c["expect"] || !c["expect"].IsSequence()) continue;
     for (const auto& x : c["expect"]) {
-      if (Status st = daemon::CheckMapKeys(x, file, "an expected alert", {"rule", "key", "reason", "events"});
+      if (Status st = daemon::CheckMapKeys(x, file, "an expected alert", {"rule", "key", "reason", "events", "message", "fields"});
           !st.ok()) {
         return st;
       }
