@@ -167,7 +167,7 @@ AggregateOutcome EngineAggregate(const std::shared_ptr<const nfa::CompiledRuleSe
   for (const auto& al : sink.alerts) {
     simdjson::dom::element root = parser.parse(al.json);
     out.alerts.push_back({std::string(std::string_view(root["rule"])), std::string(std::string_view(root["key"])),
-                          std::string(std::string_view(root["reason"])), {}});
+                          std::string(std::string_view(root["reason"])), {}, ""});
   }
   out.late = sink.late;
   std::sort(out.records.begin(), out.records.end());

@@ -132,8 +132,23 @@ std::string JoinLines(const std::vector<std::string>& events) {
 // Records of each table, by table name, in source order.
 using TableRecords = std::map<std::string, std::vector<std::string>>;
 
+// The message and the "fields" object's text of an alert, as ReducedAlert::details.
+std::string AlertDetails(const std::string& json) {
+  simdjson::dom::parser parser;
+  std::string_view message;
+  if (parser.parse(json)["message"].get_string().get(message) != simdjson::SUCCESS) return "(no message)";
+  std::string fields;
+  size_t at = json.find(",\"fields\":");
+  if (at != std::string::npos) {
+    size_t from = at + 10, to = json.find(",\"events\":", from);
+    fields = json.substr(from, to - from);
+  }
+  return std::string(message) + "|" + fields;
+}
+
 Outcome RunEngine(const std::shared_ptr<const nfa::CompiledRuleSet>& compiled,
-                  const std::vector<std::string>& events, Millis out_of_order, const TableRecords& records = {}) {
+                  const std::vector<std::string>& events, Millis out_of_order, const TableRecords& records = {},
+                  bool details = false) {
   Outcome out;
   simdjson::padded_string input(JoinLines(events));
   engine::EngineOptions options;
@@ -156,6 +171,7 @@ Outcome RunEngine(const std::shared_ptr<const nfa::CompiledRuleSet>& compiled,
                      &tables);
   for (const engine::Alert& a : sink.alerts) {
     out.alerts.push_back(ReduceAlertJson(a.json, &out.error));
+    if (details) out.alerts.back().details = AlertDetails(a.json);
   }
   out.late = sink.late;
   std::sort(out.alerts.begin(), out.alerts.end());
@@ -175,8 +191,8 @@ std::vector<reference::ReferenceTable> RefTables(const dsl::RuleSet* set, const 
 }
 
 Outcome RunRef(const dsl::Rule& rule, const std::vector<std::string>& events,
-               Millis out_of_order, const std::vector<reference::ReferenceTable>& tables = {}) {
-  ReferenceResult r = RunReference(rule, events, out_of_order, tables);
+               Millis out_of_order, const std::vector<reference::ReferenceTable>& tables = {}, bool details = false) {
+  ReferenceResult r = RunReference(rule, events, out_of_order, tables, nullptr, details);
   Outcome out;
   out.alerts = std::move(r.alerts);
   out.late = std::move(r.late);
@@ -218,10 +234,10 @@ struct Subject {
   bool ok() const { return set != nullptr && set->rules.size() == 1; }
   const dsl::Rule& rule() const { return set->rules[0]; }
   Outcome Ref(const std::vector<std::string>& events, Millis d) const {
-    return RunRef(rule(), events, d, RefTables(set.get(), records));
+    return RunRef(rule(), events, d, RefTables(set.get(), records), /*details=*/true);
   }
   Outcome Engine(const std::vector<std::string>& events, Millis d) const {
-    return RunEngine(compiled, events, d, records);
+    return RunEngine(compiled, events, d, records, /*details=*/true);
   }
 };
 
@@ -328,6 +344,7 @@ struct RuleFeatures {
   bool hot_shape = false;      // GenHotShape
   bool tables = false;         // reads tables and a named list (section 6.1)
   bool functions = false;      // calls the authoring functions (%, round, matches, geo_km, ...)
+  bool details = false;        // has an emit or fields whose text the campaign compares
   bool shared_buffer = false;  // the engine keeps its runs in one buffer (set from the compiled rule)
 };
 
@@ -600,6 +617,42 @@ GeneratedRule GenHotShape(Rng& rng, int serial) {
   return out;
 }
 
+// Message holes with number formats, over a named step's events.
+std::string GenFormatted(Rng& rng, const GenStep& s) {
+  const std::string& n = s.name;
+  std::vector<std::string> holes = s.list()
+      ? std::vector<std::string>{"{sum(" + n + ".amount):,.2f}", "{avg(" + n + ".amount):.1f}", "{" + n + ".amount:,}",
+                                 "{count(" + n + "):e}", "{avg(" + n + ".amount) / 1000:.0%}", "{sum(" + n + ".amount) * 1000:,}",
+                                 "{avg(" + n + ".amount)}", "{" + n + ".amount:.2f}"}
+      : std::vector<std::string>{"{" + n + ".amount / 7:.3f}", "{" + n + ".amount * 1000:,}", "{" + n + ".amount / 3}",
+                                 "{" + n + ".amount:,.1f}", "{" + n + ".country:.2f}", "{-" + n + ".amount / 10000:.0f}"};
+  return " " + rng.Pick(holes) + " " + rng.Pick(holes);
+}
+
+// A `fields` clause over the named steps: numbers, strings, lists, bools, nulls.
+std::string GenFields(Rng& rng, const std::vector<GenStep>& named) {
+  std::vector<std::string> pool;
+  for (const GenStep& s : named) {
+    const std::string& n = s.name;
+    if (s.list()) {
+      for (const std::string& e : {"count(" + n + ")", "sum(" + n + ".amount)", "avg(" + n + ".amount)", n + ".country",
+                                   n + ".amount", "first(" + n + ".country)", "max(" + n + ".amount) > 500",
+                                   "round(avg(" + n + ".amount), 2)", "distinct(" + n + ".country)", "min(" + n + ".amount)"}) {
+        pool.push_back(e);
+      }
+    } else {
+      for (const std::string& e : {n + ".amount", n + ".country", n + ".amount / 3", n + ".missing", n + ".ts",
+                                   n + ".amount * 1.1", n + ".email"}) {
+        pool.push_back(e);
+      }
+    }
+  }
+  std::string out;
+  int k = rng.Int(1, 3);
+  for (int i = 0; i < k; ++i) out += (i ? ", " : "") + std::string("f") + std::to_string(i) + ": " + rng.Pick(pool);
+  return out;
+}
+
 GeneratedRule GenRule(Rng& rng, int serial) {
   if (rng.Chance(12)) return GenHotShape(rng, serial);
   GeneratedRule out;
@@ -715,10 +768,14 @@ GeneratedRule GenRule(Rng& rng, int serial) {
     f.limit = true;
   }
   if (rng.Chance(25)) {
-    // Not compared, but the engine renders it for every alert.
     const GenStep& s = rng.Pick(named);
     text += "  emit \"{key}: {count(" + s.name + ")} x {" + s.name + ".country} for {sum(" +
-            s.name + ".amount)} ({{" + s.name + "}})\"\n";
+            s.name + ".amount)} ({{" + s.name + "}})" + (rng.Chance(50) ? GenFormatted(rng, s) : "") + "\"\n";
+    f.details = true;
+  }
+  if (rng.Chance(30)) {
+    text += "  fields { " + GenFields(rng, named) + " }\n";
+    f.details = true;
   }
   out.text = text;
   return out;
@@ -969,6 +1026,7 @@ Campaign RunCampaign() {
             {"shared buffer", f.shared_buffer},
             {"tables", f.tables},
             {"functions", f.functions},
+            {"message and fields", f.details},
         };
         for (const auto& [name, on] : features) {
           if (on) ++c.combos_with_alerts_by_feature[name];
@@ -1127,7 +1185,7 @@ TEST_CASE("the reference campaign exercises every feature of the rule language i
   for (const char* feature :
        {"strict", "any", "alternation", "counted", "open counted", "ranged counted", "optional",
         "middle absent", "trailing absent", "where", "cooldown", "limit",
-        "filter on earlier name", "hot shape", "shared buffer", "tables", "functions"}) {
+        "filter on earlier name", "hot shape", "shared buffer", "tables", "functions", "message and fields"}) {
     CAPTURE(feature);
     CHECK(c.combos_with_alerts_by_feature.count(feature));
     if (c.combos_with_alerts_by_feature.count(feature)) {
@@ -1234,7 +1292,7 @@ TEST_CASE("when no event is late, an input and its copy sorted by time give the 
 
 ReducedAlert Alert(const std::string& rule, const std::string& key, const std::string& reason,
                    std::map<std::string, std::vector<std::string>> events) {
-  return ReducedAlert{rule, key, reason, std::move(events)};
+  return ReducedAlert{rule, key, reason, std::move(events), ""};
 }
 
 // Spec 4.5: under past_last, the runs dropped after a match, and the events

@@ -809,6 +809,12 @@ class Matcher {
                       detected_at < *ks->last_published + *rule_.cooldown;
     if (!suppressed) {
       result_.alerts.push_back(Reduce(key, run, reason));
+      if (details_) {
+        Millis at = at_;
+        at_ = detected_at;  // "emit and fields read the tables and counters as of detected_at"
+        result_.alerts.back().details = Details(key, run);
+        at_ = at;
+      }
       ks->last_published = detected_at;
     }
     auto consumes = [&](const Run& other) {
@@ -853,6 +859,95 @@ class Matcher {
     return a;
   }
 
+  // ---- messages and fields (rules/README sections 5 and 11) ----
+
+  // "A number prints in the shortest text that reads back to exactly the
+  // same number: 1500, 66.66666666666667"; a list as "a, b, c"; null as null.
+  static std::string Text(const Value& v) {
+    switch (v.kind) {
+      case Value::Kind::kNull: return "null";
+      case Value::Kind::kBool: return v.boolean ? "true" : "false";
+      case Value::Kind::kNumber: return NumberText(v.number);
+      case Value::Kind::kString: return v.text;
+      case Value::Kind::kList: {
+        std::string out;
+        for (size_t i = 0; i < v.items.size(); ++i) out += (i ? ", " : "") + Text(v.items[i]);
+        return out;
+      }
+      case Value::Kind::kObject: return "null";
+    }
+    return "null";
+  }
+
+  static std::string NumberText(double n) {
+    if (!std::isfinite(n)) return "null";
+    if (n == std::floor(n) && std::fabs(n) < 1e15) return fmt::format("{}", static_cast<long long>(n));
+    return fmt::format("{}", n);
+  }
+
+  // "[,][.N][f|e|%]: , groups the integer part's thousands, .N decimals, f
+  // fixed, e exponent, % times 100 then %; a type without .N has 6
+  // decimals; never -0.00. A format applies to a number and to each number
+  // of a list."
+  static std::string Formatted(const Value& v, const NumberFormat& f) {
+    if (v.kind == Value::Kind::kList) {
+      std::string out;
+      for (size_t i = 0; i < v.items.size(); ++i) out += (i ? ", " : "") + Formatted(v.items[i], f);
+      return out;
+    }
+    if (v.kind != Value::Kind::kNumber) return Text(v);
+    if (!std::isfinite(v.number)) return "null";
+    int digits = f.precision < 0 ? 6 : f.precision;
+    std::string s = f.type == 'f' ? fmt::format("{:.{}f}", v.number, digits)
+                    : f.type == '%' ? fmt::format("{:.{}f}", v.number * 100, digits)
+                    : f.type == 'e' ? fmt::format("{:.{}e}", v.number, digits)
+                                    : NumberText(v.number);
+    if (s[0] == '-' && s.find_first_not_of("-0.") == std::string::npos) s = s.substr(1);
+    if (f.grouping && s.find('e') == std::string::npos) {
+      size_t sign = s[0] == '-' ? 1 : 0;
+      size_t end = s.find('.') == std::string::npos ? s.size() : s.find('.');
+      for (size_t at = end; at > sign + 3; at -= 3) s.insert(at - 3, ",");
+    }
+    return f.type == '%' ? s + "%" : s;
+  }
+
+  static std::string Json(const Value& v) {
+    switch (v.kind) {
+      case Value::Kind::kString: {
+        std::string out;
+        AppendJsonString(&out, v.text);
+        return out;
+      }
+      case Value::Kind::kList: {
+        std::string out = "[";
+        for (size_t i = 0; i < v.items.size(); ++i) out += (i ? "," : "") + Json(v.items[i]);
+        return out + "]";
+      }
+      default: return Text(v);
+    }
+  }
+
+  std::string Details(const std::string& key, const Run& run) {
+    std::string message = rule_.emit.empty() ? rule_.name : "";
+    for (const auto& part : rule_.emit) {
+      if (part.key) message += key;
+      else if (!part.expr) message += part.text;
+      else if (part.format) message += Formatted(Eval(*part.expr, nullptr, run), *part.format);
+      else message += Text(Eval(*part.expr, nullptr, run));
+    }
+    std::string fields;
+    for (const auto& f : rule_.fields) {
+      fields += (fields.empty() ? "{" : ",") + Json(Value{Value::Kind::kString, false, 0, f.name, {}, {}}) + ":" +
+                Json(Eval(f.expr, nullptr, run));
+    }
+    if (!fields.empty()) fields += "}";
+    return message + "|" + fields;
+  }
+
+ public:
+  bool details_ = false;
+
+ private:
   // ---- expressions (4.3, semantics 11) ----
 
   int StepNamed(const std::string& name) const {
@@ -1088,9 +1183,10 @@ class Matcher {
 
 ReferenceResult RunReference(const dsl::Rule& rule, const std::vector<std::string>& events,
                              Millis out_of_order, const std::vector<ReferenceTable>& tables,
-                             const std::vector<dsl::Counter>* counters) {
+                             const std::vector<dsl::Counter>* counters, bool details) {
   Matcher m(rule, out_of_order, tables);
   m.counters_ = counters;
+  m.details_ = details;
   for (size_t i = 0; i < events.size(); ++i) m.Arrive(events[i], static_cast<int>(i));
   m.Finish();
   return m.TakeResult();
@@ -1234,7 +1330,7 @@ std::string Describe(const ReducedAlert& alert) {
     for (size_t i = 0; i < ids.size(); ++i) out += (i ? ", " : "") + ids[i];
     out += "]";
   }
-  return out + "}";
+  return out + "}" + (alert.details.empty() ? "" : " " + alert.details);
 }
 
 }  // namespace cepheus::reference

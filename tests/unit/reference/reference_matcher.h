@@ -24,6 +24,9 @@ struct ReducedAlert {
   std::string key;
   std::string reason;  // "match" or "absence"
   std::map<std::string, std::vector<std::string>> events;
+  // Only when asked for: the message, then '|' and the "fields" object as
+  // JSON text ("" without a `fields` clause).
+  std::string details;
 
   friend bool operator==(const ReducedAlert&, const ReducedAlert&) = default;
   friend auto operator<=>(const ReducedAlert&, const ReducedAlert&) = default;
@@ -48,9 +51,11 @@ struct ReferenceTable {
 // usable "ts" are skipped, as the engine skips malformed records; so are
 // table records without a usable key or time.
 // `counters`: the rule set's counters (section 6.2) that the rule may read.
+// `details`: fill ReducedAlert::details, the message and fields as the
+// rules/README words them (shortest numbers, formats, JSON values).
 ReferenceResult RunReference(const dsl::Rule& rule, const std::vector<std::string>& events,
                              Millis out_of_order, const std::vector<ReferenceTable>& tables = {},
-                             const std::vector<dsl::Counter>* counters = nullptr);
+                             const std::vector<dsl::Counter>* counters = nullptr, bool details = false);
 
 // An aggregate (section 6.3) over `events`, literally: every window of every
 // group with its events, the computed fields, `alert when` with previous_*
