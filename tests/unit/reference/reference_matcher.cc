@@ -1310,7 +1310,7 @@ AggregateResult RunReferenceAggregate(const dsl::Aggregate& a, const std::vector
       synthetic.doc.field_names.push_back("group");
       synthetic.doc.items.push_back(String(group));
       if (IsTrue(eval.EvalOn(WithPrevious(*a.alert_when, a, results, start), synthetic))) {
-        out.alerts.push_back(ReducedAlert{a.name, group, "aggregate", {}});
+        out.alerts.push_back(ReducedAlert{a.name, group, "aggregate", {}, ""});
       }
     }
   }
