@@ -97,6 +97,11 @@ std::string DumpRuleSet(const RuleSet& set) {
       out += "\"\n";
     }
     if (!r.tags.empty()) out += fmt::format("  tags \"{}\"\n", fmt::join(r.tags, "\", \""));
+    if (!r.fields.empty()) {
+      std::vector<std::string> fields;
+      for (const auto& f : r.fields) fields.push_back(fmt::format("{}: {}", f.name, DumpExpr(f.expr)));
+      out += fmt::format("  fields {{ {} }}\n", fmt::join(fields, ", "));
+    }
   }
   return out;
 }

@@ -146,6 +146,7 @@ std::string DumpProgram(const Program& p, const FieldTable& f) {
                                            ? "when the window closes with no event of the absent step"
                                            : "when every step has its minimum and `where` holds");
   out += fmt::format("  where: {}\n", ExprText(p, f, p.where));
+  for (const auto& [name, expr] : p.fields) out += fmt::format("  field {}: {}\n", name, ExprText(p, f, expr));
   // Which parts read which tables, and as of when (section 6.1).
   for (size_t i = 0; i < p.steps.size(); ++i) {
     std::vector<std::string> names;
@@ -157,8 +158,9 @@ std::string DumpProgram(const Program& p, const FieldTable& f) {
   std::vector<std::string> late_reads;
   TablesOf(p, p.where, &late_reads);
   for (const auto& part : p.emit) TablesOf(p, part.expr, &late_reads);
+  for (const auto& field : p.fields) TablesOf(p, field.second, &late_reads);
   if (!late_reads.empty()) {
-    out += fmt::format("  where/emit read tables: {} (as of the match's last event, or an absence's deadline)\n",
+    out += fmt::format("  where/emit/fields read tables: {} (as of the match's last event, or an absence's deadline)\n",
                        fmt::join(late_reads, ", "));
   }
   for (size_t i = 0; i < p.aggs.size(); ++i) {

@@ -145,7 +145,7 @@ TEST_CASE("explain says which steps read which tables, and as of when") {
   const auto& c = *compiled.value();
   std::string text = nfa::DumpProgram(*c.programs[0], c.fields);
   CHECK(text.find("s0 reads tables: profiles (as of the event tested)") != std::string::npos);
-  CHECK(text.find("where/emit read tables: profiles (as of the match's last event") != std::string::npos);
+  CHECK(text.find("where/emit/fields read tables: profiles (as of the match's last event") != std::string::npos);
   CHECK(text.find("(event.country != profiles[event.user_id].country)") != std::string::npos);
 }
 
