@@ -95,7 +95,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   engine::EventDecoder decoder(w.rules, engine::EventFieldNames{});
   engine::CollectingSink sink;
-  engine::Engine eng(w.rules, engine::EngineOptions{5000}, &sink);
+  engine::EngineOptions options;
+  options.out_of_order = 5000;
+  engine::Engine eng(w.rules, options, &sink);
   engine::Engine::LoadReport report;
   if (!eng.Load(store, &decoder, &report).ok()) return 0;
   for (const auto& line : Events(1700000030000)) eng.Push(decoder.Decode(line, nfa::Position{}).value());
