@@ -639,7 +639,8 @@ class Matcher {
   // ending with the current event's bucket" (or the deadline's).
   Value CounterValue(const std::string& name, Millis at) {
     const dsl::Counter* c = nullptr;
-    for (const auto& x : counters_ ? *counters_ : std::vector<dsl::Counter>{}) {
+    if (counters_ == nullptr) return Null();
+    for (const auto& x : *counters_) {  // not `a ? *b : {}`: that copies, and `c` would dangle
       if (x.name == name) c = &x;
     }
     if (c == nullptr) return Null();
