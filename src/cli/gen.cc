@@ -2,8 +2,11 @@
 // Kafka at a steady rate, keyed by a field of each event.
 #include "cli/gen.h"
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -32,6 +35,20 @@ int RunGen(const GenCommandOptions& o) {
   }
   g.out_of_order = *d;
   g.malformed_rate = o.malformed;
+  // --labels: one JSON line per planted incident (what `backtest --labels` reads).
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> labels(nullptr, &std::fclose);
+  std::function<void(std::string_view)> write_label = [&](std::string_view line) {
+    std::fwrite(line.data(), 1, line.size(), labels.get());
+    std::fputc('\n', labels.get());
+  };
+  if (!o.labels.empty()) {
+    labels.reset(std::fopen(o.labels.c_str(), "w"));
+    if (!labels) {
+      std::cerr << fmt::format("cepheus: error: cannot write {}: {}\n", o.labels, std::strerror(errno));
+      return 1;
+    }
+    g.labels = &write_label;
+  }
   if (!o.kafka.empty()) {
     auto producer = io::KafkaProducer::Create(o.kafka, {});
     if (!producer.ok()) {
@@ -71,6 +88,10 @@ int RunGen(const GenCommandOptions& o) {
     std::fputc('\n', stdout);
   });
   std::fflush(stdout);
+  if (labels && std::fflush(labels.get()) != 0) {
+    std::cerr << fmt::format("cepheus: error: cannot write {}: {}\n", o.labels, std::strerror(errno));
+    return 1;
+  }
   std::cerr << fmt::format("gen: {} events, {} fraud incidents planted, {} malformed records\n", s.events,
                            s.incidents, s.malformed);
   return 0;
@@ -94,6 +115,7 @@ Command AddGen(CLI::App& app) {
   sub->add_option("--kafka", o->kafka, "Produce to Kafka at these brokers instead of printing");
   sub->add_option("--topic", o->topic, "Topic to produce to (with --kafka)");
   sub->add_option("--key", o->key_field, "Event field used as the message key (with --kafka)");
+  sub->add_option("--labels", o->labels, "Write the planted incidents to this file: {key, from, to, label} per line");
   return {sub, [o] { return RunGen(*o); }};
 }
 

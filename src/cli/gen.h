@@ -19,6 +19,7 @@ struct GenCommandOptions {
   std::string kafka;  // brokers: produce to `topic` instead of printing
   std::string topic = "events";
   std::string key_field = "user_id";
+  std::string labels;  // file for the labels of the planted incidents, "" for none
 };
 int RunGen(const GenCommandOptions& o);
 Command AddGen(CLI::App& app);

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/backtest.h"
 #include "cli/check.h"
 #include "cli/demo.h"
 #include "cli/explain.h"
@@ -21,7 +22,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
   const std::vector<Command> commands = {AddCheck(app),   AddExplain(app), AddReplay(app), AddTest(app),
-                                         AddGen(app),     AddDemo(app),    AddRun(app),    AddSchema(app),
+                                         AddGen(app),     AddDemo(app),    AddRun(app),    AddSchema(app), AddBacktest(app),
                                          AddVersion(app)};
   try {
     app.parse(argc, argv);

@@ -297,11 +297,24 @@ class Generator {
 
   // ---- incidents --------------------------------------------------------
 
+  // One label per incident (`cepheus gen --labels`): whom it targets (the
+  // user, or the card for card testing), the event times of its first and
+  // last events, and its kind. Writing it draws no random number, so the
+  // events are the same with and without labels.
+  void Label(char entity, int64_t user, Millis from, Millis to, const char* kind) {
+    if (options_.labels == nullptr) return;
+    std::string out = "{\"key\":";
+    AppendId(&out, entity, user);
+    fmt::format_to(std::back_inserter(out), ",\"from\":{},\"to\":{},\"label\":\"{}\"}}", from, to, kind);
+    (*options_.labels)(out);
+  }
+
   void StartIncident() {
     ++stats_.incidents;
     const int64_t user = ZipfUser();
     const uint8_t home = HomeCountry(user);
     Millis t = clock_ + Between(0, 2000);
+    const Millis from = t;
     switch (Below(5)) {
       case 0: {  // multi_country
         std::array<uint8_t, 10> countries = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -310,6 +323,7 @@ class Generator {
           if (i > 0) t += Between(5000, 40000);
           ScheduleOrderAndPayment(t, user, countries[i], NormalCents());
         }
+        Label('u', user, from, t, "multi_country");
         break;
       }
       case 1: {  // takeover
@@ -326,7 +340,9 @@ class Generator {
         change.type = Unit() < 0.5 ? Type::kPasswordChange : Type::kPaymentMethodChange;
         change.detail = 0;
         Schedule(change);
-        ScheduleOrderAndPayment(t + Between(5000, 60000), user, away, Between(100100, 500000));
+        const Millis order_ts = t + Between(5000, 60000);
+        ScheduleOrderAndPayment(order_ts, user, away, Between(100100, 500000));
+        Label('u', user, from, order_ts, "takeover");
         break;
       }
       case 2: {  // card_testing
@@ -348,16 +364,19 @@ class Generator {
         payment.order = ++orders_;
         payment.amount_cents = Between(50001, 200000);
         Schedule(payment);
+        Label('c', user, from, payment.ts, "card_testing");
         break;
       }
       case 3:  // unpaid
         Schedule(MakeOrder(t, user, home, Between(20001, 200000)));
+        Label('u', user, from, t, "unpaid");
         break;
       default:  // velocity
         for (int i = 0; i < 6; ++i) {
           if (i > 0) t += Between(10000, 50000);
           ScheduleOrderAndPayment(t, user, home, Between(55000, 150000));
         }
+        Label('u', user, from, t, "velocity");
         break;
     }
   }

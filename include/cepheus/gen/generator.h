@@ -36,6 +36,11 @@ struct GenOptions {
   double malformed_rate = 0;
   // When set and true, generation stops early (checked before each event).
   const std::atomic<bool>* stop = nullptr;
+  // When set, called once per planted incident with one JSON object (no
+  // newline): {"key": "u12" (the user; "c12", the card, for card testing),
+  // "from": first event time, "to": last event time, "label": its kind}.
+  // An incident cut short by the end of generation is labelled all the same.
+  const std::function<void(std::string_view)>* labels = nullptr;
 };
 
 struct GenStats {
