@@ -14,6 +14,7 @@
 #include "cli/run.h"
 #include "cli/schema.h"
 #include "cli/test.h"
+#include "cli/trace.h"
 #include "cli/version.h"
 
 int main(int argc, char** argv) {
@@ -22,7 +23,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
   const std::vector<Command> commands = {AddCheck(app),   AddExplain(app), AddReplay(app), AddTest(app),
-                                         AddGen(app),     AddDemo(app),    AddRun(app),    AddSchema(app), AddBacktest(app),
+                                         AddGen(app),     AddDemo(app),    AddRun(app),    AddSchema(app), AddBacktest(app), AddTrace(app),
                                          AddVersion(app)};
   try {
     app.parse(argc, argv);

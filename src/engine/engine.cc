@@ -212,7 +212,10 @@ void EngineImpl::Fire(uint32_t id, uint32_t generation, uint32_t rule, Millis at
   int64_t before = static_cast<int64_t>(ks.runs.size());
   matches_.clear();
   reader_.entry = id;
+  const bool traced = tracer_ != nullptr && tracer_->Follows(entry.key);
+  if (traced) tracer_->BeforeClose(*rs.program, entry.key, ks.runs, at + 1);
   rs.matcher.CloseWindows(ks.runs, at + 1, &matches_);
+  if (traced) tracer_->AfterClose(*rs.program, entry.key, ks.runs, at + 1, matches_);
   int64_t closed = before - static_cast<int64_t>(ks.runs.size());
   stats_.rules[rule].runs -= closed;
   if (!matches_.empty()) Publish(rule, entry.key, &matches_);
@@ -279,6 +282,8 @@ void EngineImpl::Evaluate(const nfa::EventRef& e) {
     }
     uint32_t id = UINT32_MAX;
     if (auto it = group.index.find(key); it != group.index.end()) id = *it;
+    const bool traced = tracer_ != nullptr && tracer_->Follows(key);
+    if (traced) tracer_->OnEvent(group.field, key, *e);
     if (!group.counters.empty()) id = CountEvent(g, key, id, *e);
     reader_.entry = id;
     for (uint32_t r : group.rules) {
@@ -299,7 +304,9 @@ void EngineImpl::Evaluate(const nfa::EventRef& e) {
       int64_t before = static_cast<int64_t>(ks.runs.size());
       matches_.clear();
       nfa::MatchStats ms;
+      if (traced) tracer_->BeforeRule(*rs.program, ks.runs, *e);
       rs.matcher.OnEvent(ks.runs, e, &matches_, &ms);
+      if (traced) tracer_->AfterRule(*rs.program, ks.runs, *e, matches_, ms);
       if (rs.silent) {
         if (ks.armed_at == kMaxTime && !ks.runs.empty()) Arm(id, r, rs.matcher.NextDeadline(ks.runs));
       } else if (ks.runs.newest_start() == e->seq) {
@@ -473,6 +480,7 @@ Engine::Engine(std::shared_ptr<const nfa::CompiledRuleSet> rules, EngineOptions 
     : impl_(std::make_unique<EngineImpl>(std::move(rules), options, sink)) {}
 Engine::~Engine() = default;
 void Engine::Push(nfa::EventRef e) { impl_->Push(std::move(e)); }
+void Engine::set_tracer(Tracer* tracer) { impl_->set_tracer(tracer); }
 void Engine::AdvanceWatermark(Millis w) { impl_->AdvanceWatermark(w); }
 Millis Engine::watermark() const { return impl_->watermark(); }
 const EngineStats& Engine::stats() const { return impl_->stats(); }

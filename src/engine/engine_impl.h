@@ -12,6 +12,7 @@
 #include <tsl/robin_set.h>
 
 #include "cepheus/engine/engine.h"
+#include "cepheus/engine/tracer.h"
 #include "cepheus/engine/event_decoder.h"
 #include "cepheus/engine/state_codec.h"
 #include "cepheus/nfa/matcher.h"
@@ -36,6 +37,7 @@ class EngineImpl {
   int64_t active_runs() const;
   size_t buffered() const { return buffer_.size(); }
   const EngineOptions& options() const { return options_; }
+  void set_tracer(Tracer* tracer) { tracer_ = tracer; }
   void set_tables(const nfa::TableReader* tables) {
     tables_ = tables;
     for (auto& s : states_) s.matcher.set_tables(tables);
@@ -206,6 +208,7 @@ class EngineImpl {
   EngineOptions options_;
   AlertSink* sink_;
   const nfa::TableReader* tables_ = nullptr;
+  Tracer* tracer_ = nullptr;  // `cepheus trace` only
   std::vector<RuleState> states_;
   std::vector<KeyGroup> groups_;
   std::vector<KeyEntry> entries_;

@@ -88,6 +88,12 @@ class ExprCompiler {
   }
 
   int32_t Emit(const dsl::Expr& e) {
+    int32_t i = EmitNode(e);
+    if (i >= 0 && out_->nodes[static_cast<size_t>(i)].span.end == 0) out_->nodes[static_cast<size_t>(i)].span = e.span;
+    return i;
+  }
+
+  int32_t EmitNode(const dsl::Expr& e) {
     using K = dsl::Expr::Kind;
     Node n;
     switch (e.kind) {

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <optional>
 
+#include <fmt/format.h>
+
 #include "cepheus/common/json_writer.h"
 #include "nfa/functions.h"
 
@@ -250,7 +252,48 @@ class Evaluator {
     return Value::Null();
   }
 
+  // Why condition `i` is not true, in words: the false conjunct of an `and`
+  // (the first), each side of an `or`, and for a comparison its text as
+  // written in `file` and the values it compared: `country not in
+  // o.country: "FR" not in ["FR", "DE"]`.
+  std::string Explain(int32_t i, const SourceFile* file) {
+    const Node& n = e_.nodes[static_cast<size_t>(i)];
+    switch (n.op) {
+      case Op::kAnd: return Test(n.a) ? Explain(n.b, file) : Explain(n.a, file);
+      case Op::kOr: return fmt::format("neither side of `{}` holds: {}; {}", Source(n, file), Explain(n.a, file),
+                                       Explain(n.b, file));
+      case Op::kNot: return fmt::format("{}: {} is true", Source(n, file), Source(e_.nodes[static_cast<size_t>(n.a)], file));
+      case Op::kEq: case Op::kNe: case Op::kLt: case Op::kLe: case Op::kGt: case Op::kGe: case Op::kIn: case Op::kNotIn: {
+        static const char* kOps[] = {"==", "!=", "<", "<=", ">", ">=", "in", "not in"};
+        const char* op = kOps[static_cast<int>(n.op) - static_cast<int>(Op::kEq)];
+        return fmt::format("{}: {} {} {}", Source(n, file), Show(Eval(n.a)), op, Show(Eval(n.b)));
+      }
+      case Op::kIsNull: case Op::kIsNotNull: case Op::kInTable: case Op::kNotInTable:
+        return fmt::format("{}: {} is {}", Source(n, file), Source(e_.nodes[static_cast<size_t>(n.a)], file),
+                           Show(Eval(n.a)));
+      default: return fmt::format("{}: {}", Source(n, file), Show(Eval(i)));
+    }
+  }
+
  private:
+  static std::string Source(const Node& n, const SourceFile* file) {
+    if (file == nullptr || n.span.end <= n.span.begin || n.span.end > file->text().size()) return "(expression)";
+    return std::string(file->text().substr(n.span.begin, n.span.end - n.span.begin));
+  }
+  static std::string Show(const Value& v) {
+    std::string out;
+    if (v.kind == Value::Kind::kString) {
+      AppendJsonString(&out, v.str());
+    } else if (v.kind == Value::Kind::kList) {
+      out = "[";
+      for (size_t i = 0; i < v.len; ++i) out += (i ? ", " : "") + Show(v.items[i]);
+      out += "]";
+    } else {
+      out = ToText(v);
+    }
+    return out;
+  }
+
   // A scalar function: if() and coalesce() evaluate only what they return;
   // the others take their arguments evaluated, on the stack (at most 4).
   Value Scalar(const Node& n) {
@@ -291,6 +334,26 @@ bool ValueKeyText(const Value& v, std::string* out) {
     case Value::Kind::kBool: *out = v.boolean ? "true" : "false"; return true;
     default: return false;
   }
+}
+
+std::string ExplainFalse(const CompiledExpr& expr, const EvalContext& ctx, const SourceFile* file) {
+  if (expr.empty()) return "";
+  Evaluator ev(expr, ctx);
+  return ev.Explain(expr.root, file);
+}
+
+std::string WhyNotFits(const Program& p, int step, const Event& e, const Run* run, const TableReader* tables,
+                       const CounterReader* counters) {
+  const StepProgram& s = p.steps[static_cast<size_t>(step)];
+  std::string name = s.name.empty() ? fmt::format("step {}", step + 1) : s.name;
+  bool type_ok = s.any_type || std::find(s.type_ids.begin(), s.type_ids.end(), e.type_id) != s.type_ids.end();
+  if (!type_ok) {
+    return fmt::format("{} takes {}, not {}", name, fmt::join(s.types, " | "), e.type);
+  }
+  EvalContext ctx{&e, run, tables, e.ts, counters};
+  if (EvaluateCondition(s.filter, ctx)) return "";
+  const SourceFile* file = p.rule != nullptr ? p.rule->file : nullptr;
+  return fmt::format("{}'s filter is false: {}", name, ExplainFalse(s.filter, ctx, file));
 }
 
 bool EvaluateCondition(const CompiledExpr& expr, const EvalContext& ctx) {

@@ -22,6 +22,9 @@ struct EvalContext {
 
 // An empty expression is true; otherwise only a `true` result is.
 bool EvaluateCondition(const CompiledExpr& expr, const EvalContext& ctx);
+// Why a condition is not true, with the false sub-expression as written in
+// `file` and its values (for `cepheus trace`); "" for an empty condition.
+std::string ExplainFalse(const CompiledExpr& expr, const EvalContext& ctx, const SourceFile* file);
 // The value as alert-message text ("FR, DE" for a list).
 std::string EvaluateToText(const CompiledExpr& expr, const EvalContext& ctx, const NumberFormat* format = nullptr);
 

@@ -46,6 +46,7 @@ struct EngineOptions {
 
 class EventDecoder;
 class EngineImpl;  // engine_impl.h, private to the engine
+class Tracer;      // tracer.h
 
 class Engine {
  public:
@@ -71,6 +72,8 @@ class Engine {
   // The tables the rules' lookups read (section 6.1); not owned, must outlive
   // the engine. Without them every lookup reads null.
   void set_tables(const nfa::TableReader* tables);
+  // Follows one key's evaluations (`cepheus trace`); not owned, null for none.
+  void set_tracer(Tracer* tracer);
 
   // Writes the whole state (runs of every key, watermark, buffered events) to
   // `store`, replacing what was there under the "engine/" prefix.

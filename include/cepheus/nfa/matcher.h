@@ -212,6 +212,12 @@ bool EvaluateOnEvent(const CompiledExpr& expr, const Event& e, const TableReader
 std::string EvaluateTextOnEvent(const CompiledExpr& expr, const Event& e, Millis at,
                                 const NumberFormat* format = nullptr);
 
+// Why `e` does not fit step `step` of `p` for `run` (null for a run's first
+// step): its type, or its filter with the false sub-expression and values
+// (`cepheus trace`); "" when it fits.
+std::string WhyNotFits(const Program& p, int step, const Event& e, const Run* run, const TableReader* tables,
+                       const CounterReader* counters);
+
 struct Match {
   Run run;
   bool absence = false;

@@ -61,6 +61,7 @@ struct FunctionData;
 struct Node {
   Op op = Op::kConst;
   int32_t a = -1, b = -1;  // children
+  Span span;               // where the expression is written (`cepheus trace` quotes it)
   int32_t step = -1;
   int32_t slot = -1;
   int32_t agg = -1;
