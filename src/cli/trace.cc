@@ -90,16 +90,24 @@ class KeyTracer : public engine::Tracer {
 
   bool Follows(std::string_view key) const override { return key == key_; }
 
+  // The rules of the key's field that read `e` each get a "no start" line,
+  // unless they turn out to run on it (BeforeRule): the engine skips a rule
+  // for a key with no partial match when `e` does not start one.
   void OnEvent(std::string_view field, std::string_view, const nfa::Event& e) override {
     Flush();
-    current_ = &e;
-    field_ = std::string(field);
     lines.push_back({IdOf(e), e.ts, "", "event", "", std::string(e.type)});
-    ran_.clear();
+    for (const auto& prog : rules_.programs) {
+      const nfa::Program& p = *prog;
+      if (!Wanted(p) || fmt::format("{}", fmt::join(p.rule->key, ".")) != field) continue;
+      if (!(p.needs_all_types || (e.type_id >= 0 && p.relevant[static_cast<size_t>(e.type_id)]))) continue;
+      std::string why = nfa::WhyNotFits(p, 0, e, nullptr, nullptr, nullptr);
+      pending_.push_back({&p, Line{IdOf(e), e.ts, p.name, "no start", "",
+                                   why.empty() ? "no partial match" : "no partial match, and " + why}});
+    }
   }
 
   void BeforeRule(const nfa::Program& p, const nfa::KeyRuns& runs, const nfa::Event&) override {
-    ran_.push_back(&p);
+    std::erase_if(pending_, [&](const auto& x) { return x.first == &p; });
     if (Wanted(p)) before_ = Views(p, runs);
   }
 
@@ -126,6 +134,7 @@ class KeyTracer : public engine::Tracer {
   }
 
   void BeforeClose(const nfa::Program& p, std::string_view, const nfa::KeyRuns& runs, Millis) override {
+    Flush();  // the last event's lines come before the windows its successors close
     if (Wanted(p)) before_ = Views(p, runs);
   }
 
@@ -148,19 +157,10 @@ class KeyTracer : public engine::Tracer {
     }
   }
 
-  // Rules of the key's field that did not run on the last event: why not.
+  // The last event's rules that did not run on it: why not.
   void Flush() {
-    if (current_ == nullptr) return;
-    for (const auto& prog : rules_.programs) {
-      const nfa::Program& p = *prog;
-      if (!Wanted(p) || fmt::format("{}", fmt::join(p.rule->key, ".")) != field_) continue;
-      if (std::find(ran_.begin(), ran_.end(), &p) != ran_.end()) continue;
-      bool reads = p.needs_all_types || (current_->type_id >= 0 && p.relevant[static_cast<size_t>(current_->type_id)]);
-      if (!reads) continue;
-      std::string why = nfa::WhyNotFits(p, 0, *current_, nullptr, nullptr, nullptr);
-      Add(*current_, p, "no start", "", why.empty() ? "no partial match" : "no partial match, and " + why);
-    }
-    current_ = nullptr;
+    for (auto& [p, line] : pending_) lines.push_back(std::move(line));
+    pending_.clear();
   }
 
  private:
@@ -217,9 +217,8 @@ class KeyTracer : public engine::Tracer {
   }
 
   const nfa::CompiledRuleSet& rules_;
-  std::string key_, rule_, field_;
-  const nfa::Event* current_ = nullptr;
-  std::vector<const nfa::Program*> ran_;
+  std::string key_, rule_;
+  std::vector<std::pair<const nfa::Program*, Line>> pending_;
   std::vector<RunView> before_;
 };
 
