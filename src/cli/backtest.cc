@@ -37,6 +37,8 @@
 #include "cepheus/engine/event_decoder.h"
 #include "cepheus/engine/pump.h"
 #include "cepheus/engine/seams.h"
+#include "cepheus/engine/tables.h"
+#include "cli/tables.h"
 
 namespace cepheus::cli {
 namespace {
@@ -85,14 +87,18 @@ AlertRow ParseAlert(const std::string& json) {
   return r;
 }
 
-// Replays `text` (followed by kPayloadPadding bytes) through `rules`.
-std::vector<AlertRow> Replay(const std::string_view text, const std::shared_ptr<const nfa::CompiledRuleSet>& rules,
-                             Millis out_of_order) {
+// Replays `text` (followed by kPayloadPadding bytes) through `rules`, whose
+// lookups read the records of `--table`.
+Result<std::vector<AlertRow>> Replay(const std::string_view text, const std::shared_ptr<const nfa::CompiledRuleSet>& rules,
+                                     Millis out_of_order, const std::vector<std::string>& table_specs, std::ostream& err) {
   engine::EngineOptions options;
   options.out_of_order = out_of_order;
   engine::CollectingSink sink;
   engine::EventDecoder decoder(rules, {});
+  engine::Tables tables(rules, {});
+  if (Status st = LoadTableOptions(table_specs, *rules, &tables, err); !st.ok()) return st;
   engine::Engine eng(rules, options, &sink);
+  eng.set_tables(&tables);
   engine::Pump pump(&decoder, &eng);
   pump.FeedLines(text);
   eng.Finish();
@@ -388,7 +394,12 @@ int RunBacktest(const BacktestOptions& o, std::ostream& out, std::ostream& err) 
     }
     labels = std::move(l).value();
   }
-  const std::vector<AlertRow> alerts = Replay(text, rules, *d);
+  auto replayed = Replay(text, rules, *d, o.tables, err);
+  if (!replayed.ok()) {
+    err << "cepheus: error: " << replayed.status().message() << "\n";
+    return 2;
+  }
+  const std::vector<AlertRow> alerts = std::move(replayed).value();
   auto paths = KeyPaths(*rules);
   const Population pop = Populate(text, paths);
   std::vector<RuleStats> stats;
@@ -406,7 +417,12 @@ int RunBacktest(const BacktestOptions& o, std::ostream& out, std::ostream& err) 
   std::vector<Diff> diffs;
   std::vector<AlertRow> baseline_alerts;  // outlives `diffs`, which points into it
   if (baseline) {
-    baseline_alerts = Replay(text, baseline, *d);
+    auto before = Replay(text, baseline, *d, o.tables, err);
+    if (!before.ok()) {
+      err << "cepheus: error: the baseline: " << before.status().message() << "\n";
+      return 2;
+    }
+    baseline_alerts = std::move(before).value();
     diffs = Compare(alerts, baseline_alerts);
   }
   if (o.format == "json") {
@@ -451,6 +467,7 @@ Command AddBacktest(CLI::App& app) {
   sub->add_option("--out-of-order", o->out_of_order, "Allowed out-of-orderness, e.g. 5s")->capture_default_str();
   sub->add_option("--format", o->format, "text or json")->capture_default_str();
   sub->add_option("--report", o->report, "Write a chart of alerts per hour per rule to this SVG file");
+  sub->add_option("--table", o->tables, "NAME=FILE: the records of a table the rules read (JSON lines)");
   sub->add_option("--examples", o->examples, "Gained and lost alerts shown per rule")->capture_default_str();
   return {sub, [o] { return RunBacktest(*o, std::cout, std::cerr); }};
 }

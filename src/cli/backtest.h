@@ -19,6 +19,7 @@ struct BacktestOptions {
   std::string format = "text";        // text or json
   std::string report;                 // SVG chart of alerts per hour per rule; "" for none
   size_t examples = 3;                // gained and lost alerts shown per rule
+  std::vector<std::string> tables;    // NAME=FILE, for rules that read tables
 };
 // 0, 1 on bad input (rules, events, labels), 2 on a usage error.
 int RunBacktest(const BacktestOptions& o, std::ostream& out, std::ostream& err);

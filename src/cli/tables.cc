@@ -69,4 +69,15 @@ Status LoadTableFiles(const std::vector<TableSource>& sources, engine::Tables* t
   return Status::Ok();
 }
 
+Status LoadTableOptions(const std::vector<std::string>& specs, const nfa::CompiledRuleSet& rules,
+                        engine::Tables* tables, std::ostream& err) {
+  auto sources = ParseTableSources(specs);
+  if (!sources.ok()) return sources.status();
+  std::vector<std::string> names;
+  for (const auto& s : sources.value()) names.push_back(s.name);
+  if (Status st = CheckTableSources(rules, names, "give --table {}=FILE (JSON lines)"); !st.ok()) return st;
+  uint64_t malformed = 0;
+  return LoadTableFiles(sources.value(), tables, 1 << 20, err, &malformed);
+}
+
 }  // namespace cepheus::cli

@@ -34,4 +34,9 @@ Status CheckTableSources(const nfa::CompiledRuleSet& rules, const std::vector<st
 Status LoadTableFiles(const std::vector<TableSource>& sources, engine::Tables* tables, size_t max_line_bytes,
                       std::ostream& err, uint64_t* malformed);
 
+// `--table NAME=FILE` options parsed, checked against the rules and loaded
+// into `tables` (problems with records reported on `err`).
+Status LoadTableOptions(const std::vector<std::string>& specs, const nfa::CompiledRuleSet& rules,
+                        engine::Tables* tables, std::ostream& err);
+
 }  // namespace cepheus::cli

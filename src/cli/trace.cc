@@ -28,7 +28,9 @@
 #include "cepheus/engine/engine.h"
 #include "cepheus/engine/event_decoder.h"
 #include "cepheus/engine/pump.h"
+#include "cepheus/engine/tables.h"
 #include "cepheus/engine/tracer.h"
+#include "cli/tables.h"
 
 namespace cepheus::cli {
 namespace {
@@ -93,14 +95,15 @@ class KeyTracer : public engine::Tracer {
   // The rules of the key's field that read `e` each get a "no start" line,
   // unless they turn out to run on it (BeforeRule): the engine skips a rule
   // for a key with no partial match when `e` does not start one.
-  void OnEvent(std::string_view field, std::string_view, const nfa::Event& e) override {
+  void OnEvent(std::string_view field, std::string_view, const nfa::Event& e, const nfa::TableReader* tables,
+               const nfa::CounterReader* counters) override {
     Flush();
     lines.push_back({IdOf(e), e.ts, "", "event", "", std::string(e.type)});
     for (const auto& prog : rules_.programs) {
       const nfa::Program& p = *prog;
       if (!Wanted(p) || fmt::format("{}", fmt::join(p.rule->key, ".")) != field) continue;
       if (!(p.needs_all_types || (e.type_id >= 0 && p.relevant[static_cast<size_t>(e.type_id)]))) continue;
-      std::string why = nfa::WhyNotFits(p, 0, e, nullptr, nullptr, nullptr);
+      std::string why = nfa::WhyNotFits(p, 0, e, nullptr, tables, counters);
       pending_.push_back({&p, Line{IdOf(e), e.ts, p.name, "no start", "",
                                    why.empty() ? "no partial match" : "no partial match, and " + why}});
     }
@@ -112,8 +115,10 @@ class KeyTracer : public engine::Tracer {
   }
 
   void AfterRule(const nfa::Program& p, const nfa::KeyRuns& runs, const nfa::Event& e,
-                 const std::vector<nfa::Match>& matches, const nfa::MatchStats& stats) override {
+                 const std::vector<nfa::Match>& matches, const nfa::MatchStats& stats, const nfa::TableReader* tables,
+                 const nfa::CounterReader* counters) override {
     if (!Wanted(p)) return;
+    tables_ = tables, counters_ = counters;
     std::vector<RunView> after = Views(p, runs);
     for (const auto& m : matches) {
       Add(e, p, m.suppressed ? "held back" : "alert", IdOf(*m.run.bound.front().event),
@@ -127,7 +132,7 @@ class KeyTracer : public engine::Tracer {
       Add(e, p, v.seqs.size() == 1 ? "started" : "extended", v.first_id, v.bindings);
     }
     if (!started) {
-      std::string why = nfa::WhyNotFits(p, 0, e, nullptr, nullptr, nullptr);
+      std::string why = nfa::WhyNotFits(p, 0, e, nullptr, tables_, counters_);
       if (!why.empty()) Add(e, p, "no start", "", why);
     }
     for (const auto& v : before_) Judge(p, e, v, after, matches, stats);
@@ -194,9 +199,9 @@ class KeyTracer : public engine::Tracer {
     }
     std::vector<std::string> why;
     const nfa::StepProgram& s = p.steps[static_cast<size_t>(r.step)];
-    if (s.max == dsl::kUnbounded || r.count < s.max) why.push_back(nfa::WhyNotFits(p, r.step, e, &r, nullptr, nullptr));
+    if (s.max == dsl::kUnbounded || r.count < s.max) why.push_back(nfa::WhyNotFits(p, r.step, e, &r, tables_, counters_));
     if (r.count >= s.min && static_cast<size_t>(r.step) + 1 < p.steps.size()) {
-      why.push_back(nfa::WhyNotFits(p, r.step + 1, e, &r, nullptr, nullptr));
+      why.push_back(nfa::WhyNotFits(p, r.step + 1, e, &r, tables_, counters_));
     }
     std::erase(why, std::string());
     if (why.empty()) return "it fits, but taking it would not complete the pattern with `where` true";
@@ -210,7 +215,7 @@ class KeyTracer : public engine::Tracer {
       return fmt::format("dropped by skip {} after the alert", dsl::SkipPolicyName(p.skip));
     }
     size_t next = static_cast<size_t>(r.step) + 1;
-    if (next < p.steps.size() && p.steps[next].absent && nfa::WhyNotFits(p, static_cast<int>(next), e, &r, nullptr, nullptr).empty()) {
+    if (next < p.steps.size() && p.steps[next].absent && nfa::WhyNotFits(p, static_cast<int>(next), e, &r, tables_, counters_).empty()) {
       return fmt::format("killed: it fits the absent step {}", p.steps[next].name.empty() ? "" : p.steps[next].name);
     }
     return "killed by `=>`: it is not the step the run needs, and `=>` allows no event between";
@@ -219,6 +224,8 @@ class KeyTracer : public engine::Tracer {
   const nfa::CompiledRuleSet& rules_;
   std::string key_, rule_;
   std::vector<std::pair<const nfa::Program*, Line>> pending_;
+  const nfa::TableReader* tables_ = nullptr;      // of the evaluation being followed
+  const nfa::CounterReader* counters_ = nullptr;
   std::vector<RunView> before_;
 };
 
@@ -305,6 +312,11 @@ int RunTrace(const TraceOptions& o, std::ostream& out, std::ostream& err) {
     err << "cepheus: error: " << st.message() << "\n";
     return 1;
   }
+  engine::Tables tables(rules, {});
+  if (Status st = LoadTableOptions(o.tables, *rules, &tables, err); !st.ok()) {
+    err << "cepheus: error: " << st.message() << "\n";
+    return 2;
+  }
   KeyTracer tracer(*rules, o.key, o.rule);
   LateSink sink(*rules, o.key, &tracer.lines);
   engine::EngineOptions options;
@@ -312,6 +324,7 @@ int RunTrace(const TraceOptions& o, std::ostream& out, std::ostream& err) {
   engine::EventDecoder decoder(rules, {});
   engine::Engine eng(rules, options, &sink);
   eng.set_tracer(&tracer);
+  eng.set_tables(&tables);
   engine::Pump pump(&decoder, &eng);
   pump.FeedLines(text);
   eng.Finish();
@@ -327,6 +340,7 @@ Command AddTrace(CLI::App& app) {
   sub->add_option("--events", o->events, "Events, one JSON object per line")->required();
   sub->add_option("--key", o->key, "The key to follow (a value of the rules' key field, e.g. u42)")->required();
   sub->add_option("--rule", o->rule, "Only this rule");
+  sub->add_option("--table", o->tables, "NAME=FILE: the records of a table the rules read (JSON lines)");
   sub->add_option("--format", o->format, "text or json (JSON lines)")->capture_default_str();
   sub->add_option("--out-of-order", o->out_of_order, "Allowed out-of-orderness, e.g. 5s")->capture_default_str();
   return {sub, [o] { return RunTrace(*o, std::cout, std::cerr); }};

@@ -17,6 +17,7 @@ struct TraceOptions {
   std::string rule;                 // "" for every rule
   std::string format = "text";      // text or json (JSON lines)
   std::string out_of_order = "0ms";
+  std::vector<std::string> tables;  // NAME=FILE, for rules that read tables
 };
 int RunTrace(const TraceOptions& o, std::ostream& out, std::ostream& err);
 Command AddTrace(CLI::App& app);

@@ -283,9 +283,9 @@ void EngineImpl::Evaluate(const nfa::EventRef& e) {
     uint32_t id = UINT32_MAX;
     if (auto it = group.index.find(key); it != group.index.end()) id = *it;
     const bool traced = tracer_ != nullptr && tracer_->Follows(key);
-    if (traced) tracer_->OnEvent(group.field, key, *e);
     if (!group.counters.empty()) id = CountEvent(g, key, id, *e);
     reader_.entry = id;
+    if (traced) tracer_->OnEvent(group.field, key, *e, tables_, &reader_);
     for (uint32_t r : group.rules) {
       RuleState& rs = states_[r];
       if (!rs.matcher.Relevant(*e)) continue;
@@ -306,7 +306,7 @@ void EngineImpl::Evaluate(const nfa::EventRef& e) {
       nfa::MatchStats ms;
       if (traced) tracer_->BeforeRule(*rs.program, ks.runs, *e);
       rs.matcher.OnEvent(ks.runs, e, &matches_, &ms);
-      if (traced) tracer_->AfterRule(*rs.program, ks.runs, *e, matches_, ms);
+      if (traced) tracer_->AfterRule(*rs.program, ks.runs, *e, matches_, ms, tables_, &reader_);
       if (rs.silent) {
         if (ks.armed_at == kMaxTime && !ks.runs.empty()) Arm(id, r, rs.matcher.NextDeadline(ks.runs));
       } else if (ks.runs.newest_start() == e->seq) {

@@ -64,6 +64,14 @@ TEST_CASE("trace names the false sub-expression of a filter with its values") {
   CHECK(u.find("big: no start - no partial match, and o's filter is false: amount > 300: 20 > 300") != std::string::npos);
 }
 
+TEST_CASE("trace shows a counter's value as the rule read it") {
+  std::string t = Trace("counter orders_1h\n  key user_id\n  count order\n  over 1h\n"
+                        "rule busy\n  key user_id\n  match o: order[orders_1h > 2]\n  within 1m\n",
+                        Order(1, 1000, "FR", 5) + Order(2, 2000, "FR", 5) + Order(3, 3000, "FR", 5));
+  CHECK(t.find("busy: no start - no partial match, and o's filter is false: orders_1h > 2: 2 > 2") != std::string::npos);
+  CHECK(t.find("busy: alert run from e3 - o: e3") != std::string::npos);
+}
+
 TEST_CASE("trace says when an event is of a type the step does not take") {
   std::string t = Trace("rule r\n  key user_id\n  match a: order -> b: payment\n  within 1m\n",
                         Order(1, 1000, "FR", 5) + Order(2, 2000, "FR", 5));
