@@ -109,7 +109,7 @@ def main():
         for name in rules:
             with open(os.path.join(source, "rules", name)) as f:
                 declared += sum(1 for line in f if line.startswith("rule "))
-        if r.returncode != 0 or not re.search(rf"\b{declared} rules(, \d+ counters?)?(, \d+ aggregates?)? OK", r.stderr):
+        if r.returncode != 0 or not re.search(rf"\b{declared} rules(, \d+ counters?)?(, \d+ aggregates?)?(, \d+ event types?)? OK", r.stderr):
             failures.append(f"installed config and rules do not check (exit {r.returncode}):\n{r.stderr}")
         conf = effective_config(binary, d + "/etc/cepheus/cepheus.yaml")
         unit = unit_settings(d + "/usr/lib/systemd/system/cepheus.service")
