@@ -368,6 +368,27 @@ std::string ReportSvg(const std::vector<AlertRow>& alerts, const Population& pop
   return svg + "</svg>\n";
 }
 
+// The whole report as one JSON object (`--format json`).
+std::string ReportJson(const std::vector<RuleStats>& stats, const RuleStats& all, const Population& pop, size_t incidents,
+                       const std::vector<Diff>& diffs) {
+  std::string j = fmt::format("{{\"events\":{},\"days\":", pop.events);
+  AppendJsonNumber(&j, pop.days());
+  j += ",\"rules\":[";
+  for (size_t i = 0; i < stats.size(); ++i) {
+    if (i) j += ",";
+    AppendStatsJson(stats[i], &j);
+  }
+  j += "],\"all\":";
+  AppendStatsJson(all, &j);
+  j += fmt::format(",\"incidents\":{},\"baseline\":[", incidents);
+  for (size_t i = 0; i < diffs.size(); ++i) {
+    j += (i ? "," : "") + std::string("{\"rule\":");
+    AppendJsonString(&j, diffs[i].rule);
+    j += fmt::format(",\"gained\":{},\"lost\":{}}}", diffs[i].gained.size(), diffs[i].lost.size());
+  }
+  return j + "]}\n";
+}
+
 }  // namespace
 
 int RunBacktest(const BacktestOptions& o, std::ostream& out, std::ostream& err) {
@@ -426,22 +447,7 @@ int RunBacktest(const BacktestOptions& o, std::ostream& out, std::ostream& err) 
     diffs = Compare(alerts, baseline_alerts);
   }
   if (o.format == "json") {
-    std::string j = fmt::format("{{\"events\":{},\"days\":", pop.events);
-    AppendJsonNumber(&j, pop.days());
-    j += ",\"rules\":[";
-    for (size_t i = 0; i < stats.size(); ++i) {
-      if (i) j += ",";
-      AppendStatsJson(stats[i], &j);
-    }
-    j += "],\"all\":";
-    AppendStatsJson(all, &j);
-    j += fmt::format(",\"incidents\":{},\"baseline\":[", labels ? labels->size() : 0);
-    for (size_t i = 0; i < diffs.size(); ++i) {
-      j += (i ? "," : "") + std::string("{\"rule\":");
-      AppendJsonString(&j, diffs[i].rule);
-      j += fmt::format(",\"gained\":{},\"lost\":{}}}", diffs[i].gained.size(), diffs[i].lost.size());
-    }
-    out << j << "]}\n";
+    out << ReportJson(stats, all, pop, labels ? labels->size() : 0, diffs);
   } else {
     PrintText(stats, all, pop, labels ? &*labels : nullptr, out);
     if (baseline) PrintDiff(diffs, o.examples, out);
