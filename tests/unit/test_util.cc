@@ -90,4 +90,14 @@ double Sample(const std::string& scrape, const std::string& series) {
   return at == std::string::npos ? -1 : std::stod(scrape.substr(at + series.size() + 2));
 }
 
+ParsedSet ParseFiles(std::vector<std::pair<std::string, std::string>> files) {
+  ParsedSet p;
+  DiagnosticSink diags;
+  std::vector<std::shared_ptr<const SourceFile>> sources;
+  for (auto& [name, text] : files) sources.push_back(std::make_shared<const SourceFile>(name, text));
+  p.ok = dsl::ParseSources(std::move(sources), &p.set, &diags);
+  p.diagnostics = diags.FormatAll();
+  return p;
+}
+
 }  // namespace cepheus::testing

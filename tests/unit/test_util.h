@@ -16,6 +16,15 @@
 
 namespace cepheus::testing {
 
+// Rule files (name, text) parsed and checked as one set, with the
+// diagnostics as the commands print them.
+struct ParsedSet {
+  bool ok;
+  dsl::RuleSet set;
+  std::string diagnostics;
+};
+ParsedSet ParseFiles(std::vector<std::pair<std::string, std::string>> files);
+
 // Compiles rule text; REQUIREs that it checks.
 std::shared_ptr<const nfa::CompiledRuleSet> CompileRules(const std::string& text);
 

@@ -5,27 +5,15 @@
 #include <fmt/format.h>
 
 #include "cepheus/dsl/parser.h"
+#include "test_util.h"
 #include "cepheus/nfa/program.h"
 
 using namespace cepheus;
 
 namespace {
 
-struct Parsed {
-  bool ok;
-  dsl::RuleSet set;
-  std::string diagnostics;
-};
-
-Parsed Parse(std::vector<std::pair<std::string, std::string>> files) {
-  Parsed p;
-  DiagnosticSink diags;
-  std::vector<std::shared_ptr<const SourceFile>> sources;
-  for (auto& [name, text] : files) sources.push_back(std::make_shared<const SourceFile>(name, text));
-  p.ok = dsl::ParseSources(std::move(sources), &p.set, &diags);
-  p.diagnostics = diags.FormatAll();
-  return p;
-}
+using Parsed = testing::ParsedSet;
+Parsed Parse(std::vector<std::pair<std::string, std::string>> files) { return testing::ParseFiles(std::move(files)); }
 
 Parsed Parse(const std::string& text) { return Parse({{"t.rules", text}}); }
 
