@@ -190,6 +190,7 @@ struct RuleStats {
   double per_1000_per_day = 0;
   Millis p50 = 0, p90 = 0, max = 0;
   std::optional<double> precision, recall;
+  std::map<std::string, size_t> found_by_label;  // incidents found, by their label
 };
 
 // Which labels an alert is true for: same key, overlapping in event time.
@@ -230,6 +231,7 @@ RuleStats Measure(const std::string& rule, const std::vector<const AlertRow*>& a
   s.p50 = Percentile(delays, 0.5), s.p90 = Percentile(delays, 0.9), s.max = Percentile(delays, 1.0);
   if (labels != nullptr) {
     s.found = found.size();
+    for (size_t i : found) ++s.found_by_label[(*labels)[i].label];
     if (s.alerts > 0) s.precision = static_cast<double>(s.true_alerts) / static_cast<double>(s.alerts);
     if (!labels->empty()) s.recall = static_cast<double>(s.found) / static_cast<double>(labels->size());
   }
@@ -267,6 +269,13 @@ void PrintText(const std::vector<RuleStats>& rules, const RuleStats& all, const 
   for (const auto& [k, n] : kinds) parts.push_back(fmt::format("{} {}", k, n));
   out << fmt::format("labels: {} incidents ({}); {} found by some rule, {} alerts true of {}\n", labels->size(),
                      fmt::join(parts, ", "), all.found, all.true_alerts, all.alerts);
+  out << "incidents found, by label:\n";
+  for (const RuleStats& s : rules) {
+    if (s.found == 0) continue;
+    std::vector<std::string> found;
+    for (const auto& [k, n] : s.found_by_label) found.push_back(fmt::format("{} {}/{}", k, n, kinds[k]));
+    out << fmt::format("  {:<26} {}\n", s.rule, fmt::join(found, ", "));
+  }
 }
 
 void AppendStatsJson(const RuleStats& s, std::string* j) {

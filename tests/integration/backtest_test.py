@@ -78,6 +78,12 @@ try:
     text = run("backtest", "--rules", rules, "--events", events, "--labels", labels)
     check("precision" in text and "all rules" in text and f"{len(incidents)} incidents" in text,
           "the text report prints the table and the labels line")
+    velocity = [n for n, i in enumerate(incidents) if i["label"] == "velocity"]
+    found = {n for a in alerts if a["rule"] == "spend_velocity" for n in true_for(a) if n in velocity}
+    by_label = text.split("incidents found, by label:\n")[-1].splitlines()
+    line = next((l for l in by_label if l.split()[:1] == ["spend_velocity"]), "")
+    check(f"velocity {len(found)}/{len(velocity)}" in line,
+          f"incidents found by label: spend_velocity finds {len(found)} of {len(velocity)} velocity incidents")
 
     # The chart: well-formed SVG, one line per rule that alerted.
     svg = ET.parse(report_path).getroot()
