@@ -50,28 +50,25 @@ struct RunView {
   nfa::Run run;  // a copy: the matcher changes the key's runs in place
 };
 
-std::vector<RunView> Views(const nfa::Program& p, const nfa::KeyRuns& runs) {
-  std::vector<RunView> out;
-  for (const nfa::Run& r : runs.runs) {
-    RunView v;
-    v.run = r;
-    std::string current;
-    for (const auto& b : r.bound) {
-      v.seqs.push_back(b.event->seq);
-      const std::string& name = p.steps[static_cast<size_t>(b.step)].name;
-      v.bindings += fmt::format("{}{}: {}", v.bindings.empty() ? "" : ", ", name.empty() ? "_" : name, IdOf(*b.event));
-    }
-    v.first_id = r.bound.empty() ? "?" : IdOf(*r.bound.front().event);
-    out.push_back(std::move(v));
-  }
-  return out;
-}
-
 std::string Bindings(const nfa::Program& p, const nfa::Run& r) {
   std::string out;
   for (const auto& b : r.bound) {
     const std::string& name = p.steps[static_cast<size_t>(b.step)].name;
     out += fmt::format("{}{}: {}", out.empty() ? "" : ", ", name.empty() ? "_" : name, IdOf(*b.event));
+  }
+  return out;
+}
+
+std::vector<uint64_t> Seqs(const nfa::Run& r) {
+  std::vector<uint64_t> out;
+  for (const auto& b : r.bound) out.push_back(b.event->seq);
+  return out;
+}
+
+std::vector<RunView> Views(const nfa::Program& p, const nfa::KeyRuns& runs) {
+  std::vector<RunView> out;
+  for (const nfa::Run& r : runs.runs) {
+    out.push_back({Seqs(r), r.bound.empty() ? "?" : IdOf(*r.bound.front().event), Bindings(p, r), r});
   }
   return out;
 }
@@ -181,11 +178,7 @@ class KeyTracer : public engine::Tracer {
     std::vector<uint64_t> with_e = v.seqs;
     with_e.push_back(e.seq);
     bool took = Find(after, with_e) != nullptr ||
-                std::any_of(matches.begin(), matches.end(), [&](const nfa::Match& m) {
-                  std::vector<uint64_t> s;
-                  for (const auto& b : m.run.bound) s.push_back(b.event->seq);
-                  return s == with_e;
-                });
+                std::any_of(matches.begin(), matches.end(), [&](const nfa::Match& m) { return Seqs(m.run) == with_e; });
     if (Find(after, v.seqs) != nullptr) {
       Add(e, p, took ? "forked" : "waits", v.first_id, took ? "one copy took it, one waits" : WhyWaits(p, v.run, e));
     } else if (!took) {

@@ -479,12 +479,8 @@ Type RuleChecker::TypeOfCall(const Expr& e, Where where, int step) {
     if (e.text == f.name) fn = &f;
   }
   if (fn == nullptr) {
-    std::vector<std::string> known;
+    std::vector<std::string> known = ScalarFnNameList();
     for (const auto& f : kFunctions) known.push_back(f.name);
-    for (const char* f : {"round", "floor", "ceil", "if", "coalesce", "starts_with", "ends_with", "contains",
-                          "matches", "substr", "split_part", "hour", "weekday", "geo_km"}) {
-      known.push_back(f);
-    }
     auto close = Closest(e.text, known);
     Error(e.span, fmt::format("unknown function '{}'{} (known: count, sum, avg, min, max, distinct, "
                               "first, last, abs, lower, upper, len, {}; previous_avg and previous_max in an "

@@ -64,6 +64,12 @@ const ScalarFnInfo& ScalarFnInfoOf(ScalarFn fn) {
   return kScalarFns[0];
 }
 
+std::vector<std::string> ScalarFnNameList() {
+  std::vector<std::string> out;
+  for (const auto& f : kScalarFns) out.push_back(f.name);
+  return out;
+}
+
 const char* ScalarFnNames() {
   return "round, floor, ceil, min(a, b), max(a, b), if, coalesce, starts_with, ends_with, contains, matches, "
          "substr, split_part, hour, weekday, geo_km";

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cepheus::dsl {
 
@@ -51,6 +52,8 @@ const ScalarFnInfo* FindScalarFnByName(std::string_view name);
 const ScalarFnInfo& ScalarFnInfoOf(ScalarFn fn);
 // "round, floor, ceil, ..." for the unknown-function message.
 const char* ScalarFnNames();
+// Every scalar function's name, for "did you mean" suggestions.
+std::vector<std::string> ScalarFnNameList();
 
 struct Expr;
 // The problem with argument `i` of a call to `fn` that must be a literal (a
