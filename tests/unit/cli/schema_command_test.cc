@@ -60,4 +60,17 @@ TEST_CASE("schema on a file without events fails with the reason") {
   CHECK(r.code == 1);
   CHECK(r.err.find("holds no event with a 'type' field") != std::string::npos);
 }
+TEST_CASE("schema declares objects nested past 16 levels as any, so its own recursion is bounded") {
+  auto nested = [](int levels) {  // {"type":"x","a1":{"a2":{...{"v":1}}}}, `levels` objects below the event
+    std::string s = R"({"type":"x")";
+    for (int i = 1; i <= levels; ++i) s += ",\"a" + std::to_string(i) + "\":{\"v\":1";
+    return s + std::string(static_cast<size_t>(levels) + 1, '}') + "\n";
+  };
+  Ran at = Schema(nested(15));
+  CHECK(at.out.find("a15: {\n") != std::string::npos);
+  Ran past = Schema(nested(16));
+  CHECK(past.out.find("a15: {\n") != std::string::npos);
+  CHECK(past.out.find("a16: any") != std::string::npos);
+}
+
 }  // namespace cepheus::cli

@@ -2,6 +2,7 @@
 // undeclared types keep v1's behaviour; a declaration in one file applies to
 // rules of every file.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "cepheus/dsl/parser.h"
 #include "test_util.h"
@@ -79,4 +80,23 @@ TEST_CASE("comparing a declared field with a value of another type is an error; 
   auto q = Parse({{"r.rules", "rule r key user_id match o: order[len(country) == \"5\"] within 1m\n"}});
   CHECK(q.ok);
   CHECK(q.diagnostics.find("warning: comparing a string with a number is always false") != std::string::npos);
+}
+
+TEST_CASE("an event declaration nests objects 64 levels deep, and one more is refused where it goes past") {
+  auto nested = [](int levels) {
+    std::string s = "event deep { ";
+    for (int i = 1; i < levels; ++i) s += "f" + std::to_string(i) + ": { ";
+    s += "x: number";
+    for (int i = 1; i < levels; ++i) s += " }";
+    return s + " }\n";
+  };
+  auto ok = Parse({{"deep.rules", nested(64)}});
+  CHECK_MESSAGE(ok.ok, ok.diagnostics);
+  std::string text = nested(65);
+  size_t at = 0;  // the 65th '{', where the error points
+  for (int i = 0; i < 65; ++i) at = text.find('{', i == 0 ? 0 : at + 1);
+  auto deep = Parse({{"deep.rules", text}});
+  CHECK_FALSE(deep.ok);
+  CHECK(deep.diagnostics.find(fmt::format("deep.rules:1:{}: error: expressions nest deeper than 64 levels", at + 1)) !=
+        std::string::npos);
 }
