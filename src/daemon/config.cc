@@ -237,10 +237,17 @@ const std::vector<ConfigKey> kSchema = {
      "daemon stops with an error rather than grow past it. Keep it below the state directory's free space.",
      [](Config* c, const std::string& v) { return SetBytes(&c->state.max_map_size, v); }},
     {"state.commit_interval", ConfigKind::kDuration, "100ms",
-     "How often state and consumed offsets are committed together (one Kafka transaction) while there is a "
-     "backlog. An alert does not wait for it: once every fetched record is handled, a batch holding an alert is "
-     "committed at once. Shorter: lower latency under load, less throughput.",
+     "With no backlog (every fetched record handled), how often the state and the consumed offsets are "
+     "committed together (one Kafka transaction); a batch holding an alert is committed at once, and the "
+     "re-keyed rules' watermarks move at each commit. Shorter: the re-keyed rules' alerts come sooner, for more "
+     "commits (CPU, LMDB and broker writes) at low load.",
      [](Config* c, const std::string& v) { return SetDuration(&c->state.commit_interval, v, false); }},
+    {"state.commit_records", ConfigKind::kCount, "50000",
+     "Under a backlog (records fetched and not yet handled), a batch is committed every this many records, "
+     "and at least once a second. Each key's state is written once per batch whatever the number of its "
+     "events, so larger batches cost less per event; alerts wait for their batch, and an aborted or crashed "
+     "batch is read again.",
+     [](Config* c, const std::string& v) { return SetCount(&c->state.commit_records, v, 100000000); }},
     {"state.max_keys", ConfigKind::kCount, "1000000",
      "Most keys one partition keeps state for (each live key costs about 1 KB of memory). At the limit, an "
      "event whose key holds no state starts nothing: the keys that hold state go on as before, and "
@@ -574,9 +581,9 @@ std::string DumpConfig(const Config& c) {
   out += "  consumer:" + props(c.kafka.consumer);
   out += "  producer:" + props(c.kafka.producer);
   out += fmt::format("state:\n  directory: {}\n  map_size: {}\n  max_map_size: {}\n  commit_interval: {}\n"
-                     "  max_keys: {}\n",
+                     "  commit_records: {}\n  max_keys: {}\n",
                      q(c.state.directory), c.state.map_size, c.state.max_map_size,
-                     FormatDuration(c.state.commit_interval), c.state.max_keys);
+                     FormatDuration(c.state.commit_interval), c.state.commit_records, c.state.max_keys);
   out += fmt::format("metrics:\n  listen: {}\n  username: {}\n  password: {}\nlog:\n  level: {}\n",
                      q(c.metrics.listen), q(c.metrics.username),
                      c.metrics.password.empty() ? q("") : std::string("<redacted>"), q(c.log.level));

@@ -73,6 +73,7 @@ constexpr int kTxnTimeoutMs = 30000;
 constexpr const char* kStateCommitFailed =
     "cannot commit the state (the next start catches up from the last good batch): ";
 constexpr int kRecordsPerTurn = 1000;  // records handled between two looks at the clocks
+constexpr std::chrono::seconds kBacklogCommitEvery{1};  // the longest batch under a backlog
 constexpr int kExitConfig = 78;  // EX_CONFIG: the set-up is wrong, a restart will not help
 
 // The state of one partition at a commit: each write goes to the store under
@@ -933,7 +934,9 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     }
   }
   Log("running");
-  auto next_commit = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.state.commit_interval);
+  const auto interval = std::chrono::milliseconds(config_.state.commit_interval);
+  auto last_commit = std::chrono::steady_clock::now();
+  uint64_t handled_at_commit = handled_;
   auto next_tick = std::chrono::steady_clock::now();
   while (!stop && !fatal_) {
     notify_.MaybePingWatchdog();
@@ -972,13 +975,17 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
       next_tick = now + std::chrono::milliseconds(500);
       Tick();
     }
-    // An alert waits for the commit interval only while there is more to
-    // read: once every fetched record is handled, its batch is committed at
-    // once. At low and moderate load an alert is then published about a
-    // commit's time after its record arrives; under load (a backlog) commits
-    // come every commit_interval, and a commit's own duration spaces them.
-    if (now >= next_commit || (caught_up && uncommitted_alerts_ > 0)) {
-      next_commit = now + std::chrono::milliseconds(config_.state.commit_interval);
+    // The cadence adapts to the load. Caught up (every fetched record
+    // handled): a batch holding an alert is committed at once, any other
+    // every commit_interval. Under a backlog: every commit_records records
+    // (a key's state is written once per batch, so bigger batches cost less
+    // per event), and at least once a second.
+    const bool due = caught_up ? uncommitted_alerts_ > 0 || now >= last_commit + interval
+                               : handled_ - handled_at_commit >= config_.state.commit_records ||
+                                     now >= last_commit + kBacklogCommitEvery;
+    if (due) {
+      last_commit = now;
+      handled_at_commit = handled_;
       if (!Commit()) fatal_ = true;
     }
     producer_->Poll(0);

@@ -638,13 +638,15 @@ void KafkaConsumer::Close() {
 }
 
 Result<bool> KafkaConsumer::Poll(int timeout_ms, engine::RawRecord* out) {
-  std::unique_ptr<RdKafka::Message> m(impl_->consumer->consume(timeout_ms));
-  switch (m->err()) {
-    case RdKafka::ERR_NO_ERROR: {
-      // Straight from the C message: the payload into the record's buffer
-      // (its room is kept from record to record), the topic name copied only
-      // when it differs from the last record's.
-      const rd_kafka_message_t* c = static_cast<const rd_kafka_message_t*>(m->c_ptr());
+  // librdkafka's C call: the C++ consume() allocates a Message wrapper per
+  // record. The payload goes into the record's buffer (its room is kept from
+  // record to record), the topic name is copied only when it differs from
+  // the last record's.
+  rd_kafka_message_t* c = rd_kafka_consumer_poll(impl_->consumer->c_ptr(), timeout_ms);
+  if (c == nullptr) return false;
+  std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> hold(c, rd_kafka_message_destroy);
+  switch (c->err) {
+    case RD_KAFKA_RESP_ERR_NO_ERROR: {
       size_t len = c->payload ? c->len : 0;
       if (out->payload.capacity() < len + engine::kPayloadPadding) out->payload.reserve(len + engine::kPayloadPadding);
       out->payload.assign(static_cast<const char*>(c->payload), len);
@@ -658,12 +660,14 @@ Result<bool> KafkaConsumer::Poll(int timeout_ms, engine::RawRecord* out) {
       out->key.assign(c->key ? static_cast<const char*>(c->key) : "", c->key ? c->key_len : 0);
       return true;
     }
-    case RdKafka::ERR__TIMED_OUT:
-    case RdKafka::ERR__PARTITION_EOF:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__PARTITION_EOF:
       return false;
     default:
-      if (m->err() == RdKafka::ERR__FATAL) return Status::IoError(fmt::format("consumer: {}", m->errstr()));
-      IoLog(4, "consumer: " + m->errstr());
+      if (c->err == RD_KAFKA_RESP_ERR__FATAL) {
+        return Status::IoError(fmt::format("consumer: {}", rd_kafka_message_errstr(c)));
+      }
+      IoLog(4, std::string("consumer: ") + rd_kafka_message_errstr(c));
       return false;
   }
 }

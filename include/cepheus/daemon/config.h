@@ -54,6 +54,7 @@ struct Config {
     uint64_t map_size = 0;
     uint64_t max_map_size = 0;
     Millis commit_interval = 0;
+    uint64_t commit_records = 0;  // under a backlog, records per batch
     uint64_t max_keys = 0;  // per partition
   } state;
   struct Metrics {
