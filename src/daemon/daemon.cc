@@ -146,6 +146,14 @@ struct Daemon::Part {
   std::unique_ptr<engine::Pump> pump;  // decoder -> engine; a refused record's reason in `refused`
   std::string refused;
   int64_t next_offset = -1;     // after the last record handled
+  // Where a restore reads from again. An input partition: next_offset. A
+  // stage partition: after the last record that did more than wait in the
+  // reorder buffer (a mark, an event evaluated or late, a refused record);
+  // the events buffered after it (arrivals past resume_arrival) are not
+  // saved but read again from the re-keying topic, so a batch costs no state
+  // write for the events that wait there for the next watermark mark.
+  int64_t resume_offset = -1;
+  uint64_t resume_arrival = 0;
   int64_t suppress_until = -1;  // records below were published before a crash
   int64_t assigned_from = -1;   // where reading started at assignment (-1: the group's position)
   Millis last_wall = 0;
@@ -332,6 +340,7 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
   state::PrefixStore view(store_.get(), prefix);
   engine::Engine::LoadReport report;
   if (Status st = p.engine->Load(view, p.decoder.get(), &report); !st.ok()) return st;
+  p.resume_arrival = p.engine->arrivals();
   // Records of changed or removed rules (never loaded into a mismatched
   // automaton) and records moved to their digest key: deleted here and in
   // the changelog, so neither a restart nor another daemon loads them again.
@@ -461,7 +470,7 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
     restored_runs_ += static_cast<uint64_t>(part->engine->active_runs());
     int64_t from = lmdb_offset >= 0 ? lmdb_offset : tp.offset;
     if (lmdb_offset >= 0 && tp.offset > lmdb_offset) part->suppress_until = tp.offset;  // crash between commits
-    part->next_offset = from;
+    part->next_offset = part->resume_offset = from;
     part->assigned_from = from;
     Log(fmt::format("assigned {}/{}: {} runs restored, reading from {}{}", tp.topic, tp.partition,
                     part->engine->active_runs(), from >= 0 ? fmt::format("offset {}", from) : "the group's position",
@@ -550,6 +559,25 @@ void Daemon::Handle(engine::RawRecord& r) {
     last_part_ = it->second.get();
   }
   Part& p = *last_part_;
+  if (p.stage < 0) {
+    HandleRecord(p, r);
+    return;
+  }
+  // A stage partition's restore point moves past every record but an event
+  // that only waits in the buffer (its watermark moves at marks alone).
+  const uint64_t aborts = aborts_;
+  const auto effects = [&p] { return p.engine->stats().evaluated + p.engine->stats().late; };
+  const uint64_t before = effects();
+  const bool buffered = HandleRecord(p, r);
+  if (aborts_ != aborts) return;  // rewound: the restore point is LMDB's again
+  if (!buffered || effects() != before) {
+    p.resume_offset = r.pos.offset + 1;
+    p.resume_arrival = p.engine->arrivals();
+  }
+}
+
+// Returns true when the record was an event pushed into the engine.
+bool Daemon::HandleRecord(Part& p, engine::RawRecord& r) {
   p.next_offset = r.pos.offset + 1;
   ++handled_;
   metrics_->CountRecord();
@@ -558,7 +586,7 @@ void Daemon::Handle(engine::RawRecord& r) {
   if (p.stage >= 0) ++p.read_since_tick;
   if (p.stage >= 0 && engine::IsMarkRecord(r.payload)) {
     HandleMark(p, r);
-    return;
+    return false;
   }
   p.replaying = r.pos.offset < p.suppress_until;
   bool padded = r.payload.capacity() >= r.payload.size() + engine::kPayloadPadding;
@@ -568,20 +596,21 @@ void Daemon::Handle(engine::RawRecord& r) {
   if (p.pump->Feed(r.payload, *pos, padded)) {
     if (!p.forward_error.empty()) {
       Abort("cannot forward an event to its re-keying topic: " + std::exchange(p.forward_error, {}));
-      return;
+      return false;
     }
     Publish(p, r.pos.offset, r.source_time);
-    return;
+    return true;
   }
   metrics_->CountMalformed(1);
   ++malformed_;
-  if (r.pos.offset < p.suppress_until) return;
+  if (r.pos.offset < p.suppress_until) return false;
   Status st = producer_->Produce(config_.kafka.dead_letter_topic, "", r.payload,
                                  {{"cepheus.error", p.refused},
                                   {"cepheus.origin.topic", r.pos.topic},
                                   {"cepheus.origin.partition", std::to_string(r.pos.partition)},
                                   {"cepheus.origin.offset", std::to_string(r.pos.offset)}});
   if (!st.ok()) Abort(st.message());
+  return false;
 }
 
 // A source's watermark mark on a stage partition: the partition's watermark
@@ -670,10 +699,13 @@ bool Daemon::Commit() {
       if (Status st = tee.Put("marks", p->marks->Encode()); !st.ok()) return Abort(st.message());
       p->marks_dirty = false;
     }
-    if (Status st = p->engine->SaveChanges(&tee); !st.ok()) return Abort(st.message());
-    if (p->next_offset >= 0) {
-      if (Status st = tee.Put("offset", std::to_string(p->next_offset)); !st.ok()) return Abort(st.message());
-      offsets.push_back({p->topic, p->partition, p->next_offset});
+    const bool stage = p->stage >= 0;
+    if (Status st = p->engine->SaveChanges(&tee, stage ? p->resume_arrival : UINT64_MAX); !st.ok()) {
+      return Abort(st.message());
+    }
+    if (int64_t offset = stage ? p->resume_offset : p->next_offset; offset >= 0) {
+      if (Status st = tee.Put("offset", std::to_string(offset)); !st.ok()) return Abort(st.message());
+      offsets.push_back({p->topic, p->partition, offset});
     }
   }
   auto started = std::chrono::steady_clock::now();
@@ -775,7 +807,7 @@ bool Daemon::Abort(const std::string& why) {
     // the assignment started (the group's committed offset, or the beginning
     // of the partition for a new group: auto.offset.reset is earliest).
     int64_t to = lmdb_offset >= 0 ? lmdb_offset : p->assigned_from >= 0 ? p->assigned_from : io::kOffsetBeginning;
-    p->next_offset = to >= 0 ? to : -1;
+    p->next_offset = p->resume_offset = to >= 0 ? to : -1;
     if (Status st = consumer_->Seek({p->topic, p->partition, to}, 10000); !st.ok()) {
       LogError(fmt::format("{}/{}: cannot rewind: {}", p->topic, p->partition, st.message()));
       fatal_ = true;  // going on would skip the aborted records

@@ -490,7 +490,10 @@ size_t Engine::buffered() const { return impl_->buffered(); }
 const EngineOptions& Engine::options() const { return impl_->options(); }
 void Engine::set_tables(const nfa::TableReader* tables) { impl_->set_tables(tables); }
 Status Engine::Save(StateStore* store) { return impl_->Save(store); }
-Status Engine::SaveChanges(StateStore* store) { return impl_->SaveChanges(store); }
+Status Engine::SaveChanges(StateStore* store, uint64_t buffer_through) {
+  return impl_->SaveChanges(store, buffer_through);
+}
+uint64_t Engine::arrivals() const { return impl_->arrivals(); }
 Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* report) {
   return impl_->Load(store, decoder, report);
 }

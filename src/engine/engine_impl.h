@@ -43,7 +43,8 @@ class EngineImpl {
     for (auto& s : states_) s.matcher.set_tables(tables);
   }
   Status Save(StateStore* store);
-  Status SaveChanges(StateStore* store);
+  Status SaveChanges(StateStore* store, uint64_t buffer_through);
+  uint64_t arrivals() const { return arrival_; }
   using LoadReport = Engine::LoadReport;
   Status Load(const StateStore& store, EventDecoder* decoder, LoadReport* report);
 
@@ -179,7 +180,7 @@ class EngineImpl {
   uint32_t NewEntry(uint32_t group, std::string_view key);
   void MarkDirty(uint32_t entry);
   Status PutMeta(StateStore* store) const;
-  Status PutBuffer(StateStore* store);
+  Status PutBuffer(StateStore* store, uint64_t through);
   static constexpr uint8_t kCountersMarker = 0xC7;  // before a key record whose key has counters
   void PutCounters(const KeyGroup& g, const KeyEntry& entry, std::string* out) const;
   Status LoadCounters(std::string_view* in, uint32_t g, std::vector<std::pair<uint32_t, CounterState>>* out,

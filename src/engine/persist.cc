@@ -71,23 +71,24 @@ void BufferKeyOf(uint64_t arrival, std::string* out) {
 }  // namespace
 
 // The reorder buffer's changes since the last save: a record for each event
-// buffered since and still held, a delete for each saved one released since.
-// A commit's cost grows with the events that came and went, not with the
-// buffer (which, after a re-keying hop, can hold many seconds of a topic).
-Status EngineImpl::PutBuffer(StateStore* store) {
+// buffered since and still held (up to the `through`-th arrival), a delete
+// for each saved one released since. A commit's cost grows with the events
+// that came and went, not with the buffer (which, after a re-keying hop, can
+// hold many seconds of a topic).
+Status EngineImpl::PutBuffer(StateStore* store, uint64_t through) {
   for (uint64_t arrival : released_saved_) {
     BufferKeyOf(arrival, &save_key_);
     if (Status st = store->Delete(save_key_); !st.ok()) return st;
   }
   released_saved_.clear();
   for (const Buffered& b : buffer_.items()) {
-    if (b.arrival <= saved_arrival_) continue;
+    if (b.arrival <= saved_arrival_ || b.arrival > through) continue;
     BufferKeyOf(b.arrival, &save_key_);
     save_value_.clear();
     EncodeEvent(*b.e, &save_value_);
     if (Status st = store->Put(save_key_, save_value_); !st.ok()) return st;
   }
-  saved_arrival_ = arrival_;
+  saved_arrival_ = std::max(saved_arrival_, std::min(arrival_, through));
   return Status::Ok();
 }
 
@@ -150,7 +151,7 @@ Status EngineImpl::Save(StateStore* store) {
   if (st = PutMeta(store); !st.ok()) return st;
   saved_arrival_ = 0;  // every buffered event written again (deleted above)
   released_saved_.clear();
-  if (st = PutBuffer(store); !st.ok()) return st;
+  if (st = PutBuffer(store, UINT64_MAX); !st.ok()) return st;
   if (st = aggregates_.Save(store); !st.ok()) return st;
   for (uint32_t g = 0; g < groups_.size(); ++g) {
     for (uint32_t id : groups_[g].index) {
@@ -176,9 +177,9 @@ Status EngineImpl::Save(StateStore* store) {
 // Only what changed: the records of keys freed since the last save are
 // deleted, those of touched keys written, or deleted when no rule needs them
 // any more. A key the store holds no record of is not deleted.
-Status EngineImpl::SaveChanges(StateStore* store) {
+Status EngineImpl::SaveChanges(StateStore* store, uint64_t buffer_through) {
   if (Status st = PutMeta(store); !st.ok()) return st;
-  if (Status st = PutBuffer(store); !st.ok()) return st;
+  if (Status st = PutBuffer(store, buffer_through); !st.ok()) return st;
   if (Status st = aggregates_.SaveChanges(store); !st.ok()) return st;
   for (const auto& k : stale_) {
     if (Status st = store->Delete(k); !st.ok()) return st;

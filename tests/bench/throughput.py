@@ -86,7 +86,8 @@ kafka:
   alerts_topic: alerts-{name}
   dead_letter_topic: dead
   transactional_id: {name}
-state: {{directory: {work}/state-{name}}}
+  rekey: {"false" if "--no-rekey" in sys.argv else "true"}
+state: {{directory: {work}/state-{name}{EXTRA_STATE[0]}}}
 metrics: {{listen: "127.0.0.1:{port}"}}
 """)
     return path
@@ -197,6 +198,8 @@ def latency_run(cepheus, work, brokers, rules, gen, rate):
         text = d.poll()
         if warm is None and input_records(text) >= half_n / 10:
             warm = text
+        if warm is not None:
+            LAG[0] = max([LAG[0]] + [float(v) for v in re.findall(r'^cepheus_consumer_lag\{partition="\d+"\} (\S+)', text, re.M)])
         if input_records(text) >= half_n:
             break
     time.sleep(1.0)
@@ -215,6 +218,19 @@ def histogram_max(text, metric):
         if v >= total:
             return le
     return float("nan")
+
+
+def latency_line(text, rate):
+    return (f"latency at {rate:,} events/s: p50 {quantile(text, 0.5, LATENCY) * 1000:.1f} ms, "
+            f"p99 {quantile(text, 0.99, LATENCY) * 1000:.1f} ms, max <= {histogram_max(text, LATENCY) * 1000:.0f} ms "
+            f"over {counter(text, LATENCY + '_count'):.0f} alerts (target p99 <= commit_interval 100 ms + 50 ms); "
+            f"a commit takes p50 {quantile(text, 0.5, COMMIT) * 1000:.1f} ms, "
+            f"p99 {quantile(text, 0.99, COMMIT) * 1000:.1f} ms; {counter(text, COMMIT + '_count'):.0f} commits; "
+            f"largest consumer lag seen {LAG[0]:,.0f} records")
+
+
+LAG = [0.0]
+EXTRA_STATE = [""]
 
 
 def distinct_keys(cepheus, work, brokers, rules, k):
@@ -250,6 +266,8 @@ def main():
                             os.path.join(HERE, "..", "..", "rules"))
     opt = lambda name, default: int(args[args.index(name) + 1]) if name in args else default
     n, k = opt("--events", 1000000), opt("--keys", 1000000)
+    if "--commit-interval" in args:
+        EXTRA_STATE[0] = f", commit_interval: {args[args.index('--commit-interval') + 1]}"
     cepheus = f"{build}/cepheus"
     work = tempfile.mkdtemp(prefix="cepheus-throughput-")
     try:
@@ -267,6 +285,10 @@ def main():
         print(f"input: {n:,} events of `cepheus gen --users 20000 --seed 335`, {PARTITIONS} partitions; rules "
               f"{rules}; {os.cpu_count()} cores", flush=True)
 
+        if "--latency-only" in args:  # the latency run alone, at a given rate
+            text = latency_run(cepheus, work, brokers, rules, gen, opt("--latency-only", 1000))
+            print(latency_line(text, opt("--latency-only", 1000)))
+            return
         bare_rate, bare_cpu = bare(build, brokers, n)
         with open(f"{work}/replay.jsonl", "w") as out:
             replay_cpu, replay_peak = child_cpu([cepheus, "replay", "--rules", rules, "--events",
@@ -294,11 +316,7 @@ def main():
 
         rate = max(1, int(n / run["wall"] / 2))
         text = latency_run(cepheus, work, brokers, rules, gen, rate)
-        print(f"latency at {rate:,} events/s (half the run's rate): p50 {quantile(text, 0.5, LATENCY) * 1000:.1f} ms, "
-              f"p99 {quantile(text, 0.99, LATENCY) * 1000:.1f} ms, max <= {histogram_max(text, LATENCY) * 1000:.0f} ms "
-              f"over {counter(text, LATENCY + '_count'):.0f} alerts (target p99 <= commit_interval 100 ms + 50 ms); "
-              f"a commit takes p50 {quantile(text, 0.5, COMMIT) * 1000:.1f} ms, "
-              f"p99 {quantile(text, 0.99, COMMIT) * 1000:.1f} ms", flush=True)
+        print(latency_line(text, rate) + " (half the run's rate)", flush=True)
 
         if "--skip-keys" not in args:
             keys, peak, anon = distinct_keys(cepheus, work, brokers, rules, k)

@@ -141,6 +141,7 @@ class Daemon : public io::RebalanceListener {
   // rewinds the consumer there.
   bool Abort(const std::string& why);
   // A watermark mark on a stage partition (section 6.4).
+  bool HandleRecord(Part& p, engine::RawRecord& r);
   void HandleMark(Part& p, const engine::RawRecord& r);
   // With kafka.rekey: plan_, sources_, the stage topics (created when
   // missing) and rekeyer_.

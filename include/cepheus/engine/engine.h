@@ -10,6 +10,7 @@
 // Thread-safety: none; one Engine per input, driven from one thread.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -81,8 +82,14 @@ class Engine {
   // Writes only what changed since the last Save or SaveChanges: the meta and
   // buffer records, the keys touched since (or their deletion when they no
   // longer hold state). The daemon calls it at every commit, so a commit costs
-  // what changed, not the whole state.
-  Status SaveChanges(StateStore* store);
+  // what changed, not the whole state. Buffered events pushed after the
+  // `buffer_through`-th (see arrivals()) are left out: the daemon reads them
+  // again from their topic after a restore (a re-keyed partition, whose
+  // events wait in the buffer for the next watermark mark).
+  Status SaveChanges(StateStore* store, uint64_t buffer_through = UINT64_MAX);
+  // Events pushed so far (late ones included), counted over the state's life:
+  // the next event pushed is the (arrivals() + 1)-th.
+  uint64_t arrivals() const;
   // Replaces this engine's state with what Save wrote. Rules whose text
   // changed since (different fingerprint) or that are no longer in the rule
   // set start empty: their stored state is not loaded, and `report` (when

@@ -16,6 +16,7 @@
 #include "cepheus/engine/engine.h"
 #include "cepheus/engine/event_decoder.h"
 #include "cepheus/engine/source_marks.h"
+#include "cepheus/state/lmdb_store.h"
 #include "fake_kafka.h"
 #include "harness.h"
 #include "test_util.h"
@@ -178,6 +179,54 @@ TEST_CASE("a restarted daemon keeps its stage partitions' marks and windows: a c
   w.kafka.Append("events", 1, Order("d", "u2", "c8", 100000));
   REQUIRE(testing::Eventually([&] { return !w.Alerts("card_two_users").empty(); }, std::chrono::seconds(5)));
   CHECK(w.Alerts("card_two_users") == std::vector<std::string>{"c1"});  // a (before the restart), then b
+  CHECK(run.Stop() == 0);
+}
+
+TEST_CASE("a stage partition's events that wait for a watermark mark are not saved but read again after a restart") {
+  World w;
+  auto config = w.Config(true);
+  {
+    daemon::Daemon d(config, testing::CompileRules(kRules), &w.kafka);
+    testing::DaemonThread run(d);
+    w.kafka.Append("events", 0, Order("a", "u1", "c1", 5000));
+    w.kafka.Append("events", 1, Order("x", "u2", "c5", 5000));
+    REQUIRE(testing::Eventually([&] { return d.records_handled() >= 2 + 2 + 4; }, std::chrono::seconds(5)));
+    // Out of order at its source: that source's watermark does not move, so
+    // no mark follows it and it waits in its stage partition's buffer.
+    w.kafka.Append("events", 1, Order("b", "u2", "c1", 4500));
+    REQUIRE(testing::Eventually([&] { return d.records_handled() >= 2 + 2 + 4 + 2; }, std::chrono::seconds(5)));
+    CHECK(run.Stop() == 0);
+  }
+  // Its stage partition saved the buffered event a mark came after (a), not
+  // b, and its committed offset is b's own, so a restart reads b again.
+  int32_t b_partition = -1;
+  int64_t b_offset = -1;
+  const auto staged = w.kafka.Committed("rk-rekey-card_id");  // partition 0's records, then 1's
+  const auto first_of_1 = static_cast<size_t>(w.kafka.EndOffset("rk-rekey-card_id", 0));
+  for (size_t i = 0; i < staged.size(); ++i) {
+    if (staged[i].value->find("\"id\":\"b\"") == std::string::npos) continue;
+    b_partition = i < first_of_1 ? 0 : 1;
+    b_offset = static_cast<int64_t>(i < first_of_1 ? i : i - first_of_1);
+  }
+  REQUIRE(b_partition >= 0);
+  CHECK(w.kafka.GroupOffset("rk-rekey-card_id", b_partition) == b_offset);
+  {
+    auto store = state::LmdbStore::Open({config.state.directory, config.state.map_size, config.state.max_map_size});
+    REQUIRE(store.ok());
+    int buffered = 0;
+    REQUIRE(store.value()->Scan(fmt::format("p/rk-rekey-card_id/{}/engine/b/", b_partition),
+                                [&](std::string_view, std::string_view) { ++buffered; }).ok());
+    CHECK(buffered == 1);  // a, which a mark preceded; not b
+  }
+  daemon::Daemon again(config, testing::CompileRules(kRules), &w.kafka);
+  testing::DaemonThread run(again);
+  REQUIRE(testing::Eventually([&] { return w.kafka.consumers() == 2; }, std::chrono::seconds(5)));
+  w.kafka.Assign(1, "events", {0, 1});
+  w.kafka.Assign(1, "rk-rekey-card_id", {0, 1});
+  w.kafka.Append("events", 0, Order("c", "u1", "c9", 100000));
+  w.kafka.Append("events", 1, Order("d", "u2", "c8", 100000));
+  REQUIRE(testing::Eventually([&] { return !w.Alerts("card_two_users").empty(); }, std::chrono::seconds(5)));
+  CHECK(w.Alerts("card_two_users") == std::vector<std::string>{"c1"});  // b, then a: once
   CHECK(run.Stop() == 0);
 }
 
