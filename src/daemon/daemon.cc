@@ -6,8 +6,9 @@
 // to kRecordsPerTurn records: decode each (malformed records go to the
 // dead-letter topic with the reason and origin in headers), push it into its
 // partition's engine, produce what the engine published inside the
-// transaction; every commit interval, commit (at once when an alert waits and
-// every fetched record is handled). After the idle timeout a quiet
+// transaction; commit at a cadence that follows the load (CommitDue: caught
+// up, every commit interval and at once when an alert waits; under a
+// backlog, every commit_records records). After the idle timeout a quiet
 // partition's watermark follows the wall clock, idle_timeout + out_of_order
 // behind it.
 //
@@ -966,9 +967,8 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     }
   }
   Log("running");
-  const auto interval = std::chrono::milliseconds(config_.state.commit_interval);
-  auto last_commit = std::chrono::steady_clock::now();
-  uint64_t handled_at_commit = handled_;
+  last_commit_ = std::chrono::steady_clock::now();
+  handled_at_commit_ = handled_;
   auto next_tick = std::chrono::steady_clock::now();
   while (!stop && !fatal_) {
     notify_.MaybePingWatchdog();
@@ -1007,23 +1007,31 @@ int Daemon::Run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
       next_tick = now + std::chrono::milliseconds(500);
       Tick();
     }
-    // The cadence adapts to the load. Caught up (every fetched record
-    // handled): a batch holding an alert is committed at once, any other
-    // every commit_interval. Under a backlog: every commit_records records
-    // (a key's state is written once per batch, so bigger batches cost less
-    // per event), and at least once a second.
-    const bool due = caught_up ? uncommitted_alerts_ > 0 || now >= last_commit + interval
-                               : handled_ - handled_at_commit >= config_.state.commit_records ||
-                                     now >= last_commit + kBacklogCommitEvery;
-    if (due) {
-      last_commit = now;
-      handled_at_commit = handled_;
+    if (CommitDue(caught_up, now)) {
+      last_commit_ = now;
+      handled_at_commit_ = handled_;
       if (!Commit()) fatal_ = true;
     }
     producer_->Poll(0);
     CountRuns();
   }
   return Shutdown();
+}
+
+// The commit cadence adapts to the load. Caught up (every fetched record
+// handled): a batch holding an alert is committed at once, any other every
+// commit_interval. Under a backlog (the turn ended with records still
+// fetched): every commit_records records, and at least once a second; a
+// key's state is written once per batch, so bigger batches cost less per
+// event. (Measured and dropped: committing every commit_interval under a
+// backlog too, or only once the records at hand are over a second old: a
+// commit blocks the loop for a broker round trip or two, and at 10 000
+// events/s either put p50 latency at 1-3 s against 0.13-0.2 s.)
+bool Daemon::CommitDue(bool caught_up, std::chrono::steady_clock::time_point now) const {
+  if (caught_up) {
+    return uncommitted_alerts_ > 0 || now >= last_commit_ + std::chrono::milliseconds(config_.state.commit_interval);
+  }
+  return handled_ - handled_at_commit_ >= config_.state.commit_records || now >= last_commit_ + kBacklogCommitEvery;
 }
 
 Status Daemon::OpenTableStore() {

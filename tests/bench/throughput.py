@@ -99,7 +99,8 @@ class Daemon:
     def __init__(self, cepheus, cfg, port, work, name):
         self.port = port
         self.log = open(f"{work}/{name}.log", "w")
-        self.proc = subprocess.Popen([cepheus, "run", "--config", cfg], stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen([cepheus, "run", "--config", cfg], stdout=self.log, stderr=self.log,
+                                     env=dict(os.environ))
         self.peak_anon = 0.0
         self.text = ""
 

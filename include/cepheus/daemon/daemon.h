@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -142,6 +143,7 @@ class Daemon : public io::RebalanceListener {
   bool Abort(const std::string& why);
   // A watermark mark on a stage partition (section 6.4).
   bool HandleRecord(Part& p, engine::RawRecord& r);
+  bool CommitDue(bool caught_up, std::chrono::steady_clock::time_point now) const;
   void HandleMark(Part& p, const engine::RawRecord& r);
   // With kafka.rekey: plan_, sources_, the stage topics (created when
   // missing) and rekeyer_.
@@ -204,6 +206,8 @@ class Daemon : public io::RebalanceListener {
   std::atomic<uint64_t> aborts_{0};
   // The counters above and this are read by tests from other threads.
   std::atomic<int64_t> active_runs_{0};
+  std::chrono::steady_clock::time_point last_commit_;
+  uint64_t handled_at_commit_ = 0;  // handled_ at the last commit
   uint64_t handled_ = 0;  // records handled (the loop's own count; records_handled_ is its published copy)
   // Sets active_runs_ from the engines and publishes records_handled_ (the
   // loop's thread): after each turn, a rebalance, an abort and a reload.

@@ -165,6 +165,27 @@ TEST_CASE("a 10 KB key is kept in LMDB and the changelog under its digest and fo
   CHECK(run_first.Stop() == 0);
 }
 
+TEST_CASE("under a backlog a batch is committed every state.commit_records records, not every commit interval") {
+  World w;
+  auto config = w.Config("a");
+  config.state.commit_interval = 1;  // by time alone, nearly every turn of 1000 records would commit
+  config.state.commit_records = 5000;
+  constexpr int kRecords = 20000;  // fetched before the daemon starts: a backlog
+  for (int i = 0; i < kRecords; ++i) {
+    w.kafka.Append("events", i % 2, Order("e" + std::to_string(i), "u" + std::to_string(i), 1000 + i));
+  }
+  daemon::Daemon d(config, testing::CompileRules(kRule), &w.kafka);
+  testing::DaemonThread run(d);
+  REQUIRE(testing::Eventually([&] {
+    return w.kafka.GroupOffset("events", 0) == kRecords / 2 && w.kafka.GroupOffset("events", 1) == kRecords / 2;
+  }, std::chrono::seconds(20)));
+  CHECK(run.Stop() == 0);
+  // 20 000 records in batches of 5 000, and the batch in hand when the
+  // loop caught up; at most one more at the end.
+  CHECK(d.commits() >= kRecords / 5000);
+  CHECK(d.commits() <= kRecords / 5000 + 2);
+}
+
 TEST_CASE("a lost assignment aborts the open batch: nothing of it is committed, and the next owner reads it again") {
   World w;
   auto config = w.Config("first");
