@@ -53,12 +53,15 @@ void CounterState::Evict(int64_t oldest_kept) {
     open_index_ = kNone;
     open_ = Agg{};
   }
-  while (!by_bucket_.empty() && by_bucket_.front().first < oldest_kept) {
-    for (const auto& v : by_bucket_.front().second) {
-      auto it = last_seen_.find(v);
-      if (it != last_seen_.end() && it->second == by_bucket_.front().first) last_seen_.erase(it);
+  if (!distinct_) return;
+  auto& by_bucket = distinct_->by_bucket;
+  auto& last_seen = distinct_->last_seen;
+  while (!by_bucket.empty() && by_bucket.front().first < oldest_kept) {
+    for (const auto& v : by_bucket.front().second) {
+      auto it = last_seen.find(v);
+      if (it != last_seen.end() && it->second == by_bucket.front().first) last_seen.erase(it);
     }
-    by_bucket_.pop_front();
+    by_bucket.pop_front();
   }
 }
 
@@ -68,17 +71,20 @@ bool CounterState::Add(int64_t bucket, const nfa::Value& value, const std::strin
   newest_ = std::max(newest_, bucket);
   if (fn == dsl::AggFn::kDistinct) {
     if (text == nullptr) return true;
-    auto it = last_seen_.find(*text);
-    if (it == last_seen_.end()) {
-      if (last_seen_.size() >= dsl::kMaxDistinctValues) return false;
-      last_seen_.emplace(*text, bucket);
+    if (!distinct_) distinct_ = std::make_unique<Distinct>();
+    auto& last_seen = distinct_->last_seen;
+    auto& by_bucket = distinct_->by_bucket;
+    auto it = last_seen.find(*text);
+    if (it == last_seen.end()) {
+      if (last_seen.size() >= dsl::kMaxDistinctValues) return false;
+      last_seen.emplace(*text, bucket);
     } else if (it->second == bucket) {
       return true;
     } else {
       it->second = bucket;
     }
-    if (by_bucket_.empty() || by_bucket_.back().first != bucket) by_bucket_.emplace_back(bucket, std::vector<std::string>{});
-    by_bucket_.back().second.push_back(*text);
+    if (by_bucket.empty() || by_bucket.back().first != bucket) by_bucket.emplace_back(bucket, std::vector<std::string>{});
+    by_bucket.back().second.push_back(*text);
     return true;
   }
   if (fn != dsl::AggFn::kCount && value.kind != nfa::Value::Kind::kNumber) return true;
@@ -96,7 +102,9 @@ bool CounterState::Add(int64_t bucket, const nfa::Value& value, const std::strin
 
 nfa::Value CounterState::Read(int64_t now, dsl::AggFn fn, int64_t buckets) {
   Evict(now - buckets + 1);
-  if (fn == dsl::AggFn::kDistinct) return nfa::Value::Number(static_cast<double>(last_seen_.size()));
+  if (fn == dsl::AggFn::kDistinct) {
+    return nfa::Value::Number(distinct_ ? static_cast<double>(distinct_->last_seen.size()) : 0.0);
+  }
   Agg a = front_.empty() ? Agg{} : front_.back().second;
   a = Agg::Combine(a, back_agg_);
   a = Agg::Combine(a, open_);
@@ -142,8 +150,10 @@ void CounterState::Encode(std::string* out) const {
       PutAgg(out, agg);
     }
   }
-  PutVarint(out, by_bucket_.size());
-  for (const auto& [bucket, values] : by_bucket_) {
+  static const std::deque<std::pair<int64_t, std::vector<std::string>>> kNone;
+  const auto& by_bucket = distinct_ ? distinct_->by_bucket : kNone;
+  PutVarint(out, by_bucket.size());
+  for (const auto& [bucket, values] : by_bucket) {
     PutSigned(out, bucket);
     PutVarint(out, values.size());
     for (const auto& v : values) PutLengthPrefixed(out, v);
@@ -164,16 +174,16 @@ Status CounterState::Decode(std::string_view* in) {
       stack->emplace_back(index, GetAgg(&r));
     }
   }
-  by_bucket_.clear();
-  last_seen_.clear();
+  distinct_.reset();
   uint64_t n = r.Varint();
+  if (n > 0) distinct_ = std::make_unique<Distinct>();
   for (uint64_t i = 0; i < n && r.ok(); ++i) {
     int64_t bucket = r.Signed();
     uint64_t m = r.Varint();
     std::vector<std::string> values;
     for (uint64_t j = 0; j < m && r.ok(); ++j) values.emplace_back(r.String());
-    for (const auto& v : values) last_seen_[v] = bucket;
-    by_bucket_.emplace_back(bucket, std::move(values));
+    for (const auto& v : values) distinct_->last_seen[v] = bucket;
+    distinct_->by_bucket.emplace_back(bucket, std::move(values));
   }
   return r.ok() ? Status::Ok() : Status::Corruption("bad counter state");
 }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -58,9 +59,15 @@ class CounterState {
   Agg open_;
   int64_t newest_ = kNone;
   // distinct: each value with the newest bucket it was seen in, and the
-  // values by that bucket (oldest first) for eviction.
-  std::unordered_map<std::string, int64_t> last_seen_;
-  std::deque<std::pair<int64_t, std::vector<std::string>>> by_bucket_;
+  // values by that bucket (oldest first) for eviction. Allocated at the first
+  // value: a key's count or sum counter does not carry it (an empty deque
+  // alone holds ~600 bytes in libstdc++), and a million keys keep their
+  // counters.
+  struct Distinct {
+    std::unordered_map<std::string, int64_t> last_seen;
+    std::deque<std::pair<int64_t, std::vector<std::string>>> by_bucket;
+  };
+  std::unique_ptr<Distinct> distinct_;
 };
 
 }  // namespace cepheus::engine

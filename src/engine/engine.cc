@@ -258,7 +258,8 @@ uint32_t EngineImpl::NewEntry(uint32_t group, std::string_view key) {
   entry.key.assign(key);
   entry.group = group;
   entry.rules.resize(groups_[group].rules.size());
-  entry.counters.assign(groups_[group].counters.size(), CounterState{});
+  entry.counters.clear();
+  entry.counters.resize(groups_[group].counters.size());
   entry.counter_wake = kMaxTime;
   groups_[group].index.insert(id);
   return id;

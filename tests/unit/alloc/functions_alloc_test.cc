@@ -13,10 +13,12 @@
 #include "cepheus/nfa/matcher.h"
 #include "test_util.h"
 
-namespace {
+namespace alloc_count {  // shared with the binary's other tests
 std::atomic<bool> counting{false};
 std::atomic<size_t> allocations{0};
-}  // namespace
+}  // namespace alloc_count
+using alloc_count::allocations;
+using alloc_count::counting;
 
 void* operator new(size_t n, const std::nothrow_t&) noexcept {
   if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
