@@ -171,9 +171,9 @@ def bare(build, brokers, n):
     return n / float(got["cpu_s"]), float(got["cpu_s"])
 
 
-def full_run(cepheus, work, brokers, rules, n):
+def full_run(cepheus, work, brokers, rules, n, name="full"):
     port = free_port()
-    d = Daemon(cepheus, config(work, "full", brokers, rules, port, "events", idle="2s"), port, work, "full")
+    d = Daemon(cepheus, config(work, name, brokers, rules, port, "events", idle="2s"), port, work, name)
     first, last, committed = until_committed(d, n)
     cpu = d.cpu()
     peak, _ = memory(d.proc.pid)
@@ -219,6 +219,29 @@ def histogram_max(text, metric):
         if v >= total:
             return le
     return float("nan")
+
+
+def cadence_ab(cepheus, work, brokers, rules, n, values, rounds):
+    """Events per daemon CPU-second with state.commit_records at each of two
+    values, in alternating rounds on the same broker and topic (each run its
+    own group, changelog and state), and the median of the per-round ratios."""
+    ratios = []
+    for i in range(rounds):
+        got = {}
+        for v in values:
+            name = f"c{i}r{v}"
+            for topic, parts in ((f"{name}-changelog", PARTITIONS), (f"alerts-{name}", 1)):
+                sh(BROKER, "topic", f"{work}/broker", topic, str(parts))
+            EXTRA_STATE[0] = f", commit_records: {v}"
+            r = full_run(cepheus, work, brokers, rules, n, name)
+            got[v] = (n / r["cpu"], r["commits"])
+        ratios.append(got[values[0]][0] / got[values[1]][0])
+        print(f"round {i + 1}: " + ", ".join(f"commit_records {v}: {got[v][0]:,.0f} events per CPU-second "
+                                              f"({got[v][1]:.0f} commits)" for v in values) +
+              f"; ratio {ratios[-1]:.2f}", flush=True)
+    ratios.sort()
+    print(f"commit_records {values[0]} / {values[1]}: median {ratios[len(ratios) // 2]:.2f} "
+          f"(min {ratios[0]:.2f}, max {ratios[-1]:.2f}) over {rounds} rounds")
 
 
 def latency_line(text, rate):
@@ -286,6 +309,10 @@ def main():
         print(f"input: {n:,} events of `cepheus gen --users 20000 --seed 335`, {PARTITIONS} partitions; rules "
               f"{rules}; {os.cpu_count()} cores", flush=True)
 
+        if "--cadence" in args:  # full runs only, alternating two values of state.commit_records
+            cadence_ab(cepheus, work, brokers, rules, n, args[args.index("--cadence") + 1].split(","),
+                       opt("--rounds", 3))
+            return
         if "--latency-only" in args:  # the latency run alone, at a given rate
             text = latency_run(cepheus, work, brokers, rules, gen, opt("--latency-only", 1000))
             print(latency_line(text, opt("--latency-only", 1000)))
