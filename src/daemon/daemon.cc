@@ -944,6 +944,16 @@ bool Daemon::FinishReload(std::shared_ptr<const nfa::CompiledRuleSet> next, std:
       fatal_ = true;
       return false;
     }
+    // A stage partition's events read since its restore point were not
+    // saved: read them again.
+    if (lmdb_offset >= 0 && lmdb_offset < p->next_offset) {
+      if (Status st = consumer_->Seek({p->topic, p->partition, lmdb_offset}, 10000); !st.ok()) {
+        LogError(fmt::format("{}/{}: cannot rewind: {}", p->topic, p->partition, st.message()));
+        fatal_ = true;
+        return false;
+      }
+      p->next_offset = p->resume_offset = lmdb_offset;
+    }
   }
   metrics_->CountRuleStateDropped(dropped_changed, dropped_removed);
   metrics_->CountReload(true);

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include <fmt/format.h>
@@ -227,6 +228,36 @@ TEST_CASE("a stage partition's events that wait for a watermark mark are not sav
   w.kafka.Append("events", 1, Order("d", "u2", "c8", 100000));
   REQUIRE(testing::Eventually([&] { return !w.Alerts("card_two_users").empty(); }, std::chrono::seconds(5)));
   CHECK(w.Alerts("card_two_users") == std::vector<std::string>{"c1"});  // b, then a: once
+  CHECK(run.Stop() == 0);
+}
+
+TEST_CASE("a reload keeps a stage partition's waiting events: they are read again from the re-keying topic") {
+  World w;
+  std::filesystem::create_directories(w.dir / "rules");
+  std::ofstream(w.dir / "rules" / "r.rules") << kRules;
+  auto config = w.Config(true);
+  config.rules_paths = {(w.dir / "rules").string()};
+  daemon::Daemon d(config, testing::CompileRules(kRules), &w.kafka);
+  std::atomic<bool> reload{false};
+  testing::DaemonThread run(d, &reload);
+  w.kafka.Append("events", 0, Order("a", "u1", "c1", 5000));
+  w.kafka.Append("events", 1, Order("x", "u2", "c5", 5000));
+  REQUIRE(testing::Eventually([&] { return d.records_handled() >= 2 + 2 + 4; }, std::chrono::seconds(5)));
+  w.kafka.Append("events", 1, Order("b", "u2", "c1", 4500));  // no mark follows it (as above)
+  REQUIRE(testing::Eventually([&] { return d.records_handled() >= 2 + 2 + 4 + 2; }, std::chrono::seconds(5)));
+  std::string changed = kRules;
+  changed.replace(changed.find("within 1h"), 9, "within 2h");  // two_orders
+  std::ofstream(w.dir / "rules" / "r.rules", std::ios::trunc) << changed;
+  {
+    testing::CapturedStderr log;
+    reload = true;
+    REQUIRE(testing::Eventually([&] { return log.text().find("rules reloaded") != std::string::npos; },
+                                std::chrono::seconds(5)));
+  }
+  w.kafka.Append("events", 0, Order("c", "u1", "c9", 100000));
+  w.kafka.Append("events", 1, Order("d", "u2", "c8", 100000));
+  REQUIRE(testing::Eventually([&] { return !w.Alerts("card_two_users").empty(); }, std::chrono::seconds(5)));
+  CHECK(w.Alerts("card_two_users") == std::vector<std::string>{"c1"});
   CHECK(run.Stop() == 0);
 }
 
