@@ -93,6 +93,19 @@ void Feed(World& w) {
   w.kafka.Append("events", 1, Order("f", "u2", "c6", 200000));
 }
 
+// Card c1's order a (user u1, partition 0) and, after both sources sent a
+// mark, order b (user u2, partition 1) out of order at its source: that
+// source's watermark does not move, so no mark follows b, which waits in
+// its stage partition's buffer. Returns once the daemon has handled both
+// (two inputs, two forwarded, four marks; then one input, one forwarded).
+void FeedAnEventThatWaits(World& w, const daemon::Daemon& d) {
+  w.kafka.Append("events", 0, Order("a", "u1", "c1", 5000));
+  w.kafka.Append("events", 1, Order("x", "u2", "c5", 5000));
+  REQUIRE(testing::Eventually([&] { return d.records_handled() >= 2 + 2 + 4; }, std::chrono::seconds(5)));
+  w.kafka.Append("events", 1, Order("b", "u2", "c1", 4500));
+  REQUIRE(testing::Eventually([&] { return d.records_handled() >= 2 + 2 + 4 + 2; }, std::chrono::seconds(5)));
+}
+
 }  // namespace
 
 TEST_CASE("with kafka.rekey a rule keyed on the card sees the card's events from every input partition") {
@@ -189,13 +202,7 @@ TEST_CASE("a stage partition's events that wait for a watermark mark are not sav
   {
     daemon::Daemon d(config, testing::CompileRules(kRules), &w.kafka);
     testing::DaemonThread run(d);
-    w.kafka.Append("events", 0, Order("a", "u1", "c1", 5000));
-    w.kafka.Append("events", 1, Order("x", "u2", "c5", 5000));
-    REQUIRE(testing::Eventually([&] { return d.records_handled() >= 2 + 2 + 4; }, std::chrono::seconds(5)));
-    // Out of order at its source: that source's watermark does not move, so
-    // no mark follows it and it waits in its stage partition's buffer.
-    w.kafka.Append("events", 1, Order("b", "u2", "c1", 4500));
-    REQUIRE(testing::Eventually([&] { return d.records_handled() >= 2 + 2 + 4 + 2; }, std::chrono::seconds(5)));
+    FeedAnEventThatWaits(w, d);
     CHECK(run.Stop() == 0);
   }
   // Its stage partition saved the buffered event a mark came after (a), not
@@ -240,11 +247,7 @@ TEST_CASE("a reload keeps a stage partition's waiting events: they are read agai
   daemon::Daemon d(config, testing::CompileRules(kRules), &w.kafka);
   std::atomic<bool> reload{false};
   testing::DaemonThread run(d, &reload);
-  w.kafka.Append("events", 0, Order("a", "u1", "c1", 5000));
-  w.kafka.Append("events", 1, Order("x", "u2", "c5", 5000));
-  REQUIRE(testing::Eventually([&] { return d.records_handled() >= 2 + 2 + 4; }, std::chrono::seconds(5)));
-  w.kafka.Append("events", 1, Order("b", "u2", "c1", 4500));  // no mark follows it (as above)
-  REQUIRE(testing::Eventually([&] { return d.records_handled() >= 2 + 2 + 4 + 2; }, std::chrono::seconds(5)));
+  FeedAnEventThatWaits(w, d);
   std::string changed = kRules;
   changed.replace(changed.find("within 1h"), 9, "within 2h");  // two_orders
   std::ofstream(w.dir / "rules" / "r.rules", std::ios::trunc) << changed;
