@@ -808,16 +808,23 @@ bool Daemon::Abort(const std::string& why) {
     // the assignment started (the group's committed offset, or the beginning
     // of the partition for a new group: auto.offset.reset is earliest).
     int64_t to = lmdb_offset >= 0 ? lmdb_offset : p->assigned_from >= 0 ? p->assigned_from : io::kOffsetBeginning;
-    p->next_offset = p->resume_offset = to >= 0 ? to : -1;
-    if (Status st = consumer_->Seek({p->topic, p->partition, to}, 10000); !st.ok()) {
-      LogError(fmt::format("{}/{}: cannot rewind: {}", p->topic, p->partition, st.message()));
-      fatal_ = true;  // going on would skip the aborted records
-      return false;
-    }
-    Log(fmt::format("{}/{}: rewound to {}", p->topic, p->partition,
-                    to >= 0 ? fmt::format("offset {}", to) : std::string("the beginning")));
+    if (!Rewind(*p, to)) return false;  // going on would skip the aborted records
   }
   CountRuns();
+  return true;
+}
+
+// Reads a partition again from `to` (an offset, or io::kOffsetBeginning),
+// which becomes its next and restore offset. A failed seek is fatal.
+bool Daemon::Rewind(Part& p, int64_t to) {
+  p.next_offset = p.resume_offset = to >= 0 ? to : -1;
+  if (Status st = consumer_->Seek({p.topic, p.partition, to}, 10000); !st.ok()) {
+    LogError(fmt::format("{}/{}: cannot rewind: {}", p.topic, p.partition, st.message()));
+    fatal_ = true;
+    return false;
+  }
+  Log(fmt::format("{}/{}: rewound to {}", p.topic, p.partition,
+                  to >= 0 ? fmt::format("offset {}", to) : std::string("the beginning")));
   return true;
 }
 
@@ -946,14 +953,7 @@ bool Daemon::FinishReload(std::shared_ptr<const nfa::CompiledRuleSet> next, std:
     }
     // A stage partition's events read since its restore point were not
     // saved: read them again.
-    if (lmdb_offset >= 0 && lmdb_offset < p->next_offset) {
-      if (Status st = consumer_->Seek({p->topic, p->partition, lmdb_offset}, 10000); !st.ok()) {
-        LogError(fmt::format("{}/{}: cannot rewind: {}", p->topic, p->partition, st.message()));
-        fatal_ = true;
-        return false;
-      }
-      p->next_offset = p->resume_offset = lmdb_offset;
-    }
+    if (lmdb_offset >= 0 && lmdb_offset < p->next_offset && !Rewind(*p, lmdb_offset)) return false;
   }
   metrics_->CountRuleStateDropped(dropped_changed, dropped_removed);
   metrics_->CountReload(true);

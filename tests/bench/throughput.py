@@ -44,17 +44,15 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "kafka"))
 from testlib import free_port, scrape  # noqa: E402
 from daemon_bench import counter, cpu_seconds, input_records, minus, quantile  # noqa: E402
+from eos_kill_test import read_topic, reduce_alert, sh  # noqa: E402
 
 BROKER = os.path.join(HERE, "..", "kafka", "broker.sh")
 PARTITIONS = 8
 LATENCY = "cepheus_event_to_alert_seconds"
 COMMIT = "cepheus_state_commit_seconds"
-
-
-def sh(*args, **kw):
-    return subprocess.run(list(args), check=True, capture_output=True, text=True, **kw).stdout
 
 
 def child_cpu(cmd, stdout=subprocess.DEVNULL):
@@ -151,16 +149,8 @@ def until_committed(d, expected, timeout=900):
     raise SystemExit(f"the daemon did not commit {expected} records in {timeout} s")
 
 
-def reduce_alert(a):
-    return (a["rule"], a["key"], a["reason"],
-            tuple(sorted((n, tuple(e.get("id") for e in evs)) for n, evs in a["events"].items())))
-
-
 def read_alerts(work, topic):
-    env = dict(os.environ, CEPHEUS_KAFKA_CONSUME_TIMEOUT="10")
-    p = subprocess.run([BROKER, "consume", f"{work}/broker", topic, str(10 ** 9), "--read-committed"],
-                       capture_output=True, env=env)
-    return sorted(reduce_alert(json.loads(l)) for l in p.stdout.split(b"\n") if l.strip())
+    return sorted(reduce_alert(json.loads(l)) for l in read_topic(work, topic))
 
 
 def bare(build, brokers, n):

@@ -141,9 +141,13 @@ class Daemon : public io::RebalanceListener {
   // Aborts the open transaction, puts every engine back to its LMDB state and
   // rewinds the consumer there.
   bool Abort(const std::string& why);
-  // A watermark mark on a stage partition (section 6.4).
+  bool Rewind(Part& p, int64_t to);
+  // One record of a partition; true when it was an event pushed into the
+  // engine (Handle moves a stage partition's restore point on the others).
   bool HandleRecord(Part& p, engine::RawRecord& r);
+  // Whether the loop commits now (see the cadence in daemon.cc).
   bool CommitDue(bool caught_up, std::chrono::steady_clock::time_point now) const;
+  // A watermark mark on a stage partition (section 6.4).
   void HandleMark(Part& p, const engine::RawRecord& r);
   // With kafka.rekey: plan_, sources_, the stage topics (created when
   // missing) and rekeyer_.
