@@ -3,6 +3,9 @@
 each beside its baseline measured in the same run (issue 19).
 
     tests/bench/throughput.py BUILD_DIR [RULES] [--events N] [--keys K] [--skip-keys]
+        [--commit-interval D] [--no-rekey] [--keep]
+    tests/bench/throughput.py BUILD_DIR [RULES] --latency-only RATE [--events N]
+    tests/bench/throughput.py BUILD_DIR [RULES] --cadence A,B [--rounds K] [--events N]
 
 Starts a broker (tests/kafka/broker.sh), produces N events of `cepheus gen`
 (default 1 000 000; 20 000 users, seed 335, 2 s out of order) to an
@@ -97,8 +100,7 @@ class Daemon:
     def __init__(self, cepheus, cfg, port, work, name):
         self.port = port
         self.log = open(f"{work}/{name}.log", "w")
-        self.proc = subprocess.Popen([cepheus, "run", "--config", cfg], stdout=self.log, stderr=self.log,
-                                     env=dict(os.environ))
+        self.proc = subprocess.Popen([cepheus, "run", "--config", cfg], stdout=self.log, stderr=self.log)
         self.peak_anon = 0.0
         self.text = ""
 
