@@ -4,8 +4,10 @@
 // (largest ts seen minus the allowed out-of-orderness) reaches them. Rules
 // that read the same key field share one index of keys, so an event costs one
 // key lookup per key field, not one per rule; each key is a slab entry holding
-// the KeyRuns of every rule of its group; the index is an open addressing
-// table of entry ids (tsl::robin_set). Runs of one rule start in event-time
+// the KeyRuns of the rules of its group that hold something of it (a slot is
+// made when a rule starts a run and dropped when the rule needs nothing of the
+// key), and its counters once one counts an event of it; the index is an
+// open addressing table of entry ids (tsl::robin_set). Runs of one rule start in event-time
 // order and share one `within`, so their window closings come in order too: a
 // FIFO per rule holds one (deadline, entry, generation) per run, O(1) each,
 // and the engine pops the earliest front across rules. A rule whose closings
@@ -172,8 +174,9 @@ void EngineImpl::CloseUntil(Millis t) {
       timers_.pop();
       KeyEntry& entry = entries_[tm.entry];
       if (entry.generation != tm.generation) continue;  // the key is gone
-      KeyState& ks = entry.rules[states_[tm.rule].pos];
-      Millis& live = tm.closing ? ks.armed_at : ks.timer_at;
+      KeyState* ks = entry.rules.Find(states_[tm.rule].pos);
+      if (ks == nullptr) continue;  // the rule dropped the key's state since
+      Millis& live = tm.closing ? ks->armed_at : ks->timer_at;
       if (live != tm.at) continue;  // stale
       live = kMaxTime;
       Fire(tm.entry, tm.generation, tm.rule, tm.at);
@@ -196,9 +199,9 @@ void EngineImpl::CloseUntil(Millis t) {
     if (states_[best].silent) {
       KeyEntry& entry = entries_[d.entry];
       if (entry.generation != d.generation) continue;
-      KeyState& ks = entry.rules[states_[best].pos];
-      if (ks.armed_at != d.at) continue;  // stale
-      ks.armed_at = kMaxTime;
+      KeyState* ks = entry.rules.Find(states_[best].pos);
+      if (ks == nullptr || ks->armed_at != d.at) continue;  // stale
+      ks->armed_at = kMaxTime;
     }
     Fire(d.entry, d.generation, best, d.at);
   }
@@ -208,7 +211,9 @@ void EngineImpl::Fire(uint32_t id, uint32_t generation, uint32_t rule, Millis at
   KeyEntry& entry = entries_[id];
   if (entry.generation != generation) return;  // the key is gone
   RuleState& rs = states_[rule];
-  KeyState& ks = entry.rules[rs.pos];
+  KeyState* found = entry.rules.Find(rs.pos);
+  if (found == nullptr) return;  // nothing of the rule left to close
+  KeyState& ks = *found;
   int64_t before = static_cast<int64_t>(ks.runs.size());
   matches_.clear();
   reader_.entry = id;
@@ -224,12 +229,13 @@ void EngineImpl::Fire(uint32_t id, uint32_t generation, uint32_t rule, Millis at
   if (closed != 0 || !matches_.empty() || ks.runs.empty()) MarkDirty(id);
   if (rs.silent && !ks.runs.empty()) Arm(id, rule, rs.matcher.NextDeadline(ks.runs));
   Schedule(id, rule, at + 1);
+  DropUnneeded(entry, rule, at + 1);
   MaybeForget(id, at + 1);
 }
 
 void EngineImpl::Arm(uint32_t id, uint32_t rule, Millis at) {
   KeyEntry& entry = entries_[id];
-  entry.rules[states_[rule].pos].armed_at = at;
+  entry.rules.Find(states_[rule].pos)->armed_at = at;
   auto& fifo = deadlines_[rule];
   if (fifo.empty() || fifo.back().at <= at) {
     fifo.push_back(Deadline{at, id, entry.generation});
@@ -257,9 +263,8 @@ uint32_t EngineImpl::NewEntry(uint32_t group, std::string_view key) {
   KeyEntry& entry = entries_[id];
   entry.key.assign(key);
   entry.group = group;
-  entry.rules.resize(groups_[group].rules.size());
-  entry.counters.clear();
-  entry.counters.resize(groups_[group].counters.size());
+  entry.rules.clear();
+  entry.counters.clear();  // sized when a counter first counts an event of the key
   entry.counter_wake = kMaxTime;
   groups_[group].index.insert(id);
   return id;
@@ -300,8 +305,9 @@ void EngineImpl::Evaluate(const nfa::EventRef& e) {
         reader_.entry = id;
       }
       KeyEntry& entry = entries_[id];
-      KeyState& ks = entry.rules[rs.pos];
-      if (ks.runs.empty() && !rs.matcher.Starts(*e)) continue;
+      KeyState* found = entry.rules.Find(rs.pos);
+      if ((found == nullptr || found->runs.empty()) && !rs.matcher.Starts(*e)) continue;
+      KeyState& ks = found != nullptr ? *found : entry.rules.Get(rs.pos);
       int64_t before = static_cast<int64_t>(ks.runs.size());
       matches_.clear();
       nfa::MatchStats ms;
@@ -319,6 +325,7 @@ void EngineImpl::Evaluate(const nfa::EventRef& e) {
       if (!matches_.empty()) Publish(r, entry.key, &matches_);
       MarkDirty(id);
       Schedule(id, r, e->ts);
+      DropUnneeded(entry, r, e->ts);
     }
     if (id != UINT32_MAX) MaybeForget(id, e->ts);
   }
@@ -353,6 +360,7 @@ uint32_t EngineImpl::CountEvent(uint32_t g, std::string_view key, uint32_t id, c
       id = NewEntry(g, key);
     }
     KeyEntry& entry = entries_[id];
+    if (entry.counters.empty()) entry.counters.resize(counters.size());
     int64_t bucket = BucketOf(e.ts, c.resolution);
     static const nfa::Value kNull{};
     const nfa::Value& v = c.field_slot >= 0 ? e.fields[static_cast<size_t>(c.field_slot)] : kNull;
@@ -413,8 +421,9 @@ void EngineImpl::CompactDeadlines(uint32_t rule) {
   for (size_t i = fifo.size(); i-- > 0;) {
     const Deadline& d = fifo[i];
     const KeyEntry& entry = entries_[d.entry];
-    bool drop = entry.generation != d.generation ||
-                (later[d.entry] && d.at < rs.matcher.NextDeadline(entry.rules[rs.pos].runs));
+    const KeyState* ks = entry.rules.Find(rs.pos);
+    bool drop = entry.generation != d.generation || ks == nullptr ||
+                (later[d.entry] && d.at < rs.matcher.NextDeadline(ks->runs));
     if (entry.generation == d.generation) later[d.entry] = true;
     if (!drop) fifo[--keep] = d;
   }
@@ -427,10 +436,48 @@ bool EngineImpl::Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now
   return p.cooldown > 0 && k.alerted && k.last_alert + p.cooldown > now;
 }
 
+bool EngineImpl::AnyRuleNeeded(const KeyEntry& entry, Millis now) const {
+  const KeyGroup& group = groups_[entry.group];
+  for (const auto& slot : entry.rules) {
+    if (Needed(*states_[group.rules[slot.pos]].program, slot.state.runs, now)) return true;
+  }
+  return false;
+}
+
+void EngineImpl::DropUnneeded(KeyEntry& entry, uint32_t rule, Millis now) {
+  const RuleState& rs = states_[rule];
+  const KeyState* ks = entry.rules.Find(rs.pos);
+  // Its pending wake-ups find no slot and pass as stale.
+  if (ks != nullptr && !Needed(*rs.program, ks->runs, now)) entry.rules.Drop(rs.pos);
+}
+
+EngineImpl::KeyState* EngineImpl::RuleSlots::Find(uint32_t pos) {
+  for (auto& s : slots_) {
+    if (s.pos == pos) return &s.state;
+  }
+  return nullptr;
+}
+
+EngineImpl::KeyState& EngineImpl::RuleSlots::Get(uint32_t pos) {
+  if (KeyState* ks = Find(pos)) return *ks;
+  auto at = std::find_if(slots_.begin(), slots_.end(), [pos](const Slot& s) { return s.pos > pos; });
+  size_t i = static_cast<size_t>(at - slots_.begin());
+  slots_.reserve(slots_.size() + 1);  // exact: no room kept for slots the key may never need
+  slots_.insert(slots_.begin() + static_cast<std::ptrdiff_t>(i), Slot{pos, KeyState{}});
+  return slots_[i].state;
+}
+
+void EngineImpl::RuleSlots::Drop(uint32_t pos) {
+  auto at = std::find_if(slots_.begin(), slots_.end(), [pos](const Slot& s) { return s.pos == pos; });
+  if (at != slots_.end()) slots_.erase(at);
+}
+
 void EngineImpl::Schedule(uint32_t id, uint32_t rule, Millis now) {
   const RuleState& rs = states_[rule];
   KeyEntry& entry = entries_[id];
-  KeyState& ks = entry.rules[rs.pos];
+  KeyState* found = entry.rules.Find(rs.pos);
+  if (found == nullptr) return;
+  KeyState& ks = *found;
   const nfa::Program& p = *rs.program;
   // Runs have their deadlines in the FIFO; only a key kept for its cooldown
   // needs a wake-up, when that ends.
@@ -445,10 +492,7 @@ void EngineImpl::Schedule(uint32_t id, uint32_t rule, Millis now) {
 void EngineImpl::MaybeForget(uint32_t id, Millis now) {
   KeyEntry& entry = entries_[id];
   KeyGroup& group = groups_[entry.group];
-  for (size_t i = 0; i < entry.rules.size(); ++i) {
-    if (Needed(*states_[group.rules[i]].program, entry.rules[i].runs, now)) return;
-  }
-  if (CountersLive(entry, now)) return;
+  if (AnyRuleNeeded(entry, now) || CountersLive(entry, now)) return;
   if (entry.stored) forgotten_.emplace_back(entry.group, entry.key);  // deleted at the next save
   group.index.erase(std::string_view(entry.key));
   ++entry.generation;

@@ -57,6 +57,30 @@ class EngineImpl {
     // its oldest run's deadline); kMaxTime when none is pending.
     Millis armed_at = kMaxTime;
   };
+  // The states of one key's rules, by position in the group, for the rules
+  // that hold something for the key: a rule with nothing (no run, no
+  // cooldown) has no slot. A key touches few of its group's rules (a login
+  // starts runs of 2 of the 8 user_id rules shipped), and a full array cost
+  // sizeof(KeyState) (104 bytes) per rule per key. Slots are kept sorted by
+  // position and grown one at a time, so capacity is what the key holds.
+  // Get may move the other slots: hold no KeyState& across it.
+  class RuleSlots {
+   public:
+    struct Slot {
+      uint32_t pos;
+      KeyState state;
+    };
+    KeyState* Find(uint32_t pos);
+    const KeyState* Find(uint32_t pos) const { return const_cast<RuleSlots*>(this)->Find(pos); }
+    KeyState& Get(uint32_t pos);  // the slot of `pos`, made when missing
+    void Drop(uint32_t pos);
+    void clear() { slots_.clear(); }
+    std::vector<Slot>::const_iterator begin() const { return slots_.begin(); }
+    std::vector<Slot>::const_iterator end() const { return slots_.end(); }
+
+   private:
+    std::vector<Slot> slots_;
+  };
   // One key of one key field, with the state of every rule keyed on that field.
   // Entries live in a slab; a timer names (slot, generation) so a reused slot
   // cannot be mistaken for the key it held before.
@@ -66,23 +90,46 @@ class EngineImpl {
     uint32_t group = 0;
     bool dirty = false;  // changed since the last save
     bool stored = false; // the store holds a record of it (as of the last save)
-    std::vector<KeyState> rules;  // by position in the group
-    std::vector<CounterState> counters;  // by position in the group's counters
+    RuleSlots rules;
+    // By position in the group's counters; empty until one counts an event of the key.
+    std::vector<CounterState> counters;
     Millis counter_wake = kMaxTime;      // its one pending CounterWake (kMaxTime: none)
   };
   // The index of one key field's keys: the ids of their entries in an open
   // addressing table (robin hood, with 32 bits of each hash stored beside the
   // id), looked up by the key's text, which lives in the entry. A lookup
   // reads one bucket, then the entry it needs anyway.
+  // The entries, in chunks of a fixed size: an id names its entry for good and
+  // growing copies nothing (a vector's doubling held every entry twice, and
+  // up to half of its capacity unused).
+  class EntrySlab {
+   public:
+    KeyEntry& operator[](size_t i) { return chunks_[i / kChunk][i % kChunk]; }
+    const KeyEntry& operator[](size_t i) const { return chunks_[i / kChunk][i % kChunk]; }
+    size_t size() const { return size_; }
+    KeyEntry& emplace_back() {
+      if (size_ % kChunk == 0) chunks_.push_back(std::make_unique<KeyEntry[]>(kChunk));
+      return (*this)[size_++];
+    }
+    void clear() {
+      chunks_.clear();
+      size_ = 0;
+    }
+
+   private:
+    static constexpr size_t kChunk = 4096;
+    std::vector<std::unique_ptr<KeyEntry[]>> chunks_;
+    size_t size_ = 0;
+  };
   struct IndexHash {
     using is_transparent = void;
-    const std::vector<KeyEntry>* entries;
+    const EntrySlab* entries;
     size_t operator()(std::string_view key) const { return std::hash<std::string_view>()(key); }
     size_t operator()(uint32_t id) const { return (*this)((*entries)[id].key); }
   };
   struct IndexEq {
     using is_transparent = void;
-    const std::vector<KeyEntry>* entries;
+    const EntrySlab* entries;
     bool operator()(uint32_t a, uint32_t b) const { return a == b; }
     bool operator()(std::string_view key, uint32_t id) const { return (*entries)[id].key == key; }
     bool operator()(uint32_t id, std::string_view key) const { return (*entries)[id].key == key; }
@@ -203,6 +250,10 @@ class EngineImpl {
   void CompactDeadlines(uint32_t rule);
   // True when the key holds state that must be kept (and saved).
   bool Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const;
+  // True when some rule of the key needs its state kept.
+  bool AnyRuleNeeded(const KeyEntry& entry, Millis now) const;
+  // Drops the slot of (entry, rule) when the rule needs nothing of it.
+  void DropUnneeded(KeyEntry& entry, uint32_t rule, Millis now);
   void Publish(uint32_t rule, const std::string& key, std::vector<nfa::Match>* matches);
 
   std::shared_ptr<const nfa::CompiledRuleSet> rules_;
@@ -212,7 +263,7 @@ class EngineImpl {
   Tracer* tracer_ = nullptr;  // `cepheus trace` only
   std::vector<RuleState> states_;
   std::vector<KeyGroup> groups_;
-  std::vector<KeyEntry> entries_;
+  EntrySlab entries_;
   std::vector<uint32_t> free_entries_;
   // The reorder buffer: a heap whose container the saves walk (each
   // buffered event is a record of its own, written once, deleted once out).

@@ -197,7 +197,7 @@ Result<nfa::EventRef> EventDecoder::Impl::Decode(std::string_view raw, const nfa
   // Fields (gathered above): size the text, then build the Event (one
   // allocation) and the values with views into its text.
   size_t arrays = 0;
-  size_t text_bytes = raw.size() + type.size() + id.size() + PendingTextBytes(&arrays);
+  size_t text_bytes = raw.size() + type.size() + id.size() + pos.topic.size() + PendingTextBytes(&arrays);
   nfa::EventRef ev(nfa::Event::New(rules->fields.size(), text_bytes));
   ev->ts = ts;
   ev->raw = ev->Keep(raw);
@@ -222,7 +222,7 @@ Result<nfa::EventRef> EventDecoder::Impl::Decode(std::string_view raw, const nfa
   // Rules read the event time as a number (`b.ts - a.ts < 30s`), whether it
   // came as epoch milliseconds or as RFC 3339 text.
   if (time_slot >= 0) ev->fields[static_cast<size_t>(time_slot)] = Value::Number(static_cast<double>(ts));
-  ev->pos = pos;
+  ev->pos = nfa::EventPosition{ev->Keep(pos.topic), pos.partition, pos.offset};
   return ev;
 }
 

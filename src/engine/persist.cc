@@ -101,10 +101,10 @@ Status EngineImpl::PutKey(StateStore* store, uint32_t group, std::string_view ke
   *wrote = false;
   if (entry != nullptr) {
     save_rules_.clear();
-    for (size_t i = 0; i < g.rules.size(); ++i) {
-      const RuleState& rs = states_[g.rules[i]];
-      if (Needed(*rs.program, entry->rules[i].runs, watermark_)) {
-        save_rules_.push_back(RuleRuns{rs.program, &entry->rules[i].runs, &rs.matcher});
+    for (const auto& slot : entry->rules) {
+      const RuleState& rs = states_[g.rules[slot.pos]];
+      if (Needed(*rs.program, slot.state.runs, watermark_)) {
+        save_rules_.push_back(RuleRuns{rs.program, &slot.state.runs, &rs.matcher});
       }
     }
     bool counters = CountersLive(*entry, watermark_);
@@ -157,11 +157,7 @@ Status EngineImpl::Save(StateStore* store) {
     for (uint32_t id : groups_[g].index) {
       KeyEntry& entry = entries_[id];
       entry.stored = false;
-      bool any = CountersLive(entry, watermark_);
-      for (size_t i = 0; i < groups_[g].rules.size() && !any; ++i) {
-        any = Needed(*states_[groups_[g].rules[i]].program, entry.rules[i].runs, watermark_);
-      }
-      if (!any) continue;  // no record, and no delete of one the store does not hold
+      if (!CountersLive(entry, watermark_) && !AnyRuleNeeded(entry, watermark_)) continue;  // no record, and no delete of one the store does not hold
       if (st = PutKey(store, g, entry.key, &entry, &entry.stored); !st.ok()) return st;
     }
   }
@@ -194,11 +190,7 @@ Status EngineImpl::SaveChanges(StateStore* store, uint64_t buffer_through) {
     KeyEntry& entry = entries_[id];
     if (entry.generation != gen) continue;  // forgotten since, deleted above
     entry.dirty = false;
-    const KeyGroup& group = groups_[entry.group];
-    bool any = CountersLive(entry, watermark_);
-    for (size_t i = 0; i < group.rules.size() && !any; ++i) {
-      any = Needed(*states_[group.rules[i]].program, entry.rules[i].runs, watermark_);
-    }
+    bool any = CountersLive(entry, watermark_) || AnyRuleNeeded(entry, watermark_);
     if (!any && !entry.stored) continue;
     if (Status st = PutKey(store, entry.group, entry.key, &entry, &entry.stored); !st.ok()) return st;
   }
@@ -351,7 +343,7 @@ Status EngineImpl::LoadKey(std::string_view k, std::string_view field, std::stri
     }
     uint32_t r = groups_[g].rules[static_cast<size_t>(pos)];
     RuleState& rs = states_[r];
-    KeyState& ks = entries_[id].rules[rs.pos];
+    KeyState& ks = entries_[id].rules.Get(rs.pos);
     ks.runs = std::move(sr.runs);
     stats_.rules[r].runs += static_cast<int64_t>(ks.runs.runs.size());
     if (rs.silent) {
@@ -372,6 +364,7 @@ Status EngineImpl::LoadKey(std::string_view k, std::string_view field, std::stri
       loaded->push_back(id);
     }
     KeyEntry& entry = entries_[id];
+    if (entry.counters.empty()) entry.counters.resize(groups_[g].counters.size());
     if (state.newest() != INT64_MIN) ++stats_.counter_keys[c];
     entry.counters[counter_pos_[c]] = std::move(state);
   }

@@ -94,6 +94,15 @@ struct Position {
   int64_t offset = 0;  // Kafka offset, or 1-based line number in replay
 };
 
+// A Position as an Event keeps it: the topic's name in the Event's text (a
+// std::string here took 32 bytes per event, and a heap block of its own for
+// names longer than 15 characters, as re-keying topics' are).
+struct EventPosition {
+  std::string_view topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+};
+
 // One allocation: the Event, then its field values, then its text (the raw
 // record and the field strings longer than Value::kInline). What the matcher
 // reads for every run that binds the event (count, type, time, order) comes
@@ -108,7 +117,7 @@ struct Event {
   std::string_view raw;     // the JSON object exactly as received (in the text)
   std::string_view type;    // in the text
   std::string_view id;      // in the text; "" when the event has none
-  Position pos;
+  EventPosition pos;
   std::vector<std::vector<Value>> lists;  // storage for array field values (sized once)
 
   // A new Event with `n_fields` null fields and room for `text_bytes` of text.

@@ -16,12 +16,16 @@
 namespace alloc_count {  // shared with the binary's other tests
 std::atomic<bool> counting{false};
 std::atomic<size_t> allocations{0};
+std::atomic<size_t> bytes{0};  // requested by the allocations counted
 }  // namespace alloc_count
 using alloc_count::allocations;
 using alloc_count::counting;
 
 void* operator new(size_t n, const std::nothrow_t&) noexcept {
-  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+  if (counting.load(std::memory_order_relaxed)) {
+    allocations.fetch_add(1, std::memory_order_relaxed);
+    alloc_count::bytes.fetch_add(n, std::memory_order_relaxed);
+  }
   return std::malloc(n == 0 ? 1 : n);
 }
 void* operator new(size_t n) {
