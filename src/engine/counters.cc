@@ -35,19 +35,24 @@ CounterState::Agg CounterState::Agg::Combine(const Agg& older, const Agg& newer)
 }
 
 void CounterState::Evict(int64_t oldest_kept) {
-  for (;;) {
-    if (front_.empty() && !back_.empty() && back_.front().first < oldest_kept) {
+  while (closed_) {
+    auto& [front, back, back_agg] = *closed_;
+    if (front.empty() && !back.empty() && back.front().first < oldest_kept) {
       // Flip: back to front, newest first, each with its suffix aggregate.
       Agg running;
-      for (size_t i = back_.size(); i-- > 0;) {
-        running = Agg::Combine(back_[i].second, running);
-        front_.emplace_back(back_[i].first, running);
+      for (size_t i = back.size(); i-- > 0;) {
+        running = Agg::Combine(back[i].second, running);
+        front.emplace_back(back[i].first, running);
       }
-      back_.clear();
-      back_agg_ = Agg{};
+      back.clear();
+      back_agg = Agg{};
     }
-    if (front_.empty() || front_.back().first >= oldest_kept) break;
-    front_.pop_back();
+    if (front.empty() && back.empty()) {
+      closed_.reset();  // back_agg is back's aggregate: nothing
+      break;
+    }
+    if (front.empty() || front.back().first >= oldest_kept) break;
+    front.pop_back();
   }
   if (open_index_ != kNone && open_index_ < oldest_kept) {
     open_index_ = kNone;
@@ -90,8 +95,9 @@ bool CounterState::Add(int64_t bucket, const nfa::Value& value, const std::strin
   if (fn != dsl::AggFn::kCount && value.kind != nfa::Value::Kind::kNumber) return true;
   if (open_index_ != bucket) {
     if (open_index_ != kNone) {
-      back_.emplace_back(open_index_, open_);
-      back_agg_ = Agg::Combine(back_agg_, open_);
+      if (!closed_) closed_ = std::make_unique<Closed>();
+      closed_->back.emplace_back(open_index_, open_);
+      closed_->back_agg = Agg::Combine(closed_->back_agg, open_);
     }
     open_index_ = bucket;
     open_ = Agg{};
@@ -105,8 +111,11 @@ nfa::Value CounterState::Read(int64_t now, dsl::AggFn fn, int64_t buckets) {
   if (fn == dsl::AggFn::kDistinct) {
     return nfa::Value::Number(distinct_ ? static_cast<double>(distinct_->last_seen.size()) : 0.0);
   }
-  Agg a = front_.empty() ? Agg{} : front_.back().second;
-  a = Agg::Combine(a, back_agg_);
+  Agg a;
+  if (closed_) {
+    if (!closed_->front.empty()) a = closed_->front.back().second;
+    a = Agg::Combine(a, closed_->back_agg);
+  }
   a = Agg::Combine(a, open_);
   switch (fn) {
     case dsl::AggFn::kCount: return nfa::Value::Number(a.count);
@@ -142,8 +151,10 @@ void CounterState::Encode(std::string* out) const {
   PutSigned(out, newest_);
   PutSigned(out, open_index_);
   PutAgg(out, open_);
-  PutAgg(out, back_agg_);
-  for (const auto* stack : {&front_, &back_}) {
+  static const Closed kNoneClosed;
+  const Closed& closed = closed_ ? *closed_ : kNoneClosed;
+  PutAgg(out, closed.back_agg);
+  for (const auto* stack : {&closed.front, &closed.back}) {
     PutVarint(out, stack->size());
     for (const auto& [index, agg] : *stack) {
       PutSigned(out, index);
@@ -165,15 +176,16 @@ Status CounterState::Decode(std::string_view* in) {
   newest_ = r.Signed();
   open_index_ = r.Signed();
   open_ = GetAgg(&r);
-  back_agg_ = GetAgg(&r);
-  for (auto* stack : {&front_, &back_}) {
-    stack->clear();
+  closed_ = std::make_unique<Closed>();
+  closed_->back_agg = GetAgg(&r);
+  for (auto* stack : {&closed_->front, &closed_->back}) {
     uint64_t n = r.Varint();
     for (uint64_t i = 0; i < n && r.ok(); ++i) {
       int64_t index = r.Signed();
       stack->emplace_back(index, GetAgg(&r));
     }
   }
+  if (closed_->front.empty() && closed_->back.empty()) closed_.reset();
   distinct_.reset();
   uint64_t n = r.Varint();
   if (n > 0) distinct_ = std::make_unique<Distinct>();
