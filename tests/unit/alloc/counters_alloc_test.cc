@@ -1,8 +1,8 @@
 // A key's counters cost memory only for what they count: a count, sum or avg
-// counter carries no distinct-value state, and no stack of closed buckets
-// until a bucket closes (an empty std::deque alone
+// counter carries no distinct-value state (an empty std::deque alone
 // allocates ~600 bytes in libstdc++, which a million keys would pay twice
-// over). Counted with this binary's operator new (functions_alloc_test.cc).
+// over), and no stack of closed buckets until a bucket closes. Counted with
+// this binary's operator new (functions_alloc_test.cc).
 #include <atomic>
 #include <string>
 #include <vector>
