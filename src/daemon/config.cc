@@ -248,6 +248,12 @@ const std::vector<ConfigKey> kSchema = {
      "events, so larger batches cost less per event; alerts wait for their batch, and an aborted or crashed "
      "batch is read again.",
      [](Config* c, const std::string& v) { return SetCount(&c->state.commit_records, v, 100000000); }},
+    {"state.max_reread", ConfigKind::kCount, "100000",
+     "With kafka.rekey: the most records of a re-keying partition a restore reads again. Events wait there "
+     "for the next watermark mark; they are not saved in the state but read again from the re-keying topic "
+     "after a restart, an abort or a reload, unless one waits from further back than this many records, "
+     "which is then saved. Keep the re-keying topics' retention above this many records per partition.",
+     [](Config* c, const std::string& v) { return SetCount(&c->state.max_reread, v, 1ULL << 40); }},
     {"state.max_keys", ConfigKind::kCount, "1000000",
      "Most keys one partition keeps state for (each live key costs 1-3 KB of memory with the shipped rules: "
      "2.4 KB for a one-event key, tests/bench/throughput.py). At the limit, an event whose key holds no state "
@@ -582,9 +588,10 @@ std::string DumpConfig(const Config& c) {
   out += "  consumer:" + props(c.kafka.consumer);
   out += "  producer:" + props(c.kafka.producer);
   out += fmt::format("state:\n  directory: {}\n  map_size: {}\n  max_map_size: {}\n  commit_interval: {}\n"
-                     "  commit_records: {}\n  max_keys: {}\n",
+                     "  commit_records: {}\n  max_reread: {}\n  max_keys: {}\n",
                      q(c.state.directory), c.state.map_size, c.state.max_map_size,
-                     FormatDuration(c.state.commit_interval), c.state.commit_records, c.state.max_keys);
+                     FormatDuration(c.state.commit_interval), c.state.commit_records, c.state.max_reread,
+                     c.state.max_keys);
   out += fmt::format("metrics:\n  listen: {}\n  username: {}\n  password: {}\nlog:\n  level: {}\n",
                      q(c.metrics.listen), q(c.metrics.username),
                      c.metrics.password.empty() ? q("") : std::string("<redacted>"), q(c.log.level));

@@ -35,6 +35,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <sstream>
 #include <thread>
@@ -75,6 +76,7 @@ constexpr const char* kStateCommitFailed =
     "cannot commit the state (the next start catches up from the last good batch): ";
 constexpr int kRecordsPerTurn = 1000;  // records handled between two looks at the clocks
 constexpr std::chrono::seconds kBacklogCommitEvery{1};  // the longest batch under a backlog
+constexpr const char* kReadKey = "read";  // a stage partition's read position, beside "offset"
 constexpr int kExitConfig = 78;  // EX_CONFIG: the set-up is wrong, a restart will not help
 
 // The state of one partition at a commit: each write goes to the store under
@@ -147,14 +149,20 @@ struct Daemon::Part {
   std::unique_ptr<engine::Pump> pump;  // decoder -> engine; a refused record's reason in `refused`
   std::string refused;
   int64_t next_offset = -1;     // after the last record handled
-  // Where a restore reads from again. An input partition: next_offset. A
-  // stage partition: after the last record that did more than wait in the
-  // reorder buffer (a mark, an event evaluated or late, a refused record);
-  // the events buffered after it (arrivals past resume_arrival) are not
-  // saved but read again from the re-keying topic, so a batch costs no state
-  // write for the events that wait there for the next watermark mark.
-  int64_t resume_offset = -1;
-  uint64_t resume_arrival = 0;
+  // A stage partition's watermark moves at its sources' marks alone, so its
+  // events wait in the reorder buffer for the next mark. They are not saved:
+  // its restore point (the LMDB and group offset) is the record of the
+  // oldest event still waiting (StageRestorePoint), and a restore reads them
+  // again from the re-keying topic. Below skip_until (where the restored
+  // state had read) that second reading passes over what the state already
+  // holds: marks, and events at or before its watermark (evaluated or late).
+  // An event that waits more than state.max_reread records behind is saved
+  // instead (arrivals up to saved_through are in LMDB), so the restore point
+  // keeps up. `pushed`: (arrival, offset) of the events pushed since the
+  // restore, oldest first, trimmed at each commit.
+  int64_t skip_until = -1;
+  uint64_t saved_through = 0;
+  std::deque<std::pair<uint64_t, int64_t>> pushed;
   int64_t suppress_until = -1;  // records below were published before a crash
   int64_t assigned_from = -1;   // where reading started at assignment (-1: the group's position)
   Millis last_wall = 0;
@@ -341,7 +349,8 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
   state::PrefixStore view(store_.get(), prefix);
   engine::Engine::LoadReport report;
   if (Status st = p.engine->Load(view, p.decoder.get(), &report); !st.ok()) return st;
-  p.resume_arrival = p.engine->arrivals();
+  p.saved_through = p.engine->arrivals();  // the buffered events LMDB held are loaded
+  p.pushed.clear();
   // Records of changed or removed rules (never loaded into a mismatched
   // automaton) and records moved to their digest key: deleted here and in
   // the changelog, so neither a restart nor another daemon loads them again.
@@ -360,7 +369,14 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
   }
   if (dropped_changed) *dropped_changed += report.runs_changed;
   if (dropped_removed) *dropped_removed += report.runs_removed;
+  return ReadPositions(p, view, lmdb_offset);
+}
+
+// A restored partition's positions in LMDB: its offset (-1: none), a stage
+// partition's read position and its sources' marks.
+Status Daemon::ReadPositions(Part& p, const state::PrefixStore& view, int64_t* lmdb_offset) {
   *lmdb_offset = -1;
+  p.skip_until = -1;
   Status bad;
   Status st = view.Scan("offset", [&](std::string_view k, std::string_view v) {
     if (k != "offset") return;
@@ -368,6 +384,14 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
     if (n.ok()) *lmdb_offset = n.value();
     else bad = n.status();
   });
+  if (st.ok()) {
+    st = view.Scan(kReadKey, [&](std::string_view k, std::string_view v) {
+      if (k != kReadKey) return;
+      auto n = ParseOffset(v);
+      if (n.ok()) p.skip_until = n.value();
+      else bad = n.status();
+    });
+  }
   if (!st.ok()) return st;
   if (!bad.ok()) return Status::Corruption(fmt::format("{}/{}: {}", p.topic, p.partition, bad.message()));
   if (p.stage >= 0) {
@@ -386,13 +410,16 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
 }
 
 // Brings LMDB's copy of a partition up to the changelog: when the changelog
-// holds a newer offset record than LMDB (the partition was processed by
-// another daemon, or this one crashed between the Kafka and the LMDB commit),
-// the partition's keys in LMDB are replaced by the changelog's.
+// holds a newer position than LMDB (the partition was processed by another
+// daemon, or this one crashed between the Kafka and the LMDB commit), the
+// partition's keys in LMDB are replaced by the changelog's. The position is
+// the offset record's, or for a stage partition its read record's (its
+// offset may stay on a waiting event while it reads on).
 Status Daemon::CatchUpFromChangelog(const std::string& topic, int32_t partition,
                                     const std::map<std::string, std::string>& log) {
   const std::string prefix = Prefix(topic, partition);
-  const std::string offset_key = prefix + "offset";
+  const std::string read_key = prefix + kReadKey;
+  const std::string offset_key = log.count(read_key) ? read_key : prefix + "offset";
   auto in_log = log.find(offset_key);
   if (in_log == log.end()) return Status::Ok();  // the changelog knows nothing newer
   auto parsed_log = ParseOffset(in_log->second);
@@ -471,7 +498,7 @@ std::vector<int64_t> Daemon::OnAssigned(const std::vector<io::TopicOffset>& comm
     restored_runs_ += static_cast<uint64_t>(part->engine->active_runs());
     int64_t from = lmdb_offset >= 0 ? lmdb_offset : tp.offset;
     if (lmdb_offset >= 0 && tp.offset > lmdb_offset) part->suppress_until = tp.offset;  // crash between commits
-    part->next_offset = part->resume_offset = from;
+    part->next_offset = from;
     part->assigned_from = from;
     Log(fmt::format("assigned {}/{}: {} runs restored, reading from {}{}", tp.topic, tp.partition,
                     part->engine->active_runs(), from >= 0 ? fmt::format("offset {}", from) : "the group's position",
@@ -564,16 +591,52 @@ void Daemon::Handle(engine::RawRecord& r) {
     HandleRecord(p, r);
     return;
   }
-  // A stage partition's restore point moves past every record but an event
-  // that only waits in the buffer (its watermark moves at marks alone).
+  if (r.pos.offset < p.skip_until) {
+    Reread(p, r);
+    return;
+  }
   const uint64_t aborts = aborts_;
-  const auto effects = [&p] { return p.engine->stats().evaluated + p.engine->stats().late; };
-  const uint64_t before = effects();
-  const bool buffered = HandleRecord(p, r);
-  if (aborts_ != aborts) return;  // rewound: the restore point is LMDB's again
-  if (!buffered || effects() != before) {
-    p.resume_offset = r.pos.offset + 1;
-    p.resume_arrival = p.engine->arrivals();
+  const bool pushed = HandleRecord(p, r);
+  if (pushed && aborts_ == aborts) p.pushed.emplace_back(p.engine->arrivals(), r.pos.offset);
+}
+
+// A stage partition's record read again after a restore, below where the
+// restored state had read: a mark is in its marks already, an event at or
+// before its watermark was evaluated (or late) then; a later event waited in
+// the buffer then, and waits there again. (A refused record is passed over
+// too: only an event a source accepted is forwarded, and the stage's check,
+// against a later wall clock, refused none of those.)
+void Daemon::Reread(Part& p, engine::RawRecord& r) {
+  p.next_offset = r.pos.offset + 1;
+  ++handled_;
+  metrics_->CountRecord();
+  p.last_wall = turn_wall_;
+  dirty_ = true;
+  if (engine::IsMarkRecord(r.payload)) return;
+  const nfa::Position* pos = Rekeyer::OriginOf(r.key, &origin_) ? &origin_ : &r.pos;
+  bool padded = r.payload.capacity() >= r.payload.size() + engine::kPayloadPadding;
+  auto ev = p.decoder->Decode(r.payload, *pos, padded);
+  if (!ev.ok() || ev.value()->ts <= p.engine->watermark()) return;
+  p.replaying = r.pos.offset < p.suppress_until;
+  p.engine->Push(std::move(ev).value());
+  p.pushed.emplace_back(p.engine->arrivals(), r.pos.offset);
+  Publish(p, r.pos.offset, r.source_time);  // nothing, unless a smaller max_buffered forced a release
+}
+
+// Where a stage partition's restore reads from (see Part): the record of
+// its oldest waiting event that is not saved. Raises saved_through so that
+// this is at most state.max_reread records behind the partition's position.
+int64_t Daemon::StageRestorePoint(Part& p) {
+  for (;;) {
+    const uint64_t oldest = p.engine->OldestBufferedArrival(p.saved_through);
+    while (!p.pushed.empty() && p.pushed.front().first < oldest) p.pushed.pop_front();
+    if (p.pushed.empty()) return p.next_offset;
+    const auto max_reread = static_cast<int64_t>(config_.state.max_reread);
+    if (p.next_offset - p.pushed.front().second <= max_reread) return p.pushed.front().second;
+    // Too far behind: the events that wait from further back are saved.
+    auto within = std::find_if(p.pushed.begin(), p.pushed.end(),
+                               [&](const auto& e) { return p.next_offset - e.second <= max_reread; });
+    p.saved_through = within == p.pushed.end() ? p.engine->arrivals() : within->first - 1;
   }
 }
 
@@ -701,11 +764,18 @@ bool Daemon::Commit() {
       p->marks_dirty = false;
     }
     const bool stage = p->stage >= 0;
-    if (Status st = p->engine->SaveChanges(&tee, stage ? p->resume_arrival : UINT64_MAX); !st.ok()) {
+    const int64_t offset = stage ? StageRestorePoint(*p) : p->next_offset;
+    if (Status st = p->engine->SaveChanges(&tee, stage ? p->saved_through : UINT64_MAX); !st.ok()) {
       return Abort(st.message());
     }
-    if (int64_t offset = stage ? p->resume_offset : p->next_offset; offset >= 0) {
+    if (offset >= 0) {
       if (Status st = tee.Put("offset", std::to_string(offset)); !st.ok()) return Abort(st.message());
+      // How far a stage partition had read (its restore point may stay on a
+      // waiting event while this moves on): a restore's second reading stops
+      // skipping here, and the changelog's copy is newer when this is.
+      if (stage && p->next_offset >= 0) {
+        if (Status st = tee.Put(kReadKey, std::to_string(p->next_offset)); !st.ok()) return Abort(st.message());
+      }
       offsets.push_back({p->topic, p->partition, offset});
     }
   }
@@ -817,7 +887,7 @@ bool Daemon::Abort(const std::string& why) {
 // Reads a partition again from `to` (an offset, or io::kOffsetBeginning),
 // which becomes its next and restore offset. A failed seek is fatal.
 bool Daemon::Rewind(Part& p, int64_t to) {
-  p.next_offset = p.resume_offset = to >= 0 ? to : -1;
+  p.next_offset = to >= 0 ? to : -1;
   if (Status st = consumer_->Seek({p.topic, p.partition, to}, 10000); !st.ok()) {
     LogError(fmt::format("{}/{}: cannot rewind: {}", p.topic, p.partition, st.message()));
     fatal_ = true;

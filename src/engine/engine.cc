@@ -142,6 +142,14 @@ void EngineImpl::AdvanceWatermark(Millis w) {
   Drain();
 }
 
+uint64_t EngineImpl::OldestBufferedArrival(uint64_t after) const {
+  uint64_t oldest = UINT64_MAX;
+  for (const Buffered& b : buffer_.items()) {
+    if (b.arrival > after) oldest = std::min(oldest, b.arrival);
+  }
+  return oldest;
+}
+
 void EngineImpl::Drain() {
   while (!buffer_.empty() && buffer_.top().ts <= watermark_) {
     nfa::EventRef e = buffer_.top().e;
@@ -539,6 +547,7 @@ Status Engine::SaveChanges(StateStore* store, uint64_t buffer_through) {
   return impl_->SaveChanges(store, buffer_through);
 }
 uint64_t Engine::arrivals() const { return impl_->arrivals(); }
+uint64_t Engine::OldestBufferedArrival(uint64_t after) const { return impl_->OldestBufferedArrival(after); }
 Status Engine::Load(const StateStore& store, EventDecoder* decoder, LoadReport* report) {
   return impl_->Load(store, decoder, report);
 }

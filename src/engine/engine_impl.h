@@ -45,6 +45,7 @@ class EngineImpl {
   Status Save(StateStore* store);
   Status SaveChanges(StateStore* store, uint64_t buffer_through);
   uint64_t arrivals() const { return arrival_; }
+  uint64_t OldestBufferedArrival(uint64_t after) const;
   using LoadReport = Engine::LoadReport;
   Status Load(const StateStore& store, EventDecoder* decoder, LoadReport* report);
 

@@ -55,6 +55,7 @@ struct Config {
     uint64_t max_map_size = 0;
     Millis commit_interval = 0;
     uint64_t commit_records = 0;  // under a backlog, records per batch
+    uint64_t max_reread = 0;      // records of a re-keying partition a restore reads again
     uint64_t max_keys = 0;  // per partition
   } state;
   struct Metrics {

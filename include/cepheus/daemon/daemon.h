@@ -30,6 +30,10 @@
 #include "cepheus/daemon/log.h"
 #include "cepheus/daemon/systemd.h"
 
+namespace cepheus::state {
+class PrefixStore;  // state/prefix_store.h
+}  // namespace cepheus::state
+
 namespace cepheus::daemon {
 
 class Rekeyer;  // daemon/rekeyer.h
@@ -145,6 +149,8 @@ class Daemon : public io::RebalanceListener {
   // One record of a partition; true when it was an event pushed into the
   // engine (Handle moves a stage partition's restore point on the others).
   bool HandleRecord(Part& p, engine::RawRecord& r);
+  void Reread(Part& p, engine::RawRecord& r);
+  int64_t StageRestorePoint(Part& p);
   // Whether the loop commits now (see the cadence in daemon.cc).
   bool CommitDue(bool caught_up, std::chrono::steady_clock::time_point now) const;
   // A watermark mark on a stage partition (section 6.4).
@@ -158,6 +164,7 @@ class Daemon : public io::RebalanceListener {
   // Rebuilds `p`'s decoder and engine on rules_ from LMDB. State of changed
   // or removed rules is deleted (in LMDB's open batch and, as tombstones, in
   // the changelog of the open transaction); `dropped` counts its runs.
+  Status ReadPositions(Part& p, const state::PrefixStore& view, int64_t* lmdb_offset);
   Status Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed = nullptr,
                  uint64_t* dropped_removed = nullptr);
   Status CatchUpFromChangelog(const std::string& topic, int32_t partition,

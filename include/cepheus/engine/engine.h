@@ -90,6 +90,9 @@ class Engine {
   // Events pushed so far (late ones included), counted over the state's life:
   // the next event pushed is the (arrivals() + 1)-th.
   uint64_t arrivals() const;
+  // The least arrival (see arrivals()) above `after` of an event still in the
+  // reorder buffer; UINT64_MAX when there is none. O(events buffered).
+  uint64_t OldestBufferedArrival(uint64_t after) const;
   // Replaces this engine's state with what Save wrote. Rules whose text
   // changed since (different fingerprint) or that are no longer in the rule
   // set start empty: their stored state is not loaded, and `report` (when

@@ -256,6 +256,16 @@ std::vector<std::string> FakeKafka::CommittedValues(const std::string& topic) co
   return out;
 }
 
+int64_t CommittedRead(const FakeKafka& kafka, const std::string& changelog, const std::string& topic,
+                      int32_t partition) {
+  const std::string key = "p/" + topic + "/" + std::to_string(partition) + "/read";
+  int64_t read = -1;
+  for (const auto& r : kafka.Committed(changelog)) {
+    if (r.key == key && r.value) read = std::stoll(*r.value);
+  }
+  return read;
+}
+
 int64_t FakeKafka::EndOffset(const std::string& topic, int32_t partition) const {
   std::lock_guard lock(mu_);
   auto it = topics_.find(topic);

@@ -110,4 +110,10 @@ class FakeKafka : public io::Clients {
   int aborts_ = 0;
 };
 
+// How far the daemon had read a re-keying (stage) partition at its last
+// commit: the last "read" record of that partition in the changelog, -1 when
+// none. (Its committed group offset stays on its oldest waiting event.)
+int64_t CommittedRead(const FakeKafka& kafka, const std::string& changelog, const std::string& topic,
+                      int32_t partition);
+
 }  // namespace cepheus::testing

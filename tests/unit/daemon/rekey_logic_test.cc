@@ -106,6 +106,60 @@ void FeedAnEventThatWaits(World& w, const daemon::Daemon& d) {
   REQUIRE(testing::Eventually([&] { return d.records_handled() >= 2 + 2 + 4 + 2; }, std::chrono::seconds(5)));
 }
 
+// The stage partition and offset of the forwarded event with id `id`
+// ({-1, -1} when none).
+std::pair<int32_t, int64_t> StagePosition(const World& w, const std::string& id) {
+  const auto staged = w.kafka.Committed("rk-rekey-card_id");  // partition 0's records, then 1's
+  const auto first_of_1 = static_cast<size_t>(w.kafka.EndOffset("rk-rekey-card_id", 0));
+  for (size_t i = 0; i < staged.size(); ++i) {
+    if (staged[i].value->find("\"id\":\"" + id + "\"") == std::string::npos) continue;
+    return {i < first_of_1 ? 0 : 1, static_cast<int64_t>(i < first_of_1 ? i : i - first_of_1)};
+  }
+  return {-1, -1};
+}
+
+using Input = std::vector<std::pair<int32_t, std::string>>;  // (input partition, event)
+
+// The alert ids one engine gives over `input` (each event at its input
+// position), none finished past the last watermark.
+std::multiset<std::string> OneEngineAlertIds(const Input& input, Millis out_of_order) {
+  auto rules = testing::CompileRules(kRules);
+  engine::EventDecoder decoder(rules, {});
+  engine::CollectingSink sink;
+  engine::EngineOptions eo;
+  eo.out_of_order = out_of_order;
+  engine::Engine eng(rules, eo, &sink);
+  int64_t offsets[2] = {0, 0};
+  for (const auto& [p, text] : input) {
+    auto e = decoder.Decode(text, nfa::Position{"events", p, offsets[p]++});
+    REQUIRE(e.ok());
+    eng.Push(std::move(e).value());
+  }
+  std::multiset<std::string> ids;
+  for (const auto& a : sink.alerts) ids.insert(a.alert_id);
+  return ids;
+}
+
+std::multiset<std::string> CommittedAlertIds(const World& w) {
+  std::multiset<std::string> ids;
+  for (const auto& r : w.kafka.Committed("alerts")) {
+    auto at = r.value->find("\"alert_id\":\"");
+    REQUIRE(at != std::string::npos);
+    ids.insert(r.value->substr(at + 12, r.value->find('"', at + 12) - at - 12));
+  }
+  return ids;
+}
+
+// Waiting events a stage partition's LMDB state holds (the daemon is gone).
+int SavedWaitingEvents(const daemon::Config& config, int32_t partition) {
+  auto store = state::LmdbStore::Open({config.state.directory, config.state.map_size, config.state.max_map_size});
+  REQUIRE(store.ok());
+  int buffered = 0;
+  REQUIRE(store.value()->Scan(fmt::format("p/rk-rekey-card_id/{}/engine/b/", partition),
+                              [&](std::string_view, std::string_view) { ++buffered; }).ok());
+  return buffered;
+}
+
 }  // namespace
 
 TEST_CASE("with kafka.rekey a rule keyed on the card sees the card's events from every input partition") {
@@ -179,8 +233,10 @@ TEST_CASE("a restarted daemon keeps its stage partitions' marks and windows: a c
     testing::DaemonThread run(d);
     w.kafka.Append("events", 0, Order("a", "u1", "c1", 1000));
     w.kafka.Append("events", 1, Order("x", "u2", "c5", 1500));
-    REQUIRE(testing::Eventually([&] { return w.kafka.GroupOffset("rk-rekey-card_id", 0) + w.kafka.GroupOffset("rk-rekey-card_id", 1) >= 2; },
-                                std::chrono::seconds(5)));
+    REQUIRE(testing::Eventually([&] {
+      return testing::CommittedRead(w.kafka, "rk-changelog", "rk-rekey-card_id", 0) +
+                 testing::CommittedRead(w.kafka, "rk-changelog", "rk-rekey-card_id", 1) >= 2;
+    }, std::chrono::seconds(5)));
     CHECK(run.Stop() == 0);
   }
   daemon::Daemon again(w.Config(true), testing::CompileRules(kRules), &w.kafka);
@@ -205,27 +261,16 @@ TEST_CASE("a stage partition's events that wait for a watermark mark are not sav
     FeedAnEventThatWaits(w, d);
     CHECK(run.Stop() == 0);
   }
-  // Its stage partition saved the buffered event a mark came after (a), not
-  // b, and its committed offset is b's own, so a restart reads b again.
-  int32_t b_partition = -1;
-  int64_t b_offset = -1;
-  const auto staged = w.kafka.Committed("rk-rekey-card_id");  // partition 0's records, then 1's
-  const auto first_of_1 = static_cast<size_t>(w.kafka.EndOffset("rk-rekey-card_id", 0));
-  for (size_t i = 0; i < staged.size(); ++i) {
-    if (staged[i].value->find("\"id\":\"b\"") == std::string::npos) continue;
-    b_partition = i < first_of_1 ? 0 : 1;
-    b_offset = static_cast<int64_t>(i < first_of_1 ? i : i - first_of_1);
-  }
-  REQUIRE(b_partition >= 0);
-  CHECK(w.kafka.GroupOffset("rk-rekey-card_id", b_partition) == b_offset);
-  {
-    auto store = state::LmdbStore::Open({config.state.directory, config.state.map_size, config.state.max_map_size});
-    REQUIRE(store.ok());
-    int buffered = 0;
-    REQUIRE(store.value()->Scan(fmt::format("p/rk-rekey-card_id/{}/engine/b/", b_partition),
-                                [&](std::string_view, std::string_view) { ++buffered; }).ok());
-    CHECK(buffered == 1);  // a, which a mark preceded; not b
-  }
+  // Its stage partition saved neither waiting event (a, which a mark came
+  // after, nor b), and its committed offset is a's own, so a restart reads
+  // both again.
+  auto [a_partition, a_offset] = StagePosition(w, "a");
+  REQUIRE(a_partition >= 0);
+  CHECK(StagePosition(w, "b").first == a_partition);  // card c1's
+  CHECK(w.kafka.GroupOffset("rk-rekey-card_id", a_partition) == a_offset);
+  CHECK(testing::CommittedRead(w.kafka, "rk-changelog", "rk-rekey-card_id", a_partition) ==
+        w.kafka.EndOffset("rk-rekey-card_id", a_partition));
+  CHECK(SavedWaitingEvents(config, a_partition) == 0);
   daemon::Daemon again(config, testing::CompileRules(kRules), &w.kafka);
   testing::DaemonThread run(again);
   REQUIRE(testing::Eventually([&] { return w.kafka.consumers() == 2; }, std::chrono::seconds(5)));
@@ -235,6 +280,49 @@ TEST_CASE("a stage partition's events that wait for a watermark mark are not sav
   w.kafka.Append("events", 1, Order("d", "u2", "c8", 100000));
   REQUIRE(testing::Eventually([&] { return !w.Alerts("card_two_users").empty(); }, std::chrono::seconds(5)));
   CHECK(w.Alerts("card_two_users") == std::vector<std::string>{"c1"});  // b, then a: once
+  CHECK(run.Stop() == 0);
+}
+
+TEST_CASE("after a restart an event a mark released behind the restore point is passed over, not read again as late") {
+  World w;
+  auto config = w.Config(true);
+  config.kafka.late_topic = "late";
+  w.kafka.CreateTopic("late", 1);
+  {
+    daemon::Daemon d(config, testing::CompileRules(kRules), &w.kafka);
+    testing::DaemonThread run(d);
+    // Both sources at 9 s; then card c1's later order B (user u1) waits at
+    // its stage for partition 1, whose order A of c1 (user u2, earlier) comes
+    // after B, and whose next order moves its mark past A but not past B:
+    // A is evaluated, B still waits, and the restore point is B's record,
+    // before A's.
+    w.kafka.Append("events", 0, Order("a0", "u1", "c9", 10000));
+    w.kafka.Append("events", 1, Order("x", "u2", "c5", 10000));
+    REQUIRE(testing::Eventually([&] { return d.records_handled() >= 2 + 2 + 4; }, std::chrono::seconds(5)));
+    w.kafka.Append("events", 0, Order("B", "u1", "c1", 30000));
+    REQUIRE(testing::Eventually([&] { return d.records_handled() >= 8 + 1 + 1 + 2; }, std::chrono::seconds(5)));
+    w.kafka.Append("events", 1, Order("A", "u2", "c1", 12000));
+    w.kafka.Append("events", 1, Order("y", "u2", "c7", 20000));
+    REQUIRE(testing::Eventually([&] { return d.records_handled() >= 12 + 2 + 2 + 2; }, std::chrono::seconds(5)));
+    CHECK(run.Stop() == 0);
+  }
+  auto [b_partition, b_offset] = StagePosition(w, "B");
+  REQUIRE(b_partition >= 0);
+  CHECK(StagePosition(w, "A").first == b_partition);
+  CHECK(StagePosition(w, "A").second > b_offset);
+  CHECK(w.kafka.GroupOffset("rk-rekey-card_id", b_partition) == b_offset);
+  CHECK(SavedWaitingEvents(config, b_partition) == 0);
+
+  daemon::Daemon again(config, testing::CompileRules(kRules), &w.kafka);
+  testing::DaemonThread run(again);
+  REQUIRE(testing::Eventually([&] { return w.kafka.consumers() == 2; }, std::chrono::seconds(5)));
+  w.kafka.Assign(1, "events", {0, 1});
+  w.kafka.Assign(1, "rk-rekey-card_id", {0, 1});
+  w.kafka.Append("events", 0, Order("c", "u1", "c9", 100000));
+  w.kafka.Append("events", 1, Order("d", "u2", "c8", 100000));
+  REQUIRE(testing::Eventually([&] { return !w.Alerts("card_two_users").empty(); }, std::chrono::seconds(5)));
+  CHECK(w.Alerts("card_two_users") == std::vector<std::string>{"c1"});  // A, then B: once
+  CHECK(w.kafka.Committed("late").empty());  // A was not pushed again behind the watermark
   CHECK(run.Stop() == 0);
 }
 
@@ -303,7 +391,7 @@ TEST_CASE("aborts at many points of a re-keyed stream lose and duplicate nothing
   testing::DaemonThread run(d);
   // Events in time order, each on its user's partition; cards shared across
   // users (so across partitions), payments for some orders.
-  std::vector<std::pair<int32_t, std::string>> input;
+  Input input;
   uint64_t x = 7;
   auto next = [&] { return x = x * 6364136223846793005ULL + 1442695040888963407ULL, x >> 33; };
   for (int i = 0; i < 240; ++i) {
@@ -330,36 +418,73 @@ TEST_CASE("aborts at many points of a re-keyed stream lose and duplicate nothing
   REQUIRE(testing::Eventually([&] { return w.kafka.GroupOffset("events", 0) == counts[0] &&
                                            w.kafka.GroupOffset("events", 1) == counts[1]; },
                               std::chrono::seconds(5)));
-  // The stage's last marks are committed, then read: wait for its offsets
-  // to reach the topic's end.
+  // The stage's last marks are committed, then read: wait for its commits
+  // to have read to the topic's end.
   REQUIRE(testing::Eventually([&] {
     for (int32_t p : {0, 1}) {
-      if (w.kafka.GroupOffset("rk-rekey-card_id", p) < w.kafka.EndOffset("rk-rekey-card_id", p)) return false;
+      if (testing::CommittedRead(w.kafka, "rk-changelog", "rk-rekey-card_id", p) <
+          w.kafka.EndOffset("rk-rekey-card_id", p)) {
+        return false;
+      }
     }
     return true;
   }, std::chrono::seconds(5)));
   CHECK(run.Stop() == 0);
   CHECK(w.kafka.aborts() >= 8);
 
-  auto rules = testing::CompileRules(kRules);
-  engine::EventDecoder decoder(rules, {});
-  engine::CollectingSink sink;
-  engine::EngineOptions eo;
-  eo.out_of_order = config.out_of_order;
-  engine::Engine eng(rules, eo, &sink);
-  int64_t offsets[2] = {0, 0};
-  for (const auto& [p, text] : input) {
-    auto e = decoder.Decode(text, nfa::Position{"events", p, offsets[p]++});
-    REQUIRE(e.ok());
-    eng.Push(std::move(e).value());
-  }
-  std::multiset<std::string> want, got;
-  for (const auto& a : sink.alerts) want.insert(a.alert_id);
-  for (const auto& r : w.kafka.Committed("alerts")) {
-    auto at = r.value->find("\"alert_id\":\"");
-    REQUIRE(at != std::string::npos);
-    got.insert(r.value->substr(at + 12, r.value->find('"', at + 12) - at - 12));
-  }
+  const auto want = OneEngineAlertIds(input, config.out_of_order);
   CHECK(want.size() > 20);
-  CHECK(got == want);
+  CHECK(CommittedAlertIds(w) == want);
+}
+
+TEST_CASE("an event that waits further back than state.max_reread is saved, and the restore point moves on past it") {
+  World w;
+  auto config = w.Config(true);
+  config.state.max_reread = 4;
+  // a waits at card c1's stage partition (partition 1's source stays at 4 s),
+  // and so do the eight c1 orders after it: a is more than 4 records back.
+  Input input = {{0, Order("a", "u1", "c1", 5000)}, {1, Order("x", "u2", "c5", 5000)}};
+  for (int i = 0; i < 8; ++i) input.emplace_back(0, Order(fmt::format("w{}", i), i % 2 ? "u1" : "u3", "c1", 6000 + i * 1000));
+  auto [a_partition, a_offset] = std::pair<int32_t, int64_t>{-1, -1};
+  {
+    daemon::Daemon d(config, testing::CompileRules(kRules), &w.kafka);
+    testing::DaemonThread run(d);
+    for (const auto& [p, text] : input) w.kafka.Append("events", p, text);
+    REQUIRE(testing::Eventually([&] {
+      std::tie(a_partition, a_offset) = StagePosition(w, "w7");
+      return a_partition >= 0 && testing::CommittedRead(w.kafka, "rk-changelog", "rk-rekey-card_id", a_partition) ==
+                                     w.kafka.EndOffset("rk-rekey-card_id", a_partition);
+    }, std::chrono::seconds(5)));
+    CHECK(run.Stop() == 0);
+  }
+  std::tie(a_partition, a_offset) = StagePosition(w, "a");
+  const int64_t end = w.kafka.EndOffset("rk-rekey-card_id", a_partition);
+  CHECK(end - a_offset > 4);
+  CHECK(w.kafka.GroupOffset("rk-rekey-card_id", a_partition) > a_offset);
+  CHECK(end - w.kafka.GroupOffset("rk-rekey-card_id", a_partition) <= 4);
+  CHECK(SavedWaitingEvents(config, a_partition) >= 1);  // a, at least
+
+  daemon::Daemon again(config, testing::CompileRules(kRules), &w.kafka);
+  testing::DaemonThread run(again);
+  REQUIRE(testing::Eventually([&] { return w.kafka.consumers() == 2; }, std::chrono::seconds(5)));
+  w.kafka.Assign(1, "events", {0, 1});
+  w.kafka.Assign(1, "rk-rekey-card_id", {0, 1});
+  for (int32_t p : {0, 1}) {
+    input.emplace_back(p, Order(fmt::format("end{}", p), fmt::format("u{}", p), "c0", 10000000));
+    w.kafka.Append("events", p, input.back().second);
+  }
+  REQUIRE(testing::Eventually([&] { return w.kafka.GroupOffset("events", 0) == 10 && w.kafka.GroupOffset("events", 1) == 2; },
+                              std::chrono::seconds(5)));
+  REQUIRE(testing::Eventually([&] {
+    for (int32_t p : {0, 1}) {
+      if (testing::CommittedRead(w.kafka, "rk-changelog", "rk-rekey-card_id", p) < w.kafka.EndOffset("rk-rekey-card_id", p)) {
+        return false;
+      }
+    }
+    return true;
+  }, std::chrono::seconds(5)));
+  CHECK(run.Stop() == 0);
+  const auto want = OneEngineAlertIds(input, config.out_of_order);
+  CHECK(want.size() >= 9);  // c1's pairs of users, and every unpaid order
+  CHECK(CommittedAlertIds(w) == want);
 }
