@@ -256,7 +256,7 @@ const std::vector<ConfigKey> kSchema = {
      [](Config* c, const std::string& v) { return SetCount(&c->state.max_reread, v, 1ULL << 40); }},
     {"state.max_keys", ConfigKind::kCount, "1000000",
      "Most keys one partition keeps state for (each live key costs 1-3 KB of memory with the shipped rules: "
-     "2.4 KB for a one-event key, tests/bench/throughput.py). At the limit, an event whose key holds no state "
+     "1.7 KB for a one-event key, tests/bench/throughput.py). At the limit, an event whose key holds no state "
      "starts nothing: the keys that hold state go on as before, and "
      "cepheus_limit_hits_total{limit=\"keys_per_partition\"} counts each event refused so.",
      [](Config* c, const std::string& v) { return SetCount(&c->state.max_keys, v, 1ULL << 32); }},

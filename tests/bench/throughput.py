@@ -6,6 +6,7 @@ each beside its baseline measured in the same run (issue 19).
         [--commit-interval D] [--no-rekey] [--keep]
     tests/bench/throughput.py BUILD_DIR [RULES] --latency-only RATE [--events N]
     tests/bench/throughput.py BUILD_DIR [RULES] --cadence A,B [--rounds K] [--events N]
+    tests/bench/throughput.py BUILD_DIR [RULES] --against OTHER_BUILD_DIR [--rounds K] [--events N]
 
 Starts a broker (tests/kafka/broker.sh), produces N events of `cepheus gen`
 (default 1 000 000; 20 000 users, seed 335, 2 s out of order) to an
@@ -32,6 +33,11 @@ Starts a broker (tests/kafka/broker.sh), produces N events of `cepheus gen`
             users (one login or order each, within a few minutes of event
             time): the keys holding state at the end and the daemon's peak
             anonymous RSS (target <= 300 MB).
+
+--cadence and --against print only the run's events per CPU-second, for two
+variants in alternating rounds (two values of state.commit_records; this
+build and another, e.g. a worktree of an earlier commit), with the median of
+the per-round ratios: the machine drifts, a pair of neighbouring runs less.
 """
 import json
 import os
@@ -214,26 +220,27 @@ def histogram_max(text, metric):
     return float("nan")
 
 
-def cadence_ab(cepheus, work, brokers, rules, n, values, rounds):
-    """Events per daemon CPU-second with state.commit_records at each of two
-    values, in alternating rounds on the same broker and topic (each run its
-    own group, changelog and state), and the median of the per-round ratios."""
+def side_by_side(work, brokers, rules, n, variants, rounds):
+    """Events per daemon CPU-second of two variants (label, cepheus binary,
+    extra state options), in alternating rounds on the same broker and topic
+    (each run its own group, changelog and state), and the median of the
+    per-round ratios."""
     ratios = []
     for i in range(rounds):
-        got = {}
-        for v in values:
-            name = f"c{i}r{v}"
+        got = []
+        for j, (label, cepheus, extra) in enumerate(variants):
+            name = f"ab{i}v{j}"
             for topic, parts in ((f"{name}-changelog", PARTITIONS), (f"alerts-{name}", 1)):
                 sh(BROKER, "topic", f"{work}/broker", topic, str(parts))
-            EXTRA_STATE[0] = f", commit_records: {v}"
+            EXTRA_STATE[0] = extra
             r = full_run(cepheus, work, brokers, rules, n, name)
-            got[v] = (n / r["cpu"], r["commits"])
-        ratios.append(got[values[0]][0] / got[values[1]][0])
-        print(f"round {i + 1}: " + ", ".join(f"commit_records {v}: {got[v][0]:,.0f} events per CPU-second "
-                                              f"({got[v][1]:.0f} commits)" for v in values) +
+            got.append((n / r["cpu"], r["commits"]))
+        ratios.append(got[0][0] / got[1][0])
+        print(f"round {i + 1}: " + ", ".join(f"{label}: {g[0]:,.0f} events per CPU-second ({g[1]:.0f} commits)"
+                                              for (label, _, _), g in zip(variants, got)) +
               f"; ratio {ratios[-1]:.2f}", flush=True)
     ratios.sort()
-    print(f"commit_records {values[0]} / {values[1]}: median {ratios[len(ratios) // 2]:.2f} "
+    print(f"{variants[0][0]} / {variants[1][0]}: median {ratios[len(ratios) // 2]:.2f} "
           f"(min {ratios[0]:.2f}, max {ratios[-1]:.2f}) over {rounds} rounds")
 
 
@@ -303,8 +310,14 @@ def main():
               f"{rules}; {os.cpu_count()} cores", flush=True)
 
         if "--cadence" in args:  # full runs only, alternating two values of state.commit_records
-            cadence_ab(cepheus, work, brokers, rules, n, args[args.index("--cadence") + 1].split(","),
-                       opt("--rounds", 3))
+            values = args[args.index("--cadence") + 1].split(",")
+            side_by_side(work, brokers, rules, n, [(f"commit_records {v}", cepheus, f", commit_records: {v}")
+                                                   for v in values], opt("--rounds", 3))
+            return
+        if "--against" in args:  # full runs only, alternating this build and another
+            other = os.path.abspath(args[args.index("--against") + 1])
+            side_by_side(work, brokers, rules, n, [(build, cepheus, ""), (other, f"{other}/cepheus", "")],
+                         opt("--rounds", 3))
             return
         if "--latency-only" in args:  # the latency run alone, at a given rate
             text = latency_run(cepheus, work, brokers, rules, gen, opt("--latency-only", 1000))
