@@ -118,6 +118,22 @@ std::pair<int32_t, int64_t> StagePosition(const World& w, const std::string& id)
   return {-1, -1};
 }
 
+// A second daemon on the state `config` names, given every partition (as a
+// restart's rebalance would); then both sources move to 100 s, which
+// releases every waiting event, and a card_two_users alert is committed.
+struct Restarted {
+  Restarted(World& w, const daemon::Config& config) : d(config, testing::CompileRules(kRules), &w.kafka), run(d) {
+    REQUIRE(testing::Eventually([&] { return w.kafka.consumers() == 2; }, std::chrono::seconds(5)));
+    w.kafka.Assign(1, "events", {0, 1});
+    w.kafka.Assign(1, "rk-rekey-card_id", {0, 1});
+    w.kafka.Append("events", 0, Order("c", "u1", "c9", 100000));
+    w.kafka.Append("events", 1, Order("d", "u2", "c8", 100000));
+    REQUIRE(testing::Eventually([&] { return !w.Alerts("card_two_users").empty(); }, std::chrono::seconds(5)));
+  }
+  daemon::Daemon d;
+  testing::DaemonThread run;
+};
+
 using Input = std::vector<std::pair<int32_t, std::string>>;  // (input partition, event)
 
 // The alert ids one engine gives over `input` (each event at its input
@@ -271,16 +287,9 @@ TEST_CASE("a stage partition's events that wait for a watermark mark are not sav
   CHECK(testing::CommittedRead(w.kafka, "rk-changelog", "rk-rekey-card_id", a_partition) ==
         w.kafka.EndOffset("rk-rekey-card_id", a_partition));
   CHECK(SavedWaitingEvents(config, a_partition) == 0);
-  daemon::Daemon again(config, testing::CompileRules(kRules), &w.kafka);
-  testing::DaemonThread run(again);
-  REQUIRE(testing::Eventually([&] { return w.kafka.consumers() == 2; }, std::chrono::seconds(5)));
-  w.kafka.Assign(1, "events", {0, 1});
-  w.kafka.Assign(1, "rk-rekey-card_id", {0, 1});
-  w.kafka.Append("events", 0, Order("c", "u1", "c9", 100000));
-  w.kafka.Append("events", 1, Order("d", "u2", "c8", 100000));
-  REQUIRE(testing::Eventually([&] { return !w.Alerts("card_two_users").empty(); }, std::chrono::seconds(5)));
+  Restarted again(w, config);
   CHECK(w.Alerts("card_two_users") == std::vector<std::string>{"c1"});  // b, then a: once
-  CHECK(run.Stop() == 0);
+  CHECK(again.run.Stop() == 0);
 }
 
 TEST_CASE("after a restart an event a mark released behind the restore point is passed over, not read again as late") {
@@ -312,18 +321,10 @@ TEST_CASE("after a restart an event a mark released behind the restore point is 
   CHECK(StagePosition(w, "A").second > b_offset);
   CHECK(w.kafka.GroupOffset("rk-rekey-card_id", b_partition) == b_offset);
   CHECK(SavedWaitingEvents(config, b_partition) == 0);
-
-  daemon::Daemon again(config, testing::CompileRules(kRules), &w.kafka);
-  testing::DaemonThread run(again);
-  REQUIRE(testing::Eventually([&] { return w.kafka.consumers() == 2; }, std::chrono::seconds(5)));
-  w.kafka.Assign(1, "events", {0, 1});
-  w.kafka.Assign(1, "rk-rekey-card_id", {0, 1});
-  w.kafka.Append("events", 0, Order("c", "u1", "c9", 100000));
-  w.kafka.Append("events", 1, Order("d", "u2", "c8", 100000));
-  REQUIRE(testing::Eventually([&] { return !w.Alerts("card_two_users").empty(); }, std::chrono::seconds(5)));
+  Restarted again(w, config);
   CHECK(w.Alerts("card_two_users") == std::vector<std::string>{"c1"});  // A, then B: once
   CHECK(w.kafka.Committed("late").empty());  // A was not pushed again behind the watermark
-  CHECK(run.Stop() == 0);
+  CHECK(again.run.Stop() == 0);
 }
 
 TEST_CASE("a reload keeps a stage partition's waiting events: they are read again from the re-keying topic") {
