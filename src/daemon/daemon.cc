@@ -607,11 +607,7 @@ void Daemon::Handle(engine::RawRecord& r) {
 // too: only an event a source accepted is forwarded, and the stage's check,
 // against a later wall clock, refused none of those.)
 void Daemon::Reread(Part& p, engine::RawRecord& r) {
-  p.next_offset = r.pos.offset + 1;
-  ++handled_;
-  metrics_->CountRecord();
-  p.last_wall = turn_wall_;
-  dirty_ = true;
+  NoteRecord(p, r);
   if (engine::IsMarkRecord(r.payload)) return;
   const nfa::Position* pos = Rekeyer::OriginOf(r.key, &origin_) ? &origin_ : &r.pos;
   bool padded = r.payload.capacity() >= r.payload.size() + engine::kPayloadPadding;
@@ -640,14 +636,19 @@ int64_t Daemon::StageRestorePoint(Part& p) {
   }
 }
 
-// Returns true when the record was an event pushed into the engine.
-bool Daemon::HandleRecord(Part& p, engine::RawRecord& r) {
+// A record of `p` read: its position, the counts, the batch now holds it.
+void Daemon::NoteRecord(Part& p, const engine::RawRecord& r) {
   p.next_offset = r.pos.offset + 1;
   ++handled_;
   metrics_->CountRecord();
   p.last_wall = turn_wall_;
   dirty_ = true;
   if (p.stage >= 0) ++p.read_since_tick;
+}
+
+// Returns true when the record was an event pushed into the engine.
+bool Daemon::HandleRecord(Part& p, engine::RawRecord& r) {
+  NoteRecord(p, r);
   if (p.stage >= 0 && engine::IsMarkRecord(r.payload)) {
     HandleMark(p, r);
     return false;
@@ -885,7 +886,7 @@ bool Daemon::Abort(const std::string& why) {
 }
 
 // Reads a partition again from `to` (an offset, or io::kOffsetBeginning),
-// which becomes its next and restore offset. A failed seek is fatal.
+// which becomes its next offset. A failed seek is fatal.
 bool Daemon::Rewind(Part& p, int64_t to) {
   p.next_offset = to >= 0 ? to : -1;
   if (Status st = consumer_->Seek({p.topic, p.partition, to}, 10000); !st.ok()) {

@@ -149,6 +149,7 @@ class Daemon : public io::RebalanceListener {
   // One record of a partition; true when it was an event pushed into the
   // engine (Handle moves a stage partition's restore point on the others).
   bool HandleRecord(Part& p, engine::RawRecord& r);
+  void NoteRecord(Part& p, const engine::RawRecord& r);
   void Reread(Part& p, engine::RawRecord& r);
   int64_t StageRestorePoint(Part& p);
   // Whether the loop commits now (see the cadence in daemon.cc).
