@@ -7,10 +7,10 @@
 // the KeyRuns of the rules of its group that hold something of it (a slot is
 // made when a rule starts a run and dropped when the rule needs nothing of the
 // key), and its counters once one counts an event of it; the index is an
-// open addressing table of entry ids (tsl::robin_set). Runs of one rule start in event-time
-// order and share one `within`, so their window closings come in order too: a
-// FIFO per rule holds one (deadline, entry, generation) per run, O(1) each,
-// and the engine pops the earliest front across rules. A rule whose closings
+// open addressing table of entry ids (tsl::robin_set). Runs of one rule start
+// in event-time order and share one `within`, so their window closings come in
+// order too: a FIFO per rule holds one (deadline, entry, generation) per run,
+// O(1) each, and the engine pops the earliest front across rules. A rule whose closings
 // only drop runs (no trailing absent step) keeps one entry per key instead,
 // at the key's oldest deadline, armed again when it fires and runs are left
 // (in the heap when the FIFO's order would break). Keys kept only for a
