@@ -82,7 +82,8 @@ class EngineImpl {
    private:
     std::vector<Slot> slots_;
   };
-  // One key of one key field, with the state of every rule keyed on that field.
+  // One key of one key field, with the state of the rules keyed on that field
+  // that hold something of it.
   // Entries live in a slab; a timer names (slot, generation) so a reused slot
   // cannot be mistaken for the key it held before.
   struct KeyEntry {
@@ -96,10 +97,6 @@ class EngineImpl {
     std::vector<CounterState> counters;
     Millis counter_wake = kMaxTime;      // its one pending CounterWake (kMaxTime: none)
   };
-  // The index of one key field's keys: the ids of their entries in an open
-  // addressing table (robin hood, with 32 bits of each hash stored beside the
-  // id), looked up by the key's text, which lives in the entry. A lookup
-  // reads one bucket, then the entry it needs anyway.
   // The entries, in chunks of a fixed size: an id names its entry for good and
   // growing copies nothing (a vector's doubling held every entry twice, and
   // up to half of its capacity unused).
@@ -122,6 +119,10 @@ class EngineImpl {
     std::vector<std::unique_ptr<KeyEntry[]>> chunks_;
     size_t size_ = 0;
   };
+  // The index of one key field's keys: the ids of their entries in an open
+  // addressing table (robin hood, with 32 bits of each hash stored beside the
+  // id), looked up by the key's text, which lives in the entry. A lookup
+  // reads one bucket, then the entry it needs anyway.
   struct IndexHash {
     using is_transparent = void;
     const EntrySlab* entries;

@@ -157,7 +157,8 @@ Status EngineImpl::Save(StateStore* store) {
     for (uint32_t id : groups_[g].index) {
       KeyEntry& entry = entries_[id];
       entry.stored = false;
-      if (!CountersLive(entry, watermark_) && !AnyRuleNeeded(entry, watermark_)) continue;  // no record, and no delete of one the store does not hold
+      // No state: no record, and no delete of one the store does not hold.
+      if (!CountersLive(entry, watermark_) && !AnyRuleNeeded(entry, watermark_)) continue;
       if (st = PutKey(store, g, entry.key, &entry, &entry.stored); !st.ok()) return st;
     }
   }
