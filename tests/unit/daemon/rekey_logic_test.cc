@@ -446,7 +446,8 @@ TEST_CASE("an event that waits further back than state.max_reread is saved, and 
   // and so do the eight c1 orders after it: a is more than 4 records back.
   Input input = {{0, Order("a", "u1", "c1", 5000)}, {1, Order("x", "u2", "c5", 5000)}};
   for (int i = 0; i < 8; ++i) input.emplace_back(0, Order(fmt::format("w{}", i), i % 2 ? "u1" : "u3", "c1", 6000 + i * 1000));
-  auto [a_partition, a_offset] = std::pair<int32_t, int64_t>{-1, -1};
+  int32_t a_partition = -1;  // plain variables: clang 14 captures no structured binding in a lambda
+  int64_t a_offset = -1;
   {
     daemon::Daemon d(config, testing::CompileRules(kRules), &w.kafka);
     testing::DaemonThread run(d);
