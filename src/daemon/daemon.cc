@@ -613,7 +613,6 @@ void Daemon::Reread(Part& p, engine::RawRecord& r) {
   bool padded = r.payload.capacity() >= r.payload.size() + engine::kPayloadPadding;
   auto ev = p.decoder->Decode(r.payload, *pos, padded);
   if (!ev.ok() || ev.value()->ts <= p.engine->watermark()) return;
-  p.replaying = r.pos.offset < p.suppress_until;
   p.engine->Push(std::move(ev).value());
   p.pushed.emplace_back(p.engine->arrivals(), r.pos.offset);
   Publish(p, r.pos.offset, r.source_time);  // nothing, unless a smaller max_buffered forced a release
