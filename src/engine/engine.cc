@@ -182,6 +182,7 @@ void EngineImpl::CloseUntil(Millis t) {
       timers_.pop();
       KeyEntry& entry = entries_[tm.entry];
       if (entry.generation != tm.generation) continue;  // the key is gone
+      Warm(tm.entry);
       KeyState* ks = entry.rules.Find(states_[tm.rule].pos);
       if (ks == nullptr) continue;  // the rule dropped the key's state since
       Millis& live = tm.closing ? ks->armed_at : ks->timer_at;
@@ -207,6 +208,7 @@ void EngineImpl::CloseUntil(Millis t) {
     if (states_[best].silent) {
       KeyEntry& entry = entries_[d.entry];
       if (entry.generation != d.generation) continue;
+      Warm(d.entry);
       KeyState* ks = entry.rules.Find(states_[best].pos);
       if (ks == nullptr || ks->armed_at != d.at) continue;  // stale
       ks->armed_at = kMaxTime;
@@ -218,6 +220,7 @@ void EngineImpl::CloseUntil(Millis t) {
 void EngineImpl::Fire(uint32_t id, uint32_t generation, uint32_t rule, Millis at) {
   KeyEntry& entry = entries_[id];
   if (entry.generation != generation) return;  // the key is gone
+  Warm(id);
   RuleState& rs = states_[rule];
   KeyState* found = entry.rules.Find(rs.pos);
   if (found == nullptr) return;  // nothing of the rule left to close
@@ -271,6 +274,8 @@ uint32_t EngineImpl::NewEntry(uint32_t group, std::string_view key) {
   KeyEntry& entry = entries_[id];
   entry.key.assign(key);
   entry.group = group;
+  entry.in_use = entry.used = true;
+  entry.cold = false;
   entry.rules.clear();
   entry.counters.clear();  // sized when a counter first counts an event of the key
   entry.counter_wake = kMaxTime;
@@ -295,7 +300,10 @@ void EngineImpl::Evaluate(const nfa::EventRef& e) {
       continue;  // no key: every rule of the group ignores the event
     }
     uint32_t id = UINT32_MAX;
-    if (auto it = group.index.find(key); it != group.index.end()) id = *it;
+    if (auto it = group.index.find(key); it != group.index.end()) {
+      id = *it;
+      Warm(id);
+    }
     const bool traced = tracer_ != nullptr && tracer_->Follows(key);
     if (!group.counters.empty()) id = CountEvent(g, key, id, *e);
     reader_.entry = id;
@@ -430,8 +438,9 @@ void EngineImpl::CompactDeadlines(uint32_t rule) {
     const Deadline& d = fifo[i];
     const KeyEntry& entry = entries_[d.entry];
     const KeyState* ks = entry.rules.Find(rs.pos);
-    bool drop = entry.generation != d.generation || ks == nullptr ||
-                (later[d.entry] && d.at < rs.matcher.NextDeadline(ks->runs));
+    // A cold key's runs are not at hand: its entries are kept.
+    bool drop = entry.generation != d.generation ||
+                (!entry.cold && (ks == nullptr || (later[d.entry] && d.at < rs.matcher.NextDeadline(ks->runs))));
     if (entry.generation == d.generation) later[d.entry] = true;
     if (!drop) fifo[--keep] = d;
   }
@@ -498,6 +507,7 @@ void EngineImpl::Schedule(uint32_t id, uint32_t rule, Millis now) {
 }
 
 void EngineImpl::MaybeForget(uint32_t id, Millis now) {
+  Warm(id);
   KeyEntry& entry = entries_[id];
   KeyGroup& group = groups_[entry.group];
   if (AnyRuleNeeded(entry, now) || CountersLive(entry, now)) return;
@@ -506,6 +516,7 @@ void EngineImpl::MaybeForget(uint32_t id, Millis now) {
   ++entry.generation;
   entry.dirty = false;
   entry.stored = false;
+  entry.in_use = false;
   entry.rules.clear();
   for (size_t i = 0; i < entry.counters.size(); ++i) {
     if (entry.counters[i].newest() != INT64_MIN) --stats_.counter_keys[group.counters[i]];
@@ -542,6 +553,10 @@ int64_t Engine::active_runs() const { return impl_->active_runs(); }
 size_t Engine::buffered() const { return impl_->buffered(); }
 const EngineOptions& Engine::options() const { return impl_->options(); }
 void Engine::set_tables(const nfa::TableReader* tables) { impl_->set_tables(tables); }
+void Engine::set_cold_store(const StateStore* store, EventDecoder* decoder) { impl_->set_cold_store(store, decoder); }
+size_t Engine::EvictColdKeys() { return impl_->EvictColdKeys(); }
+uint64_t Engine::cold_keys() const { return impl_->cold_keys(); }
+Status Engine::cold_status() const { return impl_->cold_status(); }
 Status Engine::Save(StateStore* store) { return impl_->Save(store); }
 Status Engine::SaveChanges(StateStore* store, uint64_t buffer_through) {
   return impl_->SaveChanges(store, buffer_through);

@@ -48,6 +48,13 @@ class EngineImpl {
   uint64_t OldestBufferedArrival(uint64_t after) const;
   using LoadReport = Engine::LoadReport;
   Status Load(const StateStore& store, EventDecoder* decoder, LoadReport* report);
+  void set_cold_store(const StateStore* store, EventDecoder* decoder) {
+    cold_store_ = store;
+    cold_decoder_ = decoder;
+  }
+  size_t EvictColdKeys();
+  uint64_t cold_keys() const { return cold_keys_; }
+  const Status& cold_status() const { return cold_status_; }
 
  private:
   // The state of one rule for one key.
@@ -76,6 +83,7 @@ class EngineImpl {
     KeyState& Get(uint32_t pos);  // the slot of `pos`, made when missing
     void Drop(uint32_t pos);
     void clear() { slots_.clear(); }
+    void release() { std::vector<Slot>().swap(slots_); }  // clear, and free the capacity
     std::vector<Slot>::const_iterator begin() const { return slots_.begin(); }
     std::vector<Slot>::const_iterator end() const { return slots_.end(); }
 
@@ -92,6 +100,12 @@ class EngineImpl {
     uint32_t group = 0;
     bool dirty = false;  // changed since the last save
     bool stored = false; // the store holds a record of it (as of the last save)
+    bool in_use = false; // in its group's index (else on the free list)
+    // Its state is in the cold store only (EvictColdKeys): rules and
+    // counters are empty until Warm reads them back. Its pending closings
+    // and wake-ups stay queued and warm it when they come.
+    bool cold = false;
+    bool used = false;   // touched since the eviction clock last passed it
     RuleSlots rules;
     // By position in the group's counters; empty until one counts an event of the key.
     std::vector<CounterState> counters;
@@ -227,6 +241,17 @@ class EngineImpl {
   // Frees the entry when no rule needs it any more.
   void MaybeForget(uint32_t entry, Millis now);
   uint32_t NewEntry(uint32_t group, std::string_view key);
+  // Reads a cold key's state back from the cold store (no-op for a key in
+  // memory) and marks it used. Its silent rules are armed again and its
+  // cooldowns scheduled (the queued entries from before pass as stale, or
+  // fire once more and close nothing); its runs' closings and its counters'
+  // wake-up are still queued. A failed read leaves the key with no state and
+  // is kept in cold_status_.
+  void Warm(uint32_t id);
+  Status WarmFrom(uint32_t id, std::string_view record);
+  void Evict(uint32_t id);
+  // The position in group g of the rule named `name`, or -1.
+  int RuleOf(uint32_t g, std::string_view name) const;
   void MarkDirty(uint32_t entry);
   Status PutMeta(StateStore* store) const;
   Status PutBuffer(StateStore* store, uint64_t through);
@@ -267,6 +292,13 @@ class EngineImpl {
   std::vector<KeyGroup> groups_;
   EntrySlab entries_;
   std::vector<uint32_t> free_entries_;
+  // Keys in the cold store (EvictColdKeys), where they are read from, and
+  // the eviction clock's hand over the slab.
+  const StateStore* cold_store_ = nullptr;
+  EventDecoder* cold_decoder_ = nullptr;
+  uint64_t cold_keys_ = 0;
+  size_t clock_hand_ = 0;
+  Status cold_status_;
   // The reorder buffer: a heap whose container the saves walk (each
   // buffered event is a record of its own, written once, deleted once out).
   struct BufferHeap : std::priority_queue<Buffered, std::vector<Buffered>, std::greater<>> {

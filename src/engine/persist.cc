@@ -142,6 +142,10 @@ void EngineImpl::PutCounters(const KeyGroup& g, const KeyEntry& entry, std::stri
 }
 
 Status EngineImpl::Save(StateStore* store) {
+  for (uint32_t g = 0; g < groups_.size() && cold_keys_ > 0; ++g) {
+    for (uint32_t id : groups_[g].index) Warm(id);  // read back before engine/ is deleted
+  }
+  if (!cold_status_.ok()) return cold_status_;
   std::vector<std::string> old;
   Status st = store->Scan("engine/", [&](std::string_view k, std::string_view) { old.emplace_back(k); });
   if (!st.ok()) return st;
@@ -205,6 +209,9 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
   for (auto& g : groups_) g.index.clear();
   entries_.clear();
   free_entries_.clear();
+  cold_keys_ = 0;
+  clock_hand_ = 0;
+  cold_status_ = Status::Ok();
   dirty_.clear();
   forgotten_.clear();
   stale_.clear();
@@ -316,23 +323,15 @@ Status EngineImpl::LoadKey(std::string_view k, std::string_view field, std::stri
     v.remove_prefix(1);
     if (Status st = LoadCounters(&v, g, &counters, &counters_dropped); !st.ok()) return st;
   }
-  // The rule a section belongs to, if it is still keyed on this field.
-  auto rule_of = [&](std::string_view name) -> int {
-    if (g == groups_.size()) return -1;
-    for (uint32_t pos = 0; pos < groups_[g].rules.size(); ++pos) {
-      if (states_[groups_[g].rules[pos]].program->name == name) return static_cast<int>(pos);
-    }
-    return -1;
-  };
   auto rec = DecodeKeyRecord(v, decoder, [&](std::string_view name) -> const nfa::Program* {
-    int pos = rule_of(name);
+    int pos = RuleOf(g, name);
     return pos < 0 ? nullptr : states_[groups_[g].rules[static_cast<size_t>(pos)]].program;
   });
   if (!rec.ok()) return rec.status();
   uint32_t id = UINT32_MAX;
   bool dropped = false;
   for (auto& sr : rec.value()) {
-    int pos = rule_of(sr.rule);
+    int pos = RuleOf(g, sr.rule);
     if (!sr.loaded) {
       CountDropped(report, sr.stored_runs, pos < 0);  // the rule changed or is gone: its partial matches go
       dropped = true;
@@ -378,6 +377,15 @@ Status EngineImpl::LoadKey(std::string_view k, std::string_view field, std::stri
     if (dropped) MarkDirty(id);  // rewritten without the dropped rules at the next save
   }
   return Status::Ok();
+}
+
+// The rule a section belongs to, if it is still keyed on group g's field.
+int EngineImpl::RuleOf(uint32_t g, std::string_view name) const {
+  if (g >= groups_.size()) return -1;
+  for (uint32_t pos = 0; pos < groups_[g].rules.size(); ++pos) {
+    if (states_[groups_[g].rules[pos]].program->name == name) return static_cast<int>(pos);
+  }
+  return -1;
 }
 
 // The counters section of a key record (PutCounters): the states of

@@ -3,7 +3,7 @@
 each beside its baseline measured in the same run (issue 19).
 
     tests/bench/throughput.py BUILD_DIR [RULES] [--events N] [--keys K] [--skip-keys]
-        [--commit-interval D] [--no-rekey] [--keep]
+        [--commit-interval D] [--no-rekey] [--keep] [--perf] [--run-only]
     tests/bench/throughput.py BUILD_DIR [RULES] --latency-only RATE [--events N]
     tests/bench/throughput.py BUILD_DIR [RULES] --cadence A,B [--rounds K] [--events N]
     tests/bench/throughput.py BUILD_DIR [RULES] --against OTHER_BUILD_DIR [--rounds K] [--events N]
@@ -171,7 +171,15 @@ def bare(build, brokers, n):
 def full_run(cepheus, work, brokers, rules, n, name="full"):
     port = free_port()
     d = Daemon(cepheus, config(work, name, brokers, rules, port, "events", idle="2s"), port, work, name)
+    perf = None
+    if "--perf" in sys.argv:  # a profile of the whole run, kept as WORK/perf.data (with --keep)
+        perf = subprocess.Popen(["perf", "record", "-F", "999", "--call-graph", "dwarf,16384", "-p",
+                                 str(d.proc.pid), "-o", f"{work}/perf.data"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first, last = until_committed(d, n)
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
     cpu = d.cpu()
     peak, _ = memory(d.proc.pid)
     text = d.text
@@ -348,6 +356,10 @@ def main():
         print(f"alerts: run committed {len(committed):,}, replay {len(replayed):,}: "
               f"{'equal' if same else 'DIFFERENT'}", flush=True)
 
+        if "--run-only" in args:
+            if not same:
+                raise SystemExit("the run's committed alerts differ from replay's")
+            return
         rate = max(1, int(n / run["wall"] / 2))
         text = latency_run(cepheus, work, brokers, rules, gen, rate)
         print(latency_line(text, rate) + " (half the run's rate)", flush=True)

@@ -34,6 +34,12 @@ struct EngineOptions {
   // fields are still evaluated); each (event, key field) so refused is
   // counted in EngineStats::keys_refused. 0: no limit.
   uint64_t max_keys = 0;
+  // Most keys whose state is held in memory (over every key field), once a
+  // cold store is set (Engine::set_cold_store): EvictColdKeys lets the least
+  // recently used of the saved keys go down to this, keeping of each only
+  // its key and pending wake-ups; its next event or wake-up reads its state
+  // back from the store. 0: every key stays in memory.
+  uint64_t max_resident_keys = 0;
   // The key fields (dotted paths) whose rules run; empty: every rule. The
   // rules keyed on other fields see no event, and their stored state is
   // dropped at Load as a removed rule's (a daemon partition that runs only
@@ -76,8 +82,23 @@ class Engine {
   // Follows one key's evaluations (`cepheus trace`); not owned, null for none.
   void set_tracer(Tracer* tracer);
 
+  // Where the state of keys let go by EvictColdKeys is read back from: the
+  // store SaveChanges writes to (or a view of the same data), and the
+  // decoder of its events. Not owned; both must outlive the engine.
+  void set_cold_store(const StateStore* store, EventDecoder* decoder);
+  // After a SaveChanges: lets saved keys go from memory, least recently used
+  // first, until at most EngineOptions::max_resident_keys are held. Returns
+  // how many went. Does nothing without a cold store or that option.
+  size_t EvictColdKeys();
+  // Keys whose state is in the cold store only.
+  uint64_t cold_keys() const;
+  // The first failure to read a key's state back (the key then went on with
+  // none); Ok when every read succeeded. The daemon aborts its batch on it.
+  Status cold_status() const;
+
   // Writes the whole state (runs of every key, watermark, buffered events) to
-  // `store`, replacing what was there under the "engine/" prefix.
+  // `store`, replacing what was there under the "engine/" prefix. Keys in the
+  // cold store are read back first.
   Status Save(StateStore* store);
   // Writes only what changed since the last Save or SaveChanges: the meta and
   // buffer records, the keys touched since (or their deletion when they no

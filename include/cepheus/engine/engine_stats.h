@@ -29,6 +29,8 @@ struct EngineStats {
   uint64_t keys_refused = 0;   // at EngineOptions::max_keys: events whose key could not start state
   uint64_t buffer_forced = 0;  // at EngineOptions::max_buffered: events released before the watermark reached them
   uint64_t distinct_capped = 0;  // distinct counters: values refused past kMaxDistinctValues per key and window
+  uint64_t keys_evicted = 0;   // at EngineOptions::max_resident_keys: keys whose state went to the cold store
+  uint64_t keys_warmed = 0;    // keys whose state was read back from the cold store
   std::vector<RuleStats> rules;  // by rule index
   std::vector<AggregateStats> aggregates;  // by CompiledRuleSet::aggregates index
   std::vector<int64_t> counter_keys;       // by CompiledRuleSet::counters index: keys holding it now

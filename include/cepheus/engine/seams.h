@@ -71,6 +71,16 @@ class StateStore {
   // Calls fn for every key starting with prefix, in key order.
   virtual Status Scan(std::string_view prefix,
                       const std::function<void(std::string_view, std::string_view)>& fn) const = 0;
+  // The value of `key`, nullopt when there is none. A Scan of the key as
+  // its prefix, keeping the exact match.
+  virtual Result<std::optional<std::string>> Get(std::string_view key) const {
+    std::optional<std::string> found;
+    Status st = Scan(key, [&](std::string_view k, std::string_view v) {
+      if (k == key) found.emplace(v);
+    });
+    if (!st.ok()) return st;
+    return found;
+  }
 };
 
 // ---- in-memory versions ------------------------------------------------------
