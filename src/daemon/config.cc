@@ -260,6 +260,12 @@ const std::vector<ConfigKey> kSchema = {
      "starts nothing: the keys that hold state go on as before, and "
      "cepheus_limit_hits_total{limit=\"keys_per_partition\"} counts each event refused so.",
      [](Config* c, const std::string& v) { return SetCount(&c->state.max_keys, v, 1ULL << 32); }},
+    {"state.max_resident_keys", ConfigKind::kCount, "10000",
+     "Most keys one partition holds in memory; the others are in LMDB only (~150 bytes of memory each) and "
+     "read back when an event, a window's end or a cooldown's end concerns them. After each commit the keys "
+     "least recently used go, down to this many. Higher: more memory (1-3 KB a key with the shipped rules), "
+     "fewer reads from LMDB (a few microseconds each). 0: every key stays in memory.",
+     [](Config* c, const std::string& v) { return SetCount(&c->state.max_resident_keys, v, 1ULL << 32); }},
     {"metrics.listen", ConfigKind::kString, "127.0.0.1:9464",
      "Address of the Prometheus endpoint (/metrics, /healthz); loopback by default.",
      [](Config* c, const std::string& v) {
@@ -588,10 +594,10 @@ std::string DumpConfig(const Config& c) {
   out += "  consumer:" + props(c.kafka.consumer);
   out += "  producer:" + props(c.kafka.producer);
   out += fmt::format("state:\n  directory: {}\n  map_size: {}\n  max_map_size: {}\n  commit_interval: {}\n"
-                     "  commit_records: {}\n  max_reread: {}\n  max_keys: {}\n",
+                     "  commit_records: {}\n  max_reread: {}\n  max_keys: {}\n  max_resident_keys: {}\n",
                      q(c.state.directory), c.state.map_size, c.state.max_map_size,
                      FormatDuration(c.state.commit_interval), c.state.commit_records, c.state.max_reread,
-                     c.state.max_keys);
+                     c.state.max_keys, c.state.max_resident_keys);
   out += fmt::format("metrics:\n  listen: {}\n  username: {}\n  password: {}\nlog:\n  level: {}\n",
                      q(c.metrics.listen), q(c.metrics.username),
                      c.metrics.password.empty() ? q("") : std::string("<redacted>"), q(c.log.level));

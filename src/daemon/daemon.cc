@@ -147,6 +147,9 @@ struct Daemon::Part {
   std::unique_ptr<engine::EventDecoder> decoder;
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<engine::Pump> pump;  // decoder -> engine; a refused record's reason in `refused`
+  // The partition's view of LMDB, where the engine reads back the keys it
+  // let go from memory (state.max_resident_keys).
+  std::unique_ptr<state::PrefixStore> cold;
   std::string refused;
   int64_t next_offset = -1;     // after the last record handled
   // A stage partition's watermark moves at its sources' marks alone, so its
@@ -319,6 +322,7 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
   eo.out_of_order = config_.out_of_order;
   eo.max_buffered = config_.max_buffered;
   eo.max_keys = config_.state.max_keys;
+  eo.max_resident_keys = config_.state.max_resident_keys;
   if (rekeyer_) {
     eo.key_fields = p.stage < 0 ? plan_.DirectFields() : std::vector<std::string>{plan_.stages[static_cast<size_t>(p.stage)].field};
     eo.watermark_from_events = p.stage < 0;
@@ -328,6 +332,8 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
   p.outbox.Clear();
   p.engine = std::make_unique<engine::Engine>(rules_, eo, &p.outbox);
   p.engine->set_tables(feed_ ? feed_->tables() : nullptr);
+  p.cold = std::make_unique<state::PrefixStore>(store_.get(), Prefix(p.topic, p.partition));
+  p.engine->set_cold_store(p.cold.get(), p.decoder.get());
   // The pump only notes why a record was refused: Handle sends the dead
   // letter after Feed returns (a failed send aborts, which rebuilds the pump).
   p.pump = std::make_unique<engine::Pump>(
@@ -741,20 +747,30 @@ Status Daemon::PlanRekeying() {
   return Status::Ok();
 }
 
-bool Daemon::Commit() {
-  if (!dirty_) return true;
-  if (rekeyer_) {
-    // Each input partition's watermark, when it moved, to every stage
-    // partition, in this transaction (after the events it covers).
-    for (auto& [key, p] : parts_) {
-      Millis w = p->engine->watermark();
-      if (p->stage >= 0 || w <= p->mark_sent || w == kMinTime || p->next_offset < p->suppress_until) continue;
-      if (Status st = rekeyer_->SendMarks(fmt::format("{}/{}", p->topic, p->partition), w); !st.ok()) {
-        return Abort(st.message());
-      }
-      p->mark_sent = w;
+// Before a commit: each input partition's watermark, when it moved, to
+// every stage partition, in this transaction (after the events it covers).
+// A key let go from memory that could not be read back fails it too (the
+// batch went on without its state): Commit aborts, and the batch is read
+// again from LMDB's state.
+Status Daemon::PrepareCommit() {
+  for (auto& [key, p] : parts_) {
+    if (Status st = p->engine->cold_status(); !st.ok()) {
+      return Status::IoError(fmt::format("{}/{}: {}", p->topic, p->partition, st.message()));
     }
   }
+  if (!rekeyer_) return Status::Ok();
+  for (auto& [key, p] : parts_) {
+    Millis w = p->engine->watermark();
+    if (p->stage >= 0 || w <= p->mark_sent || w == kMinTime || p->next_offset < p->suppress_until) continue;
+    if (Status st = rekeyer_->SendMarks(fmt::format("{}/{}", p->topic, p->partition), w); !st.ok()) return st;
+    p->mark_sent = w;
+  }
+  return Status::Ok();
+}
+
+bool Daemon::Commit() {
+  if (!dirty_) return true;
+  if (Status st = PrepareCommit(); !st.ok()) return Abort(st.message());
   std::vector<io::TopicOffset> offsets;
   for (auto& [key, p] : parts_) {
     TeeStore tee(store_.get(), Prefix(p->topic, p->partition), producer_.get(), &config_.kafka.changelog_topic,
@@ -811,6 +827,9 @@ bool Daemon::Commit() {
   // Kafka has the alerts and the offsets: now the state that reflects them,
   // written while the loop goes on (the next commit waits for it).
   store_->CommitInBackground();
+  // Every key is saved now: the least used go from memory, down to
+  // state.max_resident_keys a partition (read back from LMDB when needed).
+  for (auto& [key, p] : parts_) keys_let_go_ += p->engine->EvictColdKeys();
   ++commits_;
   dirty_ = false;
   metrics_->ObserveStateCommit(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());

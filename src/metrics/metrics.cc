@@ -88,6 +88,8 @@ struct Metrics::Impl {
   std::vector<prometheus::Counter*> evicted;     // by rule
   std::vector<prometheus::Gauge*> runs;          // by rule
   prometheus::Gauge* keys = nullptr;
+  prometheus::Gauge* keys_cold = nullptr;           // cepheus_keys_cold: in LMDB only (state.max_resident_keys)
+  prometheus::Counter* keys_read_back = nullptr;    // cepheus_keys_read_back_total
   prometheus::Histogram* event_to_alert = nullptr;
   prometheus::Family<prometheus::Gauge>* watermark_lag = nullptr;
   prometheus::Family<prometheus::Gauge>* consumer_lag = nullptr;
@@ -161,6 +163,7 @@ struct Metrics::Impl {
   struct Last {
     engine::EngineStats stats;
     int64_t keys = 0;
+    int64_t cold = 0;
     double keys_ratio = 0, buffer_ratio = 0;  // of the engine's limits
   };
   std::map<std::string, Last> last;
@@ -206,6 +209,16 @@ void Metrics::Impl::RegisterPipeline(const nfa::CompiledRuleSet& rules) {
   rules_loaded = &BuildGauge().Name("cepheus_rules_loaded").Help("Rules running.").Register(reg).Add({});
   BindRules(rules);
   keys = &BuildGauge().Name("cepheus_keys_active").Help("Keys holding state.").Register(reg).Add({});
+  keys_cold = &BuildGauge()
+                   .Name("cepheus_keys_cold")
+                   .Help("Keys holding state in LMDB only, beyond state.max_resident_keys a partition.")
+                   .Register(reg)
+                   .Add({});
+  keys_read_back = &BuildCounter()
+                        .Name("cepheus_keys_read_back_total")
+                        .Help("Keys whose state was read back from LMDB into memory.")
+                        .Register(reg)
+                        .Add({});
   event_to_alert = &BuildHistogram()
                           .Name("cepheus_event_to_alert_seconds")
                           .Help("From a message's Kafka time to its alert being committed (published).")
@@ -391,6 +404,7 @@ void Metrics::ForgetPartition(const std::string& partition) {
     i.runs[r]->Decrement(static_cast<double>(last.stats.rules[r].runs));
   }
   i.keys->Decrement(static_cast<double>(last.keys));
+  i.keys_cold->Decrement(static_cast<double>(last.cold));
   i.UpdateDeclarations(engine::EngineStats{}, last.stats, 0);
   i.last.erase(it);
   i.UpdateLimitRatios();
@@ -532,6 +546,10 @@ void Metrics::UpdateEngine(const std::string& partition, const engine::Engine& e
   i.UpdateDeclarations(s, last.stats, 1);
   int64_t keys = eng.active_keys();
   i.keys->Increment(static_cast<double>(keys - last.keys));
+  const auto cold = static_cast<int64_t>(eng.cold_keys());
+  i.keys_cold->Increment(static_cast<double>(cold - last.cold));
+  last.cold = cold;
+  i.keys_read_back->Increment(static_cast<double>(s.keys_warmed - last.stats.keys_warmed));
   i.keys_refused->Increment(static_cast<double>(s.keys_refused - last.stats.keys_refused));
   i.buffer_forced->Increment(static_cast<double>(s.buffer_forced - last.stats.buffer_forced));
   const engine::EngineOptions& o = eng.options();

@@ -57,6 +57,7 @@ struct Config {
     uint64_t commit_records = 0;  // under a backlog, records per batch
     uint64_t max_reread = 0;      // records of a re-keying partition a restore reads again
     uint64_t max_keys = 0;  // per partition
+    uint64_t max_resident_keys = 0;  // per partition; 0: every key in memory
   } state;
   struct Metrics {
     std::string listen;

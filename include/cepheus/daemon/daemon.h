@@ -101,6 +101,8 @@ class Daemon : public io::RebalanceListener {
   uint64_t restored_runs() const { return restored_runs_.load(); }
   uint64_t commits() const { return commits_.load(); }
   uint64_t aborts() const { return aborts_.load(); }
+  // Keys let go from memory so far (state.max_resident_keys).
+  uint64_t keys_let_go() const { return keys_let_go_.load(); }
 
  private:
   struct Part;
@@ -109,6 +111,9 @@ class Daemon : public io::RebalanceListener {
   // Commits the open transaction and the LMDB batch. Returns false on a
   // fatal error (the daemon must stop).
   bool Commit();
+  // Commit's first part: the stage partitions' marks sent, the engines'
+  // reads from LMDB checked; a failure aborts the batch.
+  Status PrepareCommit();
   // Every 500 ms of the loop: idle partitions follow the clock, and the
   // engine gauges and consumer lag are updated.
   void Tick();
@@ -216,6 +221,7 @@ class Daemon : public io::RebalanceListener {
   std::vector<Millis> uncommitted_alert_times_;  // Kafka times of the records behind this batch's alerts
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> aborts_{0};
+  std::atomic<uint64_t> keys_let_go_{0};
   // The counters above and this are read by tests from other threads.
   std::atomic<int64_t> active_runs_{0};
   std::chrono::steady_clock::time_point last_commit_;

@@ -386,8 +386,12 @@ TEST_CASE("a re-keyed alert's id names its events' input positions, as one engin
 }
 
 TEST_CASE("aborts at many points of a re-keyed stream lose and duplicate nothing: the alerts are one engine's over the input") {
+  uint64_t resident = 0;
+  SUBCASE("every key in memory") { resident = 0; }
+  SUBCASE("one key a partition in memory, the others read back from LMDB") { resident = 1; }
   World w;
   auto config = w.Config(true);
+  config.state.max_resident_keys = resident;
   daemon::Daemon d(config, testing::CompileRules(kRules), &w.kafka);
   testing::DaemonThread run(d);
   // Events in time order, each on its user's partition; cards shared across
@@ -406,11 +410,13 @@ TEST_CASE("aborts at many points of a re-keyed stream lose and duplicate nothing
   }
   for (int32_t p : {0, 1}) input.emplace_back(p, Order(fmt::format("end{}", p), fmt::format("u{}", p), "c0", 10000000));
   int64_t counts[2] = {0, 0};
+  uint64_t injected = 0;
   for (size_t i = 0; i < input.size(); ++i) {
     w.kafka.Append("events", input[i].first, input[i].second);
     ++counts[input[i].first];
     if (i % 30 == 29) {  // an abort every few batches, at whatever point the daemon is
       w.kafka.FailNext(FakeKafka::Call::kCommit, io::TxnOutcome::kAbort, 1);
+      ++injected;
       REQUIRE(testing::Eventually([&] { return w.kafka.GroupOffset("events", 0) == counts[0] &&
                                                w.kafka.GroupOffset("events", 1) == counts[1]; },
                                   std::chrono::seconds(5)));
@@ -432,6 +438,8 @@ TEST_CASE("aborts at many points of a re-keyed stream lose and duplicate nothing
   }, std::chrono::seconds(5)));
   CHECK(run.Stop() == 0);
   CHECK(w.kafka.aborts() >= 8);
+  if (resident > 0) CHECK(d.keys_let_go() >= 50);
+  CHECK(d.aborts() == injected);  // a key read back from LMDB failed none
 
   const auto want = OneEngineAlertIds(input, config.out_of_order);
   CHECK(want.size() > 20);
