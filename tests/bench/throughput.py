@@ -5,6 +5,7 @@ each beside its baseline measured in the same run (issue 19).
     tests/bench/throughput.py BUILD_DIR [RULES] [--events N] [--keys K] [--skip-keys]
         [--commit-interval D] [--no-rekey] [--keep] [--perf] [--run-only]
     tests/bench/throughput.py BUILD_DIR [RULES] --latency-only RATE [--events N]
+    tests/bench/throughput.py BUILD_DIR [RULES] --keys-only [--keys K] [--events N]
     tests/bench/throughput.py BUILD_DIR [RULES] --cadence A,B [--rounds K] [--events N]
     tests/bench/throughput.py BUILD_DIR [RULES] --against OTHER_BUILD_DIR [--rounds K] [--events N]
 
@@ -288,7 +289,12 @@ def distinct_keys(cepheus, work, brokers, rules, k):
     text = d.poll()
     peak, _ = memory(d.proc.pid)
     d.stop()
-    return counter(text, "cepheus_keys_active"), peak, d.peak_anon
+    return counter(text, "cepheus_keys_active"), counter(text, "cepheus_keys_cold"), peak, d.peak_anon
+
+
+def keys_line(keys, cold, peak, anon, k):
+    return (f"keys: {keys:,.0f} keys holding state ({cold:,.0f} of them in LMDB only) after {k:,} events of "
+            f"distinct users: peak RSS {peak:.0f} MiB, anonymous {anon:.0f} MiB (target <= 300 MB beyond LMDB's map)")
 
 
 def main():
@@ -326,6 +332,9 @@ def main():
             other = os.path.abspath(args[args.index("--against") + 1])
             side_by_side(work, brokers, rules, n, [(build, cepheus, ""), (other, f"{other}/cepheus", "")],
                          opt("--rounds", 3))
+            return
+        if "--keys-only" in args:  # the distinct keys' run alone
+            print(keys_line(*distinct_keys(cepheus, work, brokers, rules, k), k), flush=True)
             return
         if "--latency-only" in args:  # the latency run alone, at a given rate
             text = latency_run(cepheus, work, brokers, rules, gen, opt("--latency-only", 1000))
@@ -365,9 +374,7 @@ def main():
         print(latency_line(text, rate) + " (half the run's rate)", flush=True)
 
         if "--skip-keys" not in args:
-            keys, peak, anon = distinct_keys(cepheus, work, brokers, rules, k)
-            print(f"keys: {keys:,.0f} keys holding state after {k:,} events of distinct users: peak RSS {peak:.0f} MiB, "
-                  f"anonymous {anon:.0f} MiB (target <= 300 MB beyond LMDB's map)", flush=True)
+            print(keys_line(*distinct_keys(cepheus, work, brokers, rules, k), k), flush=True)
         if not same:
             raise SystemExit("the run's committed alerts differ from replay's")
     finally:
