@@ -52,17 +52,9 @@ Status EngineImpl::WarmFrom(uint32_t id, std::string_view value) {
   if (sk.value().field != groups_[g].field || sk.value().key != entries_[id].key) {
     return Status::Corruption("the record is of another key");
   }
-  std::string_view v = sk.value().record;
   std::vector<std::pair<uint32_t, CounterState>> counters;
   bool dropped = false;
-  if (!v.empty() && static_cast<uint8_t>(v[0]) == kCountersMarker) {
-    v.remove_prefix(1);
-    if (Status st = LoadCounters(&v, g, &counters, &dropped); !st.ok()) return st;
-  }
-  auto rec = DecodeKeyRecord(v, cold_decoder_, [&](std::string_view name) -> const nfa::Program* {
-    int pos = RuleOf(g, name);
-    return pos < 0 ? nullptr : states_[groups_[g].rules[static_cast<size_t>(pos)]].program;
-  });
+  auto rec = DecodeKey(g, sk.value().record, cold_decoder_, &counters, &dropped);
   if (!rec.ok()) return rec.status();
   for (const auto& sr : rec.value()) dropped = dropped || !sr.loaded;
   if (dropped) return Status::Corruption("the record holds the state of rules this engine does not run");
@@ -86,8 +78,8 @@ Status EngineImpl::WarmFrom(uint32_t id, std::string_view value) {
 
 void EngineImpl::Evict(uint32_t id) {
   KeyEntry& entry = entries_[id];
-  entry.rules.release();
-  std::vector<CounterState>().swap(entry.counters);
+  entry.rules.clear();
+  entry.counters.clear();
   entry.cold = true;
   ++cold_keys_;
   ++stats_.keys_evicted;

@@ -469,7 +469,8 @@ void EngineImpl::DropUnneeded(KeyEntry& entry, uint32_t rule, Millis now) {
 }
 
 EngineImpl::KeyState* EngineImpl::RuleSlots::Find(uint32_t pos) {
-  for (auto& s : slots_) {
+  if (!slots_) return nullptr;
+  for (auto& s : *slots_) {
     if (s.pos == pos) return &s.state;
   }
   return nullptr;
@@ -477,16 +478,20 @@ EngineImpl::KeyState* EngineImpl::RuleSlots::Find(uint32_t pos) {
 
 EngineImpl::KeyState& EngineImpl::RuleSlots::Get(uint32_t pos) {
   if (KeyState* ks = Find(pos)) return *ks;
-  auto at = std::find_if(slots_.begin(), slots_.end(), [pos](const Slot& s) { return s.pos > pos; });
-  size_t i = static_cast<size_t>(at - slots_.begin());
-  slots_.reserve(slots_.size() + 1);  // exact: no room kept for slots the key may never need
-  slots_.insert(slots_.begin() + static_cast<std::ptrdiff_t>(i), Slot{pos, KeyState{}});
-  return slots_[i].state;
+  if (!slots_) slots_ = std::make_unique<std::vector<Slot>>();
+  std::vector<Slot>& v = *slots_;
+  auto at = std::find_if(v.begin(), v.end(), [pos](const Slot& s) { return s.pos > pos; });
+  size_t i = static_cast<size_t>(at - v.begin());
+  v.reserve(v.size() + 1);  // exact: no room kept for slots the key may never need
+  v.insert(v.begin() + static_cast<std::ptrdiff_t>(i), Slot{pos, KeyState{}});
+  return v[i].state;
 }
 
 void EngineImpl::RuleSlots::Drop(uint32_t pos) {
-  auto at = std::find_if(slots_.begin(), slots_.end(), [pos](const Slot& s) { return s.pos == pos; });
-  if (at != slots_.end()) slots_.erase(at);
+  if (!slots_) return;
+  auto at = std::find_if(slots_->begin(), slots_->end(), [pos](const Slot& s) { return s.pos == pos; });
+  if (at != slots_->end()) slots_->erase(at);
+  if (slots_->empty()) slots_.reset();
 }
 
 void EngineImpl::Schedule(uint32_t id, uint32_t rule, Millis now) {

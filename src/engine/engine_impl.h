@@ -70,8 +70,10 @@ class EngineImpl {
   // cooldown) has no slot. A key touches few of its group's rules (a login
   // starts runs of 2 of the 8 user_id rules shipped), and a full array cost
   // sizeof(KeyState) (104 bytes) per rule per key. Slots are kept sorted by
-  // position and grown one at a time, so capacity is what the key holds.
-  // Get may move the other slots: hold no KeyState& across it.
+  // position and grown one at a time, so capacity is what the key holds, out
+  // of line: a key with none (let go from memory, or holding only counters)
+  // keeps a null pointer. Get may move the other slots: hold no KeyState&
+  // across it.
   class RuleSlots {
    public:
     struct Slot {
@@ -82,13 +84,30 @@ class EngineImpl {
     const KeyState* Find(uint32_t pos) const { return const_cast<RuleSlots*>(this)->Find(pos); }
     KeyState& Get(uint32_t pos);  // the slot of `pos`, made when missing
     void Drop(uint32_t pos);
-    void clear() { slots_.clear(); }
-    void release() { std::vector<Slot>().swap(slots_); }  // clear, and free the capacity
-    std::vector<Slot>::const_iterator begin() const { return slots_.begin(); }
-    std::vector<Slot>::const_iterator end() const { return slots_.end(); }
+    void clear() { slots_.reset(); }
+    const Slot* begin() const { return slots_ ? slots_->data() : nullptr; }
+    const Slot* end() const { return slots_ ? slots_->data() + slots_->size() : nullptr; }
 
    private:
-    std::vector<Slot> slots_;
+    std::unique_ptr<std::vector<Slot>> slots_;
+  };
+  // A key's counter states, by position in its group's counters, out of line
+  // as the rule slots are: empty until a counter first counts an event of the
+  // key, and again once the key is let go from memory.
+  class CounterSlots {
+   public:
+    bool empty() const { return !states_ || states_->empty(); }
+    size_t size() const { return states_ ? states_->size() : 0; }
+    CounterState& operator[](size_t i) { return (*states_)[i]; }
+    const CounterState& operator[](size_t i) const { return (*states_)[i]; }
+    void resize(size_t n) {
+      if (!states_) states_ = std::make_unique<std::vector<CounterState>>();
+      states_->resize(n);
+    }
+    void clear() { states_.reset(); }
+
+   private:
+    std::unique_ptr<std::vector<CounterState>> states_;
   };
   // One key of one key field, with the state of the rules keyed on that field
   // that hold something of it.
@@ -98,6 +117,10 @@ class EngineImpl {
     std::string key;
     uint32_t generation = 0;
     uint32_t group = 0;
+    RuleSlots rules;
+    // By position in the group's counters; empty until one counts an event of the key.
+    CounterSlots counters;
+    Millis counter_wake = kMaxTime;      // its one pending CounterWake (kMaxTime: none)
     bool dirty = false;  // changed since the last save
     bool stored = false; // the store holds a record of it (as of the last save)
     bool in_use = false; // in its group's index (else on the free list)
@@ -106,10 +129,6 @@ class EngineImpl {
     // and wake-ups stay queued and warm it when they come.
     bool cold = false;
     bool used = false;   // touched since the eviction clock last passed it
-    RuleSlots rules;
-    // By position in the group's counters; empty until one counts an event of the key.
-    std::vector<CounterState> counters;
-    Millis counter_wake = kMaxTime;      // its one pending CounterWake (kMaxTime: none)
   };
   // The entries, in chunks of a fixed size: an id names its entry for good and
   // growing copies nothing (a vector's doubling held every entry twice, and
@@ -250,6 +269,9 @@ class EngineImpl {
   void Warm(uint32_t id);
   Status WarmFrom(uint32_t id, std::string_view record);
   void Evict(uint32_t id);
+  Result<std::vector<StoredRule>> DecodeKey(uint32_t g, std::string_view v, EventDecoder* decoder,
+                                            std::vector<std::pair<uint32_t, CounterState>>* counters,
+                                            bool* counters_dropped);
   // The position in group g of the rule named `name`, or -1.
   int RuleOf(uint32_t g, std::string_view name) const;
   void MarkDirty(uint32_t entry);

@@ -319,14 +319,7 @@ Status EngineImpl::LoadKey(std::string_view k, std::string_view field, std::stri
   if (g < groups_.size() && !groups_[g].enabled) g = static_cast<uint32_t>(groups_.size());  // run elsewhere
   std::vector<std::pair<uint32_t, CounterState>> counters;  // (counter index, state) still declared as written
   bool counters_dropped = false;
-  if (!v.empty() && static_cast<uint8_t>(v[0]) == kCountersMarker) {
-    v.remove_prefix(1);
-    if (Status st = LoadCounters(&v, g, &counters, &counters_dropped); !st.ok()) return st;
-  }
-  auto rec = DecodeKeyRecord(v, decoder, [&](std::string_view name) -> const nfa::Program* {
-    int pos = RuleOf(g, name);
-    return pos < 0 ? nullptr : states_[groups_[g].rules[static_cast<size_t>(pos)]].program;
-  });
+  auto rec = DecodeKey(g, v, decoder, &counters, &counters_dropped);
   if (!rec.ok()) return rec.status();
   uint32_t id = UINT32_MAX;
   bool dropped = false;
@@ -377,6 +370,23 @@ Status EngineImpl::LoadKey(std::string_view k, std::string_view field, std::stri
     if (dropped) MarkDirty(id);  // rewritten without the dropped rules at the next save
   }
   return Status::Ok();
+}
+
+// A key record of group g: its counters (those still declared with the same
+// text into *counters; *counters_dropped when some are not) and its rule
+// sections (each loaded when its rule is still keyed on g's field, with the
+// same text).
+Result<std::vector<StoredRule>> EngineImpl::DecodeKey(uint32_t g, std::string_view v, EventDecoder* decoder,
+                                                      std::vector<std::pair<uint32_t, CounterState>>* counters,
+                                                      bool* counters_dropped) {
+  if (!v.empty() && static_cast<uint8_t>(v[0]) == kCountersMarker) {
+    v.remove_prefix(1);
+    if (Status st = LoadCounters(&v, g, counters, counters_dropped); !st.ok()) return st;
+  }
+  return DecodeKeyRecord(v, decoder, [&](std::string_view name) -> const nfa::Program* {
+    int pos = RuleOf(g, name);
+    return pos < 0 ? nullptr : states_[groups_[g].rules[static_cast<size_t>(pos)]].program;
+  });
 }
 
 // The rule a section belongs to, if it is still keyed on group g's field.

@@ -3,7 +3,7 @@
 each beside its baseline measured in the same run (issue 19).
 
     tests/bench/throughput.py BUILD_DIR [RULES] [--events N] [--keys K] [--skip-keys]
-        [--commit-interval D] [--no-rekey] [--keep] [--perf] [--run-only]
+        [--commit-interval D] [--state 'KEY: VALUE'] [--no-rekey] [--keep] [--perf] [--run-only]
     tests/bench/throughput.py BUILD_DIR [RULES] --latency-only RATE [--events N]
     tests/bench/throughput.py BUILD_DIR [RULES] --keys-only [--keys K] [--events N]
     tests/bench/throughput.py BUILD_DIR [RULES] --cadence A,B [--rounds K] [--events N]
@@ -306,6 +306,8 @@ def main():
     n, k = opt("--events", 1000000), opt("--keys", 1000000)
     if "--commit-interval" in args:
         EXTRA_STATE[0] = f", commit_interval: {args[args.index('--commit-interval') + 1]}"
+    if "--state" in args:  # more `state:` settings, e.g. --state "max_resident_keys: 1000"
+        EXTRA_STATE[0] += f", {args[args.index('--state') + 1]}"
     cepheus = f"{build}/cepheus"
     work = tempfile.mkdtemp(prefix="cepheus-throughput-")
     try:

@@ -3,6 +3,8 @@
 // compiled filter that calls each of them is evaluated over one event many
 // times. Every replaced form allocates with malloc and frees with free, so
 // a sanitizer sees matching pairs.
+#include <malloc.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -17,6 +19,7 @@ namespace alloc_count {  // shared with the binary's other tests
 std::atomic<bool> counting{false};
 std::atomic<size_t> allocations{0};
 std::atomic<size_t> bytes{0};  // requested by the allocations counted
+std::atomic<int64_t> live{0};  // usable bytes of the blocks not yet freed, whether counting or not
 }  // namespace alloc_count
 using alloc_count::allocations;
 using alloc_count::counting;
@@ -26,16 +29,21 @@ void* operator new(size_t n, const std::nothrow_t&) noexcept {
     allocations.fetch_add(1, std::memory_order_relaxed);
     alloc_count::bytes.fetch_add(n, std::memory_order_relaxed);
   }
-  return std::malloc(n == 0 ? 1 : n);
+  void* p = std::malloc(n == 0 ? 1 : n);
+  if (p != nullptr) alloc_count::live.fetch_add(static_cast<int64_t>(malloc_usable_size(p)), std::memory_order_relaxed);
+  return p;
 }
 void* operator new(size_t n) {
   void* p = operator new(n, std::nothrow);
   if (p == nullptr) throw std::bad_alloc();
   return p;
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  if (p != nullptr) alloc_count::live.fetch_sub(static_cast<int64_t>(malloc_usable_size(p)), std::memory_order_relaxed);
+  std::free(p);
+}
+void operator delete(void* p, size_t) noexcept { operator delete(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { operator delete(p); }
 
 using namespace cepheus;
 

@@ -97,6 +97,28 @@ Outcome Run(const std::vector<std::string>& events, uint64_t max_resident, size_
   return out;
 }
 
+// An engine of one rule (a login, then an order within 10 minutes) holding
+// at most `max_resident` keys in memory, the others in its store.
+struct LoginOrder {
+  explicit LoginOrder(uint64_t max_resident)
+      : compiled(testing::CompileRules("rule r key user_id match l: login -> o: order within 10m\n")),
+        dec(compiled, {}),
+        eng(compiled, Options(max_resident), &sink) {
+    eng.set_cold_store(&store, &dec);
+  }
+  static engine::EngineOptions Options(uint64_t max_resident) {
+    engine::EngineOptions options;
+    options.max_resident_keys = max_resident;
+    return options;
+  }
+  void Push(const std::string& json) { eng.Push(dec.Decode(json, {}).value()); }
+  std::shared_ptr<const nfa::CompiledRuleSet> compiled;
+  engine::EventDecoder dec;
+  engine::CollectingSink sink;
+  engine::MemoryStateStore store;
+  engine::Engine eng;
+};
+
 }  // namespace
 
 TEST_CASE("an engine that holds a few keys in memory alerts and saves as one that holds every key") {
@@ -125,17 +147,11 @@ TEST_CASE("an engine that holds a few keys in memory alerts and saves as one tha
 }
 
 TEST_CASE("a key touched since the last eviction stays in memory; an idle one goes first") {
-  auto compiled = testing::CompileRules("rule r key user_id match l: login -> o: order within 10m\n");
-  engine::EventDecoder dec(compiled, {});
-  engine::EngineOptions options;
-  options.max_resident_keys = 2;
-  engine::CollectingSink sink;
-  engine::MemoryStateStore store;
-  engine::Engine eng(compiled, options, &sink);
-  eng.set_cold_store(&store, &dec);
+  LoginOrder w(2);
+  auto& eng = w.eng;
+  auto& store = w.store;
   auto login = [&](int user, long long ts) {
-    eng.Push(dec.Decode(fmt::format(R"({{"id":"l{0}{1}","type":"login","ts":{1},"user_id":"u{0}"}})", user, ts),
-                        {}).value());
+    w.Push(fmt::format(R"({{"id":"l{0}{1}","type":"login","ts":{1},"user_id":"u{0}"}})", user, ts));
   };
   for (int u = 0; u < 4; ++u) login(u, 1000 + u);
   REQUIRE(eng.SaveChanges(&store).ok());
@@ -151,32 +167,26 @@ TEST_CASE("a key touched since the last eviction stays in memory; an idle one go
   login(1, 2501);
   CHECK(eng.stats().keys_warmed == 2);  // u0 and u1 were still in memory
   // An order of a cold user completes its run: the key was read back.
-  eng.Push(dec.Decode(R"({"id":"o3","type":"order","ts":3000,"user_id":"u3"})", {}).value());
+  w.Push(R"({"id":"o3","type":"order","ts":3000,"user_id":"u3"})");
   CHECK(eng.stats().keys_warmed == 3);
   eng.Finish();
-  REQUIRE(sink.alerts.size() == 1);
-  CHECK(sink.alerts[0].key == "u3");
+  REQUIRE(w.sink.alerts.size() == 1);
+  CHECK(w.sink.alerts[0].key == "u3");
   CHECK(eng.cold_status().ok());
 }
 
 TEST_CASE("a cold key whose record is gone from the store goes on with no state, and the engine says which") {
-  auto compiled = testing::CompileRules("rule r key user_id match l: login -> o: order within 10m\n");
-  engine::EventDecoder dec(compiled, {});
-  engine::EngineOptions options;
-  options.max_resident_keys = 1;
-  engine::CollectingSink sink;
-  engine::MemoryStateStore store;
-  engine::Engine eng(compiled, options, &sink);
-  eng.set_cold_store(&store, &dec);
-  eng.Push(dec.Decode(R"({"id":"a","type":"login","ts":1000,"user_id":"alice"})", {}).value());
-  REQUIRE(eng.SaveChanges(&store).ok());
-  eng.Push(dec.Decode(R"({"id":"b","type":"login","ts":1001,"user_id":"bob"})", {}).value());
-  REQUIRE(eng.SaveChanges(&store).ok());
+  LoginOrder w(1);
+  auto& eng = w.eng;
+  w.Push(R"({"id":"a","type":"login","ts":1000,"user_id":"alice"})");
+  REQUIRE(eng.SaveChanges(&w.store).ok());
+  w.Push(R"({"id":"b","type":"login","ts":1001,"user_id":"bob"})");
+  REQUIRE(eng.SaveChanges(&w.store).ok());
   REQUIRE(eng.EvictColdKeys() == 1);  // alice, the clock's first
-  REQUIRE(store.Delete(engine::StateKeyOf("user_id", "alice")).ok());
-  eng.Push(dec.Decode(R"({"id":"c","type":"order","ts":1002,"user_id":"alice"})", {}).value());
+  REQUIRE(w.store.Delete(engine::StateKeyOf("user_id", "alice")).ok());
+  w.Push(R"({"id":"c","type":"order","ts":1002,"user_id":"alice"})");
   eng.Finish();
-  CHECK(sink.alerts.empty());
+  CHECK(w.sink.alerts.empty());
   REQUIRE_FALSE(eng.cold_status().ok());
   CHECK(eng.cold_status().message() ==
         "cannot read the state of key 'alice' (user_id) back: no record in the store");

@@ -50,6 +50,39 @@ TEST_CASE("a partition whose engine is replaced neither rewinds nor inflates the
   CHECK(testing::Sample(s, "cepheus_keys_active") == 2);
 }
 
+TEST_CASE("keys held in LMDB only are a gauge and keys read back a counter, and a replaced engine takes its own off") {
+  auto rules = testing::CompileRules("rule r key user_id match o: order{2} within 1h");
+  auto m = metrics::Metrics::Start("127.0.0.1:0", "test", *rules);
+  REQUIRE(m.ok());
+  engine::CollectingSink sink;
+  engine::EventDecoder dec(rules, {});
+  engine::MemoryStateStore store;
+  engine::EngineOptions options;
+  options.max_resident_keys = 2;
+  engine::Engine eng(rules, options, &sink);
+  eng.set_cold_store(&store, &dec);
+  PushOrders(&eng, &dec, 5);  // u0..u4, one order each
+  REQUIRE(eng.SaveChanges(&store).ok());
+  REQUIRE(eng.EvictColdKeys() == 3);
+  m.value()->UpdateEngine(0, eng, 0);
+  std::string s = testing::Scrape(m.value()->port());
+  CHECK(testing::Sample(s, "cepheus_keys_active") == 5);
+  CHECK(testing::Sample(s, "cepheus_keys_cold") == 3);
+  CHECK(testing::Sample(s, "cepheus_keys_read_back_total") == 0);
+  // A second order of u0 reads its key back and completes its run.
+  eng.Push(dec.Decode(R"({"type":"order","ts":10,"user_id":"u0"})", {}).value());
+  eng.AdvanceWatermark(11);
+  REQUIRE(sink.alerts.size() == 1);
+  m.value()->UpdateEngine(0, eng, 0);
+  s = testing::Scrape(m.value()->port());
+  CHECK(testing::Sample(s, "cepheus_keys_cold") == 2);
+  CHECK(testing::Sample(s, "cepheus_keys_read_back_total") == 1);
+  m.value()->ForgetPartition(0);
+  s = testing::Scrape(m.value()->port());
+  CHECK(testing::Sample(s, "cepheus_keys_cold") == 0);
+  CHECK(testing::Sample(s, "cepheus_keys_read_back_total") == 1);  // work done, never rewound
+}
+
 TEST_CASE("after a rule reload the series of removed rules are gone and those of kept rules keep their counts") {
   auto v1 = testing::CompileRules(
       "rule kept key user_id match o: order within 1h\n"
