@@ -80,14 +80,15 @@ std::string SetDuration(Millis* out, const std::string& v, bool allow_zero) {
 }
 
 // A whole number from 1 to `max`.
-std::string SetCount(uint64_t* out, const std::string& v, uint64_t max) {
+std::string SetCount(uint64_t* out, const std::string& v, uint64_t max, uint64_t min = 1) {
   uint64_t n = 0;
   for (char c : v) {
     if (!std::isdigit(static_cast<unsigned char>(c))) return fmt::format("'{}' is not a whole number", v);
     n = n * 10 + static_cast<uint64_t>(c - '0');
     if (n > max) return fmt::format("'{}' is more than the maximum, {}", v, max);
   }
-  if (v.empty() || n == 0) return fmt::format("'{}' must be at least 1", v);
+  if (v.empty()) return "'' is not a whole number";
+  if (n < min) return fmt::format("'{}' must be at least {}", v, min);
   *out = n;
   return "";
 }
@@ -265,7 +266,7 @@ const std::vector<ConfigKey> kSchema = {
      "read back when an event, a window's end or a cooldown's end concerns them. After each commit the keys "
      "least recently used go, down to this many. Higher: more memory (1-3 KB a key with the shipped rules), "
      "fewer reads from LMDB (a few microseconds each). 0: every key stays in memory.",
-     [](Config* c, const std::string& v) { return SetCount(&c->state.max_resident_keys, v, 1ULL << 32); }},
+     [](Config* c, const std::string& v) { return SetCount(&c->state.max_resident_keys, v, 1ULL << 32, 0); }},
     {"metrics.listen", ConfigKind::kString, "127.0.0.1:9464",
      "Address of the Prometheus endpoint (/metrics, /healthz); loopback by default.",
      [](Config* c, const std::string& v) {

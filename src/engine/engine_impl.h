@@ -284,6 +284,8 @@ class EngineImpl {
   // The parts of Load (persist: meta, reorder buffer, one key's record).
   Status LoadMeta(std::string_view v);
   Status LoadBuffer(std::string_view v, EventDecoder* decoder);
+  Status LoadRecord(std::string_view k, std::string_view v, EventDecoder* decoder, LoadReport* report,
+                    std::vector<uint32_t>* loaded, bool* one_record_buffer);
   Status LoadKey(std::string_view k, std::string_view field, std::string_view key, std::string_view v,
                  EventDecoder* decoder, LoadReport* report, std::vector<uint32_t>* loaded);
   static void CountDropped(LoadReport* report, uint64_t runs, bool removed);

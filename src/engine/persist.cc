@@ -225,49 +225,32 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
   for (auto& r : stats_.rules) r.runs = 0;
   Status result;
   std::vector<uint32_t> loaded;
+  // The meta first (it sorts after the keys), so that each key is settled as
+  // it is loaded: freed when nothing of it is needed at the watermark, and
+  // let go from memory past max_resident_keys (it is in the store), so a
+  // restore holds no more keys in memory than the engine then keeps.
+  auto meta = store.Get("engine/meta");
+  if (!meta.ok()) return meta.status();
+  if (meta.value().has_value()) {
+    if (Status m = LoadMeta(*meta.value()); !m.ok()) return m;
+  }
+  size_t settled = 0;
+  auto settle = [&] {
+    for (; settled < loaded.size(); ++settled) {
+      const uint32_t id = loaded[settled];
+      MaybeForget(id, watermark_);
+      const KeyEntry& entry = entries_[id];
+      const uint64_t resident = entries_.size() - free_entries_.size() - cold_keys_;
+      if (entry.in_use && !entry.dirty && cold_store_ != nullptr && options_.max_resident_keys > 0 &&
+          resident > options_.max_resident_keys) {
+        Evict(id);
+      }
+    }
+  };
   Status st = store.Scan("engine/", [&](std::string_view k, std::string_view v) {
     if (!result.ok()) return;
-    if (k == "engine/meta") {
-      result = LoadMeta(v);
-    } else if (k.substr(0, 9) == "engine/a/") {
-      bool stale = false;
-      result = aggregates_.Load(k, v, &stale);
-      if (stale) stale_.emplace_back(k);
-    } else if (k.substr(0, 9) == "engine/b/") {
-      std::string_view in = v;
-      auto ev = DecodeEvent(&in, decoder);
-      if (ev.ok()) buffer_.push(Buffered(std::move(ev).value()));
-      result = ev.status();
-    } else if (k == "engine/buffer") {
-      // The whole buffer in one record, as written before v2's re-keying:
-      // loaded, then written as one record per event and deleted.
-      result = LoadBuffer(v, decoder);
-      one_record_buffer = true;
-      stale_.emplace_back(k);
-    } else if (k.substr(0, 9) == "engine/k/") {
-      // A record of format version 1 (one per rule and key): not loaded.
-      CountDropped(report, CountStoredRuns(v), false);
-      stale_.emplace_back(k);
-    } else if (k.substr(0, 9) == "engine/h/") {
-      auto sk = SplitStoredKey(v);
-      result = sk.ok() ? LoadKey(k, sk.value().field, sk.value().key, sk.value().record, decoder, report, &loaded)
-                       : sk.status();
-    } else if (k.substr(0, 9) == "engine/g/") {
-      // Written before keys were digests (the key inside the store key):
-      // loaded, then moved (rewritten under its digest at the next save, the
-      // old record deleted with the stale ones).
-      std::string_view rest = k.substr(9);
-      size_t nul = rest.find('\0');
-      if (nul == std::string_view::npos) {
-        result = Status::Corruption("bad state key");
-        return;
-      }
-      const size_t was_loaded = loaded.size(), was_stale = stale_.size();
-      result = LoadKey(k, rest.substr(0, nul), rest.substr(nul + 1), v, decoder, report, &loaded);
-      if (!result.ok()) return;
-      if (stale_.size() == was_stale) stale_.emplace_back(k);
-      if (loaded.size() > was_loaded) MarkDirty(loaded.back());
-    }
+    result = LoadRecord(k, v, decoder, report, &loaded, &one_record_buffer);
+    if (result.ok()) settle();
   });
   if (!st.ok()) return st;
   saved_arrival_ = one_record_buffer ? 0 : arrival_;
@@ -275,9 +258,58 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
   for (auto& d : deadlines_) {
     std::stable_sort(d.begin(), d.end(), [](const Deadline& a, const Deadline& b) { return a.at < b.at; });
   }
-  for (uint32_t id : loaded) MaybeForget(id, watermark_);
   if (report) report->stale_keys = stale_;
   return result;
+}
+
+// One record of Load's scan (the meta is loaded first, and again here).
+Status EngineImpl::LoadRecord(std::string_view k, std::string_view v, EventDecoder* decoder, LoadReport* report,
+                              std::vector<uint32_t>* loaded, bool* one_record_buffer) {
+  if (k == "engine/meta") return LoadMeta(v);
+  if (k.substr(0, 9) == "engine/a/") {
+    bool stale = false;
+    Status st = aggregates_.Load(k, v, &stale);
+    if (stale) stale_.emplace_back(k);
+    return st;
+  }
+  if (k.substr(0, 9) == "engine/b/") {
+    std::string_view in = v;
+    auto ev = DecodeEvent(&in, decoder);
+    if (ev.ok()) buffer_.push(Buffered(std::move(ev).value()));
+    return ev.status();
+  }
+  if (k == "engine/buffer") {
+    // The whole buffer in one record, as written before v2's re-keying:
+    // loaded, then written as one record per event and deleted.
+    *one_record_buffer = true;
+    stale_.emplace_back(k);
+    return LoadBuffer(v, decoder);
+  }
+  if (k.substr(0, 9) == "engine/k/") {
+    // A record of format version 1 (one per rule and key): not loaded.
+    CountDropped(report, CountStoredRuns(v), false);
+    stale_.emplace_back(k);
+    return Status::Ok();
+  }
+  if (k.substr(0, 9) == "engine/h/") {
+    auto sk = SplitStoredKey(v);
+    if (!sk.ok()) return sk.status();
+    return LoadKey(k, sk.value().field, sk.value().key, sk.value().record, decoder, report, loaded);
+  }
+  if (k.substr(0, 9) == "engine/g/") {
+    // Written before keys were digests (the key inside the store key):
+    // loaded, then moved (rewritten under its digest at the next save, the
+    // old record deleted with the stale ones).
+    std::string_view rest = k.substr(9);
+    size_t nul = rest.find('\0');
+    if (nul == std::string_view::npos) return Status::Corruption("bad state key");
+    const size_t was_loaded = loaded->size(), was_stale = stale_.size();
+    Status st = LoadKey(k, rest.substr(0, nul), rest.substr(nul + 1), v, decoder, report, loaded);
+    if (!st.ok()) return st;
+    if (stale_.size() == was_stale) stale_.emplace_back(k);
+    if (loaded->size() > was_loaded) MarkDirty(loaded->back());
+  }
+  return Status::Ok();
 }
 
 void EngineImpl::CountDropped(LoadReport* report, uint64_t runs, bool removed) {

@@ -77,6 +77,17 @@ TEST_CASE("an unknown key is refused with its position and the closest known key
   CHECK(Error("nonsense: 1\n") == "c.yaml:1:1: unknown key 'nonsense'");
 }
 
+TEST_CASE("state.max_resident_keys is 10000 a partition unless set, and 0 keeps every key in memory") {
+  auto defaults = daemon::ParseConfig("", "c.yaml", &kNoEnv);
+  REQUIRE(defaults.ok());
+  CHECK(defaults.value().state.max_resident_keys == 10000);
+  auto none = daemon::ParseConfig("state:\n  max_resident_keys: 0\n", "c.yaml", &kNoEnv);
+  REQUIRE(none.ok());
+  CHECK(none.value().state.max_resident_keys == 0);
+  CHECK(Error("state:\n  max_resident_keys: -1\n").find("state.max_resident_keys: '-1' is not a whole number") !=
+        std::string::npos);
+}
+
 TEST_CASE("bad values are refused with the key named") {
   CHECK(Error("events:\n  out_of_order: soon\n").find("events.out_of_order: 'soon' is not a duration") != std::string::npos);
   CHECK(Error("kafka:\n  group_id: \"\"\n").find("c.yaml:2:13: kafka.group_id: must not be empty") != std::string::npos);

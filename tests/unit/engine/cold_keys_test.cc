@@ -223,3 +223,47 @@ TEST_CASE("a full save of an engine with cold keys writes what an engine holding
   CHECK(ra.size() > 10);
   CHECK(ra == rb);
 }
+
+TEST_CASE("a restore holds no more keys in memory than max_resident_keys, and alerts as an engine that never stopped") {
+  auto events = Stream(40, 1500);
+  auto compiled = testing::CompileRules(kRules);
+  engine::EventDecoder dec(compiled, {});
+  engine::EngineOptions options;
+  options.out_of_order = 3000;
+  engine::CollectingSink golden;
+  {
+    engine::Engine eng(compiled, options, &golden);
+    for (size_t i = 0; i < events.size(); ++i) eng.Push(dec.Decode(events[i], {"in", 0, int64_t(i)}).value());
+    eng.Finish();
+  }
+  for (size_t cut : {300u, 700u, 1100u}) {
+    CAPTURE(cut);
+    engine::CollectingSink first, second;
+    engine::MemoryStateStore store;
+    {
+      engine::Engine a(compiled, options, &first);
+      for (size_t i = 0; i < cut; ++i) a.Push(dec.Decode(events[i], {"in", 0, int64_t(i)}).value());
+      REQUIRE(a.SaveChanges(&store).ok());
+    }
+    engine::EngineOptions few = options;
+    few.max_resident_keys = 3;
+    engine::Engine b(compiled, few, &second);
+    b.set_cold_store(&store, &dec);
+    REQUIRE(b.Load(store, &dec).ok());
+    CHECK(b.active_keys() >= 20);
+    CHECK(b.active_keys() - static_cast<int64_t>(b.cold_keys()) <= 3);
+    for (size_t i = cut; i < events.size(); ++i) {
+      b.Push(dec.Decode(events[i], {"in", 0, int64_t(i)}).value());
+      if (i % 10 == 9) {
+        REQUIRE(b.SaveChanges(&store).ok());
+        b.EvictColdKeys();
+      }
+    }
+    b.Finish();
+    CHECK(b.cold_status().ok());
+    auto got = Json(first.alerts);
+    auto rest = Json(second.alerts);
+    got.insert(got.end(), rest.begin(), rest.end());
+    CHECK(got == Json(golden.alerts));
+  }
+}
