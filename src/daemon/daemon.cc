@@ -355,6 +355,7 @@ Status Daemon::Restore(Part& p, int64_t* lmdb_offset, uint64_t* dropped_changed,
   state::PrefixStore view(store_.get(), prefix);
   engine::Engine::LoadReport report;
   if (Status st = p.engine->Load(view, p.decoder.get(), &report); !st.ok()) return st;
+  keys_let_go_ += p.engine->stats().keys_evicted;  // past state.max_resident_keys as they loaded
   p.saved_through = p.engine->arrivals();  // the buffered events LMDB held are loaded
   p.pushed.clear();
   // Records of changed or removed rules (never loaded into a mismatched
