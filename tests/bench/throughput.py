@@ -3,7 +3,7 @@
 each beside its baseline measured in the same run (issue 19).
 
     tests/bench/throughput.py BUILD_DIR [RULES] [--events N] [--keys K] [--skip-keys]
-        [--commit-interval D] [--state 'KEY: VALUE'] [--no-rekey] [--keep] [--perf] [--run-only]
+        [--commit-interval D] [--state 'KEY: VALUE'] [--no-rekey] [--keep] [--perf] [--run-only] [--wrap 'valgrind --tool=massif']
     tests/bench/throughput.py BUILD_DIR [RULES] --latency-only RATE [--events N]
     tests/bench/throughput.py BUILD_DIR [RULES] --keys-only [--keys K] [--events N]
     tests/bench/throughput.py BUILD_DIR [RULES] --cadence A,B [--rounds K] [--events N]
@@ -107,7 +107,8 @@ class Daemon:
     def __init__(self, cepheus, cfg, port, work, name):
         self.port = port
         self.log = open(f"{work}/{name}.log", "w")
-        self.proc = subprocess.Popen([cepheus, "run", "--config", cfg], stdout=self.log, stderr=self.log)
+        wrap = sys.argv[sys.argv.index("--wrap") + 1].split() if "--wrap" in sys.argv else []  # e.g. valgrind
+        self.proc = subprocess.Popen(wrap + [cepheus, "run", "--config", cfg], stdout=self.log, stderr=self.log)
         self.peak_anon = 0.0
         self.text = ""
 
