@@ -31,10 +31,16 @@ void EngineImpl::Warm(uint32_t id) {
   ++stats_.keys_warmed;
   std::string key;
   StateKeyOf(groups_[entry.group].field, entry.key, &key);
-  auto got = cold_store_ != nullptr ? cold_store_->Get(key) : Result<std::optional<std::string>>(std::nullopt);
-  Status st = !got.ok()              ? got.status()
-              : !got.value().has_value() ? Status::NotFound("no record in the store")
-                                     : WarmFrom(id, *got.value());
+  Status st;
+  if (cold_store_ == nullptr) {
+    st = Status::FailedPrecondition("no cold store");  // none is let go without one
+  } else if (auto got = cold_store_->Get(key); !got.ok()) {
+    st = got.status();
+  } else if (!got.value().has_value()) {
+    st = Status::NotFound("no record in the store");
+  } else {
+    st = WarmFrom(id, *got.value());
+  }
   if (!st.ok() && cold_status_.ok()) {
     std::string why = fmt::format("cannot read the state of key '{}' ({}) back: {}", entry.key,
                                   groups_[entry.group].field, st.message());
