@@ -5,6 +5,7 @@ settings of a systemd unit file, and a fake NOTIFY_SOCKET.
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     from testlib import free_port, scrape, samples
 """
+import os
 import re
 import socket
 import threading
@@ -37,6 +38,18 @@ def samples(text):
             name, value = line.rsplit(" ", 1)
             values[name] = float(value)
     return values
+
+
+def cold_keys_seen(port):
+    """With CEPHEUS_STATE_MAX_RESIDENT_KEYS set (the cold-keys variants of the
+    broker tests): (ok, what) where ok says the daemon behind `port` let keys
+    go from memory and read some back (cepheus_keys_read_back_total > 0).
+    (True, "") when the variable is not set."""
+    if not os.environ.get("CEPHEUS_STATE_MAX_RESIDENT_KEYS"):
+        return True, ""
+    s = samples(scrape(port))
+    read_back, cold = s.get("cepheus_keys_read_back_total", 0), s.get("cepheus_keys_cold", 0)
+    return read_back > 0, f"cold keys: {cold:.0f} in LMDB only, {read_back:.0f} read back"
 
 
 def unit_settings(path):

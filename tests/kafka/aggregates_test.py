@@ -33,7 +33,7 @@ from eos_kill_test import (BROKER, Feeder, missing_and_duplicates, read_topic, r
                            sh, start, stop_all, wait_until_read)
 from rekey_test import events, settle, write_config  # noqa: E402
 sys.path.insert(0, os.path.join(HERE, ".."))
-from testlib import free_port  # noqa: E402
+from testlib import cold_keys_seen, free_port  # noqa: E402
 
 
 def config(path, work, brokers, rules, port):
@@ -92,6 +92,7 @@ def main():
             procs.append(proc)
         feeder.wait()
         settle(port, quiet=15)
+        cold_ok, cold_what = cold_keys_seen(port)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
         log.close()
@@ -102,11 +103,11 @@ def main():
         fired = {a[0] for a in got if a[2] == "aggregate"}
         print(f"aggregates: alerts {len(got)} against replay's {len(golden)}: {missing} missing, {duplicates} "
               f"duplicated; window records {len(got_records)} against {len(golden_records)}: {r_missing} missing, "
-              f"{r_duplicates} duplicated; aggregates that alerted: {sorted(fired)}; exit {code}", flush=True)
+              f"{r_duplicates} duplicated; aggregates that alerted: {sorted(fired)}; exit {code} {cold_what}", flush=True)
         if r_missing or r_duplicates:
             w, g = Counter(golden_records), Counter(got_records)
             print(f"aggregates: e.g. missing {list((w - g).elements())[:2]}, extra {list((g - w).elements())[:2]}")
-        ok = (code == 0 and missing == 0 and duplicates == 0 and r_missing == 0 and r_duplicates == 0
+        ok = (code == 0 and cold_ok and missing == 0 and duplicates == 0 and r_missing == 0 and r_duplicates == 0
               and killed_mid_stream == kills and len(golden_records) > 100
               and {"sales_per_minute", "country_logins"} <= fired)
     finally:

@@ -38,7 +38,7 @@ sys.path.insert(0, HERE)
 from eos_kill_test import (BROKER, Feeder, evaluated, missing_and_duplicates, read_topic, reduce_alert,  # noqa: E402
                            sh, start, stop_all, wait_until_read)
 sys.path.insert(0, os.path.join(HERE, ".."))
-from testlib import free_port  # noqa: E402
+from testlib import cold_keys_seen, free_port  # noqa: E402
 
 
 def write_config(path, work, brokers, rules, port, group, member, topic):
@@ -171,10 +171,11 @@ def main():
         feeder.start()
         feeder.wait()
         settle(port)
+        cold_ok, cold_what = cold_keys_seen(port)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
-        print(f"rekey: one: finished in {time.time() - t1:.1f} s, exit {code}", flush=True)
-        one_ok = compare(work, "one", golden) and code == 0
+        print(f"rekey: one: finished in {time.time() - t1:.1f} s, exit {code} {cold_what}", flush=True)
+        one_ok = compare(work, "one", golden) and code == 0 and cold_ok
 
         # two: A, B joins, A killed.
         t2 = time.time()
