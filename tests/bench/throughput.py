@@ -354,8 +354,9 @@ def main():
         print(f"{'replay':>14}: {n / replay_cpu:>12,.0f} events per CPU-second ({per_m(replay_cpu):.2f} CPU-s per 1M), "
               f"peak RSS {replay_peak:.0f} MiB")
         print(f"{'run':>14}: {run_rate:>12,.0f} events per CPU-second ({per_m(run['cpu']):.2f} CPU-s per 1M; "
-              f"{n / run['wall']:,.0f} events/s wall, {run['commits']:.0f} commits), peak RSS {run['peak']:.0f} MiB, "
-              f"anonymous {run['anon']:.0f} MiB")
+              f"{n / run['wall']:,.0f} events/s wall, {run['commits']:.0f} commits, "
+              f"{counter(run['text'], 'cepheus_keys_read_back_total'):,.0f} keys read back from LMDB), "
+              f"peak RSS {run['peak']:.0f} MiB, anonymous {run['anon']:.0f} MiB")
         beyond = per_m(run["cpu"] - replay_cpu)
         print(f"run / bare consumer: {run_rate / bare_rate:.2f} (target >= 0.5)")
         print(f"daemon's cost beyond replay: {beyond:.2f} CPU-s per 1M events, {beyond / per_m(bare_cpu):.2f} x the "

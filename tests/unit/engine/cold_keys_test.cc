@@ -46,6 +46,15 @@ std::vector<std::string> Stream(int users, int events) {
   return out;
 }
 
+// The stream's options: 3 s out of order, at most `max_resident` keys in
+// memory (0: every key).
+engine::EngineOptions StreamOptions(uint64_t max_resident = 0) {
+  engine::EngineOptions options;
+  options.out_of_order = 3000;
+  options.max_resident_keys = max_resident;
+  return options;
+}
+
 std::vector<std::string> Json(const std::vector<engine::Alert>& alerts) {
   std::vector<std::string> out;
   for (const auto& a : alerts) out.push_back(a.json);
@@ -68,9 +77,7 @@ struct Outcome {
 Outcome Run(const std::vector<std::string>& events, uint64_t max_resident, size_t every) {
   auto compiled = testing::CompileRules(kRules);
   engine::EventDecoder dec(compiled, {});
-  engine::EngineOptions options;
-  options.out_of_order = 3000;
-  options.max_resident_keys = max_resident;
+  const engine::EngineOptions options = StreamOptions(max_resident);
   engine::CollectingSink sink;
   engine::MemoryStateStore store;
   engine::Engine eng(compiled, options, &sink);
@@ -196,12 +203,9 @@ TEST_CASE("a full save of an engine with cold keys writes what an engine holding
   auto events = Stream(25, 400);
   auto compiled = testing::CompileRules(kRules);
   engine::EventDecoder dec(compiled, {});
-  engine::EngineOptions options;
-  options.out_of_order = 3000;
   engine::CollectingSink s1, s2;
-  engine::Engine all(compiled, options, &s1);
-  options.max_resident_keys = 3;
-  engine::Engine few(compiled, options, &s2);
+  engine::Engine all(compiled, StreamOptions(), &s1);
+  engine::Engine few(compiled, StreamOptions(3), &s2);
   engine::MemoryStateStore cold;
   few.set_cold_store(&cold, &dec);
   for (size_t i = 0; i < events.size(); ++i) {
@@ -228,8 +232,7 @@ TEST_CASE("a restore holds no more keys in memory than max_resident_keys, and al
   auto events = Stream(40, 1500);
   auto compiled = testing::CompileRules(kRules);
   engine::EventDecoder dec(compiled, {});
-  engine::EngineOptions options;
-  options.out_of_order = 3000;
+  const engine::EngineOptions options = StreamOptions();
   engine::CollectingSink golden;
   {
     engine::Engine eng(compiled, options, &golden);
@@ -245,9 +248,7 @@ TEST_CASE("a restore holds no more keys in memory than max_resident_keys, and al
       for (size_t i = 0; i < cut; ++i) a.Push(dec.Decode(events[i], {"in", 0, int64_t(i)}).value());
       REQUIRE(a.SaveChanges(&store).ok());
     }
-    engine::EngineOptions few = options;
-    few.max_resident_keys = 3;
-    engine::Engine b(compiled, few, &second);
+    engine::Engine b(compiled, StreamOptions(3), &second);
     b.set_cold_store(&store, &dec);
     REQUIRE(b.Load(store, &dec).ok());
     CHECK(b.active_keys() >= 20);
