@@ -25,7 +25,8 @@
 // Releasing an event first fires every closing before the event's time, which
 // gives the spec's "windows and events in time order". An entry is freed as
 // soon as no rule needs it, so state is bounded by the live windows (plus
-// cooldowns).
+// cooldowns); with a cold store, a saved idle key's state may also leave
+// memory and be read back when it is next needed (cold_keys.cc).
 #include "engine/engine_impl.h"
 #include "engine/alert.h"
 
