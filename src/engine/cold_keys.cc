@@ -91,13 +91,17 @@ void EngineImpl::Evict(uint32_t id) {
   ++stats_.keys_evicted;
 }
 
-size_t EngineImpl::EvictColdKeys() {
+uint64_t EngineImpl::ResidentExcess() const {
   const uint64_t max = options_.max_resident_keys;
-  if (max == 0 || cold_store_ == nullptr) return 0;
-  uint64_t resident = entries_.size() - free_entries_.size() - cold_keys_;
+  const uint64_t resident = entries_.size() - free_entries_.size() - cold_keys_;
+  return max == 0 || cold_store_ == nullptr || resident <= max ? 0 : resident - max;
+}
+
+size_t EngineImpl::EvictColdKeys() {
+  uint64_t excess = ResidentExcess();
   size_t evicted = 0;
   // Two turns of the hand at most: the first may only clear marks.
-  for (size_t step = 0; resident > max && step < 2 * entries_.size(); ++step) {
+  for (size_t step = 0; excess > 0 && step < 2 * entries_.size(); ++step) {
     if (clock_hand_ >= entries_.size()) clock_hand_ = 0;
     const uint32_t id = static_cast<uint32_t>(clock_hand_++);
     KeyEntry& entry = entries_[id];
@@ -106,9 +110,9 @@ size_t EngineImpl::EvictColdKeys() {
       entry.used = false;
       continue;
     }
-    if (entry.dirty || !entry.stored) continue;  // the store does not hold what memory does
+    if (!Evictable(entry)) continue;  // the store does not hold what memory does
     Evict(id);
-    --resident;
+    --excess;
     ++evicted;
   }
   return evicted;

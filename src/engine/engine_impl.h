@@ -269,6 +269,10 @@ class EngineImpl {
   void Warm(uint32_t id);
   Status WarmFrom(uint32_t id, std::string_view record);
   void Evict(uint32_t id);
+  // A key in memory whose state the store holds as it is: it may be let go.
+  static bool Evictable(const KeyEntry& e) { return e.in_use && !e.cold && !e.dirty && e.stored; }
+  // Keys in memory beyond max_resident_keys (0 without a cold store or that option).
+  uint64_t ResidentExcess() const;
   Result<std::vector<StoredRule>> DecodeKey(uint32_t g, std::string_view v, EventDecoder* decoder,
                                             std::vector<std::pair<uint32_t, CounterState>>* counters,
                                             bool* counters_dropped);

@@ -239,12 +239,7 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
     for (; settled < loaded.size(); ++settled) {
       const uint32_t id = loaded[settled];
       MaybeForget(id, watermark_);
-      const KeyEntry& entry = entries_[id];
-      const uint64_t resident = entries_.size() - free_entries_.size() - cold_keys_;
-      if (entry.in_use && !entry.dirty && cold_store_ != nullptr && options_.max_resident_keys > 0 &&
-          resident > options_.max_resident_keys) {
-        Evict(id);
-      }
+      if (Evictable(entries_[id]) && ResidentExcess() > 0) Evict(id);
     }
   };
   Status st = store.Scan("engine/", [&](std::string_view k, std::string_view v) {
