@@ -84,6 +84,14 @@ Status EngineImpl::WarmFrom(uint32_t id, std::string_view value) {
 
 void EngineImpl::Evict(uint32_t id) {
   KeyEntry& entry = entries_[id];
+  Millis wake = kMaxTime;
+  for (const auto& slot : entry.rules) {
+    const uint32_t r = groups_[entry.group].rules[slot.pos];
+    if (!states_[r].silent || slot.state.armed_at == kMaxTime) continue;
+    wake = std::min(wake, slot.state.armed_at);
+    ++cold_arms_[r];
+  }
+  if (wake != kMaxTime) cold_wakes_.push(CounterWake{wake, id, entry.generation});
   entry.rules.clear();
   entry.counters.clear();
   entry.cold = true;
@@ -115,6 +123,7 @@ size_t EngineImpl::EvictColdKeys() {
     --excess;
     ++evicted;
   }
+  CompactColdArms();
   return evicted;
 }
 

@@ -91,6 +91,7 @@ EngineImpl::EngineImpl(std::shared_ptr<const nfa::CompiledRuleSet> rules, Engine
   stats_.counter_keys.resize(rules_->counters.size());
   deadlines_.resize(states_.size());
   compact_at_.resize(states_.size(), kCompactMin);
+  cold_arms_.resize(states_.size(), 0);
 }
 
 EngineImpl::~EngineImpl() = default;
@@ -190,6 +191,13 @@ void EngineImpl::CloseUntil(Millis t) {
       if (live != tm.at) continue;  // stale
       live = kMaxTime;
       Fire(tm.entry, tm.generation, tm.rule, tm.at);
+      continue;
+    }
+    if (!cold_wakes_.empty() && cold_wakes_.top().at < at) {
+      CounterWake w = cold_wakes_.top();
+      cold_wakes_.pop();
+      // Read back, its silent rules armed again; a key warm since (or gone) has its arms.
+      if (entries_[w.entry].generation == w.generation) Warm(w.entry);
       continue;
     }
     if (!counter_wakes_.empty() && counter_wakes_.top().at < at) {
@@ -439,14 +447,25 @@ void EngineImpl::CompactDeadlines(uint32_t rule) {
     const Deadline& d = fifo[i];
     const KeyEntry& entry = entries_[d.entry];
     const KeyState* ks = entry.rules.Find(rs.pos);
-    // A cold key's runs are not at hand: its entries are kept.
-    bool drop = entry.generation != d.generation ||
+    // A cold key's runs are not at hand: a silent rule's entries of it go
+    // (its cold wake-up re-arms the rule), another rule's are kept.
+    bool drop = entry.generation != d.generation || (entry.cold && rs.silent) ||
                 (!entry.cold && (ks == nullptr || (later[d.entry] && d.at < rs.matcher.NextDeadline(ks->runs))));
     if (entry.generation == d.generation) later[d.entry] = true;
     if (!drop) fifo[--keep] = d;
   }
   fifo.erase(fifo.begin(), fifo.begin() + static_cast<std::ptrdiff_t>(keep));
   compact_at_[rule] = std::max(kCompactMin, 2 * fifo.size());
+  cold_arms_[rule] = 0;
+}
+
+void EngineImpl::CompactColdArms() {
+  // When at least half a FIFO is cold keys' arms: each pass then drops at
+  // least half of what it walks, which the evictions paid for.
+  for (uint32_t r = 0; r < deadlines_.size(); ++r) {
+    const size_t n = deadlines_[r].size();
+    if (states_[r].silent && n >= kCompactMin && 2 * cold_arms_[r] >= n) CompactDeadlines(r);
+  }
 }
 
 bool EngineImpl::Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const {

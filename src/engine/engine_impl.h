@@ -268,6 +268,10 @@ class EngineImpl {
   // is kept in cold_status_.
   void Warm(uint32_t id);
   Status WarmFrom(uint32_t id, std::string_view record);
+  // Lets the key's state go (it is in the cold store). Its silent rules'
+  // arms, one queued closing per rule, are taken over by one wake-up of the
+  // key at the earliest of them (cold_wakes_), which reads it back and arms
+  // them again; CompactDeadlines then drops those rules' entries of the key.
   void Evict(uint32_t id);
   // A key in memory whose state the store holds as it is: it may be let go.
   static bool Evictable(const KeyEntry& e) { return e.in_use && !e.cold && !e.dirty && e.stored; }
@@ -302,7 +306,11 @@ class EngineImpl {
   // open window ends after them and a later entry of the key follows (runs
   // dropped at the limit, or prefix runs gone, leave theirs behind). Keeps a
   // hot key's FIFO at about its live runs rather than its events per window.
+  // A silent rule's entries of a cold key go too (its cold wake-up stands
+  // for them).
   void CompactDeadlines(uint32_t rule);
+  // Compacts the FIFOs of silent rules that keys let go left mostly stale.
+  void CompactColdArms();
   // True when the key holds state that must be kept (and saved).
   bool Needed(const nfa::Program& p, const nfa::KeyRuns& k, Millis now) const;
   // True when some rule of the key needs its state kept.
@@ -362,6 +370,12 @@ class EngineImpl {
   std::vector<uint32_t> counter_pos_;  // by counter: its position in its group
   KeyCounters reader_;
   std::priority_queue<CounterWake, std::vector<CounterWake>, std::greater<>> counter_wakes_;
+  // A cold key's one wake-up for its silent rules (Evict), the same shape as a
+  // counter's; a deque, which grows without a vector's doubled copy.
+  std::priority_queue<CounterWake, std::deque<CounterWake>, std::greater<>> cold_wakes_;
+  // By rule: the silent arms of keys let go since its last CompactDeadlines,
+  // entries of its FIFO that a compaction would drop.
+  std::vector<size_t> cold_arms_;
   Aggregates aggregates_;
 };
 

@@ -216,7 +216,9 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
   forgotten_.clear();
   stale_.clear();
   timers_ = {};
+  cold_wakes_ = {};
   for (auto& d : deadlines_) d.clear();
+  std::fill(cold_arms_.begin(), cold_arms_.end(), 0);
   buffer_ = {};
   released_saved_.clear();
   aggregates_.Clear();
@@ -239,7 +241,10 @@ Status EngineImpl::Load(const StateStore& store, EventDecoder* decoder, LoadRepo
     for (; settled < loaded.size(); ++settled) {
       const uint32_t id = loaded[settled];
       MaybeForget(id, watermark_);
-      if (Evictable(entries_[id]) && ResidentExcess() > 0) Evict(id);
+      if (Evictable(entries_[id]) && ResidentExcess() > 0) {
+        Evict(id);
+        CompactColdArms();
+      }
     }
   };
   Status st = store.Scan("engine/", [&](std::string_view k, std::string_view v) {

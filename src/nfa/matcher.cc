@@ -40,6 +40,7 @@ constexpr size_t kSuffixPool = 64;  // empty suffix buffers a matcher keeps for 
 }  // namespace
 
 Matcher::Matcher(const Program* program) : p_(program) {
+  for (const StepProgram& s : p_->steps) strict_ |= s.arrow_in == dsl::Arrow::kStrict;
   for (int32_t root : p_->suffix.filter_conjuncts) {
     CompiledExpr& c = conjuncts_.emplace_back(p_->steps[0].filter);
     c.root = root;
@@ -299,7 +300,7 @@ void Matcher::AdvanceRuns(std::vector<Run>& runs, const EventRef& ep) const {
     if (nc == 0) {
       // The run skips e, or dies.
       if (Killed(run, e)) continue;
-      run.contiguous = false;
+      if (strict_) run.contiguous = false;
       if (w != i) runs[w] = std::move(run);
       ++w;
       continue;
@@ -339,7 +340,7 @@ void Matcher::AdvanceRuns(std::vector<Run>& runs, const EventRef& ep) const {
     if (kept_original) continue;
     if (!took) {
       // Every way of taking e was refused by `where`: keep waiting without it.
-      run.contiguous = false;
+      if (strict_) run.contiguous = false;
       if (w != i) runs[w] = std::move(run);
       ++w;
     }
@@ -653,7 +654,7 @@ void Matcher::SuffixRun(const SuffixRuns& s, size_t from, Run* r) const {
     DistinctKey(FieldAt(*s.events[i], p_->suffix.distinct_slot), &key);
     if (seen.insert(key).second) {
       Take(r, 0, s.events[i]);
-    } else {
+    } else if (strict_) {
       r->contiguous = false;
     }
   }

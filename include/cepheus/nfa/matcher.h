@@ -46,7 +46,10 @@ struct Run {
   uint64_t start_seq = 0;
   int32_t step = 0;        // the step the run is at
   int32_t count = 0;       // events taken at `step`
-  bool contiguous = true;  // no event of the key was skipped since the last one taken
+  // No event of the key was skipped since the last one taken. Only a `=>`
+  // reads it, so a rule with none keeps it true: its runs then write the same
+  // state record whether they were held as runs or in a shared buffer.
+  bool contiguous = true;
   Millis first_ts = 0;
   Millis last_ts = 0;
   uint64_t last_seq = 0;
@@ -328,6 +331,7 @@ class Matcher {
   SuffixRuns& Buffer(KeyRuns& k) const;
 
   const Program* p_;
+  bool strict_ = false;  // some step is entered by `=>` (Run::contiguous matters)
   const TableReader* tables_ = nullptr;
   const CounterReader* counters_ = nullptr;
   // Scratch reused across calls (a Matcher serves one engine, one thread).
