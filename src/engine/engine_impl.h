@@ -116,20 +116,23 @@ class EngineImpl {
   struct KeyEntry {
     std::string key;
     uint32_t generation = 0;
-    uint32_t group = 0;
-    RuleSlots rules;
-    // By position in the group's counters; empty until one counts an event of the key.
-    CounterSlots counters;
-    Millis counter_wake = kMaxTime;      // its one pending CounterWake (kMaxTime: none)
-    bool dirty = false;  // changed since the last save
-    bool stored = false; // the store holds a record of it (as of the last save)
-    bool in_use = false; // in its group's index (else on the free list)
+    // Its key field (a rule set has fewer key fields than rules, far below
+    // 2^24); with the flags in one word, an entry is 64 bytes, a cache line.
+    uint32_t group : 24 = 0;
+    bool dirty : 1 = false;   // changed since the last save
+    bool stored : 1 = false;  // the store holds a record of it (as of the last save)
+    bool in_use : 1 = false;  // in its group's index (else on the free list)
     // Its state is in the cold store only (EvictColdKeys): rules and
     // counters are empty until Warm reads them back. Its pending closings
     // and wake-ups stay queued and warm it when they come.
-    bool cold = false;
-    bool used = false;   // touched since the eviction clock last passed it
+    bool cold : 1 = false;
+    bool used : 1 = false;  // touched since the eviction clock last passed it
+    RuleSlots rules;
+    // By position in the group's counters; empty until one counts an event of the key.
+    CounterSlots counters;
+    Millis counter_wake = kMaxTime;  // its one pending CounterWake (kMaxTime: none)
   };
+  static_assert(sizeof(KeyEntry) == 64);
   // The entries, in chunks of a fixed size: an id names its entry for good and
   // growing copies nothing (a vector's doubling held every entry twice, and
   // up to half of its capacity unused).
@@ -153,9 +156,12 @@ class EngineImpl {
     size_t size_ = 0;
   };
   // The index of one key field's keys: the ids of their entries in an open
-  // addressing table (robin hood, with 32 bits of each hash stored beside the
-  // id), looked up by the key's text, which lives in the entry. A lookup
-  // reads one bucket, then the entry it needs anyway.
+  // addressing table (robin hood, 8 bytes a bucket: the id and its distance
+  // from its home bucket), looked up by the key's text, which lives in the
+  // entry. A lookup reads one bucket, then the entry it needs anyway; the
+  // hash is not stored beside the id (4 bytes more a bucket, a third of the
+  // index), so a probe past the home bucket reads that entry's key too, and
+  // a rehash reads every entry.
   struct IndexHash {
     using is_transparent = void;
     const EntrySlab* entries;
@@ -169,7 +175,7 @@ class EngineImpl {
     bool operator()(std::string_view key, uint32_t id) const { return (*entries)[id].key == key; }
     bool operator()(uint32_t id, std::string_view key) const { return (*entries)[id].key == key; }
   };
-  using KeyIndex = tsl::robin_set<uint32_t, IndexHash, IndexEq, std::allocator<uint32_t>, true>;
+  using KeyIndex = tsl::robin_set<uint32_t, IndexHash, IndexEq, std::allocator<uint32_t>, false>;
   // The rules that share a key field, and the index of that field's keys.
   struct KeyGroup {
     int32_t slot;

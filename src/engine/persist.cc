@@ -163,7 +163,10 @@ Status EngineImpl::Save(StateStore* store) {
       entry.stored = false;
       // No state: no record, and no delete of one the store does not hold.
       if (!CountersLive(entry, watermark_) && !AnyRuleNeeded(entry, watermark_)) continue;
-      if (st = PutKey(store, g, entry.key, &entry, &entry.stored); !st.ok()) return st;
+      bool stored = false;  // a bit-field: PutKey writes a bool
+      st = PutKey(store, g, entry.key, &entry, &stored);
+      entry.stored = stored;
+      if (!st.ok()) return st;
     }
   }
   for (auto [id, gen] : dirty_) {
@@ -197,7 +200,10 @@ Status EngineImpl::SaveChanges(StateStore* store, uint64_t buffer_through) {
     entry.dirty = false;
     bool any = CountersLive(entry, watermark_) || AnyRuleNeeded(entry, watermark_);
     if (!any && !entry.stored) continue;
-    if (Status st = PutKey(store, entry.group, entry.key, &entry, &entry.stored); !st.ok()) return st;
+    bool stored = false;
+    Status st = PutKey(store, entry.group, entry.key, &entry, &stored);
+    entry.stored = stored;
+    if (!st.ok()) return st;
   }
   dirty_.clear();
   return Status::Ok();

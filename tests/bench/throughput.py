@@ -3,7 +3,7 @@
 each beside its baseline measured in the same run (issue 19).
 
     tests/bench/throughput.py BUILD_DIR [RULES] [--events N] [--keys K] [--skip-keys]
-        [--commit-interval D] [--state 'KEY: VALUE'] [--no-rekey] [--keep] [--perf] [--run-only] [--wrap 'valgrind --tool=massif']
+        [--commit-interval D] [--state 'KEY: VALUE'] [--consumer 'PROPERTY: VALUE'] [--no-rekey] [--keep] [--perf] [--run-only] [--wrap 'valgrind --tool=massif']
     tests/bench/throughput.py BUILD_DIR [RULES] --latency-only RATE [--events N]
     tests/bench/throughput.py BUILD_DIR [RULES] --keys-only [--keys K] [--events N]
     tests/bench/throughput.py BUILD_DIR [RULES] --cadence A,B [--rounds K] [--events N]
@@ -95,6 +95,7 @@ kafka:
   dead_letter_topic: dead
   transactional_id: {name}
   rekey: {"false" if "--no-rekey" in sys.argv else "true"}
+  consumer: {{{sys.argv[sys.argv.index("--consumer") + 1] if "--consumer" in sys.argv else ""}}}
 state: {{directory: {work}/state-{name}{EXTRA_STATE[0]}}}
 metrics: {{listen: "127.0.0.1:{port}"}}
 """)
