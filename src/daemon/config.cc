@@ -555,11 +555,6 @@ Result<Config> LoadConfig(const std::string& path, const std::map<std::string, s
 std::map<std::string, std::string> GroupConsumerProperties(const Config& c) {
   auto props = c.kafka.consumer;
   if (c.kafka.static_membership) props.emplace("group.instance.id", c.kafka.transactional_id);
-  // librdkafka prefetches until a partition holds queued.min.messages
-  // (100 000 by default) or its queue queued.max.messages.kbytes: under a
-  // backlog of 8 partitions that held ~60 MB of fetched records. 10 000 a
-  // partition is still seconds of records at the daemon's rate.
-  props.emplace("queued.min.messages", "10000");
   return props;
 }
 

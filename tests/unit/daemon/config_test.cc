@@ -222,15 +222,6 @@ TEST_CASE("a configuration path that is an endless device is refused at 1 MiB, n
   CHECK(c.status().message() == "/dev/zero is larger than 1048576 bytes, the most cepheus reads of such a file");
 }
 
-TEST_CASE("the group consumer prefetches 10 000 records a partition unless told otherwise") {
-  auto c = daemon::ParseConfig("kafka: {transactional_id: fraud-3}\n", "t.yaml");
-  REQUIRE(c.ok());
-  CHECK(daemon::GroupConsumerProperties(c.value()).at("queued.min.messages") == "10000");
-  c = daemon::ParseConfig("kafka: {consumer: {queued.min.messages: 100000}}\n", "t.yaml");
-  REQUIRE(c.ok());
-  CHECK(daemon::GroupConsumerProperties(c.value()).at("queued.min.messages") == "100000");
-}
-
 TEST_CASE("the group consumer is a static member named after the transactional id unless told otherwise") {
   auto c = daemon::ParseConfig("kafka: {transactional_id: fraud-3}\n", "t.yaml");
   REQUIRE(c.ok());
