@@ -33,7 +33,9 @@ Starts a broker (tests/kafka/broker.sh), produces N events of `cepheus gen`
   keys      a third daemon reads K (default 1 000 000) events of K distinct
             users (one login or order each, within a few minutes of event
             time): the keys holding state at the end and the daemon's peak
-            anonymous RSS (target <= 300 MB).
+            anonymous RSS (target <= 300 MB); then a fourth the same events
+            with the memory setting (MEMORY_SETTING below: fewer keys in
+            memory, smaller batches, a smaller prefetch).
 
 --cadence and --against print only the run's events per CPU-second, for two
 variants in alternating rounds (two values of state.commit_records; this
@@ -82,7 +84,10 @@ def memory(pid):
     return kib("VmHWM") / 1024, kib("RssAnon") / 1024
 
 
-def config(work, name, brokers, rules, port, topic, idle="1d"):
+def config(work, name, brokers, rules, port, topic, idle="1d", state=None, consumer=None):
+    state = EXTRA_STATE[0] if state is None else state
+    if consumer is None:
+        consumer = sys.argv[sys.argv.index("--consumer") + 1] if "--consumer" in sys.argv else ""
     path = f"{work}/{name}.yaml"
     with open(path, "w") as f:
         f.write(f"""rules: {{path: {rules}}}
@@ -95,8 +100,8 @@ kafka:
   dead_letter_topic: dead
   transactional_id: {name}
   rekey: {"false" if "--no-rekey" in sys.argv else "true"}
-  consumer: {{{sys.argv[sys.argv.index("--consumer") + 1] if "--consumer" in sys.argv else ""}}}
-state: {{directory: {work}/state-{name}{EXTRA_STATE[0]}}}
+  consumer: {{{consumer}}}
+state: {{directory: {work}/state-{name}{state}}}
 metrics: {{listen: "127.0.0.1:{port}"}}
 """)
     return path
@@ -266,10 +271,30 @@ def latency_line(text, rate):
 
 LAG = [0.0]
 EXTRA_STATE = [""]
+# The settings for a daemon whose keys outnumber its memory (deploy/README.md).
+MEMORY_SETTING = (", max_resident_keys: 1000, commit_records: 5000", "queued.min.messages: 10000")
 
 
-def distinct_keys(cepheus, work, brokers, rules, k):
-    """K events of K distinct users, produced through the broker's console producer."""
+def distinct_keys(cepheus, work, brokers, rules, k, name="keys", setting=(None, None)):
+    """K events of K distinct users, produced through the broker's console producer (once), read by
+    a daemon of group `name` with `setting` (its `state:` additions, its `kafka.consumer` properties)."""
+    if name == "keys":
+        produce_distinct_keys(work, k)
+    else:
+        for topic, parts in ((f"alerts-{name}", 1), (f"{name}-changelog", PARTITIONS)):
+            sh(BROKER, "topic", f"{work}/broker", topic, str(parts))
+    port = free_port()
+    d = Daemon(cepheus, config(work, name, brokers, rules, port, "keys", state=setting[0], consumer=setting[1]),
+               port, work, name)
+    until_committed(d, k)
+    time.sleep(1.0)  # the engines' gauges are updated every 0.5 s
+    text = d.poll()
+    peak, _ = memory(d.proc.pid)
+    d.stop()
+    return counter(text, "cepheus_keys_active"), counter(text, "cepheus_keys_cold"), peak, d.peak_anon
+
+
+def produce_distinct_keys(work, k):
     rng = random.Random(7)
     t0 = 1700000000000
     lines = []
@@ -284,14 +309,6 @@ def distinct_keys(cepheus, work, brokers, rules, k):
         lines.append(f"{user}\t{json.dumps(e, separators=(',', ':'))}\n")
     subprocess.run([BROKER, "produce", f"{work}/broker", "keys"], input="".join(lines).encode(), check=True,
                    capture_output=True)
-    port = free_port()
-    d = Daemon(cepheus, config(work, "keys", brokers, rules, port, "keys"), port, work, "keys")
-    until_committed(d, k)
-    time.sleep(1.0)  # the engines' gauges are updated every 0.5 s
-    text = d.poll()
-    peak, _ = memory(d.proc.pid)
-    d.stop()
-    return counter(text, "cepheus_keys_active"), counter(text, "cepheus_keys_cold"), peak, d.peak_anon
 
 
 def keys_line(keys, cold, peak, anon, k):
@@ -380,6 +397,9 @@ def main():
 
         if "--skip-keys" not in args:
             print(keys_line(*distinct_keys(cepheus, work, brokers, rules, k), k), flush=True)
+            got = distinct_keys(cepheus, work, brokers, rules, k, "keystight", MEMORY_SETTING)
+            print(keys_line(*got, k).replace("keys:", f"keys, state: {{{MEMORY_SETTING[0][2:]}}} and "
+                                                      f"kafka.consumer: {{{MEMORY_SETTING[1]}}}:", 1), flush=True)
         if not same:
             raise SystemExit("the run's committed alerts differ from replay's")
     finally:
