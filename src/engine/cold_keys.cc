@@ -95,7 +95,7 @@ void EngineImpl::Evict(uint32_t id) {
     wake = std::min(wake, slot.state.armed_at);
     ++cold_arms_[r];
   }
-  if (wake != kMaxTime) cold_wakes_.push(CounterWake{wake, id, entry.generation});
+  if (wake != kMaxTime) cold_wakes_.push(KeyWake{wake, id, entry.generation});
   entry.rules.clear();
   entry.counters.clear();
   entry.cold = true;

@@ -194,14 +194,14 @@ void EngineImpl::CloseUntil(Millis t) {
       continue;
     }
     if (!cold_wakes_.empty() && cold_wakes_.top().at < at) {
-      CounterWake w = cold_wakes_.top();
+      KeyWake w = cold_wakes_.top();
       cold_wakes_.pop();
       // Read back, its silent rules armed again; a key warm since (or gone) has its arms.
       if (entries_[w.entry].generation == w.generation) Warm(w.entry);
       continue;
     }
     if (!counter_wakes_.empty() && counter_wakes_.top().at < at) {
-      CounterWake w = counter_wakes_.top();
+      KeyWake w = counter_wakes_.top();
       counter_wakes_.pop();
       KeyEntry& entry = entries_[w.entry];
       if (entry.generation != w.generation || entry.counter_wake != w.at) continue;
@@ -410,7 +410,7 @@ void EngineImpl::ArmCounterWake(uint32_t id, Millis after) {
   }
   if (at <= after) return;  // its counters are done: the key's rules, if any, hold it
   entry.counter_wake = at;
-  counter_wakes_.push(CounterWake{at, id, entry.generation});
+  counter_wakes_.push(KeyWake{at, id, entry.generation});
 }
 
 bool EngineImpl::CountersLive(const KeyEntry& entry, Millis now) const {

@@ -130,7 +130,7 @@ class EngineImpl {
     RuleSlots rules;
     // By position in the group's counters; empty until one counts an event of the key.
     CounterSlots counters;
-    Millis counter_wake = kMaxTime;  // its one pending CounterWake (kMaxTime: none)
+    Millis counter_wake = kMaxTime;  // its one pending counter wake-up (kMaxTime: none)
   };
   static_assert(sizeof(KeyEntry) == 64);
   // The entries, in chunks of a fixed size: an id names its entry for good and
@@ -237,12 +237,14 @@ class EngineImpl {
     uint32_t entry = UINT32_MAX;  // none: every counter reads as over no event
     nfa::Value Read(int32_t counter, Millis at) const override;
   };
-  // A key kept for its counters: checked again when their window has passed.
-  struct CounterWake {
+  // A key's wake-up at a time: one kept for its counters, checked again when
+  // their window has passed (counter_wakes_), or one let go from memory, read
+  // back at its silent rules' earliest closing (cold_wakes_).
+  struct KeyWake {
     Millis at;
     uint32_t entry;
     uint32_t generation;
-    bool operator>(const CounterWake& o) const { return at > o.at; }
+    bool operator>(const KeyWake& o) const { return at > o.at; }
   };
   // Updates the counters of `group` that `e` counts; returns the key's entry
   // (created when some counter counts e), or `id` as given.
@@ -375,10 +377,10 @@ class EngineImpl {
   std::string text_;                 // reused: a distinct counter's value
   std::vector<uint32_t> counter_pos_;  // by counter: its position in its group
   KeyCounters reader_;
-  std::priority_queue<CounterWake, std::vector<CounterWake>, std::greater<>> counter_wakes_;
-  // A cold key's one wake-up for its silent rules (Evict), the same shape as a
-  // counter's; a deque, which grows without a vector's doubled copy.
-  std::priority_queue<CounterWake, std::deque<CounterWake>, std::greater<>> cold_wakes_;
+  std::priority_queue<KeyWake, std::vector<KeyWake>, std::greater<>> counter_wakes_;
+  // A cold key's one wake-up for its silent rules (Evict); a deque, which
+  // grows without a vector's doubled copy.
+  std::priority_queue<KeyWake, std::deque<KeyWake>, std::greater<>> cold_wakes_;
   // By rule: the silent arms of keys let go since its last CompactDeadlines,
   // entries of its FIFO that a compaction would drop.
   std::vector<size_t> cold_arms_;
