@@ -536,7 +536,8 @@ void EngineImpl::MaybeForget(uint32_t id, Millis now) {
   KeyEntry& entry = entries_[id];
   KeyGroup& group = groups_[entry.group];
   if (AnyRuleNeeded(entry, now) || CountersLive(entry, now)) return;
-  if (entry.stored) forgotten_.emplace_back(uint32_t{entry.group}, entry.key);  // deleted at the next save
+  // Deleted at the next save.
+  if (entry.stored) forgotten_.emplace_back(uint32_t{entry.group}, entry.key);
   group.index.erase(std::string_view(entry.key));
   ++entry.generation;
   entry.dirty = false;
