@@ -4,6 +4,7 @@ each beside its baseline measured in the same run (issue 19).
 
     tests/bench/throughput.py BUILD_DIR [RULES] [--events N] [--keys K] [--skip-keys]
         [--commit-interval D] [--state 'KEY: VALUE'] [--consumer 'PROPERTY: VALUE'] [--no-rekey] [--keep] [--perf] [--run-only] [--wrap 'valgrind --tool=massif']
+    tests/bench/throughput.py BUILD_DIR --v1 [any of the above]
     tests/bench/throughput.py BUILD_DIR [RULES] --latency-only RATE [--events N]
     tests/bench/throughput.py BUILD_DIR [RULES] --keys-only [--keys K] [--events N]
     tests/bench/throughput.py BUILD_DIR [RULES] --cadence A,B [--rounds K] [--events N]
@@ -36,6 +37,10 @@ Starts a broker (tests/kafka/broker.sh), produces N events of `cepheus gen`
             anonymous RSS (target <= 300 MB); then a fourth the same events
             with the memory setting (MEMORY_SETTING below: fewer keys in
             memory, smaller batches, a smaller prefetch).
+
+--v1 runs the issue's own configuration: the six v1 rules (V1_RULES, with
+their events' declarations, copied from rules/ as they are today) and no
+re-keying (the v1 daemon had none), in place of RULES.
 
 --cadence and --against print only the run's events per CPU-second, for two
 variants in alternating rounds (two values of state.commit_records; this
@@ -99,7 +104,7 @@ kafka:
   alerts_topic: alerts-{name}
   dead_letter_topic: dead
   transactional_id: {name}
-  rekey: {"false" if "--no-rekey" in sys.argv else "true"}
+  rekey: {"false" if "--no-rekey" in sys.argv or "--v1" in sys.argv else "true"}
   consumer: {{{consumer}}}
 state: {{directory: {work}/state-{name}{state}}}
 metrics: {{listen: "127.0.0.1:{port}"}}
@@ -189,6 +194,7 @@ def full_run(cepheus, work, brokers, rules, n, name="full"):
         perf.send_signal(signal.SIGINT)
         perf.wait()
     cpu = d.cpu()
+    threads = thread_cpu(d.proc.pid, cpu)
     peak, _ = memory(d.proc.pid)
     text = d.text
     time.sleep(8)  # the idle timeout moves the watermark to the wall clock: every window closes, as replay's end does
@@ -197,7 +203,22 @@ def full_run(cepheus, work, brokers, rules, n, name="full"):
     # Read a second at least: a run shorter than the polling gives no rate
     # (use --events 100000 or more for the latency part to mean anything).
     return {"cpu": cpu, "wall": max(last - first, 1.0), "peak": peak, "anon": d.peak_anon,
-            "commits": counter(text, COMMIT + "_count"), "text": text}
+            "commits": counter(text, COMMIT + "_count"), "text": text, "threads": threads}
+
+
+def thread_cpu(pid, total):
+    """CPU seconds by thread name (librdkafka's broker threads together), and
+    the threads gone by then (each commit's LMDB writer) as the rest."""
+    by = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
+            name = "main thread" if tid == str(pid) else re.sub(r"^rdk:broker.*", "rdk:broker*", name)
+            by[name] = by.get(name, 0.0) + cpu_seconds(pid, tid)
+        except OSError:
+            pass  # ended meanwhile
+    by["ended threads (LMDB's writer)"] = max(0.0, total - sum(by.values()))
+    return by
 
 
 def latency_run(cepheus, work, brokers, rules, gen, rate):
@@ -269,6 +290,10 @@ def latency_line(text, rate):
             f"largest consumer lag seen {LAG[0]:,.0f} records")
 
 
+# The rules of the issue's table (v1's six; `card_testing` keys on card_id
+# and, without re-keying, runs per input partition as it did in v1).
+V1_RULES = ("account_takeover", "card_testing", "login_country_jump", "multi_country_orders", "spend_velocity",
+            "unpaid_order")
 LAG = [0.0]
 EXTRA_STATE = [""]
 # The settings for a daemon whose keys outnumber its memory (deploy/README.md).
@@ -341,8 +366,14 @@ def main():
         sh(*gen, "--events", str(n), "--kafka", brokers, "--topic", "events")
         with open(f"{work}/events.jsonl", "w") as f:
             subprocess.run(gen + ["--events", str(n)], check=True, stdout=f, stderr=subprocess.DEVNULL)
+        if "--v1" in args:
+            rules = f"{work}/v1rules"
+            os.makedirs(rules)
+            for name in V1_RULES + ("events",):
+                shutil.copy(os.path.join(HERE, "..", "..", "rules", f"{name}.rules"), rules)
+        what = f"the six v1 rules ({', '.join(V1_RULES)}), no re-keying" if "--v1" in args else rules
         print(f"input: {n:,} events of `cepheus gen --users 20000 --seed 335`, {PARTITIONS} partitions; rules "
-              f"{rules}; {os.cpu_count()} cores", flush=True)
+              f"{what}; {os.cpu_count()} cores", flush=True)
 
         if "--cadence" in args:  # full runs only, alternating two values of state.commit_records
             values = args[args.index("--cadence") + 1].split(",")
@@ -375,6 +406,9 @@ def main():
               f"{n / run['wall']:,.0f} events/s wall, {run['commits']:.0f} commits, "
               f"{counter(run['text'], 'cepheus_keys_read_back_total'):,.0f} keys read back from LMDB), "
               f"peak RSS {run['peak']:.0f} MiB, anonymous {run['anon']:.0f} MiB")
+        print(f"{'run by thread':>14}: " + ", ".join(f"{name} {per_m(c):.2f}" for name, c in
+                                                     sorted(run["threads"].items(), key=lambda kv: -kv[1])
+                                                     if per_m(c) >= 0.01) + " CPU-s per 1M")
         beyond = per_m(run["cpu"] - replay_cpu)
         print(f"run / bare consumer: {run_rate / bare_rate:.2f} (target >= 0.5)")
         print(f"daemon's cost beyond replay: {beyond:.2f} CPU-s per 1M events, {beyond / per_m(bare_cpu):.2f} x the "
